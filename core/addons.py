@@ -1,0 +1,161 @@
+"""The addon loader: find addons, read their manifests, order them, register their hooks.
+
+Shipped addons and resellers' packages are found the same way: through the
+entry-point group ``smsgw.addons`` (``name = package``). Each package holds a
+``__manifest__.py`` that is a dict literal, read with ``ast.literal_eval`` so
+that no addon code runs to learn its name, version and dependencies.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pluggy
+
+from . import hookspecs
+
+ENTRY_POINT_GROUP = "smsgw.addons"
+REQUIRED_KEYS = ("name", "version", "summary", "depends", "license", "author")
+
+hookimpl = pluggy.HookimplMarker("smsgw")
+
+
+class AddonError(RuntimeError):
+    """An addon cannot be loaded; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class Addon:
+    name: str
+    version: str
+    summary: str
+    depends: tuple[str, ...]
+    license: str
+    author: str
+    package: str
+    path: Path
+    default_enabled: bool = True
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+def read_manifest(package: str) -> Addon:
+    """Read ``<package>/__manifest__.py`` without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise AddonError(f"addon package {package!r} cannot be found (is it installed?)")
+    path = Path(list(spec.submodule_search_locations)[0])
+    manifest_file = path / "__manifest__.py"
+    try:
+        data = ast.literal_eval(manifest_file.read_text())
+    except FileNotFoundError:
+        raise AddonError(f"addon package {package!r} has no __manifest__.py") from None
+    except (SyntaxError, ValueError) as exc:
+        raise AddonError(f"{manifest_file} must be a single dict literal: {exc}") from None
+    if not isinstance(data, dict):
+        raise AddonError(f"{manifest_file} must be a dict literal")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise AddonError(f"manifest of {package!r} lacks {', '.join(missing)}")
+    if not isinstance(data["depends"], (list, tuple)):
+        raise AddonError(f"manifest of {package!r}: depends must be a list of addon names")
+    return Addon(
+        name=str(data["name"]), version=str(data["version"]), summary=str(data["summary"]),
+        depends=tuple(data["depends"]), license=str(data["license"]), author=str(data["author"]),
+        package=package, path=path, default_enabled=bool(data.get("default_enabled", True)),
+        extra={k: v for k, v in data.items() if k not in REQUIRED_KEYS},
+    )
+
+
+def discover() -> list[Addon]:
+    """All installed addons, from the ``smsgw.addons`` entry points."""
+    found: dict[str, Addon] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        addon = read_manifest(ep.value.split(":")[0])
+        if addon.name != ep.name:
+            raise AddonError(
+                f"entry point {ep.name!r} points at {ep.value!r}, whose manifest is named {addon.name!r}"
+            )
+        if addon.name in found and found[addon.name].package != addon.package:
+            raise AddonError(
+                f"two packages claim addon {addon.name!r}: {found[addon.name].package} and {addon.package}"
+            )
+        found[addon.name] = addon
+    return list(found.values())
+
+
+def order(addons: list[Addon]) -> list[Addon]:
+    """Dependencies first, ties broken by name. Missing dependencies and cycles are errors."""
+    by_name = {a.name: a for a in addons}
+    for a in sorted(addons, key=lambda a: a.name):
+        for dep in a.depends:
+            if dep not in by_name:
+                raise AddonError(f"addon {a.name!r} depends on {dep!r}, which is not installed")
+    result: list[Addon] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]):
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            cycle = path[path.index(name):] + [name]
+            raise AddonError("addon dependency cycle: " + " -> ".join(cycle))
+        state[name] = "visiting"
+        for dep in sorted(by_name[name].depends):
+            visit(dep, path + [name])
+        state[name] = "done"
+        result.append(by_name[name])
+
+    for name in sorted(by_name):
+        visit(name, [])
+    return result
+
+
+class AddonRegistry:
+    """The loaded addons, in dependency order, and the plugin manager that calls them."""
+
+    def __init__(self, addons: list[Addon] | None = None):
+        self.pm = pluggy.PluginManager("smsgw")
+        self.pm.add_hookspecs(hookspecs)
+        self.addons = order(discover() if addons is None else addons)
+        self.by_name = {a.name: a for a in self.addons}
+        for addon in self.addons:
+            module = importlib.import_module(addon.package)
+            hooks_spec = importlib.util.find_spec(f"{addon.package}.hooks")
+            if hooks_spec is not None:
+                module = importlib.import_module(f"{addon.package}.hooks")
+            self.pm.register(module, name=addon.name)
+
+    @property
+    def hook(self):
+        return self.pm.hook
+
+    def names(self) -> list[str]:
+        return [a.name for a in self.addons]
+
+    def call_each(self, hook_name: str, **kwargs) -> list[tuple[str, object]]:
+        """Call one hook addon by addon, in dependency order: ``[(addon_name, result)]``.
+
+        ``None`` results are skipped. Implementations may take any subset of ``kwargs``.
+        """
+        impls = {impl.plugin_name: impl for impl in getattr(self.pm.hook, hook_name).get_hookimpls()}
+        out = []
+        for addon in self.addons:
+            impl = impls.get(addon.name)
+            if impl is None:
+                continue
+            result = impl.function(**{k: kwargs[k] for k in impl.argnames})
+            if result is not None:
+                out.append((addon.name, result))
+        return out
+
+    def call_one(self, addon: str, hook_name: str, **kwargs):
+        """Call one addon's implementation of a hook (``None`` if it has none)."""
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            if impl.plugin_name == addon:
+                return impl.function(**{k: kwargs[k] for k in impl.argnames})
+        return None

@@ -1,0 +1,73 @@
+"""Peewee models of the public catalogue (schema ``public``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from peewee import (BigAutoField, BooleanField, CharField, DateTimeField, ForeignKeyField,
+                    IntegerField, Model, TextField, CompositeKey)
+
+from .db import TenantRef, app_db
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class CatalogueModel(Model):
+    class Meta:
+        database = app_db
+        schema = "public"
+
+
+class Tenant(CatalogueModel):
+    id = BigAutoField()
+    slug = TextField(unique=True)
+    name = TextField()
+    status = TextField(default="active")
+    plan = TextField(default="free")
+    schema_name = TextField()
+    role_name = TextField()
+    database_alias = TextField(default="default")
+    theme = TextField(null=True)
+    default_region = TextField(default="US")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    suspended_at = DateTimeField(null=True)
+    deletion_scheduled_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "tenant"
+
+    @property
+    def ref(self) -> TenantRef:
+        return TenantRef(self.id, self.slug, self.schema_name, self.role_name)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+
+class TenantAddon(CatalogueModel):
+    tenant = ForeignKeyField(Tenant, column_name="tenant_id", on_delete="CASCADE")
+    addon = TextField()
+    enabled = BooleanField()
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "tenant_addon"
+        primary_key = CompositeKey("tenant", "addon")
+
+
+class TenantMigration(CatalogueModel):
+    tenant = ForeignKeyField(Tenant, column_name="tenant_id", on_delete="CASCADE")
+    addon = TextField()
+    version = IntegerField()
+    applied_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "tenant_migration"
+        primary_key = CompositeKey("tenant", "addon", "version")
+
+
+CATALOGUE_MODELS = [Tenant, TenantAddon, TenantMigration]

@@ -1,0 +1,187 @@
+"""``smsgw``: the platform's command line. ``smsgw COMMAND --help`` explains each command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .addons import AddonError
+from .config import ConfigError, Settings
+from .migrations import MigrationError
+from .tenancy import TenantError
+
+EPILOG = """\
+Configuration comes from the environment: DATABASE_URL (external PostgreSQL;
+unset = embedded PostgreSQL under SMSGW_DATA_DIR), REDIS_URL, SMSGW_BASE_DOMAIN
+(default localhost), SMSGW_DATA_DIR (default ./var), SMSGW_PORT (default 8888).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="smsgw", description="Multi-tenant SMS gateway: run it, migrate it, manage tenants and addons.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    s = sub.add_parser("serve", help="run the web server (and optionally a worker)",
+                       description="Serve the platform over HTTP. Applies pending migrations first.")
+    s.add_argument("--port", type=int, default=None, help="port to listen on (default SMSGW_PORT or 8888)")
+    s.add_argument("--with-worker", action="store_true", help="also run a task consumer in this process")
+    s.add_argument("--demo", action="store_true",
+                   help="make sure the demo tenant and a platform admin exist and print their credentials")
+    s.add_argument("--certfile", help="TLS certificate (PEM) to serve HTTPS")
+    s.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
+
+    w = sub.add_parser("worker", help="run a task consumer", description="Run background tasks (Huey consumer).")
+    w.add_argument("--workers", type=int, default=2, help="worker threads (default 2)")
+
+    m = sub.add_parser("migrate", help="apply pending migrations to the catalogue and every tenant",
+                       description="Apply pending migrations: public first, then each tenant schema, "
+                                   "several tenants at a time. Safe to re-run; resumes after interruption.")
+    m.add_argument("--tenant", action="append", metavar="SLUG", help="only these tenants (repeatable)")
+    m.add_argument("--jobs", type=int, default=None, help="tenants migrated in parallel (default 4)")
+
+    t = sub.add_parser("tenant", help="create, list, suspend, resume or delete tenants")
+    tsub = t.add_subparsers(dest="tenant_command", metavar="ACTION", required=True)
+    tc = tsub.add_parser("create", help="create a tenant with its schema, role and owner",
+                         description="Create a tenant: its PostgreSQL role and schema, all migrations, "
+                                     "and its owner (Customer) account.")
+    tc.add_argument("slug", help="subdomain: 3-40 lowercase letters, digits, hyphens")
+    tc.add_argument("--name", required=True, help="company name")
+    tc.add_argument("--owner-email", required=True, help="the owner's email (their login)")
+    tc.add_argument("--owner-password", required=True, help="the owner's password (10+ characters)")
+    tsub.add_parser("list", help="list tenants with status and enabled addons")
+    for action, text in (("suspend", "refuse all access to a tenant (data is kept)"),
+                         ("resume", "allow access to a suspended tenant again")):
+        a = tsub.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
+        a.add_argument("slug")
+    d = tsub.add_parser("delete", help="delete a tenant: drops its schema, role and data",
+                        description="Delete a tenant for good: its schema with all data and its role.")
+    d.add_argument("slug")
+    d.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    a = sub.add_parser("addons", help="list installed addons; enable or disable them per tenant")
+    asub = a.add_subparsers(dest="addons_command", metavar="ACTION", required=True)
+    asub.add_parser("list", help="installed addons in load order")
+    for action in ("enable", "disable"):
+        x = asub.add_parser(action, help=f"{action} an addon for one tenant")
+        x.add_argument("slug", help="the tenant")
+        x.add_argument("name", help="the addon")
+    return p
+
+
+def _platform(settings):
+    from .platform import Platform
+
+    return Platform(settings)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("huey").setLevel(logging.WARNING)
+    try:
+        settings = Settings.from_env()
+        return dispatch(args, settings)
+    except (ConfigError, TenantError, AddonError, MigrationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def dispatch(args, settings) -> int:
+    from . import server
+
+    if args.command == "serve":
+        platform = _platform(settings)
+        server.serve(platform, args.port or settings.port, args.with_worker, args.demo,
+                     args.certfile, args.keyfile)
+        return 0
+    if args.command == "worker":
+        server.run_worker(_platform(settings), args.workers)
+        return 0
+
+    platform = _platform(settings)
+    try:
+        if args.command == "addons" and args.addons_command == "list":
+            for addon in platform.registry.addons:
+                deps = ", ".join(addon.depends) or "-"
+                print(f"{addon.name:14} {addon.version:8} depends: {deps:20} {addon.summary}")
+            if not platform.registry.addons:
+                print("No addons installed.")
+            return 0
+        platform.start_database(progress=lambda msg: print(msg, file=sys.stderr))
+        if args.command == "migrate":
+            from .progress import Progress
+
+            applied, result = platform.migrate(only=args.tenant, jobs=args.jobs, progress=Progress())
+            print(f"public: {len(applied)} migration(s) applied")
+            if result.up_to_date:
+                print(f"tenants: all up to date ({result.seconds:.2f} s)")
+                return 0
+            print(f"tenants: {len(result.migrated)} migrated, {len(result.failed)} failed "
+                  f"({result.seconds:.2f} s)")
+            for slug, err in sorted(result.failed.items()):
+                print(f"  FAILED {slug}: {err}", file=sys.stderr)
+            return 1 if result.failed else 0
+        # Tenant commands need the schema in place.
+        platform.migrate(tenants=False)
+        if args.command == "tenant":
+            return tenant_command(platform, args)
+        if args.command == "addons":
+            info = platform.tenants.set_addon(args.slug, args.name, args.addons_command == "enable")
+            print(f"{args.name} {'enabled' if args.addons_command == 'enable' else 'disabled'} for {info.slug}; "
+                  f"enabled now: {', '.join(sorted(info.enabled_addons)) or 'none'}")
+            return 0
+    finally:
+        platform.close()
+    return 0
+
+
+def tenant_command(platform, args) -> int:
+    svc = platform.tenants
+    cmd = args.tenant_command
+    if cmd == "create":
+        info = svc.create(args.slug, args.name, args.owner_email, args.owner_password)
+        print(f"Created tenant {info.slug} ({info.name}) at {platform.settings.public_url(info.slug)}/")
+        return 0
+    if cmd == "list":
+        tenants = svc.list()
+        if not tenants:
+            print("No tenants yet. Create one with: smsgw tenant create SLUG --name ... ")
+        for t in tenants:
+            print(f"{t.slug:24} {t.status:10} {t.plan:8} {t.name[:30]:30} addons: "
+                  f"{', '.join(sorted(t.enabled_addons)) or '-'}")
+        return 0
+    if cmd == "suspend":
+        svc.suspend(args.slug)
+        print(f"Tenant {args.slug} suspended: its pages, API and devices are refused until resumed.")
+        return 0
+    if cmd == "resume":
+        svc.resume(args.slug)
+        print(f"Tenant {args.slug} is active again.")
+        return 0
+    if cmd == "delete":
+        svc.get(args.slug)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print("error: refusing to delete without confirmation; pass --yes", file=sys.stderr)
+                return 2
+            answer = input(f"This drops all data of {args.slug}. Type the slug to confirm: ")
+            if answer.strip() != args.slug:
+                print("Not deleted.")
+                return 1
+        svc.delete(args.slug)
+        print(f"Tenant {args.slug} deleted: schema and role dropped.")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

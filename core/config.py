@@ -1,0 +1,102 @@
+"""Settings read from the environment, with defaults that let one command run everything."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message says which and why."""
+
+
+def _int(env, name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env, name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one platform process.
+
+    Built from the environment by :meth:`from_env`; tests build their own.
+    """
+
+    database_url: str | None = None
+    app_database_url: str | None = None
+    redis_url: str | None = None
+    base_domain: str = "localhost"
+    data_dir: Path = field(default_factory=lambda: Path("var").resolve())
+    port: int = 8888
+    public_scheme: str = "http"
+    theme: str = "default"
+    themes_dir: Path = PROJECT_ROOT / "themes"
+    locale_dir: Path = PROJECT_ROOT / "locale"
+    role_prefix: str = "smsgw"
+    db_pool_size: int = 16
+    max_body_size: int = 2 * 1024 * 1024
+    migrate_jobs: int = 4
+    tenant_cache_ttl: float = 60.0
+    default_language: str = "en"
+    embedded_pg_fast: bool = False
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls, env=None, **overrides) -> "Settings":
+        env = os.environ if env is None else env
+        base_domain = env.get("SMSGW_BASE_DOMAIN", "localhost").strip().lower().rstrip(".")
+        if not base_domain or "/" in base_domain or ":" in base_domain:
+            raise ConfigError(
+                f"SMSGW_BASE_DOMAIN must be a host name such as example.com, got {base_domain!r}"
+            )
+        role_prefix = env.get("SMSGW_DB_ROLE_PREFIX", "smsgw")
+        if not role_prefix.isidentifier() or role_prefix.lower() != role_prefix or len(role_prefix) > 16:
+            raise ConfigError("SMSGW_DB_ROLE_PREFIX must be lowercase letters, digits or _ (max 16)")
+        values = dict(
+            database_url=env.get("DATABASE_URL") or None,
+            app_database_url=env.get("SMSGW_APP_DATABASE_URL") or None,
+            redis_url=env.get("REDIS_URL") or None,
+            base_domain=base_domain,
+            data_dir=Path(env.get("SMSGW_DATA_DIR", "var")).resolve(),
+            port=_int(env, "SMSGW_PORT", 8888, 1),
+            public_scheme="https" if _bool(env, "SMSGW_HTTPS", False) else "http",
+            theme=env.get("SMSGW_THEME", "default"),
+            role_prefix=role_prefix,
+            db_pool_size=_int(env, "SMSGW_DB_POOL_SIZE", 16, 1),
+            max_body_size=_int(env, "SMSGW_MAX_BODY_SIZE", 2 * 1024 * 1024, 1024),
+            migrate_jobs=_int(env, "SMSGW_MIGRATE_JOBS", 4, 1),
+            default_language=env.get("SMSGW_DEFAULT_LANGUAGE", "en"),
+            embedded_pg_fast=_bool(env, "SMSGW_EMBEDDED_PG_FAST", False),
+            debug=_bool(env, "SMSGW_DEBUG", False),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    def public_url(self, slug: str | None = None) -> str:
+        """The URL people use to reach the platform (``slug=None``) or a tenant."""
+        host = self.base_domain if slug is None else f"{slug}.{self.base_domain}"
+        default_port = 443 if self.public_scheme == "https" else 80
+        port = "" if self.port == default_port else f":{self.port}"
+        return f"{self.public_scheme}://{host}{port}"

@@ -1,0 +1,149 @@
+"""Database handles and the tenant transaction.
+
+Two peewee databases, both pooled and both logged in as the *serving role*
+(``<prefix>_app``), which is not superuser, owns no tenant object and reaches a
+tenant's schema only after ``SET LOCAL ROLE`` inside a transaction:
+
+* ``app_db``: catalogue queries (schema-qualified ``public`` tables) and tenant
+  transactions opened with :func:`tenant_transaction`.
+* the Huey storage has its own handle (see :mod:`core.tasks`).
+
+The serving role's own ``search_path`` is empty, so a query that forgets the
+tenant context finds no table at all instead of the wrong one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import re
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from playhouse.pool import PooledPostgresqlDatabase
+
+app_db = PooledPostgresqlDatabase(None, autoconnect=True)
+
+IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class TenantContextMissing(RuntimeError):
+    """Tenant-scoped work was started without naming its tenant."""
+
+
+@dataclass(frozen=True)
+class TenantRef:
+    """What a transaction needs to enter a tenant: validated role and schema names."""
+
+    id: int
+    slug: str
+    schema_name: str
+    role_name: str
+
+    def __post_init__(self):
+        for ident in (self.schema_name, self.role_name):
+            if not IDENT_RE.match(ident):
+                raise ValueError(f"refusing unsafe identifier {ident!r}")
+
+
+current_tenant: contextvars.ContextVar[TenantRef | None] = contextvars.ContextVar(
+    "current_tenant", default=None
+)
+
+
+def quote_ident(name: str) -> str:
+    if not IDENT_RE.match(name):
+        raise ValueError(f"refusing unsafe identifier {name!r}")
+    return f'"{name}"'
+
+
+def configure(app_url: str, pool_size: int) -> None:
+    """Point ``app_db`` at the serving role's URL (libpq accepts a URI as dbname)."""
+    app_db.init(app_url, max_connections=pool_size + 8, stale_timeout=300, timeout=30)
+
+
+@contextmanager
+def connection(db=app_db):
+    """Hold one pooled connection for the block, returning it to the pool after."""
+    opened = db.is_closed()
+    if opened:
+        db.connect()
+    try:
+        yield db
+    finally:
+        if opened:
+            db.close()
+
+
+def enter_tenant(db, tenant: TenantRef) -> None:
+    """Inside an open transaction: become the tenant's role, see only its schema."""
+    db.execute_sql(f"SET LOCAL ROLE {quote_ident(tenant.role_name)}")
+    db.execute_sql(f"SET LOCAL search_path TO {quote_ident(tenant.schema_name)}")
+
+
+@contextmanager
+def tenant_transaction(tenant: TenantRef | None = None, db=app_db):
+    """One unit of tenant work: a transaction that starts with SET LOCAL ROLE and search_path.
+
+    Both settings die with the transaction (commit or rollback), so a pooled
+    connection never carries one tenant's context into the next request.
+    """
+    tenant = tenant or current_tenant.get()
+    if tenant is None:
+        raise TenantContextMissing("tenant-scoped work needs a tenant; none was given")
+    token = current_tenant.set(tenant)
+    try:
+        with connection(db):
+            with db.atomic():
+                enter_tenant(db, tenant)
+                yield db
+    finally:
+        current_tenant.reset(token)
+
+
+# -- running database work off the IOLoop -----------------------------------
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def executor() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=app_db._max_connections - 8 if app_db._max_connections else 8,
+                                       thread_name_prefix="db")
+    return _executor
+
+
+def set_executor_size(workers: int) -> None:
+    global _executor
+    if _executor is not None:
+        _executor.shutdown(wait=False)
+    _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+
+
+async def run_sync(fn, *args, **kwargs):
+    """Run blocking ``fn`` in the bounded DB executor, carrying the current context."""
+    ctx = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor(), lambda: ctx.run(fn, *args, **kwargs))
+
+
+async def run_in_tenant(tenant: TenantRef, fn, *args, **kwargs):
+    """Run ``fn`` inside :func:`tenant_transaction` for ``tenant`` in the executor."""
+
+    def work():
+        with tenant_transaction(tenant):
+            return fn(*args, **kwargs)
+
+    return await run_sync(work)
+
+
+async def run_catalogue(fn, *args, **kwargs):
+    """Run catalogue (public schema) work in the executor on a pooled connection."""
+
+    def work():
+        with connection():
+            return fn(*args, **kwargs)
+
+    return await run_sync(work)

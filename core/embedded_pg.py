@@ -1,0 +1,181 @@
+"""An embedded PostgreSQL under the data dir, from the binaries the ``pgserver`` package ships.
+
+Used when ``DATABASE_URL`` is unset, so that ``make run`` needs nothing installed.
+Unlike ``pgserver.get_server`` we initialise with password authentication (a
+generated superuser password in the secret store), so the serving role really
+is limited to its own grants, and we listen only on a Unix socket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+from .secretstore import SecretStore
+
+log = logging.getLogger(__name__)
+
+PG_USER = "postgres"
+SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root; this user runs it then.
+
+
+class EmbeddedPostgresError(RuntimeError):
+    pass
+
+
+def _pgserver_commands():
+    import warnings
+
+    with warnings.catch_warnings():
+        # pgserver's package import probes XDG_RUNTIME_DIR, which we do not use.
+        warnings.simplefilter("ignore")
+        import pgserver._commands as commands
+    return commands
+
+
+def _bin(name: str) -> str:
+    return str(_pgserver_commands().POSTGRES_BIN_PATH / name)
+
+
+class EmbeddedPostgres:
+    """One PostgreSQL cluster in ``<data_dir>/pg``; ``start()`` reuses a running one."""
+
+    def __init__(self, data_dir: Path, fast: bool = False):
+        self.data_dir = Path(data_dir).resolve()
+        self.pgdata = self.data_dir / "pg"
+        self.logfile = self.data_dir / "pg.log"
+        self.fast = fast
+        self.secrets = SecretStore(self.data_dir)
+        self.started_here = False
+        self._as_root = os.geteuid() == 0
+
+    # -- paths and users -------------------------------------------------
+    @property
+    def socket_dir(self) -> Path:
+        local = self.data_dir / "pg-run"
+        # Unix socket paths are limited to ~107 bytes; fall back to /tmp.
+        if len(str(local / ".s.PGSQL.5432")) < 100:
+            return local
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"smsgw-pg-{digest}"
+
+    def _run_kwargs(self):
+        if not self._as_root:
+            return {}
+        return {"user": SYSTEM_USER}
+
+    def _prepare_root(self, *paths: Path):
+        if not self._as_root:
+            return
+        commands = _pgserver_commands()
+        from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+        import pwd
+        import stat
+
+        ensure_user_exists(SYSTEM_USER)
+        pw = pwd.getpwnam(SYSTEM_USER)
+        bin_path = commands.POSTGRES_BIN_PATH
+        ensure_prefix_permissions(bin_path)
+        rx = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+        ensure_folder_permissions(bin_path, rx)
+        ensure_folder_permissions(bin_path.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+        share = bin_path.parent / "share"
+        if share.exists():
+            ensure_folder_permissions(share, stat.S_IRGRP | stat.S_IROTH)
+        for p in paths:
+            ensure_prefix_permissions(p)
+            os.chown(p, pw.pw_uid, pw.pw_gid)
+
+    # -- lifecycle --------------------------------------------------------
+    def password(self) -> str:
+        return self.secrets.get("pg-superuser-password")
+
+    def admin_url(self, database: str = "postgres") -> str:
+        return (
+            f"postgresql://{PG_USER}:{quote(self.password(), safe='')}@/{database}"
+            f"?host={quote(str(self.socket_dir), safe='')}"
+        )
+
+    def is_running(self) -> bool:
+        if not (self.pgdata / "PG_VERSION").exists():
+            return False
+        result = subprocess.run(
+            [_bin("pg_ctl"), "-D", str(self.pgdata), "status"],
+            capture_output=True, text=True, **self._run_kwargs(),
+        )
+        return result.returncode == 0
+
+    def initdb(self):
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.pgdata.mkdir(exist_ok=True)
+        os.chmod(self.pgdata, 0o700)
+        with tempfile.TemporaryDirectory() as tmp:
+            pwfile = Path(tmp) / "pw"
+            pwfile.write_text(self.password() + "\n")
+            os.chmod(pwfile, 0o600)
+            self._prepare_root(self.pgdata, Path(tmp), pwfile)
+            result = subprocess.run(
+                [_bin("initdb"), "-D", str(self.pgdata), "-U", PG_USER,
+                 "--auth=scram-sha-256", f"--pwfile={pwfile}",
+                 "--encoding=UTF8", "--locale=C", "--no-instructions"],
+                capture_output=True, text=True, **self._run_kwargs(),
+            )
+        if result.returncode != 0:
+            raise EmbeddedPostgresError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+
+    def start(self) -> str:
+        """Start (or reuse) the cluster; return the superuser URL of database ``postgres``."""
+        if not (self.pgdata / "PG_VERSION").exists():
+            if self.pgdata.exists() and any(self.pgdata.iterdir()):
+                raise EmbeddedPostgresError(
+                    f"{self.pgdata} exists but holds no PostgreSQL cluster; move it away and retry"
+                )
+            log.info("initialising embedded PostgreSQL in %s", self.pgdata)
+            self.initdb()
+        if self.is_running():
+            log.info("reusing the embedded PostgreSQL already running on %s", self.pgdata)
+            return self.admin_url()
+        sock = self.socket_dir
+        sock.mkdir(parents=True, exist_ok=True)
+        if not self.logfile.exists():
+            self.logfile.touch()
+        self._prepare_root(sock, self.logfile)
+        options = [
+            "-c listen_addresses=''",
+            f"-k {sock}",
+            "-c max_connections=400",
+            "-c shared_buffers=128MB",
+        ]
+        if self.fast:
+            # Tests and benchmarks throw their data away: durability buys nothing there.
+            options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        result = subprocess.run(
+            [_bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60", "-l", str(self.logfile),
+             "-o", " ".join(options), "start"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **self._run_kwargs(),
+        )
+        if result.returncode != 0:
+            tail = self.logfile.read_text()[-2000:] if self.logfile.exists() else ""
+            raise EmbeddedPostgresError(
+                f"PostgreSQL did not start ({result.stderr.strip()}). Last lines of {self.logfile}:\n{tail}"
+            )
+        self.started_here = True
+        return self.admin_url()
+
+    def stop(self):
+        if not self.is_running():
+            return
+        subprocess.run(
+            [_bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **self._run_kwargs(),
+        )
+
+    def destroy(self):
+        self.stop()
+        shutil.rmtree(self.pgdata, ignore_errors=True)

@@ -1,0 +1,144 @@
+"""The one documented contract between the kernel and addons.
+
+Every hook name starts with ``smsgw_``. An addon implements any subset with
+``@core.hookimpl``; an implementation may accept fewer parameters than the
+spec names. Parameters are only ever added, never changed.
+
+Hooks that describe an addon's *parts* (migrations, routes, templates, ...)
+are called once per addon by the loader, which therefore knows which addon
+each part belongs to and can gate it per tenant.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("smsgw")
+
+
+# ---------------------------------------------------------------------------
+# Parts: models and migrations
+# ---------------------------------------------------------------------------
+
+@hookspec
+def smsgw_migrations():
+    """Return the directory holding this addon's migrations, or ``None``.
+
+    The directory has ``public/`` and ``tenant/`` subdirectories of files
+    named ``NNNN_description.sql`` (or ``.py`` with ``migrate(cursor, ctx)``).
+    Tenant migrations run as the tenant's role with ``search_path`` set to its
+    schema; public ones run as the administrative role.
+    """
+
+
+@hookspec
+def smsgw_models():
+    """Return the peewee model classes this addon defines.
+
+    Used to check that migrations and models agree and by tooling such as
+    privacy exports. Tenant models have no ``schema``; catalogue models say
+    ``schema = "public"``.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Parts: web
+# ---------------------------------------------------------------------------
+
+@hookspec
+def smsgw_routes(settings):
+    """Return a list of ``(pattern, handler_class)`` or ``(pattern, handler_class, kwargs)``.
+
+    Handlers derive from :class:`core.web.base.BaseHandler`; their ``scope``
+    attribute says where they answer (``"tenant"``, ``"platform"`` or
+    ``"any"``). Tenant routes answer only for tenants that enabled the addon.
+
+    :param settings: the :class:`core.config.Settings` in force.
+    """
+
+
+@hookspec
+def smsgw_template_dirs():
+    """Return a list of directories with this addon's Jinja2 templates.
+
+    Lookup order is theme → addons → core; ``core/`` prefixed names always
+    reach the core templates so a theme can extend the original.
+    """
+
+
+@hookspec
+def smsgw_static_dirs():
+    """Return the directory of this addon's static files, served at ``/static/addons/<name>/``."""
+
+
+@hookspec
+def smsgw_menu_items(tenant, user):
+    """Return dashboard menu entries as a list of :class:`core.web.menu.MenuItem`.
+
+    Called only for tenants that enabled the addon.
+
+    :param tenant: the current :class:`core.catalogue.Tenant`.
+    :param user: the signed-in user (or ``None``).
+    """
+
+
+@hookspec
+def smsgw_template_context(handler):
+    """Return a dict of extra variables for every template rendered by ``handler``."""
+
+
+@hookspec
+def smsgw_settings_schema():
+    """Return the tenant settings this addon adds, as a list of :class:`core.settings_schema.SettingField`."""
+
+
+@hookspec
+def smsgw_translations():
+    """Return a ``locale/`` directory holding ``<lang>/LC_MESSAGES/*.po`` catalogues for this addon."""
+
+
+# ---------------------------------------------------------------------------
+# Parts: tasks
+# ---------------------------------------------------------------------------
+
+@hookspec
+def smsgw_tasks(queue):
+    """Register this addon's background tasks on ``queue`` (a :class:`core.tasks.TaskQueue`).
+
+    Use ``queue.tenant_task(fn)`` for work in one tenant (it carries the tenant
+    explicitly and refuses to run without it) and ``queue.periodic(...)`` for
+    scheduled work, which fans out per tenant that enabled the addon.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Lifecycle events
+# ---------------------------------------------------------------------------
+
+@hookspec
+def smsgw_tenant_created(tenant):
+    """Called after a tenant was created and migrated, inside no transaction.
+
+    :param tenant: the new :class:`core.catalogue.Tenant`.
+    """
+
+
+@hookspec
+def smsgw_tenant_deleted(tenant):
+    """Called after a tenant's schema and role were dropped.
+
+    :param tenant: the :class:`core.catalogue.Tenant` as it was before deletion.
+    """
+
+
+@hookspec
+def smsgw_startup(app):
+    """Called once when a web process has built its application, before it serves.
+
+    :param app: the :class:`core.web.app.Application`.
+    """
+
+
+@hookspec
+def smsgw_shutdown(app):
+    """Called once when a web process stops serving, before the database closes."""

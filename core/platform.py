@@ -1,0 +1,139 @@
+"""The composition root: settings + database + addons + migrations + services, built once.
+
+CLI commands, the web process, the worker and the tests all start from a
+:class:`Platform`, so they agree on what is installed and where data lives.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from . import db as dbmod
+from . import dbsetup
+from .addons import AddonRegistry
+from .config import Settings
+from .embedded_pg import EmbeddedPostgres
+from .i18n import Catalogues
+from .migrations import collect, migrate_public, migrate_tenants, public_pending, latest_versions
+from .secretstore import SecretStore
+from .tenancy import TenantCache, TenantService
+
+log = logging.getLogger(__name__)
+
+CORE_MIGRATIONS = Path(__file__).parent / "migrations"
+EMBEDDED_DB_NAME = "smsgw"
+
+
+class Platform:
+    def __init__(self, settings: Settings, registry: AddonRegistry | None = None):
+        self.settings = settings
+        self.secrets = SecretStore(settings.data_dir)
+        self.registry = registry or AddonRegistry()
+        self.embedded: EmbeddedPostgres | None = None
+        self.admin_url: str | None = None
+        self.app_url: str | None = None
+        self.tenant_cache = TenantCache(ttl=settings.tenant_cache_ttl)
+        self.tenants = TenantService(self)
+        self.bcrypt_cost = 12
+        sources = [("core", CORE_MIGRATIONS)] + [
+            (name, Path(path)) for name, path in self.registry.call_each("smsgw_migrations")]
+        found = collect(sources)
+        self.public_migrations = found["public"]
+        self.tenant_migrations = found["tenant"]
+        roles = dbsetup.RoleNames(settings.role_prefix)
+        self.roles = roles
+        self.migration_context = {
+            "app_role": roles.app, "maintenance_role": roles.maintenance, "role_prefix": roles.prefix,
+        }
+        self._catalogues = None
+        self.huey = None
+        self.queue = None
+
+    # -- secrets ------------------------------------------------------------
+    @property
+    def pepper(self) -> bytes:
+        return self.secrets.get("password-pepper", "SMSGW_PASSWORD_PEPPER").encode()
+
+    @property
+    def cookie_secret(self) -> str:
+        return self.secrets.get("cookie-secret", "SMSGW_COOKIE_SECRET")
+
+    @property
+    def catalogues(self) -> Catalogues:
+        if self._catalogues is None:
+            dirs = [self.settings.locale_dir] + [
+                Path(p) for _, p in self.registry.call_each("smsgw_translations")]
+            self._catalogues = Catalogues(dirs, self.settings.default_language)
+        return self._catalogues
+
+    # -- database -------------------------------------------------------------
+    def start_database(self, progress=print) -> None:
+        """Find the database: ``DATABASE_URL``, or start the embedded one. Bootstrap roles."""
+        s = self.settings
+        if s.database_url:
+            self.admin_url = s.database_url
+        elif s.app_database_url:
+            self.admin_url = None  # operator runs migrations elsewhere
+        else:
+            self.embedded = EmbeddedPostgres(s.data_dir, fast=s.embedded_pg_fast)
+            if not (self.embedded.pgdata / "PG_VERSION").exists():
+                progress(f"Creating an embedded PostgreSQL in {self.embedded.pgdata} ...")
+            server_url = self.embedded.start()
+            dbsetup.ensure_database(server_url, EMBEDDED_DB_NAME)
+            self.admin_url = dbsetup.with_database(server_url, EMBEDDED_DB_NAME)
+        app_password = self.secrets.get("db-app-password", "SMSGW_DB_APP_PASSWORD")
+        if self.admin_url:
+            dbsetup.bootstrap(self.admin_url, s.role_prefix, app_password)
+        self.app_url = s.app_database_url or dbsetup.with_credentials(
+            self.admin_url, self.roles.app, app_password)
+        dbmod.configure(self.app_url, s.db_pool_size)
+
+    def migrate(self, tenants: bool = True, only: list[str] | None = None, progress=None, jobs=None):
+        """Apply public migrations (needs the admin URL) then tenant migrations."""
+        applied = []
+        if self.admin_url:
+            applied = migrate_public(self.admin_url, self.public_migrations, self.migration_context,
+                                     progress=progress and (lambda i, n, label: progress("public", i, n, label)))
+        result = None
+        if tenants:
+            result = migrate_tenants(
+                self.app_url, self.tenant_migrations, self.migration_context,
+                jobs=jobs or self.settings.migrate_jobs, only=only,
+                progress=progress and (lambda i, n, slug: progress("tenants", i, n, slug)))
+        return applied, result
+
+    def migration_status(self) -> dict:
+        """Readiness: are public migrations applied and every tenant current? One query each."""
+        import psycopg2
+
+        conn = psycopg2.connect(self.app_url)
+        try:
+            pending_public = public_pending(conn, self.public_migrations)
+            latest = latest_versions(self.tenant_migrations)
+            with conn.cursor() as cur:
+                cur.execute("""
+                    SELECT count(*) FROM public.tenant t
+                     WHERE (SELECT count(*) FROM public.tenant_migration m WHERE m.tenant_id = t.id) < %s
+                """, (len(self.tenant_migrations),))
+                lagging = cur.fetchone()[0]
+            return {"public_pending": [m.label for m in pending_public], "tenants_lagging": lagging,
+                    "tenant_versions": latest}
+        finally:
+            conn.close()
+
+    def setup_tasks(self):
+        """Build the Huey instance and let each addon register its tasks on it."""
+        from .tasks import TaskQueue, make_huey
+
+        if self.queue is None:
+            self.huey = make_huey(self.settings, self.app_url)
+            self.queue = TaskQueue(self.huey, self)
+            for addon in self.registry.names():
+                self.registry.call_one(addon, "smsgw_tasks", queue=self.queue.for_addon(addon))
+        return self.queue
+
+    def close(self) -> None:
+        dbmod.app_db.close_all()
+        if self.embedded and self.embedded.started_here:
+            self.embedded.stop()

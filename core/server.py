@@ -1,0 +1,148 @@
+"""Running the platform: ``smsgw serve`` (web, optional in-process worker) and ``smsgw worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import ssl
+
+import tornado.httpserver
+import tornado.ioloop
+
+from .notify import Listener
+from .progress import Progress
+from .tenancy import TENANT_CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+def prepare_platform(platform, say=print, migrate=True):
+    platform.start_database(progress=say)
+    if migrate:
+        applied, result = platform.migrate(progress=Progress())
+        if applied:
+            say(f"Applied {len(applied)} public migration(s).")
+        if result and result.failed:
+            for slug, err in result.failed.items():
+                say(f"Migration failed for tenant {slug}: {err}")
+            raise SystemExit(1)
+
+
+def ensure_demo(platform, say=print):
+    """The demo tenant and platform admin that ``make run`` promises, with saved credentials."""
+    path = platform.secrets.path("demo-credentials.json")
+    creds_raw = platform.secrets.get(
+        "demo-credentials.json",
+        generate=lambda: json.dumps({
+            "tenant_email": "owner@demo.example", "tenant_password": _random_password(),
+            "admin_email": "admin@platform.example", "admin_password": _random_password(),
+        }))
+    creds = json.loads(creds_raw)
+    if platform.tenant_cache.loader("demo") is None:
+        platform.tenants.create("demo", "Demo Company", creds["tenant_email"], creds["tenant_password"])
+        say("Created the demo tenant 'demo'.")
+    ensure_admin = getattr(platform, "ensure_admin", None)
+    if ensure_admin:
+        ensure_admin(creds["admin_email"], creds["admin_password"])
+    return creds, path
+
+
+def _random_password() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(12)
+
+
+def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, keyfile=None, say=print):
+    from .web.app import Application
+
+    prepare_platform(platform, say=say)
+    creds = None
+    if demo:
+        creds, creds_path = ensure_demo(platform, say=say)
+    app = Application(platform)
+    ssl_ctx = None
+    if certfile:
+        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_ctx.load_cert_chain(certfile, keyfile)
+    server = tornado.httpserver.HTTPServer(
+        app, ssl_options=ssl_ctx, xheaders=True, max_body_size=platform.settings.max_body_size * 2,
+        idle_connection_timeout=75, body_timeout=60)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        listener = Listener(platform.app_url)
+        listener.subscribe(TENANT_CHANNEL, lambda slug: platform.tenant_cache.invalidate(slug or None))
+        platform.listener = listener
+        platform.registry.hook.smsgw_startup(app=app)
+        listener.start()
+        consumer = None
+        if with_worker:
+            consumer = start_consumer(platform, workers=2)
+        server.listen(port, address=os.environ.get("SMSGW_BIND", ""))
+        scheme = "https" if ssl_ctx else "http"
+        s = platform.settings
+        say("")
+        say(f"SMS gateway is running (pid {os.getpid()}).")
+        say(f"  Platform:     {scheme}://{s.base_domain}:{port}/")
+        say(f"  Health:       {scheme}://{s.base_domain}:{port}/health/ready")
+        if creds:
+            say(f"  Demo tenant:  {scheme}://demo.{s.base_domain}:{port}/")
+            say(f"    sign in as  {creds['tenant_email']} / {creds['tenant_password']}")
+            say(f"  Admin:        {scheme}://{s.base_domain}:{port}/admin")
+            say(f"    sign in as  {creds['admin_email']} / {creds['admin_password']}")
+            say(f"  (credentials saved in {creds_path}, mode 0600)")
+        extra = getattr(platform, "startup_notes", [])
+        for note in extra:
+            say(f"  {note}")
+        say("Press Ctrl-C to stop.")
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        say("Shutting down: no new connections; finishing requests in flight ...")
+        server.stop()
+        try:
+            await asyncio.wait_for(server.close_all_connections(), timeout=10)
+        except asyncio.TimeoutError:
+            log.warning("some connections did not finish within 10 s")
+        platform.registry.hook.smsgw_shutdown(app=app)
+        if consumer:
+            consumer.stop(graceful=True)
+        listener.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        platform.close()
+        if platform.embedded and platform.embedded.started_here:
+            say("Embedded PostgreSQL stopped.")
+        say("Stopped.")
+
+
+def start_consumer(platform, workers: int = 2):
+    from .tasks import EmbeddedConsumer
+
+    platform.setup_tasks()
+    consumer = EmbeddedConsumer(platform.huey, workers=workers, worker_type="thread",
+                                periodic=True, check_worker_health=False, max_delay=1.0,
+                                shutdown_timeout=10)
+    consumer.start()
+    return consumer
+
+
+def run_worker(platform, workers: int, say=print):
+    from huey.consumer import Consumer
+
+    prepare_platform(platform, say=say, migrate=False)
+    platform.setup_tasks()
+    consumer = Consumer(platform.huey, workers=workers, worker_type="thread", periodic=True,
+                        max_delay=1.0, shutdown_timeout=10)
+    say(f"Worker running with {workers} thread(s). Press Ctrl-C to stop.")
+    try:
+        consumer.run()
+    finally:
+        platform.close()

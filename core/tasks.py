@@ -1,0 +1,154 @@
+"""The task queue: one Huey instance, tenant-scoped tasks, periodic fan-out.
+
+Huey only *triggers* work that is recorded in PostgreSQL; it does not
+guarantee at-least-once delivery, so every addon keeps its own state in its
+tables and a periodic sweeper picks up whatever a dead worker dropped.
+
+Storage: ``huey.contrib.sql_huey`` on the platform's PostgreSQL (schema
+``<prefix>_queue``, owned by the serving role), or Redis when ``REDIS_URL``
+is set.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from huey import RedisHuey, crontab  # noqa: F401  (crontab re-exported for addons)
+from huey.consumer import Consumer
+from huey.contrib.sql_huey import SqlHuey
+from playhouse.pool import PooledPostgresqlDatabase
+
+from .db import TenantContextMissing, current_tenant
+
+log = logging.getLogger(__name__)
+
+
+def make_huey(settings, app_url: str, name: str = "smsgw"):
+    if settings.redis_url:
+        return RedisHuey(name, url=settings.redis_url, results=False)
+    db = PooledPostgresqlDatabase(
+        app_url, max_connections=8, stale_timeout=300, timeout=30,
+        options=f"-c search_path={settings.role_prefix}_queue")
+    return SqlHuey(name, database=db, results=False)
+
+
+class TenantTask:
+    """A handle on a tenant-scoped task: call it with the tenant's slug first."""
+
+    def __init__(self, huey_task, name: str):
+        self._task = huey_task
+        self.name = name
+
+    def __call__(self, tenant_slug: str, *args, **kwargs):
+        if not tenant_slug:
+            raise TenantContextMissing(f"task {self.name} must be given the tenant it works for")
+        return self._task(tenant_slug, *args, **kwargs)
+
+    def schedule(self, tenant_slug: str, *args, delay=None, eta=None, **kwargs):
+        if not tenant_slug:
+            raise TenantContextMissing(f"task {self.name} must be given the tenant it works for")
+        return self._task.schedule(args=(tenant_slug, *args), kwargs=kwargs, delay=delay, eta=eta)
+
+    def run_now(self, tenant_slug: str, *args, **kwargs):
+        """Run in this process (the sweeper's and tests' entry point), with the same checks."""
+        return self._task.call_local(tenant_slug, *args, **kwargs)
+
+
+class TaskQueue:
+    """What addons see in ``smsgw_tasks(queue)``: ways to register tasks."""
+
+    def __init__(self, huey, platform):
+        self.huey = huey
+        self.platform = platform
+        self.tasks: dict[str, object] = {}
+
+    def for_addon(self, addon: str) -> "TaskQueue":
+        """The same queue, with ``addon`` as the default gate for tenant and periodic tasks."""
+        view = TaskQueue.__new__(TaskQueue)
+        view.__dict__ = self.__dict__.copy()
+        view.default_addon = addon
+        return view
+
+    default_addon: str | None = None
+
+    def task(self, fn=None, *, name: str | None = None, retries: int = 0, retry_delay: int = 0):
+        """A platform task (no tenant), e.g. catalogue housekeeping."""
+        if fn is None:
+            return functools.partial(self.task, name=name, retries=retries, retry_delay=retry_delay)
+        name = name or f"{fn.__module__}.{fn.__qualname__}"
+        t = self.huey.task(retries=retries, retry_delay=retry_delay, name=name)(fn)
+        self.tasks[name] = t
+        return t
+
+    def tenant_task(self, fn=None, *, addon: str | None = None, name: str | None = None,
+                    retries: int = 0, retry_delay: int = 0) -> TenantTask:
+        """Register ``fn`` to run for one tenant.
+
+        The worker looks the tenant up, refuses to run for an unknown,
+        suspended or (with ``addon``) not-enabled tenant, and runs ``fn`` with
+        the tenant as the current context, so ``tenant_transaction()`` inside
+        it enters that tenant and no other.
+        """
+        if fn is None:
+            return functools.partial(self.tenant_task, addon=addon, name=name, retries=retries,
+                                     retry_delay=retry_delay)
+        name = name or f"{fn.__module__}.{fn.__qualname__}"
+        addon = addon or self.default_addon
+
+        def run_for_tenant(tenant_slug, *args, **kwargs):
+            if not tenant_slug:
+                raise TenantContextMissing(f"task {name} ran without a tenant")
+            from .tenancy import load_tenant
+
+            tenant = load_tenant(tenant_slug)
+            if tenant is None or not tenant.is_active:
+                log.warning("task %s skipped: tenant %s is gone or suspended", name, tenant_slug)
+                return None
+            if addon and addon not in tenant.enabled_addons:
+                log.info("task %s skipped: addon %s is disabled for %s", name, addon, tenant_slug)
+                return None
+            token = current_tenant.set(tenant.ref)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                current_tenant.reset(token)
+
+        run_for_tenant.__name__ = fn.__name__
+        t = self.huey.task(retries=retries, retry_delay=retry_delay, name=name)(run_for_tenant)
+        handle = TenantTask(t, name)
+        self.tasks[name] = handle
+        return handle
+
+    def periodic(self, schedule, fn, *, addon: str | None = None, name: str | None = None,
+                 per_tenant: bool = True):
+        """Run ``fn`` on ``schedule`` (a ``crontab``); with ``per_tenant`` once per active tenant.
+
+        The fan-out enqueues one tenant task per tenant that enabled ``addon``,
+        so one slow or failing tenant never holds up the others.
+        """
+        name = name or f"{fn.__module__}.{fn.__qualname__}"
+        addon = addon or self.default_addon
+        if not per_tenant:
+            return self.huey.periodic_task(schedule, name=name)(fn)
+        per = self.tenant_task(fn, addon=addon, name=name + ".tenant")
+        platform = self.platform
+
+        def fan_out():
+            for tenant in platform.tenants.list():
+                if tenant.is_active and (addon is None or addon in tenant.enabled_addons):
+                    per(tenant.slug)
+
+        fan_out.__name__ = f"fan_out_{fn.__name__}"
+        self.huey.periodic_task(schedule, name=name)(fan_out)
+        return per
+
+
+class EmbeddedConsumer(Consumer):
+    """A Huey consumer run inside another process (``smsgw serve --with-worker``).
+
+    It leaves signal handling to its host, which stops it on shutdown.
+    """
+
+    def _set_signal_handlers(self):
+        pass

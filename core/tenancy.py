@@ -1,0 +1,260 @@
+"""Tenants: slug rules, provisioning (role + schema + migrations), lifecycle, and the host cache.
+
+Provisioning runs on the *serving* role: it calls the SECURITY DEFINER function
+``<prefix>_create_tenant_space`` (see :mod:`core.dbsetup`) that creates the
+tenant's role and schema, then becomes that role to run the tenant migrations.
+Everything, including the catalogue row and the owner account, happens in one
+transaction: a tenant exists completely or not at all.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+from peewee import fn
+
+from . import passwords
+from .catalogue import Tenant, TenantAddon, utcnow
+from .db import TenantRef, app_db, connection, enter_tenant
+from .dbsetup import RoleNames
+from .migrations import apply_tenant_in_transaction
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")
+RESERVED_SLUGS = frozenset({
+    "www", "admin", "api", "static", "app", "mail", "smtp", "imap", "pop", "ftp", "ns1", "ns2",
+    "dashboard", "status", "help", "support", "docs", "blog", "billing", "auth", "login", "signup",
+    "register", "account", "accounts", "root", "system", "health", "assets", "cdn", "media", "dev",
+    "test", "staging", "public", "internal", "webhook", "webhooks", "device", "devices", "3rdparty",
+})
+TENANT_CHANNEL = "smsgw_tenant_changed"
+
+
+class TenantError(ValueError):
+    """A tenant operation was refused; the message is written for the person who asked."""
+
+
+def validate_slug(slug: str) -> str:
+    if not isinstance(slug, str) or not slug:
+        raise TenantError("Choose a subdomain: 3 to 40 lowercase letters, digits or hyphens.")
+    if len(slug) < 3 or len(slug) > 40:
+        raise TenantError(f"The subdomain {slug[:60]!r} must be 3 to 40 characters long.")
+    if not SLUG_RE.match(slug):
+        raise TenantError(
+            f"The subdomain {slug!r} may use only lowercase letters a-z, digits and hyphens, "
+            "and must start and end with a letter or digit."
+        )
+    if "--" in slug:
+        raise TenantError(f"The subdomain {slug!r} may not contain two hyphens in a row.")
+    if slug in RESERVED_SLUGS:
+        raise TenantError(f"The subdomain {slug!r} is reserved; please choose another.")
+    return slug
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    """An immutable snapshot of a tenant, safe to share between threads and requests."""
+
+    id: int
+    slug: str
+    name: str
+    status: str
+    plan: str
+    schema_name: str
+    role_name: str
+    theme: str | None
+    default_region: str
+    enabled_addons: frozenset = field(default_factory=frozenset)
+
+    @property
+    def ref(self) -> TenantRef:
+        return TenantRef(self.id, self.slug, self.schema_name, self.role_name)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    @classmethod
+    def from_model(cls, t: Tenant, enabled) -> "TenantInfo":
+        return cls(t.id, t.slug, t.name, t.status, t.plan, t.schema_name, t.role_name, t.theme,
+                   t.default_region, frozenset(enabled))
+
+
+def load_tenant(slug: str) -> TenantInfo | None:
+    """Catalogue lookup of one tenant and its enabled addons (blocking; run off the IOLoop)."""
+    with connection():
+        t = Tenant.get_or_none(Tenant.slug == slug)
+        if t is None:
+            return None
+        enabled = [a.addon for a in TenantAddon.select(TenantAddon.addon)
+                   .where((TenantAddon.tenant == t.id) & (TenantAddon.enabled == True))]  # noqa: E712
+        return TenantInfo.from_model(t, enabled)
+
+
+class TenantCache:
+    """Host → tenant lookups, cached with a TTL and invalidated on change.
+
+    Changes in this process invalidate directly; other processes learn through
+    ``NOTIFY smsgw_tenant_changed`` (see :mod:`core.notify`). The TTL is a
+    backstop should a notification be missed. Unknown slugs are cached too
+    (briefly), so a flood of random subdomains cannot hammer the catalogue.
+    """
+
+    def __init__(self, ttl: float = 60.0, negative_ttl: float = 5.0, loader=load_tenant):
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self.loader = loader
+        self._entries: dict[str, tuple[float, TenantInfo | None]] = {}
+        self._lock = threading.Lock()
+
+    def peek(self, slug: str):
+        """``(hit, value)`` without touching the database."""
+        entry = self._entries.get(slug)
+        if entry is None or entry[0] < time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def get(self, slug: str) -> TenantInfo | None:
+        hit, value = self.peek(slug)
+        if hit:
+            return value
+        value = self.loader(slug)
+        ttl = self.ttl if value is not None else self.negative_ttl
+        with self._lock:
+            if len(self._entries) > 100_000:
+                self._entries.clear()
+            self._entries[slug] = (time.monotonic() + ttl, value)
+        return value
+
+    def invalidate(self, slug: str | None = None) -> None:
+        with self._lock:
+            if slug is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(slug, None)
+
+
+def _notify_change(slug: str) -> None:
+    app_db.execute_sql("SELECT pg_notify(%s, %s)", (TENANT_CHANNEL, slug))
+
+
+class TenantService:
+    """Creates, suspends, resumes and deletes tenants; used by the CLI, sign-up and admin."""
+
+    def __init__(self, platform):
+        self.platform = platform
+        self.roles = RoleNames(platform.settings.role_prefix)
+
+    def create(self, slug: str, name: str, owner_email: str, owner_password: str,
+               plan: str = "free", default_region: str = "US") -> TenantInfo:
+        validate_slug(slug)
+        name = (name or "").strip()
+        if not name or len(name) > 200:
+            raise TenantError("Give the company a name of 1 to 200 characters.")
+        owner_email = (owner_email or "").strip()
+        if not re.match(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$", owner_email):
+            raise TenantError(f"{owner_email[:80]!r} does not look like an email address.")
+        try:
+            password_hash = passwords.hash_password(owner_password, self.platform.pepper,
+                                                    self.platform.bcrypt_cost)
+        except passwords.PasswordPolicyError as exc:
+            raise TenantError(str(exc)) from None
+        migrations = self.platform.tenant_migrations
+        addons = self.platform.registry.addons
+        with connection():
+            with app_db.atomic():
+                if Tenant.select().where(Tenant.slug == slug).exists():
+                    raise TenantError(f"The subdomain {slug!r} is already taken; please choose another.")
+                t = Tenant.create(
+                    slug=slug, name=name, plan=plan, default_region=default_region,
+                    schema_name=self.roles.tenant_schema(slug), role_name=self.roles.tenant_role(slug))
+                cur = app_db.cursor()
+                cur.execute(f"SELECT public.{self.roles.prefix}_create_tenant_space(%s)", (slug,))
+                apply_tenant_in_transaction(cur, t.ref, migrations, self.platform.migration_context)
+                if addons:
+                    TenantAddon.insert_many(
+                        [{"tenant": t.id, "addon": a.name, "enabled": a.default_enabled} for a in addons]
+                    ).execute()
+                enter_tenant(app_db, t.ref)
+                from .users import ROLE_CUSTOMER, User
+                User.create(email=owner_email, name=name, password_hash=password_hash, role=ROLE_CUSTOMER)
+                app_db.execute_sql("RESET ROLE")
+                app_db.execute_sql("SET LOCAL search_path TO ''")
+                _notify_change(slug)
+        info = load_tenant(slug)
+        self.platform.tenant_cache.invalidate(slug)
+        self.platform.registry.hook.smsgw_tenant_created(tenant=info)
+        return info
+
+    def get(self, slug: str) -> TenantInfo:
+        info = load_tenant(slug)
+        if info is None:
+            raise TenantError(f"There is no tenant {slug!r}. `smsgw tenant list` shows them.")
+        return info
+
+    def list(self) -> list[TenantInfo]:
+        with connection():
+            tenants = list(Tenant.select().order_by(Tenant.slug))
+            enabled: dict[int, list[str]] = {}
+            for row in TenantAddon.select().where(TenantAddon.enabled == True):  # noqa: E712
+                enabled.setdefault(row.tenant_id, []).append(row.addon)
+        return [TenantInfo.from_model(t, enabled.get(t.id, [])) for t in tenants]
+
+    def _set_status(self, slug: str, status: str) -> TenantInfo:
+        self.get(slug)
+        with connection():
+            with app_db.atomic():
+                Tenant.update(status=status, updated_at=utcnow(),
+                              suspended_at=utcnow() if status == "suspended" else None
+                              ).where(Tenant.slug == slug).execute()
+                _notify_change(slug)
+        self.platform.tenant_cache.invalidate(slug)
+        return self.get(slug)
+
+    def suspend(self, slug: str) -> TenantInfo:
+        return self._set_status(slug, "suspended")
+
+    def resume(self, slug: str) -> TenantInfo:
+        return self._set_status(slug, "active")
+
+    def delete(self, slug: str) -> TenantInfo:
+        info = self.get(slug)
+        with connection():
+            with app_db.atomic():
+                Tenant.delete().where(Tenant.slug == slug).execute()
+                app_db.execute_sql(f"SELECT public.{self.roles.prefix}_drop_tenant_space(%s)", (slug,))
+                _notify_change(slug)
+        self.platform.tenant_cache.invalidate(slug)
+        self.platform.registry.hook.smsgw_tenant_deleted(tenant=info)
+        return info
+
+    def set_addon(self, slug: str, addon: str, enabled: bool) -> TenantInfo:
+        info = self.get(slug)
+        if addon not in self.platform.registry.by_name:
+            known = ", ".join(self.platform.registry.names()) or "none"
+            raise TenantError(f"No addon called {addon!r} is installed (installed: {known}).")
+        if enabled:
+            missing = [d for d in self.platform.registry.by_name[addon].depends
+                       if d not in info.enabled_addons]
+            if missing:
+                raise TenantError(f"Enable {', '.join(missing)} first: {addon} depends on it.")
+        else:
+            dependants = [a.name for a in self.platform.registry.addons
+                          if addon in a.depends and a.name in info.enabled_addons]
+            if dependants:
+                raise TenantError(f"Disable {', '.join(dependants)} first: it depends on {addon}.")
+        with connection():
+            with app_db.atomic():
+                (TenantAddon.insert(tenant=info.id, addon=addon, enabled=enabled, updated_at=utcnow())
+                 .on_conflict(conflict_target=[TenantAddon.tenant, TenantAddon.addon],
+                              update={TenantAddon.enabled: enabled, TenantAddon.updated_at: utcnow()})
+                 .execute())
+                _notify_change(slug)
+        self.platform.tenant_cache.invalidate(slug)
+        return self.get(slug)
+
+    def count(self) -> int:
+        with connection():
+            return Tenant.select(fn.count(Tenant.id)).scalar()

@@ -1,0 +1,102 @@
+"""The Tornado application factory: core routes + every addon's routes, by host."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import tornado.web
+from tornado.routing import AnyMatches, HostMatches, Rule
+
+from ..templating import Templates
+from . import access_log, pages
+from .base import BaseHandler, NotFoundHandler
+
+log = logging.getLogger(__name__)
+
+CORE_STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+class StaticHandler(tornado.web.StaticFileHandler):
+    """Static files with our security headers, on every host."""
+
+    def set_default_headers(self):
+        BaseHandler.set_default_headers(self)
+
+    def set_extra_headers(self, path):
+        self.set_header("Cache-Control", "public, max-age=3600")
+
+
+def core_routes():
+    return [
+        (r"/health/live", pages.LiveHandler),
+        (r"/health/ready", pages.ReadyHandler),
+        (r"/lang", pages.LanguageHandler),
+        (r"/", pages.PlatformHomeHandler),
+        (r"/", pages.TenantHomeHandler),
+    ]
+
+
+class Application(tornado.web.Application):
+    def __init__(self, platform):
+        self.platform = platform
+        settings = platform.settings
+        registry = platform.registry
+        routes = [(pattern, handler, {}, None) for pattern, handler in core_routes()]
+        for addon, entries in registry.call_each("smsgw_routes", settings=settings):
+            for entry in entries:
+                pattern, handler, *rest = entry
+                kwargs = rest[0] if rest else {}
+                if handler.addon is None:
+                    # Tag the handler with its addon without touching a class shared elsewhere.
+                    handler = type(handler.__name__, (handler,), {"addon": addon})
+                routes.append((pattern, handler, kwargs, addon))
+
+        template_dirs = []
+        for _addon, dirs in registry.call_each("smsgw_template_dirs"):
+            template_dirs.extend(dirs if isinstance(dirs, (list, tuple)) else [dirs])
+        self.templates = Templates(settings.themes_dir, template_dirs, settings.theme)
+
+        static_rules = [(r"/static/core/(.*)", StaticHandler, {"path": str(CORE_STATIC)})]
+        for addon, directory in registry.call_each("smsgw_static_dirs"):
+            static_rules.append((rf"/static/addons/{re.escape(addon)}/(.*)", StaticHandler,
+                                 {"path": str(directory)}))
+        static_rules.append((r"/static/theme/(.*)", ThemeStaticHandler,
+                             {"path": str(settings.themes_dir)}))
+
+        tenant_routes = [(p, h, k) for p, h, k, _ in routes if h.scope in ("tenant", "any")]
+        platform_routes = [(p, h, k) for p, h, k, _ in routes if h.scope in ("platform", "any")]
+        tenant_host = r"[a-z0-9-]+\." + re.escape(settings.base_domain)
+        rules = static_rules + [
+            Rule(HostMatches(tenant_host), tenant_routes),
+            Rule(AnyMatches(), platform_routes),
+        ]
+        self.route_table = routes
+        super().__init__(
+            rules,
+            cookie_secret=platform.cookie_secret,
+            xsrf_cookies=True,
+            xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict"},
+            default_handler_class=NotFoundHandler,
+            log_function=access_log.log_request,
+            compress_response=True,
+            debug=False,
+            autoreload=False,
+        )
+
+
+class ThemeStaticHandler(StaticHandler):
+    """``/static/theme/<theme>/<path>`` served from ``themes/<theme>/static/<path>``."""
+
+    @classmethod
+    def get_absolute_path(cls, root, path):
+        theme, _, rest = path.partition("/")
+        return str(Path(root) / theme / "static" / rest)
+
+    def validate_absolute_path(self, root, absolute_path):
+        resolved = Path(absolute_path).resolve()
+        themes = Path(root).resolve()
+        if themes not in resolved.parents or resolved.relative_to(themes).parts[1:2] != ("static",):
+            raise tornado.web.HTTPError(404)
+        return super().validate_absolute_path(root, str(resolved))

@@ -1,0 +1,82 @@
+"""Core pages: platform landing, tenant home, health checks, language switch."""
+
+from __future__ import annotations
+
+import time
+
+from ..db import connection, app_db
+from .base import ApiHandler, PageHandler, BaseHandler
+from .problem import Problem
+
+
+class LiveHandler(ApiHandler):
+    """``/health/live``: the process answers. No database work."""
+
+    scope = "any"
+
+    async def prepare(self):  # liveness must not depend on tenant lookups or the DB
+        pass
+
+    def get(self):
+        self.write_json({"status": "ok"})
+
+
+class ReadyHandler(ApiHandler):
+    """``/health/ready``: the database answers and every migration is applied."""
+
+    scope = "any"
+    _cache: dict = {}
+
+    async def prepare(self):
+        pass
+
+    async def get(self):
+        cached = self._cache.get("ready")
+        if cached and cached[0] > time.monotonic():
+            status = cached[1]
+        else:
+            try:
+                status = await self.run_db(self._check)
+            except Exception as exc:  # database down: not ready, and say so
+                status = {"status": "unavailable", "database": "unreachable", "error": exc.__class__.__name__}
+            self._cache["ready"] = (time.monotonic() + 2.0, status)
+        self.write_json(status, 200 if status["status"] == "ok" else 503)
+
+    def _check(self):
+        with connection():
+            app_db.execute_sql("SELECT 1")
+        m = self.platform.migration_status()
+        ok = not m["public_pending"] and m["tenants_lagging"] == 0
+        return {"status": "ok" if ok else "migrations-pending", "database": "ok",
+                "public_pending": m["public_pending"], "tenants_lagging": m["tenants_lagging"]}
+
+
+class PlatformHomeHandler(PageHandler):
+    scope = "platform"
+
+    def get(self):
+        self.render("platform_home.html")
+
+
+class TenantHomeHandler(PageHandler):
+    scope = "tenant"
+
+    def get(self):
+        self.render("tenant_home.html")
+
+
+class LanguageHandler(PageHandler):
+    """``POST /lang``: remember the chosen language in a cookie and go back."""
+
+    scope = "any"
+
+    def post(self):
+        lang = self.get_body_argument("lang", "")
+        if lang not in self.platform.catalogues.languages:
+            raise Problem(400, "unknown-language", f"We do not ship the language {lang[:20]!r}.")
+        self.set_cookie("lang", lang, max_age=365 * 86400, httponly=True, samesite="Lax",
+                        secure=self.request.protocol == "https")
+        nxt = self.get_body_argument("next", "/")
+        if not nxt.startswith("/") or nxt.startswith("//"):
+            nxt = "/"
+        self.redirect(nxt)

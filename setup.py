@@ -1,0 +1,44 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="smsgw",
+    version="0.1.0",
+    description="Multi-tenant SMS gateway through your own Android phones",
+    python_requires=">=3.11",
+    packages=find_packages(include=["core", "core.*", "addons", "addons.*", "android_companion",
+                                    "android_companion.*"]),
+    include_package_data=True,
+    package_data={"": ["*.sql", "*.html", "*.css", "*.js", "*.po", "*.svg", "*.txt"]},
+    install_requires=[
+        "tornado>=6.4",
+        "peewee>=3.17",
+        "psycopg2-binary>=2.9",
+        "jinja2>=3.1",
+        "pluggy>=1.5",
+        "itsdangerous>=2.1",
+        "pyjwt[crypto]>=2.8",
+        "bcrypt>=4.1",
+        "huey>=2.5",
+        # Embedded PostgreSQL 16 binaries in a wheel: `make run` needs no system database.
+        "pgserver>=0.1.4",
+        # MultiFernet encryption of secrets at rest and RSA keys for JWT.
+        "cryptography>=42",
+        # Compiles translators' .po catalogues in memory; negotiates locales.
+        "babel>=2.14",
+    ],
+    extras_require={
+        "redis": ["redis>=5"],
+        "dev": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "setuptools>=68",
+            "wheel",
+            # Drives Debian's chromium for browser tests (no browser download).
+            "playwright>=1.45",
+        ],
+    },
+    entry_points={
+        "console_scripts": ["smsgw=core.cli:main"],
+        "smsgw.addons": [],
+    },
+)
