@@ -35,6 +35,7 @@ setup(
             "wheel",
             # Drives Debian's chromium for browser tests (no browser download).
             "playwright>=1.45",
+            "requests>=2.31",
         ],
     },
     entry_points={
