@@ -134,6 +134,7 @@ class Platform:
         return self.queue
 
     def close(self) -> None:
-        dbmod.app_db.close_all()
+        if self.app_url:
+            dbmod.app_db.close_all()
         if self.embedded and self.embedded.started_here:
             self.embedded.stop()

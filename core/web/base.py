@@ -95,6 +95,13 @@ class BaseHandler(tornado.web.RequestHandler):
                           f"{self.settings_.base_domain}.")
         await self.prepare_user()
 
+    def check_xsrf_cookie(self):
+        try:
+            super().check_xsrf_cookie()
+        except tornado.web.HTTPError:
+            raise Problem(403, "xsrf-failed",
+                          "This form was not sent from our page or has expired. Reload the page and try again.")
+
     async def prepare_user(self):
         """Resolve the signed-in user; the identity layer overrides this."""
 
@@ -213,6 +220,9 @@ class ApiHandler(BaseHandler):
 
 class NotFoundHandler(BaseHandler):
     scope = "any"
+
+    def check_xsrf_cookie(self):
+        return None  # nothing is changed here; answer 404 whatever the method
 
     async def prepare(self):
         await super().prepare()

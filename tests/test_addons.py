@@ -1,0 +1,152 @@
+"""The addon loader: ordering, missing dependencies, cycles, manifests, and a real third-party addon."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from core.addons import Addon, AddonError, order, read_manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO = ROOT / "tests" / "fixtures" / "hello_addon"
+
+
+def addon(name, *depends):
+    return Addon(name=name, version="1", summary="", depends=tuple(depends), license="MIT",
+                 author="x", package=f"pkg_{name}", path=Path("."))
+
+
+def test_order_puts_dependencies_first():
+    ordered = [a.name for a in order([addon("messaging", "devices"), addon("devices"),
+                                      addon("webhooks", "messaging", "devices"), addon("audit")])]
+    assert ordered.index("devices") < ordered.index("messaging") < ordered.index("webhooks")
+    assert set(ordered) == {"messaging", "devices", "webhooks", "audit"}
+
+
+def test_order_is_deterministic():
+    a = [addon("b"), addon("a"), addon("c", "a")]
+    assert [x.name for x in order(a)] == [x.name for x in order(list(reversed(a)))]
+
+
+def test_missing_dependency_is_named():
+    with pytest.raises(AddonError, match="'messaging' depends on 'devices', which is not installed"):
+        order([addon("messaging", "devices")])
+
+
+def test_cycle_is_named():
+    with pytest.raises(AddonError, match="cycle: a -> b -> c -> a"):
+        order([addon("a", "b"), addon("b", "c"), addon("c", "a")])
+
+
+def test_manifest_is_read_without_running_code(tmp_path, monkeypatch):
+    pkg = tmp_path / "evil_addon"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("raise SystemExit('imported!')\n")
+    (pkg / "__manifest__.py").write_text("__import__('os').system('touch pwned')\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(AddonError, match="dict literal"):
+            read_manifest("evil_addon")
+        assert not (tmp_path / "pwned").exists()
+        (pkg / "__manifest__.py").write_text("{'name': 'evil', 'version': '1'}")
+        with pytest.raises(AddonError, match="lacks summary, depends, license, author"):
+            read_manifest("evil_addon")
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_unknown_package_is_clear():
+    with pytest.raises(AddonError, match="cannot be found"):
+        read_manifest("no_such_addon_package_xyz")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def hello_installed(tmp_path_factory):
+    """A real `pip install` of the example reseller addon into a directory of its own."""
+    target = tmp_path_factory.mktemp("site")
+    build = tmp_path_factory.mktemp("build")
+    import shutil
+    src = build / "hello_addon"
+    shutil.copytree(HELLO, src)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--disable-pip-version-check", "--target", str(target), str(src)], check=True)
+    assert list(target.glob("smsgw_hello-1.0.0.dist-info/entry_points.txt"))
+    return target
+
+
+@pytest.mark.slow
+def test_third_party_addon_route_served_only_to_tenants_that_enabled_it(
+        platform, make_tenant, cli_env, hello_installed):
+    env = dict(cli_env)
+    env["PYTHONPATH"] = f"{hello_installed}{os.pathsep}{env['PYTHONPATH']}"
+    smsgw = [sys.executable, "-m", "core.cli"]
+    listed = subprocess.run(smsgw + ["addons", "list"], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert "hello" in listed.stdout and "a reseller's example addon" in listed.stdout
+
+    on, off = make_tenant("hello-on", name="Enabled Co"), make_tenant("hello-off", name="Other Co")
+    port = free_port()
+    env["SMSGW_PORT"] = str(port)
+    server = subprocess.Popen(smsgw + ["serve"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if requests.get(base + "/health/live", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            server.kill()
+            pytest.fail("server did not start:\n" + server.stdout.read())
+        # The server applied the addon's tenant migration to existing tenants at start.
+        enabled = subprocess.run(smsgw + ["addons", "enable", on.slug, "hello"], env=env, cwd=ROOT,
+                                 capture_output=True, text=True)
+        assert enabled.returncode == 0, enabled.stderr
+        # The running server learns of the change through NOTIFY.
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            r = requests.get(base + "/hello", headers={"Host": f"{on.slug}.localhost"}, timeout=5)
+            if r.status_code == 200:
+                break
+            time.sleep(0.1)
+        assert r.status_code == 200
+        assert "Hello from a third-party addon to Enabled Co (2 greetings stored)" in r.text
+        r = requests.get(base + "/hello", headers={"Host": f"{off.slug}.localhost"}, timeout=5)
+        assert r.status_code == 404
+        assert "Hello from" not in r.text
+        # Disabling takes it away again.
+        subprocess.run(smsgw + ["addons", "disable", on.slug, "hello"], env=env, cwd=ROOT, check=True,
+                       capture_output=True)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            r = requests.get(base + "/hello", headers={"Host": f"{on.slug}.localhost"}, timeout=5)
+            if r.status_code == 404:
+                break
+            time.sleep(0.1)
+        assert r.status_code == 404
+    finally:
+        server.terminate()
+        out, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, out
+    assert "Stopped." in out
+
+
+def test_enabling_unknown_addon_is_refused(platform, make_tenant):
+    from core.tenancy import TenantError
+
+    t = make_tenant("unk")
+    with pytest.raises(TenantError, match="No addon called 'nope' is installed"):
+        platform.tenants.set_addon(t.slug, "nope", True)
