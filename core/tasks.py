@@ -62,6 +62,7 @@ class TaskQueue:
         self.huey = huey
         self.platform = platform
         self.tasks: dict[str, object] = {}
+        self.periodic_tasks: dict[str, object] = {}
 
     def for_addon(self, addon: str) -> "TaskQueue":
         """The same queue, with ``addon`` as the default gate for tenant and periodic tasks."""
@@ -130,7 +131,9 @@ class TaskQueue:
         name = name or f"{fn.__module__}.{fn.__qualname__}"
         addon = addon or self.default_addon
         if not per_tenant:
-            return self.huey.periodic_task(schedule, name=name)(fn)
+            t = self.huey.periodic_task(schedule, name=name)(fn)
+            self.periodic_tasks[name] = t
+            return t
         per = self.tenant_task(fn, addon=addon, name=name + ".tenant")
         platform = self.platform
 
@@ -140,7 +143,7 @@ class TaskQueue:
                     per(tenant.slug)
 
         fan_out.__name__ = f"fan_out_{fn.__name__}"
-        self.huey.periodic_task(schedule, name=name)(fan_out)
+        self.periodic_tasks[name] = self.huey.periodic_task(schedule, name=name)(fan_out)
         return per
 
 

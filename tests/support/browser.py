@@ -1,0 +1,116 @@
+"""Headless Chromium for browser tests: Debian's ``chromium`` driven by Playwright.
+
+We never download a browser (``playwright install`` is not used): the tests
+launch the system Chromium at ``/usr/bin/chromium`` (or ``$SMSGW_CHROMIUM``).
+If it is missing the tests *fail* with a message saying how to install it;
+CI installs it, so a silent skip would hide a broken CI image.
+
+Use the fixtures by importing them into a test module::
+
+    from tests.support.browser import browser_page, chromium  # noqa: F401
+
+``browser_page`` is a fresh Playwright ``Page`` (own context: no cookies are
+shared between tests) that records console errors, uncaught page errors and
+Content-Security-Policy violations; :func:`page_problems` returns them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("SMSGW_CHROMIUM", "/usr/bin/chromium")
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # Tenant addresses are <slug>.localhost: resolve them (and localhost) to loopback.
+    "--host-resolver-rules=MAP *.localhost 127.0.0.1, MAP localhost 127.0.0.1",
+]
+
+# Runs in every page before its own scripts: CDP-injected, so CSP does not block it.
+_CSP_PROBE = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__cspViolations.push(e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline'));
+});
+"""
+
+
+def chromium_executable() -> str:
+    """The path of the system Chromium, or fail the test with how to get it."""
+    path = Path(CHROMIUM)
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}: the browser tests drive the system browser "
+            "and never download one. Install it with `apt-get install chromium` (Debian), or point "
+            "SMSGW_CHROMIUM at a Chromium binary.", pytrace=False)
+    return str(path)
+
+
+def launch_chromium(playwright):
+    """Launch headless Chromium from ``playwright.sync_api.sync_playwright()``."""
+    executable = chromium_executable()
+    try:
+        return playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    except Exception as exc:  # a broken install must fail loudly, not skip
+        pytest.fail(f"Chromium at {executable} did not start: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One browser per test module (the Playwright sync loop ends with the module)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("The python package playwright is missing: pip install -e '.[dev]'", pytrace=False)
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium):
+    """A page in a fresh browser context (English, no cookies) that records problems."""
+    context = chromium.new_context(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"})
+    context.set_default_timeout(15_000)
+    context.add_init_script(_CSP_PROBE)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(f"console.{msg.type}: {msg.text} @ {msg.location.get('url')}")
+            if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} ({req.failure})"))
+    _problems[id(page)] = problems
+    try:
+        yield page
+    finally:
+        _problems.pop(id(page), None)
+        context.close()
+
+
+_problems: dict[int, list[str]] = {}
+
+
+def page_problems(page, allow=()) -> list[str]:
+    """Console errors, uncaught errors, failed requests and CSP violations seen so far.
+
+    ``allow`` holds substrings of expected messages (say, the 404 of a page we
+    asked for on purpose); those are left out.
+    """
+    found = list(_problems.get(id(page), []))
+    try:
+        found += [f"CSP violation: {v}" for v in page.evaluate("window.__cspViolations || []")]
+    except Exception as exc:  # the page is gone: that is a problem too
+        found.append(f"could not read CSP violations: {exc}")
+    return [p for p in found if not any(a in p for a in allow)]
