@@ -2,6 +2,7 @@
 
 import logging
 import stat
+import time
 
 from core.secretstore import SecretStore
 from core.web.access_log import redact_query
@@ -34,6 +35,10 @@ def test_access_log_redacts_secrets_in_query(live_server, make_tenant, caplog):
     t = make_tenant("log")
     with caplog.at_level(logging.INFO, logger="smsgw.access"):
         live_server.client(t.slug).get("/?token=SUPERSECRET123&page=2&api_key=K3Y&code=C0DE")
+        # The server logs just after it answers, on its own thread: wait for the line.
+        deadline = time.time() + 5
+        while time.time() < deadline and not any("page=2" in r.getMessage() for r in caplog.records):
+            time.sleep(0.02)
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "page=2" in text
     for secret in ("SUPERSECRET123", "K3Y", "C0DE"):
