@@ -173,7 +173,7 @@ def measure_routing(server, slugs, n_requests, counter, expect_names=None):
     Like a browser, the client sends each host the cookie (``_xsrf``) that host set,
     so the server does the same work per request whatever the number of hosts. The
     cookies are kept in a dict per host rather than in requests' cookie jar, whose
-    lookup cost grows with the number of domains it holds (with 200 hosts it added
+    lookup cost grows with the number of domains it holds (with 50 hosts it added
     ~0.8 ms per request on the *client*, which would be charged to routing).
     """
     import requests
