@@ -44,9 +44,9 @@ def ensure_demo(platform, say=print):
     if platform.tenant_cache.loader("demo") is None:
         platform.tenants.create("demo", "Demo Company", creds["tenant_email"], creds["tenant_password"])
         say("Created the demo tenant 'demo'.")
-    ensure_admin = getattr(platform, "ensure_admin", None)
-    if ensure_admin:
-        ensure_admin(creds["admin_email"], creds["admin_password"])
+    from .admins import ensure_admin as ensure_platform_admin
+
+    ensure_platform_admin(platform, creds["admin_email"], creds["admin_password"])
     return creds, path
 
 
