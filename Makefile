@@ -29,7 +29,7 @@ bench: $(VENV)/.dev-installed
 
 # Translators: refresh the catalogues after changing user-facing text.
 messages: $(VENV)/.dev-installed
-	@$(BIN)/pybabel extract -F babel.cfg -o locale/smsgw.pot .
+	@$(BIN)/pybabel extract -F babel.cfg --project smsgw --version 0.1 -o locale/smsgw.pot .
 	@$(BIN)/pybabel update -i locale/smsgw.pot -d locale -D smsgw
 
 clean:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from peewee import BigAutoField, BooleanField, DateTimeField, Model, TextField, fn
+from peewee import BigAutoField, BigIntegerField, BooleanField, DateTimeField, Model, TextField, UUIDField, fn
+from playhouse.postgres_ext import ArrayField
 
 from .catalogue import utcnow
 from .db import app_db
@@ -35,3 +36,68 @@ class User(TenantModel):
     @classmethod
     def by_email(cls, email: str):
         return cls.get_or_none(fn.lower(cls.email) == email.strip().lower())
+
+
+# Columns added by tenant migration 0002_identity.
+User._meta.add_field("phone", TextField(default=""))
+User._meta.add_field("job_title", TextField(default=""))
+User._meta.add_field("email_verified_at", DateTimeField(null=True))
+User._meta.add_field("password_changed_at", DateTimeField(null=True))
+User._meta.add_field("last_login_at", DateTimeField(null=True))
+User._meta.add_field("invited_by", BigIntegerField(null=True))
+
+
+class Session(TenantModel):
+    id = BigAutoField()
+    token_hash = TextField(unique=True)
+    user_id = BigIntegerField()
+    created_at = DateTimeField(default=utcnow)
+    last_seen_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+    revoked_at = DateTimeField(null=True)
+    ip = TextField(default="")
+    user_agent = TextField(default="")
+
+    class Meta:
+        table_name = "sessions"
+
+
+class RefreshToken(TenantModel):
+    id = BigAutoField()
+    family_id = UUIDField()
+    token_hash = TextField(unique=True)
+    user_id = BigIntegerField()
+    created_at = DateTimeField(default=utcnow)
+    family_expires_at = DateTimeField()
+    used_at = DateTimeField(null=True)
+    revoked_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "refresh_tokens"
+
+
+class ApiToken(TenantModel):
+    id = BigAutoField()
+    name = TextField()
+    token_hash = TextField(unique=True)
+    hint = TextField()
+    scopes = ArrayField(TextField)
+    created_by = BigIntegerField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    last_used_at = DateTimeField(null=True)
+    revoked_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_tokens"
+
+
+class OneTimeLink(TenantModel):
+    nonce = TextField(primary_key=True)
+    purpose = TextField()
+    used_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "one_time_links"
+
+
+TENANT_MODELS = [User, Session, RefreshToken, ApiToken, OneTimeLink]

@@ -62,13 +62,16 @@ class BaseHandler(tornado.web.RequestHandler):
             return host[: -len(base) - 1]
         return None
 
+    def negotiate_language(self):
+        self.lang = self.platform.catalogues.negotiate(
+            self.get_cookie("lang"), self.request.headers.get("Accept-Language"))
+
     async def prepare(self):
+        self.negotiate_language()
         limit = self.max_body_size or self.settings_.max_body_size
         length = self.request.headers.get("Content-Length")
         if (length and length.isdigit() and int(length) > limit) or len(self.request.body or b"") > limit:
             raise Problem(413, "body-too-large", f"The request body exceeds {limit} bytes; send less.")
-        self.lang = self.platform.catalogues.negotiate(
-            self.get_cookie("lang"), self.request.headers.get("Accept-Language"))
         slug = self.host_slug()
         self.tenant_slug = slug
         if slug is not None:
@@ -96,6 +99,7 @@ class BaseHandler(tornado.web.RequestHandler):
         await self.prepare_user()
 
     def check_xsrf_cookie(self):
+        self.negotiate_language()  # runs before prepare(); the error page should speak the user's language
         try:
             super().check_xsrf_cookie()
         except tornado.web.HTTPError:
@@ -136,6 +140,7 @@ class BaseHandler(tornado.web.RequestHandler):
         ctx.update(kwargs)
         html = self.application.templates.render(template_name, theme=theme, **ctx)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.add_header("Vary", "Accept-Language, Cookie")
         self.finish(html)
 
     def static_url(self, path, include_host=None, **kwargs):

@@ -9,6 +9,14 @@ from .base import ApiHandler, PageHandler, BaseHandler
 from .problem import Problem
 
 
+def safe_next(target: str) -> str:
+    """A local path to go back to; anything that could leave the site becomes ``/``."""
+    if (not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(c) < 32 or c.isspace() for c in target)):
+        return "/"
+    return target
+
+
 class LiveHandler(ApiHandler):
     """``/health/live``: the process answers. No database work."""
 
@@ -76,7 +84,4 @@ class LanguageHandler(PageHandler):
             raise Problem(400, "unknown-language", f"We do not ship the language {lang[:20]!r}.")
         self.set_cookie("lang", lang, max_age=365 * 86400, httponly=True, samesite="Lax",
                         secure=self.request.protocol == "https")
-        nxt = self.get_body_argument("next", "/")
-        if not nxt.startswith("/") or nxt.startswith("//"):
-            nxt = "/"
-        self.redirect(nxt)
+        self.redirect(safe_next(self.get_body_argument("next", "/")))

@@ -21,7 +21,7 @@ class Problem(Exception):
         self.status = status
         self.code = code
         self.detail = detail
-        self.title = title or TITLES.get(status, "Error")
+        self.title = title or TITLES.get(status, N_("Error"))
         self.errors = errors
         self.headers = headers or {}
         self.extra = extra
@@ -37,9 +37,14 @@ class Problem(Exception):
         return body
 
 
+def N_(message: str) -> str:
+    """Mark a string for the translators' catalogue; it is translated where it is shown."""
+    return message
+
+
 TITLES = {
-    400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-    405: "Method not allowed", 409: "Conflict", 413: "Payload too large", 415: "Unsupported media type",
-    422: "Unprocessable content", 429: "Too many requests", 500: "Internal server error",
-    503: "Service unavailable",
+    400: N_("Bad request"), 401: N_("Unauthorized"), 403: N_("Forbidden"), 404: N_("Not found"),
+    405: N_("Method not allowed"), 409: N_("Conflict"), 413: N_("Payload too large"),
+    415: N_("Unsupported media type"), 422: N_("Unprocessable content"), 429: N_("Too many requests"),
+    500: N_("Internal server error"), 503: N_("Service unavailable"),
 }

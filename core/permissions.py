@@ -1,0 +1,88 @@
+"""Who may do what: the one permission matrix, and the principal every handler checks.
+
+| permission       | Customer | User | Admin (with a reasoned grant) | API token scope |
+|------------------|----------|------|-------------------------------|-----------------|
+| dashboard:view   | yes      | yes  | yes                           | -               |
+| profile:edit     | yes      | yes  | -                             | -               |
+| messages:send    | yes      | yes  | -                             | messages:send   |
+| messages:read    | yes      | yes  | yes                           | messages:read   |
+| devices:read     | yes      | yes  | yes                           | devices:read    |
+| devices:write    | yes      | -    | -                             | devices:write   |
+| webhooks:read    | yes      | yes  | yes                           | webhooks:read   |
+| webhooks:write   | yes      | -    | -                             | webhooks:write  |
+| settings:write   | yes      | -    | -                             | settings:write  |
+| users:read       | yes      | -    | yes                           | -               |
+| users:manage     | yes      | -    | -                             | -               |
+| tokens:manage    | yes      | -    | -                             | -               |
+| audit:read       | yes      | -    | yes                           | -               |
+| platform:admin   | -        | -    | yes (base domain only)        | -               |
+
+An API token holds exactly the scopes it was created with (a subset of the
+creating Customer's permissions). Admins see a tenant's data only read-only and
+only under an access grant that carries a written reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CUSTOMER, USER, ADMIN = "customer", "user", "admin"
+
+MATRIX: dict[str, frozenset] = {
+    "dashboard:view": frozenset({CUSTOMER, USER, ADMIN}),
+    "profile:edit": frozenset({CUSTOMER, USER}),
+    "messages:send": frozenset({CUSTOMER, USER}),
+    "messages:read": frozenset({CUSTOMER, USER, ADMIN}),
+    "devices:read": frozenset({CUSTOMER, USER, ADMIN}),
+    "devices:write": frozenset({CUSTOMER}),
+    "webhooks:read": frozenset({CUSTOMER, USER, ADMIN}),
+    "webhooks:write": frozenset({CUSTOMER}),
+    "settings:write": frozenset({CUSTOMER}),
+    "users:read": frozenset({CUSTOMER, ADMIN}),
+    "users:manage": frozenset({CUSTOMER}),
+    "tokens:manage": frozenset({CUSTOMER}),
+    "audit:read": frozenset({CUSTOMER, ADMIN}),
+    "platform:admin": frozenset({ADMIN}),
+}
+
+API_SCOPES = ("messages:send", "messages:read", "devices:read", "devices:write", "webhooks:read",
+              "webhooks:write", "settings:write")
+
+PUBLIC = "public"  # a handler method anyone may call (sign-in pages, health, JWKS)
+AUTHENTICATED = "authenticated"  # any signed-in principal of this tenant
+
+
+def role_permissions(role: str) -> frozenset:
+    return frozenset(p for p, roles in MATRIX.items() if role in roles)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is making this request, and with what rights."""
+
+    kind: str  # "user" | "token" | "admin" | "device"
+    id: int
+    role: str
+    tenant: str | None
+    permissions: frozenset = field(default_factory=frozenset)
+    name: str = ""
+    email: str = ""
+    via: str = ""  # "session" | "jwt" | "api_token" | "admin_grant" | "device_token"
+    reason: str | None = None  # the written reason of an admin access grant
+    session_id: int | None = None
+
+    def can(self, permission: str) -> bool:
+        if permission == PUBLIC:
+            return True
+        if permission == AUTHENTICATED:
+            return True
+        return permission in self.permissions
+
+    @property
+    def is_customer(self) -> bool:
+        return self.role == CUSTOMER
+
+    @property
+    def actor(self) -> str:
+        """How the audit trail names this principal."""
+        return f"{self.kind}:{self.id}"
