@@ -40,6 +40,9 @@ setup(
     },
     entry_points={
         "console_scripts": ["smsgw=core.cli:main"],
-        "smsgw.addons": [],
+        # Shipped addons are found exactly like resellers' packages.
+        "smsgw.addons": [
+            "audit = addons.audit",
+        ],
     },
 )

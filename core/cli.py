@@ -7,6 +7,7 @@ import logging
 import sys
 
 from .addons import AddonError
+from .admins import AdminError
 from .config import ConfigError, Settings
 from .migrations import MigrationError
 from .tenancy import TenantError
@@ -62,6 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("slug")
     d.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
+    ad = sub.add_parser("admin", help="manage platform admins")
+    adsub = ad.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
+    adc = adsub.add_parser("create", help="create a platform admin (operator) account")
+    adc.add_argument("--email", required=True)
+    adc.add_argument("--password", required=True, help="10+ characters")
+    adc.add_argument("--name", default="")
+
+    tk = sub.add_parser("token", help="create API tokens")
+    tksub = tk.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    tkc = tksub.add_parser("create", help="create an API token for a tenant and print it once",
+                           description="Create an API token. It is printed once; only its SHA-256 digest is stored.")
+    tkc.add_argument("--tenant", required=True, metavar="SLUG")
+    tkc.add_argument("--name", required=True)
+    tkc.add_argument("--scope", action="append", metavar="SCOPE",
+                     help="repeatable; default messages:send and messages:read. Known: "
+                          "messages:send, messages:read, devices:read, devices:write, webhooks:read, "
+                          "webhooks:write, settings:write")
+
+    ky = sub.add_parser("keys", help="rotate token-signing and data-encryption keys")
+    kysub = ky.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    kysub.add_parser("rotate", help="sign new access tokens with a new key; old keys stay published until "
+                                    "their tokens expire")
+    kr = kysub.add_parser("rotate-data-key", help="re-encrypt all secrets at rest under a new data key")
+    kr.add_argument("--drop-old", action="store_true",
+                    help="forget old data keys afterwards (only once every process has restarted)")
+
     a = sub.add_parser("addons", help="list installed addons; enable or disable them per tenant")
     asub = a.add_subparsers(dest="addons_command", metavar="ACTION", required=True)
     asub.add_parser("list", help="installed addons in load order")
@@ -88,7 +115,7 @@ def main(argv=None) -> int:
     try:
         settings = Settings.from_env()
         return dispatch(args, settings)
-    except (ConfigError, TenantError, AddonError, MigrationError) as exc:
+    except (ConfigError, TenantError, AddonError, MigrationError, AdminError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -134,6 +161,8 @@ def dispatch(args, settings) -> int:
         platform.migrate(tenants=False)
         if args.command == "tenant":
             return tenant_command(platform, args)
+        if args.command in ("admin", "token", "keys"):
+            return identity_command(platform, args)
         if args.command == "addons":
             info = platform.tenants.set_addon(args.slug, args.name, args.addons_command == "enable")
             print(f"{args.name} {'enabled' if args.addons_command == 'enable' else 'disabled'} for {info.slug}; "
@@ -141,6 +170,45 @@ def dispatch(args, settings) -> int:
             return 0
     finally:
         platform.close()
+    return 0
+
+
+def identity_command(platform, args) -> int:
+    if args.command == "admin":
+        from .admins import create_admin
+
+        admin = create_admin(platform, args.email, args.password, args.name)
+        print(f"Created platform admin {admin.email}. Sign in at {platform.settings.public_url()}/admin")
+        return 0
+    if args.command == "token":
+        from .db import tenant_transaction
+        from .events import AuditEvent, emit
+        from .identity import AuthError, create_api_token
+
+        tenant = platform.tenants.get(args.tenant)
+        scopes = args.scope or ["messages:send", "messages:read"]
+        try:
+            with tenant_transaction(tenant.ref):
+                row, token = create_api_token(tenant.slug, args.name, scopes, None)
+        except AuthError as exc:
+            raise TenantError(str(exc)) from None
+        emit(platform, AuditEvent("token.created", tenant.id, tenant.slug, actor="system:cli",
+                                  target=f"token:{row.id}", details={"name": row.name, "scopes": scopes}))
+        print(token)
+        print(f"(API token '{row.name}' for {tenant.slug} with scopes {', '.join(row.scopes)}. "
+              "It is shown only now; store it safely.)", file=sys.stderr)
+        return 0
+    if args.keys_command == "rotate":
+        kid = platform.keyring.rotate()
+        print(f"New signing key {kid}. Tokens signed with older keys stay valid until they expire (15 min).")
+        return 0
+    from .crypto import rotate_data_key
+    from .progress import Progress
+
+    counts = rotate_data_key(platform, drop_old=args.drop_old, progress=Progress())
+    print(f"Re-encrypted {counts['public']} catalogue and {counts['tenant']} tenant value(s) under a new data key.")
+    if not args.drop_old:
+        print("Old keys still decrypt; run again with --drop-old once every process has restarted.")
     return 0
 
 

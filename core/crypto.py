@@ -79,3 +79,54 @@ class DataKeyStore:
         with os.fdopen(fd, "w") as fh:
             fh.write("\n".join(keys) + "\n")
         os.replace(tmp, path)
+
+
+# -- rotation ---------------------------------------------------------------------
+
+# Encrypted columns in the catalogue: (table, key column, value column).
+CORE_ENCRYPTED_PUBLIC = [("public.signing_key", "kid", "private_key_enc")]
+
+
+def rotate_data_key(platform, drop_old: bool = False, progress=None) -> dict:
+    """Add a new data key and re-encrypt every registered encrypted value under it.
+
+    Addons declare their encrypted columns with ``smsgw_encrypted_fields``.
+    Old keys stay able to decrypt (other processes may still hold them) unless
+    ``drop_old`` is given once every process has restarted.
+    """
+    from .db import app_db, connection, tenant_transaction
+
+    store = DataKeyStore(platform.secrets)
+    store.add_new_key()
+    platform.reset_data_cipher()
+    cipher = platform.data_cipher()
+    public_fields = list(CORE_ENCRYPTED_PUBLIC)
+    tenant_fields = []
+    for _addon, fields in platform.registry.call_each("smsgw_encrypted_fields"):
+        for scope, table, key_col, col in fields:
+            (public_fields if scope == "public" else tenant_fields).append((table, key_col, col))
+    counts = {"public": 0, "tenant": 0}
+
+    def rewrite(table, key_col, col):
+        n = 0
+        for key, value in app_db.execute_sql(f"SELECT {key_col}, {col} FROM {table} WHERE {col} IS NOT NULL").fetchall():
+            app_db.execute_sql(f"UPDATE {table} SET {col} = %s WHERE {key_col} = %s", (cipher.rotate(value), key))
+            n += 1
+        return n
+
+    with connection():
+        with app_db.atomic():
+            for table, key_col, col in public_fields:
+                counts["public"] += rewrite(table, key_col, col)
+    if tenant_fields:
+        tenants = platform.tenants.list()
+        for i, tenant in enumerate(tenants, 1):
+            with tenant_transaction(tenant.ref):
+                for table, key_col, col in tenant_fields:
+                    counts["tenant"] += rewrite(table, key_col, col)
+            if progress:
+                progress("re-encrypt", i, len(tenants), tenant.slug)
+    if drop_old:
+        store.drop_old_keys()
+        platform.reset_data_cipher()
+    return counts

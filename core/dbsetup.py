@@ -161,10 +161,14 @@ def bootstrap(admin_url: str, role_prefix: str, app_password: str) -> None:
                     cur.execute(sql.SQL("CREATE ROLE {} " + attrs).format(sql.Identifier(role)))
                 if not is_super:
                     cur.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(admin_role)))
-            # The maintenance role does privileged housekeeping (e.g. purging old audit rows);
-            # only the admin connection and the app role, via SET ROLE, can act as it.
-            cur.execute(sql.SQL("GRANT {} TO {} WITH INHERIT FALSE, SET TRUE").format(
-                sql.Identifier(roles.maintenance), sql.Identifier(roles.app)))
+            # The maintenance role owns SECURITY DEFINER housekeeping functions (e.g. purging
+            # audit rows past retention). The app role may call them, never become it.
+            cur.execute("SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
+                        "JOIN pg_roles u ON u.oid = m.member WHERE r.rolname = %s AND u.rolname = %s",
+                        (roles.maintenance, roles.app))
+            if cur.fetchone():
+                cur.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(roles.maintenance),
+                                                                sql.Identifier(roles.app)))
 
             # Nobody but the roles we name touches the catalogue or the database.
             cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(dbname)))

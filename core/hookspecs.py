@@ -112,6 +112,52 @@ def smsgw_tasks(queue):
 
 
 # ---------------------------------------------------------------------------
+# Identity and audit
+# ---------------------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def smsgw_principal_from_token(token, tenant):
+    """Turn a bearer token the kernel does not know (e.g. a device token) into a principal.
+
+    Stops at first non-None result. Called inside the tenant's transaction.
+
+    :param token: the raw bearer token (its checksum already verified when it is prefixed).
+    :param tenant: the :class:`core.tenancy.TenantInfo` the token names.
+    :return: a :class:`core.permissions.Principal` or ``None``.
+    """
+
+
+@hookspec
+def smsgw_encrypted_fields():
+    """Return the columns this addon stores encrypted with :meth:`Platform.data_cipher`.
+
+    A list of ``(scope, table, key_column, value_column)`` with scope
+    ``"public"`` or ``"tenant"`` (tenant tables unqualified). ``smsgw keys
+    rotate-data-key`` re-encrypts them all under a new key.
+    """
+
+
+@hookspec
+def smsgw_admin_sections():
+    """Return extra read-only views of a tenant's data for the Admin console.
+
+    A dict ``{name: (label, function, in_tenant)}``: ``function(tenant)``
+    returns a list of dicts (one table row each); with ``in_tenant`` it runs
+    inside the tenant's transaction. Views are shown only under an access
+    grant with a written reason, and each view is recorded in the audit trail.
+    """
+
+
+@hookspec
+def smsgw_audit_event(event):
+    """Record a security or access event (:class:`core.events.AuditEvent`).
+
+    Called outside tenant transactions. Implementations must not swallow
+    errors: an access that cannot be recorded must fail.
+    """
+
+
+# ---------------------------------------------------------------------------
 # Lifecycle events
 # ---------------------------------------------------------------------------
 

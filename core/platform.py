@@ -47,8 +47,14 @@ class Platform:
             "app_role": roles.app, "maintenance_role": roles.maintenance, "role_prefix": roles.prefix,
         }
         self._catalogues = None
+        self._cipher = None
+        self._keyring = None
+        self._mailer = None
         self.huey = None
         self.queue = None
+        from .throttle import LoginThrottle
+
+        self.throttle = LoginThrottle()
 
     # -- secrets ------------------------------------------------------------
     @property
@@ -58,6 +64,42 @@ class Platform:
     @property
     def cookie_secret(self) -> str:
         return self.secrets.get("cookie-secret", "SMSGW_COOKIE_SECRET")
+
+    @property
+    def link_secret(self) -> str:
+        return self.secrets.get("link-secret", "SMSGW_LINK_SECRET")
+
+    def data_cipher(self):
+        from .crypto import DataKeyStore
+
+        if self._cipher is None:
+            self._cipher = DataKeyStore(self.secrets).cipher()
+        return self._cipher
+
+    def reset_data_cipher(self) -> None:
+        self._cipher = None
+
+    @property
+    def keyring(self):
+        from .jwtkeys import KeyRing
+
+        if self._keyring is None:
+            self._keyring = KeyRing(self)
+        return self._keyring
+
+    @property
+    def mailer(self):
+        from .mailer import Mailer
+
+        if self._mailer is None:
+            self._mailer = Mailer.from_env(self.settings.data_dir, self.settings.base_domain)
+        return self._mailer
+
+    @property
+    def links(self):
+        from .identity import LinkSigner
+
+        return LinkSigner(self.link_secret)
 
     @property
     def catalogues(self) -> Catalogues:

@@ -95,8 +95,8 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
             say(f"  Admin:        {scheme}://{s.base_domain}:{port}/admin")
             say(f"    sign in as  {creds['admin_email']} / {creds['admin_password']}")
             say(f"  (credentials saved in {creds_path}, mode 0600)")
-        extra = getattr(platform, "startup_notes", [])
-        for note in extra:
+        say(f"  Mail:         {platform.mailer.describe()}")
+        for note in getattr(platform, "startup_notes", []):
             say(f"  {note}")
         say("Press Ctrl-C to stop.")
         stop = asyncio.Event()

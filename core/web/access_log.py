@@ -11,11 +11,20 @@ log = logging.getLogger("smsgw.access")
 SENSITIVE = re.compile(r"(token|key|secret|password|passwd|code|signature|sig|auth|session|jwt)", re.I)
 
 
-def redact_query(query: str) -> str:
+def redact_query(query: str, depth: int = 0) -> str:
+    """Replace values of sensitive keys, also inside URLs nested in values (``next=/x?token=...``)."""
     if not query:
         return ""
     pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode([(k, "[redacted]" if SENSITIVE.search(k) else v) for k, v in pairs])
+    out = []
+    for k, v in pairs:
+        if SENSITIVE.search(k):
+            v = "[redacted]"
+        elif "=" in v and depth < 3:
+            path, sep, inner = v.partition("?")
+            v = path + sep + redact_query(inner, depth + 1) if sep else redact_query(v, depth + 1)
+        out.append((k, v))
+    return urlencode(out)
 
 
 def log_request(handler) -> None:

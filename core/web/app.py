@@ -10,7 +10,7 @@ import tornado.web
 from tornado.routing import AnyMatches, HostMatches, Rule
 
 from ..templating import Templates
-from . import access_log, pages
+from . import access_log, account_pages, admin_pages, auth_api, auth_pages, pages
 from .base import BaseHandler, NotFoundHandler
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,28 @@ def core_routes():
         (r"/health/live", pages.LiveHandler),
         (r"/health/ready", pages.ReadyHandler),
         (r"/lang", pages.LanguageHandler),
+        (r"/\.well-known/jwks\.json", auth_api.JwksHandler),
         (r"/", pages.PlatformHomeHandler),
-        (r"/", pages.TenantHomeHandler),
+        (r"/signup", auth_pages.SignupHandler),
+        (r"/", account_pages.DashboardHandler),
+        (r"/login", auth_pages.LoginHandler),
+        (r"/logout", auth_pages.LogoutHandler),
+        (r"/verify-email", auth_pages.VerifyEmailHandler),
+        (r"/forgot-password", auth_pages.ForgotPasswordHandler),
+        (r"/reset-password", auth_pages.ResetPasswordHandler),
+        (r"/accept-invite", auth_pages.AcceptInviteHandler),
+        (r"/account", account_pages.ProfileHandler),
+        (r"/team", account_pages.TeamHandler),
+        (r"/tokens", account_pages.TokensHandler),
+        (r"/api/v1/auth/token", auth_api.TokenHandler),
+        (r"/api/v1/auth/refresh", auth_api.RefreshHandler),
+        (r"/api/v1/auth/logout", auth_api.RevokeHandler),
+        (r"/api/v1/me", auth_api.MeHandler),
+        (r"/admin/login", admin_pages.AdminLoginHandler),
+        (r"/admin/logout", admin_pages.AdminLogoutHandler),
+        (r"/admin", admin_pages.AdminHomeHandler),
+        (r"/admin/tenants/([a-z0-9-]{1,40})", admin_pages.AdminTenantHandler),
+        (r"/admin/tenants/([a-z0-9-]{1,40})/data/([a-z_]{1,40})", admin_pages.AdminTenantDataHandler),
     ]
 
 
@@ -66,7 +86,9 @@ class Application(tornado.web.Application):
                              {"path": str(settings.themes_dir)}))
 
         tenant_routes = [(p, h, k) for p, h, k, _ in routes if h.scope in ("tenant", "any")]
-        platform_routes = [(p, h, k) for p, h, k, _ in routes if h.scope in ("platform", "any")]
+        # Tenant APIs also answer on the base domain when the token names the tenant.
+        platform_routes = [(p, h, k) for p, h, k, _ in routes
+                           if h.scope in ("platform", "any") or (h.scope == "tenant" and h.token_tenant_ok)]
         tenant_host = r"[a-z0-9-]+\." + re.escape(settings.base_domain)
         rules = static_rules + [
             Rule(HostMatches(tenant_host), tenant_routes),

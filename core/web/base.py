@@ -18,8 +18,14 @@ import traceback
 
 import tornado.web
 
+from .. import tokenformat
 from ..db import current_tenant, run_in_tenant, run_sync
+from ..permissions import AUTHENTICATED, PUBLIC, Principal
 from .problem import PROBLEM_CONTENT_TYPE, Problem
+
+SESSION_COOKIE = "smsgw_session"
+ADMIN_COOKIE = "smsgw_admin"
+KNOWN_DEVICE_COOKIE = "smsgw_known"
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +38,20 @@ class BaseHandler(tornado.web.RequestHandler):
     scope = "tenant"
     addon: str | None = None
     max_body_size: int | None = None  # defaults to settings.max_body_size
+    # What a request needs, checked centrally in prepare(): a permission name
+    # from core.permissions.MATRIX, PUBLIC or AUTHENTICATED; per method via
+    # ``permissions = {"GET": ..., "POST": ...}``. Undeclared means refused.
+    permission: str | None = None
+    permissions: dict | None = None
+    # API handlers may also answer on the base domain when a token names the tenant.
+    token_tenant_ok = False
 
     def initialize(self, **kwargs):
         self.platform = self.application.platform
         self.settings_ = self.platform.settings
         self.tenant = None
         self.tenant_slug = None
+        self.principal: Principal | None = None
         self.lang = self.settings_.default_language
         self.flash_messages: list = []
 
@@ -86,17 +100,150 @@ class BaseHandler(tornado.web.RequestHandler):
             if not tenant.is_active:
                 raise Problem(403, "tenant-suspended",
                               f"The workspace {slug} is suspended. Its owner can contact support to restore it.")
-            self.tenant = tenant
-            current_tenant.set(tenant.ref)
+            self._enter_tenant(tenant)
             if self.scope == "platform":
                 raise Problem(404, "not-found", "This page is on the main site, not on a workspace address.")
-            if self.addon and self.addon not in tenant.enabled_addons:
-                raise Problem(404, "not-found", "This page does not exist here.")
-        elif self.scope == "tenant":
+        elif self.scope == "tenant" and not (self.token_tenant_ok and self.request.headers.get("Authorization")):
             raise Problem(404, "not-found",
                           "This page belongs to a workspace: open it at <your-workspace>."
                           f"{self.settings_.base_domain}.")
         await self.prepare_user()
+        if self.scope == "tenant" and self.tenant is None:
+            raise Problem(401, "unauthorized", "Send a token that names your workspace.",
+                          headers={"WWW-Authenticate": "Bearer"})
+        self.check_permission()
+
+    def _enter_tenant(self, tenant):
+        self.tenant = tenant
+        current_tenant.set(tenant.ref)
+        if self.addon and self.addon not in tenant.enabled_addons:
+            raise Problem(404, "not-found", "This page does not exist here.")
+
+    async def _tenant_by_slug(self, slug: str):
+        cache = self.platform.tenant_cache
+        hit, tenant = cache.peek(slug)
+        if not hit:
+            tenant = await run_sync(cache.get, slug)
+        return tenant
+
+    # -- authentication -------------------------------------------------------------
+    def get_current_user(self):
+        return self.principal
+
+    def required_permission(self) -> str | None:
+        if self.permissions is not None:
+            return self.permissions.get(self.request.method)
+        return self.permission
+
+    def check_permission(self) -> None:
+        """The one permission check every handler goes through."""
+        required = self.required_permission()
+        if required is None:
+            log.error("%s declares no permission for %s: refused", type(self).__name__, self.request.method)
+            raise Problem(403, "forbidden", "This action is not available.")
+        if required == PUBLIC:
+            return
+        if self.principal is None:
+            self.unauthenticated()
+        if self.principal.tenant is not None and self.tenant is not None and self.principal.tenant != self.tenant.slug:
+            raise Problem(403, "forbidden", "These credentials belong to another workspace.")
+        if not self.principal.can(required):
+            raise Problem(403, "forbidden",
+                          "Your role does not allow this. Ask the account owner if you need it.")
+
+    def unauthenticated(self):
+        raise Problem(401, "unauthorized", "Sign in, or send an API token as 'Authorization: Bearer <token>'.",
+                      headers={"WWW-Authenticate": "Bearer"})
+
+    def session_cookie_kwargs(self) -> dict:
+        return {"httponly": True, "samesite": "Lax", "secure": self.request.protocol == "https", "path": "/"}
+
+    async def prepare_user(self):
+        """Resolve who is calling: a bearer token, a tenant session, or an admin session."""
+        auth = self.request.headers.get("Authorization")
+        if auth:
+            self.principal = await self.principal_from_authorization(auth)
+            return
+        if self.tenant is not None:
+            sid = self.get_secure_cookie(SESSION_COOKIE, max_age_days=14)
+            if sid:
+                from ..identity import session_user, user_principal
+
+                found = await self.in_tenant(session_user, sid.decode())
+                if found:
+                    session, user = found
+                    self.principal = user_principal(user, self.tenant.slug, "session", session.id)
+        else:
+            sid = self.get_secure_cookie(ADMIN_COOKIE, max_age_days=1)
+            if sid:
+                from ..adminauth import admin_session_principal
+
+                self.principal = await self.run_db(admin_session_principal, sid.decode())
+
+    async def principal_from_authorization(self, header: str) -> Principal:
+        scheme, _, credential = header.partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            return await self.principal_from_other_scheme(scheme, credential)
+        if credential.count(".") == 2:
+            return await self._principal_from_jwt(credential)
+        parsed = tokenformat.parse(credential)
+        if parsed is None:
+            raise Problem(401, "invalid-token",
+                          "The token is malformed or mistyped (its checksum does not match). Copy it again.",
+                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        kind, slug = parsed
+        tenant = await self._tenant_for_token(slug)
+        if kind == "sgw":
+            from ..identity import api_token_principal
+
+            principal = await self.in_tenant(api_token_principal, credential, tenant.slug)
+        else:
+            principal = await self.in_tenant(
+                lambda: self.platform.registry.hook.smsgw_principal_from_token(token=credential, tenant=tenant))
+        if principal is None:
+            raise Problem(401, "invalid-token", "The token is unknown or was revoked.",
+                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return principal
+
+    async def principal_from_other_scheme(self, scheme: str, credential: str) -> Principal:
+        raise Problem(401, "unauthorized", "Use 'Authorization: Bearer <token>'.",
+                      headers={"WWW-Authenticate": "Bearer"})
+
+    async def _tenant_for_token(self, slug: str):
+        if self.tenant is not None:
+            if slug != self.tenant.slug:
+                raise Problem(401, "invalid-token", "This token belongs to another workspace.",
+                              headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return self.tenant
+        tenant = await self._tenant_by_slug(slug)
+        if tenant is None:
+            raise Problem(401, "invalid-token", "The token is unknown or was revoked.",
+                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if not tenant.is_active:
+            raise Problem(403, "tenant-suspended", f"The workspace {slug} is suspended.")
+        self._enter_tenant(tenant)
+        return tenant
+
+    async def _principal_from_jwt(self, token: str) -> Principal:
+        from ..jwtkeys import TokenError
+
+        try:
+            claims = await self.run_db(self.platform.keyring.verify_access, token)
+        except TokenError as exc:
+            raise Problem(401, "invalid-token", str(exc),
+                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+        tenant = await self._tenant_for_token(str(claims.get("tenant") or ""))
+        kind, _, raw_id = str(claims["sub"]).partition(":")
+        if kind != "user" or not raw_id.isdigit():
+            raise Problem(401, "invalid-token", "The access token names no user.")
+        from ..identity import user_principal
+        from ..users import User
+
+        user = await self.in_tenant(lambda: User.get_or_none((User.id == int(raw_id)) & (User.is_active == True)))  # noqa: E712
+        if user is None:
+            raise Problem(401, "invalid-token", "The account behind this token is disabled or gone.")
+        return user_principal(user, tenant.slug, "jwt")
 
     def check_xsrf_cookie(self):
         self.negotiate_language()  # runs before prepare(); the error page should speak the user's language
@@ -128,13 +275,36 @@ class BaseHandler(tornado.web.RequestHandler):
             "languages": self.platform.catalogues.languages, "tenant": self.tenant,
             "settings": self.settings_, "request": self.request, "xsrf_form_html": self.xsrf_form_html,
             "static_url": self.static_url, "platform_url": self.settings_.public_url(),
-            "current_user": self.current_user, "flash_messages": self.flash_messages, "menu": [],
+            "current_user": self.principal, "flash_messages": self.flash_messages, "menu": self.menu(),
         }
         for _name, extra in self.platform.registry.call_each("smsgw_template_context", handler=self):
             ctx.update(extra)
         return ctx
 
+    def menu(self) -> list:
+        """Dashboard navigation from core and every enabled addon, filtered by permission."""
+        if self.tenant is None or self.principal is None or self.principal.tenant != self.tenant.slug:
+            return []
+        from .menu import MenuItem
+
+        items = [MenuItem("Overview", "/", "dashboard:view", 0), MenuItem("Team", "/team", "users:read", 80),
+                 MenuItem("API tokens", "/tokens", "tokens:manage", 85),
+                 MenuItem("Account", "/account", "profile:edit", 90)]
+        for addon, entries in self.platform.registry.call_each("smsgw_menu_items", tenant=self.tenant,
+                                                               user=self.principal):
+            if addon in self.tenant.enabled_addons:
+                items.extend(entries)
+        path = self.request.path
+        out = []
+        for item in sorted(items, key=lambda i: (i.order, i.label)):
+            if self.principal.can(item.permission):
+                active = path == item.url or (item.url != "/" and path.startswith(item.url))
+                out.append({"label": item.label, "url": item.url, "active": active})
+        return out
+
     def render(self, template_name: str, **kwargs):
+        if hasattr(self, "pop_flash"):
+            self.pop_flash()
         theme = (self.tenant.theme if self.tenant else None) or self.settings_.theme
         ctx = self.template_context()
         ctx.update(kwargs)
@@ -191,16 +361,51 @@ class BaseHandler(tornado.web.RequestHandler):
 
 
 class PageHandler(BaseHandler):
-    """HTML pages."""
+    """HTML pages: unauthenticated visitors are sent to the sign-in page."""
+
+    login_path = "/login"
+
+    def unauthenticated(self):
+        if self.request.method in ("GET", "HEAD"):
+            from urllib.parse import urlencode
+
+            self.redirect(f"{self.login_path}?{urlencode({'next': self.request.uri})}")
+            raise tornado.web.Finish()
+        super().unauthenticated()
+
+    def flash(self, kind: str, message: str) -> None:
+        """Show ``message`` on the next page this browser loads."""
+        self.set_signed_cookie("smsgw_flash", json.dumps([kind, message]), expires_days=None,
+                               httponly=True, samesite="Lax", secure=self.request.protocol == "https")
+
+    def pop_flash(self) -> None:
+        raw = self.get_signed_cookie("smsgw_flash", max_age_days=1)
+        if raw:
+            self.clear_cookie("smsgw_flash")
+            try:
+                self.flash_messages.append(tuple(json.loads(raw)))
+            except ValueError:
+                pass
 
 
 class ApiHandler(BaseHandler):
-    """JSON APIs: problem+json errors, JSON bodies, no XSRF (token-authenticated)."""
+    """JSON APIs: problem+json errors, JSON bodies.
+
+    Bearer-token calls need no XSRF token (no ambient credential). Calls that
+    ride on a browser session cookie must send ``X-XSRFToken`` for anything
+    but GET/HEAD/OPTIONS.
+    """
+
+    token_tenant_ok = True
 
     def check_xsrf_cookie(self):
-        # API clients authenticate with bearer tokens, not cookies; the identity
-        # layer enforces XSRF for cookie-authenticated API calls.
-        return None
+        return None  # decided after authentication, in check_permission()
+
+    def check_permission(self) -> None:
+        if (self.principal is not None and self.principal.via == "session"
+                and self.request.method not in ("GET", "HEAD", "OPTIONS")):
+            BaseHandler.check_xsrf_cookie(self)
+        super().check_permission()
 
     def wants_json(self) -> bool:
         return True
@@ -225,6 +430,7 @@ class ApiHandler(BaseHandler):
 
 class NotFoundHandler(BaseHandler):
     scope = "any"
+    permission = PUBLIC
 
     def check_xsrf_cookie(self):
         return None  # nothing is changed here; answer 404 whatever the method

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from ..db import connection, app_db
-from .base import ApiHandler, PageHandler, BaseHandler
+from ..permissions import PUBLIC
+from .base import ApiHandler, PageHandler
 from .problem import Problem
 
 
@@ -21,6 +22,7 @@ class LiveHandler(ApiHandler):
     """``/health/live``: the process answers. No database work."""
 
     scope = "any"
+    permission = PUBLIC
 
     async def prepare(self):  # liveness must not depend on tenant lookups or the DB
         pass
@@ -33,6 +35,7 @@ class ReadyHandler(ApiHandler):
     """``/health/ready``: the database answers and every migration is applied."""
 
     scope = "any"
+    permission = PUBLIC
     _cache: dict = {}
 
     async def prepare(self):
@@ -61,22 +64,17 @@ class ReadyHandler(ApiHandler):
 
 class PlatformHomeHandler(PageHandler):
     scope = "platform"
+    permission = PUBLIC
 
     def get(self):
         self.render("platform_home.html")
-
-
-class TenantHomeHandler(PageHandler):
-    scope = "tenant"
-
-    def get(self):
-        self.render("tenant_home.html")
 
 
 class LanguageHandler(PageHandler):
     """``POST /lang``: remember the chosen language in a cookie and go back."""
 
     scope = "any"
+    permission = PUBLIC
 
     def post(self):
         lang = self.get_body_argument("lang", "")

@@ -1,0 +1,1 @@
+"""Audit addon: an append-only trail that PostgreSQL itself protects."""

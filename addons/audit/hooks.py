@@ -1,0 +1,49 @@
+"""Audit addon hooks: record every security event, purge past retention, show the trail."""
+
+from pathlib import Path
+
+from core.addons import hookimpl
+from core.tasks import crontab
+from core.web.menu import MenuItem
+
+from . import trail
+from .handlers import AuditExportHandler, AuditPageHandler
+
+HERE = Path(__file__).parent
+
+
+@hookimpl
+def smsgw_audit_event(event):
+    trail.record(event)
+
+
+@hookimpl
+def smsgw_migrations():
+    return HERE / "migrations"
+
+
+@hookimpl
+def smsgw_routes():
+    return [(r"/audit", AuditPageHandler), (r"/audit/export\.json", AuditExportHandler)]
+
+
+@hookimpl
+def smsgw_template_dirs():
+    return [HERE / "templates"]
+
+
+@hookimpl
+def smsgw_menu_items():
+    return [MenuItem("Audit trail", "/audit", "audit:read", 88)]
+
+
+@hookimpl
+def smsgw_tasks(queue):
+    prefix = queue.platform.settings.role_prefix
+    queue.periodic(crontab(hour="3", minute="17"), lambda: trail.purge(prefix), name="audit.purge",
+                   per_tenant=False)
+
+
+@hookimpl
+def smsgw_admin_sections():
+    return {"audit": ("Audit trail", lambda tenant: trail.query(tenant.id, limit=200), False)}

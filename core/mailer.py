@@ -1,0 +1,85 @@
+"""Outgoing mail: SMTP in production, files (the default) or the console in development.
+
+``SMSGW_MAIL_BACKEND``: ``file`` (default; one ``.eml`` per message in
+``<data_dir>/mail``), ``console``, or ``smtp`` with ``SMSGW_SMTP_URL``
+(``smtp://user:pass@host:587`` with STARTTLS, ``smtps://`` for implicit TLS).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+import ssl
+import time
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+log = logging.getLogger(__name__)
+
+
+class Mailer:
+    def __init__(self, backend: str, data_dir: Path, sender: str, smtp_url: str | None = None):
+        if backend not in ("file", "console", "smtp"):
+            raise ValueError(f"SMSGW_MAIL_BACKEND must be file, console or smtp, not {backend!r}")
+        if backend == "smtp" and not smtp_url:
+            raise ValueError("SMSGW_MAIL_BACKEND=smtp needs SMSGW_SMTP_URL")
+        self.backend = backend
+        self.dir = Path(data_dir) / "mail"
+        self.sender = sender
+        self.smtp_url = smtp_url
+
+    @classmethod
+    def from_env(cls, data_dir: Path, base_domain: str, env=None) -> "Mailer":
+        env = os.environ if env is None else env
+        return cls(env.get("SMSGW_MAIL_BACKEND", "file"), data_dir,
+                   env.get("SMSGW_MAIL_FROM", f"SMS Gateway <no-reply@{base_domain}>"),
+                   env.get("SMSGW_SMTP_URL"))
+
+    def describe(self) -> str:
+        if self.backend == "file":
+            return f"mail is written to {self.dir}/"
+        if self.backend == "console":
+            return "mail is printed to the console"
+        return f"mail is sent through {urlsplit(self.smtp_url).hostname}"
+
+    def send(self, to: str, subject: str, body: str) -> EmailMessage:
+        msg = EmailMessage()
+        msg["From"] = self.sender
+        msg["To"] = to
+        msg["Subject"] = subject
+        msg["Date"] = formatdate(localtime=False)
+        msg["Message-ID"] = make_msgid(domain="smsgw")
+        msg.set_content(body)
+        if self.backend == "file":
+            self.dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.dir, 0o700)
+            name = f"{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**9:09d}.eml"
+            fd = os.open(self.dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(bytes(msg))
+        elif self.backend == "console":
+            print(f"--- mail to {to}: {subject}\n{body}\n---", flush=True)
+        else:
+            self._smtp(msg)
+        log.info("mail sent to %s: %s", to, subject)
+        return msg
+
+    def _smtp(self, msg: EmailMessage) -> None:
+        u = urlsplit(self.smtp_url)
+        context = ssl.create_default_context()
+        if u.scheme == "smtps":
+            server = smtplib.SMTP_SSL(u.hostname, u.port or 465, context=context, timeout=30)
+        else:
+            server = smtplib.SMTP(u.hostname, u.port or 587, timeout=30)
+            server.starttls(context=context)
+        with server:
+            if u.username:
+                server.login(unquote(u.username), unquote(u.password or ""))
+            server.send_message(msg)
+
+    def outbox(self) -> list[Path]:
+        """Messages written by the file backend, oldest first (for people and tests)."""
+        return sorted(self.dir.glob("*.eml")) if self.dir.exists() else []

@@ -1,0 +1,82 @@
+"""Login throttling per account and per IP, without handing attackers a lock-out button.
+
+* Every failure is recorded (in ``public.login_failure``) under the account
+  (tenant + a hash of the email, whether or not such a user exists, so unknown
+  users get exactly the same answers) and under the client IP.
+* From the third recent failure on an account, answers are delayed, doubling
+  each time up to a cap: guessing gets slow, a typo costs nothing.
+* At most ``per_account`` failures per account per hour; beyond that, attempts
+  are refused *unless the browser proves it signed in to that account before*
+  (a signed "known device" cookie). An attacker can exhaust the budget for
+  strangers, not for the real user on their own device.
+* At most ``per_ip`` failures per IP per hour, whatever the account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from .db import app_db, connection
+
+
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    per_account: int = 100
+    per_ip: int = 300
+    base_delay: float = 0.25
+    max_delay: float = 5.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    delay: float
+    retry_after: int = 0
+
+
+def account_key(tenant_slug: str, email: str) -> str:
+    digest = hashlib.sha256(f"{tenant_slug}\0{(email or '').strip().lower()}".encode()).hexdigest()
+    return "acct:" + digest
+
+
+def ip_key(ip: str) -> str:
+    return "ip:" + (ip or "unknown")
+
+
+class LoginThrottle:
+    def __init__(self, policy: ThrottlePolicy | None = None):
+        self.policy = policy or ThrottlePolicy()
+
+    def check(self, account: str, ip: str, trusted_device: bool) -> Verdict:
+        with connection():
+            acct_hour, acct_recent, ip_hour = app_db.execute_sql("""
+                SELECT count(*) FILTER (WHERE key = %s),
+                       count(*) FILTER (WHERE key = %s AND at > now() - interval '15 minutes'),
+                       count(*) FILTER (WHERE key = %s)
+                  FROM public.login_failure
+                 WHERE key IN (%s, %s) AND at > now() - interval '1 hour'
+            """, (account, account, ip_key(ip), account, ip_key(ip))).fetchone()
+        p = self.policy
+        if ip_hour >= p.per_ip:
+            return Verdict(False, 0.0, 3600)
+        if acct_hour >= p.per_account and not trusted_device:
+            return Verdict(False, 0.0, 3600)
+        delay = 0.0
+        if acct_recent >= 3 and not trusted_device:
+            delay = min(p.base_delay * (2 ** (acct_recent - 3)), p.max_delay)
+        return Verdict(True, delay)
+
+    def record_failure(self, account: str, ip: str) -> None:
+        with connection():
+            app_db.execute_sql("INSERT INTO public.login_failure (key) VALUES (%s), (%s)", (account, ip_key(ip)))
+
+    def record_success(self, account: str) -> None:
+        with connection():
+            app_db.execute_sql("DELETE FROM public.login_failure WHERE key = %s", (account,))
+
+    @staticmethod
+    def purge() -> int:
+        with connection():
+            cur = app_db.execute_sql("DELETE FROM public.login_failure WHERE at < now() - interval '1 day'")
+            return cur.rowcount

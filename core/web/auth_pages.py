@@ -1,0 +1,304 @@
+"""Sign-up (base domain), sign-in/out, email verification, password reset and invitations (tenant)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .. import passwords
+from ..catalogue import utcnow
+from ..events import AuditEvent, emit
+from ..identity import (AuthError, check_password, create_session, revoke_session, revoke_user_credentials,
+                        set_password)
+from ..permissions import PUBLIC
+from ..tenancy import TenantError
+from ..throttle import account_key
+from ..users import User
+from .base import KNOWN_DEVICE_COOKIE, SESSION_COOKIE, PageHandler
+from .pages import safe_next
+
+
+def client_ip(handler) -> str:
+    return handler.request.remote_ip or ""
+
+
+def audit(handler, action: str, *, actor: str = "", actor_name: str = "", target: str = "",
+          reason: str | None = None, tenant=None, **details) -> AuditEvent:
+    tenant = tenant or handler.tenant
+    return AuditEvent(action=action, tenant_id=tenant.id if tenant else None,
+                      tenant_slug=tenant.slug if tenant else None, actor=actor, actor_name=actor_name,
+                      target=target, ip=client_ip(handler),
+                      user_agent=handler.request.headers.get("User-Agent", "")[:300], reason=reason,
+                      details=details)
+
+
+class SignupHandler(PageHandler):
+    scope = "platform"
+    permission = PUBLIC
+
+    def get(self):
+        self.render("signup.html", errors={}, form={})
+
+    async def post(self):
+        form = {k: self.get_body_argument(k, "").strip() for k in ("company", "slug", "email")}
+        form["slug"] = form["slug"].lower()
+        password = self.get_body_argument("password", "")
+        errors = {}
+        if not form["company"]:
+            errors["company"] = "Enter your company's name."
+        try:
+            passwords.check_policy(password)
+        except passwords.PasswordPolicyError as exc:
+            errors["password"] = str(exc)
+        if not errors:
+            try:
+                tenant = await self.run_db(self.platform.tenants.create, form["slug"], form["company"],
+                                           form["email"], password)
+            except TenantError as exc:
+                message = str(exc)
+                errors["email" if "email" in message else "slug"] = message
+        if errors:
+            self.set_status(422)
+            self.render("signup.html", errors=errors, form=form)
+            return
+        await self.run_db(send_verification, self.platform, tenant, email=form["email"])
+        await self.run_db(emit, self.platform, audit(self, "tenant.signup", tenant=tenant, actor="user:1",
+                                                     actor_name=form["email"]))
+        self.redirect(self.settings_.public_url(tenant.slug) + "/login?signed_up=1")
+
+
+def send_verification(platform, tenant, email: str | None = None, user_id: int | None = None):
+    from ..db import tenant_transaction
+
+    with tenant_transaction(tenant.ref):
+        user = User.get_or_none(User.id == user_id) if user_id else User.by_email(email)
+        if user is None:
+            return
+        token = platform.links.make("verify", tenant.slug, user.id, {"e": user.email})
+    url = f"{platform.settings.public_url(tenant.slug)}/verify-email?token={token}"
+    platform.mailer.send(user.email, "Confirm your email address",
+                         f"Hello {user.name or user.email},\n\nConfirm your email address for {tenant.name}:\n"
+                         f"{url}\n\nThe link works once, for 48 hours.\n")
+
+
+class LoginHandler(PageHandler):
+    permission = PUBLIC
+
+    def get(self):
+        if self.principal is not None:
+            self.redirect(safe_next(self.get_query_argument("next", "/")))
+            return
+        self.render("login.html", error=None, email="", next=safe_next(self.get_query_argument("next", "/")),
+                    signed_up=bool(self.get_query_argument("signed_up", "")))
+
+    async def post(self):
+        email = self.get_body_argument("email", "").strip()[:254]
+        password = self.get_body_argument("password", "")[:2048]
+        nxt = safe_next(self.get_body_argument("next", "/"))
+        user, error = await login_attempt(self, email, password)
+        if user is None:
+            self.set_status(429 if error.startswith("Too many") else 401)
+            self.render("login.html", error=error, email=email, next=nxt, signed_up=False)
+            return
+        token = await self.in_tenant(create_session, user, client_ip(self),
+                                     self.request.headers.get("User-Agent", ""))
+        self.set_signed_cookie(SESSION_COOKIE, token, expires_days=14, **self.session_cookie_kwargs())
+        self.set_signed_cookie(KNOWN_DEVICE_COOKIE, f"{self.tenant.slug}:{user.id}", expires_days=365,
+                               **self.session_cookie_kwargs())
+        self.redirect(nxt)
+
+
+SAME_ANSWER = "The email or password is not right."
+TOO_MANY = "Too many failed sign-ins. Wait a while and try again, or reset your password."
+
+
+async def login_attempt(handler, email: str, password: str):
+    """Throttled password check shared by the page and the token API.
+
+    Returns ``(user, None)`` or ``(None, message)``; unknown users and wrong
+    passwords get the same message, the same delay and the same throttling.
+    """
+    platform = handler.platform
+    key = account_key(handler.tenant.slug, email)
+    known = handler.get_signed_cookie(KNOWN_DEVICE_COOKIE, max_age_days=365)
+    ip = client_ip(handler)
+    verdict = await handler.run_db(platform.throttle.check, key, ip, False)
+    trusted = False
+    if known and not verdict.allowed:
+        # A browser that signed in to this account before is not locked out by strangers' failures.
+        user = await handler.in_tenant(User.by_email, email)
+        trusted = user is not None and known.decode() == f"{handler.tenant.slug}:{user.id}"
+        if trusted:
+            verdict = await handler.run_db(platform.throttle.check, key, ip, True)
+    if not verdict.allowed:
+        await handler.run_db(emit, platform, audit(handler, "login.throttled", actor_name=email[:254]))
+        return None, TOO_MANY
+    if verdict.delay:
+        await asyncio.sleep(verdict.delay)
+    user = await handler.in_tenant(check_password, email, password, platform.pepper)
+    if user is None:
+        await handler.run_db(platform.throttle.record_failure, key, ip)
+        await handler.run_db(emit, platform, audit(handler, "login.failure", actor_name=email[:254]))
+        return None, SAME_ANSWER
+    await handler.run_db(platform.throttle.record_success, key)
+    await handler.run_db(emit, platform, audit(handler, "login.success", actor=f"user:{user.id}",
+                                                 actor_name=user.email))
+    return user, None
+
+
+class LogoutHandler(PageHandler):
+    permission = PUBLIC
+
+    async def post(self):
+        sid = self.get_signed_cookie(SESSION_COOKIE, max_age_days=14)
+        if sid:
+            user_id = await self.in_tenant(revoke_session, sid.decode())
+            if user_id:
+                await self.in_tenant(revoke_user_credentials, user_id)
+                await self.run_db(emit, self.platform, audit(self, "logout", actor=f"user:{user_id}"))
+        self.clear_cookie(SESSION_COOKIE, path="/")
+        self.redirect("/login")
+
+
+class VerifyEmailHandler(PageHandler):
+    permission = PUBLIC
+
+    async def get(self):
+        token = self.get_query_argument("token", "")
+
+        def verify():
+            data = self.platform.links.spend("verify", token, self.tenant.slug)
+            user = User.get_or_none(User.id == data["u"])
+            if user is None or user.email.lower() != str(data.get("e", "")).lower():
+                raise AuthError("This link no longer matches an account. Ask for a new one.")
+            User.update(email_verified_at=utcnow()).where(User.id == user.id).execute()
+            return user
+
+        try:
+            await self.in_tenant(verify)
+        except AuthError as exc:
+            self.set_status(400)
+            self.render("message.html", title="Email not confirmed", message=str(exc), ok=False)
+            return
+        self.render("message.html", title="Email confirmed", message="Thank you: your email address is confirmed.",
+                    ok=True)
+
+
+class ForgotPasswordHandler(PageHandler):
+    permission = PUBLIC
+
+    def get(self):
+        self.render("forgot.html", sent=False)
+
+    async def post(self):
+        email = self.get_body_argument("email", "").strip()[:254]
+        tenant = self.tenant
+
+        def make_link():
+            user = User.by_email(email)
+            if user is None or not user.is_active:
+                return None
+            return user.email, self.platform.links.make("reset", tenant.slug, user.id)
+
+        found = await self.in_tenant(make_link)
+        if found:
+            to, token = found
+            url = f"{self.settings_.public_url(tenant.slug)}/reset-password?token={token}"
+            await self.run_db(self.platform.mailer.send, to, "Reset your password",
+                              f"Someone asked to reset the password of {to} at {tenant.name}.\n\n"
+                              f"Choose a new password here (valid for one hour, once):\n{url}\n\n"
+                              "If it was not you, ignore this email; nothing changes.\n")
+        # The same answer whether or not the account exists.
+        self.render("forgot.html", sent=True)
+
+
+class ResetPasswordHandler(PageHandler):
+    permission = PUBLIC
+
+    async def get(self):
+        token = self.get_query_argument("token", "")
+        try:
+            await self.in_tenant(self.platform.links.peek, "reset", token, self.tenant.slug)
+        except AuthError as exc:
+            self.set_status(400)
+            self.render("message.html", title="Link not valid", message=str(exc), ok=False)
+            return
+        self.render("reset.html", token=token, error=None)
+
+    async def post(self):
+        token = self.get_body_argument("token", "")
+        password = self.get_body_argument("password", "")
+        platform = self.platform
+
+        def reset():
+            data = platform.links.peek("reset", token, self.tenant.slug)
+            passwords.check_policy(password)
+            platform.links.spend("reset", token, self.tenant.slug)
+            user = User.get_or_none((User.id == data["u"]) & (User.is_active == True))  # noqa: E712
+            if user is None:
+                raise AuthError("This account is disabled.")
+            set_password(user, password, platform.pepper, platform.bcrypt_cost)
+            return user
+
+        try:
+            user = await self.in_tenant(reset)
+        except passwords.PasswordPolicyError as exc:
+            self.set_status(422)
+            self.render("reset.html", token=token, error=str(exc))
+            return
+        except AuthError as exc:
+            self.set_status(400)
+            self.render("message.html", title="Link not valid", message=str(exc), ok=False)
+            return
+        await self.run_db(emit, platform, audit(self, "password.reset", actor=f"user:{user.id}",
+                                                actor_name=user.email))
+        self.flash("success", "Your password was changed. Sign in with the new one.")
+        self.redirect("/login")
+
+
+class AcceptInviteHandler(PageHandler):
+    permission = PUBLIC
+
+    async def get(self):
+        token = self.get_query_argument("token", "")
+        try:
+            data = await self.in_tenant(self.platform.links.peek, "invite", token, self.tenant.slug)
+        except AuthError as exc:
+            self.set_status(400)
+            self.render("message.html", title="Invitation not valid", message=str(exc), ok=False)
+            return
+        self.render("invite.html", token=token, email=data.get("e", ""), error=None)
+
+    async def post(self):
+        token = self.get_body_argument("token", "")
+        name = self.get_body_argument("name", "").strip()[:200]
+        password = self.get_body_argument("password", "")
+        platform = self.platform
+
+        def accept():
+            data = platform.links.peek("invite", token, self.tenant.slug)
+            passwords.check_policy(password)
+            user = User.get_or_none(User.id == data["u"])
+            if user is None or user.password_hash is not None:
+                raise AuthError("This invitation was already accepted or withdrawn.")
+            platform.links.spend("invite", token, self.tenant.slug)
+            user.name = name or user.name
+            user.email_verified_at = utcnow()
+            set_password(user, password, platform.pepper, platform.bcrypt_cost)
+            return user, data.get("e", "")
+
+        try:
+            user, email = await self.in_tenant(accept)
+        except passwords.PasswordPolicyError as exc:
+            data = await self.in_tenant(platform.links.peek, "invite", token, self.tenant.slug)
+            self.set_status(422)
+            self.render("invite.html", token=token, email=data.get("e", ""), error=str(exc))
+            return
+        except AuthError as exc:
+            self.set_status(400)
+            self.render("message.html", title="Invitation not valid", message=str(exc), ok=False)
+            return
+        await self.run_db(emit, platform, audit(self, "invite.accepted", actor=f"user:{user.id}",
+                                                actor_name=user.email))
+        token = await self.in_tenant(create_session, user, client_ip(self), self.request.headers.get("User-Agent", ""))
+        self.set_signed_cookie(SESSION_COOKIE, token, expires_days=14, **self.session_cookie_kwargs())
+        self.redirect("/")
