@@ -16,6 +16,11 @@ from babel.support import NullTranslations, Translations
 
 log = logging.getLogger(__name__)
 
+def N_(message: str) -> str:
+    """Mark a string for the catalogue where it is defined; it is translated where it is shown."""
+    return message
+
+
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français", "es": "Español"}
 
 

@@ -15,6 +15,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from peewee import fn
 
 from . import passwords, tokenformat
+from .i18n import N_
 from .catalogue import utcnow
 from .permissions import API_SCOPES, CUSTOMER, Principal, role_permissions
 from .users import ApiToken, OneTimeLink, RefreshToken, Session, User
@@ -195,13 +196,13 @@ class LinkSigner:
         try:
             data = self._s(purpose).loads(token or "", max_age=LINK_TTL[purpose])
         except SignatureExpired:
-            raise AuthError("This link has expired. Ask for a new one.") from None
+            raise AuthError(N_("This link has expired. Ask for a new one.")) from None
         except BadSignature:
-            raise AuthError("This link is not valid. Copy the whole link from the email, or ask for a new one.") from None
+            raise AuthError(N_("This link is not valid. Copy the whole link from the email, or ask for a new one.")) from None
         if data.get("t") != tenant_slug:
-            raise AuthError("This link belongs to another workspace.")
+            raise AuthError(N_("This link belongs to another workspace."))
         if OneTimeLink.get_or_none(OneTimeLink.nonce == data["n"]):
-            raise AuthError("This link was already used. Ask for a new one if you still need it.")
+            raise AuthError(N_("This link was already used. Ask for a new one if you still need it."))
         return data
 
     def spend(self, purpose: str, token: str, tenant_slug: str) -> dict:
@@ -209,7 +210,7 @@ class LinkSigner:
         inserted = (OneTimeLink.insert(nonce=data["n"], purpose=purpose)
                     .on_conflict_ignore().execute())
         if not inserted:
-            raise AuthError("This link was already used. Ask for a new one if you still need it.")
+            raise AuthError(N_("This link was already used. Ask for a new one if you still need it."))
         return data
 
 

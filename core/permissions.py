@@ -26,7 +26,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .i18n import N_
+
 CUSTOMER, USER, ADMIN = "customer", "user", "admin"
+# Shown as _(role|capitalize) and _(status|capitalize) in templates.
+LABELS = (N_("Customer"), N_("User"), N_("Admin"), N_("Token"), N_("Active"), N_("Suspended"))
 
 MATRIX: dict[str, frozenset] = {
     "dashboard:view": frozenset({CUSTOMER, USER, ADMIN}),

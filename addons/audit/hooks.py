@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from core.addons import hookimpl
+from core.i18n import N_
 from core.tasks import crontab
 from core.web.menu import MenuItem
 
@@ -34,7 +35,7 @@ def smsgw_template_dirs():
 
 @hookimpl
 def smsgw_menu_items():
-    return [MenuItem("Audit trail", "/audit", "audit:read", 88)]
+    return [MenuItem(N_("Audit trail"), "/audit", "audit:read", 88)]
 
 
 @hookimpl
@@ -46,4 +47,4 @@ def smsgw_tasks(queue):
 
 @hookimpl
 def smsgw_admin_sections():
-    return {"audit": ("Audit trail", lambda tenant: trail.query(tenant.id, limit=200), False)}
+    return {"audit": (N_("Audit trail"), lambda tenant: trail.query(tenant.id, limit=200), False)}

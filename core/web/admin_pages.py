@@ -13,6 +13,7 @@ from ..adminauth import (GrantError, active_grant, check_admin_password, create_
 from ..catalogue import Tenant
 from ..db import connection, run_in_tenant
 from ..events import emit
+from ..i18n import N_
 from ..permissions import PUBLIC
 from ..tenancy import TenantError
 from ..users import ApiToken, User
@@ -149,7 +150,7 @@ def _tokens_section(tenant):
             for t in ApiToken.select().order_by(ApiToken.id)]
 
 
-CORE_SECTIONS = {"users": ("Users", _users_section, True), "tokens": ("API tokens", _tokens_section, True)}
+CORE_SECTIONS = {"users": (N_("Users"), _users_section, True), "tokens": (N_("API tokens"), _tokens_section, True)}
 
 
 class AdminTenantDataHandler(AdminHandler):

@@ -7,6 +7,7 @@ import asyncio
 from .. import passwords
 from ..catalogue import utcnow
 from ..events import AuditEvent, emit
+from ..i18n import N_
 from ..identity import (AuthError, check_password, create_session, revoke_session, revoke_user_credentials,
                         set_password)
 from ..permissions import PUBLIC
@@ -107,8 +108,8 @@ class LoginHandler(PageHandler):
         self.redirect(nxt)
 
 
-SAME_ANSWER = "The email or password is not right."
-TOO_MANY = "Too many failed sign-ins. Wait a while and try again, or reset your password."
+SAME_ANSWER = N_("The email or password is not right.")
+TOO_MANY = N_("Too many failed sign-ins. Wait a while and try again, or reset your password.")
 
 
 async def login_attempt(handler, email: str, password: str):
@@ -169,7 +170,7 @@ class VerifyEmailHandler(PageHandler):
             data = self.platform.links.spend("verify", token, self.tenant.slug)
             user = User.get_or_none(User.id == data["u"])
             if user is None or user.email.lower() != str(data.get("e", "")).lower():
-                raise AuthError("This link no longer matches an account. Ask for a new one.")
+                raise AuthError(N_("This link no longer matches an account. Ask for a new one."))
             User.update(email_verified_at=utcnow()).where(User.id == user.id).execute()
             return user
 
@@ -177,9 +178,9 @@ class VerifyEmailHandler(PageHandler):
             await self.in_tenant(verify)
         except AuthError as exc:
             self.set_status(400)
-            self.render("message.html", title="Email not confirmed", message=str(exc), ok=False)
+            self.render("message.html", title=N_("Email not confirmed"), message=str(exc), ok=False)
             return
-        self.render("message.html", title="Email confirmed", message="Thank you: your email address is confirmed.",
+        self.render("message.html", title=N_("Email confirmed"), message=N_("Thank you: your email address is confirmed."),
                     ok=True)
 
 
@@ -220,7 +221,7 @@ class ResetPasswordHandler(PageHandler):
             await self.in_tenant(self.platform.links.peek, "reset", token, self.tenant.slug)
         except AuthError as exc:
             self.set_status(400)
-            self.render("message.html", title="Link not valid", message=str(exc), ok=False)
+            self.render("message.html", title=N_("Link not valid"), message=str(exc), ok=False)
             return
         self.render("reset.html", token=token, error=None)
 
@@ -235,7 +236,7 @@ class ResetPasswordHandler(PageHandler):
             platform.links.spend("reset", token, self.tenant.slug)
             user = User.get_or_none((User.id == data["u"]) & (User.is_active == True))  # noqa: E712
             if user is None:
-                raise AuthError("This account is disabled.")
+                raise AuthError(N_("This account is disabled."))
             set_password(user, password, platform.pepper, platform.bcrypt_cost)
             return user
 
@@ -247,7 +248,7 @@ class ResetPasswordHandler(PageHandler):
             return
         except AuthError as exc:
             self.set_status(400)
-            self.render("message.html", title="Link not valid", message=str(exc), ok=False)
+            self.render("message.html", title=N_("Link not valid"), message=str(exc), ok=False)
             return
         await self.run_db(emit, platform, audit(self, "password.reset", actor=f"user:{user.id}",
                                                 actor_name=user.email))
@@ -264,7 +265,7 @@ class AcceptInviteHandler(PageHandler):
             data = await self.in_tenant(self.platform.links.peek, "invite", token, self.tenant.slug)
         except AuthError as exc:
             self.set_status(400)
-            self.render("message.html", title="Invitation not valid", message=str(exc), ok=False)
+            self.render("message.html", title=N_("Invitation not valid"), message=str(exc), ok=False)
             return
         self.render("invite.html", token=token, email=data.get("e", ""), error=None)
 
@@ -279,7 +280,7 @@ class AcceptInviteHandler(PageHandler):
             passwords.check_policy(password)
             user = User.get_or_none(User.id == data["u"])
             if user is None or user.password_hash is not None:
-                raise AuthError("This invitation was already accepted or withdrawn.")
+                raise AuthError(N_("This invitation was already accepted or withdrawn."))
             platform.links.spend("invite", token, self.tenant.slug)
             user.name = name or user.name
             user.email_verified_at = utcnow()
@@ -295,7 +296,7 @@ class AcceptInviteHandler(PageHandler):
             return
         except AuthError as exc:
             self.set_status(400)
-            self.render("message.html", title="Invitation not valid", message=str(exc), ok=False)
+            self.render("message.html", title=N_("Invitation not valid"), message=str(exc), ok=False)
             return
         await self.run_db(emit, platform, audit(self, "invite.accepted", actor=f"user:{user.id}",
                                                 actor_name=user.email))

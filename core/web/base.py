@@ -287,9 +287,11 @@ class BaseHandler(tornado.web.RequestHandler):
             return []
         from .menu import MenuItem
 
-        items = [MenuItem("Overview", "/", "dashboard:view", 0), MenuItem("Team", "/team", "users:read", 80),
-                 MenuItem("API tokens", "/tokens", "tokens:manage", 85),
-                 MenuItem("Account", "/account", "profile:edit", 90)]
+        from ..i18n import N_
+
+        items = [MenuItem(N_("Overview"), "/", "dashboard:view", 0), MenuItem(N_("Team"), "/team", "users:read", 80),
+                 MenuItem(N_("API tokens"), "/tokens", "tokens:manage", 85),
+                 MenuItem(N_("Account"), "/account", "profile:edit", 90)]
         for addon, entries in self.platform.registry.call_each("smsgw_menu_items", tenant=self.tenant,
                                                                user=self.principal):
             if addon in self.tenant.enabled_addons:
