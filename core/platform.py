@@ -55,6 +55,11 @@ class Platform:
         from .throttle import LoginThrottle
 
         self.throttle = LoginThrottle()
+        from .wakeups import WakeupHub
+
+        self.wakeups = WakeupHub()
+        self.listener = None
+        self.redis_wakeups = None
 
     # -- secrets ------------------------------------------------------------
     @property
@@ -174,6 +179,43 @@ class Platform:
             for addon in self.registry.names():
                 self.registry.call_one(addon, "smsgw_tasks", queue=self.queue.for_addon(addon))
         return self.queue
+
+    def start_runtime(self, loop) -> None:
+        """Per web process: bind wake-ups to the IOLoop and listen for cross-process changes."""
+        from .notify import Listener
+        from .tenancy import TENANT_CHANNEL
+        from .wakeups import CHANNEL, RedisWakeups
+
+        self.wakeups.bind(loop)
+        self.listener = Listener(self.app_url)
+        self.listener.subscribe(TENANT_CHANNEL, lambda slug: self.tenant_cache.invalidate(slug or None))
+        self.listener.subscribe(CHANNEL, lambda key: key and self.wakeups.wake_threadsafe(key))
+        self.listener.start()
+        if self.settings.redis_url:
+            self.redis_wakeups = RedisWakeups(self.settings.redis_url, self.wakeups)
+            self.redis_wakeups.start()
+
+    def stop_runtime(self) -> None:
+        if self.listener:
+            self.listener.stop()
+            self.listener = None
+        if self.redis_wakeups:
+            self.redis_wakeups.stop()
+            self.redis_wakeups = None
+
+    def wake(self, key: str, db=None) -> None:
+        """Wake long-pollers waiting on ``key``: in this process now, elsewhere at commit.
+
+        Pass ``db`` when inside a transaction so other processes hear it only
+        once the change they will look for is committed.
+        """
+        from .wakeups import notify_sql
+
+        if self.redis_wakeups:
+            self.redis_wakeups.publish(key)
+        elif db is not None:
+            notify_sql(db, key)
+        self.wakeups.wake_threadsafe(key)
 
     def close(self) -> None:
         if self.app_url:

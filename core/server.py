@@ -12,9 +12,7 @@ import ssl
 import tornado.httpserver
 import tornado.ioloop
 
-from .notify import Listener
 from .progress import Progress
-from .tenancy import TENANT_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +72,8 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
 
     async def main():
         loop = asyncio.get_running_loop()
-        listener = Listener(platform.app_url)
-        listener.subscribe(TENANT_CHANNEL, lambda slug: platform.tenant_cache.invalidate(slug or None))
-        platform.listener = listener
+        platform.start_runtime(loop)
         platform.registry.hook.smsgw_startup(app=app)
-        listener.start()
         consumer = None
         if with_worker:
             consumer = start_consumer(platform, workers=2)
@@ -112,7 +107,7 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
         platform.registry.hook.smsgw_shutdown(app=app)
         if consumer:
             consumer.stop(graceful=True)
-        listener.stop()
+        platform.stop_runtime()
 
     try:
         asyncio.run(main())

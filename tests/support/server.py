@@ -31,6 +31,8 @@ class LiveServer:
     async def _main(self):
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self.platform.start_runtime(self.loop)
+        self.platform.registry.hook.smsgw_startup(app=self.app)
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]
         server = tornado.httpserver.HTTPServer(
@@ -40,6 +42,8 @@ class LiveServer:
         await self._stop.wait()
         server.stop()
         await server.close_all_connections()
+        self.platform.registry.hook.smsgw_shutdown(app=self.app)
+        self.platform.stop_runtime()
 
     def stop(self):
         if self.loop and self._stop:

@@ -1,0 +1,132 @@
+"""Wake-ups for long-polling clients, with no database work while they wait.
+
+A waiter awaits an ``asyncio.Future`` keyed by a string (e.g. ``acme:device:7``).
+``wake(key)`` resolves it: directly when the change happened in this process,
+and through PostgreSQL ``NOTIFY smsgw_wakeup`` (delivered at commit by the
+process's one listener connection) when it happened in another process. Redis
+pub/sub replaces NOTIFY when ``REDIS_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "smsgw_wakeup"
+
+
+class WakeupHub:
+    def __init__(self):
+        self._waiters: dict[str, set[asyncio.Future]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.wakes = 0  # counters for tests and benchmarks
+        self.timeouts = 0
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(s) for s in self._waiters.values())
+
+    def subscribe(self, key: str) -> "Waiter":
+        """Register interest *before* looking for work, so a wake in between is not lost."""
+        loop = asyncio.get_running_loop()
+        if self.loop is None:
+            self.loop = loop
+        fut = loop.create_future()
+        self._waiters.setdefault(key, set()).add(fut)
+        return Waiter(self, key, fut)
+
+    def _discard(self, key: str, fut) -> None:
+        waiters = self._waiters.get(key)
+        if waiters is not None:
+            waiters.discard(fut)
+            if not waiters:
+                self._waiters.pop(key, None)
+
+    async def wait(self, key: str, timeout: float) -> bool:
+        """Wait until ``key`` is woken (True) or ``timeout`` passes (False)."""
+        waiter = self.subscribe(key)
+        try:
+            return await waiter.wait(timeout)
+        finally:
+            waiter.close()
+
+    def wake(self, key: str) -> int:
+        """Wake every waiter on ``key``; call on the IOLoop thread. Returns how many woke."""
+        waiters = self._waiters.get(key)
+        if not waiters:
+            return 0
+        n = 0
+        for fut in list(waiters):
+            if not fut.done():
+                fut.set_result(True)
+                n += 1
+        self.wakes += n
+        return n
+
+    def wake_threadsafe(self, key: str) -> None:
+        """Wake from any thread (e.g. the executor or the NOTIFY listener)."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.wake, key)
+
+
+class Waiter:
+    def __init__(self, hub: WakeupHub, key: str, fut):
+        self.hub, self.key, self.fut = hub, key, fut
+
+    @property
+    def woken(self) -> bool:
+        return self.fut.done() and not self.fut.cancelled()
+
+    async def wait(self, timeout: float) -> bool:
+        if self.fut.done():
+            return not self.fut.cancelled()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.fut), timeout)
+            return True
+        except asyncio.TimeoutError:
+            self.hub.timeouts += 1
+            return False
+
+    def cancel(self) -> None:
+        """The client went away: end the wait without work."""
+        if not self.fut.done():
+            self.fut.cancel()
+
+    def close(self) -> None:
+        self.hub._discard(self.key, self.fut)
+
+
+def notify_sql(db, key: str) -> None:
+    """Inside a transaction: wake ``key`` in every process once this transaction commits."""
+    db.execute_sql("SELECT pg_notify(%s, %s)", (CHANNEL, key))
+
+
+class RedisWakeups:
+    """Cross-process wake-ups over Redis pub/sub (when ``REDIS_URL`` is set)."""
+
+    def __init__(self, url: str, hub: WakeupHub):
+        import redis  # optional dependency: pip install .[redis]
+
+        self.client = redis.Redis.from_url(url)
+        self.hub = hub
+        self._thread: threading.Thread | None = None
+        self._pubsub = None
+
+    def publish(self, key: str) -> None:
+        self.client.publish(CHANNEL, key)
+
+    def start(self) -> None:
+        self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(**{CHANNEL: lambda m: self.hub.wake_threadsafe(m["data"].decode())})
+        self._thread = self._pubsub.run_in_thread(sleep_time=1.0, daemon=True)
+
+    def stop(self) -> None:
+        if self._thread:
+            self._thread.stop()
