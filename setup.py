@@ -25,6 +25,8 @@ setup(
         "cryptography>=42",
         # Compiles translators' .po catalogues in memory; negotiates locales.
         "babel>=2.14",
+        # QR codes (SVG) for phone pairing, pure Python.
+        "segno>=1.6",
     ],
     extras_require={
         "redis": ["redis>=5"],
@@ -43,6 +45,7 @@ setup(
         # Shipped addons are found exactly like resellers' packages.
         "smsgw.addons": [
             "audit = addons.audit",
+            "devices = addons.devices",
         ],
     },
 )

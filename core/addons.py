@@ -123,6 +123,10 @@ class AddonRegistry:
         self.pm.add_hookspecs(hookspecs)
         self.addons = order(discover() if addons is None else addons)
         self.by_name = {a.name: a for a in self.addons}
+        # Addons may publish hookspecs of their own (e.g. devices → messaging); add them all first.
+        for addon in self.addons:
+            if importlib.util.find_spec(f"{addon.package}.hookspecs") is not None:
+                self.pm.add_hookspecs(importlib.import_module(f"{addon.package}.hookspecs"))
         for addon in self.addons:
             module = importlib.import_module(addon.package)
             hooks_spec = importlib.util.find_spec(f"{addon.package}.hooks")

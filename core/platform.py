@@ -203,19 +203,23 @@ class Platform:
             self.redis_wakeups.stop()
             self.redis_wakeups = None
 
-    def wake(self, key: str, db=None) -> None:
-        """Wake long-pollers waiting on ``key``: in this process now, elsewhere at commit.
+    def wake_on_commit(self, db, key: str) -> None:
+        """Inside a transaction: wake ``key`` in every process once the change is committed.
 
-        Pass ``db`` when inside a transaction so other processes hear it only
-        once the change they will look for is committed.
+        With PostgreSQL wake-ups this is a ``NOTIFY`` (delivered at commit, to
+        this process too). With Redis, :meth:`wake_now` after the commit does it.
         """
         from .wakeups import notify_sql
 
-        if self.redis_wakeups:
-            self.redis_wakeups.publish(key)
-        elif db is not None:
+        if not self.redis_wakeups:
             notify_sql(db, key)
-        self.wakeups.wake_threadsafe(key)
+
+    def wake_now(self, *keys: str) -> None:
+        """After a commit: wake waiters on ``keys`` in this process at once (and via Redis elsewhere)."""
+        for key in keys:
+            if self.redis_wakeups:
+                self.redis_wakeups.publish(key)
+            self.wakeups.wake_threadsafe(key)
 
     def close(self) -> None:
         if self.app_url:

@@ -1,0 +1,1 @@
+"""Devices addon: the phones that send and receive SMS for a tenant."""

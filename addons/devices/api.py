@@ -1,0 +1,147 @@
+"""Customer REST API for devices (``/api/v1/devices``): list, read, rename, enable/disable,
+settings, remove, rotate token, and pairing codes."""
+
+from __future__ import annotations
+
+from core.events import emit
+from core.web.base import ApiHandler
+from core.web.problem import Problem
+
+from . import service
+from .models import Device
+from .pairing import pairing_payload
+from .service import DeviceError
+from .settings import SettingsError, merged
+
+
+def device_id_or_404(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise Problem(404, "not-found", "There is no such device here.")
+    return int(raw)
+
+
+def get_device(device_id: int) -> Device:
+    device = Device.get_or_none((Device.id == device_id) & Device.removed_at.is_null())
+    if device is None:
+        raise Problem(404, "not-found", "There is no such device here.")
+    return device
+
+
+def device_json(d: Device) -> dict:
+    out = d.public()
+    out["settings"] = merged(d.settings)
+    return out
+
+
+class DevicesHandler(ApiHandler):
+    permissions = {"GET": "devices:read"}
+
+    async def get(self):
+        devices = await self.in_tenant(lambda: [device_json(d) for d in service.active_devices()])
+        self.write_json({"devices": devices})
+
+
+class DeviceHandler(ApiHandler):
+    permissions = {"GET": "devices:read", "PATCH": "devices:write", "DELETE": "devices:write"}
+
+    async def get(self, raw_id):
+        self.write_json(await self.in_tenant(lambda: device_json(get_device(device_id_or_404(raw_id)))))
+
+    async def patch(self, raw_id):
+        device_id = device_id_or_404(raw_id)
+        body = self.json_body()
+        unknown = sorted(set(body) - {"name", "enabled", "settings"})
+        errors = [{"field": k, "message": "unknown field"} for k in unknown]
+        name = body.get("name")
+        if name is not None and not (isinstance(name, str) and 1 <= len(name.strip()) <= 100):
+            errors.append({"field": "name", "message": "must be 1 to 100 characters"})
+        enabled = body.get("enabled")
+        if enabled is not None and not isinstance(enabled, bool):
+            errors.append({"field": "enabled", "message": "must be true or false"})
+        if errors:
+            raise Problem(422, "validation-failed", "Some fields are invalid; nothing was changed.", errors=errors)
+
+        def change():
+            device = get_device(device_id)
+            if "settings" in body:
+                try:
+                    device = service.update_settings(device_id, body["settings"])
+                except SettingsError as exc:
+                    raise Problem(422, "validation-failed", "Some settings are invalid; nothing was changed.",
+                                  errors=exc.errors) from None
+            fields = {}
+            if name is not None:
+                fields["name"] = name.strip()
+            if enabled is not None:
+                fields["enabled"] = enabled
+            if fields:
+                Device.update(**fields).where(Device.id == device_id).execute()
+            self.platform.wake_on_commit(Device._meta.database, service.wake_key(self.tenant.slug, device_id))
+            return device_json(Device.get_by_id(device_id))
+
+        result = await self.in_tenant(change)
+        self.platform.wake_now(service.wake_key(self.tenant.slug, device_id))
+        await self.run_db(emit, self.platform, audit_event(self, "device.updated", device_id, sorted(body)))
+        self.write_json(result)
+
+    async def delete(self, raw_id):
+        device_id = device_id_or_404(raw_id)
+
+        def remove():
+            device = get_device(device_id)
+            Device.update(removed_at=service.utcnow(), enabled=False, online=False, token_hash=None).where(
+                Device.id == device_id).execute()
+            # Hand its unreported work to other phones, as for a phone that went silent.
+            self.platform.registry.hook.smsgw_device_offline(tenant=self.tenant, device=device)
+            self.platform.wake_on_commit(Device._meta.database, service.wake_key(self.tenant.slug, device_id))
+
+        await self.in_tenant(remove)
+        self.platform.wake_now(service.wake_key(self.tenant.slug, device_id))
+        await self.run_db(emit, self.platform, audit_event(self, "device.removed", device_id))
+        self.set_status(204)
+        self.finish()
+
+
+class DeviceTokenRotateHandler(ApiHandler):
+    permissions = {"POST": "devices:write"}
+
+    async def post(self, raw_id):
+        device_id = device_id_or_404(raw_id)
+
+        def rotate():
+            get_device(device_id)
+            return service.rotate_token(device_id, self.tenant.slug)
+
+        token = await self.in_tenant(rotate)
+        await self.run_db(emit, self.platform, audit_event(self, "device.token_rotated", device_id))
+        self.set_header("Cache-Control", "no-store")
+        self.write_json({"token": token,
+                         "note": "The old token stopped working. Run `smsgw-companion set-token TOKEN` on the phone."})
+
+
+class PairingCodeHandler(ApiHandler):
+    permissions = {"POST": "devices:write"}
+
+    async def post(self):
+        code, expires = await self.in_tenant(service.create_pairing_code, self.principal.actor)
+        await self.run_db(emit, self.platform, audit_event(self, "device.pairing_code_created", None))
+        self.set_header("Cache-Control", "no-store")
+        self.write_json(pairing_payload(self.settings_.public_url(self.tenant.slug), code, expires), 201)
+
+
+def audit_event(handler, action, device_id, fields=None):
+    from core.events import AuditEvent
+
+    return AuditEvent(action=action, tenant_id=handler.tenant.id, tenant_slug=handler.tenant.slug,
+                      actor=handler.principal.actor, actor_name=handler.principal.email or handler.principal.name,
+                      target=f"device:{device_id}" if device_id else "", ip=handler.request.remote_ip or "",
+                      user_agent=handler.request.headers.get("User-Agent", "")[:300],
+                      details={"fields": fields} if fields else {})
+
+
+ROUTES = [
+    (r"/api/v1/devices", DevicesHandler),
+    (r"/api/v1/devices/pairing-codes", PairingCodeHandler),
+    (r"/api/v1/devices/([^/]+)", DeviceHandler),
+    (r"/api/v1/devices/([^/]+)/token", DeviceTokenRotateHandler),
+]

@@ -1,0 +1,70 @@
+"""Devices addon hooks: routes, pages, device-token principals, offline sweep, menu."""
+
+from pathlib import Path
+
+from core.addons import hookimpl
+from core.i18n import N_
+from core.tasks import crontab
+from core.web.menu import MenuItem
+
+from . import api, pages, protocol, service
+from .models import MODELS
+
+HERE = Path(__file__).parent
+
+
+@hookimpl
+def smsgw_migrations():
+    return HERE / "migrations"
+
+
+@hookimpl
+def smsgw_models():
+    return MODELS
+
+
+@hookimpl
+def smsgw_routes():
+    return protocol.ROUTES + api.ROUTES + pages.ROUTES
+
+
+@hookimpl
+def smsgw_template_dirs():
+    return [HERE / "templates"]
+
+
+@hookimpl
+def smsgw_menu_items():
+    return [MenuItem(N_("Devices"), "/devices", "devices:read", 20)]
+
+
+@hookimpl
+def smsgw_principal_from_token(token, tenant):
+    if token.startswith("sgd_"):
+        return service.principal_for_token(token, tenant.slug)
+    return None
+
+
+def sweep_offline_devices(platform):
+    """Per tenant: devices that missed their expected contact go offline; hooks hand back their work."""
+    from core.db import current_tenant, tenant_transaction
+    from core.tenancy import load_tenant
+
+    ref = current_tenant.get()
+    tenant = load_tenant(ref.slug)
+    with tenant_transaction(ref):
+        gone = service.sweep_offline()
+        for device in gone:
+            platform.registry.hook.smsgw_device_offline(tenant=tenant, device=device)
+    for device in gone:
+        from core.events import AuditEvent, emit
+
+        emit(platform, AuditEvent("device.offline", tenant.id, tenant.slug, actor="system",
+                                  target=f"device:{device.id}"))
+    return [d.id for d in gone]
+
+
+@hookimpl
+def smsgw_tasks(queue):
+    platform = queue.platform
+    queue.periodic(crontab(minute="*"), lambda: sweep_offline_devices(platform), name="devices.sweep_offline")

@@ -1,0 +1,145 @@
+"""Dashboard pages: the fleet, pairing with a QR code, and one device with its settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from core.catalogue import utcnow
+from core.events import emit
+from core.web.base import PageHandler
+from core.web.problem import Problem
+
+from . import service
+from .api import audit_event, device_id_or_404, get_device
+from .models import Device, DeviceInbound
+from .pairing import pairing_payload
+from .settings import SIM_MODES, SettingsError, merged
+
+
+def fleet(tenant, registry):
+    devices = list(service.active_devices())
+    extra = {}
+    for result in registry.hook.smsgw_device_counts(tenant=tenant):
+        for device_id, counts in (result or {}).items():
+            extra.setdefault(device_id, {}).update(counts)
+    reasons = {}
+    for result in registry.hook.smsgw_device_waiting_reasons(tenant=tenant):
+        reasons.update(result or {})
+    return devices, extra, reasons
+
+
+class DevicesPage(PageHandler):
+    permission = "devices:read"
+
+    async def get(self):
+        devices, extra, reasons = await self.in_tenant(fleet, self.tenant, self.platform.registry)
+        self.render("devices/list.html", devices=devices, extra=extra, reasons=reasons, now=utcnow())
+
+
+class PairPage(PageHandler):
+    permissions = {"GET": "devices:write", "POST": "devices:write"}
+
+    def get(self):
+        self.render("devices/pair.html", pairing=None)
+
+    async def post(self):
+        code, expires = await self.in_tenant(service.create_pairing_code, self.principal.actor)
+        await self.run_db(emit, self.platform, audit_event(self, "device.pairing_code_created", None))
+        self.set_header("Cache-Control", "no-store")
+        self.render("devices/pair.html",
+                    pairing=pairing_payload(self.settings_.public_url(self.tenant.slug), code, expires))
+
+
+class DevicePage(PageHandler):
+    permissions = {"GET": "devices:read", "POST": "devices:write"}
+
+    async def get(self, raw_id):
+        device_id = device_id_or_404(raw_id)
+
+        def load():
+            device = get_device(device_id)
+            inbound = list(DeviceInbound.select().where(DeviceInbound.device == device_id)
+                           .order_by(DeviceInbound.id.desc()).limit(20))
+            return device, inbound
+
+        device, inbound = await self.in_tenant(load)
+        self.render("devices/detail.html", device=device, settings=merged(device.settings), inbound=inbound,
+                    errors=[], sim_modes=SIM_MODES, new_token=None)
+
+    async def post(self, raw_id):
+        device_id = device_id_or_404(raw_id)
+        action = self.get_body_argument("action", "")
+        key = service.wake_key(self.tenant.slug, device_id)
+        new_token, errors = None, []
+        if action == "rename":
+            name = self.get_body_argument("name", "").strip()
+            if not 1 <= len(name) <= 100:
+                errors.append({"field": "name", "message": "must be 1 to 100 characters"})
+            else:
+                await self.in_tenant(lambda: (get_device(device_id),
+                                              Device.update(name=name).where(Device.id == device_id).execute()))
+        elif action in ("enable", "disable"):
+            await self.in_tenant(lambda: (get_device(device_id), Device.update(enabled=action == "enable")
+                                          .where(Device.id == device_id).execute()))
+        elif action == "settings":
+            patch = self.settings_from_form()
+            try:
+                await self.in_tenant(lambda: (service.update_settings(device_id, patch),
+                                              self.platform.wake_on_commit(Device._meta.database, key)))
+            except SettingsError as exc:
+                errors = exc.errors
+        elif action == "rotate":
+            new_token = await self.in_tenant(lambda: (get_device(device_id),
+                                                      service.rotate_token(device_id, self.tenant.slug))[1])
+        elif action == "remove":
+            def remove():
+                device = get_device(device_id)
+                Device.update(removed_at=utcnow(), enabled=False, online=False, token_hash=None).where(
+                    Device.id == device_id).execute()
+                self.platform.registry.hook.smsgw_device_offline(tenant=self.tenant, device=device)
+
+            await self.in_tenant(remove)
+            self.platform.wake_now(key)
+            await self.run_db(emit, self.platform, audit_event(self, "device.removed", device_id))
+            self.flash("success", "The device was removed; its waiting messages go to your other phones.")
+            self.redirect("/devices")
+            return
+        else:
+            raise Problem(400, "invalid-action", "Unknown action.")
+        self.platform.wake_now(key)
+        if not errors:
+            await self.run_db(emit, self.platform, audit_event(self, f"device.{action}", device_id))
+        if errors or new_token:
+            device = await self.in_tenant(get_device, device_id)
+            if errors:
+                self.set_status(422)
+            self.set_header("Cache-Control", "no-store")
+            self.render("devices/detail.html", device=device, settings=merged(device.settings), inbound=[],
+                        errors=errors, sim_modes=SIM_MODES, new_token=new_token)
+            return
+        self.flash("success", "Saved.")
+        self.redirect(f"/devices/{device_id}")
+
+    def settings_from_form(self) -> dict:
+        def num(name):
+            raw = self.get_body_argument(name, "0").strip() or "0"
+            return int(raw) if raw.isdigit() and len(raw) < 10 else raw
+
+        return {
+            "limits": {"per_minute": num("per_minute"), "per_hour": num("per_hour"), "per_day": num("per_day")},
+            "delay": {"min_ms": num("delay_min_ms"), "max_ms": num("delay_max_ms")},
+            "working_hours": {"enabled": self.get_body_argument("wh_enabled", "") == "1",
+                              "start": self.get_body_argument("wh_start", "08:00"),
+                              "end": self.get_body_argument("wh_end", "20:00"),
+                              "timezone": self.get_body_argument("wh_timezone", "UTC").strip(),
+                              "days": [int(d) for d in self.get_body_arguments("wh_days") if d.isdigit()
+                                       and len(d) == 1] or [0, 1, 2, 3, 4, 5, 6]},
+            "sim": {"mode": self.get_body_argument("sim_mode", "default"), "slot": num("sim_slot")},
+        }
+
+
+ROUTES = [
+    (r"/devices", DevicesPage),
+    (r"/devices/pair", PairPage),
+    (r"/devices/([0-9]{1,18})", DevicePage),
+]

@@ -1,0 +1,307 @@
+"""The device protocol (``/api/device/v1/…``): pairing, long-poll fetch, reports, inbound, heartbeat.
+
+While a phone waits in a long poll the server does no database work: the
+handler awaits a wake-up (:mod:`core.wakeups`) and claims work only when woken
+or when the wait ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from core.catalogue import utcnow
+from core.events import AuditEvent, emit
+from core.permissions import PUBLIC
+from core.throttle import ip_key
+from core.web.base import ApiHandler
+from core.web.problem import Problem
+
+from . import service
+from .models import Device
+from .service import DEVICE_PERMISSION, DeviceError, wake_key
+from .settings import SettingsError, merged
+
+MAX_BATCH = 500
+REPORT_STATES = ("sent", "delivered", "failed")
+
+
+def parse_time(value, field: str, errors: list, index: int):
+    if value is None:
+        return utcnow()
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 4e12:
+        # epoch seconds or milliseconds (Android reports milliseconds)
+        return dt.datetime.fromtimestamp(value / 1000 if value > 1e11 else value, dt.timezone.utc)
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            pass
+    errors.append({"field": f"{field}[{index}].at", "message": "must be an ISO 8601 time or epoch milliseconds"})
+    return None
+
+
+class DeviceApiHandler(ApiHandler):
+    permission = DEVICE_PERMISSION
+    max_body_size = 1024 * 1024
+
+    def int_arg(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return default
+        if not raw.isdigit() or len(raw) > 10:
+            raise Problem(400, "invalid-parameter", f"{name} must be a whole number from {low} to {high}.")
+        return max(low, min(high, int(raw)))
+
+    def device_problem(self, exc: DeviceError) -> Problem:
+        return Problem(exc.status, exc.code, str(exc))
+
+    def batch(self, body: dict, key: str) -> list:
+        items = body.get(key)
+        if not isinstance(items, list):
+            raise Problem(422, "validation-failed", f"Send {key} as a list.",
+                          errors=[{"field": key, "message": "must be a list"}])
+        if len(items) > MAX_BATCH:
+            raise Problem(413, "batch-too-large", f"Send at most {MAX_BATCH} {key} per request.")
+        return items
+
+    async def fire_online(self, device_id: int):
+        device = await self.in_tenant(Device.get_by_id, device_id)
+        await self.run_db(lambda: self.platform.registry.hook.smsgw_device_online(tenant=self.tenant, device=device))
+        await self.run_db(emit, self.platform, self.audit("device.online", device=device_id))
+
+    def audit(self, action: str, **details) -> AuditEvent:
+        return AuditEvent(action=action, tenant_id=self.tenant.id, tenant_slug=self.tenant.slug,
+                          actor=self.principal.actor if self.principal else "",
+                          ip=self.request.remote_ip or "", user_agent=self.request.headers.get("User-Agent", "")[:300],
+                          details=details)
+
+
+class RegisterHandler(DeviceApiHandler):
+    """``POST /api/device/v1/register``: spend a pairing code, receive a device token."""
+
+    permission = PUBLIC
+
+    async def post(self):
+        body = self.json_body()
+        platform = self.platform
+        key = f"pair:{self.tenant.slug}"
+        verdict = await self.run_db(platform.throttle.check, key, self.request.remote_ip or "", False)
+        if not verdict.allowed:
+            raise Problem(429, "too-many-attempts", "Too many wrong pairing codes. Wait a while and try again.",
+                          headers={"Retry-After": str(verdict.retry_after)})
+        info = body.get("device") if isinstance(body.get("device"), dict) else {}
+        try:
+            device, token = await self.in_tenant(service.register, self.tenant.slug, body.get("code"), info)
+        except DeviceError as exc:
+            if exc.code in ("invalid-code", "code-used", "code-expired"):
+                await self.run_db(platform.throttle.record_failure, key, self.request.remote_ip or "")
+            raise self.device_problem(exc) from None
+        await self.run_db(emit, platform, AuditEvent("device.paired", self.tenant.id, self.tenant.slug,
+                                                     actor=f"device:{device.id}", actor_name=device.name,
+                                                     ip=self.request.remote_ip or ""))
+        self.set_header("Cache-Control", "no-store")
+        self.write_json({"device_id": device.id, "token": token, "name": device.name,
+                         "settings": merged(device.settings), "settings_version": device.settings_version,
+                         "server_time": utcnow().isoformat()}, 201)
+
+
+class FetchHandler(DeviceApiHandler):
+    """``GET /api/device/v1/messages?wait=30&limit=10&settings_version=N``: long-poll for work."""
+
+    _waiter = None
+    _closed = False
+
+    def on_connection_close(self):
+        self._closed = True
+        if self._waiter is not None:
+            self._waiter.cancel()
+
+    async def get(self):
+        wait = self.int_arg("wait", 30, 0, 60)
+        limit = self.int_arg("limit", 10, 1, 100)
+        known_version = self.int_arg("settings_version", 0, 0, 2**31 - 1)
+        platform, tenant, device_id = self.platform, self.tenant, self.principal.id
+        came_online = await self.in_tenant(service.touch, device_id)
+        if came_online:
+            await self.fire_online(device_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        key = wake_key(tenant.slug, device_id)
+        while True:
+            # Subscribe before looking, so work that arrives in between still wakes us.
+            self._waiter = waiter = platform.wakeups.subscribe(key)
+            try:
+                if self._closed:
+                    return
+                batch, version = await self.in_tenant(self.claim, device_id, limit)
+                settings_changed = known_version and version != known_version
+                if batch or settings_changed or loop.time() >= deadline:
+                    self.write_json({"messages": batch, "settings_version": version,
+                                     "settings_changed": bool(settings_changed),
+                                     "server_time": utcnow().isoformat()})
+                    return
+                try:
+                    await waiter.wait(deadline - loop.time())
+                except asyncio.CancelledError:
+                    return  # the phone hung up while waiting: nothing was handed over
+            finally:
+                waiter.close()
+                self._waiter = None
+
+    def claim(self, device_id: int, limit: int):
+        device = Device.select().where(Device.id == device_id).for_update().first()
+        if device is None or not device.enabled or device.removed_at is not None:
+            raise Problem(403, "device-disabled", "This device is disabled or removed; re-pair it.")
+        items = []
+        for result in self.platform.registry.hook.smsgw_device_claim(tenant=self.tenant, device=device,
+                                                                     limit=limit - len(items)):
+            items.extend(result or [])
+            if len(items) >= limit:
+                break
+        return items[:limit], device.settings_version
+
+
+
+class ReportsHandler(DeviceApiHandler):
+    """``POST /api/device/v1/reports``: a batch of sent / delivered / failed reports."""
+
+    async def post(self):
+        items = self.batch(self.json_body(), "reports")
+        errors, reports = [], []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                errors.append({"field": f"reports[{i}]", "message": "must be an object"})
+                continue
+            mid = item.get("message_id")
+            if not (isinstance(mid, int) and not isinstance(mid, bool) and 0 < mid < 2**63) and not (
+                    isinstance(mid, str) and mid.isdigit() and len(mid) < 19):
+                errors.append({"field": f"reports[{i}].message_id", "message": "must be a message id"})
+            state = item.get("state")
+            if state not in REPORT_STATES:
+                errors.append({"field": f"reports[{i}].state", "message": f"must be one of {', '.join(REPORT_STATES)}"})
+            code = item.get("error_code")
+            if code is not None and not (isinstance(code, (int, str)) and not isinstance(code, bool)
+                                         and len(str(code)) <= 50):
+                errors.append({"field": f"reports[{i}].error_code", "message": "must be a short code"})
+            recipient = item.get("recipient")
+            if recipient is not None and not (isinstance(recipient, str) and len(recipient) <= 32):
+                errors.append({"field": f"reports[{i}].recipient", "message": "must be a phone number"})
+            at = parse_time(item.get("at"), "reports", errors, i)
+            reports.append({"message_id": int(mid) if str(mid).isdigit() else None, "state": state,
+                            "error_code": None if code is None else str(code), "recipient": recipient, "at": at})
+        if errors:
+            raise Problem(422, "validation-failed", "Some reports are malformed; none were applied.", errors=errors)
+        device_id = self.principal.id
+
+        def apply():
+            device = Device.get_by_id(device_id)
+            results = self.platform.registry.hook.smsgw_device_reports(tenant=self.tenant, device=device,
+                                                                       reports=reports)
+            merged_results = results[0] if results else [
+                {"message_id": r["message_id"], "status": "unknown", "state": None} for r in reports]
+            service.touch(device_id)
+            return merged_results
+
+        results = await self.in_tenant(apply)
+        self.write_json({"accepted": len(reports), "results": results})
+
+
+class InboundHandler(DeviceApiHandler):
+    """``POST /api/device/v1/inbound``: received SMS, deduplicated by the phone's own id."""
+
+    async def post(self):
+        items = self.batch(self.json_body(), "messages")
+        errors, clean = [], []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                errors.append({"field": f"messages[{i}]", "message": "must be an object"})
+                continue
+            pid, sender, body = item.get("id"), item.get("from"), item.get("body")
+            if not (isinstance(pid, (str, int)) and not isinstance(pid, bool) and 1 <= len(str(pid)) <= 200):
+                errors.append({"field": f"messages[{i}].id", "message": "the phone's message id is required"})
+            if not (isinstance(sender, str) and 1 <= len(sender) <= 64):
+                errors.append({"field": f"messages[{i}].from", "message": "the sender is required"})
+            if not (isinstance(body, str) and len(body) <= 10_000):
+                errors.append({"field": f"messages[{i}].body", "message": "must be text up to 10,000 characters"})
+            slot = item.get("sim_slot")
+            if slot is not None and not (isinstance(slot, int) and not isinstance(slot, bool) and 1 <= slot <= 4):
+                errors.append({"field": f"messages[{i}].sim_slot", "message": "must be 1 to 4"})
+            at = parse_time(item.get("received_at"), "messages", errors, i)
+            clean.append({"id": str(pid), "from": sender, "body": body, "sim_slot": slot, "received_at": at})
+        if errors:
+            raise Problem(422, "validation-failed", "Some messages are malformed; none were stored.", errors=errors)
+        device_id = self.principal.id
+
+        def store():
+            new, dupes = service.store_inbound(device_id, clean)
+            device = Device.get_by_id(device_id)
+            for row in new:
+                self.platform.registry.hook.smsgw_device_inbound(tenant=self.tenant, device=device, message=row)
+            service.touch(device_id)
+            return len(new), dupes
+
+        stored, dupes = await self.in_tenant(store)
+        self.write_json({"stored": stored, "duplicates": dupes})
+
+
+class HeartbeatHandler(DeviceApiHandler):
+    """``POST /api/device/v1/heartbeat``: battery, charging, signal, queue length, app version."""
+
+    async def post(self):
+        body = self.json_body()
+        status, errors = {}, []
+        checks = {"battery_level": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100,
+                  "charging": lambda v: isinstance(v, bool),
+                  "signal": lambda v: isinstance(v, int) and not isinstance(v, bool) and -200 <= v <= 100,
+                  "queue_length": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**6,
+                  "app_version": lambda v: isinstance(v, str) and len(v) <= 50}
+        for key, ok in checks.items():
+            if key in body and body[key] is not None:
+                if ok(body[key]):
+                    status[key] = body[key]
+                else:
+                    errors.append({"field": key, "message": "out of range or wrong type"})
+        if errors:
+            raise Problem(422, "validation-failed", "The heartbeat has invalid fields.", errors=errors)
+        device_id = self.principal.id
+
+        def beat():
+            came_online = service.touch(device_id, status)
+            return came_online, Device.get_by_id(device_id).settings_version
+
+        came_online, version = await self.in_tenant(beat)
+        if came_online:
+            await self.fire_online(device_id)
+        self.write_json({"settings_version": version, "server_time": utcnow().isoformat()})
+
+
+class SettingsHandler(DeviceApiHandler):
+    """``GET /api/device/v1/settings``: the device's current settings."""
+
+    async def get(self):
+        device = await self.in_tenant(Device.get_by_id, self.principal.id)
+        self.write_json({"settings": merged(device.settings), "settings_version": device.settings_version,
+                         "name": device.name})
+
+
+class DeviceTokenHandler(DeviceApiHandler):
+    """``POST /api/device/v1/token``: the phone rotates its own token; the old one stops working."""
+
+    async def post(self):
+        token = await self.in_tenant(service.rotate_token, self.principal.id, self.tenant.slug)
+        await self.run_db(emit, self.platform, self.audit("device.token_rotated"))
+        self.set_header("Cache-Control", "no-store")
+        self.write_json({"token": token})
+
+
+ROUTES = [
+    (r"/api/device/v1/register", RegisterHandler),
+    (r"/api/device/v1/messages", FetchHandler),
+    (r"/api/device/v1/reports", ReportsHandler),
+    (r"/api/device/v1/inbound", InboundHandler),
+    (r"/api/device/v1/heartbeat", HeartbeatHandler),
+    (r"/api/device/v1/settings", SettingsHandler),
+    (r"/api/device/v1/token", DeviceTokenHandler),
+]

@@ -1,0 +1,159 @@
+"""Device lifecycle inside one tenant: pairing, tokens, settings, contact and health.
+
+Everything here runs inside the tenant's transaction unless it says otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from core import tokenformat
+from core.catalogue import utcnow
+from core.db import app_db
+from core.permissions import Principal
+
+from . import settings as device_settings
+from .models import Device, DeviceInbound, PairingCode
+
+PAIRING_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud and typed on phones
+PAIRING_TTL = dt.timedelta(minutes=10)
+OFFLINE_AFTER = dt.timedelta(seconds=120)  # long-poll cap (60 s) + a generous margin
+DEVICE_PERMISSION = "device:protocol"
+
+
+class DeviceError(ValueError):
+    """Refused; the message says why and what to do."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "device-error"):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def wake_key(tenant_slug: str, device_id: int) -> str:
+    return f"{tenant_slug}:device:{device_id}"
+
+
+def _hash_code(code: str) -> str:
+    return hashlib.sha256(code.strip().upper().encode()).hexdigest()
+
+
+def create_pairing_code(created_by: str) -> tuple[str, dt.datetime]:
+    code = "".join(secrets.choice(PAIRING_ALPHABET) for _ in range(8))
+    expires = utcnow() + PAIRING_TTL
+    PairingCode.create(code_hash=_hash_code(code), expires_at=expires, created_by=created_by)
+    return code, expires
+
+
+def register(tenant_slug: str, code: str, info: dict) -> tuple[Device, str]:
+    """Spend a pairing code and register (or re-pair) the phone. Returns the device and its token."""
+    if not isinstance(code, str) or len(code.strip()) != 8:
+        raise DeviceError("The pairing code has 8 characters; check it and try again.", 400, "invalid-code")
+    row = PairingCode.select().where(PairingCode.code_hash == _hash_code(code)).for_update().first()
+    if row is None:
+        raise DeviceError("This pairing code is not valid. Create a new one in the dashboard.", 400, "invalid-code")
+    if row.used_at is not None:
+        raise DeviceError("This pairing code was already used. Create a new one in the dashboard.", 400,
+                          "code-used")
+    if row.expires_at <= utcnow():
+        raise DeviceError("This pairing code has expired (codes last 10 minutes). Create a new one.", 400,
+                          "code-expired")
+    uid = str(info.get("device_uid") or "").strip()
+    if not 1 <= len(uid) <= 200:
+        raise DeviceError("device_uid is required (1 to 200 characters).", 422, "validation-failed")
+    token = tokenformat.generate("sgd", tenant_slug)
+    fields = dict(model=_s(info.get("model"), 100), os_version=_s(info.get("os_version"), 50),
+                  app_version=_s(info.get("app_version"), 50), sims=_sims(info.get("sims")),
+                  token_hash=tokenformat.digest(token), token_hint=tokenformat.hint(token), removed_at=None)
+    device = Device.get_or_none(Device.device_uid == uid)
+    if device is None:
+        name = _s(info.get("name"), 100) or fields["model"] or "Phone"
+        device = Device.create(name=name, device_uid=uid, settings=device_settings.merged({}), **fields)
+    else:  # re-pairing the same phone keeps its history and settings, replaces its token
+        Device.update(enabled=True, **fields).where(Device.id == device.id).execute()
+        device = Device.get_by_id(device.id)
+    PairingCode.update(used_at=utcnow(), device_id=device.id).where(PairingCode.code_hash == row.code_hash).execute()
+    return device, token
+
+
+def _s(value, limit: int) -> str:
+    return str(value).strip()[:limit] if isinstance(value, (str, int, float)) else ""
+
+
+def _sims(value) -> list:
+    out = []
+    if isinstance(value, list):
+        for item in value[:4]:
+            if isinstance(item, dict) and isinstance(item.get("slot"), int) and 1 <= item["slot"] <= 4:
+                out.append({"slot": item["slot"], "operator": _s(item.get("operator"), 60),
+                            "number": _s(item.get("number"), 30)})
+    return out
+
+
+def rotate_token(device_id: int, tenant_slug: str) -> str:
+    token = tokenformat.generate("sgd", tenant_slug)
+    Device.update(token_hash=tokenformat.digest(token), token_hint=tokenformat.hint(token)).where(
+        Device.id == device_id).execute()
+    return token
+
+
+def principal_for_token(token: str, tenant_slug: str) -> Principal | None:
+    device = Device.get_or_none((Device.token_hash == tokenformat.digest(token)) & (Device.enabled == True)  # noqa: E712
+                                & Device.removed_at.is_null())
+    if device is None:
+        return None
+    return Principal(kind="device", id=device.id, role="device", tenant=tenant_slug,
+                     permissions=frozenset({DEVICE_PERMISSION}), name=device.name, via="device_token")
+
+
+def touch(device_id: int, status: dict | None = None) -> bool:
+    """Record contact (and heartbeat fields). Returns True when the device was offline before."""
+    values = ["last_seen_at = now()", "online = true"]
+    params: list = []
+    for key in ("battery_level", "charging", "signal", "queue_length", "app_version"):
+        if status and key in status:
+            values.append(f"{key} = %s")
+            params.append(status[key])
+    row = app_db.execute_sql(
+        f"UPDATE devices d SET {', '.join(values)} FROM (SELECT id, online AS was FROM devices WHERE id = %s "
+        f"FOR UPDATE) o WHERE d.id = o.id RETURNING o.was", (*params, device_id)).fetchone()
+    return row is not None and not row[0]
+
+
+def sweep_offline(now: dt.datetime | None = None, after: dt.timedelta = OFFLINE_AFTER) -> list[Device]:
+    """Mark devices that missed their expected contact offline; return them."""
+    cutoff = (now or utcnow()) - after
+    ids = [r[0] for r in app_db.execute_sql(
+        "UPDATE devices SET online = false WHERE online AND (last_seen_at IS NULL OR last_seen_at < %s) "
+        "RETURNING id", (cutoff,)).fetchall()]
+    return list(Device.select().where(Device.id.in_(ids))) if ids else []
+
+
+def update_settings(device_id: int, patch: dict) -> Device:
+    device = Device.select().where(Device.id == device_id).for_update().first()
+    if device is None:
+        raise DeviceError("There is no such device here.", 404, "not-found")
+    new = device_settings.validate(patch, device.settings)
+    Device.update(settings=new, settings_version=Device.settings_version + 1).where(Device.id == device_id).execute()
+    return Device.get_by_id(device_id)
+
+
+def store_inbound(device_id: int, items: list[dict]) -> tuple[list[DeviceInbound], int]:
+    """Insert new inbound SMS; the phone's own id makes retries harmless. Returns (new, duplicates)."""
+    new, dupes = [], 0
+    for item in items:
+        row_id = (DeviceInbound.insert(device=device_id, phone_message_id=item["id"], sender=item["from"],
+                                       body=item["body"], sim_slot=item.get("sim_slot"),
+                                       received_at=item["received_at"])
+                  .on_conflict_ignore().execute())
+        if row_id:
+            new.append(DeviceInbound.get_by_id(row_id))
+        else:
+            dupes += 1
+    return new, dupes
+
+
+def active_devices():
+    return Device.select().where(Device.removed_at.is_null()).order_by(Device.id)
