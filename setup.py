@@ -41,7 +41,7 @@ setup(
         ],
     },
     entry_points={
-        "console_scripts": ["smsgw=core.cli:main"],
+        "console_scripts": ["smsgw=core.cli:main", "smsgw-companion=android_companion.cli:main"],
         # Shipped addons are found exactly like resellers' packages.
         "smsgw.addons": [
             "audit = addons.audit",

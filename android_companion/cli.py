@@ -1,0 +1,119 @@
+"""``smsgw-companion``: pair this phone with a workspace, then run it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .backends import make_backend
+from .client import NetworkError, ServerError
+from .state import State, default_dir
+
+
+def parse_pairing(target: str, code: str | None) -> tuple[str, str]:
+    """Accept ``URL CODE`` or the QR content ``smsgw://pair?url=...&code=...``."""
+    if target.startswith("smsgw://"):
+        q = parse_qs(urlsplit(target).query)
+        if "url" not in q or "code" not in q:
+            raise ValueError("the QR content lacks url or code")
+        return unquote(q["url"][0]), q["code"][0]
+    if not code:
+        raise ValueError("give the pairing code after the server URL")
+    if not target.startswith(("http://", "https://")):
+        raise ValueError("the server URL must start with https:// (or http:// on a LAN)")
+    return target, code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="smsgw-companion",
+                                description="Send and receive SMS for your SMS gateway workspace from this phone.")
+    p.add_argument("--state-dir", type=Path, default=None, help="where the token and outbox live "
+                                                                "(default ~/.smsgw-companion)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    pr = sub.add_parser("pair", help="pair with a workspace using the code from its dashboard")
+    pr.add_argument("target", help="the workspace URL (https://acme.example.com) or the QR code's content")
+    pr.add_argument("code", nargs="?", help="the 8-character pairing code")
+    pr.add_argument("--name", help="how the dashboard should call this phone")
+    pr.add_argument("--backend", default="termux", choices=("termux", "simulator"))
+    r = sub.add_parser("run", help="start sending and receiving (Ctrl-C stops)")
+    r.add_argument("--backend", default="termux", choices=("termux", "simulator"))
+    r.add_argument("--wait", type=int, default=30, help="long-poll seconds (server caps at 60)")
+    r.add_argument("--sim-latency", type=float, default=0.2, help="simulator: seconds to send")
+    r.add_argument("--sim-failure-rate", type=float, default=0.0, help="simulator: share of sends that fail")
+    r.add_argument("--sim-delivery-delay", type=float, default=1.0, help="simulator: seconds until delivered")
+    r.add_argument("--sim-inbound-per-minute", type=float, default=0.0, help="simulator: random inbound SMS")
+    st = sub.add_parser("set-token", help="use a device token rotated from the dashboard")
+    st.add_argument("token")
+    sub.add_parser("status", help="show pairing and what waits in the outbox")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    state_dir = args.state_dir or default_dir()
+    if args.command == "pair":
+        from .runner import pair
+
+        try:
+            url, code = parse_pairing(args.target, args.code)
+            state = pair(state_dir, url, code, make_backend(args.backend), name=args.name)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except ServerError as exc:
+            print(f"error: the server refused the code: {exc.problem.get('detail', exc)}", file=sys.stderr)
+            return 1
+        except NetworkError as exc:
+            print(f"error: cannot reach {args.target}: {exc}. Check the address and the network.", file=sys.stderr)
+            return 1
+        print(f"Paired as device {state.device_id} with {state.server_url}. Now run: smsgw-companion run")
+        return 0
+    if args.command == "set-token":
+        state = State.load(state_dir)
+        state.token = args.token.strip()
+        state.save(state_dir)
+        print("Token saved.")
+        return 0
+    if args.command == "status":
+        state = State.load(state_dir)
+        if not state.paired:
+            print("Not paired. Run: smsgw-companion pair URL CODE")
+            return 1
+        from .outbox import Outbox
+
+        counts = Outbox(state_dir / "outbox.sqlite3").counts()
+        print(f"Paired with {state.server_url} as device {state.device_id}; settings v{state.settings_version}; "
+              f"waiting to upload: {counts['reports']} report(s), {counts['inbound']} inbound SMS.")
+        return 0
+    from .runner import Companion
+
+    options = {}
+    if args.backend == "simulator":
+        options = dict(send_latency=args.sim_latency, failure_rate=args.sim_failure_rate,
+                       delivery_delay=args.sim_delivery_delay, inbound_per_minute=args.sim_inbound_per_minute)
+    else:
+        options = dict(watermark_path=str(state_dir / "inbox-watermark"))
+    try:
+        companion = Companion(state_dir, make_backend(args.backend, **options), wait=args.wait)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: companion.stop_event.set())
+    print(f"Running with the {args.backend} backend against {companion.state.server_url}. Ctrl-C stops.")
+    companion.run_forever()
+    if companion.fatal:
+        print(f"error: {companion.fatal}", file=sys.stderr)
+        return 1
+    print("Stopped; anything not yet uploaded stays in the outbox for next time.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""The companion's main loop: long-poll for work, send through the backend, report, upload inbound.
+
+Three threads share one SQLite outbox:
+
+* the *poller* holds a long poll open and queues the messages it receives;
+* the *sender* sends them one by one, honouring the device's limits and random delay;
+* the *flusher* uploads reports and inbound SMS from the outbox, sends heartbeats,
+  and reads new inbound SMS from the backend.
+
+Network failures back off exponentially with jitter; nothing is lost, because
+every report and inbound SMS stays in the outbox until the server acknowledges it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import random
+import threading
+import time
+from pathlib import Path
+
+from . import __version__
+from .client import DeviceClient, NetworkError, ServerError
+from .outbox import Outbox
+from .state import State
+
+log = logging.getLogger("smsgw.companion")
+
+
+class Backoff:
+    def __init__(self, base: float = 0.5, cap: float = 60.0):
+        self.base, self.cap, self.failures = base, cap, 0
+
+    def next(self) -> float:
+        self.failures += 1
+        # "Full jitter": spreads reconnecting phones over the whole window.
+        return random.uniform(0, min(self.cap, self.base * (2 ** self.failures)))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class Companion:
+    def __init__(self, state_dir: Path, backend, *, wait: int = 30, batch: int = 10,
+                 heartbeat_interval: float = 60.0, inbound_interval: float = 2.0, flush_interval: float = 1.0,
+                 backoff_cap: float = 30.0):
+        self.state_dir = Path(state_dir)
+        self.state = State.load(self.state_dir)
+        if not self.state.paired:
+            raise RuntimeError("This phone is not paired yet: run `smsgw-companion pair URL CODE` first.")
+        self.backend = backend
+        self.outbox = Outbox(self.state_dir / "outbox.sqlite3")
+        self.client = DeviceClient(self.state.server_url, self.state.token)
+        self.wait, self.batch = wait, batch
+        self.heartbeat_interval = heartbeat_interval
+        self.inbound_interval = inbound_interval
+        self.flush_interval = flush_interval
+        self.backoff_cap = backoff_cap
+        self.stop_event = threading.Event()
+        self.flush_event = threading.Event()
+        self.work: queue.Queue = queue.Queue()
+        self.threads: list[threading.Thread] = []
+        self.fatal: str | None = None
+        self._sim_cycle = None
+        self.stats = {"fetched": 0, "sent": 0, "failed": 0, "reports_flushed": 0, "inbound_flushed": 0,
+                      "network_errors": 0}
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self) -> "Companion":
+        for name, target in (("poller", self._poll_loop), ("sender", self._send_loop),
+                             ("flusher", self._flush_loop)):
+            t = threading.Thread(target=target, name=f"companion-{name}", daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stop_event.set()
+        self.flush_event.set()
+        self.work.put(None)
+        for t in self.threads:
+            if t.name != "companion-poller":  # the poller may sit in a long poll; it is a daemon
+                t.join(timeout)
+        try:
+            self.flush_once()  # a last attempt; whatever fails stays in the outbox for next time
+        except Exception:
+            pass
+        self.backend.close()
+        self.outbox.close()
+
+    def run_forever(self) -> None:
+        self.start()
+        try:
+            while not self.stop_event.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def _fail(self, message: str) -> None:
+        log.error(message)
+        self.fatal = message
+        self.stop_event.set()
+        self.work.put(None)
+
+    # -- polling ----------------------------------------------------------------
+    def _poll_loop(self) -> None:
+        backoff = Backoff(cap=self.backoff_cap)
+        while not self.stop_event.is_set():
+            try:
+                reply = self.client.fetch(self.wait, self.batch, self.state.settings_version)
+            except NetworkError as exc:
+                self.stats["network_errors"] += 1
+                delay = backoff.next()
+                log.warning("server unreachable (%s); retrying in %.1f s", exc, delay)
+                self.stop_event.wait(delay)
+                continue
+            except ServerError as exc:
+                if exc.auth_failed:
+                    self._fail(f"The server refused this phone ({exc}). Pair it again.")
+                    return
+                delay = backoff.next()
+                log.warning("server error %s; retrying in %.1f s", exc, delay)
+                self.stop_event.wait(delay)
+                continue
+            backoff.reset()
+            if reply.get("settings_version") != self.state.settings_version:
+                self._refresh_settings()
+            for message in reply.get("messages", []):
+                self.stats["fetched"] += 1
+                self.work.put(message)
+
+    def _refresh_settings(self) -> None:
+        try:
+            reply = self.client.settings()
+        except (NetworkError, ServerError) as exc:
+            log.warning("could not fetch settings: %s", exc)
+            return
+        self.state.settings = reply.get("settings", {})
+        self.state.settings_version = reply.get("settings_version", 0)
+        self.state.save(self.state_dir)
+        log.info("settings updated to version %s", self.state.settings_version)
+
+    # -- sending ------------------------------------------------------------------
+    def _send_loop(self) -> None:
+        while not self.stop_event.is_set():
+            message = self.work.get()
+            if message is None:
+                continue
+            try:
+                self._send_one(message)
+            except Exception:
+                log.exception("sending message %s failed unexpectedly", message.get("id"))
+
+    def _send_one(self, message: dict) -> None:
+        mid = int(message["id"])
+        done = self.outbox.handled(mid)
+        if done is not None:
+            # The server handed it out again (our report was lost): report, never send twice.
+            outcome, code = done
+            self.outbox.add_report(mid, outcome, code, message.get("to"))
+            self.flush_event.set()
+            return
+        self._respect_limits()
+        slot = self._choose_sim(message.get("sim_slot"))
+
+        def on_event(state: str, error_code=None):
+            if state in ("sent", "failed"):
+                self.outbox.mark_handled(mid, state, error_code)
+                self.stats["sent" if state == "sent" else "failed"] += 1
+            self.outbox.add_report(mid, state, error_code, message.get("to"))
+            self.flush_event.set()
+
+        # Mark before the radio: if we crash mid-send we report failure rather than send twice.
+        self.outbox.mark_handled(mid, "failed", "GENERIC_FAILURE")
+        self.outbox.log_send()
+        self.backend.send(message["to"], message["text"], slot, on_event)
+
+    def _respect_limits(self) -> None:
+        limits = (self.state.settings or {}).get("limits", {})
+        delay = (self.state.settings or {}).get("delay", {})
+        windows = (("per_minute", 60), ("per_hour", 3600), ("per_day", 86400))
+        while not self.stop_event.is_set():
+            blocked = [w for key, w in windows if limits.get(key) and self.outbox.sends_since(w) >= limits[key]]
+            if not blocked:
+                break
+            self.stop_event.wait(1.0)
+        lo, hi = delay.get("min_ms", 0), delay.get("max_ms", 0)
+        if hi:
+            self.stop_event.wait(random.uniform(lo, hi) / 1000)
+
+    def _choose_sim(self, requested):
+        if requested:
+            return requested
+        sim = (self.state.settings or {}).get("sim", {})
+        mode = sim.get("mode", "default")
+        if mode == "fixed":
+            return sim.get("slot", 1)
+        if mode == "round_robin":
+            slots = [s["slot"] for s in self.backend.device_info().get("sims", [])] or [1]
+            if self._sim_cycle is None:
+                self._sim_cycle = itertools.cycle(slots)
+            return next(self._sim_cycle)
+        return None
+
+    # -- flushing -------------------------------------------------------------------
+    def flush_once(self) -> None:
+        while True:
+            pending = self.outbox.pending_reports()
+            if not pending:
+                break
+            self.client.reports([r for _, r in pending])
+            self.outbox.ack_reports([i for i, _ in pending])
+            self.stats["reports_flushed"] += len(pending)
+        while True:
+            inbound = self.outbox.pending_inbound()
+            if not inbound:
+                break
+            self.client.inbound(inbound)
+            self.outbox.ack_inbound([m["id"] for m in inbound])
+            self.stats["inbound_flushed"] += len(inbound)
+
+    def _flush_loop(self) -> None:
+        backoff = Backoff(cap=self.backoff_cap)
+        last_beat = 0.0
+        last_inbound = 0.0
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            if now - last_inbound >= self.inbound_interval:
+                last_inbound = now
+                for m in self.backend.read_inbound():
+                    self.outbox.add_inbound(m["id"], m["from"], m["body"], m["received_at"], m.get("sim_slot"))
+            try:
+                self.flush_once()
+                if now - last_beat >= self.heartbeat_interval:
+                    reply = self.client.heartbeat(dict(self.backend.status(), app_version=__version__,
+                                                       queue_length=self.work.qsize()))
+                    last_beat = now
+                    if reply.get("settings_version") != self.state.settings_version:
+                        self._refresh_settings()
+                backoff.reset()
+                self.flush_event.wait(self.flush_interval)
+                self.flush_event.clear()
+            except NetworkError as exc:
+                self.stats["network_errors"] += 1
+                delay = backoff.next()
+                log.warning("upload failed (%s); %s kept for retry in %.1f s", exc, self.outbox.counts(), delay)
+                self.stop_event.wait(delay)
+            except ServerError as exc:
+                if exc.auth_failed:
+                    self._fail(f"The server refused this phone ({exc}). Pair it again.")
+                    return
+                delay = backoff.next()
+                log.warning("server refused an upload (%s); retrying in %.1f s", exc, delay)
+                self.stop_event.wait(delay)
+
+
+def pair(state_dir: Path, server_url: str, code: str, backend, name: str | None = None) -> State:
+    """Register this phone with a one-time pairing code and save the device token."""
+    state = State.load(state_dir)
+    info = backend.device_info()
+    device = {"device_uid": state.device_uid, "model": info.get("model", ""),
+              "os_version": info.get("os_version", ""), "app_version": __version__, "sims": info.get("sims", [])}
+    if name:
+        device["name"] = name
+    reply = DeviceClient(server_url).register(code, device)
+    state.server_url = server_url.rstrip("/")
+    state.token = reply["token"]
+    state.device_id = reply["device_id"]
+    state.settings = reply.get("settings", {})
+    state.settings_version = reply.get("settings_version", 0)
+    state.save(state_dir)
+    return state
