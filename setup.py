@@ -27,6 +27,8 @@ setup(
         "babel>=2.14",
         # QR codes (SVG) for phone pairing, pure Python.
         "segno>=1.6",
+        # Google's libphonenumber port: E.164 normalisation and validation per region.
+        "phonenumbers>=8.13",
     ],
     extras_require={
         "redis": ["redis>=5"],
@@ -46,6 +48,7 @@ setup(
         "smsgw.addons": [
             "audit = addons.audit",
             "devices = addons.devices",
+            "messaging = addons.messaging",
         ],
     },
 )

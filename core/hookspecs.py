@@ -178,6 +178,15 @@ def smsgw_tenant_deleted(tenant):
 
 
 @hookspec
+def smsgw_configure(platform):
+    """Called once when a :class:`core.platform.Platform` is built (web, worker, CLI, tests).
+
+    Addons that need the platform later (to emit events, wake phones, enqueue
+    tasks) keep it here. Do no I/O: the database may not be reachable yet.
+    """
+
+
+@hookspec
 def smsgw_startup(app):
     """Called once when a web process has built its application, before it serves.
 

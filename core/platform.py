@@ -46,6 +46,7 @@ class Platform:
         self.migration_context = {
             "app_role": roles.app, "maintenance_role": roles.maintenance, "role_prefix": roles.prefix,
         }
+        self.registry.hook.smsgw_configure(platform=self)
         self._catalogues = None
         self._cipher = None
         self._keyring = None
@@ -183,6 +184,8 @@ class Platform:
     def start_runtime(self, loop) -> None:
         """Per web process: bind wake-ups to the IOLoop and listen for cross-process changes."""
         from .notify import Listener
+
+        self.setup_tasks()  # web processes enqueue (e.g. scheduled releases) even without a consumer
         from .tenancy import TENANT_CHANNEL
         from .wakeups import CHANNEL, RedisWakeups
 

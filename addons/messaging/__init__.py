@@ -1,0 +1,1 @@
+"""Messaging addon: the messages table is the queue of record."""

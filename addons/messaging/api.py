@@ -1,0 +1,284 @@
+"""The native messaging API: ``/api/v1/messages``, ``/api/v1/inbox``, ``/api/v1/suppressions``."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+from core.events import AuditEvent, emit as emit_audit
+from core.web.base import ApiHandler
+from core.web.problem import Problem
+
+from addons.devices.models import DeviceInbound
+
+from . import dispatch, states, submit
+from .models import Message, Recipient, RecipientEvent, Suppression
+from .phones import PhoneError, normalise, try_normalise
+from .transitions import transition
+
+
+def encode_cursor(value: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"before": value}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str | None) -> int | None:
+    if not raw:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        value = int(data["before"])
+        if value <= 0:
+            raise ValueError
+        return value
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
+        raise Problem(400, "invalid-cursor", "The cursor is not valid; use the next_cursor value of a previous page.")
+
+
+def parse_date(raw: str | None, name: str):
+    if not raw:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise Problem(400, "invalid-parameter", f"{name} must be an ISO 8601 date or time.") from None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def recipient_json(r: Recipient, with_history: bool = False) -> dict:
+    out = {"id": r.id, "phone": r.phone, "state": r.state, "device_id": r.device_id, "sim_slot": r.sim_slot,
+           "attempts": r.attempts, "error_code": r.error_code, "updated_at": r.updated_at.isoformat(),
+           "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+           "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
+           "failed_at": r.failed_at.isoformat() if r.failed_at else None}
+    if r.state == "pending":
+        out["waiting_reason"] = dispatch.why_waiting(r)
+    if with_history:
+        out["history"] = [{"at": e.at.isoformat(), "from": e.from_state, "to": e.to_state, "source": e.source,
+                           "device_id": e.device_id, "error_code": e.error_code,
+                           "reported_at": e.reported_at.isoformat() if e.reported_at else None}
+                          for e in RecipientEvent.select().where(RecipientEvent.recipient == r.id)
+                          .order_by(RecipientEvent.id)]
+    return out
+
+
+def message_state(recipients: list[Recipient]) -> str:
+    """One word for a whole message: the least advanced state of its recipients."""
+    if not recipients:
+        return "pending"
+    order = ["pending", "processed", "sent", "delivered", "failed", "expired", "cancelled"]
+    present = {r.state for r in recipients}
+    for s in order:
+        if s in present:
+            return s
+    return recipients[0].state
+
+
+def message_json(m: Message, with_history: bool = False) -> dict:
+    recipients = list(Recipient.select().where(Recipient.message == m.id).order_by(Recipient.id))
+    return {"id": m.id, "state": message_state(recipients), "created_at": m.created_at.isoformat(),
+            "text": m.text, "encoding": m.encoding, "segments": m.segments, "priority": m.priority,
+            "reference": m.reference, "device_id": m.device_id, "sim_slot": m.sim_slot,
+            "send_at": m.send_at.isoformat() if m.send_at else None,
+            "valid_until": m.valid_until.isoformat() if m.valid_until else None,
+            "delivery_report": m.delivery_report,
+            "recipients": [recipient_json(r, with_history) for r in recipients]}
+
+
+def get_message(raw_id: str) -> Message:
+    if not raw_id.isdigit() or len(raw_id) > 18:
+        raise Problem(404, "not-found", "There is no such message here.")
+    m = Message.get_or_none(Message.id == int(raw_id))
+    if m is None:
+        raise Problem(404, "not-found", "There is no such message here.")
+    return m
+
+
+def list_messages(args: dict, limit: int) -> dict:
+    q = Message.select().order_by(Message.id.desc())
+    before = decode_cursor(args.get("cursor"))
+    if before:
+        q = q.where(Message.id < before)
+    if args.get("reference"):
+        q = q.where(Message.reference == args["reference"])
+    since, until = parse_date(args.get("since"), "since"), parse_date(args.get("until"), "until")
+    if since:
+        q = q.where(Message.created_at >= since)
+    if until:
+        q = q.where(Message.created_at < until)
+    sub = Recipient.select(Recipient.message)
+    filtered = False
+    if args.get("state"):
+        if args["state"] not in states.STATES:
+            raise Problem(400, "invalid-parameter", f"state must be one of {', '.join(states.STATES)}.")
+        sub, filtered = sub.where(Recipient.state == args["state"]), True
+    if args.get("device_id"):
+        if not args["device_id"].isdigit() or len(args["device_id"]) > 18:
+            raise Problem(400, "invalid-parameter", "device_id must be a number.")
+        sub, filtered = sub.where(Recipient.device_id == int(args["device_id"])), True
+    if args.get("phone"):
+        phone = try_normalise(args["phone"], args.get("_region", "US"))
+        if phone is None:
+            raise Problem(400, "invalid-parameter", "phone is not a valid phone number.")
+        sub, filtered = sub.where(Recipient.phone == phone), True
+    if filtered:
+        q = q.where(Message.id.in_(sub))
+    rows = list(q.limit(limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"messages": [message_json(m) for m in rows],
+            "next_cursor": encode_cursor(rows[-1].id) if more else None}
+
+
+class MessagesHandler(ApiHandler):
+    permissions = {"POST": "messages:send", "GET": "messages:read"}
+    max_body_size = 8 * 1024 * 1024
+
+    async def post(self):
+        body = self.json_body()
+        key = self.request.headers.get("Idempotency-Key")
+        if key is not None and not (1 <= len(key) <= 255 and key.isprintable()):
+            raise Problem(400, "invalid-idempotency-key", "Idempotency-Key must be 1 to 255 printable characters.")
+        clean, rejected, batch = submit.validate_request(body, self.tenant.default_region)
+        status, response, keys = await self.in_tenant(
+            submit.accept, self.tenant, clean, rejected, batch, source="api", created_by=self.principal.actor,
+            idempotency_key=key, body_hash=submit.request_hash(body) if key else None)
+        self.platform.wake_now(*keys)
+        if key:
+            self.set_header("Idempotency-Key", key)
+        self.write_json(response, status)
+
+    async def get(self):
+        limit = self.get_query_argument("limit", "50")
+        if not limit.isdigit() or not 1 <= int(limit) <= 500:
+            raise Problem(400, "invalid-parameter", "limit must be from 1 to 500.")
+        args = {k: self.get_query_argument(k, None) for k in ("cursor", "reference", "since", "until", "state",
+                                                             "device_id", "phone")}
+        args["_region"] = self.tenant.default_region
+        self.write_json(await self.in_tenant(list_messages, args, int(limit)))
+
+
+class MessageHandler(ApiHandler):
+    permissions = {"GET": "messages:read"}
+
+    async def get(self, raw_id):
+        self.write_json(await self.in_tenant(lambda: message_json(get_message(raw_id), with_history=True)))
+
+
+class CancelHandler(ApiHandler):
+    """``POST /api/v1/messages/{id}/cancel``: cancel every recipient still pending (or scheduled)."""
+
+    permissions = {"POST": "messages:send"}
+
+    async def post(self, raw_id):
+        tenant = self.tenant
+
+        def cancel():
+            m = get_message(raw_id)
+            n = 0
+            for r in (Recipient.select().where((Recipient.message == m.id) & (Recipient.state == "pending"))
+                      .for_update()):
+                n += transition(tenant, r, "cancelled", "api")
+            return n, message_json(m)
+
+        cancelled, result = await self.in_tenant(cancel)
+        if not cancelled and result["state"] not in ("cancelled",):
+            raise Problem(409, "not-cancellable",
+                          f"Nothing to cancel: the message is already {result['state']}. Only pending or scheduled "
+                          "recipients can be cancelled.")
+        result["cancelled"] = cancelled
+        self.write_json(result)
+
+
+def inbox_json(m: DeviceInbound) -> dict:
+    return {"id": m.id, "from": m.sender, "body": m.body, "device_id": m.device_id, "sim_slot": m.sim_slot,
+            "received_at": m.received_at.isoformat(), "phone_message_id": m.phone_message_id}
+
+
+class InboxHandler(ApiHandler):
+    permissions = {"GET": "messages:read"}
+
+    async def get(self):
+        limit = self.get_query_argument("limit", "50")
+        if not limit.isdigit() or not 1 <= int(limit) <= 500:
+            raise Problem(400, "invalid-parameter", "limit must be from 1 to 500.")
+        before = decode_cursor(self.get_query_argument("cursor", None))
+        sender = self.get_query_argument("from", None)
+        device = self.get_query_argument("device_id", None)
+        since = parse_date(self.get_query_argument("since", None), "since")
+        region = self.tenant.default_region
+
+        def load():
+            q = DeviceInbound.select().order_by(DeviceInbound.id.desc())
+            if before:
+                q = q.where(DeviceInbound.id < before)
+            if sender:
+                q = q.where(DeviceInbound.sender.in_({sender, try_normalise(sender, region) or sender}))
+            if device:
+                if not device.isdigit() or len(device) > 18:
+                    raise Problem(400, "invalid-parameter", "device_id must be a number.")
+                q = q.where(DeviceInbound.device == int(device))
+            if since:
+                q = q.where(DeviceInbound.received_at >= since)
+            rows = list(q.limit(int(limit) + 1))
+            more = len(rows) > int(limit)
+            rows = rows[:int(limit)]
+            return {"messages": [inbox_json(m) for m in rows],
+                    "next_cursor": encode_cursor(rows[-1].id) if more else None}
+
+        self.write_json(await self.in_tenant(load))
+
+
+class SuppressionsHandler(ApiHandler):
+    permissions = {"GET": "messages:read", "POST": "settings:write"}
+
+    async def get(self):
+        rows = await self.in_tenant(lambda: [{"phone": s.phone, "reason": s.reason, "source": s.source,
+                                              "created_at": s.created_at.isoformat()}
+                                             for s in Suppression.select().order_by(Suppression.created_at.desc())])
+        self.write_json({"suppressions": rows})
+
+    async def post(self):
+        body = self.json_body()
+        try:
+            phone = normalise(body.get("phone"), self.tenant.default_region)
+        except PhoneError as exc:
+            raise Problem(422, "validation-failed", f"phone {exc}.", errors=[{"field": "phone", "message": str(exc)}])
+        reason = body.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > 200:
+            raise Problem(422, "validation-failed", "reason must be text of at most 200 characters.",
+                          errors=[{"field": "reason", "message": "at most 200 characters"}])
+        await self.in_tenant(lambda: Suppression.insert(phone=phone, reason=reason, source="manual")
+                             .on_conflict(conflict_target=[Suppression.phone],
+                                          update={Suppression.reason: reason}).execute())
+        await self.run_db(emit_audit, self.platform, AuditEvent(
+            "suppression.added", self.tenant.id, self.tenant.slug, actor=self.principal.actor, target=phone))
+        self.write_json({"phone": phone, "reason": reason}, 201)
+
+
+class SuppressionHandler(ApiHandler):
+    permissions = {"DELETE": "settings:write"}
+
+    async def delete(self, raw):
+        from urllib.parse import unquote
+
+        phone = try_normalise(unquote(raw), self.tenant.default_region)
+        if phone is None:
+            raise Problem(404, "not-found", "That number is not on the suppression list.")
+        n = await self.in_tenant(lambda: Suppression.delete().where(Suppression.phone == phone).execute())
+        if not n:
+            raise Problem(404, "not-found", "That number is not on the suppression list.")
+        await self.run_db(emit_audit, self.platform, AuditEvent(
+            "suppression.removed", self.tenant.id, self.tenant.slug, actor=self.principal.actor, target=phone))
+        self.set_status(204)
+        self.finish()
+
+
+ROUTES = [
+    (r"/api/v1/messages", MessagesHandler),
+    (r"/api/v1/messages/([^/]+)", MessageHandler),
+    (r"/api/v1/messages/([^/]+)/cancel", CancelHandler),
+    (r"/api/v1/inbox", InboxHandler),
+    (r"/api/v1/suppressions", SuppressionsHandler),
+    (r"/api/v1/suppressions/([^/]{1,64})", SuppressionHandler),
+]

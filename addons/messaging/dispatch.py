@@ -1,0 +1,163 @@
+"""Routing: which phone may take which recipient, claimed atomically; and why work is waiting.
+
+The phones pull: a phone's fetch claims the highest-priority pending
+recipients it is eligible for (``FOR UPDATE SKIP LOCKED``, so two phones never
+get the same one). Eligibility: enabled and not removed, inside its working
+hours, under its sending limits, the requested device/SIM if any, and not a
+device that already failed this recipient. Load spreads because each phone
+takes only what its limits allow and idle phones ask first; new work wakes the
+least-loaded eligible phones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from core.catalogue import utcnow
+from core.db import app_db
+
+from addons.devices.models import Device
+from addons.devices.settings import merged as merged_settings, within_working_hours
+
+from .models import Message, MessagingSettings, Recipient, RecipientEvent
+
+WINDOWS = (("per_minute", dt.timedelta(minutes=1)), ("per_hour", dt.timedelta(hours=1)),
+           ("per_day", dt.timedelta(days=1)))
+
+
+def usage(device_id: int) -> dict:
+    """Claims by this device in each limit window (claims count: they are about to be sent)."""
+    row = app_db.execute_sql("""
+        SELECT count(*) FILTER (WHERE at > now() - interval '1 minute'),
+               count(*) FILTER (WHERE at > now() - interval '1 hour'),
+               count(*)
+          FROM recipient_events
+         WHERE device_id = %s AND to_state = 'processed' AND at > now() - interval '1 day'
+    """, (device_id,)).fetchone()
+    return {"per_minute": row[0], "per_hour": row[1], "per_day": row[2]}
+
+
+def budget(device: Device, now: dt.datetime | None = None) -> tuple[int, str | None]:
+    """How many recipients ``device`` may take now, and if none, why (for people)."""
+    settings = merged_settings(device.settings)
+    inside, opens = within_working_hours(settings, now)
+    if not inside:
+        when = opens.strftime("%H:%M UTC") if opens else "later"
+        return 0, f"outside working hours (opens {when})"
+    limits = settings["limits"]
+    used = usage(device.id)
+    remaining = 10**9
+    blocked_until = None
+    for key, window in WINDOWS:
+        cap = limits.get(key) or 0
+        if cap:
+            left = cap - used[key]
+            if left <= 0:
+                oldest = app_db.execute_sql(
+                    "SELECT min(at) FROM (SELECT at FROM recipient_events WHERE device_id = %s AND "
+                    "to_state = 'processed' AND at > now() - %s ORDER BY at DESC LIMIT %s) s",
+                    (device.id, window, cap)).fetchone()[0]
+                until = (oldest + window) if oldest else utcnow() + window
+                blocked_until = max(blocked_until, until) if blocked_until else until
+            remaining = min(remaining, max(left, 0))
+    if remaining <= 0:
+        return 0, f"rate limit until {blocked_until.strftime('%H:%M')} UTC"
+    return remaining, None
+
+
+def claim(tenant, device: Device, limit: int) -> list[dict]:
+    """Claim up to ``limit`` recipients for ``device`` (its row is locked by the caller)."""
+    allowed, _reason = budget(device)
+    n = min(limit, allowed)
+    if n <= 0:
+        return []
+    slots = [s["slot"] for s in (device.sims or []) if isinstance(s, dict) and "slot" in s] or [1, 2, 3, 4]
+    rows = app_db.execute_sql("""
+        WITH picked AS (
+            SELECT id FROM recipients
+             WHERE state = 'pending'
+               AND (not_before IS NULL OR not_before <= now())
+               AND (valid_until IS NULL OR valid_until > now())
+               AND (requested_device_id IS NULL OR requested_device_id = %(d)s)
+               AND NOT (%(d)s = ANY (excluded_devices))
+               AND (requested_sim IS NULL OR requested_sim = ANY (%(slots)s))
+             ORDER BY priority DESC, id
+             LIMIT %(n)s
+             FOR UPDATE SKIP LOCKED)
+        UPDATE recipients r
+           SET state = 'processed', device_id = %(d)s, claimed_at = now(), updated_at = now(),
+               attempts = r.attempts + 1, sim_slot = r.requested_sim
+          FROM picked
+         WHERE r.id = picked.id
+     RETURNING r.id, r.message_id, r.phone, r.requested_sim, r.valid_until
+    """, {"d": device.id, "slots": slots, "n": n}).fetchall()
+    if not rows:
+        return []
+    RecipientEvent.insert_many([{"recipient": r[0], "from_state": "pending", "to_state": "processed",
+                                 "source": "claim", "device_id": device.id} for r in rows]).execute()
+    messages = {m.id: m for m in Message.select(Message.id, Message.text, Message.delivery_report)
+                .where(Message.id.in_({r[1] for r in rows}))}
+    out = []
+    for rid, mid, phone, sim, valid_until in sorted(rows, key=lambda r: r[0]):
+        m = messages[mid]
+        item = {"id": rid, "message_id": mid, "to": phone, "text": m.text, "delivery_report": m.delivery_report}
+        if sim:
+            item["sim_slot"] = sim
+        if valid_until:
+            item["valid_until"] = valid_until.isoformat()
+        out.append(item)
+    return out
+
+
+def devices_to_wake(count: int) -> list[int]:
+    """The least-loaded online, enabled devices: whom to wake for ``count`` new recipients."""
+    rows = app_db.execute_sql("""
+        SELECT d.id FROM devices d
+          LEFT JOIN recipients r ON r.device_id = d.id AND r.state = 'processed'
+         WHERE d.enabled AND d.online AND d.removed_at IS NULL
+         GROUP BY d.id ORDER BY count(r.id), d.id LIMIT %s
+    """, (max(1, min(count, 50)),)).fetchall()
+    return [r[0] for r in rows]
+
+
+def waiting_reasons(now=None) -> dict:
+    """``{device_id: reason}`` for enabled devices that cannot take work now."""
+    out = {}
+    for device in Device.select().where(Device.enabled & Device.removed_at.is_null()):
+        if not device.online:
+            out[device.id] = "offline"
+            continue
+        left, reason = budget(device, now)
+        if reason:
+            out[device.id] = reason
+    return out
+
+
+def why_waiting(recipient: Recipient, now=None) -> str | None:
+    """Why a pending recipient is not on its way, in words a person understands."""
+    if recipient.state != "pending":
+        return None
+    now = now or utcnow()
+    if recipient.not_before and recipient.not_before > now:
+        return f"scheduled for {recipient.not_before.strftime('%Y-%m-%d %H:%M')} UTC"
+    devices = list(Device.select().where(Device.enabled & Device.removed_at.is_null()))
+    if recipient.requested_device_id:
+        devices = [d for d in devices if d.id == recipient.requested_device_id]
+    devices = [d for d in devices if d.id not in (recipient.excluded_devices or [])]
+    if not devices:
+        return "no device can send it (none enabled, or all already failed it)"
+    online = [d for d in devices if d.online]
+    if not online:
+        return "no online device"
+    reasons = []
+    for d in online:
+        left, reason = budget(d, now)
+        if left > 0:
+            return "queued: a phone will take it at its next fetch"
+        reasons.append(reason)
+    return "; ".join(sorted(set(reasons)))
+
+
+def settings() -> MessagingSettings:
+    return MessagingSettings.get_or_none() or MessagingSettings(max_attempts=3, sticky_sender=False,
+                                                                claim_timeout_seconds=600)

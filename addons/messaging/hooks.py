@@ -1,0 +1,121 @@
+"""Messaging addon hooks: the devices addon's work source, reports and inbound; API; tasks; menu."""
+
+from pathlib import Path
+
+from core.addons import hookimpl
+from core.db import app_db
+from core.i18n import N_
+from core.tasks import crontab
+from core.web.menu import MenuItem
+
+from . import api, dispatch, inbound, lifecycle, pages, runtime
+from . import reports as report_handling
+from .models import MODELS
+
+HERE = Path(__file__).parent
+
+
+@hookimpl
+def smsgw_configure(platform):
+    runtime.set_platform(platform)
+
+
+@hookimpl
+def smsgw_migrations():
+    return HERE / "migrations"
+
+
+@hookimpl
+def smsgw_models():
+    return MODELS
+
+
+@hookimpl
+def smsgw_routes():
+    return api.ROUTES + pages.ROUTES
+
+
+@hookimpl
+def smsgw_template_dirs():
+    return [HERE / "templates"]
+
+
+@hookimpl
+def smsgw_static_dirs():
+    return HERE / "static"
+
+
+@hookimpl
+def smsgw_menu_items():
+    return [MenuItem(N_("Messages"), "/messages", "messages:read", 10),
+            MenuItem(N_("Send"), "/send", "messages:send", 11),
+            MenuItem(N_("Inbox"), "/inbox", "messages:read", 12),
+            MenuItem(N_("Opt-outs"), "/suppressions", "messages:read", 30)]
+
+
+# -- the devices addon's hooks ------------------------------------------------
+
+@hookimpl
+def smsgw_device_claim(tenant, device, limit):
+    return dispatch.claim(tenant, device, limit)
+
+
+@hookimpl
+def smsgw_device_reports(tenant, device, reports):
+    return report_handling.apply(tenant, device, reports)
+
+
+@hookimpl
+def smsgw_device_inbound(tenant, device, message):
+    inbound.on_inbound(tenant, device, message)
+
+
+@hookimpl
+def smsgw_device_offline(tenant, device):
+    lifecycle.hand_back(tenant, device_id=device.id)
+
+
+@hookimpl
+def smsgw_device_waiting_reasons(tenant):
+    return dispatch.waiting_reasons()
+
+
+@hookimpl
+def smsgw_device_counts(tenant):
+    rows = app_db.execute_sql(
+        "SELECT device_id, count(*) FROM recipients WHERE sent_at >= date_trunc('day', now()) "
+        "AND device_id IS NOT NULL GROUP BY device_id").fetchall()
+    return {device_id: {"sent_today": n} for device_id, n in rows}
+
+
+# -- tasks -----------------------------------------------------------------------
+
+def _tenant_info():
+    from core.db import current_tenant
+    from core.tenancy import load_tenant
+
+    return load_tenant(current_tenant.get().slug)
+
+
+def release_task():
+    """Scheduled at a message's send_at: wake the phones so it leaves on time."""
+    from core.db import tenant_transaction
+
+    tenant = _tenant_info()
+    with tenant_transaction():
+        lifecycle.release_due(tenant)
+
+
+def sweep_task():
+    from core.db import tenant_transaction
+
+    tenant = _tenant_info()
+    with tenant_transaction():
+        return lifecycle.sweep(tenant)
+
+
+@hookimpl
+def smsgw_tasks(queue):
+    runtime.set_platform(queue.platform)
+    runtime.set_task("release", queue.tenant_task(release_task, name="messaging.release"))
+    runtime.set_task("sweep", queue.periodic(crontab(minute="*"), sweep_task, name="messaging.sweep"))

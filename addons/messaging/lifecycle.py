@@ -1,0 +1,86 @@
+"""Time-driven work per tenant: expiry, scheduled release, handing back silent phones' work.
+
+Run each minute by a periodic task (and by tests directly). Idempotent: running
+it twice, or in two workers at once, does the same as once (row locks with
+SKIP LOCKED keep them apart).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from core.catalogue import utcnow
+from core.db import app_db
+
+from addons.devices.service import wake_key
+
+from . import dispatch, runtime
+from .models import IdempotencyKey, Recipient
+from .submit import IDEMPOTENCY_TTL
+from .transitions import transition
+
+
+def expire(tenant, now: dt.datetime | None = None) -> int:
+    now = now or utcnow()
+    rows = (Recipient.select().where(Recipient.state.in_(("pending", "processed")) & Recipient.valid_until.is_null(False)
+                                     & (Recipient.valid_until <= now))
+            .order_by(Recipient.id).limit(5000))
+    n = 0
+    for r in rows.for_update("FOR UPDATE SKIP LOCKED"):
+        n += transition(tenant, r, "expired", "sweeper")
+    return n
+
+
+def hand_back(tenant, device_id: int | None = None, now: dt.datetime | None = None) -> int:
+    """Claimed but unreported work goes back to the queue: from one device (it went silent or was
+    removed), or from any device whose claim is older than the claim timeout."""
+    now = now or utcnow()
+    q = Recipient.select().where(Recipient.state == "processed")
+    if device_id is not None:
+        q = q.where(Recipient.device_id == device_id)
+    else:
+        timeout = dt.timedelta(seconds=dispatch.settings().claim_timeout_seconds)
+        q = q.where(Recipient.claimed_at < now - timeout)
+    n = 0
+    for r in q.order_by(Recipient.id).limit(5000).for_update("FOR UPDATE SKIP LOCKED"):
+        # A sticky preference for the silent phone must not keep the work waiting for it.
+        extra = {} if _explicit_device(r) else {"requested_device_id": None}
+        n += transition(tenant, r, "pending", "handback", extra=extra)
+    if n:
+        wake_eligible(tenant, n)
+    return n
+
+
+def _explicit_device(r: Recipient) -> bool:
+    from .models import Message
+
+    return Message.select(Message.device_id).where(Message.id == r.message_id).scalar() is not None
+
+
+def wake_eligible(tenant, count: int) -> list[str]:
+    platform = runtime.platform()
+    keys = []
+    for device_id in dispatch.devices_to_wake(count):
+        key = wake_key(tenant.slug, device_id)
+        platform.wake_on_commit(app_db, key)
+        keys.append(key)
+    return keys
+
+
+def release_due(tenant) -> int:
+    """Wake phones if claimable work is waiting (scheduled work that just became due, mostly)."""
+    due = app_db.execute_sql(
+        "SELECT count(*) FROM recipients WHERE state = 'pending' AND (not_before IS NULL OR not_before <= now()) "
+        "AND (valid_until IS NULL OR valid_until > now())").fetchone()[0]
+    if due:
+        wake_eligible(tenant, due)
+    return due
+
+
+def purge_idempotency_keys(now: dt.datetime | None = None) -> int:
+    return IdempotencyKey.delete().where(IdempotencyKey.created_at < (now or utcnow()) - IDEMPOTENCY_TTL).execute()
+
+
+def sweep(tenant, now: dt.datetime | None = None) -> dict:
+    return {"expired": expire(tenant, now), "handed_back": hand_back(tenant, now=now),
+            "due": release_due(tenant), "idempotency_purged": purge_idempotency_keys(now)}

@@ -1,0 +1,3 @@
+"""Dashboard pages of the messaging addon (filled in below)."""
+
+ROUTES = []

@@ -1,0 +1,254 @@
+"""Accepting messages: validation, idempotency, and a durable write before the 202 answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+from core.catalogue import utcnow
+from core.db import app_db
+from core.web.problem import Problem
+
+from addons.devices.models import Device
+from addons.devices.service import wake_key
+
+from . import dispatch, runtime, text as smstext
+from .models import IdempotencyKey, Message, Recipient, RecipientEvent, Suppression
+from .phones import PhoneError, normalise
+from .transitions import emit
+
+MAX_RECIPIENTS = 1000
+MAX_BATCH = 1000
+MAX_TOTAL_RECIPIENTS = 10_000
+FIELDS = {"text", "to", "device_id", "sim_slot", "priority", "ttl", "valid_until", "send_at", "delivery_report",
+          "reference"}
+IDEMPOTENCY_TTL = dt.timedelta(hours=24)
+
+
+def _time(value, field, errors, prefix):
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            pass
+    errors.append({"field": prefix + field, "message": "must be an ISO 8601 time, e.g. 2026-12-01T09:00:00Z"})
+    return None
+
+
+def _int(value, field, low, high, errors, prefix):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        errors.append({"field": prefix + field, "message": f"must be a whole number from {low} to {high}"})
+        return None
+    return value
+
+
+def validate_one(item, region: str, prefix: str = "") -> tuple[dict | None, list, list]:
+    """``(clean, errors, rejected)``: message-level errors refuse it; rejected recipients are reported."""
+    errors, rejected = [], []
+    if not isinstance(item, dict):
+        return None, [{"field": prefix.rstrip(".") or "body", "message": "must be an object"}], []
+    unknown = sorted(set(item) - FIELDS)
+    errors += [{"field": prefix + k, "message": "unknown field"} for k in unknown[:20]]
+    text = item.get("text")
+    if not isinstance(text, str) or not text.strip():
+        errors.append({"field": prefix + "text", "message": "is required and must not be empty"})
+        info = None
+    else:
+        info = smstext.describe(text)
+        if info["segments"] > smstext.MAX_SEGMENTS:
+            errors.append({"field": prefix + "text",
+                           "message": f"is too long: {info['segments']} segments ({info['encoding']}); "
+                                      f"the maximum is {smstext.MAX_SEGMENTS}"})
+    to = item.get("to")
+    if isinstance(to, str):
+        to = [to]
+    if not isinstance(to, list) or not to:
+        errors.append({"field": prefix + "to", "message": "give one or more phone numbers"})
+        to = []
+    elif len(to) > MAX_RECIPIENTS:
+        errors.append({"field": prefix + "to", "message": f"at most {MAX_RECIPIENTS} recipients per message"})
+        to = []
+    phones, seen = [], set()
+    for i, raw in enumerate(to):
+        try:
+            phone = normalise(raw, region)
+        except PhoneError as exc:
+            rejected.append({"input": raw if isinstance(raw, str) else repr(raw)[:40], "index": i,
+                             "reason": str(exc)})
+            continue
+        if phone not in seen:
+            seen.add(phone)
+            phones.append(phone)
+    device_id = _int(item.get("device_id"), "device_id", 1, 2**62, errors, prefix)
+    sim_slot = _int(item.get("sim_slot"), "sim_slot", 1, 4, errors, prefix)
+    priority = _int(item.get("priority"), "priority", -100, 100, errors, prefix) or 0
+    ttl = _int(item.get("ttl"), "ttl", 1, 30 * 86400, errors, prefix)
+    valid_until = _time(item.get("valid_until"), "valid_until", errors, prefix)
+    send_at = _time(item.get("send_at"), "send_at", errors, prefix)
+    now = utcnow()
+    if ttl is not None and valid_until is not None:
+        errors.append({"field": prefix + "ttl", "message": "give ttl or valid_until, not both"})
+    if ttl is not None:
+        valid_until = (send_at or now) + dt.timedelta(seconds=ttl)
+    if valid_until is not None and valid_until <= now:
+        errors.append({"field": prefix + "valid_until", "message": "is in the past"})
+    if send_at is not None and send_at > now + dt.timedelta(days=366):
+        errors.append({"field": prefix + "send_at", "message": "is more than a year ahead"})
+    if send_at is not None and valid_until is not None and valid_until <= send_at:
+        errors.append({"field": prefix + "valid_until", "message": "must be after send_at"})
+    dr = item.get("delivery_report", True)
+    if not isinstance(dr, bool):
+        errors.append({"field": prefix + "delivery_report", "message": "must be true or false"})
+    reference = item.get("reference")
+    if reference is not None and not (isinstance(reference, str) and len(reference) <= 100):
+        errors.append({"field": prefix + "reference", "message": "must be text of at most 100 characters"})
+    if not errors and not phones:
+        errors.append({"field": prefix + "to", "message": "no valid recipient: " +
+                       "; ".join(f"{r['input']} {r['reason']}" for r in rejected[:5])})
+    if errors:
+        return None, errors, rejected
+    return {"text": text, "encoding": info["encoding"], "segments": info["segments"], "phones": phones,
+            "device_id": device_id, "sim_slot": sim_slot, "priority": priority, "valid_until": valid_until,
+            "send_at": send_at if send_at and send_at > now else None, "delivery_report": dr,
+            "reference": reference}, [], rejected
+
+
+def validate_request(body: dict, region: str) -> tuple[list[dict], list[list], bool]:
+    """Clean messages and their rejected recipients; ``batch`` says which shape was sent."""
+    if "messages" in body:
+        items = body["messages"]
+        if set(body) - {"messages"}:
+            raise Problem(422, "validation-failed", "A batch holds only 'messages'.",
+                          errors=[{"field": k, "message": "unknown field"} for k in sorted(set(body) - {"messages"})])
+        if not isinstance(items, list) or not items:
+            raise Problem(422, "validation-failed", "messages must be a non-empty list.",
+                          errors=[{"field": "messages", "message": "must be a non-empty list"}])
+        if len(items) > MAX_BATCH:
+            raise Problem(413, "batch-too-large", f"Send at most {MAX_BATCH} messages per request.")
+        batch = True
+    else:
+        items, batch = [body], False
+    clean, rejected_all, errors = [], [], []
+    total = 0
+    for i, item in enumerate(items):
+        c, e, rej = validate_one(item, region, f"messages[{i}]." if batch else "")
+        errors += e
+        rejected_all.append(rej)
+        if c:
+            total += len(c["phones"])
+            clean.append(c)
+    if total > MAX_TOTAL_RECIPIENTS:
+        errors.append({"field": "messages", "message": f"at most {MAX_TOTAL_RECIPIENTS} recipients per request"})
+    if errors:
+        raise Problem(422, "validation-failed", "The request has invalid fields; nothing was sent.",
+                      errors=errors[:200])
+    return clean, rejected_all, batch
+
+
+def request_hash(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def accept(tenant, clean: list[dict], rejected_all: list[list], batch: bool, *, source: str, created_by: str,
+           idempotency_key: str | None = None, body_hash: str | None = None) -> tuple[int, dict, list[str]]:
+    """Inside the tenant transaction: store everything, or replay an idempotent answer.
+
+    Returns ``(status, response, wake_keys)``; wake keys are for after the commit.
+    """
+    if idempotency_key:
+        got = app_db.execute_sql("SELECT pg_try_advisory_xact_lock(hashtext('idem'), hashtext(%s))",
+                                 (idempotency_key,)).fetchone()[0]
+        if not got:
+            raise Problem(409, "idempotency-in-flight",
+                          "A request with this Idempotency-Key is still being processed; retry in a moment.")
+        prior = IdempotencyKey.get_or_none((IdempotencyKey.key == idempotency_key) &
+                                           (IdempotencyKey.created_at > utcnow() - IDEMPOTENCY_TTL))
+        if prior is not None:
+            if prior.request_hash != body_hash:
+                raise Problem(422, "idempotency-key-reused",
+                              "This Idempotency-Key was used with a different request body; use a new key.")
+            return prior.status, prior.response, []
+        IdempotencyKey.delete().where(IdempotencyKey.key == idempotency_key).execute()  # an expired one
+    device_ids = {c["device_id"] for c in clean if c["device_id"]}
+    if device_ids:
+        found = {d.id for d in Device.select(Device.id).where(Device.id.in_(device_ids) & Device.enabled
+                                                              & Device.removed_at.is_null())}
+        missing = sorted(device_ids - found)
+        if missing:
+            raise Problem(422, "validation-failed", "A requested device does not exist or is disabled.",
+                          errors=[{"field": "device_id", "message": f"no enabled device {d}"} for d in missing])
+    all_phones = {p for c in clean for p in c["phones"]}
+    suppressed = {s.phone for s in Suppression.select(Suppression.phone).where(Suppression.phone.in_(all_phones))}
+    settings = dispatch.settings()
+    sticky = {}
+    if settings.sticky_sender and all_phones:
+        sticky = dict(app_db.execute_sql("""
+            SELECT DISTINCT ON (r.phone) r.phone, r.device_id FROM recipients r
+              JOIN devices d ON d.id = r.device_id AND d.enabled AND d.online AND d.removed_at IS NULL
+             WHERE r.phone = ANY (%s) AND r.device_id IS NOT NULL ORDER BY r.phone, r.id DESC
+        """, (list(all_phones),)).fetchall())
+    now = utcnow()
+    results, total_new = [], 0
+    for c, rejected in zip(clean, rejected_all):
+        rejected = list(rejected) + [{"input": p, "reason": "opted out (the recipient sent STOP)"}
+                                     for p in c["phones"] if p in suppressed]
+        phones = [p for p in c["phones"] if p not in suppressed]
+        if not phones:
+            results.append({"id": None, "state": "rejected", "recipients": [], "rejected": rejected,
+                            "encoding": c["encoding"], "segments": c["segments"], "reference": c["reference"]})
+            continue
+        m = Message.create(text=c["text"], encoding=c["encoding"], segments=c["segments"], priority=c["priority"],
+                           valid_until=c["valid_until"], send_at=c["send_at"], delivery_report=c["delivery_report"],
+                           reference=c["reference"], device_id=c["device_id"], sim_slot=c["sim_slot"], source=source,
+                           created_by=created_by)
+        rows = [{"message": m.id, "phone": p, "priority": c["priority"], "not_before": c["send_at"],
+                 "valid_until": c["valid_until"],
+                 "requested_device_id": c["device_id"] or sticky.get(p), "requested_sim": c["sim_slot"]}
+                for p in phones]
+        ids = [r[0] for r in Recipient.insert_many(rows).returning(Recipient.id).tuples().execute()]
+        RecipientEvent.insert_many([{"recipient": rid, "from_state": None, "to_state": "pending",
+                                     "source": source} for rid in ids]).execute()
+        for rid, p in zip(ids, phones):
+            emit(tenant, "accepted", {"message_id": m.id, "recipient_id": rid, "phone": p, "state": "pending",
+                                      "device_id": None, "error_code": None, "reference": c["reference"],
+                                      "at": now.isoformat()})
+        total_new += len(ids)
+        results.append({"id": m.id, "state": "pending", "created_at": m.created_at.isoformat(),
+                        "text": c["text"], "encoding": c["encoding"], "segments": c["segments"],
+                        "reference": c["reference"], "send_at": c["send_at"].isoformat() if c["send_at"] else None,
+                        "valid_until": c["valid_until"].isoformat() if c["valid_until"] else None,
+                        "recipients": [{"id": rid, "phone": p, "state": "pending"} for rid, p in zip(ids, phones)],
+                        "rejected": rejected})
+    if total_new == 0:
+        raise Problem(422, "no-recipients", "No recipient can receive this (invalid or opted out); nothing was sent.",
+                      errors=[{"field": "to", "message": r["reason"], "input": r["input"]}
+                              for res in results for r in res["rejected"]][:200])
+    response = {"messages": results} if batch else results[0]
+    status = 202
+    if idempotency_key:
+        IdempotencyKey.create(key=idempotency_key, request_hash=body_hash, status=status, response=response)
+    keys = []
+    due_now = any(not c["send_at"] for c in clean)
+    if due_now:
+        platform = runtime.platform()
+        for device_id in dispatch.devices_to_wake(total_new):
+            key = wake_key(tenant.slug, device_id)
+            platform.wake_on_commit(app_db, key)
+            keys.append(key)
+    for c in clean:
+        if c["send_at"]:
+            schedule_release(tenant, c["send_at"])
+    return status, response, keys
+
+
+def schedule_release(tenant, when: dt.datetime) -> None:
+    """Wake the phones when scheduled work becomes due (the minute sweeper is the backstop)."""
+    task = runtime.task("release")
+    if task is not None:
+        task.schedule(tenant.slug, eta=when)
