@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("code", nargs="?", help="the 8-character pairing code")
     pr.add_argument("--name", help="how the dashboard should call this phone")
     pr.add_argument("--backend", default="termux", choices=("termux", "simulator"))
+    pr.add_argument("--connect-to", metavar="HOST[:PORT]",
+                    help="connect to this address but keep the workspace's host name (LANs without DNS)")
     r = sub.add_parser("run", help="start sending and receiving (Ctrl-C stops)")
     r.add_argument("--backend", default="termux", choices=("termux", "simulator"))
     r.add_argument("--wait", type=int, default=30, help="long-poll seconds (server caps at 60)")
@@ -63,7 +65,8 @@ def main(argv=None) -> int:
 
         try:
             url, code = parse_pairing(args.target, args.code)
-            state = pair(state_dir, url, code, make_backend(args.backend), name=args.name)
+            state = pair(state_dir, url, code, make_backend(args.backend), name=args.name,
+                         connect_to=args.connect_to)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -6,7 +6,7 @@ import json
 import socket
 import urllib.error
 import urllib.request
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from . import __version__
 
@@ -29,8 +29,16 @@ class NetworkError(Exception):
 
 
 class DeviceClient:
-    def __init__(self, server_url: str, token: str = "", timeout: float = 30.0):
-        self.base = server_url.rstrip("/") + "/api/device/v1"
+    """``connect_to`` (``host[:port]``) opens connections there while keeping the server URL's
+    host in the ``Host`` header, like curl's ``--connect-to``: for LANs and test machines
+    where the workspace's subdomain has no DNS record."""
+
+    def __init__(self, server_url: str, token: str = "", timeout: float = 30.0, connect_to: str | None = None):
+        parts = urlsplit(server_url.rstrip("/"))
+        self.host_header = parts.netloc
+        netloc = connect_to or parts.netloc
+        self.base = urlunsplit((parts.scheme, netloc, parts.path, "", "")) + "/api/device/v1"
+        self.connect_to = connect_to
         self.token = token
         self.timeout = timeout
 
@@ -39,6 +47,8 @@ class DeviceClient:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(url, data=data, method=method)
         req.add_header("Accept", "application/json")
+        if self.connect_to:
+            req.add_header("Host", self.host_header)
         req.add_header("User-Agent", f"smsgw-companion/{__version__}")
         if data is not None:
             req.add_header("Content-Type", "application/json")

@@ -52,7 +52,7 @@ class Companion:
             raise RuntimeError("This phone is not paired yet: run `smsgw-companion pair URL CODE` first.")
         self.backend = backend
         self.outbox = Outbox(self.state_dir / "outbox.sqlite3")
-        self.client = DeviceClient(self.state.server_url, self.state.token)
+        self.client = DeviceClient(self.state.server_url, self.state.token, connect_to=self.state.connect_to)
         self.wait, self.batch = wait, batch
         self.heartbeat_interval = heartbeat_interval
         self.inbound_interval = inbound_interval
@@ -258,15 +258,17 @@ class Companion:
                 self.stop_event.wait(delay)
 
 
-def pair(state_dir: Path, server_url: str, code: str, backend, name: str | None = None) -> State:
+def pair(state_dir: Path, server_url: str, code: str, backend, name: str | None = None,
+         connect_to: str | None = None) -> State:
     """Register this phone with a one-time pairing code and save the device token."""
     state = State.load(state_dir)
+    state.connect_to = connect_to
     info = backend.device_info()
     device = {"device_uid": state.device_uid, "model": info.get("model", ""),
               "os_version": info.get("os_version", ""), "app_version": __version__, "sims": info.get("sims", [])}
     if name:
         device["name"] = name
-    reply = DeviceClient(server_url).register(code, device)
+    reply = DeviceClient(server_url, connect_to=connect_to).register(code, device)
     state.server_url = server_url.rstrip("/")
     state.token = reply["token"]
     state.device_id = reply["device_id"]

@@ -21,6 +21,7 @@ class State:
     device_uid: str = field(default_factory=lambda: uuid.uuid4().hex)
     settings: dict = field(default_factory=dict)
     settings_version: int = 0
+    connect_to: str | None = None
 
     @classmethod
     def load(cls, directory: Path) -> "State":

@@ -253,9 +253,6 @@ class BaseHandler(tornado.web.RequestHandler):
             raise Problem(403, "xsrf-failed",
                           "This form was not sent from our page or has expired. Reload the page and try again.")
 
-    async def prepare_user(self):
-        """Resolve the signed-in user; the identity layer overrides this."""
-
     # -- helpers -----------------------------------------------------------------
     async def run_db(self, fn, *args, **kwargs):
         return await run_sync(fn, *args, **kwargs)
