@@ -141,6 +141,8 @@ def why_waiting(recipient: Recipient, now=None) -> str | None:
     if recipient.not_before and recipient.not_before > now:
         return f"scheduled for {recipient.not_before.strftime('%Y-%m-%d %H:%M')} UTC"
     devices = list(Device.select().where(Device.enabled & Device.removed_at.is_null()))
+    if not devices:
+        return "no online device (no phone is paired and enabled yet)"
     if recipient.requested_device_id:
         devices = [d for d in devices if d.id == recipient.requested_device_id]
     devices = [d for d in devices if d.id not in (recipient.excluded_devices or [])]

@@ -1,3 +1,309 @@
-"""Dashboard pages of the messaging addon (filled in below)."""
+"""Dashboard pages: messages with live status, detail with history, send form, CSV upload,
+inbox and conversations, opt-outs, and an overview of today and this month per device."""
 
-ROUTES = []
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from core.catalogue import utcnow
+from core.db import app_db
+from core.web.base import PageHandler
+from core.web.problem import Problem
+
+from addons.devices.models import Device, DeviceInbound
+
+from . import dispatch, states, submit, text as smstext
+from .api import get_message, list_messages, message_json
+from .models import Suppression
+from .phones import PhoneError, normalise, try_normalise
+
+CSV_MAX_BYTES = 2 * 1024 * 1024
+CSV_MAX_ROWS = 5000
+
+
+class MessagesPage(PageHandler):
+    permission = "messages:read"
+
+    async def get(self):
+        args = {k: self.get_query_argument(k, None) or None for k in ("cursor", "state", "phone", "reference",
+                                                                       "device_id")}
+        args["_region"] = self.tenant.default_region
+        page = await self.in_tenant(list_messages, args, 50)
+        self.render("messaging/messages.html", page=page, args=args, states=states.STATES)
+
+
+class MessageStatusJson(PageHandler):
+    """Live status for the messages page (polled by static JS; same-origin, session-authenticated)."""
+
+    permission = "messages:read"
+
+    async def get(self):
+        raw = self.get_query_argument("ids", "")
+        ids = [int(i) for i in raw.split(",")[:100] if i.isdigit() and len(i) < 18]
+
+        def load():
+            from .models import Message, Recipient
+            from .api import message_state
+
+            out = {}
+            for m in Message.select().where(Message.id.in_(ids)):
+                out[m.id] = message_state(list(Recipient.select().where(Recipient.message == m.id)))
+            return out
+
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(await self.in_tenant(load)))
+
+
+class MessagePage(PageHandler):
+    permission = "messages:read"
+
+    async def get(self, raw_id):
+        msg = await self.in_tenant(lambda: message_json(get_message(raw_id), with_history=True))
+        self.render("messaging/message.html", m=msg)
+
+
+class SendPage(PageHandler):
+    permissions = {"GET": "messages:send", "POST": "messages:send"}
+
+    async def get(self):
+        devices = await self.in_tenant(lambda: list(Device.select().where(Device.removed_at.is_null())))
+        self.render("messaging/send.html", form={}, errors=[], devices=devices, result=None)
+
+    async def post(self):
+        form = {"to": self.get_body_argument("to", ""), "text": self.get_body_argument("text", ""),
+                "device_id": self.get_body_argument("device_id", ""), "send_at": self.get_body_argument("send_at", "")}
+        body = {"text": form["text"], "to": [p for p in form["to"].replace(";", ",").replace("\n", ",").split(",")
+                                             if p.strip()][:1000]}
+        if form["device_id"].isdigit():
+            body["device_id"] = int(form["device_id"])
+        if form["send_at"]:
+            body["send_at"] = form["send_at"] if form["send_at"].endswith("Z") else form["send_at"] + ":00Z"
+        try:
+            clean, rejected, batch = submit.validate_request(body, self.tenant.default_region)
+            status, response, keys = await self.in_tenant(submit.accept, self.tenant, clean, rejected, batch,
+                                                          source="dashboard", created_by=self.principal.actor)
+        except Problem as exc:
+            devices = await self.in_tenant(lambda: list(Device.select().where(Device.removed_at.is_null())))
+            self.set_status(422)
+            self.render("messaging/send.html", form=form, errors=exc.errors or [{"field": "", "message": exc.detail}],
+                        devices=devices, result=None)
+            return
+        self.platform.wake_now(*keys)
+        if response.get("rejected"):
+            self.flash("error", "Sent to the valid numbers; not to: " +
+                       ", ".join(f"{r['input']} ({r['reason']})" for r in response["rejected"][:10]))
+        else:
+            self.flash("success", "Accepted: the message is on its way.")
+        self.redirect(f"/messages/{response['id']}")
+
+
+def parse_csv(raw: bytes, region: str) -> tuple[list[dict], list[dict]]:
+    """Rows of (recipient, text, variables...) → ``(good, errors)``; ``{name}`` in text takes a column."""
+    if len(raw) > CSV_MAX_BYTES:
+        return [], [{"row": 0, "message": f"The file is larger than {CSV_MAX_BYTES // 1024 // 1024} MB."}]
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return [], [{"row": 0, "message": "The file is not UTF-8 text. Save it as CSV UTF-8 and try again."}]
+    reader = csv.DictReader(io.StringIO(content))
+    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    if "recipient" not in fields or "text" not in fields:
+        return [], [{"row": 1, "message": "The first line must name the columns, with at least 'recipient' and 'text'."}]
+    good, errors = [], []
+    for n, row in enumerate(reader, start=2):
+        if n - 1 > CSV_MAX_ROWS:
+            errors.append({"row": n, "message": f"Only {CSV_MAX_ROWS} rows per file; the rest was not read."})
+            break
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        try:
+            phone = normalise(row.get("recipient", ""), region)
+        except PhoneError as exc:
+            errors.append({"row": n, "message": f"recipient {row.get('recipient', '')!r} {exc}"})
+            continue
+        template = row.get("text", "")
+        try:
+            text = template.format_map({k: v for k, v in row.items() if k not in ("recipient", "text")})
+        except (KeyError, ValueError, IndexError) as exc:
+            errors.append({"row": n, "message": f"the text uses a variable that has no column: {exc}"})
+            continue
+        if not text.strip():
+            errors.append({"row": n, "message": "the text is empty"})
+            continue
+        info = smstext.describe(text)
+        if info["segments"] > smstext.MAX_SEGMENTS:
+            errors.append({"row": n, "message": f"the text is too long ({info['segments']} segments)"})
+            continue
+        good.append({"row": n, "to": phone, "text": text, **info})
+    return good, errors
+
+
+class CsvPage(PageHandler):
+    """Upload → preview with per-row errors → confirm (the rows travel back signed, not re-uploaded)."""
+
+    permissions = {"GET": "messages:send", "POST": "messages:send"}
+    max_body_size = CSV_MAX_BYTES + 64 * 1024
+
+    def get(self):
+        self.render("messaging/csv.html", preview=None, errors=[], payload=None)
+
+    async def post(self):
+        if self.get_body_argument("confirm", ""):
+            payload = self.get_body_argument("payload", "")
+            data = self.decode_payload(payload)
+            body = {"messages": [{"text": r["text"], "to": [r["to"]]} for r in data]}
+            try:
+                clean, rejected, batch = submit.validate_request(body, self.tenant.default_region)
+                status, response, keys = await self.in_tenant(submit.accept, self.tenant, clean, rejected, batch,
+                                                              source="csv", created_by=self.principal.actor)
+            except Problem as exc:
+                self.set_status(422)
+                self.render("messaging/csv.html", preview=None, payload=None,
+                            errors=[{"row": 0, "message": exc.detail}])
+                return
+            self.platform.wake_now(*keys)
+            self.flash("success", f"Accepted {len(response['messages'])} messages from the file.")
+            self.redirect("/messages")
+            return
+        files = self.request.files.get("file") or []
+        if not files:
+            self.set_status(422)
+            self.render("messaging/csv.html", preview=None, payload=None,
+                        errors=[{"row": 0, "message": "Choose a CSV file to upload."}])
+            return
+        good, errors = parse_csv(files[0]["body"], self.tenant.default_region)
+        payload = self.encode_payload(good) if good else None
+        if not good:
+            self.set_status(422)
+        self.render("messaging/csv.html", preview=good[:200], total=len(good), errors=errors[:500], payload=payload)
+
+    def encode_payload(self, rows: list[dict]) -> str:
+        from itsdangerous import URLSafeTimedSerializer
+
+        return URLSafeTimedSerializer(self.platform.link_secret, salt="smsgw-csv").dumps(
+            [{"to": r["to"], "text": r["text"]} for r in rows])
+
+    def decode_payload(self, payload: str) -> list[dict]:
+        from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+        try:
+            rows = URLSafeTimedSerializer(self.platform.link_secret, salt="smsgw-csv").loads(payload, max_age=3600)
+        except BadSignature:
+            raise Problem(400, "invalid-upload", "This preview expired or was altered; upload the file again.")
+        if not isinstance(rows, list) or not rows:
+            raise Problem(400, "invalid-upload", "Nothing to send; upload the file again.")
+        return rows
+
+
+class InboxPage(PageHandler):
+    permission = "messages:read"
+
+    async def get(self):
+        def load():
+            rows = app_db.execute_sql("""
+                SELECT sender, count(*), max(received_at),
+                       (array_agg(body ORDER BY received_at DESC))[1]
+                  FROM device_inbound GROUP BY sender ORDER BY max(received_at) DESC LIMIT 200""").fetchall()
+            return [{"phone": r[0], "count": r[1], "last_at": r[2], "last_body": r[3]} for r in rows]
+
+        self.render("messaging/inbox.html", conversations=await self.in_tenant(load))
+
+
+class ConversationPage(PageHandler):
+    permission = "messages:read"
+
+    async def get(self, raw_phone):
+        from urllib.parse import unquote
+
+        phone = unquote(raw_phone)
+        if len(phone) > 40:
+            raise Problem(404, "not-found", "There is no such conversation.")
+        normal = try_normalise(phone, self.tenant.default_region) or phone
+
+        def load():
+            from .models import Message, Recipient
+
+            items = []
+            for m in DeviceInbound.select().where(DeviceInbound.sender.in_({phone, normal})).order_by(
+                    DeviceInbound.received_at.desc()).limit(200):
+                items.append({"dir": "in", "at": m.received_at, "text": m.body, "state": None})
+            q = (Recipient.select(Recipient, Message).join(Message).where(Recipient.phone == normal)
+                 .order_by(Recipient.id.desc()).limit(200))
+            for r in q:
+                items.append({"dir": "out", "at": r.created_at, "text": r.message.text, "state": r.state,
+                              "message_id": r.message_id})
+            return sorted(items, key=lambda i: i["at"])
+
+        items = await self.in_tenant(load)
+        if not items:
+            raise Problem(404, "not-found", "There is no conversation with this number.")
+        self.render("messaging/conversation.html", phone=normal, items=items)
+
+
+class SuppressionsPage(PageHandler):
+    permissions = {"GET": "messages:read", "POST": "settings:write"}
+
+    async def get(self):
+        rows = await self.in_tenant(lambda: list(Suppression.select().order_by(Suppression.created_at.desc())))
+        self.render("messaging/suppressions.html", rows=rows, error=None)
+
+    async def post(self):
+        action = self.get_body_argument("action", "add")
+        raw = self.get_body_argument("phone", "")
+        try:
+            phone = normalise(raw, self.tenant.default_region)
+        except PhoneError as exc:
+            rows = await self.in_tenant(lambda: list(Suppression.select().order_by(Suppression.created_at.desc())))
+            self.set_status(422)
+            self.render("messaging/suppressions.html", rows=rows, error=f"{raw[:40]} {exc}")
+            return
+        if action == "remove":
+            await self.in_tenant(lambda: Suppression.delete().where(Suppression.phone == phone).execute())
+        else:
+            reason = self.get_body_argument("reason", "")[:200]
+            await self.in_tenant(lambda: Suppression.insert(phone=phone, reason=reason, source="manual")
+                                 .on_conflict_ignore().execute())
+        self.flash("success", "Saved.")
+        self.redirect("/suppressions")
+
+
+class OverviewPage(PageHandler):
+    """Sent, delivered, failed today and this month, per device."""
+
+    permission = "messages:read"
+
+    async def get(self):
+        def load():
+            rows = app_db.execute_sql("""
+                SELECT r.device_id, coalesce(d.name, '—'),
+                       count(*) FILTER (WHERE r.sent_at >= date_trunc('day', now())),
+                       count(*) FILTER (WHERE r.delivered_at >= date_trunc('day', now())),
+                       count(*) FILTER (WHERE r.failed_at >= date_trunc('day', now())),
+                       count(*) FILTER (WHERE r.sent_at >= date_trunc('month', now())),
+                       count(*) FILTER (WHERE r.delivered_at >= date_trunc('month', now())),
+                       count(*) FILTER (WHERE r.failed_at >= date_trunc('month', now()))
+                  FROM recipients r LEFT JOIN devices d ON d.id = r.device_id
+                 WHERE coalesce(r.sent_at, r.failed_at, r.delivered_at) >= date_trunc('month', now())
+                 GROUP BY r.device_id, d.name ORDER BY d.name""").fetchall()
+            pending = app_db.execute_sql("SELECT count(*) FROM recipients WHERE state IN ('pending', 'processed')"
+                                         ).fetchone()[0]
+            return rows, pending
+
+        rows, pending = await self.in_tenant(load)
+        totals = [sum(r[i] for r in rows) for i in range(2, 8)]
+        self.render("messaging/overview.html", rows=rows, totals=totals, pending=pending)
+
+
+ROUTES = [
+    (r"/messages", MessagesPage),
+    (r"/messages/status\.json", MessageStatusJson),
+    (r"/messages/([0-9]{1,18})", MessagePage),
+    (r"/send", SendPage),
+    (r"/send/csv", CsvPage),
+    (r"/inbox", InboxPage),
+    (r"/inbox/([^/]{1,60})", ConversationPage),
+    (r"/suppressions", SuppressionsPage),
+    (r"/overview", OverviewPage),
+]

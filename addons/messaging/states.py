@@ -22,6 +22,14 @@ RANK = {"pending": 0, "processed": 1, "sent": 2, "delivered": 3, "failed": 3, "c
 STATES = tuple(RANK)
 
 
+def N_(message):  # marks the state names for the translators' catalogue
+    return message
+
+
+LABELS = (N_("pending"), N_("processed"), N_("sent"), N_("delivered"), N_("failed"), N_("cancelled"),
+          N_("expired"))
+
+
 def allowed(from_state: str, to_state: str) -> bool:
     return (from_state, to_state) in ALLOWED
 
