@@ -49,6 +49,7 @@ setup(
             "audit = addons.audit",
             "devices = addons.devices",
             "messaging = addons.messaging",
+            "webhooks = addons.webhooks",
         ],
     },
 )

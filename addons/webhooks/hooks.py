@@ -1,0 +1,78 @@
+"""Webhooks addon hooks: subscribe to message and device events, deliver, sweep, show."""
+
+from pathlib import Path
+
+from core.addons import hookimpl
+from core.i18n import N_
+from core.tasks import crontab
+from core.web.menu import MenuItem
+
+from . import api, delivery, pages, runtime, service
+from .models import MODELS
+
+HERE = Path(__file__).parent
+
+
+@hookimpl
+def smsgw_configure(platform):
+    runtime.set_platform(platform)
+
+
+@hookimpl
+def smsgw_migrations():
+    return HERE / "migrations"
+
+
+@hookimpl
+def smsgw_models():
+    return MODELS
+
+
+@hookimpl
+def smsgw_routes():
+    return api.ROUTES + pages.ROUTES
+
+
+@hookimpl
+def smsgw_template_dirs():
+    return [HERE / "templates"]
+
+
+@hookimpl
+def smsgw_menu_items():
+    return [MenuItem(N_("Webhooks"), "/webhooks", "webhooks:read", 40)]
+
+
+@hookimpl
+def smsgw_encrypted_fields():
+    return [("tenant", "webhook_endpoints", "id", "secret_enc"),
+            ("tenant", "webhook_endpoints", "id", "previous_secret_enc")]
+
+
+@hookimpl
+def smsgw_message_event(tenant, event, data):
+    name = service.MESSAGE_EVENTS.get(event)
+    if name and "webhooks" in tenant.enabled_addons:
+        service.record(name, data, device_id=data.get("device_id"))
+
+
+@hookimpl
+def smsgw_device_online(tenant, device):
+    from core.db import tenant_transaction
+
+    if "webhooks" in tenant.enabled_addons:
+        with tenant_transaction(tenant.ref):
+            service.record("device:online", {"device_id": device.id, "name": device.name}, device_id=device.id)
+
+
+@hookimpl
+def smsgw_device_offline(tenant, device):
+    if "webhooks" in tenant.enabled_addons:
+        service.record("device:offline", {"device_id": device.id, "name": device.name}, device_id=device.id)
+
+
+@hookimpl
+def smsgw_tasks(queue):
+    runtime.set_platform(queue.platform)
+    runtime.set_deliver_task(queue.tenant_task(delivery.deliver_task, name="webhooks.deliver"))
+    queue.periodic(crontab(minute="*"), delivery.sweep_task, name="webhooks.sweep")

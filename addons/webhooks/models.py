@@ -1,0 +1,72 @@
+"""Tenant tables of the webhooks addon."""
+
+from peewee import BigAutoField, BigIntegerField, BooleanField, DateTimeField, ForeignKeyField, IntegerField, TextField
+from playhouse.postgres_ext import ArrayField, BinaryJSONField
+
+from core.catalogue import utcnow
+from core.users import TenantModel
+
+
+class Endpoint(TenantModel):
+    id = BigAutoField()
+    url = TextField()
+    description = TextField(default="")
+    events = ArrayField(TextField)
+    enabled = BooleanField(default=True)
+    secret_enc = TextField()
+    previous_secret_enc = TextField(null=True)
+    previous_secret_until = DateTimeField(null=True)
+    device_id = BigIntegerField(null=True)
+    compat_id = TextField(null=True, unique=True)
+    disabled_reason = TextField(null=True)
+    failing_since = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "webhook_endpoints"
+
+
+class Event(TenantModel):
+    id = TextField(primary_key=True)
+    event = TextField()
+    payload = BinaryJSONField()
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "webhook_events"
+
+
+class Delivery(TenantModel):
+    id = BigAutoField()
+    endpoint = ForeignKeyField(Endpoint, column_name="endpoint_id", on_delete="CASCADE")
+    event = ForeignKeyField(Event, column_name="event_id", on_delete="CASCADE")
+    state = TextField(default="pending")
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField(default=utcnow)
+    locked_until = DateTimeField(null=True)
+    last_status = IntegerField(null=True)
+    last_error = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "webhook_deliveries"
+
+
+class Attempt(TenantModel):
+    id = BigAutoField()
+    delivery = ForeignKeyField(Delivery, column_name="delivery_id", on_delete="CASCADE")
+    attempt = IntegerField()
+    trigger = TextField(default="schedule")
+    at = DateTimeField(default=utcnow)
+    status_code = IntegerField(null=True)
+    duration_ms = IntegerField(null=True)
+    error = TextField(null=True)
+    response_excerpt = TextField(null=True)
+
+    class Meta:
+        table_name = "webhook_attempts"
+
+
+MODELS = [Endpoint, Event, Delivery, Attempt]

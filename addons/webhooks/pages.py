@@ -1,0 +1,92 @@
+"""The Webhooks dashboard page: endpoints, test button, delivery log with redelivery."""
+
+from __future__ import annotations
+
+from core.web.base import PageHandler
+from core.web.problem import Problem
+
+from . import service
+from .api import delivery_json, endpoint_or_404
+from .models import Delivery, Endpoint, Event
+from .service import EVENTS, WebhookError
+
+
+class WebhooksPage(PageHandler):
+    permissions = {"GET": "webhooks:read", "POST": "webhooks:write"}
+
+    async def get(self):
+        rows = await self.in_tenant(lambda: [service.endpoint_json(e) for e in Endpoint.select().order_by(Endpoint.id)])
+        self.render("webhooks/list.html", endpoints=rows, events=EVENTS, errors=[], new_secret=None)
+
+    async def post(self):
+        action = self.get_body_argument("action", "create")
+        new_secret, errors = None, []
+        if action == "create":
+            try:
+                _, new_secret = await self.in_tenant(service.create_endpoint, self.get_body_argument("url", ""),
+                                                     self.get_body_arguments("events"),
+                                                     self.get_body_argument("description", ""))
+            except WebhookError as exc:
+                errors = exc.errors
+        else:
+            raw = self.get_body_argument("endpoint_id", "")
+
+            def act():
+                ep = endpoint_or_404(raw)
+                if action == "ping":
+                    service.record("system:ping", {"message": "Test from your SMS gateway", "webhook": ep.id},
+                                   only_endpoint=ep.id)
+                elif action == "rotate":
+                    return service.rotate_secret(ep)
+                elif action in ("enable", "disable"):
+                    Endpoint.update(enabled=action == "enable", disabled_reason=None, failing_since=None).where(
+                        Endpoint.id == ep.id).execute()
+                elif action == "delete":
+                    Endpoint.delete().where(Endpoint.id == ep.id).execute()
+                else:
+                    raise Problem(400, "invalid-action", "Unknown action.")
+                return None
+
+            new_secret = await self.in_tenant(act)
+        if errors or new_secret:
+            rows = await self.in_tenant(lambda: [service.endpoint_json(e) for e in Endpoint.select().order_by(Endpoint.id)])
+            if errors:
+                self.set_status(422)
+            self.set_header("Cache-Control", "no-store")
+            self.render("webhooks/list.html", endpoints=rows, events=EVENTS, errors=errors, new_secret=new_secret)
+            return
+        self.flash("success", "Saved.")
+        self.redirect("/webhooks")
+
+
+class DeliveriesPage(PageHandler):
+    permissions = {"GET": "webhooks:read", "POST": "webhooks:write"}
+
+    async def get(self, raw):
+        def load():
+            ep = endpoint_or_404(raw)
+            q = (Delivery.select(Delivery, Event).join(Event).where(Delivery.endpoint == ep.id)
+                 .order_by(Delivery.id.desc()).limit(100))
+            return service.endpoint_json(ep), [delivery_json(d) for d in q]
+
+        ep, deliveries = await self.in_tenant(load)
+        self.render("webhooks/deliveries.html", ep=ep, deliveries=deliveries)
+
+    async def post(self, raw):
+        delivery_id = self.get_body_argument("delivery_id", "")
+        if not delivery_id.isdigit() or len(delivery_id) > 18:
+            raise Problem(404, "not-found", "There is no such delivery here.")
+
+        def again():
+            ep = endpoint_or_404(raw)
+            d = Delivery.get_or_none((Delivery.id == int(delivery_id)) & (Delivery.endpoint == ep.id))
+            if d is None:
+                raise Problem(404, "not-found", "There is no such delivery here.")
+            service.redeliver(d.id)
+
+        await self.in_tenant(again)
+        self.flash("success", "Queued for redelivery with the same webhook-id.")
+        self.redirect(f"/webhooks/{raw}/deliveries")
+
+
+ROUTES = [(r"/webhooks", WebhooksPage), (r"/webhooks/([0-9]{1,18})/deliveries", DeliveriesPage)]

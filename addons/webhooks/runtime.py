@@ -1,0 +1,55 @@
+"""The platform and task handles the webhooks addon uses (set by its hooks at start-up)."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+_platform = None
+_deliver_task = None
+
+
+def set_platform(platform) -> None:
+    global _platform
+    _platform = platform
+
+
+def platform():
+    if _platform is None:
+        raise RuntimeError("the webhooks addon was used before the platform started")
+    return _platform
+
+
+def set_deliver_task(task) -> None:
+    global _deliver_task
+    _deliver_task = task
+
+
+def after_commit_deliver(delivery_ids: list[int]) -> None:
+    """Trigger attempts soon. The task retries briefly until the recording transaction has
+    committed; if nothing triggers at all, the minute sweeper still finds the work due."""
+    from core.db import current_tenant
+
+    tenant = current_tenant.get()
+    if _deliver_task is None or tenant is None:
+        return
+    for delivery_id in delivery_ids:
+        try:
+            _deliver_task.schedule(tenant.slug, delivery_id, delay=0.2)
+        except Exception:  # the queue being down must not undo the recorded delivery
+            log.exception("could not enqueue webhook delivery %s; the sweeper will pick it up", delivery_id)
+
+
+def after_commit_notice(url: str, reason: str) -> None:
+    """Tell the workspace's Customers that an endpoint was disabled."""
+    from core.users import ROLE_CUSTOMER, User
+
+    try:
+        mailer = platform().mailer
+        for user in User.select().where((User.role == ROLE_CUSTOMER) & (User.is_active == True)):  # noqa: E712
+            mailer.send(user.email, "A webhook endpoint was disabled",
+                        f"We stopped sending webhooks to {url}.\nReason: {reason}\n\n"
+                        "Fix the receiver, then enable the endpoint again in the dashboard (Webhooks).\n")
+    except Exception:
+        log.exception("could not send the webhook-disabled notice")

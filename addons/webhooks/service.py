@@ -1,0 +1,198 @@
+"""Webhook endpoints, the events owed to them, and delivery with retries.
+
+Every delivery is recorded in PostgreSQL *in the same transaction* as the
+change it reports (the hook runs inside it); a task then attempts it, and the
+per-minute sweeper attempts whatever is due and was not triggered, so nothing
+depends on the task queue's delivery guarantees. The ``webhook-id`` is the
+event's id, the same on every attempt and redelivery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+
+from core.catalogue import utcnow
+from core.db import app_db
+
+from . import runtime, signing, ssrf
+from .models import Attempt, Delivery, Endpoint, Event
+
+EVENTS = ("sms:received", "sms:sent", "sms:delivered", "sms:failed", "sms:cancelled", "sms:expired",
+          "device:online", "device:offline", "system:ping")
+MESSAGE_EVENTS = {"sent": "sms:sent", "delivered": "sms:delivered", "failed": "sms:failed",
+                  "cancelled": "sms:cancelled", "expired": "sms:expired", "received": "sms:received"}
+# Roughly 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h after the previous attempt.
+SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+OVERLAP = dt.timedelta(hours=24)  # both secrets sign during a rotation
+DISABLE_AFTER = dt.timedelta(days=5)
+LOCK = dt.timedelta(seconds=60)
+
+
+class WebhookError(ValueError):
+    def __init__(self, message: str, errors: list | None = None, status: int = 422, code: str = "validation-failed"):
+        super().__init__(message)
+        self.errors = errors or []
+        self.status = status
+        self.code = code
+
+
+def _cipher():
+    return runtime.platform().data_cipher()
+
+
+def validate(url, events, check_dns: bool = True) -> tuple[str, list[str]]:
+    errors = []
+    try:
+        if check_dns:
+            ssrf.resolve(url)
+        else:
+            ssrf.validate_url(url)
+    except ssrf.UnsafeURL as exc:
+        errors.append({"field": "url", "message": str(exc)})
+    if not isinstance(events, list) or not events or any(e not in EVENTS for e in events):
+        errors.append({"field": "events", "message": f"give one or more of: {', '.join(EVENTS)}"})
+    if errors:
+        raise WebhookError("The webhook is not valid; nothing was saved.", errors)
+    return url, sorted(set(events))
+
+
+def create_endpoint(url, events, description: str = "", device_id=None, compat_id=None) -> tuple[Endpoint, str]:
+    url, events = validate(url, events)
+    secret = signing.new_secret()
+    ep = Endpoint.create(url=url, events=events, description=(description or "")[:200],
+                         secret_enc=_cipher().encrypt(secret), device_id=device_id, compat_id=compat_id)
+    return ep, secret
+
+
+def secret_of(ep: Endpoint) -> str:
+    return _cipher().decrypt(ep.secret_enc)
+
+
+def signing_secrets(ep: Endpoint, now=None) -> list[str]:
+    out = [secret_of(ep)]
+    if ep.previous_secret_enc and ep.previous_secret_until and ep.previous_secret_until > (now or utcnow()):
+        out.append(_cipher().decrypt(ep.previous_secret_enc))
+    return out
+
+
+def rotate_secret(ep: Endpoint) -> str:
+    secret = signing.new_secret()
+    Endpoint.update(previous_secret_enc=ep.secret_enc, previous_secret_until=utcnow() + OVERLAP,
+                    secret_enc=_cipher().encrypt(secret), updated_at=utcnow()).where(Endpoint.id == ep.id).execute()
+    return secret
+
+
+def endpoint_json(ep: Endpoint) -> dict:
+    return {"id": ep.id, "url": ep.url, "description": ep.description, "events": list(ep.events),
+            "enabled": ep.enabled, "device_id": ep.device_id, "disabled_reason": ep.disabled_reason,
+            "failing_since": ep.failing_since.isoformat() if ep.failing_since else None,
+            "created_at": ep.created_at.isoformat(),
+            "secret_rotation_until": ep.previous_secret_until.isoformat()
+            if ep.previous_secret_until and ep.previous_secret_until > utcnow() else None}
+
+
+# -- recording events ---------------------------------------------------------
+
+def record(event: str, data: dict, device_id=None, only_endpoint=None) -> list[int]:
+    """Inside the tenant transaction: store the event and one delivery per subscribed endpoint."""
+    q = Endpoint.select(Endpoint.id, Endpoint.device_id).where(Endpoint.enabled & Endpoint.events.contains([event]))
+    if only_endpoint is not None:
+        q = Endpoint.select(Endpoint.id, Endpoint.device_id).where(Endpoint.id == only_endpoint)
+    targets = [e.id for e in q if e.device_id is None or device_id is None or e.device_id == device_id]
+    if not targets:
+        return []
+    event_id = "msg_" + uuid.uuid4().hex
+    payload = {"type": event, "timestamp": utcnow().isoformat(), "data": data}
+    Event.create(id=event_id, event=event, payload=payload)
+    ids = [r[0] for r in Delivery.insert_many([{"endpoint": t, "event": event_id} for t in targets])
+           .returning(Delivery.id).tuples().execute()]
+    runtime.after_commit_deliver(ids)
+    return ids
+
+
+# -- delivering -----------------------------------------------------------------
+
+def claim(delivery_id: int, now=None):
+    """Lock a due delivery for one attempt (another worker's claim is respected)."""
+    now = now or utcnow()
+    d = (Delivery.select().where((Delivery.id == delivery_id) & (Delivery.state == "pending")
+                                 & (Delivery.next_attempt_at <= now)
+                                 & (Delivery.locked_until.is_null() | (Delivery.locked_until < now)))
+         .for_update("FOR UPDATE SKIP LOCKED").first())
+    if d is None:
+        return None
+    Delivery.update(locked_until=now + LOCK).where(Delivery.id == d.id).execute()
+    ep = Endpoint.get_by_id(d.endpoint_id)
+    ev = Event.get_by_id(d.event_id)
+    if not ep.enabled:
+        return None
+    return {"delivery_id": d.id, "attempt": d.attempts + 1, "url": ep.url, "secrets": signing_secrets(ep, now),
+            "event_id": ev.id}
+
+
+def next_delay(attempt: int, retry_after: float | None) -> float | None:
+    """Seconds until the next attempt after ``attempt`` failed, or None when out of attempts."""
+    if attempt > len(SCHEDULE):
+        return None
+    base = SCHEDULE[attempt - 1]
+    delay = base * random.uniform(0.9, 1.1)  # jitter: spread retries of many endpoints
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, 86400))
+    return delay
+
+
+def record_outcome(job: dict, outcome, trigger: str = "schedule", now=None) -> str:
+    """Store the attempt and decide what happens next. Returns the delivery's new state."""
+    now = now or utcnow()
+    d = Delivery.select().where(Delivery.id == job["delivery_id"]).for_update().first()
+    Attempt.create(delivery=d.id, attempt=job["attempt"], trigger=trigger, status_code=outcome.status,
+                   duration_ms=outcome.duration_ms, error=outcome.error, response_excerpt=outcome.excerpt[:500])
+    ep = Endpoint.get_by_id(d.endpoint_id)
+    fields = {"attempts": job["attempt"], "last_status": outcome.status, "last_error": outcome.error,
+              "locked_until": None, "updated_at": now}
+    if outcome.ok:
+        fields["state"] = "succeeded"
+        Endpoint.update(failing_since=None).where(Endpoint.id == ep.id).execute()
+    elif outcome.status == 410:
+        fields["state"] = "failed"
+        disable(ep, "The endpoint answered 410 Gone.")
+    else:
+        if ep.failing_since is None:
+            Endpoint.update(failing_since=now).where(Endpoint.id == ep.id).execute()
+        elif now - ep.failing_since > DISABLE_AFTER:
+            fields["state"] = "failed"
+            disable(ep, f"Every delivery failed for {DISABLE_AFTER.days} days.")
+        if "state" not in fields:
+            delay = next_delay(job["attempt"], outcome.retry_after)
+            if delay is None:
+                fields["state"] = "failed"
+            else:
+                fields["next_attempt_at"] = now + dt.timedelta(seconds=delay)
+    Delivery.update(**fields).where(Delivery.id == d.id).execute()
+    return fields.get("state", "pending")
+
+
+def disable(ep: Endpoint, reason: str) -> None:
+    Endpoint.update(enabled=False, disabled_reason=reason, updated_at=utcnow()).where(Endpoint.id == ep.id).execute()
+    runtime.after_commit_notice(ep.url, reason)
+
+
+def redeliver(delivery_id: int) -> Delivery:
+    """Queue another attempt now, with the same webhook-id."""
+    d = Delivery.select().where(Delivery.id == delivery_id).for_update().first()
+    if d is None:
+        raise WebhookError("There is no such delivery here.", status=404, code="not-found")
+    Delivery.update(state="pending", next_attempt_at=utcnow(), locked_until=None, updated_at=utcnow()).where(
+        Delivery.id == d.id).execute()
+    runtime.after_commit_deliver([d.id])
+    return d
+
+
+def due(limit: int = 500, now=None) -> list[int]:
+    now = now or utcnow()
+    return [d.id for d in Delivery.select(Delivery.id).where(
+        (Delivery.state == "pending") & (Delivery.next_attempt_at <= now)
+        & (Delivery.locked_until.is_null() | (Delivery.locked_until < now))).order_by(Delivery.next_attempt_at)
+        .limit(limit)]
