@@ -91,6 +91,11 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
             say(f"    sign in as  {creds['admin_email']} / {creds['admin_password']}")
             say(f"  (credentials saved in {creds_path}, mode 0600)")
         say(f"  Mail:         {platform.mailer.describe()}")
+        if creds:
+            say("  Try a simulated phone: create a pairing code under Devices in the dashboard, then run")
+            say(f"    .venv/bin/smsgw-companion --state-dir var/phone pair http://demo.{s.base_domain}:{port} CODE "
+                f"--backend simulator --connect-to 127.0.0.1:{port}")
+            say("    .venv/bin/smsgw-companion --state-dir var/phone run --backend simulator")
         for note in getattr(platform, "startup_notes", []):
             say(f"  {note}")
         say("Press Ctrl-C to stop.")
