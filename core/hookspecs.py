@@ -88,6 +88,30 @@ def smsgw_template_context(handler):
 
 
 @hookspec
+def smsgw_openapi():
+    """Return this addon's part of the published API contract (OpenAPI 3.1), or ``None``.
+
+    A dict with any of these keys, each merged into the document built by
+    :func:`core.openapi.build_document` (served at ``/api/openapi.json`` and
+    rendered at ``/api/docs``):
+
+    * ``"paths"``: ``{"/api/v1/things/{id}": {"get": <Operation>, ...}}``, one
+      entry per route the addon registers under ``/api/``, ``/3rdparty/``,
+      ``/.well-known/`` or ``/health`` (tornado groups become ``{name}``);
+      the test suite fails for a route that is not described here;
+    * ``"components"``: ``{"schemas": {...}}`` (also ``securitySchemes``,
+      ``headers``, ...); names are global, so prefix them when in doubt;
+    * ``"tags"``: ``[{"name": ..., "description": ...}]``;
+    * ``"webhooks"``: OpenAPI 3.1 top-level webhooks (requests *we* send).
+
+    Describe errors with :func:`core.openapi.responses`, which answers in
+    ``application/problem+json`` with the codes the handlers really raise.
+    Two addons may not describe the same operation or the same component
+    differently: building the document fails, naming both.
+    """
+
+
+@hookspec
 def smsgw_settings_schema():
     """Return the tenant settings this addon adds, as a list of :class:`core.settings_schema.SettingField`."""
 

@@ -179,7 +179,7 @@ class TenantService:
                     ).execute()
                 enter_tenant(app_db, t.ref)
                 from .users import ROLE_CUSTOMER, User
-                User.create(email=owner_email, name=name, password_hash=password_hash, role=ROLE_CUSTOMER)
+                User.create(email=owner_email, name="", password_hash=password_hash, role=ROLE_CUSTOMER)
                 app_db.execute_sql("RESET ROLE")
                 app_db.execute_sql("SET LOCAL search_path TO ''")
                 _notify_change(slug)

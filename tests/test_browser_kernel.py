@@ -1,4 +1,9 @@
-"""The kernel's pages in a real browser: tenant addresses, CSP-clean styles, 404s, language switch."""
+"""The kernel's pages in a real browser: tenant addresses, CSP-clean styles, 404s, language switch.
+
+An anonymous visitor of a tenant address is sent to the tenant's sign-in page,
+so that page stands for "the tenant's page" here; signed-in pages are covered
+by tests/test_browser_identity.py.
+"""
 
 from __future__ import annotations
 
@@ -44,16 +49,21 @@ def test_system_chromium_is_installed():
     chromium_executable()
 
 
-def test_tenant_home_shows_the_tenant_and_loads_its_css(browser_page, live_server, make_tenant):
+def test_tenant_address_shows_the_tenant_sign_in_page_and_loads_its_css(browser_page, live_server, make_tenant):
     page = browser_page
     tenant = make_tenant("web", name="Blumen & Söhne <GmbH>")
     sheets = stylesheet_responses(page)
     response = page.goto(address(live_server, tenant.slug))
+    # Anonymous visitors of the tenant home are sent to its sign-in page, and come back after.
     assert response.status == 200
+    assert response.request.redirected_from is not None
+    assert response.request.redirected_from.url == address(live_server, tenant.slug)
+    assert page.url == address(live_server, tenant.slug, "/login?next=%2F")
     assert "default-src 'self'" in response.headers["content-security-policy"]
-    assert page.title() == "Blumen & Söhne <GmbH>"
-    assert page.inner_text("h1") == "Welcome to Blumen & Söhne <GmbH>"  # escaped, then shown as text
+    assert page.title() == "Sign in · Blumen & Söhne <GmbH>"
+    assert page.inner_text("h1") == "Sign in to Blumen & Söhne <GmbH>"  # escaped, then shown as text
     assert page.inner_text(".tenant-name") == "Blumen & Söhne <GmbH>"
+    assert page.input_value("form[action='/login'] input[name=next]") == "/"
     assert page.get_attribute("html", "lang") == "en"
     # The stylesheet really applied (CSP style-src 'self' let it through).
     assert topbar_background(page) == BRAND_GREEN
@@ -108,8 +118,8 @@ def test_404_page_follows_the_browser_language(chromium, live_server):
 def test_language_switcher_changes_the_page_to_german(browser_page, live_server, make_tenant):
     page = browser_page
     tenant = make_tenant("lang", name="Kaffeehaus")
-    page.goto(address(live_server, tenant.slug))
-    assert page.inner_text("h1") == "Welcome to Kaffeehaus"
+    page.goto(address(live_server, tenant.slug, "/login"))
+    assert page.inner_text("h1") == "Sign in to Kaffeehaus"
     assert page.input_value("#lang-select") == "en"
     cookies = {c["name"]: c for c in page.context.cookies()}
     assert "_xsrf" in cookies and "lang" not in cookies
@@ -117,10 +127,13 @@ def test_language_switcher_changes_the_page_to_german(browser_page, live_server,
     page.select_option("#lang-select", label="DE")
     with page.expect_navigation() as nav:
         page.click(".lang-switch button[type=submit]")
-    assert nav.value.status == 200  # the 302 from POST /lang was followed to the tenant home
-    assert page.url == address(live_server, tenant.slug)
+    assert nav.value.status == 200  # the 302 from POST /lang was followed back to the sign-in page
+    assert page.url == address(live_server, tenant.slug, "/login")
     assert page.get_attribute("html", "lang") == "de"
-    assert page.inner_text("h1") == "Willkommen bei Kaffeehaus"
+    assert page.inner_text("h1") == "Bei Kaffeehaus anmelden"
+    assert page.title() == "Anmelden · Kaffeehaus"
+    assert page.inner_text("label[for=f-password]") == "Passwort"
+    assert page.inner_text("form[action='/login'] button[type=submit]") == "Anmelden"
     assert page.inner_text(".lang-switch button") == "Wechseln"
     assert page.input_value("#lang-select") == "de"
     lang_cookie = {c["name"]: c for c in page.context.cookies()}["lang"]
@@ -128,7 +141,9 @@ def test_language_switcher_changes_the_page_to_german(browser_page, live_server,
 
     # The cookie outranks the browser's English Accept-Language on later visits.
     page.reload()
-    assert page.inner_text("h1") == "Willkommen bei Kaffeehaus"
+    assert page.inner_text("h1") == "Bei Kaffeehaus anmelden"
+    page.goto(address(live_server, tenant.slug, "/forgot-password"))
+    assert page.inner_text("h1") == "Passwort zurücksetzen"
     assert problems(page) == []
 
 
@@ -136,7 +151,7 @@ def test_csp_probe_notices_violations(browser_page, live_server, make_tenant):
     """Control: the CSP check above is not vacuous -- an inline style is blocked and reported."""
     page = browser_page
     tenant = make_tenant("csp")
-    page.goto(address(live_server, tenant.slug))
+    page.goto(address(live_server, tenant.slug, "/login"))
     page.evaluate("""() => {
         const s = document.createElement('style');
         s.textContent = '.topbar { background: rgb(1, 2, 3) !important; }';
@@ -146,3 +161,7 @@ def test_csp_probe_notices_violations(browser_page, live_server, make_tenant):
     assert topbar_background(page) == BRAND_GREEN  # the injected style did not apply
     found = problems(page)
     assert any(p.startswith("CSP violation: style-src") for p in found), found
+    # Violations of a page we have since left still count: multi-page flows check at the end.
+    page.goto(address(live_server, tenant.slug, "/forgot-password"))
+    assert page.evaluate("window.__cspViolations.length") == 0
+    assert problems(page) == found

@@ -23,6 +23,9 @@ from .problem import Problem
 from .pages import safe_next
 
 
+ADMIN_TOO_MANY = N_("Too many failed sign-ins. Wait a while and try again.")
+
+
 class AdminHandler(PageHandler):
     scope = "platform"
     permission = "platform:admin"
@@ -57,8 +60,7 @@ class AdminLoginHandler(AdminHandler):
                 await self.run_db(self.platform.throttle.record_failure, key, client_ip(self))
             await self.run_db(emit, self.platform, audit(self, "admin.login.failure", actor_name=email))
             self.set_status(401 if verdict.allowed else 429)
-            self.render("admin/login.html", error=SAME_ANSWER if verdict.allowed else
-                        "Too many failed sign-ins. Wait a while and try again.", next=nxt)
+            self.render("admin/login.html", error=SAME_ANSWER if verdict.allowed else ADMIN_TOO_MANY, next=nxt)
             return
         await self.run_db(self.platform.throttle.record_success, key)
         token = await self.run_db(create_admin_session, admin, client_ip(self), self.request.headers.get("User-Agent", ""))

@@ -36,6 +36,15 @@ class SignupHandler(PageHandler):
     scope = "platform"
     permission = PUBLIC
 
+    def set_default_headers(self):
+        super().set_default_headers()
+        # The form's success redirect goes to the new workspace's own subdomain, and
+        # browsers apply form-action to redirects too: allow exactly our subdomains.
+        from .base import CSP
+
+        tenants = self.application.platform.settings.public_url("*")
+        self.set_header("Content-Security-Policy", CSP.replace("form-action 'self'", f"form-action 'self' {tenants}"))
+
     def get(self):
         self.render("signup.html", errors={}, form={})
 

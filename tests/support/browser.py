@@ -7,11 +7,13 @@ CI installs it, so a silent skip would hide a broken CI image.
 
 Use the fixtures by importing them into a test module::
 
-    from tests.support.browser import browser_page, chromium  # noqa: F401
+    from tests.support.browser import browser_page, chromium, new_page  # noqa: F401
 
 ``browser_page`` is a fresh Playwright ``Page`` (own context: no cookies are
 shared between tests) that records console errors, uncaught page errors and
 Content-Security-Policy violations; :func:`page_problems` returns them.
+``new_page()`` opens more such pages, each in a context of its own (a second
+person, or a fresh browser).
 """
 
 from __future__ import annotations
@@ -36,11 +38,21 @@ CHROMIUM_ARGS = [
 ]
 
 # Runs in every page before its own scripts: CDP-injected, so CSP does not block it.
+# Each violation is kept in the document (window.__cspViolations) and reported to
+# the test through a binding, so those of pages we have since left are kept too.
 _CSP_PROBE = """
 window.__cspViolations = [];
-document.addEventListener('securitypolicyviolation', (e) => {
-  window.__cspViolations.push(e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline'));
-});
+(() => {
+  const documentId = Math.random().toString(36).slice(2) + Date.now().toString(36);
+  window.__cspDocument = documentId;
+  document.addEventListener('securitypolicyviolation', (e) => {
+    const text = e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline');
+    window.__cspViolations.push(text);
+    if (typeof window.__smsgwCspViolation === 'function') {
+      window.__smsgwCspViolation(documentId, window.__cspViolations.length - 1, text);
+    }
+  });
+})();
 """
 
 
@@ -79,11 +91,16 @@ def chromium():
             browser.close()
 
 
-@pytest.fixture
-def browser_page(chromium):
-    """A page in a fresh browser context (English, no cookies) that records problems."""
-    context = chromium.new_context(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"})
+def open_page(browser, locale: str = "en-US", accept_language: str = "en-US,en;q=0.9"):
+    """A page in a new browser context (no cookies) that records its problems.
+
+    Close it with ``page.context.close()``; the fixtures below do that for you.
+    """
+    context = browser.new_context(locale=locale, extra_http_headers={"Accept-Language": accept_language})
     context.set_default_timeout(15_000)
+    violations: dict[tuple[str, int], str] = {}
+    context.expose_binding("__smsgwCspViolation",
+                           lambda _source, document, index, text: violations.setdefault((document, index), text))
     context.add_init_script(_CSP_PROBE)
     page = context.new_page()
     problems: list[str] = []
@@ -91,26 +108,58 @@ def browser_page(chromium):
             if msg.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
     page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} ({req.failure})"))
-    _problems[id(page)] = problems
+    _problems[id(page)] = (problems, violations)
+    context.on("close", lambda _context: _problems.pop(id(page), None))
+    return page
+
+
+@pytest.fixture
+def browser_page(chromium):
+    """A page in a fresh browser context (English, no cookies) that records problems."""
+    page = open_page(chromium)
     try:
         yield page
     finally:
-        _problems.pop(id(page), None)
-        context.close()
+        page.context.close()
 
 
-_problems: dict[int, list[str]] = {}
+@pytest.fixture
+def new_page(chromium):
+    """Open more recording pages, each in its own fresh context (another person, another browser).
+
+    ``new_page()`` or ``new_page(locale="de-DE", accept_language="de-DE,de;q=0.9")``.
+    """
+    opened = []
+
+    def factory(**kwargs):
+        page = open_page(chromium, **kwargs)
+        opened.append(page)
+        return page
+
+    yield factory
+    for page in opened:
+        page.context.close()
+
+
+_problems: dict[int, tuple[list[str], dict]] = {}
 
 
 def page_problems(page, allow=()) -> list[str]:
     """Console errors, uncaught errors, failed requests and CSP violations seen so far.
 
-    ``allow`` holds substrings of expected messages (say, the 404 of a page we
-    asked for on purpose); those are left out.
+    CSP violations count for every document the page has shown, not only the
+    current one. ``allow`` holds substrings of expected messages (say, the 404
+    of a page we asked for on purpose); those are left out.
     """
-    found = list(_problems.get(id(page), []))
+    problems, reported = _problems.get(id(page), ([], {}))
+    found = list(problems)
+    violations = dict(reported)
     try:
-        found += [f"CSP violation: {v}" for v in page.evaluate("window.__cspViolations || []")]
+        # The current document's list is authoritative: a report may still be on its way.
+        document, current = page.evaluate("[window.__cspDocument || '', window.__cspViolations || []]")
+        for index, text in enumerate(current):
+            violations.setdefault((document, index), text)
     except Exception as exc:  # the page is gone: that is a problem too
         found.append(f"could not read CSP violations: {exc}")
+    found += [f"CSP violation: {text}" for text in violations.values()]
     return [p for p in found if not any(a in p for a in allow)]

@@ -1,0 +1,161 @@
+"""The compat base handler: Basic auth inside the tenant, and errors in the client's shape.
+
+Errors: the ``android-sms-gateway`` clients decide by the HTTP status alone (400
+→ ``BadRequestError``, 401 → ``UnauthorizedError``, ...) and keep the JSON body
+as ``response``; their ``ErrorResponse`` type reads ``{"code": int, "message":
+str, "data": any}``. So compat answers errors as ``application/json`` in that
+shape (our problem details under ``data``), and as ``application/problem+json``
+(RFC 9457) when the caller asks for it with ``Accept: application/problem+json``.
+Validation failures that our native API answers with 422 (and 415) are 400 here,
+as the original server answers them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import tornado.web
+
+from core.web.auth_pages import TOO_MANY, login_attempt
+from core.web.base import ApiHandler
+from core.web.problem import PROBLEM_CONTENT_TYPE, Problem
+
+from . import basic_auth
+
+log = logging.getLogger(__name__)
+
+AS_BAD_REQUEST = {415, 422}
+
+
+class CompatHandler(ApiHandler):
+    """Base of every ``/3rdparty/v1`` handler."""
+
+    # -- authentication ---------------------------------------------------------
+    async def principal_from_other_scheme(self, scheme: str, credential: str):
+        if scheme.lower() != "basic":
+            return await super().principal_from_other_scheme(scheme, credential)
+        if self.tenant is None:
+            raise Problem(401, "basic-auth-needs-workspace",
+                          "Email and password (Basic auth) work only on your workspace's address, "
+                          f"https://<your-workspace>.{self.settings_.base_domain}/3rdparty/v1, because the "
+                          "main domain cannot tell which workspace the account belongs to. Use that address, "
+                          "or send an API token as 'Authorization: Bearer <token>' here.",
+                          headers={"WWW-Authenticate": "Bearer"})
+        try:
+            email, password = basic_auth.parse(credential)
+        except basic_auth.BadCredentials as exc:
+            raise Problem(401, "invalid-credentials", str(exc), headers=self._challenge()) from None
+        key = basic_auth.cache_key(self.tenant.slug, email, password)
+        hit = basic_auth.lookup(key)
+        if hit is not None:
+            user_id, password_hash = hit
+            user = await self.in_tenant(_active_user, user_id)
+            if user is not None and (user.password_hash or "") == password_hash:
+                return _principal(user, self.tenant.slug)
+            basic_auth.forget(key)
+        user, error = await login_attempt(self, email, password)  # throttled, audited, bcrypt off the IOLoop
+        if user is None:
+            if error == TOO_MANY:
+                raise Problem(429, "too-many-attempts", error, headers={"Retry-After": "3600"})
+            raise Problem(401, "invalid-credentials", error, headers=self._challenge())
+        basic_auth.remember(key, user.id, user.password_hash)
+        return _principal(user, self.tenant.slug)
+
+    def _challenge(self) -> dict:
+        return {"WWW-Authenticate": 'Basic realm="smsgw", charset="UTF-8"'}
+
+    def unauthenticated(self):
+        raise Problem(401, "unauthorized",
+                      "Send an API token as 'Authorization: Bearer <token>', or your email and password "
+                      "as Basic auth on your workspace's address.",
+                      headers={"WWW-Authenticate": 'Bearer, Basic realm="smsgw"'})
+
+    # -- requests ------------------------------------------------------------------
+    def json_body(self, required: bool = True) -> dict:
+        raw = self.request.body or b""
+        if not raw.strip():
+            if required:
+                raise Problem(400, "invalid-json", "Send a JSON object as the request body.")
+            return {}
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Problem(400, "invalid-json", f"The body is not valid JSON: {exc}.") from None
+        if not isinstance(body, dict):
+            raise Problem(400, "invalid-json", "The body must be a JSON object.")
+        return body
+
+    def paging(self, default: int = 50, maximum: int = 500) -> tuple[int, int]:
+        limit = self.get_query_argument("limit", str(default))
+        offset = self.get_query_argument("offset", "0")
+        if not limit.isdigit() or not 1 <= int(limit) <= maximum:
+            raise Problem(400, "invalid-parameter", f"limit must be a whole number from 1 to {maximum}.")
+        if not offset.isdigit() or len(offset) > 9:
+            raise Problem(400, "invalid-parameter", "offset must be a whole number of 0 or more.")
+        return int(limit), int(offset)
+
+    def write_list(self, items: list, total: int | None = None):
+        if total is not None:
+            self.set_header("X-Total-Count", str(total))
+        self.write_json(items)
+
+    # -- errors ----------------------------------------------------------------------
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        problem = exc if isinstance(exc, Problem) else None
+        if problem is None:
+            if isinstance(exc, tornado.web.HTTPError):
+                code = {404: "not-found", 405: "method-not-allowed", 403: "forbidden",
+                        400: "bad-request"}.get(status_code, "error")
+                detail = exc.log_message if exc.log_message and status_code < 500 else None
+                problem = Problem(status_code, code, detail or self._reason)
+            else:
+                problem = Problem(500, "internal-error",
+                                  "Something went wrong on our side. It has been logged; please try again.")
+        status = 400 if problem.status in AS_BAD_REQUEST else problem.status
+        if status != problem.status:
+            self.set_status(status)
+        for k, v in problem.headers.items():
+            self.set_header(k, v)
+        if PROBLEM_CONTENT_TYPE in self.request.headers.get("Accept", ""):
+            body = problem.to_dict(self.request.path)
+            body["status"] = status
+            self.set_header("Content-Type", PROBLEM_CONTENT_TYPE)
+            self.finish(json.dumps(body))
+            return
+        message = problem.detail
+        if problem.errors:
+            message += " " + "; ".join(f"{e.get('field', '')}: {e.get('message', '')}".strip(": ")
+                                       for e in problem.errors[:5])
+        data = {"type": problem.to_dict()["type"], "code": problem.code, "title": problem.title}
+        if problem.errors:
+            data["errors"] = problem.errors
+        data.update(problem.extra)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps({"code": status, "message": message, "data": data}, default=str))
+
+
+class NotImplementedHandler(CompatHandler):
+    """Parts of the original API we do not offer: a clear 501, after authentication."""
+
+    permission = "authenticated"
+    what = "This endpoint"
+    instead = ""
+
+    def _refuse(self, *args):
+        raise Problem(501, "not-supported", f"{self.what} is not supported by this gateway. {self.instead}".strip())
+
+    get = post = put = patch = delete = _refuse
+
+
+def _active_user(user_id: int):
+    from core.users import User
+
+    return User.get_or_none((User.id == user_id) & (User.is_active == True))  # noqa: E712
+
+
+def _principal(user, slug):
+    from core.identity import user_principal
+
+    return user_principal(user, slug, "basic")

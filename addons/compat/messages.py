@@ -1,0 +1,285 @@
+"""Messages the SMS Gateway for Android way: their request body → our message, our rows → their MessageState.
+
+Their message ids are strings and may be chosen by the client. A client-chosen
+``id`` is stored as the message's ``reference`` (messages created here have
+``source = 'compat'``), and ids are resolved by that reference first, then as
+our numeric id. Messages without a client id are known by our numeric id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import phonenumbers
+from peewee import Case, fn
+
+from core.catalogue import utcnow
+from core.db import app_db
+from core.web.problem import Problem
+
+from addons.devices.models import Device
+from addons.messaging import submit, text as smstext
+from addons.messaging.models import Message, Recipient
+from addons.messaging.phones import PhoneError, normalise
+
+SOURCE = "compat"
+# Our recipient states → theirs. They have no "expired": an expired message failed (its TTL ran out).
+STATE_OUT = {"pending": "Pending", "processed": "Processed", "sent": "Sent", "delivered": "Delivered",
+             "failed": "Failed", "expired": "Failed", "cancelled": "Cancelled"}
+# Theirs → ours, for filters.
+STATE_IN = {"Pending": ("pending",), "Processed": ("processed",), "Sent": ("sent",), "Delivered": ("delivered",),
+            "Failed": ("failed", "expired"), "Cancelled": ("cancelled",)}
+# The message-level state is the least advanced recipient state, in this order (as in our native API).
+ORDER = ("pending", "processed", "sent", "delivered", "failed", "expired", "cancelled")
+THEIR_PRIORITY = (-128, 127)
+OUR_PRIORITY = (-100, 100)
+ID_RE = re.compile(r"^[^/\s\x00-\x1f\x7f]{1,100}$")
+MAX_TTL = 30 * 86400
+
+
+def bad(message: str, field: str | None = None) -> Problem:
+    return Problem(400, "validation-failed", message,
+                   errors=[{"field": field, "message": message}] if field else None)
+
+
+def parse_time(value, field: str) -> dt.datetime:
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            t = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            pass
+    raise bad(f"{field} must be an ISO 8601 / RFC 3339 time, e.g. 2026-12-01T09:00:00Z.", field)
+
+
+def lenient_phone(raw: str) -> str | None:
+    """For ``skipPhoneValidation``: any plausibly dialable number, as +digits where we can tell the country."""
+    try:
+        number = phonenumbers.parse(raw, None if raw.strip().startswith("+") else "ZZ")
+        if phonenumbers.is_possible_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:
+        pass
+    digits = re.sub(r"[\s().-]", "", raw.strip())
+    if re.fullmatch(r"\+?[0-9]{3,20}", digits):
+        return digits
+    return None
+
+
+def translate(body: dict, region: str, skip_validation: bool) -> dict:
+    """Their send request → the clean message :func:`addons.messaging.submit.accept` stores."""
+    if body.get("isEncrypted"):
+        raise bad("Encrypted messages are not supported: send the text and numbers in clear over HTTPS "
+                  "(we encrypt stored secrets at rest) and leave isEncrypted false.", "isEncrypted")
+    if body.get("dataMessage") is not None:
+        raise bad("Data SMS (dataMessage) are not supported: send a textMessage.", "dataMessage")
+    if body.get("mmsMessage") is not None:
+        raise bad("MMS (mmsMessage) are not supported: send a textMessage.", "mmsMessage")
+    text = None
+    if body.get("textMessage") is not None:
+        tm = body["textMessage"]
+        if not isinstance(tm, dict) or not isinstance(tm.get("text"), str):
+            raise bad("textMessage must be an object with a text string.", "textMessage.text")
+        text = tm["text"]
+    elif body.get("message") is not None:  # the legacy form: {"message": "...", "phoneNumbers": [...]}
+        if not isinstance(body["message"], str):
+            raise bad("message must be a string.", "message")
+        text = body["message"]
+    if text is None or not text.strip():
+        raise bad("Give the text to send as textMessage.text.", "textMessage.text")
+    info = smstext.describe(text)
+    if info["segments"] > smstext.MAX_SEGMENTS:
+        raise bad(f"The text is too long: {info['segments']} segments ({info['encoding']}); the maximum is "
+                  f"{smstext.MAX_SEGMENTS}.", "textMessage.text")
+
+    numbers = body.get("phoneNumbers")
+    if not isinstance(numbers, list) or not numbers:
+        raise bad("phoneNumbers must be a non-empty list of phone numbers.", "phoneNumbers")
+    if len(numbers) > submit.MAX_RECIPIENTS:
+        raise bad(f"At most {submit.MAX_RECIPIENTS} phoneNumbers per message.", "phoneNumbers")
+    phones, seen = [], set()
+    for i, raw in enumerate(numbers):
+        try:
+            phone = normalise(raw, region)
+        except PhoneError as exc:
+            phone = lenient_phone(raw) if skip_validation and isinstance(raw, str) else None
+            if phone is None:
+                shown = raw if isinstance(raw, str) else repr(raw)
+                raise bad(f"phoneNumbers[{i}] ({shown[:40]}) {exc}.", f"phoneNumbers[{i}]") from None
+        if phone not in seen:
+            seen.add(phone)
+            phones.append(phone)
+
+    priority = body.get("priority", 0)
+    if priority is None:
+        priority = 0
+    if isinstance(priority, bool) or not isinstance(priority, int) or not THEIR_PRIORITY[0] <= priority <= THEIR_PRIORITY[1]:
+        raise bad("priority must be a whole number from -128 to 127.", "priority")
+    priority = max(OUR_PRIORITY[0], min(OUR_PRIORITY[1], priority))
+
+    sim = body.get("simNumber")
+    if sim is not None and (isinstance(sim, bool) or not isinstance(sim, int) or not 1 <= sim <= 4):
+        raise bad("simNumber must be 1 to 4 (or left out for the phone's default).", "simNumber")
+    dr = body.get("withDeliveryReport", True)
+    if dr is None:
+        dr = True
+    if not isinstance(dr, bool):
+        raise bad("withDeliveryReport must be true or false.", "withDeliveryReport")
+
+    now = utcnow()
+    ttl, valid_until = body.get("ttl"), body.get("validUntil")
+    if ttl is not None and valid_until is not None:
+        raise bad("Give ttl or validUntil, not both.", "ttl")
+    if ttl is not None:
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_TTL:
+            raise bad(f"ttl must be a number of seconds from 1 to {MAX_TTL}.", "ttl")
+        valid_until = now + dt.timedelta(seconds=ttl)
+    elif valid_until is not None:
+        valid_until = parse_time(valid_until, "validUntil")
+        if valid_until <= now:
+            raise bad("validUntil is in the past.", "validUntil")
+
+    client_id = body.get("id")
+    if client_id is not None:
+        if not isinstance(client_id, str) or not ID_RE.match(client_id):
+            raise bad("id must be 1 to 100 characters without '/', spaces or control characters.", "id")
+
+    device_id = parse_device_id(body.get("deviceId"), "deviceId")
+    return {"text": text, "encoding": info["encoding"], "segments": info["segments"], "phones": phones,
+            "device_id": device_id, "sim_slot": sim, "priority": priority, "valid_until": valid_until,
+            "send_at": None, "delivery_report": dr, "reference": client_id}
+
+
+def parse_device_id(value, field: str) -> int | None:
+    if value is None or value == "":
+        return None
+    raw = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
+        raise bad(f"{field} {str(value)[:40]!r} is not one of your devices (GET /devices lists them).", field)
+    return int(raw)
+
+
+# -- storing ------------------------------------------------------------------------
+
+def check_active_devices(device_id: int | None, hours: int) -> None:
+    """``deviceActiveWithin``: refuse unless a usable device was seen in the last ``hours`` hours."""
+    q = Device.select(Device.id).where(Device.enabled & Device.removed_at.is_null()
+                                       & (Device.last_seen_at >= utcnow() - dt.timedelta(hours=hours)))
+    if device_id is not None:
+        q = q.where(Device.id == device_id)
+    if not q.exists():
+        who = f"Device {device_id} was" if device_id is not None else "No device was"
+        raise Problem(400, "no-active-device",
+                      f"{who} active within the last {hours} hours, so nothing was sent. Start the phone's "
+                      "app, or leave deviceActiveWithin out.")
+
+
+def store(tenant, clean: dict, created_by: str, active_within: int = 0) -> tuple[dict, list[str]]:
+    """Inside the tenant transaction: store the message; returns its MessageState and wake keys."""
+    if active_within:
+        check_active_devices(clean["device_id"], active_within)
+    client_id = clean["reference"]
+    if client_id:
+        # Two requests with the same id must not both pass the check below.
+        app_db.execute_sql("SELECT pg_advisory_xact_lock(hashtext('compat-message-id'), hashtext(%s))",
+                           (client_id,))
+        if Message.select(Message.id).where((Message.source == SOURCE) & (Message.reference == client_id)).exists():
+            raise Problem(409, "duplicate-id",
+                          f"A message with id {client_id!r} already exists; choose another id, or leave it out.")
+    _status, response, keys = submit.accept(tenant, [clean], [[]], False, source=SOURCE, created_by=created_by)
+    message = Message.get_by_id(response["id"])
+    return states([message])[0], keys
+
+
+# -- reading ------------------------------------------------------------------------
+
+def public_id(m: Message) -> str:
+    return m.reference if m.source == SOURCE and m.reference else str(m.id)
+
+
+def find(raw_id: str) -> Message:
+    m = Message.get_or_none((Message.source == SOURCE) & (Message.reference == raw_id)) if raw_id else None
+    if m is None and raw_id.isdigit() and len(raw_id) <= 18:
+        m = Message.get_or_none(Message.id == int(raw_id))
+    if m is None:
+        raise Problem(404, "not-found", "There is no message with this id here.")
+    return m
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    if t is None:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).isoformat()
+
+
+def states(messages: list[Message]) -> list[dict]:
+    """Their MessageState for each message, with three queries whatever the number of messages."""
+    if not messages:
+        return []
+    ids = [m.id for m in messages]
+    recipients: dict[int, list[Recipient]] = {}
+    for r in Recipient.select().where(Recipient.message.in_(ids)).order_by(Recipient.id):
+        recipients.setdefault(r.message_id, []).append(r)
+    reached: dict[int, dict[str, dt.datetime]] = {}
+    for message_id, to_state, at in app_db.execute_sql(
+            "SELECT r.message_id, e.to_state, min(e.at) FROM recipient_events e "
+            "JOIN recipients r ON r.id = e.recipient_id WHERE r.message_id = ANY(%s) GROUP BY 1, 2", (ids,)):
+        name = STATE_OUT.get(to_state)
+        if name:
+            times = reached.setdefault(message_id, {})
+            times[name] = min(times[name], at) if name in times else at
+    out = []
+    for m in messages:
+        rs = recipients.get(m.id, [])
+        present = {r.state for r in rs}
+        state = next((s for s in ORDER if s in present), "pending")
+        device = m.device_id or next((r.device_id for r in rs if r.device_id), None)
+        times = reached.get(m.id, {})
+        out.append({
+            "id": public_id(m),
+            "deviceId": str(device) if device else None,
+            "state": STATE_OUT[state],
+            "isHashed": False,
+            "isEncrypted": False,
+            "recipients": [{"phoneNumber": r.phone, "state": STATE_OUT[r.state], "error": _error(r)} for r in rs],
+            "states": {name: _iso(at) for name, at in sorted(times.items(), key=lambda kv: kv[1])},
+            "createdAt": _iso(m.created_at),
+        })
+    return out
+
+
+def _error(r: Recipient) -> str | None:
+    if r.state == "expired":
+        return "Expired: the message's TTL (validUntil) passed before it could be sent."
+    if r.state == "failed":
+        return r.error_code or "Failed"
+    return None
+
+
+def listing(args: dict, limit: int, offset: int) -> tuple[list[dict], int]:
+    q = Message.select()
+    if args.get("from"):
+        q = q.where(Message.created_at >= parse_time(args["from"], "from"))
+    if args.get("to"):
+        q = q.where(Message.created_at < parse_time(args["to"], "to"))
+    if args.get("deviceId"):
+        device_id = parse_device_id(args["deviceId"], "deviceId")
+        q = q.where((Message.device_id == device_id) | Message.id.in_(
+            Recipient.select(Recipient.message).where(Recipient.device_id == device_id)))
+    if args.get("state"):
+        wanted = STATE_IN.get(args["state"])
+        if wanted is None:
+            raise bad(f"state must be one of {', '.join(STATE_IN)}.", "state")
+        ranks = [ORDER.index(s) for s in wanted]
+        rank = Case(Recipient.state, [(s, i) for i, s in enumerate(ORDER)])
+        q = q.where(Message.id.in_(Recipient.select(Recipient.message).group_by(Recipient.message)
+                                   .having(fn.MIN(rank).in_(ranks))))
+    sort = args.get("sort") or "-created_at"
+    if sort not in ("created_at", "-created_at"):
+        raise bad("sort must be created_at or -created_at.", "sort")
+    total = q.count()
+    order = (Message.created_at.asc(), Message.id.asc()) if sort == "created_at" else (
+        Message.created_at.desc(), Message.id.desc())
+    rows = list(q.order_by(*order).offset(offset).limit(limit))
+    return states(rows), total
