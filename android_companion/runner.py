@@ -169,8 +169,9 @@ class Companion:
 
         def on_event(state: str, error_code=None):
             if state in ("sent", "failed"):
-                self.outbox.mark_handled(mid, state, error_code)
                 self.stats["sent" if state == "sent" else "failed"] += 1
+            # Remember the furthest outcome, so a message handed out again is reported in full.
+            self.outbox.mark_handled(mid, state, error_code)
             self.outbox.add_report(mid, state, error_code, message.get("to"))
             self.flush_event.set()
 

@@ -20,11 +20,11 @@ class GrantError(ValueError):
     pass
 
 
-def check_admin_password(email: str, password: str, pepper: bytes) -> PlatformAdmin | None:
+def check_admin_password(email: str, password: str, pepper: bytes, cost: int = passwords.DEFAULT_COST) -> PlatformAdmin | None:
     with connection():
         admin = PlatformAdmin.by_email(email) if email else None
     stored = admin.password_hash if admin is not None and admin.is_active else None
-    return admin if passwords.verify_password(password or "", stored, pepper) else None
+    return admin if passwords.verify_password(password or "", stored, pepper, cost) else None
 
 
 def create_admin_session(admin: PlatformAdmin, ip: str, user_agent: str) -> str:

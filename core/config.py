@@ -61,6 +61,7 @@ class Settings:
     tenant_cache_ttl: float = 60.0
     default_language: str = "en"
     embedded_pg_fast: bool = False
+    trust_proxy_headers: bool = False
     debug: bool = False
 
     @classmethod
@@ -89,6 +90,7 @@ class Settings:
             migrate_jobs=_int(env, "SMSGW_MIGRATE_JOBS", 4, 1),
             default_language=env.get("SMSGW_DEFAULT_LANGUAGE", "en"),
             embedded_pg_fast=_bool(env, "SMSGW_EMBEDDED_PG_FAST", False),
+            trust_proxy_headers=_bool(env, "SMSGW_TRUST_PROXY", False),
             debug=_bool(env, "SMSGW_DEBUG", False),
         )
         values.update(overrides)

@@ -60,7 +60,8 @@ def quote_ident(name: str) -> str:
 
 def configure(app_url: str, pool_size: int) -> None:
     """Point ``app_db`` at the serving role's URL (libpq accepts a URI as dbname)."""
-    app_db.init(app_url, max_connections=pool_size + 8, stale_timeout=300, timeout=30)
+    # Every session speaks UTC, whatever the server's or the machine's time zone.
+    app_db.init(app_url, max_connections=pool_size + 8, stale_timeout=300, timeout=30, options="-c timezone=UTC")
 
 
 @contextmanager

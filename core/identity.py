@@ -29,6 +29,34 @@ class AuthError(ValueError):
     """Authentication or token handling refused; the message is safe to show."""
 
 
+class RefreshReuse(AuthError):
+    """A spent refresh token came back: its whole family must be revoked (see :func:`refresh`)."""
+
+    def __init__(self, family_id):
+        super().__init__("The refresh token was already used; every sign-in of that family was revoked. "
+                         "Sign in again.")
+        self.family_id = family_id
+
+
+def revoke_family(family_id) -> None:
+    RefreshToken.update(revoked_at=utcnow()).where(
+        (RefreshToken.family_id == family_id) & RefreshToken.revoked_at.is_null()).execute()
+
+
+def refresh(tenant_ref, token: str, tenant_slug: str):
+    """Rotate a refresh token in its own transaction; on reuse, revoke the family in another
+    (the first one rolls back with the error, the revocation must not)."""
+    from .db import tenant_transaction
+
+    try:
+        with tenant_transaction(tenant_ref):
+            return rotate_refresh(token, tenant_slug)
+    except RefreshReuse as exc:
+        with tenant_transaction(tenant_ref):
+            revoke_family(exc.family_id)
+        raise
+
+
 # -- principals -----------------------------------------------------------------
 
 def user_principal(user: User, tenant_slug: str, via: str, session_id=None) -> Principal:
@@ -39,20 +67,21 @@ def user_principal(user: User, tenant_slug: str, via: str, session_id=None) -> P
 
 # -- passwords ------------------------------------------------------------------
 
-def check_password(email: str, password: str, pepper: bytes) -> User | None:
+def check_password(email: str, password: str, pepper: bytes, cost: int = passwords.DEFAULT_COST) -> User | None:
     """The active user with this email and password, or ``None``; same cost either way."""
     user = User.by_email(email or "") if email else None
     stored = user.password_hash if user is not None and user.is_active else None
-    ok = passwords.verify_password(password or "", stored, pepper)
+    ok = passwords.verify_password(password or "", stored, pepper, cost)
     return user if ok else None
 
 
-def set_password(user: User, new_password: str, pepper: bytes, cost: int) -> None:
+def set_password(user: User, new_password: str, pepper: bytes, cost: int, keep_session_id: int | None = None) -> None:
+    """Store a new password; every other session and every refresh token of the user dies."""
     user.password_hash = passwords.hash_password(new_password, pepper, cost)
     user.password_changed_at = utcnow()
     user.updated_at = utcnow()
     user.save()
-    revoke_user_credentials(user.id)
+    revoke_user_credentials(user.id, keep_session_id)
 
 
 def revoke_user_credentials(user_id: int, keep_session_id: int | None = None) -> None:
@@ -122,11 +151,10 @@ def rotate_refresh(token: str, tenant_slug: str) -> tuple[User, str]:
     if row is None:
         raise AuthError("The refresh token is not valid.")
     now = utcnow()
-    if row.used_at is not None or row.revoked_at is not None:
-        if row.used_at is not None:
-            RefreshToken.update(revoked_at=now).where(
-                (RefreshToken.family_id == row.family_id) & RefreshToken.revoked_at.is_null()).execute()
-        raise AuthError("The refresh token was already used or revoked; sign in again.")
+    if row.used_at is not None:
+        raise RefreshReuse(row.family_id)
+    if row.revoked_at is not None:
+        raise AuthError("The refresh token was revoked; sign in again.")
     if row.family_expires_at <= now:
         raise AuthError("The sign-in has expired; sign in again.")
     user = User.get_or_none((User.id == row.user_id) & (User.is_active == True))  # noqa: E712
@@ -186,7 +214,7 @@ class LinkSigner:
         return URLSafeTimedSerializer(self.secret, salt=f"smsgw-link-{purpose}")
 
     def make(self, purpose: str, tenant_slug: str, user_id: int, extra: dict | None = None) -> str:
-        payload = {"t": tenant_slug, "u": user_id, "n": secrets.token_urlsafe(12)}
+        payload = {"t": tenant_slug, "u": user_id, "n": secrets.token_urlsafe(12), "p": _password_stamp(user_id)}
         if extra:
             payload.update(extra)
         return self._s(purpose).dumps(payload)
@@ -203,6 +231,9 @@ class LinkSigner:
             raise AuthError(N_("This link belongs to another workspace."))
         if OneTimeLink.get_or_none(OneTimeLink.nonce == data["n"]):
             raise AuthError(N_("This link was already used. Ask for a new one if you still need it."))
+        if purpose == "reset" and data.get("p") != _password_stamp(data.get("u")):
+            # The password changed since the link was made: it must not change it again.
+            raise AuthError(N_("This link was already used. Ask for a new one if you still need it."))
         return data
 
     def spend(self, purpose: str, token: str, tenant_slug: str) -> dict:
@@ -212,6 +243,11 @@ class LinkSigner:
         if not inserted:
             raise AuthError(N_("This link was already used. Ask for a new one if you still need it."))
         return data
+
+
+def _password_stamp(user_id) -> str:
+    user = User.get_or_none(User.id == user_id) if isinstance(user_id, int) else None
+    return user.password_changed_at.isoformat() if user and user.password_changed_at else ""
 
 
 def count_users() -> int:

@@ -43,13 +43,13 @@ def hash_password(password: str, pepper: bytes, cost: int = DEFAULT_COST) -> str
     return bcrypt.hashpw(_prehash(password, pepper), bcrypt.gensalt(rounds=cost)).decode("ascii")
 
 
-def verify_password(password: str, stored: str | None, pepper: bytes) -> bool:
-    """Constant-shape check; a missing hash still costs one bcrypt round trip."""
+def verify_password(password: str, stored: str | None, pepper: bytes, cost: int = DEFAULT_COST) -> bool:
+    """Constant-shape check; a missing hash still costs one bcrypt run at the configured cost."""
     if not isinstance(password, str) or len(password) > MAX_LENGTH:
         return False
     candidate = _prehash(password, pepper)
     if not stored:
-        bcrypt.checkpw(candidate, _dummy_hash())
+        bcrypt.checkpw(candidate, _dummy_hash(cost))
         return False
     try:
         return bcrypt.checkpw(candidate, stored.encode("ascii"))
@@ -62,6 +62,6 @@ def hash_cost(stored: str) -> int:
     return int(stored.split("$")[2])
 
 
-@functools.lru_cache(maxsize=1)
-def _dummy_hash() -> bytes:
-    return bcrypt.hashpw(b"smsgw-dummy-password-for-timing", bcrypt.gensalt(rounds=DEFAULT_COST))
+@functools.lru_cache(maxsize=8)
+def _dummy_hash(cost: int) -> bytes:
+    return bcrypt.hashpw(b"smsgw-dummy-password-for-timing", bcrypt.gensalt(rounds=cost))

@@ -33,6 +33,7 @@ class Verdict:
     allowed: bool
     delay: float
     retry_after: int = 0
+    attempt_ids: tuple = ()
 
 
 def account_key(tenant_slug: str, email: str) -> str:
@@ -66,6 +67,40 @@ class LoginThrottle:
         if acct_recent >= 3 and not trusted_device:
             delay = min(p.base_delay * (2 ** (acct_recent - 3)), p.max_delay)
         return Verdict(True, delay)
+
+    def begin(self, account: str, ip: str, trusted_device: bool) -> Verdict:
+        """Record this attempt *first*, then count: parallel guesses cannot all slip under a cap.
+
+        The attempt counts as a failure unless :meth:`succeeded` clears it.
+        """
+        with connection():
+            with app_db.atomic():
+                ids = tuple(r[0] for r in app_db.execute_sql(
+                    "INSERT INTO public.login_failure (key) VALUES (%s), (%s) RETURNING id",
+                    (account, ip_key(ip))).fetchall())
+                acct_hour, acct_recent, ip_hour = app_db.execute_sql("""
+                    SELECT count(*) FILTER (WHERE key = %s),
+                           count(*) FILTER (WHERE key = %s AND at > now() - interval '15 minutes'),
+                           count(*) FILTER (WHERE key = %s)
+                      FROM public.login_failure
+                     WHERE key IN (%s, %s) AND at > now() - interval '1 hour'
+                """, (account, account, ip_key(ip), account, ip_key(ip))).fetchone()
+        p = self.policy
+        if ip_hour > p.per_ip:
+            return Verdict(False, 0.0, 3600, ids)
+        if acct_hour > p.per_account and not trusted_device:
+            return Verdict(False, 0.0, 3600, ids)
+        previous = acct_recent - 1
+        delay = 0.0
+        if previous >= 3 and not trusted_device:
+            delay = min(p.base_delay * (2 ** (previous - 3)), p.max_delay)
+        return Verdict(True, delay, 0, ids)
+
+    def succeeded(self, account: str, verdict: Verdict) -> None:
+        """A correct password: forget the account's failures and this attempt's IP entry."""
+        with connection():
+            app_db.execute_sql("DELETE FROM public.login_failure WHERE key = %s OR id = ANY(%s)",
+                               (account, list(verdict.attempt_ids)))
 
     def record_failure(self, account: str, ip: str) -> None:
         with connection():

@@ -29,7 +29,7 @@ def parse_filters(handler) -> dict:
             "actor": handler.get_query_argument("actor", "")[:254].strip(),
             "since": since, "until": until,
             "admin_only": handler.get_query_argument("admin", "") == "1",
-            "before_id": int(before) if before.isdigit() and len(before) < 18 else None}
+            "before_id": int(before) if (before.isascii() and before.isdigit()) and len(before) < 18 else None}
 
 
 class AuditPageHandler(PageHandler):

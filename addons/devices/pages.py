@@ -123,7 +123,7 @@ class DevicePage(PageHandler):
     def settings_from_form(self) -> dict:
         def num(name):
             raw = self.get_body_argument(name, "0").strip() or "0"
-            return int(raw) if raw.isdigit() and len(raw) < 10 else raw
+            return int(raw) if (raw.isascii() and raw.isdigit()) and len(raw) < 10 else raw
 
         return {
             "limits": {"per_minute": num("per_minute"), "per_hour": num("per_hour"), "per_day": num("per_day")},
@@ -132,7 +132,7 @@ class DevicePage(PageHandler):
                               "start": self.get_body_argument("wh_start", "08:00"),
                               "end": self.get_body_argument("wh_end", "20:00"),
                               "timezone": self.get_body_argument("wh_timezone", "UTC").strip(),
-                              "days": [int(d) for d in self.get_body_arguments("wh_days") if d.isdigit()
+                              "days": [int(d) for d in self.get_body_arguments("wh_days") if (d.isascii() and d.isdigit())
                                        and len(d) == 1] or [0, 1, 2, 3, 4, 5, 6]},
             "sim": {"mode": self.get_body_argument("sim_mode", "default"), "slot": num("sim_slot")},
         }

@@ -61,7 +61,7 @@ def budget(device: Device, now: dt.datetime | None = None) -> tuple[int, str | N
                 blocked_until = max(blocked_until, until) if blocked_until else until
             remaining = min(remaining, max(left, 0))
     if remaining <= 0:
-        return 0, f"rate limit until {blocked_until.strftime('%H:%M')} UTC"
+        return 0, f"rate limit until {blocked_until.astimezone(dt.timezone.utc).strftime('%H:%M')} UTC"
     return remaining, None
 
 
@@ -139,7 +139,7 @@ def why_waiting(recipient: Recipient, now=None) -> str | None:
         return None
     now = now or utcnow()
     if recipient.not_before and recipient.not_before > now:
-        return f"scheduled for {recipient.not_before.strftime('%Y-%m-%d %H:%M')} UTC"
+        return f"scheduled for {recipient.not_before.astimezone(dt.timezone.utc).strftime('%Y-%m-%d %H:%M')} UTC"
     devices = list(Device.select().where(Device.enabled & Device.removed_at.is_null()))
     if not devices:
         return "no online device (no phone is paired and enabled yet)"

@@ -32,8 +32,8 @@ def _time(value, field, errors, prefix):
     if isinstance(value, str) and len(value) <= 40:
         try:
             t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-        except ValueError:
+            return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+        except (ValueError, OverflowError):
             pass
     errors.append({"field": prefix + field, "message": "must be an ISO 8601 time, e.g. 2026-12-01T09:00:00Z"})
     return None
@@ -94,7 +94,7 @@ def validate_one(item, region: str, prefix: str = "") -> tuple[dict | None, list
     now = utcnow()
     if ttl is not None and valid_until is not None:
         errors.append({"field": prefix + "ttl", "message": "give ttl or valid_until, not both"})
-    if ttl is not None:
+    if ttl is not None and (send_at or now) < dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc):
         valid_until = (send_at or now) + dt.timedelta(seconds=ttl)
     if valid_until is not None and valid_until <= now:
         errors.append({"field": prefix + "valid_until", "message": "is in the past"})
@@ -162,8 +162,9 @@ def accept(tenant, clean: list[dict], rejected_all: list[list], batch: bool, *, 
     Returns ``(status, response, wake_keys)``; wake keys are for after the commit.
     """
     if idempotency_key:
-        got = app_db.execute_sql("SELECT pg_try_advisory_xact_lock(hashtext('idem'), hashtext(%s))",
-                                 (idempotency_key,)).fetchone()[0]
+        # Advisory locks are database-wide: the tenant is part of the key.
+        got = app_db.execute_sql("SELECT pg_try_advisory_xact_lock(hashtext('idem:' || %s), hashtext(%s))",
+                                 (tenant.slug, idempotency_key)).fetchone()[0]
         if not got:
             raise Problem(409, "idempotency-in-flight",
                           "A request with this Idempotency-Key is still being processed; retry in a moment.")

@@ -74,7 +74,7 @@ class DeliveriesPage(PageHandler):
 
     async def post(self, raw):
         delivery_id = self.get_body_argument("delivery_id", "")
-        if not delivery_id.isdigit() or len(delivery_id) > 18:
+        if not (delivery_id.isascii() and delivery_id.isdigit()) or len(delivery_id) > 18:
             raise Problem(404, "not-found", "There is no such delivery here.")
 
         def again():

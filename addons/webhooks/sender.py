@@ -42,7 +42,7 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if (value.isascii() and value.isdigit()):
         return float(value)
     from email.utils import parsedate_to_datetime
 

@@ -20,7 +20,7 @@ EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$")
 
 
 def _int(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise Problem(404, "not-found", "There is no such item here.")
     return int(value)
 
@@ -54,11 +54,11 @@ class ProfileHandler(PageHandler):
 
             def change():
                 user = User.get_by_id(principal.id)
-                if check_password(user.email, current, platform.pepper) is None:
+                if check_password(user.email, current, platform.pepper, platform.bcrypt_cost) is None:
                     raise AuthError("Your current password is not right.")
                 passwords.check_policy(new)
-                set_password(user, new, platform.pepper, platform.bcrypt_cost)
                 # Other sessions and refresh tokens die; this browser stays signed in.
+                set_password(user, new, platform.pepper, platform.bcrypt_cost, keep_session_id=principal.session_id)
                 return user
 
             try:
@@ -69,7 +69,7 @@ class ProfileHandler(PageHandler):
                 await self.run_db(emit, platform, audit(self, "password.changed", actor=principal.actor,
                                                         actor_name=user.email, target=principal.actor))
                 self.flash("success", "Your password was changed. Other sessions were signed out.")
-                self.redirect("/login")
+                self.redirect("/account")
                 return
         else:
             name = self.get_body_argument("name", "").strip()[:200]

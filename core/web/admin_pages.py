@@ -8,6 +8,8 @@ data is shown.
 
 from __future__ import annotations
 
+import asyncio
+
 from ..adminauth import (GrantError, active_grant, check_admin_password, create_admin_session, grant_principal,
                          open_grant, revoke_admin_session)
 from ..catalogue import Tenant
@@ -23,6 +25,7 @@ from .problem import Problem
 from .pages import safe_next
 
 
+ADMIN_KNOWN_COOKIE = "smsgw_admin_known"
 ADMIN_TOO_MANY = N_("Too many failed sign-ins. Wait a while and try again.")
 
 
@@ -51,18 +54,23 @@ class AdminLoginHandler(AdminHandler):
         from ..throttle import account_key
 
         key = account_key("(platform)", email)
-        verdict = await self.run_db(self.platform.throttle.check, key, client_ip(self), False)
+        known = self.get_signed_cookie(ADMIN_KNOWN_COOKIE, max_age_days=365)
+        trusted = bool(known) and known.decode().lower() == email.lower()
+        verdict = await self.run_db(self.platform.throttle.begin, key, client_ip(self), trusted)
         admin = None
         if verdict.allowed:
-            admin = await self.run_db(check_admin_password, email, password, self.platform.pepper)
+            if verdict.delay:
+                await asyncio.sleep(verdict.delay)
+            admin = await self.run_db(check_admin_password, email, password, self.platform.pepper,
+                                      self.platform.bcrypt_cost)
         if admin is None:
-            if verdict.allowed:
-                await self.run_db(self.platform.throttle.record_failure, key, client_ip(self))
             await self.run_db(emit, self.platform, audit(self, "admin.login.failure", actor_name=email))
             self.set_status(401 if verdict.allowed else 429)
             self.render("admin/login.html", error=SAME_ANSWER if verdict.allowed else ADMIN_TOO_MANY, next=nxt)
             return
-        await self.run_db(self.platform.throttle.record_success, key)
+        await self.run_db(self.platform.throttle.succeeded, key, verdict)
+        self.set_signed_cookie(ADMIN_KNOWN_COOKIE, admin.email, expires_days=365, httponly=True, samesite="Strict",
+                               secure=self.request.protocol == "https", path="/admin")
         token = await self.run_db(create_admin_session, admin, client_ip(self), self.request.headers.get("User-Agent", ""))
         await self.run_db(emit, self.platform, audit(self, "admin.login.success", actor=f"admin:{admin.id}",
                                                      actor_name=admin.email))
@@ -118,10 +126,11 @@ class AdminTenantHandler(AdminHandler):
                 await self.run_db(getattr(self.platform.tenants, action), tenant.slug)
             except TenantError as exc:
                 raise Problem(400, "invalid", str(exc)) from None
-            await self.run_db(emit, self.platform, audit(self, f"admin.tenant_{action}d", tenant=tenant,
+            done = {"suspend": "suspended", "resume": "resumed"}[action]
+            await self.run_db(emit, self.platform, audit(self, f"admin.tenant_{done}", tenant=tenant,
                                                          actor=admin.actor, actor_name=admin.email,
                                                          target=f"tenant:{tenant.slug}"))
-            self.flash("success", f"Tenant {tenant.slug}: {action}d.")
+            self.flash("success", f"Tenant {tenant.slug}: {done}.")
             self.redirect(f"/admin/tenants/{tenant.slug}")
             return
         if action == "access":

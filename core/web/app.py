@@ -10,7 +10,7 @@ import tornado.web
 from tornado.routing import AnyMatches, HostMatches, Rule
 
 from ..templating import Templates
-from . import access_log, account_pages, admin_pages, auth_api, auth_pages, pages
+from . import access_log, account_pages, admin_pages, auth_api, auth_pages, docs, pages
 from .base import BaseHandler, NotFoundHandler
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ def core_routes():
         (r"/api/v1/auth/refresh", auth_api.RefreshHandler),
         (r"/api/v1/auth/logout", auth_api.RevokeHandler),
         (r"/api/v1/me", auth_api.MeHandler),
+        (r"/api/openapi\.json", docs.OpenApiHandler),
+        (r"/api/docs", docs.ApiDocsHandler),
         (r"/admin/login", admin_pages.AdminLoginHandler),
         (r"/admin/logout", admin_pages.AdminLogoutHandler),
         (r"/admin", admin_pages.AdminHomeHandler),
@@ -99,7 +101,8 @@ class Application(tornado.web.Application):
             rules,
             cookie_secret=platform.cookie_secret,
             xsrf_cookies=True,
-            xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict"},
+            xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict",
+                                "secure": settings.public_scheme == "https"},
             default_handler_class=NotFoundHandler,
             log_function=access_log.log_request,
             compress_response=True,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..events import emit
-from ..identity import AuthError, issue_refresh, revoke_user_credentials, rotate_refresh
+from ..identity import AuthError, issue_refresh, refresh, revoke_user_credentials
 from ..jwtkeys import ACCESS_TTL
 from ..permissions import AUTHENTICATED, PUBLIC
 from .auth_pages import TOO_MANY, audit, login_attempt
@@ -53,7 +53,7 @@ class RefreshHandler(ApiHandler):
             raise Problem(422, "validation-failed", "Send refresh_token.",
                           errors=[{"field": "refresh_token", "message": "required"}])
         try:
-            user, new_token = await self.in_tenant(rotate_refresh, token, self.tenant.slug)
+            user, new_token = await self.run_db(refresh, self.tenant.ref, token, self.tenant.slug)
         except AuthError as exc:
             await self.run_db(emit, self.platform, audit(self, "refresh.refused", detail=str(exc)))
             raise Problem(401, "invalid-refresh-token", str(exc)) from None

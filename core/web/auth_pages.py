@@ -131,25 +131,22 @@ async def login_attempt(handler, email: str, password: str):
     key = account_key(handler.tenant.slug, email)
     known = handler.get_signed_cookie(KNOWN_DEVICE_COOKIE, max_age_days=365)
     ip = client_ip(handler)
-    verdict = await handler.run_db(platform.throttle.check, key, ip, False)
     trusted = False
-    if known and not verdict.allowed:
+    if known:
         # A browser that signed in to this account before is not locked out by strangers' failures.
         user = await handler.in_tenant(User.by_email, email)
         trusted = user is not None and known.decode() == f"{handler.tenant.slug}:{user.id}"
-        if trusted:
-            verdict = await handler.run_db(platform.throttle.check, key, ip, True)
+    verdict = await handler.run_db(platform.throttle.begin, key, ip, trusted)
     if not verdict.allowed:
         await handler.run_db(emit, platform, audit(handler, "login.throttled", actor_name=email[:254]))
         return None, TOO_MANY
     if verdict.delay:
         await asyncio.sleep(verdict.delay)
-    user = await handler.in_tenant(check_password, email, password, platform.pepper)
+    user = await handler.in_tenant(check_password, email, password, platform.pepper, platform.bcrypt_cost)
     if user is None:
-        await handler.run_db(platform.throttle.record_failure, key, ip)
         await handler.run_db(emit, platform, audit(handler, "login.failure", actor_name=email[:254]))
         return None, SAME_ANSWER
-    await handler.run_db(platform.throttle.record_success, key)
+    await handler.run_db(platform.throttle.succeeded, key, verdict)
     await handler.run_db(emit, platform, audit(handler, "login.success", actor=f"user:{user.id}",
                                                  actor_name=user.email))
     return user, None

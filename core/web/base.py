@@ -12,6 +12,7 @@ Database work never runs on the IOLoop: use :meth:`run_db` / :meth:`in_tenant`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import traceback
@@ -84,7 +85,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.negotiate_language()
         limit = self.max_body_size or self.settings_.max_body_size
         length = self.request.headers.get("Content-Length")
-        if (length and length.isdigit() and int(length) > limit) or len(self.request.body or b"") > limit:
+        if (length and (length.isascii() and length.isdigit()) and int(length) > limit) or len(self.request.body or b"") > limit:
             raise Problem(413, "body-too-large", f"The request body exceeds {limit} bytes; send less.")
         slug = self.host_slug()
         self.tenant_slug = slug
@@ -235,15 +236,42 @@ class BaseHandler(tornado.web.RequestHandler):
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
         tenant = await self._tenant_for_token(str(claims.get("tenant") or ""))
         kind, _, raw_id = str(claims["sub"]).partition(":")
-        if kind != "user" or not raw_id.isdigit():
-            raise Problem(401, "invalid-token", "The access token names no user.")
+        if kind != "user" or not (raw_id.isascii() and raw_id.isdigit()):
+            raise Problem(401, "invalid-token", "The access token names no user.",
+                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         from ..identity import user_principal
         from ..users import User
 
-        user = await self.in_tenant(lambda: User.get_or_none((User.id == int(raw_id)) & (User.is_active == True)))  # noqa: E712
+        def load():
+            if self._access_token_revoked(tenant, claims):
+                return None, True
+            return User.get_or_none((User.id == int(raw_id)) & (User.is_active == True)), False  # noqa: E712
+
+        user, revoked = await self.in_tenant(load)
+        if revoked:
+            raise Problem(401, "invalid-token", "This access token was revoked; get a new one.",
+                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         if user is None:
-            raise Problem(401, "invalid-token", "The account behind this token is disabled or gone.")
-        return user_principal(user, tenant.slug, "jwt")
+            raise Problem(401, "invalid-token", "The account behind this token is disabled or gone.",
+                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        principal = user_principal(user, tenant.slug, "jwt")
+        scope = claims.get("scope")
+        if scope is not None:
+            # An optional ``scope`` claim (space-separated permissions, or a list) narrows the token:
+            # it grants what both the user's role and the scope allow, never more than the role.
+            granted = scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) else []
+            principal = dataclasses.replace(
+                principal, permissions=principal.permissions & frozenset(str(p) for p in granted))
+        return principal
+
+    def _access_token_revoked(self, tenant, claims: dict) -> bool:
+        """Hook point, inside the tenant's transaction: has an addon revoked this access token?
+
+        Addons implement ``smsgw_access_token_revoked(tenant, claims)`` (declared by the addon
+        that introduces revocation, e.g. compat); without any, no token is revoked early.
+        """
+        hook = getattr(self.platform.registry.hook, "smsgw_access_token_revoked", None)
+        return hook is not None and any(hook(tenant=tenant, claims=claims))
 
     def check_xsrf_cookie(self):
         self.negotiate_language()  # runs before prepare(); the error page should speak the user's language
@@ -419,12 +447,49 @@ class ApiHandler(BaseHandler):
             raise Problem(400, "invalid-json", f"The body is not valid JSON: {exc}.") from None
         if not isinstance(body, dict):
             raise Problem(400, "invalid-json", "The body must be a JSON object.")
+        bad = _unsafe_text(body)
+        if bad:
+            raise Problem(400, "invalid-characters",
+                          f"The body holds text PostgreSQL cannot store ({bad}); remove NUL characters and "
+                          "unpaired surrogates.")
         return body
 
     def write_json(self, data, status: int = 200):
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(data, default=str))
+
+
+def _unsafe_text(value, depth: int = 0) -> str | None:
+    """Describe the first string (or key) a database could not store, if any."""
+    if depth > 64:
+        return "nesting too deep"
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "an unpaired surrogate"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _unsafe_text(k, depth + 1) or _unsafe_text(v, depth + 1)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for v in value:
+            found = _unsafe_text(v, depth + 1)
+            if found:
+                return found
+    return None
+
+
+def digits(value: str | None, max_len: int = 18) -> int | None:
+    """An id from a URL or form: ASCII digits only (``"²".isdigit()`` is True), else None."""
+    if value and len(value) <= max_len and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 class NotFoundHandler(BaseHandler):
