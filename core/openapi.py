@@ -141,6 +141,8 @@ STRAY_AUTH_ERRORS = [
 ]
 JSON_BODY_ERRORS = [
     (400, "invalid-json", "The body is not valid JSON, or not a JSON object."),
+    (400, "invalid-characters", "A string in the body holds a NUL character or an unpaired surrogate, which "
+                                "cannot be stored."),
     (413, "body-too-large", "The body is larger than the server accepts."),
     (415, "unsupported-media-type", "The body was not sent as `application/json`."),
 ]
@@ -171,13 +173,17 @@ def responses(success: dict, *errors) -> dict:
     """The responses of an operation: ``success`` (status → response) plus its problems.
 
     ``errors`` are ``(status, code, when)`` tuples or lists of them (such as
-    :data:`AUTH_ERRORS`); codes are grouped per status. A code given twice for one
-    status keeps its first explanation.
+    :data:`AUTH_ERRORS`); codes are grouped per status, and the explanations of a
+    code given twice for one status are joined.
     """
     by_status: dict[int, dict[str, str]] = {}
     for item in errors:
         for status, code, why in ([item] if isinstance(item, tuple) else item):
-            by_status.setdefault(status, {}).setdefault(code, why)
+            codes = by_status.setdefault(status, {})
+            if code not in codes:
+                codes[code] = why
+            elif why not in codes[code]:
+                codes[code] += " Or: " + why
     out = {str(k): v for k, v in success.items()}
     for status in sorted(by_status):
         if str(status) in out:

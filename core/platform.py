@@ -56,6 +56,10 @@ class Platform:
         from .throttle import LoginThrottle
 
         self.throttle = LoginThrottle()
+        from .throttle import ThrottlePolicy
+
+        # Password-reset mails: a few per account and hour, so nobody can flood an inbox.
+        self.reset_throttle = LoginThrottle(ThrottlePolicy(per_account=5, per_ip=50, base_delay=0.0))
         from .wakeups import WakeupHub
 
         self.wakeups = WakeupHub()

@@ -206,7 +206,9 @@ class ForgotPasswordHandler(PageHandler):
                 return None
             return user.email, self.platform.links.make("reset", tenant.slug, user.id)
 
-        found = await self.in_tenant(make_link)
+        verdict = await self.run_db(self.platform.reset_throttle.begin,
+                                    "reset:" + account_key(tenant.slug, email), client_ip(self), False)
+        found = await self.in_tenant(make_link) if verdict.allowed else None
         if found:
             to, token = found
             url = f"{self.settings_.public_url(tenant.slug)}/reset-password?token={token}"
