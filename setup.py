@@ -40,6 +40,14 @@ setup(
             # Drives Debian's chromium for browser tests (no browser download).
             "playwright>=1.45",
             "requests>=2.31",
+            # The SMS Gateway for Android client (requests flavour): the compat API's contract in tests.
+            "android-sms-gateway[requests]>=4.3",
+            # Verifies our webhook signatures in tests and examples (a library we did not write).
+            "standardwebhooks>=1.0",
+            # The published API contract: validates /api/openapi.json as OpenAPI 3.1 ...
+            "openapi-spec-validator>=0.7",
+            # ... and fuzzes the live API against it (property-based, on hypothesis).
+            "schemathesis>=4.0,<5",
         ],
     },
     entry_points={
@@ -47,6 +55,7 @@ setup(
         # Shipped addons are found exactly like resellers' packages.
         "smsgw.addons": [
             "audit = addons.audit",
+            "compat = addons.compat",
             "devices = addons.devices",
             "messaging = addons.messaging",
             "webhooks = addons.webhooks",

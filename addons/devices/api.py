@@ -15,7 +15,7 @@ from .settings import SettingsError, merged
 
 
 def device_id_or_404(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise Problem(404, "not-found", "There is no such device here.")
     return int(raw)
 

@@ -68,3 +68,10 @@ def sweep_offline_devices(platform):
 def smsgw_tasks(queue):
     platform = queue.platform
     queue.periodic(crontab(minute="*"), lambda: sweep_offline_devices(platform), name="devices.sweep_offline")
+
+
+@hookimpl
+def smsgw_openapi():
+    from . import openapi
+
+    return openapi.fragment()

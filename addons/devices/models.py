@@ -33,11 +33,14 @@ class Device(TenantModel):
         table_name = "devices"
 
     def public(self) -> dict:
+        def iso(t):
+            return t.isoformat() if t else None
+
         return {
             "id": self.id, "name": self.name, "device_uid": self.device_uid, "model": self.model,
             "os_version": self.os_version, "app_version": self.app_version, "sims": self.sims,
-            "enabled": self.enabled, "online": self.online, "created_at": self.created_at,
-            "last_seen_at": self.last_seen_at, "battery_level": self.battery_level, "charging": self.charging,
+            "enabled": self.enabled, "online": self.online, "created_at": iso(self.created_at),
+            "last_seen_at": iso(self.last_seen_at), "battery_level": self.battery_level, "charging": self.charging,
             "signal": self.signal, "queue_length": self.queue_length, "settings": self.settings,
             "settings_version": self.settings_version, "token_hint": self.token_hint,
         }

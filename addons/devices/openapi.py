@@ -16,6 +16,7 @@ SERVER_TIME = date_time("The server's clock, to correct the phone's.")
 DEVICE_ERRORS = WORKSPACE_ERRORS + AUTH_ERRORS
 BATCH_TOO_LARGE = (413, "batch-too-large", f"More than {MAX_BATCH} items in one request.")
 DEVICE_ID = path_id("device_id", "device")
+NO_DEVICE = (404, "not-found", "There is no such device (or it was removed).")
 LOOSE_TIME = {
     "oneOf": [{"type": "string", "maxLength": 40, "description": "ISO 8601; without an offset it is UTC."},
               {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 4e12,
@@ -352,7 +353,7 @@ PATHS = {
         "get": {
             "operationId": "getDevice", "tags": [DEVICES], "summary": "Get a device",
             "security": security("devices:read"),
-            "responses": responses({200: json_response("The device.", ref("Device"))}, api_errors()),
+            "responses": responses({200: json_response("The device.", ref("Device"))}, api_errors(), NO_DEVICE),
         },
         "patch": {
             "operationId": "updateDevice", "tags": [DEVICES], "summary": "Rename, enable or disable, change settings",
@@ -363,14 +364,14 @@ PATHS = {
                 "rename": {"name": "Office phone"},
                 "limits": {"settings": {"limits": {"per_minute": 10}, "sim": {"mode": "fixed", "slot": 2}}}}),
             "responses": responses({200: json_response("The device as it is now.", ref("Device"))},
-                                   api_errors(write=True, body=True), VALIDATION),
+                                   api_errors(write=True, body=True), NO_DEVICE, VALIDATION),
         },
         "delete": {
             "operationId": "removeDevice", "tags": [DEVICES], "summary": "Remove a device",
             "description": "Its token stops working and its unreported work goes back to the queue for other "
                            "phones. Its history stays.",
             "security": security("devices:write"),
-            "responses": responses({204: no_content("Removed.")}, api_errors(write=True)),
+            "responses": responses({204: no_content("Removed.")}, api_errors(write=True), NO_DEVICE),
         },
     },
     "/api/v1/devices/{device_id}/token": {
@@ -381,7 +382,7 @@ PATHS = {
                            "one on the phone. No body.",
             "security": security("devices:write"),
             "responses": responses({200: json_response("The new token.", ref("DeviceToken"), NO_STORE)},
-                                   api_errors(write=True)),
+                                   api_errors(write=True), NO_DEVICE),
         },
     },
 }

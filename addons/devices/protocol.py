@@ -35,8 +35,8 @@ def parse_time(value, field: str, errors: list, index: int):
     if isinstance(value, str) and len(value) <= 40:
         try:
             t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-        except ValueError:
+            return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+        except (ValueError, OverflowError):
             pass
     errors.append({"field": f"{field}[{index}].at", "message": "must be an ISO 8601 time or epoch milliseconds"})
     return None
@@ -50,7 +50,7 @@ class DeviceApiHandler(ApiHandler):
         raw = self.get_query_argument(name, None)
         if raw is None:
             return default
-        if not raw.isdigit() or len(raw) > 10:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
             raise Problem(400, "invalid-parameter", f"{name} must be a whole number from {low} to {high}.")
         return max(low, min(high, int(raw)))
 
@@ -176,7 +176,7 @@ class ReportsHandler(DeviceApiHandler):
                 continue
             mid = item.get("message_id")
             if not (isinstance(mid, int) and not isinstance(mid, bool) and 0 < mid < 2**63) and not (
-                    isinstance(mid, str) and mid.isdigit() and len(mid) < 19):
+                    isinstance(mid, str) and (mid.isascii() and mid.isdigit()) and len(mid) < 19):
                 errors.append({"field": f"reports[{i}].message_id", "message": "must be a message id"})
             state = item.get("state")
             if state not in REPORT_STATES:
@@ -189,7 +189,8 @@ class ReportsHandler(DeviceApiHandler):
             if recipient is not None and not (isinstance(recipient, str) and len(recipient) <= 32):
                 errors.append({"field": f"reports[{i}].recipient", "message": "must be a phone number"})
             at = parse_time(item.get("at"), "reports", errors, i)
-            reports.append({"message_id": int(mid) if str(mid).isdigit() else None, "state": state,
+            ascii_id = str(mid).isascii() and str(mid).isdigit()
+            reports.append({"message_id": int(mid) if ascii_id else None, "state": state,
                             "error_code": None if code is None else str(code), "recipient": recipient, "at": at})
         if errors:
             raise Problem(422, "validation-failed", "Some reports are malformed; none were applied.", errors=errors)

@@ -15,7 +15,7 @@ DEFAULTS = {
     "sim": {"mode": "default", "slot": 1},
 }
 SIM_MODES = ("default", "round_robin", "fixed")
-TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]\Z")
 
 
 class SettingsError(ValueError):

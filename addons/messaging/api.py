@@ -31,7 +31,7 @@ def decode_cursor(raw: str | None) -> int | None:
         if value <= 0:
             raise ValueError
         return value
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, OverflowError, json.JSONDecodeError, UnicodeDecodeError):
         raise Problem(400, "invalid-cursor", "The cursor is not valid; use the next_cursor value of a previous page.")
 
 
@@ -40,9 +40,9 @@ def parse_date(raw: str | None, name: str):
         return None
     try:
         t = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
         raise Problem(400, "invalid-parameter", f"{name} must be an ISO 8601 date or time.") from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
 def recipient_json(r: Recipient, with_history: bool = False) -> dict:
@@ -86,7 +86,7 @@ def message_json(m: Message, with_history: bool = False) -> dict:
 
 
 def get_message(raw_id: str) -> Message:
-    if not raw_id.isdigit() or len(raw_id) > 18:
+    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
         raise Problem(404, "not-found", "There is no such message here.")
     m = Message.get_or_none(Message.id == int(raw_id))
     if m is None:
@@ -113,7 +113,7 @@ def list_messages(args: dict, limit: int) -> dict:
             raise Problem(400, "invalid-parameter", f"state must be one of {', '.join(states.STATES)}.")
         sub, filtered = sub.where(Recipient.state == args["state"]), True
     if args.get("device_id"):
-        if not args["device_id"].isdigit() or len(args["device_id"]) > 18:
+        if not (args["device_id"].isascii() and args["device_id"].isdigit()) or len(args["device_id"]) > 18:
             raise Problem(400, "invalid-parameter", "device_id must be a number.")
         sub, filtered = sub.where(Recipient.device_id == int(args["device_id"])), True
     if args.get("phone"):
@@ -150,7 +150,7 @@ class MessagesHandler(ApiHandler):
 
     async def get(self):
         limit = self.get_query_argument("limit", "50")
-        if not limit.isdigit() or not 1 <= int(limit) <= 500:
+        if not (limit.isascii() and limit.isdigit()) or len(limit) > 3 or not 1 <= int(limit) <= 500:
             raise Problem(400, "invalid-parameter", "limit must be from 1 to 500.")
         args = {k: self.get_query_argument(k, None) for k in ("cursor", "reference", "since", "until", "state",
                                                              "device_id", "phone")}
@@ -200,7 +200,7 @@ class InboxHandler(ApiHandler):
 
     async def get(self):
         limit = self.get_query_argument("limit", "50")
-        if not limit.isdigit() or not 1 <= int(limit) <= 500:
+        if not (limit.isascii() and limit.isdigit()) or len(limit) > 3 or not 1 <= int(limit) <= 500:
             raise Problem(400, "invalid-parameter", "limit must be from 1 to 500.")
         before = decode_cursor(self.get_query_argument("cursor", None))
         sender = self.get_query_argument("from", None)
@@ -215,7 +215,7 @@ class InboxHandler(ApiHandler):
             if sender:
                 q = q.where(DeviceInbound.sender.in_({sender, try_normalise(sender, region) or sender}))
             if device:
-                if not device.isdigit() or len(device) > 18:
+                if not (device.isascii() and device.isdigit()) or len(device) > 18:
                     raise Problem(400, "invalid-parameter", "device_id must be a number.")
                 q = q.where(DeviceInbound.device == int(device))
             if since:

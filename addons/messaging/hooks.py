@@ -120,3 +120,10 @@ def smsgw_tasks(queue):
     runtime.set_platform(queue.platform)
     runtime.set_task("release", queue.tenant_task(release_task, name="messaging.release"))
     runtime.set_task("sweep", queue.periodic(crontab(minute="*"), sweep_task, name="messaging.sweep"))
+
+
+@hookimpl
+def smsgw_openapi():
+    from . import openapi
+
+    return openapi.fragment()

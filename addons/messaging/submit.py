@@ -238,7 +238,9 @@ def accept(tenant, clean: list[dict], rejected_all: list[list], batch: bool, *, 
     due_now = any(not c["send_at"] for c in clean)
     if due_now:
         platform = runtime.platform()
-        for device_id in dispatch.devices_to_wake(total_new):
+        # Work for a chosen (or sticky) phone wakes that phone; the rest wakes the least loaded.
+        chosen = {c["device_id"] for c in clean if c["device_id"] and not c["send_at"]} | set(sticky.values())
+        for device_id in sorted(chosen | set(dispatch.devices_to_wake(total_new))):
             key = wake_key(tenant.slug, device_id)
             platform.wake_on_commit(app_db, key)
             keys.append(key)

@@ -12,7 +12,7 @@ from .service import WebhookError
 
 
 def endpoint_or_404(raw: str) -> Endpoint:
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise Problem(404, "not-found", "There is no such webhook here.")
     ep = Endpoint.get_or_none(Endpoint.id == int(raw))
     if ep is None:
@@ -167,7 +167,7 @@ class RedeliverHandler(WebhooksAudit, ApiHandler):
     permissions = {"POST": "webhooks:write"}
 
     async def post(self, raw, raw_delivery):
-        if not raw_delivery.isdigit() or len(raw_delivery) > 18:
+        if not (raw_delivery.isascii() and raw_delivery.isdigit()) or len(raw_delivery) > 18:
             raise Problem(404, "not-found", "There is no such delivery here.")
 
         def again():

@@ -76,3 +76,10 @@ def smsgw_tasks(queue):
     runtime.set_platform(queue.platform)
     runtime.set_deliver_task(queue.tenant_task(delivery.deliver_task, name="webhooks.deliver"))
     queue.periodic(crontab(minute="*"), delivery.sweep_task, name="webhooks.sweep")
+
+
+@hookimpl
+def smsgw_openapi():
+    from . import openapi
+
+    return openapi.fragment()

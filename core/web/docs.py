@@ -13,7 +13,7 @@ import re
 
 from markupsafe import Markup, escape
 
-from ..openapi import HTTP_METHODS, STATUS_TITLES, build_document
+from ..openapi import HTTP_METHODS, PROBLEM, STATUS_TITLES, build_document, ref
 from ..permissions import PUBLIC
 from .base import ApiHandler, PageHandler
 
@@ -68,7 +68,7 @@ class ApiDocsHandler(PageHandler):
         if view is None:
             view = reference_view(document(self.application))
             self.application.__dict__["_openapi_view"] = view
-        self.set_header("Cache-Control", "public, max-age=300")
+        # No shared caching: the page carries the language form's per-browser XSRF token.
         self.render("api_docs.html", api=view)
 
 
@@ -208,9 +208,11 @@ def response_view(status: str, response: dict) -> dict:
     codes = response.get("x-problem-codes", [])
     content = []
     for media, body in response.get("content", {}).items():
-        node = schema_node({"$ref": "#/components/schemas/Problem"}) if codes else schema_node(body.get("schema"))
+        # A problem's schema is Problem narrowed to the codes listed beside it: show it as Problem.
+        node = schema_node(ref("Problem")) if codes and media == PROBLEM else schema_node(body.get("schema"))
         content.append({"media_type": media, "node": node})
-    description = (md(STATUS_TITLES.get(int(status), "Error") + ".") if codes and (status.isascii() and status.isdigit())
+    numeric = status.isascii() and status.isdigit()
+    description = (md(STATUS_TITLES.get(int(status), "Error") + ".") if codes and numeric
                    else md(response.get("description")))
     return {"status": status, "error": status[:1] in "45", "description": description,
             "codes": [{"code": c["code"], "description": inline(c["description"])} for c in codes],
