@@ -157,6 +157,24 @@ class AddonRegistry:
                 out.append((addon.name, result))
         return out
 
+    def folders(self, hook_name: str, folder: str) -> list[tuple[str, Path]]:
+        """An addon part that lives in a folder: ``[(addon, path)]`` in dependency order.
+
+        An addon's hook implementation wins; without one, the conventional
+        ``<package>/<folder>`` is used when it exists (``migrations``,
+        ``templates``, ``static``, ``locale``), so addons need no boilerplate.
+        """
+        given = dict(self.call_each(hook_name))
+        out = []
+        for addon in self.addons:
+            if addon.name in given:
+                value = given[addon.name]
+                for path in (value if isinstance(value, (list, tuple)) else [value]):
+                    out.append((addon.name, Path(path)))
+            elif (addon.path / folder).is_dir():
+                out.append((addon.name, addon.path / folder))
+        return out
+
     def call_one(self, addon: str, hook_name: str, **kwargs):
         """Call one addon's implementation of a hook (``None`` if it has none)."""
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():

@@ -22,7 +22,9 @@ hookspec = pluggy.HookspecMarker("smsgw")
 
 @hookspec
 def smsgw_migrations():
-    """Return the directory holding this addon's migrations, or ``None``.
+    """Return the directory holding this addon's migrations.
+
+    Optional: without an implementation the addon's ``migrations/`` folder is used.
 
     The directory has ``public/`` and ``tenant/`` subdirectories of files
     named ``NNNN_description.sql`` (or ``.py`` with ``migrate(cursor, ctx)``).
@@ -61,6 +63,8 @@ def smsgw_routes(settings):
 def smsgw_template_dirs():
     """Return a list of directories with this addon's Jinja2 templates.
 
+    Optional: without an implementation the addon's ``templates/`` folder is used.
+
     Lookup order is theme → addons → core; ``core/`` prefixed names always
     reach the core templates so a theme can extend the original.
     """
@@ -68,7 +72,10 @@ def smsgw_template_dirs():
 
 @hookspec
 def smsgw_static_dirs():
-    """Return the directory of this addon's static files, served at ``/static/addons/<name>/``."""
+    """Return the directory of this addon's static files, served at ``/static/addons/<name>/``.
+
+    Optional: without an implementation the addon's ``static/`` folder is used.
+    """
 
 
 @hookspec
@@ -118,7 +125,10 @@ def smsgw_settings_schema():
 
 @hookspec
 def smsgw_translations():
-    """Return a ``locale/`` directory holding ``<lang>/LC_MESSAGES/*.po`` catalogues for this addon."""
+    """Return a ``locale/`` directory holding ``<lang>/LC_MESSAGES/*.po`` catalogues for this addon.
+
+    Optional: without an implementation the addon's ``locale/`` folder is used.
+    """
 
 
 # ---------------------------------------------------------------------------

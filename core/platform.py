@@ -37,7 +37,7 @@ class Platform:
         self.tenants = TenantService(self)
         self.bcrypt_cost = 12
         sources = [("core", CORE_MIGRATIONS)] + [
-            (name, Path(path)) for name, path in self.registry.call_each("smsgw_migrations")]
+            (name, path) for name, path in self.registry.folders("smsgw_migrations", "migrations")]
         found = collect(sources)
         self.public_migrations = found["public"]
         self.tenant_migrations = found["tenant"]
@@ -115,7 +115,7 @@ class Platform:
     def catalogues(self) -> Catalogues:
         if self._catalogues is None:
             dirs = [self.settings.locale_dir] + [
-                Path(p) for _, p in self.registry.call_each("smsgw_translations")]
+                p for _, p in self.registry.folders("smsgw_translations", "locale")]
             self._catalogues = Catalogues(dirs, self.settings.default_language)
         return self._catalogues
 

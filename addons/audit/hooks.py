@@ -1,7 +1,5 @@
 """Audit addon hooks: record every security event, purge past retention, show the trail."""
 
-from pathlib import Path
-
 from core.addons import hookimpl
 from core.i18n import N_
 from core.tasks import crontab
@@ -10,27 +8,14 @@ from core.web.menu import MenuItem
 from . import trail
 from .handlers import AuditExportHandler, AuditPageHandler
 
-HERE = Path(__file__).parent
-
-
 @hookimpl
 def smsgw_audit_event(event):
     trail.record(event)
 
 
 @hookimpl
-def smsgw_migrations():
-    return HERE / "migrations"
-
-
-@hookimpl
 def smsgw_routes():
     return [(r"/audit", AuditPageHandler), (r"/audit/export\.json", AuditExportHandler)]
-
-
-@hookimpl
-def smsgw_template_dirs():
-    return [HERE / "templates"]
 
 
 @hookimpl

@@ -1,7 +1,5 @@
 """Devices addon hooks: routes, pages, device-token principals, offline sweep, menu."""
 
-from pathlib import Path
-
 from core.addons import hookimpl
 from core.i18n import N_
 from core.tasks import crontab
@@ -9,14 +7,6 @@ from core.web.menu import MenuItem
 
 from . import api, pages, protocol, service
 from .models import MODELS
-
-HERE = Path(__file__).parent
-
-
-@hookimpl
-def smsgw_migrations():
-    return HERE / "migrations"
-
 
 @hookimpl
 def smsgw_models():
@@ -26,11 +16,6 @@ def smsgw_models():
 @hookimpl
 def smsgw_routes():
     return protocol.ROUTES + api.ROUTES + pages.ROUTES
-
-
-@hookimpl
-def smsgw_template_dirs():
-    return [HERE / "templates"]
 
 
 @hookimpl

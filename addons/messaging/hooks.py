@@ -1,6 +1,5 @@
 """Messaging addon hooks: the devices addon's work source, reports and inbound; API; tasks; menu."""
 
-from pathlib import Path
 
 from core.addons import hookimpl
 from core.db import app_db
@@ -12,17 +11,11 @@ from . import api, dispatch, inbound, lifecycle, pages, runtime
 from . import reports as report_handling
 from .models import MODELS
 
-HERE = Path(__file__).parent
 
 
 @hookimpl
 def smsgw_configure(platform):
     runtime.set_platform(platform)
-
-
-@hookimpl
-def smsgw_migrations():
-    return HERE / "migrations"
 
 
 @hookimpl
@@ -33,16 +26,6 @@ def smsgw_models():
 @hookimpl
 def smsgw_routes():
     return api.ROUTES + pages.ROUTES
-
-
-@hookimpl
-def smsgw_template_dirs():
-    return [HERE / "templates"]
-
-
-@hookimpl
-def smsgw_static_dirs():
-    return HERE / "static"
 
 
 @hookimpl

@@ -1,7 +1,5 @@
 """Webhooks addon hooks: subscribe to message and device events, deliver, sweep, show."""
 
-from pathlib import Path
-
 from core.addons import hookimpl
 from core.i18n import N_
 from core.tasks import crontab
@@ -10,17 +8,9 @@ from core.web.menu import MenuItem
 from . import api, delivery, pages, runtime, service
 from .models import MODELS
 
-HERE = Path(__file__).parent
-
-
 @hookimpl
 def smsgw_configure(platform):
     runtime.set_platform(platform)
-
-
-@hookimpl
-def smsgw_migrations():
-    return HERE / "migrations"
 
 
 @hookimpl
@@ -31,11 +21,6 @@ def smsgw_models():
 @hookimpl
 def smsgw_routes():
     return api.ROUTES + pages.ROUTES
-
-
-@hookimpl
-def smsgw_template_dirs():
-    return [HERE / "templates"]
 
 
 @hookimpl

@@ -76,12 +76,12 @@ class Application(tornado.web.Application):
                 routes.append((pattern, handler, kwargs, addon))
 
         template_dirs = []
-        for _addon, dirs in registry.call_each("smsgw_template_dirs"):
-            template_dirs.extend(dirs if isinstance(dirs, (list, tuple)) else [dirs])
+        for _addon, directory in registry.folders("smsgw_template_dirs", "templates"):
+            template_dirs.append(directory)
         self.templates = Templates(settings.themes_dir, template_dirs, settings.theme)
 
         static_rules = [(r"/static/core/(.*)", StaticHandler, {"path": str(CORE_STATIC)})]
-        for addon, directory in registry.call_each("smsgw_static_dirs"):
+        for addon, directory in registry.folders("smsgw_static_dirs", "static"):
             static_rules.append((rf"/static/addons/{re.escape(addon)}/(.*)", StaticHandler,
                                  {"path": str(directory)}))
         static_rules.append((r"/static/theme/(.*)", ThemeStaticHandler,
