@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
-import urllib.error
-import urllib.request
+import http.client
+import ssl
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from . import __version__
@@ -41,31 +41,55 @@ class DeviceClient:
         self.connect_to = connect_to
         self.token = token
         self.timeout = timeout
+        self._active = None
 
-    def _call(self, method: str, path: str, body=None, query=None, timeout=None):
-        url = self.base + path + ("?" + urlencode(query) if query else "")
+    def _call(self, method: str, path: str, body=None, query=None, timeout=None, hold: bool = False):
+        parts = urlsplit(self.base)
+        target = parts.path + path + ("?" + urlencode(query) if query else "")
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method=method)
-        req.add_header("Accept", "application/json")
-        if self.connect_to:
-            req.add_header("Host", self.host_header)
-        req.add_header("User-Agent", f"smsgw-companion/{__version__}")
+        # One connection per request (no keep-alive): nothing half-open lingers across network drops.
+        headers = {"Accept": "application/json", "User-Agent": f"smsgw-companion/{__version__}",
+                   "Host": self.host_header, "Connection": "close"}
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            headers["Content-Type"] = "application/json"
         if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
+            headers["Authorization"] = f"Bearer {self.token}"
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout or self.timeout,
+                                               context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout or self.timeout)
+        if hold:
+            self._active = conn
         try:
-            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
-                raw = resp.read()
-                return json.loads(raw) if raw else {}
-        except urllib.error.HTTPError as exc:
+            conn.request(method, target, body=data, headers=headers)
+            resp = conn.getresponse()
+            status, raw = resp.status, resp.read()
+        except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+            raise NetworkError(str(exc) or exc.__class__.__name__) from None
+        finally:
+            if hold:
+                self._active = None
+            conn.close()
+        if status >= 400:
             try:
-                problem = json.loads(exc.read() or b"{}")
+                problem = json.loads(raw or b"{}")
             except ValueError:
-                problem = {"detail": exc.reason}
-            raise ServerError(exc.code, problem) from None
-        except (urllib.error.URLError, socket.timeout, ConnectionError, TimeoutError, OSError) as exc:
-            raise NetworkError(str(exc)) from None
+                problem = {"detail": raw[:200].decode("utf-8", "replace")}
+            raise ServerError(status, problem if isinstance(problem, dict) else {"detail": str(problem)})
+        try:
+            return json.loads(raw) if raw else {}
+        except ValueError:
+            raise NetworkError("the server answered something that is not JSON") from None
+
+    def abort(self) -> None:
+        """Hang up a long poll in progress (used on stop): the server then hands nothing over."""
+        conn = self._active
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def register(self, code: str, device: dict) -> dict:
         return self._call("POST", "/register", {"code": code, "device": device})
@@ -73,7 +97,7 @@ class DeviceClient:
     def fetch(self, wait: int, limit: int, settings_version: int) -> dict:
         return self._call("GET", "/messages", query={"wait": wait, "limit": limit,
                                                      "settings_version": settings_version},
-                          timeout=wait + 15)
+                          timeout=wait + 15, hold=True)
 
     def reports(self, reports: list[dict]) -> dict:
         return self._call("POST", "/reports", {"reports": reports})

@@ -13,6 +13,7 @@ every report and inbound SMS stays in the outbox until the server acknowledges i
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import logging
 import queue
@@ -62,6 +63,7 @@ class Companion:
         self.flush_event = threading.Event()
         self.work: queue.Queue = queue.Queue()
         self.threads: list[threading.Thread] = []
+        self._settings_lock = threading.Lock()
         self.fatal: str | None = None
         self._sim_cycle = None
         self.stats = {"fetched": 0, "sent": 0, "failed": 0, "reports_flushed": 0, "inbound_flushed": 0,
@@ -80,6 +82,7 @@ class Companion:
         self.stop_event.set()
         self.flush_event.set()
         self.work.put(None)
+        self.client.abort()  # hang up the long poll: the server hands nothing more over
         for t in self.threads:
             if t.name != "companion-poller":  # the poller may sit in a long poll; it is a daemon
                 t.join(timeout)
@@ -111,37 +114,47 @@ class Companion:
         backoff = Backoff(cap=self.backoff_cap)
         while not self.stop_event.is_set():
             try:
-                reply = self.client.fetch(self.wait, self.batch, self.state.settings_version)
-            except NetworkError as exc:
-                self.stats["network_errors"] += 1
-                delay = backoff.next()
-                log.warning("server unreachable (%s); retrying in %.1f s", exc, delay)
-                self.stop_event.wait(delay)
-                continue
-            except ServerError as exc:
-                if exc.auth_failed:
-                    self._fail(f"The server refused this phone ({exc}). Pair it again.")
-                    return
-                delay = backoff.next()
-                log.warning("server error %s; retrying in %.1f s", exc, delay)
-                self.stop_event.wait(delay)
-                continue
-            backoff.reset()
-            if reply.get("settings_version") != self.state.settings_version:
-                self._refresh_settings()
-            for message in reply.get("messages", []):
-                self.stats["fetched"] += 1
-                self.work.put(message)
+                self._poll_once(backoff)
+            except Exception:  # never let the thread die silently
+                log.exception("the poller hit an unexpected error; retrying")
+                self.stop_event.wait(backoff.next())
+
+    def _poll_once(self, backoff: "Backoff") -> None:
+        try:
+            reply = self.client.fetch(self.wait, self.batch, self.state.settings_version)
+        except NetworkError as exc:
+            if self.stop_event.is_set():
+                return
+            self.stats["network_errors"] += 1
+            delay = backoff.next()
+            log.warning("server unreachable (%s); retrying in %.1f s", exc, delay)
+            self.stop_event.wait(delay)
+            return
+        except ServerError as exc:
+            if exc.auth_failed:
+                self._fail(f"The server refused this phone ({exc}). Pair it again.")
+                return
+            delay = backoff.next()
+            log.warning("server error %s; retrying in %.1f s", exc, delay)
+            self.stop_event.wait(delay)
+            return
+        backoff.reset()
+        if reply.get("settings_version") != self.state.settings_version:
+            self._refresh_settings()
+        for message in reply.get("messages", []):
+            self.stats["fetched"] += 1
+            self.work.put(message)
 
     def _refresh_settings(self) -> None:
-        try:
-            reply = self.client.settings()
-        except (NetworkError, ServerError) as exc:
-            log.warning("could not fetch settings: %s", exc)
-            return
-        self.state.settings = reply.get("settings", {})
-        self.state.settings_version = reply.get("settings_version", 0)
-        self.state.save(self.state_dir)
+        with self._settings_lock:
+            try:
+                reply = self.client.settings()
+            except (NetworkError, ServerError) as exc:
+                log.warning("could not fetch settings: %s", exc)
+                return
+            self.state.settings = reply.get("settings", {})
+            self.state.settings_version = reply.get("settings_version", 0)
+            self.state.save(self.state_dir)
         log.info("settings updated to version %s", self.state.settings_version)
 
     # -- sending ------------------------------------------------------------------
@@ -157,6 +170,12 @@ class Companion:
 
     def _send_one(self, message: dict) -> None:
         mid = int(message["id"])
+        if self._expired(message):
+            # Too late: sending now would deliver what the business no longer wants sent.
+            self.outbox.mark_handled(mid, "failed", "EXPIRED")
+            self.outbox.add_report(mid, "failed", "EXPIRED", message.get("to"))
+            self.flush_event.set()
+            return
         done = self.outbox.handled(mid)
         if done is not None:
             # The server handed it out again (our report was lost): report, never send twice.
@@ -165,6 +184,11 @@ class Companion:
             self.flush_event.set()
             return
         self._respect_limits()
+        if self._expired(message):
+            self.outbox.mark_handled(mid, "failed", "EXPIRED")
+            self.outbox.add_report(mid, "failed", "EXPIRED", message.get("to"))
+            self.flush_event.set()
+            return
         slot = self._choose_sim(message.get("sim_slot"))
 
         def on_event(state: str, error_code=None):
@@ -179,6 +203,16 @@ class Companion:
         self.outbox.mark_handled(mid, "failed", "GENERIC_FAILURE")
         self.outbox.log_send()
         self.backend.send(message["to"], message["text"], slot, on_event)
+
+    @staticmethod
+    def _expired(message: dict) -> bool:
+        valid_until = message.get("valid_until")
+        if not valid_until:
+            return False
+        try:
+            return datetime.datetime.fromisoformat(valid_until.replace("Z", "+00:00")).timestamp() <= time.time()
+        except ValueError:
+            return False
 
     def _respect_limits(self) -> None:
         limits = (self.state.settings or {}).get("limits", {})
@@ -213,18 +247,59 @@ class Companion:
             pending = self.outbox.pending_reports()
             if not pending:
                 break
-            self.client.reports([r for _, r in pending])
+            try:
+                self.client.reports([r for _, r in pending])
+            except ServerError as exc:
+                if not self._set_aside(exc, "reports", [i for i, _ in pending], self.outbox.ack_reports):
+                    raise
+                continue
             self.outbox.ack_reports([i for i, _ in pending])
             self.stats["reports_flushed"] += len(pending)
         while True:
             inbound = self.outbox.pending_inbound()
             if not inbound:
                 break
-            self.client.inbound(inbound)
+            try:
+                self.client.inbound(inbound)
+            except ServerError as exc:
+                if not self._set_aside(exc, "messages", [m["id"] for m in inbound], self.outbox.ack_inbound):
+                    raise
+                continue
             self.outbox.ack_inbound([m["id"] for m in inbound])
             self.stats["inbound_flushed"] += len(inbound)
 
+    def _set_aside(self, exc: ServerError, field: str, keys: list, drop) -> bool:
+        """The server refused some items for good (4xx): drop those it names, keep the rest.
+
+        Returns False when the refusal is not about the items (auth, server errors).
+        """
+        if exc.auth_failed or exc.status >= 500 or exc.status == 429:
+            return False
+        bad = set()
+        for err in exc.problem.get("errors") or []:
+            name = str(err.get("field", ""))
+            if name.startswith(field + "[") and "]" in name:
+                index = name[len(field) + 1:name.index("]")]
+                if index.isascii() and index.isdigit() and int(index) < len(keys):
+                    bad.add(keys[int(index)])
+        if not bad:
+            bad = set(keys)  # nothing named: the whole batch is unacceptable
+        log.error("the server refused %d %s for good (%s); they are set aside", len(bad), field,
+                  exc.problem.get("detail"))
+        self.stats.setdefault("refused", 0)
+        self.stats["refused"] += len(bad)
+        drop(sorted(bad, key=str))
+        return True
+
     def _flush_loop(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self._flush_loop_inner()
+            except Exception:  # never let the thread die silently
+                log.exception("the uploader hit an unexpected error; retrying")
+                self.stop_event.wait(1.0)
+
+    def _flush_loop_inner(self) -> None:
         backoff = Backoff(cap=self.backoff_cap)
         last_beat = 0.0
         last_inbound = 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,8 +36,8 @@ class State:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
-        tmp = directory / "state.json.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A temp file of its own per save (mkstemp creates it 0600): saves never trample each other.
+        fd, tmp = tempfile.mkstemp(prefix="state.", suffix=".tmp", dir=directory)
         with os.fdopen(fd, "w") as fh:
             json.dump(asdict(self), fh, indent=1)
         os.replace(tmp, directory / "state.json")

@@ -86,7 +86,8 @@ class RegisterHandler(DeviceApiHandler):
     async def post(self):
         body = self.json_body()
         platform = self.platform
-        key = f"pair:{self.tenant.slug}"
+        # Per workspace *and* address: one guesser cannot block pairing for everyone.
+        key = f"pair:{self.tenant.slug}:{self.request.remote_ip or ''}"
         verdict = await self.run_db(platform.throttle.check, key, self.request.remote_ip or "", False)
         if not verdict.allowed:
             raise Problem(429, "too-many-attempts", "Too many wrong pairing codes. Wait a while and try again.",

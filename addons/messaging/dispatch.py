@@ -110,14 +110,23 @@ def claim(tenant, device: Device, limit: int) -> list[dict]:
 
 
 def devices_to_wake(count: int) -> list[int]:
-    """The least-loaded online, enabled devices: whom to wake for ``count`` new recipients."""
+    """Whom to wake for ``count`` new recipients: the least-loaded online, enabled devices that
+    can take work now (inside working hours, under their limits)."""
     rows = app_db.execute_sql("""
         SELECT d.id FROM devices d
           LEFT JOIN recipients r ON r.device_id = d.id AND r.state = 'processed'
          WHERE d.enabled AND d.online AND d.removed_at IS NULL
-         GROUP BY d.id ORDER BY count(r.id), d.id LIMIT %s
-    """, (max(1, min(count, 50)),)).fetchall()
-    return [r[0] for r in rows]
+         GROUP BY d.id ORDER BY count(r.id), d.id LIMIT 200
+    """).fetchall()
+    ids = [r[0] for r in rows]
+    devices = {d.id: d for d in Device.select().where(Device.id.in_(ids))} if ids else {}
+    out = []
+    for device_id in ids:
+        if budget(devices[device_id])[0] > 0:
+            out.append(device_id)
+            if len(out) >= max(1, min(count, 50)):
+                break
+    return out
 
 
 def waiting_reasons(now=None) -> dict:

@@ -26,6 +26,8 @@ def apply(tenant, device, reports: list[dict]) -> list[dict]:
             continue
         target = rep["state"]
         code = rep.get("error_code")
+        if target == "failed" and code == "EXPIRED" and r.state == "processed":
+            target = "expired"  # the phone held it past valid_until and did not send it
         if (target == "failed" and r.state == "processed" and code in RETRIABLE
                 and r.attempts < settings.max_attempts and _another_device_could(r, device.id)):
             excluded = list(r.excluded_devices or []) + [device.id]

@@ -85,7 +85,7 @@ class TermuxBackend(Backend):
         args = ["termux-sms-send", "-n", to]
         if sim_slot:
             args += ["-s", str(sim_slot - 1)]  # termux numbers slots from 0
-        args.append(text)
+        args += ["--", text]  # a text starting with "-" is not an option
         try:
             _run(args, timeout=60, runner=self.runner)
         except TermuxError:
@@ -108,6 +108,12 @@ class TermuxBackend(Backend):
             out.append({"id": str(phone_id), "from": item.get("number", ""), "body": item.get("body", ""),
                         "received_at": _parse_received(item.get("received")), "sim_slot": None})
         ids = [int(i["_id"]) for i in items if i.get("_id") is not None]
+        if not ids and self._seen_max_id is None:
+            # An empty inbox at the first scan: everything from now on is new.
+            self._seen_max_id = 0
+            if self.watermark_path is not None:
+                with open(self.watermark_path, "w") as fh:
+                    fh.write("0")
         if ids:
             first_scan = self._seen_max_id is None
             self._seen_max_id = max(ids + [self._seen_max_id or 0])
