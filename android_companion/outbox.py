@@ -8,7 +8,6 @@ sent twice, and keeps the send log used for local rate limits.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time

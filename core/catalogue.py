@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from peewee import (BigAutoField, BooleanField, CharField, DateTimeField, ForeignKeyField,
+from peewee import (BigAutoField, BooleanField, DateTimeField, ForeignKeyField,
                     IntegerField, Model, TextField, CompositeKey)
 
 from .db import TenantRef, app_db

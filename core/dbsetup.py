@@ -17,8 +17,7 @@ Roles (prefix configurable, so several platforms can share a cluster):
 
 from __future__ import annotations
 
-import re
-from urllib.parse import quote, urlsplit, urlunsplit, parse_qsl, urlencode
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg2
 from psycopg2 import sql

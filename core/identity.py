@@ -17,7 +17,7 @@ from peewee import fn
 from . import passwords, tokenformat
 from .i18n import N_
 from .catalogue import utcnow
-from .permissions import API_SCOPES, CUSTOMER, Principal, role_permissions
+from .permissions import API_SCOPES, Principal, role_permissions
 from .users import ApiToken, OneTimeLink, RefreshToken, Session, User
 
 SESSION_TTL = dt.timedelta(days=14)

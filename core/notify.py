@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import select
 import threading
-import time
 
 import psycopg2
 import psycopg2.extensions

@@ -63,6 +63,9 @@ class Platform:
         from .wakeups import WakeupHub
 
         self.wakeups = WakeupHub()
+        # Bearer token → principal, briefly: saves a transaction per API call. Any credential
+        # change in a tenant clears its entries here and, through NOTIFY, in every process.
+        self.principal_cache: dict[tuple[str, str], tuple[float, object]] = {}
         self.listener = None
         self.redis_wakeups = None
 
@@ -195,12 +198,32 @@ class Platform:
 
         self.wakeups.bind(loop)
         self.listener = Listener(self.app_url)
-        self.listener.subscribe(TENANT_CHANNEL, lambda slug: self.tenant_cache.invalidate(slug or None))
+        self.listener.subscribe(TENANT_CHANNEL, self._tenant_changed)
         self.listener.subscribe(CHANNEL, lambda key: key and self.wakeups.wake_threadsafe(key))
         self.listener.start()
         if self.settings.redis_url:
             self.redis_wakeups = RedisWakeups(self.settings.redis_url, self.wakeups)
             self.redis_wakeups.start()
+
+    def _tenant_changed(self, slug) -> None:
+        self.tenant_cache.invalidate(slug or None)
+        self.forget_principals(slug or None)
+
+    def forget_principals(self, slug: str | None = None) -> None:
+        if slug is None:
+            self.principal_cache.clear()
+        else:
+            for key in [k for k in list(self.principal_cache) if k[0] == slug]:
+                self.principal_cache.pop(key, None)
+
+    def credentials_changed(self, slug: str) -> None:
+        """A token was revoked or a device disabled/rotated: no process may keep it cached."""
+        from .db import app_db, connection
+        from .tenancy import TENANT_CHANNEL
+
+        self.forget_principals(slug)
+        with connection():
+            app_db.execute_sql("SELECT pg_notify(%s, %s)", (TENANT_CHANNEL, slug))
 
     def stop_runtime(self) -> None:
         if self.listener:

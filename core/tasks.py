@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 def make_huey(settings, app_url: str, name: str = "smsgw"):
     if settings.redis_url:
         return RedisHuey(name, url=settings.redis_url, results=False)
+    # Every thread that enqueues keeps a connection of its own (peewee is per-thread): room for
+    # all database threads of a web process plus the consumer's workers.
     db = PooledPostgresqlDatabase(
-        app_url, max_connections=8, stale_timeout=300, timeout=30,
+        app_url, max_connections=settings.db_pool_size + 16, stale_timeout=300, timeout=30,
         options=f"-c search_path={settings.role_prefix}_queue")
     return SqlHuey(name, database=db, results=False)
 

@@ -437,7 +437,10 @@ def test_happy_paths_keep_the_contract(live_server, tenant, served, monkeypatch)
     call("DELETE", "/api/v1/devices/{device_id}", 204, token=api, device_id=device_id)
 
     # Every documented success status of the native API was met at least once.
+    # (The compatibility surface under /3rdparty is exercised by tests/test_compat_client.py.)
     for path, method, op in operations(raw):
+        if path.startswith("/3rdparty/"):
+            continue
         for status in op["responses"]:
             if status.startswith("2") and not (path, status) == ("/health/ready", "503"):
                 assert (f"{method.upper()} {path}", int(status)) in call.seen, (method, path, status)

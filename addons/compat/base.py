@@ -17,6 +17,7 @@ import logging
 
 import tornado.web
 
+from core.permissions import AUTHENTICATED
 from core.web.auth_pages import TOO_MANY, login_attempt
 from core.web.base import ApiHandler
 from core.web.problem import PROBLEM_CONTENT_TYPE, Problem
@@ -84,14 +85,18 @@ class CompatHandler(ApiHandler):
             raise Problem(400, "invalid-json", f"The body is not valid JSON: {exc}.") from None
         if not isinstance(body, dict):
             raise Problem(400, "invalid-json", "The body must be a JSON object.")
+        bad = unstorable(body)
+        if bad:
+            raise Problem(400, "invalid-characters", f"The body holds text that cannot be stored ({bad}); remove "
+                          "NUL characters and unpaired surrogates.")
         return body
 
     def paging(self, default: int = 50, maximum: int = 500) -> tuple[int, int]:
         limit = self.get_query_argument("limit", str(default))
         offset = self.get_query_argument("offset", "0")
-        if not limit.isdigit() or not 1 <= int(limit) <= maximum:
+        if not (limit.isascii() and limit.isdigit()) or len(limit) > 6 or not 1 <= int(limit) <= maximum:
             raise Problem(400, "invalid-parameter", f"limit must be a whole number from 1 to {maximum}.")
-        if not offset.isdigit() or len(offset) > 9:
+        if not (offset.isascii() and offset.isdigit()) or len(offset) > 9:
             raise Problem(400, "invalid-parameter", "offset must be a whole number of 0 or more.")
         return int(limit), int(offset)
 
@@ -125,9 +130,10 @@ class CompatHandler(ApiHandler):
             self.finish(json.dumps(body))
             return
         message = problem.detail
-        if problem.errors:
-            message += " " + "; ".join(f"{e.get('field', '')}: {e.get('message', '')}".strip(": ")
-                                       for e in problem.errors[:5])
+        for e in (problem.errors or [])[:5]:  # their clients show the message only: name the fields in it
+            said = str(e.get("message", ""))
+            if said and said not in message:
+                message += f" {e.get('field', '')}: {said}." if e.get("field") else f" {said}."
         data = {"type": problem.to_dict()["type"], "code": problem.code, "title": problem.title}
         if problem.errors:
             data["errors"] = problem.errors
@@ -137,16 +143,38 @@ class CompatHandler(ApiHandler):
 
 
 class NotImplementedHandler(CompatHandler):
-    """Parts of the original API we do not offer: a clear 501, after authentication."""
+    """Parts of the original API we do not offer: a clear 501, after authentication.
 
-    permission = "authenticated"
+    Subclasses bind :meth:`refuse` to exactly the methods the original API has there
+    (``get = NotImplementedHandler.refuse``); other methods answer 405.
+    """
+
+    permission = AUTHENTICATED
     what = "This endpoint"
     instead = ""
 
-    def _refuse(self, *args):
+    def refuse(self, *args):
         raise Problem(501, "not-supported", f"{self.what} is not supported by this gateway. {self.instead}".strip())
 
-    get = post = put = patch = delete = _refuse
+
+def unstorable(value, depth: int = 0) -> str | None:
+    """The first problem PostgreSQL would have storing this JSON's text, if any."""
+    if depth > 32:
+        return "nesting too deep"
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "an unpaired surrogate"
+        return None
+    if isinstance(value, dict):
+        return next((b for k, v in value.items() for b in (unstorable(k, depth + 1), unstorable(v, depth + 1)) if b),
+                    None)
+    if isinstance(value, list):
+        return next((b for v in value if (b := unstorable(v, depth + 1))), None)
+    return None
 
 
 def _active_user(user_id: int):

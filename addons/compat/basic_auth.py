@@ -42,6 +42,8 @@ def parse(credential: str) -> tuple[str, str]:
     email, sep, password = raw.partition(":")
     if not sep or not email or not password:
         raise BadCredentials("Send Basic credentials as 'email:password'.")
+    if "\x00" in raw or any(ord(c) < 32 for c in email):
+        raise BadCredentials("The Basic credentials hold control characters; send 'email:password' as typed.")
     return email.strip()[:254], password[:2048]
 
 

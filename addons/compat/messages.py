@@ -47,8 +47,8 @@ def parse_time(value, field: str) -> dt.datetime:
     if isinstance(value, str) and len(value) <= 40:
         try:
             t = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-            return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-        except ValueError:
+            return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+        except (ValueError, OverflowError):
             pass
     raise bad(f"{field} must be an ISO 8601 / RFC 3339 time, e.g. 2026-12-01T09:00:00Z.", field)
 
@@ -155,7 +155,7 @@ def parse_device_id(value, field: str) -> int | None:
     if value is None or value == "":
         return None
     raw = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) < 1:
         raise bad(f"{field} {str(value)[:40]!r} is not one of your devices (GET /devices lists them).", field)
     return int(raw)
 
@@ -182,8 +182,9 @@ def store(tenant, clean: dict, created_by: str, active_within: int = 0) -> tuple
     client_id = clean["reference"]
     if client_id:
         # Two requests with the same id must not both pass the check below.
-        app_db.execute_sql("SELECT pg_advisory_xact_lock(hashtext('compat-message-id'), hashtext(%s))",
-                           (client_id,))
+        # Advisory locks are database-wide: the tenant is part of the key.
+        app_db.execute_sql("SELECT pg_advisory_xact_lock(hashtext('compat-id:' || %s), hashtext(%s))",
+                           (tenant.slug, client_id))
         if Message.select(Message.id).where((Message.source == SOURCE) & (Message.reference == client_id)).exists():
             raise Problem(409, "duplicate-id",
                           f"A message with id {client_id!r} already exists; choose another id, or leave it out.")
@@ -199,8 +200,10 @@ def public_id(m: Message) -> str:
 
 
 def find(raw_id: str) -> Message:
-    m = Message.get_or_none((Message.source == SOURCE) & (Message.reference == raw_id)) if raw_id else None
-    if m is None and raw_id.isdigit() and len(raw_id) <= 18:
+    if not ID_RE.match(raw_id or ""):
+        raise Problem(404, "not-found", "There is no message with this id here.")
+    m = Message.get_or_none((Message.source == SOURCE) & (Message.reference == raw_id))
+    if m is None and (raw_id.isascii() and raw_id.isdigit()) and len(raw_id) <= 18:
         m = Message.get_or_none(Message.id == int(raw_id))
     if m is None:
         raise Problem(404, "not-found", "There is no message with this id here.")

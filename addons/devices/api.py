@@ -62,10 +62,10 @@ class DeviceHandler(ApiHandler):
             raise Problem(422, "validation-failed", "Some fields are invalid; nothing was changed.", errors=errors)
 
         def change():
-            device = get_device(device_id)
+            get_device(device_id)  # 404 for unknown, removed or other tenants' devices
             if "settings" in body:
                 try:
-                    device = service.update_settings(device_id, body["settings"])
+                    service.update_settings(device_id, body["settings"])
                 except SettingsError as exc:
                     raise Problem(422, "validation-failed", "Some settings are invalid; nothing was changed.",
                                   errors=exc.errors) from None
@@ -80,6 +80,8 @@ class DeviceHandler(ApiHandler):
             return device_json(Device.get_by_id(device_id))
 
         result = await self.in_tenant(change)
+        if "enabled" in body:
+            await self.run_db(self.platform.credentials_changed, self.tenant.slug)
         self.platform.wake_now(service.wake_key(self.tenant.slug, device_id))
         await self.run_db(emit, self.platform, audit_event(self, "device.updated", device_id, sorted(body)))
         self.write_json(result)
@@ -87,15 +89,11 @@ class DeviceHandler(ApiHandler):
     async def delete(self, raw_id):
         device_id = device_id_or_404(raw_id)
 
-        def remove():
-            device = get_device(device_id)
-            Device.update(removed_at=service.utcnow(), enabled=False, online=False, token_hash=None).where(
-                Device.id == device_id).execute()
-            # Hand its unreported work to other phones, as for a phone that went silent.
-            self.platform.registry.hook.smsgw_device_offline(tenant=self.tenant, device=device)
-            self.platform.wake_on_commit(Device._meta.database, service.wake_key(self.tenant.slug, device_id))
-
-        await self.in_tenant(remove)
+        try:
+            await self.in_tenant(service.remove, self.platform, self.tenant, device_id)
+        except DeviceError as exc:
+            raise Problem(exc.status, exc.code, str(exc)) from None
+        await self.run_db(self.platform.credentials_changed, self.tenant.slug)
         self.platform.wake_now(service.wake_key(self.tenant.slug, device_id))
         await self.run_db(emit, self.platform, audit_event(self, "device.removed", device_id))
         self.set_status(204)
@@ -113,6 +111,7 @@ class DeviceTokenRotateHandler(ApiHandler):
             return service.rotate_token(device_id, self.tenant.slug)
 
         token = await self.in_tenant(rotate)
+        await self.run_db(self.platform.credentials_changed, self.tenant.slug)
         await self.run_db(emit, self.platform, audit_event(self, "device.token_rotated", device_id))
         self.set_header("Cache-Control", "no-store")
         self.write_json({"token": token,

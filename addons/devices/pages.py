@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from core.catalogue import utcnow
 from core.events import emit
 from core.web.base import PageHandler
@@ -92,13 +90,11 @@ class DevicePage(PageHandler):
             new_token = await self.in_tenant(lambda: (get_device(device_id),
                                                       service.rotate_token(device_id, self.tenant.slug))[1])
         elif action == "remove":
-            def remove():
-                device = get_device(device_id)
-                Device.update(removed_at=utcnow(), enabled=False, online=False, token_hash=None).where(
-                    Device.id == device_id).execute()
-                self.platform.registry.hook.smsgw_device_offline(tenant=self.tenant, device=device)
-
-            await self.in_tenant(remove)
+            try:
+                await self.in_tenant(service.remove, self.platform, self.tenant, device_id)
+            except service.DeviceError as exc:
+                raise Problem(exc.status, exc.code, str(exc)) from None
+            await self.run_db(self.platform.credentials_changed, self.tenant.slug)
             self.platform.wake_now(key)
             await self.run_db(emit, self.platform, audit_event(self, "device.removed", device_id))
             self.flash("success", "The device was removed; its waiting messages go to your other phones.")
@@ -106,6 +102,8 @@ class DevicePage(PageHandler):
             return
         else:
             raise Problem(400, "invalid-action", "Unknown action.")
+        if action in ("enable", "disable", "rotate"):
+            await self.run_db(self.platform.credentials_changed, self.tenant.slug)
         self.platform.wake_now(key)
         if not errors:
             await self.run_db(emit, self.platform, audit_event(self, f"device.{action}", device_id))

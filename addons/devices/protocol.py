@@ -13,16 +13,16 @@ import datetime as dt
 from core.catalogue import utcnow
 from core.events import AuditEvent, emit
 from core.permissions import PUBLIC
-from core.throttle import ip_key
 from core.web.base import ApiHandler
 from core.web.problem import Problem
 
 from . import service
 from .models import Device
 from .service import DEVICE_PERMISSION, DeviceError, wake_key
-from .settings import SettingsError, merged
+from .settings import merged
 
 MAX_BATCH = 500
+TOUCH_EVERY = 15.0  # seconds between recorded contacts of one phone (offline comes after 120 s)
 REPORT_STATES = ("sent", "delivered", "failed")
 
 
@@ -124,19 +124,20 @@ class FetchHandler(DeviceApiHandler):
         limit = self.int_arg("limit", 10, 1, 100)
         known_version = self.int_arg("settings_version", 0, 0, 2**31 - 1)
         platform, tenant, device_id = self.platform, self.tenant, self.principal.id
-        came_online = await self.in_tenant(service.touch, device_id)
-        if came_online:
-            await self.fire_online(device_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         key = wake_key(tenant.slug, device_id)
+        touch = True  # the first look records contact (when it is due)
         while True:
             # Subscribe before looking, so work that arrives in between still wakes us.
             self._waiter = waiter = platform.wakeups.subscribe(key)
             try:
                 if self._closed:
                     return
-                batch, version = await self.in_tenant(self.claim, device_id, limit)
+                batch, version, came_online = await self.in_tenant(self.claim, device_id, limit, touch)
+                touch = False
+                if came_online:
+                    await self.fire_online(device_id)
                 settings_changed = known_version and version != known_version
                 if batch or settings_changed or loop.time() >= deadline:
                     self.write_json({"messages": batch, "settings_version": version,
@@ -151,17 +152,23 @@ class FetchHandler(DeviceApiHandler):
                 waiter.close()
                 self._waiter = None
 
-    def claim(self, device_id: int, limit: int):
+    def claim(self, device_id: int, limit: int, touch: bool = False):
         device = Device.select().where(Device.id == device_id).for_update().first()
         if device is None or not device.enabled or device.removed_at is not None:
             raise Problem(403, "device-disabled", "This device is disabled or removed; re-pair it.")
+        came_online = False
+        # Record contact only when it says something new (offline, or seen a while ago):
+        # a phone re-polling all the time then costs one statement less per poll.
+        if touch and (not device.online or device.last_seen_at is None
+                      or utcnow() - device.last_seen_at > dt.timedelta(seconds=TOUCH_EVERY)):
+            came_online = service.touch(device_id)
         items = []
         for result in self.platform.registry.hook.smsgw_device_claim(tenant=self.tenant, device=device,
                                                                      limit=limit - len(items)):
             items.extend(result or [])
             if len(items) >= limit:
                 break
-        return items[:limit], device.settings_version
+        return items[:limit], device.settings_version, came_online
 
 
 
@@ -203,10 +210,11 @@ class ReportsHandler(DeviceApiHandler):
                                                                        reports=reports)
             merged_results = results[0] if results else [
                 {"message_id": r["message_id"], "status": "unknown", "state": None} for r in reports]
-            service.touch(device_id)
-            return merged_results
+            return merged_results, service.touch(device_id)
 
-        results = await self.in_tenant(apply)
+        results, came_online = await self.in_tenant(apply)
+        if came_online:
+            await self.fire_online(device_id)
         self.write_json({"accepted": len(reports), "results": results})
 
 
@@ -241,10 +249,11 @@ class InboundHandler(DeviceApiHandler):
             device = Device.get_by_id(device_id)
             for row in new:
                 self.platform.registry.hook.smsgw_device_inbound(tenant=self.tenant, device=device, message=row)
-            service.touch(device_id)
-            return len(new), dupes
+            return len(new), dupes, service.touch(device_id)
 
-        stored, dupes = await self.in_tenant(store)
+        stored, dupes, came_online = await self.in_tenant(store)
+        if came_online:
+            await self.fire_online(device_id)
         self.write_json({"stored": stored, "duplicates": dupes})
 
 
@@ -293,6 +302,7 @@ class DeviceTokenHandler(DeviceApiHandler):
 
     async def post(self):
         token = await self.in_tenant(service.rotate_token, self.principal.id, self.tenant.slug)
+        await self.run_db(self.platform.credentials_changed, self.tenant.slug)
         await self.run_db(emit, self.platform, self.audit("device.token_rotated"))
         self.set_header("Cache-Control", "no-store")
         self.write_json({"token": token})

@@ -155,5 +155,21 @@ def store_inbound(device_id: int, items: list[dict]) -> tuple[list[DeviceInbound
     return new, dupes
 
 
+def remove(platform, tenant, device_id: int) -> Device:
+    """Remove a phone: its token stops working and its unreported work goes to the other phones.
+
+    Inside the tenant transaction; call ``platform.credentials_changed`` and
+    ``platform.wake_now(wake_key(...))`` after the commit.
+    """
+    device = Device.get_or_none((Device.id == device_id) & Device.removed_at.is_null())
+    if device is None:
+        raise DeviceError("There is no such device here.", 404, "not-found")
+    Device.update(removed_at=utcnow(), enabled=False, online=False, token_hash=None).where(
+        Device.id == device_id).execute()
+    platform.registry.hook.smsgw_device_offline(tenant=tenant, device=device)
+    platform.wake_on_commit(app_db, wake_key(tenant.slug, device_id))
+    return device
+
+
 def active_devices():
     return Device.select().where(Device.removed_at.is_null()).order_by(Device.id)

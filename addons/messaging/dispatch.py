@@ -19,7 +19,7 @@ from core.db import app_db
 from addons.devices.models import Device
 from addons.devices.settings import merged as merged_settings, within_working_hours
 
-from .models import Message, MessagingSettings, Recipient, RecipientEvent
+from .models import MessagingSettings, Recipient
 
 WINDOWS = (("per_minute", dt.timedelta(minutes=1)), ("per_hour", dt.timedelta(hours=1)),
            ("per_day", dt.timedelta(days=1)))
@@ -45,6 +45,8 @@ def budget(device: Device, now: dt.datetime | None = None) -> tuple[int, str | N
         when = opens.strftime("%H:%M UTC") if opens else "later"
         return 0, f"outside working hours (opens {when})"
     limits = settings["limits"]
+    if not any(limits.get(key) for key, _ in WINDOWS):
+        return 10**9, None  # no limits: nothing to count
     used = usage(device.id)
     remaining = 10**9
     blocked_until = None
@@ -72,6 +74,7 @@ def claim(tenant, device: Device, limit: int) -> list[dict]:
     if n <= 0:
         return []
     slots = [s["slot"] for s in (device.sims or []) if isinstance(s, dict) and "slot" in s] or [1, 2, 3, 4]
+    # One statement: pick, claim, record the history and fetch the texts.
     rows = app_db.execute_sql("""
         WITH picked AS (
             SELECT id FROM recipients
@@ -83,24 +86,24 @@ def claim(tenant, device: Device, limit: int) -> list[dict]:
                AND (requested_sim IS NULL OR requested_sim = ANY (%(slots)s))
              ORDER BY priority DESC, id
              LIMIT %(n)s
-             FOR UPDATE SKIP LOCKED)
-        UPDATE recipients r
-           SET state = 'processed', device_id = %(d)s, claimed_at = now(), updated_at = now(),
-               attempts = r.attempts + 1, sim_slot = r.requested_sim
-          FROM picked
-         WHERE r.id = picked.id
-     RETURNING r.id, r.message_id, r.phone, r.requested_sim, r.valid_until
+             FOR UPDATE SKIP LOCKED),
+        claimed AS (
+            UPDATE recipients r
+               SET state = 'processed', device_id = %(d)s, claimed_at = now(), updated_at = now(),
+                   attempts = r.attempts + 1, sim_slot = r.requested_sim
+              FROM picked
+             WHERE r.id = picked.id
+         RETURNING r.id, r.message_id, r.phone, r.requested_sim, r.valid_until),
+        history AS (
+            INSERT INTO recipient_events (recipient_id, from_state, to_state, source, device_id)
+            SELECT id, 'pending', 'processed', 'claim', %(d)s FROM claimed)
+        SELECT c.id, c.message_id, c.phone, c.requested_sim, c.valid_until, m.text, m.delivery_report
+          FROM claimed c JOIN messages m ON m.id = c.message_id
+         ORDER BY c.id
     """, {"d": device.id, "slots": slots, "n": n}).fetchall()
-    if not rows:
-        return []
-    RecipientEvent.insert_many([{"recipient": r[0], "from_state": "pending", "to_state": "processed",
-                                 "source": "claim", "device_id": device.id} for r in rows]).execute()
-    messages = {m.id: m for m in Message.select(Message.id, Message.text, Message.delivery_report)
-                .where(Message.id.in_({r[1] for r in rows}))}
     out = []
-    for rid, mid, phone, sim, valid_until in sorted(rows, key=lambda r: r[0]):
-        m = messages[mid]
-        item = {"id": rid, "message_id": mid, "to": phone, "text": m.text, "delivery_report": m.delivery_report}
+    for rid, mid, phone, sim, valid_until, text, delivery_report in rows:
+        item = {"id": rid, "message_id": mid, "to": phone, "text": text, "delivery_report": delivery_report}
         if sim:
             item["sim_slot"] = sim
         if valid_until:

@@ -7,14 +7,13 @@ import csv
 import io
 import json
 
-from core.catalogue import utcnow
 from core.db import app_db
 from core.web.base import PageHandler
 from core.web.problem import Problem
 
 from addons.devices.models import Device, DeviceInbound
 
-from . import dispatch, states, submit, text as smstext
+from . import states, submit, text as smstext
 from .api import get_message, list_messages, message_json
 from .models import Suppression
 from .phones import PhoneError, normalise, try_normalise

@@ -25,9 +25,11 @@ def build_body(endpoint: Endpoint, event: Event) -> bytes:
 def compat_payload(event: str, data: dict) -> dict:
     if event == "sms:received":
         return {"messageId": str(data.get("inbound_id")), "message": data.get("body"), "phoneNumber": data.get("from"),
+                "sender": data.get("from"), "recipient": data.get("recipient"),
                 "simNumber": data.get("sim_slot"), "receivedAt": data.get("received_at")}
     if event and event.startswith("sms:"):
-        out = {"messageId": str(data.get("message_id")), "phoneNumber": data.get("phone")}
+        # Clients of that API know a message by the id they chose (kept as our reference).
+        out = {"messageId": str(data.get("reference") or data.get("message_id")), "phoneNumber": data.get("phone")}
         key = {"sms:sent": "sentAt", "sms:delivered": "deliveredAt", "sms:failed": "failedAt"}.get(event)
         if key:
             out[key] = data.get("at")

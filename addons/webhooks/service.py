@@ -14,7 +14,6 @@ import random
 import uuid
 
 from core.catalogue import utcnow
-from core.db import app_db
 
 from . import runtime, signing, ssrf
 from .models import Attempt, Delivery, Endpoint, Event
@@ -197,7 +196,8 @@ def redeliver(delivery_id: int) -> Delivery:
 
 def due(limit: int = 500, now=None) -> list[int]:
     now = now or utcnow()
-    return [d.id for d in Delivery.select(Delivery.id).where(
-        (Delivery.state == "pending") & (Delivery.next_attempt_at <= now)
+    # Deliveries of a disabled endpoint wait (pending) until it is enabled again.
+    return [d.id for d in Delivery.select(Delivery.id).join(Endpoint).where(
+        (Delivery.state == "pending") & (Delivery.next_attempt_at <= now) & Endpoint.enabled
         & (Delivery.locked_until.is_null() | (Delivery.locked_until < now))).order_by(Delivery.next_attempt_at)
         .limit(limit)]

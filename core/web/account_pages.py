@@ -206,6 +206,7 @@ class TokensHandler(PageHandler):
             row = await self.in_tenant(revoke_api_token, token_id)
             if row is None:
                 raise Problem(404, "not-found", "There is no such token here.")
+            await self.run_db(self.platform.credentials_changed, self.tenant.slug)
             await self.run_db(emit, self.platform, audit(self, "token.revoked", actor=principal.actor,
                                                          actor_name=principal.email, target=f"token:{row.id}",
                                                          name=row.name))

@@ -15,15 +15,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 import traceback
 
 import tornado.web
 
 from .. import tokenformat
 from ..db import current_tenant, run_in_tenant, run_sync
-from ..permissions import AUTHENTICATED, PUBLIC, Principal
+from ..permissions import PUBLIC, Principal
 from .problem import PROBLEM_CONTENT_TYPE, Problem
 
+PRINCIPAL_TTL = 10.0  # seconds a bearer token's principal is reused without a lookup
 SESSION_COOKIE = "smsgw_session"
 ADMIN_COOKIE = "smsgw_admin"
 KNOWN_DEVICE_COOKIE = "smsgw_known"
@@ -195,6 +197,10 @@ class BaseHandler(tornado.web.RequestHandler):
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         kind, slug = parsed
         tenant = await self._tenant_for_token(slug)
+        cache_key = (tenant.slug, tokenformat.digest(credential))
+        cached = self.platform.principal_cache.get(cache_key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
         if kind == "sgw":
             from ..identity import api_token_principal
 
@@ -205,6 +211,9 @@ class BaseHandler(tornado.web.RequestHandler):
         if principal is None:
             raise Problem(401, "invalid-token", "The token is unknown or was revoked.",
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if len(self.platform.principal_cache) > 50_000:
+            self.platform.principal_cache.clear()
+        self.platform.principal_cache[cache_key] = (time.monotonic() + PRINCIPAL_TTL, principal)
         return principal
 
     async def principal_from_other_scheme(self, scheme: str, credential: str) -> Principal:

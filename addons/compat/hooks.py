@@ -1,0 +1,45 @@
+"""Compat addon hooks: the /3rdparty/v1 routes and their contract, revocation checks, housekeeping.
+
+Its tenant migrations (``migrations/tenant``) are found by convention."""
+
+from core.addons import hookimpl
+from core.tasks import crontab
+
+from . import api, tokens
+from .models import MODELS
+
+
+@hookimpl
+def smsgw_models():
+    return MODELS
+
+
+@hookimpl
+def smsgw_routes():
+    return api.ROUTES
+
+
+@hookimpl
+def smsgw_openapi():
+    from . import openapi
+
+    return openapi.fragment()
+
+
+@hookimpl
+def smsgw_access_token_revoked(tenant, claims):
+    # Checked for every JWT of every tenant (a jti may be revoked here whatever issued it),
+    # inside the tenant's transaction: one primary-key lookup.
+    return tokens.is_revoked(claims.get("jti"))
+
+
+def purge_task():
+    from core.db import tenant_transaction
+
+    with tenant_transaction():
+        return tokens.purge()
+
+
+@hookimpl
+def smsgw_tasks(queue):
+    queue.periodic(crontab(minute="17"), purge_task, name="compat.purge_tokens")
