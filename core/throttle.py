@@ -74,17 +74,18 @@ class LoginThrottle:
         The attempt counts as a failure unless :meth:`succeeded` clears it.
         """
         with connection():
-            with app_db.atomic():
-                ids = tuple(r[0] for r in app_db.execute_sql(
-                    "INSERT INTO public.login_failure (key) VALUES (%s), (%s) RETURNING id",
-                    (account, ip_key(ip))).fetchall())
-                acct_hour, acct_recent, ip_hour = app_db.execute_sql("""
-                    SELECT count(*) FILTER (WHERE key = %s),
-                           count(*) FILTER (WHERE key = %s AND at > now() - interval '15 minutes'),
-                           count(*) FILTER (WHERE key = %s)
-                      FROM public.login_failure
-                     WHERE key IN (%s, %s) AND at > now() - interval '1 hour'
-                """, (account, account, ip_key(ip), account, ip_key(ip))).fetchone()
+            # Two statements, each committed on its own: every attempt's row is visible to
+            # all attempts that count after it (one transaction would hide concurrent rows).
+            ids = tuple(r[0] for r in app_db.execute_sql(
+                "INSERT INTO public.login_failure (key) VALUES (%s), (%s) RETURNING id",
+                (account, ip_key(ip))).fetchall())
+            acct_hour, acct_recent, ip_hour = app_db.execute_sql("""
+                SELECT count(*) FILTER (WHERE key = %s),
+                       count(*) FILTER (WHERE key = %s AND at > now() - interval '15 minutes'),
+                       count(*) FILTER (WHERE key = %s)
+                  FROM public.login_failure
+                 WHERE key IN (%s, %s) AND at > now() - interval '1 hour'
+            """, (account, account, ip_key(ip), account, ip_key(ip))).fetchone()
         p = self.policy
         if ip_hour > p.per_ip:
             return Verdict(False, 0.0, 3600, ids)
