@@ -83,19 +83,6 @@ def receiver():
     r.close()
 
 
-@pytest.fixture(autouse=True)
-def no_queue_trigger(monkeypatch):
-    """Deliveries here are attempted by the addon's own ``delivery.attempt`` (directly, or by
-    :func:`deliverer` as the per-minute sweeper does), never by a task consumer, so the queue
-    trigger recording an event would enqueue (a task nobody runs) is switched off. Besides being
-    useless here, that enqueue can stall 30 s inside the recording transaction once the queue's
-    8-connection pool is used up by earlier tests' threads (see the report on ``core/tasks``).
-    The recording itself, in the event's transaction, is unchanged."""
-    from addons.webhooks import runtime
-
-    monkeypatch.setattr(runtime, "_deliver_task", None)
-
-
 @pytest.fixture
 def allow_private(monkeypatch):
     monkeypatch.setenv("SMSGW_WEBHOOK_ALLOW_PRIVATE", "1")
