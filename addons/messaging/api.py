@@ -139,7 +139,8 @@ class MessagesHandler(ApiHandler):
         key = self.request.headers.get("Idempotency-Key")
         if key is not None and not (1 <= len(key) <= 255 and key.isprintable()):
             raise Problem(400, "invalid-idempotency-key", "Idempotency-Key must be 1 to 255 printable characters.")
-        clean, rejected, batch = submit.validate_request(body, self.tenant.default_region)
+        # Number parsing is CPU work: off the IOLoop, like the database work.
+        clean, rejected, batch = await self.run_db(submit.validate_request, body, self.tenant.default_region)
         status, response, keys = await self.in_tenant(
             submit.accept, self.tenant, clean, rejected, batch, source="api", created_by=self.principal.actor,
             idempotency_key=key, body_hash=submit.request_hash(body) if key else None)
