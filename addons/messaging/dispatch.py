@@ -89,14 +89,15 @@ def claim(tenant, device: Device, limit: int) -> list[dict]:
              FOR UPDATE SKIP LOCKED),
         claimed AS (
             UPDATE recipients r
-               SET state = 'processed', device_id = %(d)s, claimed_at = now(), updated_at = now(),
+               SET state = 'processed', device_id = %(d)s, claimed_at = clock_timestamp(),
+                   updated_at = clock_timestamp(),
                    attempts = r.attempts + 1, sim_slot = r.requested_sim
               FROM picked
              WHERE r.id = picked.id
          RETURNING r.id, r.message_id, r.phone, r.requested_sim, r.valid_until),
         history AS (
-            INSERT INTO recipient_events (recipient_id, from_state, to_state, source, device_id)
-            SELECT id, 'pending', 'processed', 'claim', %(d)s FROM claimed)
+            INSERT INTO recipient_events (recipient_id, from_state, to_state, source, device_id, at)
+            SELECT id, 'pending', 'processed', 'claim', %(d)s, clock_timestamp() FROM claimed)
         SELECT c.id, c.message_id, c.phone, c.requested_sim, c.valid_until, m.text, m.delivery_report
           FROM claimed c JOIN messages m ON m.id = c.message_id
          ORDER BY c.id

@@ -219,8 +219,8 @@ def accept(tenant, clean: list[dict], rejected_all: list[list], batch: bool, *, 
                  ORDER BY p.n
              RETURNING id),
             history AS (
-                INSERT INTO recipient_events (recipient_id, from_state, to_state, source)
-                SELECT id, NULL, 'pending', %(src)s FROM new)
+                INSERT INTO recipient_events (recipient_id, from_state, to_state, source, at)
+                SELECT id, NULL, 'pending', %(src)s, clock_timestamp() FROM new)
             SELECT id FROM new ORDER BY id
         """, {"m": m.id, "prio": c["priority"], "nb": c["send_at"], "vu": c["valid_until"], "dev": c["device_id"],
               "sim": c["sim_slot"], "phones": phones, "sticky": [sticky.get(p) for p in phones],
