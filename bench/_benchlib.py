@@ -174,28 +174,6 @@ def loadavg() -> str:
 
 # -- scratch database + platform --------------------------------------------------------------
 
-def drop_scratch(server_url: str, dbname: str, prefix: str) -> None:
-    """``core.dbsetup.drop_database``; if it trips over role order, drop the tenant roles first and retry."""
-    from psycopg2 import sql
-
-    try:
-        dbsetup.drop_database(server_url, dbname, prefix)
-        return
-    except psycopg2.errors.DependentObjectsStillExist as exc:
-        say(f"cleanup: core.dbsetup.drop_database failed: {str(exc).splitlines()[0]}; "
-            "dropping the tenant roles first and retrying")
-    conn = psycopg2.connect(dbsetup.with_database(server_url, "postgres"))
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s",
-                        (prefix.replace("_", r"\_") + r"\_t\_%",))
-            for (role,) in cur.fetchall():
-                cur.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-    finally:
-        conn.close()
-    dbsetup.drop_database(server_url, dbname, prefix)
-
-
 class Child:
     """A child process whose output goes to a log file in the temp dir."""
 
@@ -342,7 +320,7 @@ class Scratch:
             steps += [("close connections", lambda: [c.close() for c in self.conns if not c.closed]),
                       ("close platform", lambda: self.platform and self.platform.close()),
                       ("drop scratch database and roles",
-                       lambda: self.dbname and drop_scratch(self.server_url, self.dbname, self.prefix)),
+                       lambda: self.dbname and dbsetup.drop_database(self.server_url, self.dbname, self.prefix)),
                       ("stop PostgreSQL", lambda: self.pg and self.pg.destroy())]
             for step, fn in steps:
                 try:

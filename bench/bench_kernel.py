@@ -379,32 +379,6 @@ def main(argv=None) -> int:
         cleanup(tmp, state)
 
 
-def drop_scratch(server_url: str, dbname: str, prefix: str) -> None:
-    """``core.dbsetup.drop_database``; if it trips over role order, drop the tenant roles first and retry.
-
-    With tenants left, ``drop_database`` can fail on PostgreSQL 16 with "role
-    <prefix>_provisioner cannot be dropped because some objects depend on it":
-    the provisioner is recorded as grantor of the app role's membership in every
-    tenant role, and drop_database drops the roles in pg_roles order.
-    """
-    try:
-        dbsetup.drop_database(server_url, dbname, prefix)
-        return
-    except psycopg2.errors.DependentObjectsStillExist as exc:
-        say(f"cleanup: core.dbsetup.drop_database failed: {str(exc).splitlines()[0]}; "
-            "dropping the tenant roles first and retrying")
-    conn = psycopg2.connect(dbsetup.with_database(server_url, "postgres"))
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s",
-                        (prefix.replace("_", r"\_") + r"\_t\_%",))
-            for (role,) in cur.fetchall():
-                cur.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-    finally:
-        conn.close()
-    dbsetup.drop_database(server_url, dbname, prefix)
-
-
 def cleanup(tmp: Path, state: dict) -> None:
     # A second Ctrl-C must not leave a PostgreSQL behind.
     old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -415,7 +389,7 @@ def cleanup(tmp: Path, state: dict) -> None:
             ("stop web server", lambda: state["server"] and state["server"].stop()),
             ("close admin connection", lambda: state["admin_conn"] and state["admin_conn"].close()),
             ("close platform", lambda: state["platform"] and state["platform"].close()),
-            ("drop scratch database and roles", lambda: state["dbname"] and drop_scratch(
+            ("drop scratch database and roles", lambda: state["dbname"] and dbsetup.drop_database(
                 state["server_url"], state["dbname"], state["prefix"])),
             ("stop PostgreSQL", lambda: state["pg"] and state["pg"].destroy()),
         ):

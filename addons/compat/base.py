@@ -19,7 +19,7 @@ import tornado.web
 
 from core.permissions import AUTHENTICATED
 from core.web.auth_pages import TOO_MANY, login_attempt
-from core.web.base import ApiHandler
+from core.web.base import ApiHandler, unstorable_text
 from core.web.problem import PROBLEM_CONTENT_TYPE, Problem
 
 from . import basic_auth
@@ -85,7 +85,7 @@ class CompatHandler(ApiHandler):
             raise Problem(400, "invalid-json", f"The body is not valid JSON: {exc}.") from None
         if not isinstance(body, dict):
             raise Problem(400, "invalid-json", "The body must be a JSON object.")
-        bad = unstorable(body)
+        bad = unstorable_text(body)
         if bad:
             raise Problem(400, "invalid-characters", f"The body holds text that cannot be stored ({bad}); remove "
                           "NUL characters and unpaired surrogates.")
@@ -155,26 +155,6 @@ class NotImplementedHandler(CompatHandler):
 
     def refuse(self, *args):
         raise Problem(501, "not-supported", f"{self.what} is not supported by this gateway. {self.instead}".strip())
-
-
-def unstorable(value, depth: int = 0) -> str | None:
-    """The first problem PostgreSQL would have storing this JSON's text, if any."""
-    if depth > 32:
-        return "nesting too deep"
-    if isinstance(value, str):
-        if "\x00" in value:
-            return "a NUL character"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "an unpaired surrogate"
-        return None
-    if isinstance(value, dict):
-        return next((b for k, v in value.items() for b in (unstorable(k, depth + 1), unstorable(v, depth + 1)) if b),
-                    None)
-    if isinstance(value, list):
-        return next((b for v in value if (b := unstorable(v, depth + 1))), None)
-    return None
 
 
 def _active_user(user_id: int):

@@ -456,7 +456,7 @@ class ApiHandler(BaseHandler):
             raise Problem(400, "invalid-json", f"The body is not valid JSON: {exc}.") from None
         if not isinstance(body, dict):
             raise Problem(400, "invalid-json", "The body must be a JSON object.")
-        bad = _unsafe_text(body)
+        bad = unstorable_text(body)
         if bad:
             raise Problem(400, "invalid-characters",
                           f"The body holds text PostgreSQL cannot store ({bad}); remove NUL characters and "
@@ -469,8 +469,8 @@ class ApiHandler(BaseHandler):
         self.finish(json.dumps(data, default=str))
 
 
-def _unsafe_text(value, depth: int = 0) -> str | None:
-    """Describe the first string (or key) a database could not store, if any."""
+def unstorable_text(value, depth: int = 0) -> str | None:
+    """Describe the first string (or key) in parsed JSON that PostgreSQL could not store, if any."""
     if depth > 64:
         return "nesting too deep"
     if isinstance(value, str):
@@ -483,21 +483,14 @@ def _unsafe_text(value, depth: int = 0) -> str | None:
         return None
     if isinstance(value, dict):
         for k, v in value.items():
-            found = _unsafe_text(k, depth + 1) or _unsafe_text(v, depth + 1)
+            found = unstorable_text(k, depth + 1) or unstorable_text(v, depth + 1)
             if found:
                 return found
     elif isinstance(value, list):
         for v in value:
-            found = _unsafe_text(v, depth + 1)
+            found = unstorable_text(v, depth + 1)
             if found:
                 return found
-    return None
-
-
-def digits(value: str | None, max_len: int = 18) -> int | None:
-    """An id from a URL or form: ASCII digits only (``"²".isdigit()`` is True), else None."""
-    if value and len(value) <= max_len and value.isascii() and value.isdigit():
-        return int(value)
     return None
 
 
