@@ -440,7 +440,7 @@ def test_another_tenant_can_neither_read_nor_cancel_a_message(live_server, make_
 # -- message events through pluggy -------------------------------------------------------------------------
 
 class EventRecorder:
-    """A real subscriber of ``smsgw_message_event`` (what a webhook addon would be)."""
+    """A real subscriber of ``smsgw_message_events`` (what a webhook addon would be)."""
 
     def __init__(self, slug: str):
         self.slug = slug
@@ -448,10 +448,10 @@ class EventRecorder:
         self.lock = threading.Lock()
 
     @hookimpl
-    def smsgw_message_event(self, tenant, event, data):
+    def smsgw_message_events(self, tenant, events):
         if tenant.slug == self.slug:
             with self.lock:
-                self.events.append((event, dict(data)))
+                self.events.extend((event, dict(data)) for event, data in events)
 
     def of(self, event: str) -> list[dict]:
         with self.lock:

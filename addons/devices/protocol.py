@@ -22,7 +22,6 @@ from .service import DEVICE_PERMISSION, DeviceError, wake_key
 from .settings import merged
 
 MAX_BATCH = 500
-TOUCH_EVERY = 15.0  # seconds between recorded contacts of one phone (offline comes after 120 s)
 REPORT_STATES = ("sent", "delivered", "failed")
 
 
@@ -153,15 +152,10 @@ class FetchHandler(DeviceApiHandler):
                 self._waiter = None
 
     def claim(self, device_id: int, limit: int, touch: bool = False):
-        device = Device.select().where(Device.id == device_id).for_update().first()
-        if device is None or not device.enabled or device.removed_at is not None:
+        device = service.locked(device_id)
+        if not service.usable(device):
             raise Problem(403, "device-disabled", "This device is disabled or removed; re-pair it.")
-        came_online = False
-        # Record contact only when it says something new (offline, or seen a while ago):
-        # a phone re-polling all the time then costs one statement less per poll.
-        if touch and (not device.online or device.last_seen_at is None
-                      or utcnow() - device.last_seen_at > dt.timedelta(seconds=TOUCH_EVERY)):
-            came_online = service.touch(device_id)
+        came_online = service.note_contact(device) if touch else False
         items = []
         for result in self.platform.registry.hook.smsgw_device_claim(tenant=self.tenant, device=device,
                                                                      limit=limit - len(items)):
@@ -205,12 +199,14 @@ class ReportsHandler(DeviceApiHandler):
         device_id = self.principal.id
 
         def apply():
-            device = Device.get_by_id(device_id)
+            device = service.locked(device_id)
+            if not service.usable(device):
+                raise Problem(403, "device-disabled", "This device is disabled or removed; re-pair it.")
             results = self.platform.registry.hook.smsgw_device_reports(tenant=self.tenant, device=device,
                                                                        reports=reports)
             merged_results = results[0] if results else [
                 {"message_id": r["message_id"], "status": "unknown", "state": None} for r in reports]
-            return merged_results, service.touch(device_id)
+            return merged_results, service.note_contact(device)
 
         results, came_online = await self.in_tenant(apply)
         if came_online:

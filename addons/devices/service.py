@@ -108,6 +108,33 @@ def principal_for_token(token: str, tenant_slug: str) -> Principal | None:
                      permissions=frozenset({DEVICE_PERMISSION}), name=device.name, via="device_token")
 
 
+TOUCH_EVERY = dt.timedelta(seconds=15)  # between recorded contacts of one phone (offline comes after 120 s)
+_DEVICE_COLUMNS = tuple(Device._meta.sorted_field_names)
+_LOCK_DEVICE = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices WHERE id = %s FOR UPDATE"
+
+
+def locked(device_id: int) -> Device | None:
+    """The device row, locked for update (one plain statement: this is on every poll and report)."""
+    row = app_db.execute_sql(_LOCK_DEVICE, (device_id,)).fetchone()
+    if row is None:
+        return None
+    device = Device(**dict(zip(_DEVICE_COLUMNS, row)))
+    device._dirty.clear()
+    return device
+
+
+def usable(device: Device | None) -> bool:
+    return device is not None and device.enabled and device.removed_at is None
+
+
+def note_contact(device: Device) -> bool:
+    """Record contact when it says something new (offline, or seen a while ago): a phone that
+    polls and reports all the time then costs no write for it. True when it came online."""
+    if device.online and device.last_seen_at is not None and utcnow() - device.last_seen_at <= TOUCH_EVERY:
+        return False
+    return touch(device.id)
+
+
 def touch(device_id: int, status: dict | None = None) -> bool:
     """Record contact (and heartbeat fields). Returns True when the device was offline before."""
     values = ["last_seen_at = now()", "online = true"]

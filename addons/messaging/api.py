@@ -15,7 +15,7 @@ from addons.devices.models import DeviceInbound
 from . import dispatch, states, submit
 from .models import Message, Recipient, RecipientEvent, Suppression
 from .phones import PhoneError, normalise, try_normalise
-from .transitions import transition
+from .transitions import emit_many, transition
 
 
 def encode_cursor(value: int) -> str:
@@ -139,10 +139,9 @@ class MessagesHandler(ApiHandler):
         key = self.request.headers.get("Idempotency-Key")
         if key is not None and not (1 <= len(key) <= 255 and key.isprintable()):
             raise Problem(400, "invalid-idempotency-key", "Idempotency-Key must be 1 to 255 printable characters.")
-        # Number parsing is CPU work: off the IOLoop, like the database work.
-        clean, rejected, batch = await self.run_db(submit.validate_request, body, self.tenant.default_region)
-        status, response, keys = await self.in_tenant(
-            submit.accept, self.tenant, clean, rejected, batch, source="api", created_by=self.principal.actor,
+        # Number parsing is CPU work: off the IOLoop, like the database work (one trip for both).
+        status, response, keys = await self.run_db(
+            submit.validate_and_accept, self.tenant, body, source="api", created_by=self.principal.actor,
             idempotency_key=key, body_hash=submit.request_hash(body) if key else None)
         self.platform.wake_now(*keys)
         if key:
@@ -176,10 +175,11 @@ class CancelHandler(ApiHandler):
 
         def cancel():
             m = get_message(raw_id)
-            n = 0
+            n, events = 0, []
             for r in (Recipient.select().where((Recipient.message == m.id) & (Recipient.state == "pending"))
                       .for_update()):
-                n += transition(tenant, r, "cancelled", "api")
+                n += transition(tenant, r, "cancelled", "api", events=events)
+            emit_many(tenant, events)
             return n, message_json(m)
 
         cancelled, result = await self.in_tenant(cancel)

@@ -39,7 +39,11 @@ def usage(device_id: int) -> dict:
 
 def budget(device: Device, now: dt.datetime | None = None) -> tuple[int, str | None]:
     """How many recipients ``device`` may take now, and if none, why (for people)."""
-    settings = merged_settings(device.settings)
+    return budget_of(device.id, device.settings, now)
+
+
+def budget_of(device_id: int, device_settings: dict, now: dt.datetime | None = None) -> tuple[int, str | None]:
+    settings = merged_settings(device_settings)
     inside, opens = within_working_hours(settings, now)
     if not inside:
         when = opens.strftime("%H:%M UTC") if opens else "later"
@@ -47,7 +51,7 @@ def budget(device: Device, now: dt.datetime | None = None) -> tuple[int, str | N
     limits = settings["limits"]
     if not any(limits.get(key) for key, _ in WINDOWS):
         return 10**9, None  # no limits: nothing to count
-    used = usage(device.id)
+    used = usage(device_id)
     remaining = 10**9
     blocked_until = None
     for key, window in WINDOWS:
@@ -58,7 +62,7 @@ def budget(device: Device, now: dt.datetime | None = None) -> tuple[int, str | N
                 oldest = app_db.execute_sql(
                     "SELECT min(at) FROM (SELECT at FROM recipient_events WHERE device_id = %s AND "
                     "to_state = 'processed' AND at > now() - %s ORDER BY at DESC LIMIT %s) s",
-                    (device.id, window, cap)).fetchone()[0]
+                    (device_id, window, cap)).fetchone()[0]
                 until = (oldest + window) if oldest else utcnow() + window
                 blocked_until = max(blocked_until, until) if blocked_until else until
             remaining = min(remaining, max(left, 0))
@@ -117,16 +121,14 @@ def devices_to_wake(count: int) -> list[int]:
     """Whom to wake for ``count`` new recipients: the least-loaded online, enabled devices that
     can take work now (inside working hours, under their limits)."""
     rows = app_db.execute_sql("""
-        SELECT d.id FROM devices d
-          LEFT JOIN recipients r ON r.device_id = d.id AND r.state = 'processed'
+        SELECT d.id, d.settings FROM devices d
          WHERE d.enabled AND d.online AND d.removed_at IS NULL
-         GROUP BY d.id ORDER BY count(r.id), d.id LIMIT 200
+         ORDER BY (SELECT count(*) FROM recipients r WHERE r.device_id = d.id AND r.state = 'processed'), d.id
+         LIMIT 200
     """).fetchall()
-    ids = [r[0] for r in rows]
-    devices = {d.id: d for d in Device.select().where(Device.id.in_(ids))} if ids else {}
     out = []
-    for device_id in ids:
-        if budget(devices[device_id])[0] > 0:
+    for device_id, device_settings in rows:
+        if budget_of(device_id, device_settings)[0] > 0:
             out.append(device_id)
             if len(out) >= max(1, min(count, 50)):
                 break
@@ -174,5 +176,8 @@ def why_waiting(recipient: Recipient, now=None) -> str | None:
 
 
 def settings() -> MessagingSettings:
-    return MessagingSettings.get_or_none() or MessagingSettings(max_attempts=3, sticky_sender=False,
-                                                                claim_timeout_seconds=600)
+    row = app_db.execute_sql("SELECT max_attempts, sticky_sender, claim_timeout_seconds FROM messaging_settings "
+                             "LIMIT 1").fetchone()
+    if row is None:
+        return MessagingSettings(max_attempts=3, sticky_sender=False, claim_timeout_seconds=600)
+    return MessagingSettings(id=True, max_attempts=row[0], sticky_sender=row[1], claim_timeout_seconds=row[2])

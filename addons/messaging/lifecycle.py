@@ -17,7 +17,7 @@ from addons.devices.service import wake_key
 from . import dispatch, runtime
 from .models import IdempotencyKey, Recipient
 from .submit import IDEMPOTENCY_TTL
-from .transitions import transition
+from .transitions import emit_many, transition
 
 
 def expire(tenant, now: dt.datetime | None = None) -> int:
@@ -25,9 +25,10 @@ def expire(tenant, now: dt.datetime | None = None) -> int:
     rows = (Recipient.select().where(Recipient.state.in_(("pending", "processed")) & Recipient.valid_until.is_null(False)
                                      & (Recipient.valid_until <= now))
             .order_by(Recipient.id).limit(5000))
-    n = 0
+    n, events = 0, []
     for r in rows.for_update("FOR UPDATE SKIP LOCKED"):
-        n += transition(tenant, r, "expired", "sweeper")
+        n += transition(tenant, r, "expired", "sweeper", events=events)
+    emit_many(tenant, events)
     return n
 
 

@@ -7,16 +7,15 @@ import hashlib
 import json
 
 from core.catalogue import utcnow
-from core.db import app_db
+from core.db import app_db, tenant_transaction
 from core.web.problem import Problem
 
-from addons.devices.models import Device
 from addons.devices.service import wake_key
 
 from . import dispatch, runtime, text as smstext
-from .models import IdempotencyKey, Message, Suppression
+from .models import IdempotencyKey
 from .phones import PhoneError, normalise
-from .transitions import emit
+from .transitions import emit_many
 
 MAX_RECIPIENTS = 1000
 MAX_BATCH = 1000
@@ -155,6 +154,14 @@ def request_hash(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def validate_and_accept(tenant, body: dict, **kwargs) -> tuple[int, dict, list[str]]:
+    """Validate (CPU work, outside the transaction) then :func:`accept` in the tenant's transaction:
+    one trip to the database thread for the whole request."""
+    clean, rejected, batch = validate_request(body, tenant.default_region)
+    with tenant_transaction(tenant.ref):
+        return accept(tenant, clean, rejected, batch, **kwargs)
+
+
 def accept(tenant, clean: list[dict], rejected_all: list[list], batch: bool, *, source: str, created_by: str,
            idempotency_key: str | None = None, body_hash: str | None = None) -> tuple[int, dict, list[str]]:
     """Inside the tenant transaction: store everything, or replay an idempotent answer.
@@ -176,16 +183,17 @@ def accept(tenant, clean: list[dict], rejected_all: list[list], batch: bool, *, 
                               "This Idempotency-Key was used with a different request body; use a new key.")
             return prior.status, prior.response, []
         IdempotencyKey.delete().where(IdempotencyKey.key == idempotency_key).execute()  # an expired one
-    device_ids = {c["device_id"] for c in clean if c["device_id"]}
+    device_ids = sorted({c["device_id"] for c in clean if c["device_id"]})
     if device_ids:
-        found = {d.id for d in Device.select(Device.id).where(Device.id.in_(device_ids) & Device.enabled
-                                                              & Device.removed_at.is_null())}
-        missing = sorted(device_ids - found)
+        found = {r[0] for r in app_db.execute_sql(
+            "SELECT id FROM devices WHERE id = ANY (%s) AND enabled AND removed_at IS NULL", (device_ids,))}
+        missing = sorted(set(device_ids) - found)
         if missing:
             raise Problem(422, "validation-failed", "A requested device does not exist or is disabled.",
                           errors=[{"field": "device_id", "message": f"no enabled device {d}"} for d in missing])
-    all_phones = {p for c in clean for p in c["phones"]}
-    suppressed = {s.phone for s in Suppression.select(Suppression.phone).where(Suppression.phone.in_(all_phones))}
+    all_phones = sorted({p for c in clean for p in c["phones"]})
+    suppressed = {r[0] for r in app_db.execute_sql("SELECT phone FROM suppressions WHERE phone = ANY (%s)",
+                                                   (all_phones,))}
     settings = dispatch.settings()
     sticky = {}
     if settings.sticky_sender and all_phones:
@@ -193,9 +201,9 @@ def accept(tenant, clean: list[dict], rejected_all: list[list], batch: bool, *, 
             SELECT DISTINCT ON (r.phone) r.phone, r.device_id FROM recipients r
               JOIN devices d ON d.id = r.device_id AND d.enabled AND d.online AND d.removed_at IS NULL
              WHERE r.phone = ANY (%s) AND r.device_id IS NOT NULL ORDER BY r.phone, r.id DESC
-        """, (list(all_phones),)).fetchall())
-    now = utcnow()
-    results, total_new = [], 0
+        """, (all_phones,)).fetchall())
+    now_iso = utcnow().isoformat()
+    results, total_new, events = [], 0, []
     for c, rejected in zip(clean, rejected_all):
         rejected = list(rejected) + [{"input": p, "reason": "opted out (the recipient sent STOP)"}
                                      for p in c["phones"] if p in suppressed]
@@ -204,38 +212,41 @@ def accept(tenant, clean: list[dict], rejected_all: list[list], batch: bool, *, 
             results.append({"id": None, "state": "rejected", "recipients": [], "rejected": rejected,
                             "encoding": c["encoding"], "segments": c["segments"], "reference": c["reference"]})
             continue
-        m = Message.create(text=c["text"], encoding=c["encoding"], segments=c["segments"], priority=c["priority"],
-                           valid_until=c["valid_until"], send_at=c["send_at"], delivery_report=c["delivery_report"],
-                           reference=c["reference"], device_id=c["device_id"], sim_slot=c["sim_slot"], source=source,
-                           created_by=created_by)
-        # One statement for the recipients and their first history row, however many there are
-        # (building a 1,000-row insert through the ORM cost more than the database work).
-        ids = [r[0] for r in app_db.execute_sql("""
-            WITH new AS (
+        # One statement for the message, its recipients and their first history rows, however
+        # many there are (building this through the ORM cost more than the database work).
+        message_id, created_at, ids = app_db.execute_sql("""
+            WITH m AS (
+                INSERT INTO messages (text, encoding, segments, priority, valid_until, send_at, delivery_report,
+                                      reference, device_id, sim_slot, source, created_by)
+                VALUES (%(text)s, %(enc)s, %(seg)s, %(prio)s, %(vu)s, %(nb)s, %(dr)s, %(ref)s, %(dev)s, %(sim)s,
+                        %(src)s, %(by)s)
+             RETURNING id, created_at),
+            new AS (
                 INSERT INTO recipients (message_id, phone, priority, not_before, valid_until,
                                         requested_device_id, requested_sim)
-                SELECT %(m)s, p.phone, %(prio)s, %(nb)s, %(vu)s, coalesce(%(dev)s, p.sticky), %(sim)s
-                  FROM unnest(%(phones)s::text[], %(sticky)s::bigint[]) WITH ORDINALITY AS p(phone, sticky, n)
+                SELECT m.id, p.phone, %(prio)s, %(nb)s, %(vu)s, coalesce(%(dev)s, p.sticky), %(sim)s
+                  FROM m, unnest(%(phones)s::text[], %(sticky)s::bigint[]) WITH ORDINALITY AS p(phone, sticky, n)
                  ORDER BY p.n
              RETURNING id),
             history AS (
                 INSERT INTO recipient_events (recipient_id, from_state, to_state, source, at)
                 SELECT id, NULL, 'pending', %(src)s, clock_timestamp() FROM new)
-            SELECT id FROM new ORDER BY id
-        """, {"m": m.id, "prio": c["priority"], "nb": c["send_at"], "vu": c["valid_until"], "dev": c["device_id"],
-              "sim": c["sim_slot"], "phones": phones, "sticky": [sticky.get(p) for p in phones],
-              "src": source}).fetchall()]
-        for rid, p in zip(ids, phones):
-            emit(tenant, "accepted", {"message_id": m.id, "recipient_id": rid, "phone": p, "state": "pending",
-                                      "device_id": None, "error_code": None, "reference": c["reference"],
-                                      "at": now.isoformat()})
+            SELECT m.id, m.created_at, (SELECT array_agg(id ORDER BY id) FROM new) FROM m
+        """, {"text": c["text"], "enc": c["encoding"], "seg": c["segments"], "prio": c["priority"],
+              "nb": c["send_at"], "vu": c["valid_until"], "dr": c["delivery_report"], "ref": c["reference"],
+              "dev": c["device_id"], "sim": c["sim_slot"], "src": source, "by": created_by, "phones": phones,
+              "sticky": [sticky.get(p) for p in phones]}).fetchone()
+        events += [("accepted", {"message_id": message_id, "recipient_id": rid, "phone": p, "state": "pending",
+                                 "device_id": None, "error_code": None, "reference": c["reference"], "at": now_iso})
+                   for rid, p in zip(ids, phones)]
         total_new += len(ids)
-        results.append({"id": m.id, "state": "pending", "created_at": m.created_at.isoformat(),
+        results.append({"id": message_id, "state": "pending", "created_at": created_at.isoformat(),
                         "text": c["text"], "encoding": c["encoding"], "segments": c["segments"],
                         "reference": c["reference"], "send_at": c["send_at"].isoformat() if c["send_at"] else None,
                         "valid_until": c["valid_until"].isoformat() if c["valid_until"] else None,
                         "recipients": [{"id": rid, "phone": p, "state": "pending"} for rid, p in zip(ids, phones)],
                         "rejected": rejected})
+    emit_many(tenant, events)
     if total_new == 0:
         raise Problem(422, "no-recipients", "No recipient can receive this (invalid or opted out); nothing was sent.",
                       errors=[{"field": "to", "message": r["reason"], "input": r["input"]}

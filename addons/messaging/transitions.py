@@ -18,12 +18,20 @@ def event_data(r: Recipient, reference: str | None = None, at=None) -> dict:
 
 
 def emit(tenant, event: str, data: dict) -> None:
-    runtime.platform().registry.hook.smsgw_message_event(tenant=tenant, event=event, data=data)
+    emit_many(tenant, [(event, data)])
+
+
+def emit_many(tenant, events: list[tuple[str, dict]]) -> None:
+    if events:
+        runtime.platform().registry.hook.smsgw_message_events(tenant=tenant, events=events)
 
 
 def transition(tenant, r: Recipient, to_state: str, source: str, *, device_id=None, error_code=None,
-               reported_at=None, extra: dict | None = None) -> bool:
-    """Move one (row-locked) recipient; False if the state machine forbids it. Emits the event."""
+               reported_at=None, extra: dict | None = None, events: list | None = None) -> bool:
+    """Move one (row-locked) recipient; False if the state machine forbids it.
+
+    Emits the event, or appends it to ``events`` for the caller to emit with the others of
+    its batch (:func:`emit_many`)."""
     if not states.allowed(r.state, to_state):
         return False
     now = utcnow()
@@ -51,5 +59,8 @@ def transition(tenant, r: Recipient, to_state: str, source: str, *, device_id=No
     event = EVENT_FOR_STATE.get(to_state)
     if event:
         reference = Message.select(Message.reference).where(Message.id == r.message_id).scalar()
-        emit(tenant, event, event_data(r, reference, reported_at))
+        if events is None:
+            emit(tenant, event, event_data(r, reference, reported_at))
+        else:
+            events.append((event, event_data(r, reference, reported_at)))
     return True

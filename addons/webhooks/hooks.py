@@ -35,10 +35,10 @@ def smsgw_encrypted_fields():
 
 
 @hookimpl
-def smsgw_message_event(tenant, event, data):
-    name = service.MESSAGE_EVENTS.get(event)
-    if name and "webhooks" in tenant.enabled_addons:
-        service.record(name, data, device_id=data.get("device_id"))
+def smsgw_message_events(tenant, events):
+    if "webhooks" in tenant.enabled_addons:
+        service.record_many([(service.MESSAGE_EVENTS[event], data, data.get("device_id"))
+                             for event, data in events if event in service.MESSAGE_EVENTS])
 
 
 @hookimpl

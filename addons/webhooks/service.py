@@ -13,7 +13,10 @@ import datetime as dt
 import random
 import uuid
 
+from psycopg2.extras import Json, execute_values
+
 from core.catalogue import utcnow
+from core.db import app_db
 
 from . import runtime, signing, ssrf
 from .models import Attempt, Delivery, Endpoint, Event
@@ -101,17 +104,42 @@ def endpoint_json(ep: Endpoint) -> dict:
 
 def record(event: str, data: dict, device_id=None, only_endpoint=None) -> list[int]:
     """Inside the tenant transaction: store the event and one delivery per subscribed endpoint."""
-    q = Endpoint.select(Endpoint.id, Endpoint.device_id).where(Endpoint.enabled & Endpoint.events.contains([event]))
-    if only_endpoint is not None:
-        q = Endpoint.select(Endpoint.id, Endpoint.device_id).where(Endpoint.id == only_endpoint)
-    targets = [e.id for e in q if e.device_id is None or device_id is None or e.device_id == device_id]
-    if not targets:
+    return record_many([(event, data, device_id)], only_endpoint=only_endpoint)
+
+
+def record_many(items: list[tuple[str, dict, int | None]], only_endpoint=None) -> list[int]:
+    """Inside the tenant transaction: store ``(event, data, device_id)`` events and their deliveries.
+
+    Set-based: one query for the endpoints, one INSERT for the events and one for the
+    deliveries, whatever the number of events (nothing at all when no endpoint listens).
+    """
+    if not items:
         return []
-    event_id = "msg_" + uuid.uuid4().hex
-    payload = {"type": event, "timestamp": utcnow().isoformat(), "data": data}
-    Event.create(id=event_id, event=event, payload=payload)
-    ids = [r[0] for r in Delivery.insert_many([{"endpoint": t, "event": event_id} for t in targets])
-           .returning(Delivery.id).tuples().execute()]
+    if only_endpoint is not None:
+        endpoints = app_db.execute_sql("SELECT id, device_id, NULL FROM webhook_endpoints WHERE id = %s",
+                                       (only_endpoint,)).fetchall()
+    else:
+        endpoints = app_db.execute_sql(
+            "SELECT id, device_id, events FROM webhook_endpoints WHERE enabled AND events && %s::text[]",
+            (sorted({event for event, _data, _dev in items}),)).fetchall()
+    if not endpoints:
+        return []
+    now = utcnow().isoformat()
+    event_rows, delivery_rows = [], []
+    for event, data, device_id in items:
+        targets = [eid for eid, ep_device, events in endpoints
+                   if (events is None or event in events)
+                   and (ep_device is None or device_id is None or ep_device == device_id)]
+        if targets:
+            event_id = "msg_" + uuid.uuid4().hex
+            event_rows.append((event_id, event, Json({"type": event, "timestamp": now, "data": data})))
+            delivery_rows += [(t, event_id) for t in targets]
+    if not event_rows:
+        return []
+    cur = app_db.cursor()
+    execute_values(cur, "INSERT INTO webhook_events (id, event, payload) VALUES %s", event_rows)
+    ids = [r[0] for r in execute_values(cur, "INSERT INTO webhook_deliveries (endpoint_id, event_id) VALUES %s "
+                                             "RETURNING id", delivery_rows, fetch=True)]
     runtime.after_commit_deliver(ids)
     return ids
 
