@@ -605,8 +605,9 @@ async def run(args, scratch) -> int:
             n_rounds = rounds if judged else 1
             say(f"  batch {batch} ({'judged' if judged else 'for information; baseline is still one UPDATE per request'}):")
             # Enough rows for the round(s) at generous rates; a phone that runs out stops (noted).
-            ours_rows = int((1000 if batch == 1 else 2500) * secs * n_rounds * 1.3) + 500
-            bare_rows = int(3000 * secs * n_rounds * 1.3) + 500
+            # (the 1 s warm-up of each side included)
+            ours_rows = int((3000 if batch == 1 else 15000) * (secs * n_rounds + 1) * 1.3) + 500
+            bare_rows = int(3000 * (secs * n_rounds + 1) * 1.3) + 500
             per_phone = ours_rows // c + batch
             t0 = time.perf_counter()
             queues = [fill_processed(admin, sch, d, per_phone) for d, _tok in report_devs]

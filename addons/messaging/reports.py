@@ -41,7 +41,7 @@ def _load(ids: list[int]) -> dict[int, dict]:
     return out
 
 def apply(tenant, device, reports: list[dict]) -> list[dict]:
-    settings = dispatch.settings()
+    max_attempts = None  # read only when a retriable failure needs it
     recs = _load([rep["message_id"] for rep in reports if rep["message_id"]])
     now = utcnow()
     results, history, events, changed = [], [], [], set()
@@ -56,8 +56,11 @@ def apply(tenant, device, reports: list[dict]) -> list[dict]:
         target, code, at = rep["state"], rep.get("error_code"), rep["at"]
         if target == "failed" and code == "EXPIRED" and r["state"] == "processed":
             target = "expired"  # the phone held it past valid_until and did not send it
+        if target == "failed" and r["state"] == "processed" and code in RETRIABLE:
+            if max_attempts is None:
+                max_attempts = dispatch.settings().max_attempts
         if (target == "failed" and r["state"] == "processed" and code in RETRIABLE
-                and r["attempts"] < settings.max_attempts):
+                and r["attempts"] < max_attempts):
             if enabled_devices is None:
                 enabled_devices = {row[0] for row in app_db.execute_sql(
                     "SELECT id FROM devices WHERE enabled AND removed_at IS NULL").fetchall()}
