@@ -192,11 +192,13 @@ def accept(tenant, clean: list[dict], rejected_all: list[list], batch: bool, *, 
             raise Problem(422, "validation-failed", "A requested device does not exist or is disabled.",
                           errors=[{"field": "device_id", "message": f"no enabled device {d}"} for d in missing])
     all_phones = sorted({p for c in clean for p in c["phones"]})
-    suppressed = {r[0] for r in app_db.execute_sql("SELECT phone FROM suppressions WHERE phone = ANY (%s)",
-                                                   (all_phones,))}
-    settings = dispatch.settings()
+    # The opted-out recipients and the sticky-sender setting: one round trip.
+    sticky_sender, suppressed = app_db.execute_sql(
+        "SELECT coalesce((SELECT sticky_sender FROM messaging_settings LIMIT 1), false), "
+        "ARRAY(SELECT phone FROM suppressions WHERE phone = ANY (%s))", (all_phones,)).fetchone()
+    suppressed = set(suppressed)
     sticky = {}
-    if settings.sticky_sender and all_phones:
+    if sticky_sender and all_phones:
         sticky = dict(app_db.execute_sql("""
             SELECT DISTINCT ON (r.phone) r.phone, r.device_id FROM recipients r
               JOIN devices d ON d.id = r.device_id AND d.enabled AND d.online AND d.removed_at IS NULL
