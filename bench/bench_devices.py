@@ -249,13 +249,15 @@ async def run(args, scratch) -> int:
             f"audit event, claim): {secs:.1f} s ({len(sample) / secs:.0f}/s), server CPU {first_fetch[2]:.1f} s "
             f"({first_fetch[2] / len(sample) * 1000:.2f} ms per fetch)")
     rest = n - len(sample)
+    # The others are marked online as if they had been before (e.g. across a server restart), so
+    # that all N long polls arrive in a short ramp and can be measured before they expire. Every
+    # device is made "seen a minute ago" (still online; offline comes after 120 s), so each one's
+    # next poll records contact: that is how the ramp below sees each poll arrive.
+    with admin.cursor() as cur:
+        for s in schemas:
+            cur.execute(f"UPDATE \"{s}\".devices SET online = true, last_seen_at = now() - interval '1 minute'")
+    admin.commit()
     if rest:
-        # The others are marked online as if they had been before (e.g. across a server restart), so
-        # that all N long polls arrive in a short ramp and can be measured before they expire.
-        with admin.cursor() as cur:
-            for s in schemas:
-                cur.execute(f'UPDATE "{s}".devices SET online = true, last_seen_at = now() WHERE NOT online')
-        admin.commit()
         say(f"  the other {rest} devices were marked online in the database (as if seen before)")
     await wait_quiet(server, threshold=0.1, window=0.5)
     fleet.repoll = True

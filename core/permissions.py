@@ -60,7 +60,7 @@ def role_permissions(role: str) -> frozenset:
     return frozenset(p for p, roles in MATRIX.items() if role in roles)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per cached credential (each waiting phone has one): keep it small
 class Principal:
     """Who is making this request, and with what rights."""
 

@@ -1,6 +1,7 @@
 """Wake-ups for long-polling clients, with no database work while they wait.
 
-A waiter awaits an ``asyncio.Future`` keyed by a string (e.g. ``acme:device:7``).
+A waiter awaits an ``asyncio.Future`` keyed by a string (e.g. ``acme:device:7``),
+or, lighter still for a parked long poll, a listener is a plain callback.
 ``wake(key)`` resolves it: directly when the change happened in this process,
 and through PostgreSQL ``NOTIFY smsgw_wakeup`` (delivered at commit by the
 process's one listener connection) when it happened in another process. Redis
@@ -41,6 +42,13 @@ class WakeupHub:
         self._waiters.setdefault(key, set()).add(fut)
         return Waiter(self, key, fut)
 
+    def listen(self, key: str, callback) -> None:
+        """Call ``callback()`` on the IOLoop at every wake of ``key`` until :meth:`discard`."""
+        self._waiters.setdefault(key, set()).add(callback)
+
+    def discard(self, key: str, callback) -> None:
+        self._discard(key, callback)
+
     def _discard(self, key: str, fut) -> None:
         waiters = self._waiters.get(key)
         if waiters is not None:
@@ -62,10 +70,17 @@ class WakeupHub:
         if not waiters:
             return 0
         n = 0
-        for fut in list(waiters):
-            if not fut.done():
-                fut.set_result(True)
+        for item in list(waiters):
+            if isinstance(item, asyncio.Future):
+                if not item.done():
+                    item.set_result(True)
+                    n += 1
+            else:
                 n += 1
+                try:
+                    item()
+                except Exception:  # one listener's bug must not keep the others asleep
+                    log.exception("wake-up listener failed for %s", key)
         self.wakes += n
         return n
 

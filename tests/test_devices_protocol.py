@@ -576,3 +576,79 @@ def test_device_tokens_and_api_tokens_do_not_cross_over(live_server, make_tenant
     problem(post_reports(api, [{"message_id": 1, "state": "sent"}]), 403, "forbidden")
     # No token at all: 401.
     problem(fetch(live_server.client(t.slug)), 401, "unauthorized")
+
+
+# -- parked long polls: the handler is gone, the answer is the same ------------------------------------------------
+
+def _parked(platform, live_server, make_tenant, name: str):
+    t = make_tenant(name)
+    api = api_client(live_server, t.slug)
+    device_id, token = raw_device(live_server, t.slug, api)
+    dev = device_client(live_server, t.slug, token)
+    assert fetch(dev).json()["messages"] == []  # first contact
+    poll = LongPoll(dev, wait=30).start()
+    wait_until(lambda: waiting_on(platform, t.slug, device_id), 5, message="the long poll to park")
+    return t, api, device_id, dev, poll
+
+
+def test_a_parked_poll_holds_no_handler_and_answers_like_any_response(platform, live_server, make_tenant, caplog):
+    import gc
+    import logging
+
+    from addons.devices.longpoll import ParkedPoll
+    from addons.devices.protocol import FetchHandler
+
+    t, api, device_id, dev, poll = _parked(platform, live_server, make_tenant, "parked")
+    gc.collect()
+    live = gc.get_objects()
+    mine = [o for o in live if isinstance(o, FetchHandler) and getattr(o, "tenant_slug", None) == t.slug]
+    assert mine == [], "a waiting poll still holds its request handler"
+    assert any(isinstance(o, ParkedPoll) and o.device_id == device_id and o.tenant.slug == t.slug for o in live)
+
+    caplog.set_level(logging.INFO, logger="smsgw.access")
+    sent = submit(api, [phone(7)], "parked and woken")
+    poll.join(5)
+    r = poll.response
+    assert r.status_code == 200, r.text
+    assert [m["message_id"] for m in r.json()["messages"]] == [sent["id"]]
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert "Server" not in r.headers
+
+    def logged():  # written on the server's thread right after the answer
+        return any(line.startswith("200 GET ") and f"{t.slug}." in line and "/api/device/v1/messages?wait=30" in line
+                   for line in [rec.getMessage() for rec in caplog.records if rec.name == "smsgw.access"])
+
+    wait_until(logged, 2, message="the access log line of the detached answer")
+    # Keep-alive still works on the same connection after a detached answer.
+    assert fetch(dev).status_code == 200
+
+
+def test_a_phone_that_hangs_up_while_parked_leaves_nothing_waiting_and_takes_nothing(platform, live_server,
+                                                                                     make_tenant):
+    import socket
+
+    t = make_tenant("hangup")
+    api = api_client(live_server, t.slug)
+    device_id, token = raw_device(live_server, t.slug, api)
+    assert fetch(device_client(live_server, t.slug, token)).status_code == 200
+    s = socket.create_connection(("127.0.0.1", live_server.port))
+    s.sendall((f"GET /api/device/v1/messages?wait=30 HTTP/1.1\r\nHost: {t.slug}.localhost\r\n"
+               f"Authorization: Bearer {token}\r\nX-Real-IP: {fresh_ip()}\r\n\r\n").encode())
+    wait_until(lambda: waiting_on(platform, t.slug, device_id), 5, message="the long poll to park")
+    s.close()
+    wait_until(lambda: not waiting_on(platform, t.slug, device_id), 5, message="the hung-up poll to be forgotten")
+    sent = submit(api, [phone(8)], "nobody is listening")
+    time.sleep(0.3)
+    assert states(t, [r["id"] for r in sent["recipients"]]) == {sent["recipients"][0]["id"]: "pending"}
+
+
+def test_a_parked_poll_of_a_device_disabled_meanwhile_is_told_so(platform, live_server, make_tenant):
+    t, api, device_id, dev, poll = _parked(platform, live_server, make_tenant, "parkoff")
+    r = api.patch(f"/api/v1/devices/{device_id}", json={"enabled": False})
+    assert r.status_code == 200, r.text
+    poll.join(5)
+    problem(poll.response, 403, "device-disabled")
+    assert not waiting_on(platform, t.slug, device_id)

@@ -1,8 +1,8 @@
 """The device protocol (``/api/device/v1/…``): pairing, long-poll fetch, reports, inbound, heartbeat.
 
-While a phone waits in a long poll the server does no database work: the
-handler awaits a wake-up (:mod:`core.wakeups`) and claims work only when woken
-or when the wait ends.
+While a phone waits in a long poll the server does no database work: the poll
+is parked on a wake-up (:mod:`core.wakeups`, :mod:`.longpoll`) and claims work
+only when woken or when the wait ends.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from core.catalogue import utcnow
 from core.events import AuditEvent, emit
 from core.permissions import PUBLIC
 from core.web.base import ApiHandler
+from core.web.detach import detach
 from core.web.problem import Problem
 
-from . import service
+from . import longpoll, service
 from .models import Device
 from .service import DEVICE_PERMISSION, DeviceError, wake_key
 from .settings import merged
@@ -108,7 +109,10 @@ class RegisterHandler(DeviceApiHandler):
 
 
 class FetchHandler(DeviceApiHandler):
-    """``GET /api/device/v1/messages?wait=30&limit=10&settings_version=N``: long-poll for work."""
+    """``GET /api/device/v1/messages?wait=30&limit=10&settings_version=N``: long-poll for work.
+
+    Looks once; with nothing to hand over, parks the poll (see :mod:`.longpoll`).
+    """
 
     _waiter = None
     _closed = False
@@ -133,15 +137,21 @@ class FetchHandler(DeviceApiHandler):
             try:
                 if self._closed:
                     return
-                batch, version, came_online = await self.in_tenant(self.claim, device_id, limit, touch)
+                batch, version, came_online = await self.in_tenant(longpoll.look, platform, tenant, device_id,
+                                                                   limit, touch)
                 touch = False
                 if came_online:
                     await self.fire_online(device_id)
-                settings_changed = known_version and version != known_version
+                settings_changed = bool(known_version and version != known_version)
                 if batch or settings_changed or loop.time() >= deadline:
-                    self.write_json({"messages": batch, "settings_version": version,
-                                     "settings_changed": bool(settings_changed),
-                                     "server_time": utcnow().isoformat()})
+                    self.write_json(longpoll.answer(batch, version, settings_changed))
+                    return
+                if waiter.woken:
+                    continue  # work arrived while we looked: look again
+                request = detach(self)
+                if request is not None:
+                    # From here the handler is gone; the parked poll answers the phone.
+                    longpoll.ParkedPoll(platform, tenant, device_id, limit, known_version, key, request, deadline)
                     return
                 try:
                     await waiter.wait(deadline - loop.time())
@@ -150,20 +160,6 @@ class FetchHandler(DeviceApiHandler):
             finally:
                 waiter.close()
                 self._waiter = None
-
-    def claim(self, device_id: int, limit: int, touch: bool = False):
-        device = service.locked(device_id)
-        if not service.usable(device):
-            raise Problem(403, "device-disabled", "This device is disabled or removed; re-pair it.")
-        came_online = service.note_contact(device) if touch else False
-        items = []
-        for result in self.platform.registry.hook.smsgw_device_claim(tenant=self.tenant, device=device,
-                                                                     limit=limit - len(items)):
-            items.extend(result or [])
-            if len(items) >= limit:
-                break
-        return items[:limit], device.settings_version, came_online
-
 
 
 class ReportsHandler(DeviceApiHandler):

@@ -99,13 +99,16 @@ def rotate_token(device_id: int, tenant_slug: str) -> str:
     return token
 
 
+_DEVICE_PERMISSIONS = frozenset({DEVICE_PERMISSION})
+
+
 def principal_for_token(token: str, tenant_slug: str) -> Principal | None:
     device = Device.get_or_none((Device.token_hash == tokenformat.digest(token)) & (Device.enabled == True)  # noqa: E712
                                 & Device.removed_at.is_null())
     if device is None:
         return None
     return Principal(kind="device", id=device.id, role="device", tenant=tenant_slug,
-                     permissions=frozenset({DEVICE_PERMISSION}), name=device.name, via="device_token")
+                     permissions=_DEVICE_PERMISSIONS, name=device.name, via="device_token")
 
 
 TOUCH_EVERY = dt.timedelta(seconds=15)  # between recorded contacts of one phone (offline comes after 120 s)

@@ -28,10 +28,13 @@ def redact_query(query: str, depth: int = 0) -> str:
 
 
 def log_request(handler) -> None:
-    status = handler.get_status()
     req = handler.request
-    query = redact_query(req.query)
-    path = req.path + ("?" + query if query else "")
+    log_line(handler.get_status(), req.method, req.host_name, req.path, req.query, 1000.0 * req.request_time())
+
+
+def log_line(status: int, method: str, host: str, path: str, query: str, elapsed_ms: float) -> None:
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
-    log.log(level, "%d %s %s %s %.1fms", status, req.method, req.host_name, path,
-            1000.0 * req.request_time())
+    if not log.isEnabledFor(level):
+        return
+    query = redact_query(query)
+    log.log(level, "%d %s %s %s %.1fms", status, method, host, path + ("?" + query if query else ""), elapsed_ms)

@@ -40,7 +40,7 @@ class SignupHandler(PageHandler):
         super().set_default_headers()
         # The form's success redirect goes to the new workspace's own subdomain, and
         # browsers apply form-action to redirects too: allow exactly our subdomains.
-        from .base import CSP
+        from .security_headers import CSP
 
         tenants = self.application.platform.settings.public_url("*")
         self.set_header("Content-Security-Policy", CSP.replace("form-action 'self'", f"form-action 'self' {tenants}"))

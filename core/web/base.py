@@ -24,6 +24,7 @@ from .. import tokenformat
 from ..db import current_tenant, run_in_tenant, run_sync
 from ..permissions import PUBLIC, Principal
 from .problem import PROBLEM_CONTENT_TYPE, Problem
+from .security_headers import security_headers
 
 PRINCIPAL_TTL = 10.0  # seconds a bearer token's principal is reused without a lookup
 SESSION_COOKIE = "smsgw_session"
@@ -32,9 +33,6 @@ KNOWN_DEVICE_COOKIE = "smsgw_known"
 
 log = logging.getLogger(__name__)
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "font-src 'self'; connect-src 'self'; form-action 'self'; object-src 'none'; "
-       "base-uri 'none'; frame-ancestors 'none'")
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -60,14 +58,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     # -- headers ---------------------------------------------------------------
     def set_default_headers(self):
-        self.set_header("Content-Security-Policy", CSP)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "strict-origin-when-cross-origin")
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("Cross-Origin-Opener-Policy", "same-origin")
-        self.set_header("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-        if self.request.protocol == "https":
-            self.set_header("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+        for name, value in security_headers(self.request.protocol == "https"):
+            self.set_header(name, value)
         self.clear_header("Server")
 
     # -- request resolution ------------------------------------------------------

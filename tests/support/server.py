@@ -35,8 +35,10 @@ class LiveServer:
         self.platform.registry.hook.smsgw_startup(app=self.app)
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]
+        from core.web.detach import DetachingDelegate
+
         server = tornado.httpserver.HTTPServer(
-            self.app, max_body_size=self.platform.settings.max_body_size * 2, xheaders=True)
+            DetachingDelegate(self.app), max_body_size=self.platform.settings.max_body_size * 2, xheaders=True)
         server.add_sockets(sockets)
         self._ready.set()
         await self._stop.wait()

@@ -1,0 +1,109 @@
+"""The long poll's work: one look for work (a claim), and a poll parked until a wake-up.
+
+A phone's fetch looks once inside its handler (after the usual tenant,
+token and permission checks). If there is nothing to hand over it is
+*parked*: the handler detaches from the request (:mod:`core.web.detach`) and
+a :class:`ParkedPoll` of a few slots listens on the device's wake-up key. A
+wake runs one more look in the database thread; the first look that finds
+work, a settings change, or the end of the wait answers the phone. While
+parked, the server holds the connection and this object, and does no
+database work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+
+from core.catalogue import utcnow
+from core.db import run_in_tenant
+from core.web.problem import PROBLEM_CONTENT_TYPE, Problem
+
+from . import service
+
+log = logging.getLogger(__name__)
+_EMPTY_CONTEXT = contextvars.Context()
+
+
+def look(platform, tenant, device_id: int, limit: int, touch: bool = False):
+    """Inside the tenant transaction: ``(messages, settings_version, came_online)``."""
+    device = service.locked(device_id)
+    if not service.usable(device):
+        raise Problem(403, "device-disabled", "This device is disabled or removed; re-pair it.")
+    came_online = service.note_contact(device) if touch else False
+    items = []
+    for result in platform.registry.hook.smsgw_device_claim(tenant=tenant, device=device, limit=limit):
+        items.extend(result or [])
+        if len(items) >= limit:
+            break
+    return items[:limit], device.settings_version, came_online
+
+
+def answer(batch: list, version: int, settings_changed: bool) -> dict:
+    return {"messages": batch, "settings_version": version, "settings_changed": settings_changed,
+            "server_time": utcnow().isoformat()}
+
+
+class ParkedPoll:
+    """A waiting fetch without its handler: answered by a wake-up's look, or empty at the deadline."""
+
+    __slots__ = ("platform", "tenant", "device_id", "limit", "known_version", "key", "request", "timer",
+                 "looking", "again", "expired")
+
+    def __init__(self, platform, tenant, device_id: int, limit: int, known_version: int, key: str,
+                 request, deadline: float):
+        self.platform, self.tenant, self.device_id = platform, tenant, device_id
+        self.limit, self.known_version, self.key, self.request = limit, known_version, key, request
+        self.looking = self.again = self.expired = False
+        request.on_close = self._hung_up
+        platform.wakeups.listen(key, self.wake)
+        # An empty context: the timer must not keep the request's context (and what it refers to) alive.
+        self.timer = asyncio.get_running_loop().call_at(deadline, self._deadline, context=_EMPTY_CONTEXT)
+
+    def wake(self) -> None:
+        if self.looking:
+            self.again = True  # woken during a look: look once more before going back to sleep
+        else:
+            self.looking = True
+            asyncio.ensure_future(self._look())
+
+    async def _look(self) -> None:
+        try:
+            while not self.request.done:
+                self.again = False
+                batch, version, _ = await run_in_tenant(self.tenant.ref, look, self.platform, self.tenant,
+                                                        self.device_id, self.limit)
+                changed = bool(self.known_version and version != self.known_version)
+                if batch or changed or self.expired:
+                    self._finish(lambda: self.request.respond_json(answer(batch, version, changed)))
+                    return
+                if not self.again:
+                    return
+        except Problem as exc:
+            self._finish(lambda: self.request.respond(exc.status, _problem_body(exc), PROBLEM_CONTENT_TYPE))
+        except Exception:
+            log.exception("a parked long poll failed to look for work")
+            self._finish(lambda: self.request.respond(
+                500, _problem_body(Problem(500, "internal-error", "Something went wrong on our side; poll again.")),
+                PROBLEM_CONTENT_TYPE))
+        finally:
+            self.looking = False
+
+    def _deadline(self) -> None:
+        self.expired = True
+        self.wake()  # a last look (as a phone polling again would make), which answers whatever it finds
+
+    def _hung_up(self) -> None:
+        self._finish(None)  # nothing was handed over: the looks only claim when they answer
+
+    def _finish(self, respond) -> None:
+        self.platform.wakeups.discard(self.key, self.wake)
+        self.timer.cancel()
+        if respond is not None:
+            respond()
+
+
+def _problem_body(exc: Problem) -> bytes:
+    return json.dumps(exc.to_dict()).encode()

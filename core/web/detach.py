@@ -1,0 +1,128 @@
+"""Answering a request after its handler has gone: long polls that cost a connection, not a handler.
+
+A long poll spends nearly all its life waiting. Held by a ``RequestHandler``
+(its request, headers, coroutine frames and timers) a waiting poll costs about
+three times what the bare connection does. :class:`DetachingDelegate` sits
+between Tornado's ``HTTPServer`` and the application; a handler that has done
+its checks (tenant, authentication, permission) and has nothing to say yet
+calls :func:`detach`, which drops every reference to the handler and returns a
+small :class:`Detached` through which the answer is written later, with the
+same security headers and the same access-log line as any other response.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from tornado import httputil
+from tornado.iostream import StreamClosedError
+
+from .access_log import log_line
+from .security_headers import security_headers
+
+log = logging.getLogger(__name__)
+
+
+class DetachingDelegate(httputil.HTTPServerConnectionDelegate):
+    """Give this to ``HTTPServer`` instead of the application itself."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def start_request(self, server_conn, request_conn):
+        return _Message(self.app.start_request(server_conn, request_conn), request_conn)
+
+    def on_close(self, server_conn):
+        self.app.on_close(server_conn)
+
+
+class _Message(httputil.HTTPMessageDelegate):
+    """Forwards to the application's delegate until a handler detaches, then forgets it."""
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner, conn):
+        self.inner = inner
+        conn.smsgw_message = self
+
+    def headers_received(self, start_line, headers):
+        return self.inner.headers_received(start_line, headers)
+
+    def data_received(self, chunk):
+        return self.inner.data_received(chunk)
+
+    def finish(self):
+        return self.inner.finish()
+
+    def on_connection_close(self):
+        if self.inner is not None:
+            self.inner.on_connection_close()
+
+
+class Detached:
+    """A request whose handler has gone; :meth:`respond` answers it once."""
+
+    __slots__ = ("conn", "method", "host", "path", "query", "started", "https", "on_close", "done")
+
+    def __init__(self, handler):
+        req = handler.request
+        self.conn = req.connection
+        self.method, self.host, self.path, self.query = req.method, req.host_name, req.path, req.query
+        self.started = req._start_time
+        self.https = req.protocol == "https"
+        self.on_close = None  # called (once) if the client hangs up before the answer
+        self.done = False
+        self.conn.set_close_callback(self._closed)
+
+    def _closed(self):
+        if not self.done:
+            self.done = True
+            callback, self.on_close = self.on_close, None
+            if callback is not None:
+                callback()
+
+    def respond_json(self, data, status: int = 200, content_type: str = "application/json; charset=UTF-8"):
+        self.respond(status, json.dumps(data, default=str).encode(), content_type)
+
+    def respond(self, status: int, body: bytes, content_type: str) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.on_close = None
+        conn, self.conn = self.conn, None
+        headers = httputil.HTTPHeaders()
+        for name, value in security_headers(self.https):
+            headers[name] = value
+        headers["Content-Type"] = content_type
+        headers["Content-Length"] = str(len(body))
+        headers["Date"] = httputil.format_timestamp(time.time())
+        conn.set_close_callback(None)
+        try:
+            conn.write_headers(httputil.ResponseStartLine("", status, httputil.responses.get(status, "Unknown")),
+                               headers, body)
+            conn.finish()
+        except StreamClosedError:
+            pass  # the client went away just now; nothing more to do
+        log_line(status, self.method, self.host, self.path, self.query, 1000.0 * (time.time() - self.started))
+
+
+def detach(handler) -> Detached | None:
+    """Take the request away from ``handler`` (which must not write anything after this).
+
+    Returns ``None`` when the server was not started with :class:`DetachingDelegate`; the
+    handler then answers in the usual way.
+    """
+    conn = handler.request.connection
+    message = getattr(conn, "smsgw_message", None)
+    if message is None or message.inner is None or handler._headers_written or handler._finished:
+        return None
+    detached = Detached(handler)
+    handler._auto_finish = False  # Tornado must not finish the request when the handler returns
+    message.inner = None          # the last reference to the handler and its request
+    conn.smsgw_message = None
+    # Tornado's handler refers to itself through its template namespace (``ui``): without breaking
+    # that cycle the handler waits for a full garbage collection, and a burst of polls piles up.
+    handler.ui = None
+    return detached
