@@ -4,9 +4,12 @@ It accepts connections, reads each request's head, then waits on the socket
 (for more bytes or the client hanging up) without ever answering: the least a
 Python asyncio server can do per waiting long poll. ``--mode streams`` (the
 default) gives each connection a coroutine (``asyncio.start_server``), like a
-handler awaiting a wake-up; ``--mode protocol`` is a plain ``asyncio.Protocol``.
+handler awaiting a wake-up; ``--mode protocol`` is a plain ``asyncio.Protocol``;
+``--mode tornado`` is Tornado's own ``HTTPServer`` with a message delegate that
+never answers (no ``RequestHandler``): the least a Tornado server holds per
+waiting request, i.e. the floor for anything built on Tornado.
 
-Usage: ``python bench/_bare_hold_server.py PORT STATUS_FILE [--mode streams|protocol]``.
+Usage: ``python bench/_bare_hold_server.py PORT STATUS_FILE [--mode streams|protocol|tornado]``.
 Writes the number of requests read so far to STATUS_FILE (at most 5 times a second,
 only when it changed). Stops on SIGTERM / SIGINT.
 """
@@ -42,6 +45,22 @@ async def main(port: int, status_file: str, mode: str) -> None:
                 writer.close()
 
         server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=4096)
+    elif mode == "tornado":
+        import tornado.httpserver
+        import tornado.httputil
+        import tornado.netutil
+
+        class Parked(tornado.httputil.HTTPMessageDelegate):
+            def finish(self):
+                global held
+                held += 1  # the request is read; it is never answered
+
+        class Delegate(tornado.httputil.HTTPServerConnectionDelegate):
+            def start_request(self, server_conn, request_conn):
+                return Parked()
+
+        server = tornado.httpserver.HTTPServer(Delegate())
+        server.add_sockets(tornado.netutil.bind_sockets(port, "127.0.0.1", backlog=4096))
     else:
         class Hold(asyncio.Protocol):
             def __init__(self):
@@ -85,13 +104,13 @@ async def main(port: int, status_file: str, mode: str) -> None:
     reporter = asyncio.ensure_future(report())
     await stop.wait()
     reporter.cancel()
-    server.close()
+    server.stop() if mode == "tornado" else server.close()
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("port", type=int)
     p.add_argument("status_file")
-    p.add_argument("--mode", choices=("streams", "protocol"), default="streams")
+    p.add_argument("--mode", choices=("streams", "protocol", "tornado"), default="streams")
     a = p.parse_args()
     asyncio.run(main(a.port, a.status_file, a.mode))

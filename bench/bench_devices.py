@@ -80,9 +80,10 @@ def parse_args(argv=None):
     p.add_argument("--cpu-window", type=float, default=10.0, help="idle CPU window in seconds (default 10)")
     p.add_argument("--gap-ms", type=float, default=40.0,
                    help="mean pause between sends, so the woken phone is back in its long poll (default 40)")
-    p.add_argument("--bare-mode", choices=("streams", "protocol", "both"), default="both",
-                   help="bare asyncio baseline(s) to run; the verdict uses 'streams' (a coroutine per "
-                        "connection) when it ran (default both)")
+    p.add_argument("--bare-mode", choices=("streams", "protocol", "tornado", "all"), default="all",
+                   help="bare baseline server(s) to run; the verdict uses 'streams' (asyncio, a coroutine per "
+                        "connection) when it ran; 'tornado' (Tornado's HTTPServer, no handler) shows the floor "
+                        "of any Tornado server (default all)")
     p.add_argument("--fast", action="store_true",
                    help="quick run: PostgreSQL with fsync=off etc., 2000 phones and 100 sends unless given "
                         "(not realistic numbers)")
@@ -141,7 +142,7 @@ async def bare_baseline(scratch, devices, mode: str) -> dict:
     await asyncio.sleep(0.5)
     child.stop()
     per_conn = (rss1 - rss0) / n
-    say(f"  bare asyncio ({mode}): RSS {rss0 / 1024:.1f} MB idle -> {rss1 / 1024:.1f} MB holding {n} requests: "
+    say(f"  bare {'Tornado HTTPServer' if mode == 'tornado' else 'asyncio'} ({mode}): RSS {rss0 / 1024:.1f} MB idle -> {rss1 / 1024:.1f} MB holding {n} requests: "
         f"{per_conn:.2f} KB per connection; {n} connects in {connect_s:.1f} s ({n / connect_s:.0f}/s), all "
         f"requests read {ramp_s:.1f} s after sending; answers {answered} (expected 0); CPU over 2 s while "
         f"holding: server {idle_cpu:.2f} s, client {client_cpu:.2f} s")
@@ -204,7 +205,7 @@ async def run(args, scratch) -> int:
 
     # -- 2. bare asyncio baseline -----------------------------------------------------------------------
     section(f"baseline: a bare asyncio server holding {n} connections, each with a read request, never answering")
-    modes = ["streams", "protocol"] if args.bare_mode == "both" else [args.bare_mode]
+    modes = ["streams", "protocol", "tornado"] if args.bare_mode == "all" else [args.bare_mode]
     bare = {m: await bare_baseline(scratch, devices, m) for m in modes}
     judge_mode = "streams" if "streams" in bare else modes[0]
 
@@ -238,7 +239,7 @@ async def run(args, scratch) -> int:
     conn_s = await fleet.connect_all([(d, tok, tenant_host(by_slug[slug], port)) for d, tok, slug in devices],
                                      parallel=64)
     phones = fleet.phones[1:]
-    say(f"  {n} connections opened in {conn_s:.1f} s")
+    say(f"  {n} connections opened in {conn_s:.1f} s; server RSS {server.rss_kb() / 1024:.1f} MB")
     sample = phones[:max(0, min(n, args.first_fetch_sample))]
     first_fetch = None
     if sample:
@@ -260,6 +261,7 @@ async def run(args, scratch) -> int:
     if rest:
         say(f"  the other {rest} devices were marked online in the database (as if seen before)")
     await wait_quiet(server, threshold=0.1, window=0.5)
+    say(f"  server RSS before the long polls: {server.rss_kb() / 1024:.1f} MB")
     fleet.repoll = True
     answers_before = sum(ph.responses for ph in phones)
     ramp_dt = dt.datetime.now(dt.timezone.utc)
@@ -292,7 +294,7 @@ async def run(args, scratch) -> int:
         f"{answered} (expected 0); phones with an open poll: {waiting}/{n}")
     say(f"  server RSS after: {rss_after / 1024:.1f} MB -> {per_conn:.2f} KB per waiting connection")
     for m, b in bare.items():
-        say(f"  bare asyncio ({m}): {b['per_conn_kb']:.2f} KB per connection -> ratio smsgw/bare "
+        say(f"  bare ({m}): {b['per_conn_kb']:.2f} KB per connection -> ratio smsgw/bare "
             f"{per_conn / b['per_conn_kb']:.2f}" + ("   <- judged" if m == judge_mode else ""))
     say(f"  target ≤ {MEMORY_TARGET:.1f}x the bare server: {verdict(mem_ratio <= MEMORY_TARGET)}")
 
@@ -385,6 +387,11 @@ async def run(args, scratch) -> int:
         f"= {mem_ratio:.2f}x (target ≤ {MEMORY_TARGET:.1f}x)   {verdict(mem_ratio <= MEMORY_TARGET)}"
         f"   [RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MB for {n} phones"
         + "".join(f"; bare {m} {b['per_conn_kb']:.2f} KB" for m, b in bare.items()) + "]")
+    if "tornado" in bare and judge_mode != "tornado":
+        floor = bare["tornado"]["per_conn_kb"] / bare_kb
+        say(f"                  (Tornado's own HTTPServer holding the same requests, no handler: "
+            f"{bare['tornado']['per_conn_kb']:.2f} KB = {floor:.2f}x bare asyncio; smsgw/bare Tornado "
+            f"{per_conn / bare['tornado']['per_conn_kb']:.2f}x)")
     say(f"  idle CPU        {idle_cpu:.2f} CPU-s over {window:.0f} s with {n} waiting "
         f"({idle_cpu / window * 100:.2f}% of a core; target ~0, ≤ {IDLE_CPU_NOTE:.2f})   "
         f"{verdict(idle_cpu <= IDLE_CPU_NOTE)}   [polls expired in the window: {idle_answers}; steady state with "

@@ -244,3 +244,18 @@ def test_dashboard_refuses_bad_token_requests(live_server, tenant, name, scopes,
     assert "sgw_" + tenant.slug not in r.text
     with tenant_transaction(tenant.ref):
         assert ApiToken.select().count() == 0
+
+
+def test_the_principal_cache_drops_expired_entries_as_new_ones_come():
+    import time
+
+    from core.web.base import PRINCIPAL_TTL, remember_principal
+
+    now = time.monotonic()
+    cache = {("t", f"old{i}"): (now - 1, object()) for i in range(20)}
+    cache[("t", "fresh")] = (now + 5, "fresh")
+    remember_principal(cache, ("t", "new"), "new")
+    assert list(cache) == [("t", "fresh"), ("t", "new")]
+    assert PRINCIPAL_TTL - 1 < cache[("t", "new")][0] - now <= PRINCIPAL_TTL + 1
+    remember_principal(cache, ("t", "fresh"), "renewed")  # a renewed key moves to the end
+    assert list(cache) == [("t", "new"), ("t", "fresh")] and cache[("t", "fresh")][1] == "renewed"

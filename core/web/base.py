@@ -13,6 +13,7 @@ Database work never runs on the IOLoop: use :meth:`run_db` / :meth:`in_tenant`.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import time
@@ -203,9 +204,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if principal is None:
             raise Problem(401, "invalid-token", "The token is unknown or was revoked.",
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        if len(self.platform.principal_cache) > 50_000:
-            self.platform.principal_cache.clear()
-        self.platform.principal_cache[cache_key] = (time.monotonic() + PRINCIPAL_TTL, principal)
+        remember_principal(self.platform.principal_cache, cache_key, principal)
         return principal
 
     async def principal_from_other_scheme(self, scheme: str, credential: str) -> Principal:
@@ -459,6 +458,22 @@ class ApiHandler(BaseHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(data, default=str))
+
+
+def remember_principal(cache: dict, key, principal) -> None:
+    """Cache a principal for ``PRINCIPAL_TTL``. Entries stay in expiry order (a renewed key moves
+    to the end), so expired ones are dropped from the front as new ones come: a fleet of phones
+    that each poll once a minute leaves no pile of stale entries."""
+    now = time.monotonic()
+    for old in list(itertools.islice(cache, 32)):
+        entry = cache.get(old)
+        if entry is not None and entry[0] > now:
+            break
+        cache.pop(old, None)
+    if len(cache) > 100_000:  # a flood of distinct credentials within one TTL
+        cache.clear()
+    cache.pop(key, None)
+    cache[key] = (now + PRINCIPAL_TTL, principal)
 
 
 def unstorable_text(value, depth: int = 0) -> str | None:
