@@ -663,9 +663,10 @@ class Fleet:
         return time.perf_counter() - t0
 
     async def poll_all(self, phones: list[Phone], wait: int, parallel: int, expect_answer: bool,
-                       progress=None) -> float:
+                       progress=None, rate: float = 0.0) -> float:
         """Each phone sends one poll, at most ``parallel`` outstanding at a time when answers are
-        expected (``wait=0``); for long polls all are sent, paced in groups of ``parallel``."""
+        expected (``wait=0``); for long polls all are sent, paced in groups of ``parallel``, or at
+        ``rate`` polls per second when given."""
         t0 = time.perf_counter()
         loop = asyncio.get_running_loop()
         if expect_answer:
@@ -687,6 +688,12 @@ class Fleet:
                         progress(done)
 
             await asyncio.gather(*(one(ph) for ph in phones))
+        elif rate > 0:
+            step = max(1, int(rate / 50))  # groups every 20 ms
+            for k in range(0, len(phones), step):
+                for ph in phones[k:k + step]:
+                    ph.poll(wait, self.limit)
+                await asyncio.sleep(max(0.0, t0 + (k + step) / rate - time.perf_counter()))
         else:
             for k in range(0, len(phones), parallel):
                 for ph in phones[k:k + parallel]:

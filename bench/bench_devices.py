@@ -77,6 +77,10 @@ def parse_args(argv=None):
                    help="phones that come online through a first wait=0 fetch, to time it; the others are "
                         "marked online in the database, as after a server restart (default 1000)")
     p.add_argument("--wait", type=int, default=60, help="long-poll wait in seconds, at most 60 (default 60)")
+    p.add_argument("--ramp-rate", type=float, default=0.0,
+                   help="long polls sent per second in the ramp (default 0: all at once, a thundering herd as "
+                        "after a server restart; the server then holds many requests in flight at its peak, and "
+                        "CPython keeps that memory)")
     p.add_argument("--cpu-window", type=float, default=10.0, help="idle CPU window in seconds (default 10)")
     p.add_argument("--gap-ms", type=float, default=40.0,
                    help="mean pause between sends, so the woken phone is back in its long poll (default 40)")
@@ -269,7 +273,7 @@ async def run(args, scratch) -> int:
     c0 = server.cpu_s()
     t_ramp = time.perf_counter()
     prof.start(server.pid, "ramp")
-    await fleet.poll_all(phones, args.wait, 500, expect_answer=False)
+    await fleet.poll_all(phones, args.wait, 500, expect_answer=False, rate=args.ramp_rate)
     while True:
         got = touched_since(ramp_dt)
         if got >= n:

@@ -1,13 +1,15 @@
 """The long poll's work: one look for work (a claim), and a poll parked until a wake-up.
 
-A phone's fetch looks once inside its handler (after the usual tenant,
-token and permission checks). If there is nothing to hand over it is
-*parked*: the handler detaches from the request (:mod:`core.web.detach`) and
-a :class:`ParkedPoll` of a few slots listens on the device's wake-up key. A
-wake runs one more look in the database thread; the first look that finds
+A phone's long poll is *parked* as soon as its handler has done the usual
+tenant, token and permission checks: the handler detaches from the request
+(:mod:`core.web.detach`) and a :class:`ParkedPoll` of a few slots takes over.
+It listens on the device's wake-up key, then makes the first look (a claim in
+the database thread); each wake makes one more. The first look that finds
 work, a settings change, or the end of the wait answers the phone. While
 parked, the server holds the connection and this object, and does no
-database work.
+database work. Parking before the first look matters when thousands of phones
+reconnect at once (a server restart): what waits for the database is then
+this small object, not a whole Tornado handler.
 """
 
 from __future__ import annotations
@@ -50,17 +52,21 @@ class ParkedPoll:
     """A waiting fetch without its handler: answered by a wake-up's look, or empty at the deadline."""
 
     __slots__ = ("platform", "tenant", "device_id", "limit", "known_version", "key", "request", "timer",
-                 "looking", "again", "expired")
+                 "looking", "again", "expired", "touch", "online")
 
     def __init__(self, platform, tenant, device_id: int, limit: int, known_version: int, key: str,
-                 request, deadline: float):
+                 request, deadline: float, online=None):
+        """Parks the poll and makes its first look (which records contact; ``online()`` is awaited
+        if that brought the device online)."""
         self.platform, self.tenant, self.device_id = platform, tenant, device_id
         self.limit, self.known_version, self.key, self.request = limit, known_version, key, request
         self.looking = self.again = self.expired = False
+        self.touch, self.online = True, online
         request.on_close = self._hung_up
-        platform.wakeups.listen(key, self.wake)
+        platform.wakeups.listen(key, self.wake)  # before the first look: a wake during it is not lost
         # An empty context: the timer must not keep the request's context (and what it refers to) alive.
         self.timer = asyncio.get_running_loop().call_at(deadline, self._deadline, context=_EMPTY_CONTEXT)
+        self.wake()
 
     def wake(self) -> None:
         if self.looking:
@@ -73,8 +79,13 @@ class ParkedPoll:
         try:
             while not self.request.done:
                 self.again = False
-                batch, version, _ = await run_in_tenant(self.tenant.ref, look, self.platform, self.tenant,
-                                                        self.device_id, self.limit)
+                batch, version, came_online = await run_in_tenant(self.tenant.ref, look, self.platform, self.tenant,
+                                                                  self.device_id, self.limit, self.touch)
+                self.touch = False
+                if came_online and self.online is not None:
+                    online, self.online = self.online, None
+                    await online()
+                self.online = None
                 changed = bool(self.known_version and version != self.known_version)
                 if batch or changed or self.expired:
                     self._finish(lambda: self.request.respond_json(answer(batch, version, changed)))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 
 from core.catalogue import utcnow
+from core.db import run_in_tenant, run_sync
 from core.events import AuditEvent, emit
 from core.permissions import PUBLIC
 from core.web.base import ApiHandler
@@ -42,6 +44,13 @@ def parse_time(value, field: str, errors: list, index: int):
     return None
 
 
+async def device_came_online(platform, tenant, device_id: int, audit_event: AuditEvent) -> None:
+    """The device made contact after being offline: the hook (webhooks ...) and the audit trail."""
+    device = await run_in_tenant(tenant.ref, Device.get_by_id, device_id)
+    await run_sync(lambda: platform.registry.hook.smsgw_device_online(tenant=tenant, device=device))
+    await run_sync(emit, platform, audit_event)
+
+
 class DeviceApiHandler(ApiHandler):
     permission = DEVICE_PERMISSION
     max_body_size = 1024 * 1024
@@ -67,9 +76,7 @@ class DeviceApiHandler(ApiHandler):
         return items
 
     async def fire_online(self, device_id: int):
-        device = await self.in_tenant(Device.get_by_id, device_id)
-        await self.run_db(lambda: self.platform.registry.hook.smsgw_device_online(tenant=self.tenant, device=device))
-        await self.run_db(emit, self.platform, self.audit("device.online", device=device_id))
+        await device_came_online(self.platform, self.tenant, device_id, self.audit("device.online", device=device_id))
 
     def audit(self, action: str, **details) -> AuditEvent:
         return AuditEvent(action=action, tenant_id=self.tenant.id, tenant_slug=self.tenant.slug,
@@ -111,7 +118,7 @@ class RegisterHandler(DeviceApiHandler):
 class FetchHandler(DeviceApiHandler):
     """``GET /api/device/v1/messages?wait=30&limit=10&settings_version=N``: long-poll for work.
 
-    Looks once; with nothing to hand over, parks the poll (see :mod:`.longpoll`).
+    A long poll is parked once the request is checked (see :mod:`.longpoll`).
     """
 
     _waiter = None
@@ -130,6 +137,15 @@ class FetchHandler(DeviceApiHandler):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         key = wake_key(tenant.slug, device_id)
+        if wait > 0:
+            request = detach(self)
+            if request is not None:
+                # From here the handler is gone: the parked poll looks for work and answers the phone.
+                online = functools.partial(device_came_online, platform, tenant, device_id,
+                                           self.audit("device.online", device=device_id))
+                longpoll.ParkedPoll(platform, tenant, device_id, limit, known_version, key, request, deadline, online)
+                return
+        # wait=0, or a server without the detaching delegate: look (and wait) in the handler.
         touch = True  # the first look records contact (when it is due)
         while True:
             # Subscribe before looking, so work that arrives in between still wakes us.
@@ -145,13 +161,6 @@ class FetchHandler(DeviceApiHandler):
                 settings_changed = bool(known_version and version != known_version)
                 if batch or settings_changed or loop.time() >= deadline:
                     self.write_json(longpoll.answer(batch, version, settings_changed))
-                    return
-                if waiter.woken:
-                    continue  # work arrived while we looked: look again
-                request = detach(self)
-                if request is not None:
-                    # From here the handler is gone; the parked poll answers the phone.
-                    longpoll.ParkedPoll(platform, tenant, device_id, limit, known_version, key, request, deadline)
                     return
                 try:
                     await waiter.wait(deadline - loop.time())
