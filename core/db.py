@@ -54,8 +54,14 @@ class FastPool(PooledPostgresqlDatabase):
         the same round trip (a tenant transaction starts with one trip, not two)."""
         if setup_sql is None:
             return super().begin(isolation_level)
-        with peewee.__exception_wrapper__:
-            self.cursor().execute("BEGIN; " + setup_sql)
+        try:
+            with peewee.__exception_wrapper__:
+                self.cursor().execute("BEGIN; " + setup_sql)
+        except Exception:
+            # BEGIN went through and the setup failed: peewee never saw a transaction start, so
+            # end it here, or the connection stays in an aborted transaction.
+            self.rollback()  # a plain ROLLBACK: peewee's connections are in autocommit mode
+            raise
 
     def _close(self, conn, close_conn=False):
         self._returned_at[id(conn)] = time.monotonic()

@@ -44,6 +44,8 @@ class WakeupHub:
 
     def listen(self, key: str, callback) -> None:
         """Call ``callback()`` on the IOLoop at every wake of ``key`` until :meth:`discard`."""
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
         self._waiters.setdefault(key, set()).add(callback)
 
     def discard(self, key: str, callback) -> None:

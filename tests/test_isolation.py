@@ -127,3 +127,19 @@ def test_tenant_work_without_tenant_fails_closed(platform):
     with pytest.raises(TenantContextMissing):
         with tenant_transaction():
             pass
+
+
+def test_a_tenant_transaction_that_cannot_enter_leaves_the_connection_usable(platform):
+    """BEGIN and SET LOCAL ROLE go in one round trip; when the role is gone the transaction that
+    BEGIN opened must be ended, or the thread's connection stays in an aborted transaction."""
+    from core.db import TenantRef, app_db, connection, tenant_transaction
+
+    ghost = TenantRef(id=0, slug="ghost", schema_name="ghost_schema", role_name="no_such_role_here")
+    with connection():
+        with pytest.raises(Exception) as exc:
+            with tenant_transaction(ghost):
+                pass
+        assert "no_such_role_here" in str(exc.value)
+        assert app_db.execute_sql("SELECT 1").fetchone() == (1,)
+        with app_db.atomic():
+            assert app_db.execute_sql("SELECT current_user = session_user").fetchone() == (True,)

@@ -1,5 +1,6 @@
 """Host → tenant routing over real HTTP: unknown, suspended, slug rules, limits, headers."""
 
+import time
 import json
 
 import pytest
@@ -197,3 +198,26 @@ def test_hostile_host_headers_do_not_500(live_server):
                  "'; select 1; --.localhost", "localhost:99999"):
         r = requests.get(live_server.url + "/", headers={"Host": host}, timeout=10, allow_redirects=False)
         assert r.status_code < 500, (host, r.status_code)
+
+
+def test_a_finished_request_is_freed_without_the_cycle_collector(live_server, make_tenant):
+    """The detaching delegate must not tie each request into a reference cycle: with the cycle
+    collector off, a finished request's handler is gone as soon as it is answered."""
+    import gc
+
+    from core.web.base import BaseHandler
+    from tests.support.phones import api_client
+
+    t = make_tenant("nocycle")
+    api = api_client(live_server, t.slug)
+    assert api.get("/api/v1/messages").status_code == 200
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(5):
+            assert api.get("/api/v1/messages").status_code == 200
+        time.sleep(0.2)
+        left = [o for o in gc.get_objects() if isinstance(o, BaseHandler) and getattr(o, "tenant_slug", None) == t.slug]
+    finally:
+        gc.enable()
+    assert left == []

@@ -52,7 +52,7 @@ class ParkedPoll:
     """A waiting fetch without its handler: answered by a wake-up's look, or empty at the deadline."""
 
     __slots__ = ("platform", "tenant", "device_id", "limit", "known_version", "key", "request", "timer",
-                 "looking", "again", "expired", "touch", "online")
+                 "looking", "again", "expired", "touch", "online", "task")
 
     def __init__(self, platform, tenant, device_id: int, limit: int, known_version: int, key: str,
                  request, deadline: float, online=None):
@@ -61,7 +61,7 @@ class ParkedPoll:
         self.platform, self.tenant, self.device_id = platform, tenant, device_id
         self.limit, self.known_version, self.key, self.request = limit, known_version, key, request
         self.looking = self.again = self.expired = False
-        self.touch, self.online = True, online
+        self.touch, self.online, self.task = True, online, None
         request.on_close = self._hung_up
         platform.wakeups.listen(key, self.wake)  # before the first look: a wake during it is not lost
         # An empty context: the timer must not keep the request's context (and what it refers to) alive.
@@ -73,7 +73,7 @@ class ParkedPoll:
             self.again = True  # woken during a look: look once more before going back to sleep
         else:
             self.looking = True
-            asyncio.ensure_future(self._look())
+            self.task = asyncio.ensure_future(self._look())  # kept: the loop holds tasks only weakly
 
     async def _look(self) -> None:
         try:
@@ -101,6 +101,7 @@ class ParkedPoll:
                 PROBLEM_CONTENT_TYPE))
         finally:
             self.looking = False
+            self.task = None
 
     def _deadline(self) -> None:
         self.expired = True

@@ -137,9 +137,11 @@ def record_many(items: list[tuple[str, dict, int | None]], only_endpoint=None) -
     if not event_rows:
         return []
     cur = app_db.cursor()
-    execute_values(cur, "INSERT INTO webhook_events (id, event, payload) VALUES %s", event_rows)
+    execute_values(cur, "INSERT INTO webhook_events (id, event, payload) VALUES %s", event_rows,
+                   page_size=len(event_rows))
     ids = [r[0] for r in execute_values(cur, "INSERT INTO webhook_deliveries (endpoint_id, event_id) VALUES %s "
-                                             "RETURNING id", delivery_rows, fetch=True)]
+                                             "RETURNING id", delivery_rows, fetch=True,
+                                        page_size=len(delivery_rows))]
     runtime.after_commit_deliver(ids)
     return ids
 

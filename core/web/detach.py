@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import weakref
 
 from tornado import httputil
 from tornado.iostream import StreamClosedError
@@ -45,7 +46,9 @@ class _Message(httputil.HTTPMessageDelegate):
 
     def __init__(self, inner, conn):
         self.inner = inner
-        conn.smsgw_message = self
+        # Weak: a strong link would make every request a reference cycle (connection -> message ->
+        # handler -> request -> connection), freed only by the cycle collector.
+        conn.smsgw_message = weakref.ref(self)
 
     def headers_received(self, start_line, headers):
         return self.inner.headers_received(start_line, headers)
@@ -115,9 +118,12 @@ def detach(handler) -> Detached | None:
     handler then answers in the usual way.
     """
     conn = handler.request.connection
-    message = getattr(conn, "smsgw_message", None)
+    ref = getattr(conn, "smsgw_message", None)
+    message = ref() if ref is not None else None
     if message is None or message.inner is None or handler._headers_written or handler._finished:
         return None
+    if conn.stream is None or conn.stream.closed():
+        return None  # the client already hung up: nothing to wait for (the handler sees it too)
     detached = Detached(handler)
     handler._auto_finish = False  # Tornado must not finish the request when the handler returns
     message.inner = None          # the last reference to the handler and its request
