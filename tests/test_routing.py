@@ -1,7 +1,7 @@
 """Host → tenant routing over real HTTP: unknown, suspended, slug rules, limits, headers."""
 
-import time
 import json
+import time
 
 import pytest
 
