@@ -16,7 +16,7 @@ import pytest
 from core import tokenformat
 from core.db import app_db, connection
 from tests.support.devices import (LongPoll, device_client, fetch, fresh_ip, history, new_code, phone, raw_device,
-                                   register, sql, submit, wait_until, waiting_on)
+                                   register, sql, submit, tenant_db, wait_until, waiting_on)
 from tests.support.phones import api_client
 
 PROBLEM = "application/problem+json"
@@ -652,3 +652,32 @@ def test_a_parked_poll_of_a_device_disabled_meanwhile_is_told_so(platform, live_
     poll.join(5)
     problem(poll.response, 403, "device-disabled")
     assert not waiting_on(platform, t.slug, device_id)
+
+
+def test_work_claimed_while_the_phone_hangs_up_goes_straight_back(platform, live_server, make_tenant):
+    """The phone's look is held up (its device row locked), the phone hangs up, then the look
+    claims a message it can no longer hand over: the message is back in the queue at once."""
+    import socket
+
+    t = make_tenant("unclaim")
+    api = api_client(live_server, t.slug)
+    device_id, token = raw_device(live_server, t.slug, api)
+    assert fetch(device_client(live_server, t.slug, token)).status_code == 200
+    s = socket.create_connection(("127.0.0.1", live_server.port))
+    s.sendall((f"GET /api/device/v1/messages?wait=30 HTTP/1.1\r\nHost: {t.slug}.localhost\r\n"
+               f"Authorization: Bearer {token}\r\nX-Real-IP: {fresh_ip()}\r\n\r\n").encode())
+    wait_until(lambda: waiting_on(platform, t.slug, device_id), 5, message="the long poll to park")
+    with tenant_db(t) as db:
+        db.execute_sql("SELECT 1 FROM devices WHERE id = %s FOR UPDATE", (device_id,))
+        sent = submit(api, [phone(9)], "claimed for nobody")  # wakes the poll; its look waits for the lock
+        time.sleep(0.3)
+        s.close()
+        wait_until(lambda: not waiting_on(platform, t.slug, device_id), 5, message="the hang-up to be seen")
+    rid = sent["recipients"][0]["id"]
+    wait_until(lambda: history(api, sent["id"])[rid][-1:] == ["pending"] and len(history(api, sent["id"])[rid]) >= 3,
+               5, message="the claim to be put back")
+    assert states(t, [rid]) == {rid: "pending"}
+    steps = [(h["from"], h["to"], h["source"])
+             for h in api.get(f"/api/v1/messages/{sent['id']}").json()["recipients"][0]["history"]]
+    assert steps == [(None, "pending", "api"), ("pending", "processed", "claim"), ("processed", "pending", "unclaimed")]
+    assert sql(t, "SELECT attempts FROM recipients WHERE id = %s", (rid,)) == [(0,)]

@@ -23,6 +23,15 @@ def smsgw_device_claim(tenant, device, limit):
 
 
 @hookspec
+def smsgw_device_unclaim(tenant, device_id, ids):
+    """Items claimed for the device could not be handed over (the phone hung up while they were
+    being claimed): put them back for any phone, at once, not after the claim timeout.
+
+    :param ids: the ``id`` of each item :func:`smsgw_device_claim` returned.
+    """
+
+
+@hookspec
 def smsgw_device_reports(tenant, device, reports):
     """Apply status reports from ``device``; return one result dict per report, in order.
 

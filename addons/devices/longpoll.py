@@ -43,6 +43,11 @@ def look(platform, tenant, device_id: int, limit: int, touch: bool = False):
     return items[:limit], device.settings_version, came_online
 
 
+def unclaim(platform, tenant, device_id: int, batch: list) -> None:
+    """Inside the tenant transaction: the phone hung up while ``batch`` was claimed for it."""
+    platform.registry.hook.smsgw_device_unclaim(tenant=tenant, device_id=device_id, ids=[m["id"] for m in batch])
+
+
 def answer(batch: list, version: int, settings_changed: bool) -> dict:
     return {"messages": batch, "settings_version": version, "settings_changed": settings_changed,
             "server_time": utcnow().isoformat()}
@@ -82,6 +87,9 @@ class ParkedPoll:
                 batch, version, came_online = await run_in_tenant(self.tenant.ref, look, self.platform, self.tenant,
                                                                   self.device_id, self.limit, self.touch)
                 self.touch = False
+                if batch and self.request.done:  # the phone hung up while we claimed: put it back
+                    await run_in_tenant(self.tenant.ref, unclaim, self.platform, self.tenant, self.device_id, batch)
+                    return
                 if came_online and self.online is not None:
                     online, self.online = self.online, None
                     await online()
@@ -108,7 +116,7 @@ class ParkedPoll:
         self.wake()  # a last look (as a phone polling again would make), which answers whatever it finds
 
     def _hung_up(self) -> None:
-        self._finish(None)  # nothing was handed over: the looks only claim when they answer
+        self._finish(None)  # a look in progress puts back what it claims (see _look)
 
     def _finish(self, respond) -> None:
         self.platform.wakeups.discard(self.key, self.wake)

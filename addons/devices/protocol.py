@@ -156,6 +156,9 @@ class FetchHandler(DeviceApiHandler):
                 batch, version, came_online = await self.in_tenant(longpoll.look, platform, tenant, device_id,
                                                                    limit, touch)
                 touch = False
+                if batch and self._closed:  # the phone hung up while we claimed: put it back
+                    await self.in_tenant(longpoll.unclaim, platform, tenant, device_id, batch)
+                    return
                 if came_online:
                     await self.fire_online(device_id)
                 settings_changed = bool(known_version and version != known_version)

@@ -55,6 +55,11 @@ def smsgw_device_inbound(tenant, device, message):
 
 
 @hookimpl
+def smsgw_device_unclaim(tenant, device_id, ids):
+    lifecycle.unclaim(tenant, device_id, ids)
+
+
+@hookimpl
 def smsgw_device_offline(tenant, device):
     lifecycle.hand_back(tenant, device_id=device.id)
 

@@ -52,6 +52,20 @@ def hand_back(tenant, device_id: int | None = None, now: dt.datetime | None = No
     return n
 
 
+def unclaim(tenant, device_id: int, ids: list[int]) -> int:
+    """Recipients claimed for ``device_id`` that never reached the phone go back to the queue;
+    the claim does not count as an attempt."""
+    n = 0
+    rows = (Recipient.select().where(Recipient.id.in_(ids) & (Recipient.state == "processed")
+                                     & (Recipient.device_id == device_id))
+            .order_by(Recipient.id).for_update())
+    for r in rows:
+        n += transition(tenant, r, "pending", "unclaimed", extra={"attempts": max(0, r.attempts - 1)})
+    if n:
+        wake_eligible(tenant, n)
+    return n
+
+
 def _explicit_device(r: Recipient) -> bool:
     from .models import Message
 

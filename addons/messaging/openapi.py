@@ -99,7 +99,7 @@ SCHEMAS = {
         "properties": {
             "at": date_time(), "from": {"type": ["string", "null"]}, "to": {"enum": list(STATES)},
             "source": {"type": "string", "description": "Who moved it: `api`, `claim`, `device`, `retry`, "
-                                                        "`handback`, `sweeper`, ..."},
+                                                        "`handback`, `unclaimed`, `sweeper`, ..."},
             "device_id": {"type": ["integer", "null"]}, "error_code": {"type": ["string", "null"]},
             "reported_at": date_time("When the phone says it happened.", null=True),
         },
