@@ -12,12 +12,15 @@ import ast
 import importlib
 import importlib.metadata
 import importlib.util
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pluggy
 
 from . import hookspecs
+
+log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "smsgw.addons"
 REQUIRED_KEYS = ("name", "version", "summary", "depends", "license", "author")
@@ -133,6 +136,22 @@ class AddonRegistry:
             if hooks_spec is not None:
                 module = importlib.import_module(f"{addon.package}.hooks")
             self.pm.register(module, name=addon.name)
+        self.unknown_hooks = self._unknown_hooks()
+
+    def _unknown_hooks(self) -> list[tuple[str, str]]:
+        """``(addon, hook)`` for implementations no spec describes: a typo, a hook that was renamed,
+        or one offered by an addon that is not installed. pluggy would never call them; say so."""
+        found = []
+        for name in dir(self.pm.hook):
+            caller = getattr(self.pm.hook, name)
+            if name.startswith("smsgw_") and getattr(caller, "spec", True) is None:
+                for impl in caller.get_hookimpls():
+                    if not impl.optionalhook:
+                        found.append((impl.plugin_name, name))
+                        log.warning("addon %s implements %s, which no installed addon offers: it will never "
+                                    "be called (a typo, a renamed hook, or a missing dependency)",
+                                    impl.plugin_name, name)
+        return found
 
     @property
     def hook(self):

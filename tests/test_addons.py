@@ -150,3 +150,26 @@ def test_enabling_unknown_addon_is_refused(platform, make_tenant):
     t = make_tenant("unk")
     with pytest.raises(TenantError, match="No addon called 'nope' is installed"):
         platform.tenants.set_addon(t.slug, "nope", True)
+
+
+def test_a_hook_implementation_nobody_offers_is_reported(caplog):
+    """A renamed hook (smsgw_message_event became smsgw_message_events) or a typo must not fail
+    silently: the shipped addons implement none, and a stray one is named."""
+    import logging
+
+    import pluggy
+
+    from core.addons import AddonRegistry
+
+    registry = AddonRegistry()
+    assert registry.unknown_hooks == []
+
+    class Stale:
+        @pluggy.HookimplMarker("smsgw")
+        def smsgw_message_event(self, tenant, event, data):
+            pass
+
+    registry.pm.register(Stale(), name="stale-addon")
+    with caplog.at_level(logging.WARNING, logger="core.addons"):
+        assert registry._unknown_hooks() == [("stale-addon", "smsgw_message_event")]
+    assert "stale-addon implements smsgw_message_event" in caplog.text
