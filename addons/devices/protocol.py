@@ -207,7 +207,7 @@ class ReportsHandler(DeviceApiHandler):
         device_id = self.principal.id
 
         def apply():
-            device = service.locked(device_id)
+            device = service.read(device_id)
             if not service.usable(device):
                 raise Problem(403, "device-disabled", "This device is disabled or removed; re-pair it.")
             results = self.platform.registry.hook.smsgw_device_reports(tenant=self.tenant, device=device,

@@ -113,12 +113,21 @@ def principal_for_token(token: str, tenant_slug: str) -> Principal | None:
 
 TOUCH_EVERY = dt.timedelta(seconds=15)  # between recorded contacts of one phone (offline comes after 120 s)
 _DEVICE_COLUMNS = tuple(Device._meta.sorted_field_names)
-_LOCK_DEVICE = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices WHERE id = %s FOR UPDATE"
+_SELECT_DEVICE = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices WHERE id = %s"
 
 
 def locked(device_id: int) -> Device | None:
-    """The device row, locked for update (one plain statement: this is on every poll and report)."""
-    row = app_db.execute_sql(_LOCK_DEVICE, (device_id,)).fetchone()
+    """The device row, locked for update (one plain statement: this is on every poll)."""
+    return _device(_SELECT_DEVICE + " FOR UPDATE", device_id)
+
+
+def read(device_id: int) -> Device | None:
+    """The device row without a lock (reports: a phone's poll must not queue behind its reports)."""
+    return _device(_SELECT_DEVICE, device_id)
+
+
+def _device(sql: str, device_id: int) -> Device | None:
+    row = app_db.execute_sql(sql, (device_id,)).fetchone()
     if row is None:
         return None
     device = Device(**dict(zip(_DEVICE_COLUMNS, row)))
