@@ -627,8 +627,11 @@ def test_a_parked_poll_holds_no_handler_and_answers_like_any_response(platform, 
 
 
 def test_a_phone_that_hangs_up_while_parked_leaves_nothing_waiting_and_takes_nothing(platform, live_server,
-                                                                                     make_tenant):
+                                                                                     make_tenant, caplog):
+    import logging
     import socket
+
+    caplog.set_level(logging.INFO, logger="smsgw.access")
 
     t = make_tenant("hangup")
     api = api_client(live_server, t.slug)
@@ -640,6 +643,8 @@ def test_a_phone_that_hangs_up_while_parked_leaves_nothing_waiting_and_takes_not
     wait_until(lambda: waiting_on(platform, t.slug, device_id), 5, message="the long poll to park")
     s.close()
     wait_until(lambda: not waiting_on(platform, t.slug, device_id), 5, message="the hung-up poll to be forgotten")
+    assert any(rec.getMessage().startswith(f"499 GET {t.slug}.") for rec in caplog.records
+               if rec.name == "smsgw.access"), "the access log should show the phone hanging up"
     sent = submit(api, [phone(8)], "nobody is listening")
     time.sleep(0.3)
     assert states(t, [r["id"] for r in sent["recipients"]]) == {sent["recipients"][0]["id"]: "pending"}

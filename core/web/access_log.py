@@ -33,7 +33,8 @@ def log_request(handler) -> None:
 
 
 def log_line(status: int, method: str, host: str, path: str, query: str, elapsed_ms: float) -> None:
-    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    # 499: the client hung up (a phone's long poll dropped by its network): routine, not a warning.
+    level = logging.INFO if status < 400 or status == 499 else logging.WARNING if status < 500 else logging.ERROR
     if not log.isEnabledFor(level):
         return
     query = redact_query(query)

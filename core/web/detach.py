@@ -82,6 +82,8 @@ class Detached:
     def _closed(self):
         if not self.done:
             self.done = True
+            # 499 (nginx's "client closed request"): the access log shows phones dropping their polls.
+            log_line(499, self.method, self.host, self.path, self.query, 1000.0 * (time.time() - self.started))
             callback, self.on_close = self.on_close, None
             if callback is not None:
                 callback()
