@@ -191,7 +191,6 @@ def measure_routing(server, slugs, n_requests, counter, expect_names=None):
 
     session = requests.Session()
     session.cookies.set_policy(_NoCookieJarPolicy())
-    url = server.url + "/"
     hosts = [f"{s}.localhost:{server.port}" for s in slugs]
     headers = {h: {"Host": h} for h in hosts}
     answer = {}

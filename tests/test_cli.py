@@ -1,6 +1,5 @@
 """The smsgw command line, run as a real subprocess against the test database."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -6,7 +6,7 @@ import psycopg2.errors
 import pytest
 from playhouse.pool import PooledPostgresqlDatabase
 
-from core.db import enter_tenant, tenant_transaction, TenantContextMissing
+from core.db import TenantContextMissing, tenant_transaction
 
 
 def app_conn(platform):

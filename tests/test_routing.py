@@ -1,6 +1,5 @@
 """Host → tenant routing over real HTTP: unknown, suspended, slug rules, limits, headers."""
 
-import json
 import time
 
 import pytest
@@ -48,7 +47,6 @@ def test_suspended_tenant_is_refused_then_resumed(platform, live_server, make_te
 def test_cache_is_invalidated_across_processes_by_notify(platform, live_server, make_tenant):
     """A suspension made by another process (NOTIFY) reaches this process's cache."""
     import threading
-    import time
 
     from core.notify import Listener
     from core.tenancy import TENANT_CHANNEL

@@ -25,7 +25,6 @@ def free_port():
 def start(env):
     proc = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--with-worker", "--demo"],
                             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    port = env["SMSGW_PORT"]
     lines = []
     deadline = time.time() + 90
     while time.time() < deadline:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from core.db import TenantContextMissing, app_db, tenant_transaction
+from core.db import TenantContextMissing, tenant_transaction
 from core.tasks import EmbeddedConsumer, TaskQueue, make_huey
 
 

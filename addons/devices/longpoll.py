@@ -101,7 +101,8 @@ class ParkedPoll:
                 if not self.again:
                     return
         except Problem as exc:
-            self._finish(lambda: self.request.respond(exc.status, _problem_body(exc), PROBLEM_CONTENT_TYPE))
+            problem = exc
+            self._finish(lambda: self.request.respond(problem.status, _problem_body(problem), PROBLEM_CONTENT_TYPE))
         except Exception:
             log.exception("a parked long poll failed to look for work")
             self._finish(lambda: self.request.respond(
