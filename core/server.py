@@ -69,7 +69,7 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
         ssl_ctx.load_cert_chain(certfile, keyfile)
     server = tornado.httpserver.HTTPServer(
         # X-Forwarded-For/-Proto are believed only behind a proxy the operator vouches for.
-        DetachingDelegate(app), ssl_options=ssl_ctx, xheaders=platform.settings.trust_proxy_headers and not ssl_ctx,
+        DetachingDelegate(app, prefetch=app.prefetch), ssl_options=ssl_ctx, xheaders=platform.settings.trust_proxy_headers and not ssl_ctx,
         max_body_size=platform.settings.max_body_size * 2,
         idle_connection_timeout=75, body_timeout=60)
 

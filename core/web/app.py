@@ -11,7 +11,7 @@ from tornado.routing import AnyMatches, HostMatches, Rule
 
 from ..templating import Templates
 from . import access_log, account_pages, admin_pages, auth_api, auth_pages, docs, pages
-from .base import BaseHandler, NotFoundHandler
+from .base import BaseHandler, NotFoundHandler, prefetch_principal
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,11 @@ def core_routes():
 
 
 class Application(tornado.web.Application):
+    def prefetch(self, headers):
+        """For :class:`core.web.detach.DetachingDelegate`: warm the principal cache for a bearer
+        token before the request's handler exists."""
+        return prefetch_principal(self.platform, headers.get("Authorization"))
+
     def __init__(self, platform):
         self.platform = platform
         settings = platform.settings

@@ -190,21 +190,12 @@ class BaseHandler(tornado.web.RequestHandler):
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         kind, slug = parsed
         tenant = await self._tenant_for_token(slug)
-        cache_key = (tenant.slug, tokenformat.digest(credential))
-        cached = self.platform.principal_cache.get(cache_key)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        if kind == "sgw":
-            from ..identity import api_token_principal
-
-            principal = await self.in_tenant(api_token_principal, credential, tenant.slug)
-        else:
-            principal = await self.in_tenant(
-                lambda: self.platform.registry.hook.smsgw_principal_from_token(token=credential, tenant=tenant))
+        principal = cached_token_principal(self.platform, tenant, credential)
+        if principal is None:
+            principal = await load_token_principal(self.platform, tenant, kind, credential)
         if principal is None:
             raise Problem(401, "invalid-token", "The token is unknown or was revoked.",
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        remember_principal(self.platform.principal_cache, cache_key, principal)
         return principal
 
     async def principal_from_other_scheme(self, scheme: str, credential: str) -> Principal:
@@ -458,6 +449,55 @@ class ApiHandler(BaseHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(data, default=str))
+
+
+def cached_token_principal(platform, tenant, credential: str) -> Principal | None:
+    cached = platform.principal_cache.get((tenant.slug, tokenformat.digest(credential)))
+    return cached[1] if cached and cached[0] > time.monotonic() else None
+
+
+async def load_token_principal(platform, tenant, kind: str, credential: str) -> Principal | None:
+    """Look an API (``sgw``) or device (``sgd``) token up in its tenant and cache the principal."""
+    if kind == "sgw":
+        from ..identity import api_token_principal
+
+        principal = await run_in_tenant(tenant.ref, api_token_principal, credential, tenant.slug)
+    else:
+        principal = await run_in_tenant(
+            tenant.ref, lambda: platform.registry.hook.smsgw_principal_from_token(token=credential, tenant=tenant))
+    if principal is not None:
+        remember_principal(platform.principal_cache, (tenant.slug, tokenformat.digest(credential)), principal)
+    return principal
+
+
+def prefetch_principal(platform, authorization: str | None):
+    """Before a handler exists: an awaitable that puts a bearer token's principal in the cache,
+    or ``None`` when there is nothing to do (no token, a JWT, a malformed token, already cached).
+
+    When thousands of phones reconnect at once, each request then waits for its token lookup
+    as a parsed request head, not as a whole handler. It only warms the cache: the handler
+    still makes every check (and answers every error) itself.
+    """
+    if not authorization:
+        return None
+    scheme, _, credential = authorization.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or credential.count(".") == 2:
+        return None
+    parsed = tokenformat.parse(credential)
+    if parsed is None:
+        return None
+    kind, slug = parsed
+    hit, tenant = platform.tenant_cache.peek(slug)
+    if hit and (tenant is None or not tenant.is_active or cached_token_principal(platform, tenant, credential)):
+        return None
+
+    async def warm():
+        info = tenant if hit else await run_sync(platform.tenant_cache.get, slug)
+        if info is not None and info.is_active:
+            await load_token_principal(platform, info, kind, credential)
+
+    return warm()
 
 
 def remember_principal(cache: dict, key, principal) -> None:

@@ -8,6 +8,8 @@ its checks (tenant, authentication, permission) and has nothing to say yet
 calls :func:`detach`, which drops every reference to the handler and returns a
 small :class:`Detached` through which the answer is written later, with the
 same security headers and the same access-log line as any other response.
+The delegate can also run a *prefetch* when a request's head arrives, before
+the application builds a handler for it (see :class:`DetachingDelegate`).
 """
 
 from __future__ import annotations
@@ -27,13 +29,19 @@ log = logging.getLogger(__name__)
 
 
 class DetachingDelegate(httputil.HTTPServerConnectionDelegate):
-    """Give this to ``HTTPServer`` instead of the application itself."""
+    """Give this to ``HTTPServer`` instead of the application itself.
 
-    def __init__(self, app):
+    ``prefetch(headers)``, if given, runs when a request's head has arrived, before the
+    application builds anything for it; it returns ``None`` or an awaitable that is awaited
+    first (to warm a cache: failures are ignored, the handler makes the real checks).
+    """
+
+    def __init__(self, app, prefetch=None):
         self.app = app
+        self.prefetch = prefetch
 
     def start_request(self, server_conn, request_conn):
-        return _Message(self.app.start_request(server_conn, request_conn), request_conn)
+        return _Message(self.app.start_request(server_conn, request_conn), request_conn, self.prefetch)
 
     def on_close(self, server_conn):
         self.app.on_close(server_conn)
@@ -42,16 +50,34 @@ class DetachingDelegate(httputil.HTTPServerConnectionDelegate):
 class _Message(httputil.HTTPMessageDelegate):
     """Forwards to the application's delegate until a handler detaches, then forgets it."""
 
-    __slots__ = ("inner",)
+    __slots__ = ("inner", "prefetch")
 
-    def __init__(self, inner, conn):
+    def __init__(self, inner, conn, prefetch=None):
         self.inner = inner
+        self.prefetch = prefetch
         # Weak: a strong link would make every request a reference cycle (connection -> message ->
         # handler -> request -> connection), freed only by the cycle collector.
         conn.smsgw_message = weakref.ref(self)
 
     def headers_received(self, start_line, headers):
-        return self.inner.headers_received(start_line, headers)
+        pending = None
+        if self.prefetch is not None:
+            try:
+                pending = self.prefetch(headers)
+            except Exception:
+                log.debug("request prefetch failed", exc_info=True)
+        if pending is None:
+            return self.inner.headers_received(start_line, headers)
+        return self._after(pending, start_line, headers)
+
+    async def _after(self, pending, start_line, headers):
+        try:
+            await pending
+        except Exception:  # only a cache warm-up: the handler checks (and reports) for itself
+            log.debug("request prefetch failed", exc_info=True)
+        result = self.inner.headers_received(start_line, headers)
+        if result is not None:
+            await result
 
     def data_received(self, chunk):
         return self.inner.data_received(chunk)

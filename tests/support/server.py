@@ -38,7 +38,7 @@ class LiveServer:
         from core.web.detach import DetachingDelegate
 
         server = tornado.httpserver.HTTPServer(
-            DetachingDelegate(self.app), max_body_size=self.platform.settings.max_body_size * 2, xheaders=True)
+            DetachingDelegate(self.app, prefetch=self.app.prefetch), max_body_size=self.platform.settings.max_body_size * 2, xheaders=True)
         server.add_sockets(sockets)
         self._ready.set()
         await self._stop.wait()
