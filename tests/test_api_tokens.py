@@ -259,3 +259,34 @@ def test_the_principal_cache_drops_expired_entries_as_new_ones_come():
     assert PRINCIPAL_TTL - 1 < cache[("t", "new")][0] - now <= PRINCIPAL_TTL + 1
     remember_principal(cache, ("t", "fresh"), "renewed")  # a renewed key moves to the end
     assert list(cache) == [("t", "new"), ("t", "fresh")] and cache[("t", "fresh")][1] == "renewed"
+
+
+def test_the_prefetch_warms_the_principal_cache_only_for_a_real_token(platform, live_server, make_tenant):
+    """The server looks a bearer token up when the request head arrives, before a handler exists;
+    it only fills the cache (the handler still checks everything) and skips what it cannot use."""
+    import asyncio
+
+    from core import tokenformat
+    from core.web.base import cached_token_principal, prefetch_principal
+    from tests.support.devices import raw_device
+
+    t = make_tenant("prefetch")
+    device_id, token = raw_device(live_server, t.slug)
+    platform.principal_cache.clear()
+    tenant = platform.tenant_cache.get(t.slug)
+    assert cached_token_principal(platform, tenant, token) is None
+
+    pending = prefetch_principal(platform, f"Bearer {token}")
+    assert pending is not None
+    asyncio.run(pending)
+    principal = cached_token_principal(platform, tenant, token)
+    assert principal is not None and principal.kind == "device" and principal.id == device_id
+    assert prefetch_principal(platform, f"Bearer {token}") is None  # cached: nothing to do
+
+    forged = tokenformat.generate("sgd", t.slug)  # well-formed, unknown
+    pending = prefetch_principal(platform, f"Bearer {forged}")
+    asyncio.run(pending)
+    assert cached_token_principal(platform, tenant, forged) is None  # nothing cached for it
+    for header in (None, "", "Basic dXNlcjpwYXNz", "Bearer a.b.c", "Bearer sgd_prefetch_not-a-token",
+                   f"Bearer {token[:-1]}x"):
+        assert prefetch_principal(platform, header) is None, header
