@@ -290,3 +290,17 @@ def test_the_prefetch_warms_the_principal_cache_only_for_a_real_token(platform, 
     for header in (None, "", "Basic dXNlcjpwYXNz", "Bearer a.b.c", "Bearer sgd_prefetch_not-a-token",
                    f"Bearer {token[:-1]}x"):
         assert prefetch_principal(platform, header) is None, header
+
+    # A token of this workspace sent to another workspace's address: no lookup (the handler refuses it).
+    platform.principal_cache.clear()
+    base = platform.settings.base_domain
+    assert prefetch_principal(platform, f"Bearer {token}", f"someone-else.{base}:8888") is None
+    assert cached_token_principal(platform, tenant, token) is None
+    pending = prefetch_principal(platform, f"Bearer {token}", f"{t.slug}.{base}:8888")
+    assert pending is not None
+    asyncio.run(pending)
+    assert cached_token_principal(platform, tenant, token) is not None
+    platform.principal_cache.clear()
+    pending = prefetch_principal(platform, f"Bearer {token}", f"{base}:8888")  # base domain: the token names it
+    assert pending is not None
+    asyncio.run(pending)

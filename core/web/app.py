@@ -64,7 +64,7 @@ class Application(tornado.web.Application):
     def prefetch(self, headers):
         """For :class:`core.web.detach.DetachingDelegate`: warm the principal cache for a bearer
         token before the request's handler exists."""
-        return prefetch_principal(self.platform, headers.get("Authorization"))
+        return prefetch_principal(self.platform, headers.get("Authorization"), headers.get("Host"))
 
     def __init__(self, platform):
         self.platform = platform

@@ -19,6 +19,7 @@ import logging
 import time
 import traceback
 
+import tornado.httputil
 import tornado.web
 
 from .. import tokenformat
@@ -66,11 +67,7 @@ class BaseHandler(tornado.web.RequestHandler):
     # -- request resolution ------------------------------------------------------
     def host_slug(self) -> str | None:
         """The tenant slug named by the Host header, or ``None`` on the base domain."""
-        host = self.request.host_name.lower().rstrip(".")
-        base = self.settings_.base_domain
-        if host.endswith("." + base):
-            return host[: -len(base) - 1]
-        return None
+        return slug_for_host(self.request.host_name, self.settings_.base_domain)
 
     def negotiate_language(self):
         self.lang = self.platform.catalogues.negotiate(
@@ -470,9 +467,19 @@ async def load_token_principal(platform, tenant, kind: str, credential: str) -> 
     return principal
 
 
-def prefetch_principal(platform, authorization: str | None):
+def slug_for_host(host_name: str, base_domain: str) -> str | None:
+    """The tenant slug a host name (without port) names, or ``None`` for the base domain."""
+    host = host_name.lower().rstrip(".")
+    if host.endswith("." + base_domain):
+        return host[: -len(base_domain) - 1]
+    return None
+
+
+def prefetch_principal(platform, authorization: str | None, host: str | None = None):
     """Before a handler exists: an awaitable that puts a bearer token's principal in the cache,
-    or ``None`` when there is nothing to do (no token, a JWT, a malformed token, already cached).
+    or ``None`` when there is nothing to do (no token, a JWT, a malformed token, already cached,
+    or a token of another workspace than the one ``host`` names: the handler refuses that
+    before any lookup, and so does the prefetch).
 
     When thousands of phones reconnect at once, each request then waits for its token lookup
     as a parsed request head, not as a whole handler. It only warms the cache: the handler
@@ -488,6 +495,10 @@ def prefetch_principal(platform, authorization: str | None):
     if parsed is None:
         return None
     kind, slug = parsed
+    if host is not None:
+        host_slug = slug_for_host(tornado.httputil.split_host_and_port(host)[0], platform.settings.base_domain)
+        if host_slug is not None and host_slug != slug:
+            return None
     hit, tenant = platform.tenant_cache.peek(slug)
     if hit and (tenant is None or not tenant.is_active or cached_token_principal(platform, tenant, credential)):
         return None
