@@ -12,17 +12,7 @@ from urllib.parse import quote
 from tests.support.devices import (LongPoll, device_client, fetch, history, phone, raw_device, run_offline_sweep,
                                    sign_in, sql, submit, wait_until, waiting_on)
 from tests.support.phones import api_client
-
-PROBLEM = "application/problem+json"
-
-
-def problem(r, status: int, code: str | None = None) -> dict:
-    assert r.status_code == status, (r.status_code, r.text[:500])
-    assert r.headers["Content-Type"].startswith(PROBLEM), r.headers["Content-Type"]
-    body = r.json()
-    if code:
-        assert body["code"] == code, body
-    return body
+from tests.support.problems import problem
 
 
 def fields(body: dict) -> set:

@@ -18,17 +18,7 @@ from core.db import app_db, connection
 from tests.support.devices import (LongPoll, device_client, fetch, fresh_ip, history, new_code, phone, raw_device,
                                    register, sql, submit, tenant_db, wait_until, waiting_on)
 from tests.support.phones import api_client
-
-PROBLEM = "application/problem+json"
-
-
-def problem(r, status: int, code: str | None = None) -> dict:
-    assert r.status_code == status, (r.status_code, r.text[:500])
-    assert r.headers["Content-Type"].startswith(PROBLEM), r.headers["Content-Type"]
-    body = r.json()
-    if code:
-        assert body["code"] == code, body
-    return body
+from tests.support.problems import problem
 
 
 def fields(body: dict) -> set:
@@ -626,10 +616,20 @@ def test_a_parked_poll_holds_no_handler_and_answers_like_any_response(platform, 
     assert fetch(dev).status_code == 200
 
 
+def parked_raw_poll(platform, live_server, slug: str, device_id: int, token: str):
+    """A long poll on a raw socket (so the test can hang up), once it is parked."""
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", live_server.port))
+    s.sendall((f"GET /api/device/v1/messages?wait=30 HTTP/1.1\r\nHost: {slug}.localhost\r\n"
+               f"Authorization: Bearer {token}\r\nX-Real-IP: {fresh_ip()}\r\n\r\n").encode())
+    wait_until(lambda: waiting_on(platform, slug, device_id), 5, message="the long poll to park")
+    return s
+
+
 def test_a_phone_that_hangs_up_while_parked_leaves_nothing_waiting_and_takes_nothing(platform, live_server,
                                                                                      make_tenant, caplog):
     import logging
-    import socket
 
     caplog.set_level(logging.INFO, logger="smsgw.access")
 
@@ -637,10 +637,7 @@ def test_a_phone_that_hangs_up_while_parked_leaves_nothing_waiting_and_takes_not
     api = api_client(live_server, t.slug)
     device_id, token = raw_device(live_server, t.slug, api)
     assert fetch(device_client(live_server, t.slug, token)).status_code == 200
-    s = socket.create_connection(("127.0.0.1", live_server.port))
-    s.sendall((f"GET /api/device/v1/messages?wait=30 HTTP/1.1\r\nHost: {t.slug}.localhost\r\n"
-               f"Authorization: Bearer {token}\r\nX-Real-IP: {fresh_ip()}\r\n\r\n").encode())
-    wait_until(lambda: waiting_on(platform, t.slug, device_id), 5, message="the long poll to park")
+    s = parked_raw_poll(platform, live_server, t.slug, device_id, token)
     s.close()
     wait_until(lambda: not waiting_on(platform, t.slug, device_id), 5, message="the hung-up poll to be forgotten")
     assert any(rec.getMessage().startswith(f"499 GET {t.slug}.") for rec in caplog.records
@@ -662,16 +659,11 @@ def test_a_parked_poll_of_a_device_disabled_meanwhile_is_told_so(platform, live_
 def test_work_claimed_while_the_phone_hangs_up_goes_straight_back(platform, live_server, make_tenant):
     """The phone's look is held up (its device row locked), the phone hangs up, then the look
     claims a message it can no longer hand over: the message is back in the queue at once."""
-    import socket
-
     t = make_tenant("unclaim")
     api = api_client(live_server, t.slug)
     device_id, token = raw_device(live_server, t.slug, api)
     assert fetch(device_client(live_server, t.slug, token)).status_code == 200
-    s = socket.create_connection(("127.0.0.1", live_server.port))
-    s.sendall((f"GET /api/device/v1/messages?wait=30 HTTP/1.1\r\nHost: {t.slug}.localhost\r\n"
-               f"Authorization: Bearer {token}\r\nX-Real-IP: {fresh_ip()}\r\n\r\n").encode())
-    wait_until(lambda: waiting_on(platform, t.slug, device_id), 5, message="the long poll to park")
+    s = parked_raw_poll(platform, live_server, t.slug, device_id, token)
     with tenant_db(t) as db:
         db.execute_sql("SELECT 1 FROM devices WHERE id = %s FOR UPDATE", (device_id,))
         sent = submit(api, [phone(9)], "claimed for nobody")  # wakes the poll; its look waits for the lock

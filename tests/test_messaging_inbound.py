@@ -13,18 +13,9 @@ from urllib.parse import quote
 from android_companion.backends.simulator import SimulatorBackend
 from tests.support.messaging import parse_time, raw_device, row_counts, wait_for_states, wait_until
 from tests.support.phones import api_client, start_phone
+from tests.support.problems import problem
 
-PROBLEM = "application/problem+json"
 OPTED_OUT = "opted out (the recipient sent STOP)"
-
-
-def problem(r, status: int, code: str | None = None) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["Content-Type"].startswith(PROBLEM), r.headers["Content-Type"]
-    body = r.json()
-    if code:
-        assert body["code"] == code, body
-    return body
 
 
 def suppressed(client) -> dict:

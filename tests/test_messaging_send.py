@@ -18,17 +18,12 @@ import pytest
 from android_companion.backends.simulator import SimulatorBackend
 from tests.support.messaging import parse_time, raw_device, row_counts, wait_for_states, wait_until
 from tests.support.phones import api_client, start_phone
-
-PROBLEM = "application/problem+json"
+from tests.support.problems import problem as support_problem
 
 
 def problem(r, status: int, code: str | None = None) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["Content-Type"].startswith(PROBLEM), r.headers["Content-Type"]
-    body = r.json()
+    body = support_problem(r, status, code)
     assert body["status"] == status
-    if code:
-        assert body["code"] == code, body
     return body
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import logging
 
-import tornado.web
-
 from core.permissions import AUTHENTICATED
 from core.web.auth_pages import TOO_MANY, login_attempt
 from core.web.base import ApiHandler, unstorable_text
@@ -107,17 +105,7 @@ class CompatHandler(ApiHandler):
 
     # -- errors ----------------------------------------------------------------------
     def write_error(self, status_code, **kwargs):
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        problem = exc if isinstance(exc, Problem) else None
-        if problem is None:
-            if isinstance(exc, tornado.web.HTTPError):
-                code = {404: "not-found", 405: "method-not-allowed", 403: "forbidden",
-                        400: "bad-request"}.get(status_code, "error")
-                detail = exc.log_message if exc.log_message and status_code < 500 else None
-                problem = Problem(status_code, code, detail or self._reason)
-            else:
-                problem = Problem(500, "internal-error",
-                                  "Something went wrong on our side. It has been logged; please try again.")
+        problem = self.problem_for_error(status_code, **kwargs)
         status = 400 if problem.status in AS_BAD_REQUEST else problem.status
         if status != problem.status:
             self.set_status(status)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import logging
 
 from core.catalogue import utcnow
@@ -48,8 +47,13 @@ def unclaim(platform, tenant, device_id: int, batch: list) -> None:
     platform.registry.hook.smsgw_device_unclaim(tenant=tenant, device_id=device_id, ids=[m["id"] for m in batch])
 
 
-def answer(batch: list, version: int, settings_changed: bool) -> dict:
-    return {"messages": batch, "settings_version": version, "settings_changed": settings_changed,
+def settings_changed(known_version: int, version: int) -> bool:
+    """The phone named the settings version it has (0: none) and it is not the current one."""
+    return bool(known_version and version != known_version)
+
+
+def answer(batch: list, version: int, changed: bool) -> dict:
+    return {"messages": batch, "settings_version": version, "settings_changed": changed,
             "server_time": utcnow().isoformat()}
 
 
@@ -94,20 +98,18 @@ class ParkedPoll:
                     online, self.online = self.online, None
                     await online()
                 self.online = None
-                changed = bool(self.known_version and version != self.known_version)
+                changed = settings_changed(self.known_version, version)
                 if batch or changed or self.expired:
                     self._finish(lambda: self.request.respond_json(answer(batch, version, changed)))
                     return
                 if not self.again:
                     return
-        except Problem as exc:
+        except Exception as exc:
+            if not isinstance(exc, Problem):
+                log.exception("a parked long poll failed to look for work")
+                exc = Problem(500, "internal-error", "Something went wrong on our side; poll again.")
             problem = exc
-            self._finish(lambda: self.request.respond(problem.status, _problem_body(problem), PROBLEM_CONTENT_TYPE))
-        except Exception:
-            log.exception("a parked long poll failed to look for work")
-            self._finish(lambda: self.request.respond(
-                500, _problem_body(Problem(500, "internal-error", "Something went wrong on our side; poll again.")),
-                PROBLEM_CONTENT_TYPE))
+            self._finish(lambda: self.request.respond_json(problem.to_dict(), problem.status, PROBLEM_CONTENT_TYPE))
         finally:
             self.looking = False
             self.task = None
@@ -125,6 +127,3 @@ class ParkedPoll:
         if respond is not None:
             respond()
 
-
-def _problem_body(exc: Problem) -> bytes:
-    return json.dumps(exc.to_dict()).encode()

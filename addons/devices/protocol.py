@@ -161,7 +161,7 @@ class FetchHandler(DeviceApiHandler):
                     return
                 if came_online:
                     await self.fire_online(device_id)
-                settings_changed = bool(known_version and version != known_version)
+                settings_changed = longpoll.settings_changed(known_version, version)
                 if batch or settings_changed or loop.time() >= deadline:
                     self.write_json(longpoll.answer(batch, version, settings_changed))
                     return

@@ -335,18 +335,21 @@ class BaseHandler(tornado.web.RequestHandler):
     def wants_json(self) -> bool:
         return self.request.path.startswith("/api/") or "json" in self.request.headers.get("Accept", "")[:40]
 
-    def write_error(self, status_code, **kwargs):
+    def problem_for_error(self, status_code, **kwargs) -> Problem:
+        """The :class:`Problem` that ``write_error`` answers with: the one raised, or one for a
+        Tornado ``HTTPError`` or an unexpected exception."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        problem = exc if isinstance(exc, Problem) else None
-        if problem is None:
-            if isinstance(exc, tornado.web.HTTPError):
-                code = {404: "not-found", 405: "method-not-allowed", 403: "forbidden",
-                        400: "bad-request"}.get(status_code, "error")
-                detail = exc.log_message if exc.log_message and status_code < 500 else None
-                problem = Problem(status_code, code, detail or self._reason)
-            else:
-                problem = Problem(500, "internal-error",
-                                  "Something went wrong on our side. It has been logged; please try again.")
+        if isinstance(exc, Problem):
+            return exc
+        if isinstance(exc, tornado.web.HTTPError):
+            code = {404: "not-found", 405: "method-not-allowed", 403: "forbidden",
+                    400: "bad-request"}.get(status_code, "error")
+            detail = exc.log_message if exc.log_message and status_code < 500 else None
+            return Problem(status_code, code, detail or self._reason)
+        return Problem(500, "internal-error", "Something went wrong on our side. It has been logged; please try again.")
+
+    def write_error(self, status_code, **kwargs):
+        problem = self.problem_for_error(status_code, **kwargs)
         for k, v in problem.headers.items():
             self.set_header(k, v)
         if self.wants_json():
