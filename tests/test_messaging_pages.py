@@ -32,6 +32,30 @@ def test_send_form_accepts_and_shows_detail(live_server, make_tenant):
     assert "Hello from the dashboard" in listing.text
 
 
+def test_message_page_shows_a_delivered_message_with_its_history(live_server, make_tenant):
+    """Found by hand on a fresh `make run`: the page failed (500) once no recipient was pending."""
+    from tests.support.devices import device_client, fetch, raw_device
+
+    t = make_tenant("pg-done")
+    c = signed_in(live_server, t)
+    _device_id, token = raw_device(live_server, t.slug)
+    dev = device_client(live_server, t.slug, token)
+    assert fetch(dev).status_code == 200  # the phone is online
+    r = c.post("/send", data={"to": "+14155550103", "text": "Delivered, then looked at", "_xsrf": xsrf(c)},
+               allow_redirects=False)
+    message_path = r.headers["Location"]
+    claimed = fetch(dev).json()["messages"]
+    assert [m["text"] for m in claimed] == ["Delivered, then looked at"]
+    reports = [{"message_id": claimed[0]["id"], "state": "delivered"}]
+    assert dev.post("/api/device/v1/reports", json={"reports": reports}).json()["results"][0]["status"] == "applied"
+    page = c.get(message_path)
+    assert page.status_code == 200, page.text[:300]
+    assert "Delivered, then looked at" in page.text and "delivered" in page.text and "Waiting" not in page.text
+    api = api_client(live_server, t.slug)
+    recipient = api.get("/api/v1" + message_path).json()["recipients"][0]
+    assert recipient["state"] == "delivered" and "waiting_reason" not in recipient
+
+
 def test_send_form_shows_errors_and_writes_nothing(live_server, make_tenant):
     t = make_tenant("pg-bad")
     c = signed_in(live_server, t)
