@@ -21,7 +21,9 @@ CHANNEL = "smsgw_wakeup"
 
 class WakeupHub:
     def __init__(self):
-        self._waiters: dict[str, set[asyncio.Future]] = {}
+        # key -> one waiter (a Future or a callback), or a set of them when there are several: one
+        # phone has one poll, and 10,000 waiting phones need not cost 10,000 one-element sets.
+        self._waiters: dict[str, object] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.wakes = 0  # counters for tests and benchmarks
         self.timeouts = 0
@@ -31,7 +33,7 @@ class WakeupHub:
 
     @property
     def waiting(self) -> int:
-        return sum(len(s) for s in self._waiters.values())
+        return sum(len(w) if isinstance(w, set) else 1 for w in self._waiters.values())
 
     def subscribe(self, key: str) -> "Waiter":
         """Register interest *before* looking for work, so a wake in between is not lost."""
@@ -39,24 +41,46 @@ class WakeupHub:
         if self.loop is None:
             self.loop = loop
         fut = loop.create_future()
-        self._waiters.setdefault(key, set()).add(fut)
+        self._add(key, fut)
         return Waiter(self, key, fut)
 
     def listen(self, key: str, callback) -> None:
         """Call ``callback()`` on the IOLoop at every wake of ``key`` until :meth:`discard`."""
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
-        self._waiters.setdefault(key, set()).add(callback)
+        self._add(key, callback)
 
     def discard(self, key: str, callback) -> None:
         self._discard(key, callback)
 
-    def _discard(self, key: str, fut) -> None:
-        waiters = self._waiters.get(key)
-        if waiters is not None:
-            waiters.discard(fut)
-            if not waiters:
-                self._waiters.pop(key, None)
+    def waiters_of(self, key: str) -> tuple:
+        """What waits on ``key`` now: Futures (:meth:`subscribe`) and callbacks (:meth:`listen`)."""
+        current = self._waiters.get(key)
+        if current is None:
+            return ()
+        return tuple(current) if isinstance(current, set) else (current,)
+
+    def _add(self, key: str, item) -> None:
+        current = self._waiters.get(key)
+        if current is None:
+            self._waiters[key] = item
+        elif isinstance(current, set):
+            current.add(item)
+        elif current != item:
+            self._waiters[key] = {current, item}
+
+    def _discard(self, key: str, item) -> None:
+        current = self._waiters.get(key)
+        if current is None:
+            return
+        if isinstance(current, set):
+            current.discard(item)
+            if len(current) == 1:
+                self._waiters[key] = next(iter(current))
+            elif not current:
+                del self._waiters[key]
+        elif current == item:
+            del self._waiters[key]
 
     async def wait(self, key: str, timeout: float) -> bool:
         """Wait until ``key`` is woken (True) or ``timeout`` passes (False)."""
@@ -68,11 +92,10 @@ class WakeupHub:
 
     def wake(self, key: str) -> int:
         """Wake every waiter on ``key``; call on the IOLoop thread. Returns how many woke."""
-        waiters = self._waiters.get(key)
-        if not waiters:
+        if key not in self._waiters:
             return 0
         n = 0
-        for item in list(waiters):
+        for item in self.waiters_of(key):
             if isinstance(item, asyncio.Future):
                 if not item.done():
                     item.set_result(True)

@@ -616,6 +616,56 @@ def test_a_parked_poll_holds_no_handler_and_answers_like_any_response(platform, 
     assert fetch(dev).status_code == 200
 
 
+def test_a_parked_poll_keeps_no_request_headers_and_http10_keep_alive_still_works(platform, live_server,
+                                                                                  make_tenant):
+    """Detaching drops the request's header lines (Tornado keeps the object while the poll waits);
+    only ``Connection`` stays, which Tornado reads to answer an HTTP/1.0 keep-alive request. The
+    audit event of the device coming online still has the phone's User-Agent."""
+    import gc
+    import socket
+
+    from tornado.httputil import HTTPHeaders
+
+    from tests.support.identity import audit_rows
+
+    t = make_tenant("parkhdr")
+    api = api_client(live_server, t.slug)
+    device_id, token = raw_device(live_server, t.slug, api)
+    s = socket.create_connection(("127.0.0.1", live_server.port))
+    s.settimeout(10)
+    head = (f"GET /api/device/v1/messages?wait=30 HTTP/1.0\r\nHost: {t.slug}.localhost\r\nConnection: keep-alive\r\n"
+            f"User-Agent: parked-phone/1.0\r\nAuthorization: Bearer {token}\r\nX-Real-IP: {fresh_ip()}\r\n\r\n")
+    s.sendall(head.encode())
+    wait_until(lambda: waiting_on(platform, t.slug, device_id), 5, message="the long poll to park")
+    gc.collect()
+    holding = [h for h in gc.get_objects() if isinstance(h, HTTPHeaders) and token in h.get("Authorization", "")]
+    assert holding == [], "a parked poll still holds its request headers (and the phone's token)"
+    online = audit_rows(platform, t.id, "device.online")
+    assert len(online) == 1 and online[0]["user_agent"] == "parked-phone/1.0"
+
+    sent = submit(api, [phone(9)], "woken over HTTP/1.0")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    head_part, _, body = data.partition(b"\r\n\r\n")
+    lines = head_part.decode().split("\r\n")
+    assert lines[0].split()[1] == "200", lines[0]
+    hdrs = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    assert hdrs.get("connection", "").lower() == "keep-alive"
+    while len(body) < int(hdrs["content-length"]):
+        body += s.recv(65536)
+    assert sent["id"] in [m["message_id"] for m in __import__("json").loads(body)["messages"]]
+    # The same connection takes another request.
+    s.sendall(head.replace("wait=30", "wait=0").encode())
+    again = b""
+    while b"\r\n\r\n" not in again:
+        chunk = s.recv(65536)
+        assert chunk, "the server closed a keep-alive connection"
+        again += chunk
+    assert again.split()[1] == b"200"
+    s.close()
+
+
 def parked_raw_poll(platform, live_server, slug: str, device_id: int, token: str):
     """A long poll on a raw socket (so the test can hang up), once it is parked."""
     import socket

@@ -138,11 +138,12 @@ class FetchHandler(DeviceApiHandler):
         deadline = loop.time() + wait
         key = wake_key(tenant.slug, device_id)
         if wait > 0:
+            # Built while the handler still has the request (detaching drops its headers).
+            online = functools.partial(device_came_online, platform, tenant, device_id,
+                                       self.audit("device.online", device=device_id))
             request = detach(self)
             if request is not None:
                 # From here the handler is gone: the parked poll looks for work and answers the phone.
-                online = functools.partial(device_came_online, platform, tenant, device_id,
-                                           self.audit("device.online", device=device_id))
                 longpoll.ParkedPoll(platform, tenant, device_id, limit, known_version, key, request, deadline, online)
                 return
         # wait=0, or a server without the detaching delegate: look (and wait) in the handler.

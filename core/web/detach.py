@@ -14,6 +14,7 @@ the application builds a handler for it (see :class:`DetachingDelegate`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -26,6 +27,7 @@ from .access_log import log_line
 from .security_headers import security_headers
 
 log = logging.getLogger(__name__)
+_RUNNING: set = set()
 
 
 class DetachingDelegate(httputil.HTTPServerConnectionDelegate):
@@ -68,16 +70,31 @@ class _Message(httputil.HTTPMessageDelegate):
                 log.debug("request prefetch failed", exc_info=True)
         if pending is None:
             return self.inner.headers_received(start_line, headers)
-        return self._after(pending, start_line, headers)
+        # Tornado keeps what this returns until the request ends (a parked poll: for minutes), so
+        # it gets a bare Future, not the coroutine that does the work.
+        done = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(self._after(pending, start_line, headers, done))
+        _RUNNING.add(task)  # the loop holds tasks weakly
+        task.add_done_callback(_RUNNING.discard)
+        return done
 
-    async def _after(self, pending, start_line, headers):
+    async def _after(self, pending, start_line, headers, done):
         try:
             await pending
         except Exception:  # only a cache warm-up: the handler checks (and reports) for itself
             log.debug("request prefetch failed", exc_info=True)
-        result = self.inner.headers_received(start_line, headers)
-        if result is not None:
-            await result
+        try:
+            result = self.inner.headers_received(start_line, headers)
+            if result is not None:
+                await result
+        except BaseException as exc:
+            if not done.done():
+                done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if not done.done():
+                done.set_result(None)
 
     def data_received(self, chunk):
         return self.inner.data_received(chunk)
@@ -153,6 +170,7 @@ def detach(handler) -> Detached | None:
     if conn.stream is None or conn.stream.closed():
         return None  # the client already hung up: nothing to wait for (the handler sees it too)
     detached = Detached(handler)
+    _drop_headers(handler.request.headers)
     handler._auto_finish = False  # Tornado must not finish the request when the handler returns
     message.inner = None          # the last reference to the handler and its request
     conn.smsgw_message = None
@@ -160,3 +178,13 @@ def detach(handler) -> Detached | None:
     # that cycle the handler waits for a full garbage collection, and a burst of polls piles up.
     handler.ui = None
     return detached
+
+
+def _drop_headers(headers) -> None:
+    """A detached request's headers are read by nobody any more but Tornado's connection, which
+    (answering an HTTP/1.0 request) asks for ``Connection`` only; Tornado keeps the object until
+    the request ends, so its other lines (an ``Authorization`` among them) go now."""
+    connection = headers.get_list("Connection")
+    headers.clear()
+    for value in connection:
+        headers.add("Connection", value)

@@ -126,7 +126,7 @@ def waiting_on(platform, slug: str, device_id: int) -> bool:
     # (still looking) or, on a server without the detaching delegate, one that waits in its handler.
     import asyncio
 
-    return any(not isinstance(w, asyncio.Future) for w in platform.wakeups._waiters.get(wake_key(slug, device_id), ()))
+    return any(not isinstance(w, asyncio.Future) for w in platform.wakeups.waiters_of(wake_key(slug, device_id)))
 
 
 @contextmanager
