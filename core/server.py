@@ -9,11 +9,8 @@ import os
 import signal
 import ssl
 
-import tornado.httpserver
-import tornado.ioloop
 
 from .progress import Progress
-from .web.detach import DetachingDelegate
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +64,10 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
     if certfile:
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_ctx.load_cert_chain(certfile, keyfile)
-    server = tornado.httpserver.HTTPServer(
+    server = app.http_server(
         # X-Forwarded-For/-Proto are believed only behind a proxy the operator vouches for.
-        DetachingDelegate(app, prefetch=app.prefetch), ssl_options=ssl_ctx, xheaders=platform.settings.trust_proxy_headers and not ssl_ctx,
-        max_body_size=platform.settings.max_body_size * 2,
-        idle_connection_timeout=75, body_timeout=60)
+        ssl_options=ssl_ctx, xheaders=platform.settings.trust_proxy_headers and not ssl_ctx,
+        max_body_size=platform.settings.max_body_size * 2, idle_timeout=75, body_timeout=60)
 
     async def main():
         loop = asyncio.get_running_loop()
@@ -112,6 +108,7 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
             await asyncio.wait_for(server.close_all_connections(), timeout=10)
         except asyncio.TimeoutError:
             log.warning("some connections did not finish within 10 s")
+        server.delegate.idle.stop()
         platform.registry.hook.smsgw_shutdown(app=app)
         if consumer:
             consumer.stop(graceful=True)

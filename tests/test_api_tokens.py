@@ -278,14 +278,14 @@ def test_the_prefetch_warms_the_principal_cache_only_for_a_real_token(platform, 
 
     pending = prefetch_principal(platform, f"Bearer {token}")
     assert pending is not None
-    asyncio.run(pending)
+    asyncio.run(pending())
     principal = cached_token_principal(platform, tenant, token)
     assert principal is not None and principal.kind == "device" and principal.id == device_id
     assert prefetch_principal(platform, f"Bearer {token}") is None  # cached: nothing to do
 
     forged = tokenformat.generate("sgd", t.slug)  # well-formed, unknown
     pending = prefetch_principal(platform, f"Bearer {forged}")
-    asyncio.run(pending)
+    asyncio.run(pending())
     assert cached_token_principal(platform, tenant, forged) is None  # nothing cached for it
     for header in (None, "", "Basic dXNlcjpwYXNz", "Bearer a.b.c", "Bearer sgd_prefetch_not-a-token",
                    f"Bearer {token[:-1]}x"):
@@ -298,9 +298,9 @@ def test_the_prefetch_warms_the_principal_cache_only_for_a_real_token(platform, 
     assert cached_token_principal(platform, tenant, token) is None
     pending = prefetch_principal(platform, f"Bearer {token}", f"{t.slug}.{base}:8888")
     assert pending is not None
-    asyncio.run(pending)
+    asyncio.run(pending())
     assert cached_token_principal(platform, tenant, token) is not None
     platform.principal_cache.clear()
     pending = prefetch_principal(platform, f"Bearer {token}", f"{base}:8888")  # base domain: the token names it
     assert pending is not None
-    asyncio.run(pending)
+    asyncio.run(pending())

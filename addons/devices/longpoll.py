@@ -113,6 +113,7 @@ class ParkedPoll:
         finally:
             self.looking = False
             self.task = None
+            self.request.settled()  # its first look is done: the next request may start its own
 
     def _deadline(self) -> None:
         self.expired = True

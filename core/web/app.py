@@ -61,6 +61,26 @@ def core_routes():
 
 
 class Application(tornado.web.Application):
+    def http_server(self, idle_timeout: float = 75.0, **kwargs) -> "tornado.httpserver.HTTPServer":
+        """The ``HTTPServer`` for this application: behind the detaching delegate (``.delegate``),
+        with token prefetch, admission and idle-connection timing (see :mod:`core.web.detach`,
+        :mod:`core.web.admission`, :mod:`core.web.idle`)."""
+        import tornado.httpserver
+
+        from .admission import Admission
+        from .detach import DetachingDelegate
+        from .idle import IdleConnections
+
+        delegate = DetachingDelegate(self, prefetch=self.prefetch,
+                                     admission=Admission(max(4, self.platform.settings.db_pool_size)),
+                                     idle=IdleConnections(idle_timeout))
+        server = tornado.httpserver.HTTPServer(delegate, idle_connection_timeout=idle_timeout, **kwargs)
+        # The delegate times the wait for each request head (one sweep for all connections);
+        # Tornado's own timer would cost every idle connection a timer and its closures.
+        server.conn_params.header_timeout = None
+        server.delegate = delegate
+        return server
+
     def prefetch(self, headers):
         """For :class:`core.web.detach.DetachingDelegate`: warm the principal cache for a bearer
         token before the request's handler exists."""

@@ -13,6 +13,7 @@ Database work never runs on the IOLoop: use :meth:`run_db` / :meth:`in_tenant`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import logging
@@ -479,8 +480,8 @@ def slug_for_host(host_name: str, base_domain: str) -> str | None:
 
 
 def prefetch_principal(platform, authorization: str | None, host: str | None = None):
-    """Before a handler exists: an awaitable that puts a bearer token's principal in the cache,
-    or ``None`` when there is nothing to do (no token, a JWT, a malformed token, already cached,
+    """Before a handler exists: a job (call it, await the result) that puts a bearer token's
+    principal in the cache, or ``None`` when there is nothing to do (no token, a JWT, a malformed token, already cached,
     or a token of another workspace than the one ``host`` names: the handler refuses that
     before any lookup, and so does the prefetch).
 
@@ -506,12 +507,13 @@ def prefetch_principal(platform, authorization: str | None, host: str | None = N
     if hit and (tenant is None or not tenant.is_active or cached_token_principal(platform, tenant, credential)):
         return None
 
-    async def warm():
-        info = tenant if hit else await run_sync(platform.tenant_cache.get, slug)
-        if info is not None and info.is_active:
-            await load_token_principal(platform, info, kind, credential)
+    return functools.partial(_warm_principal, platform, slug, tenant if hit else None, kind, credential)
 
-    return warm()
+
+async def _warm_principal(platform, slug: str, tenant, kind: str, credential: str) -> None:
+    info = tenant if tenant is not None else await run_sync(platform.tenant_cache.get, slug)
+    if info is not None and info.is_active:
+        await load_token_principal(platform, info, kind, credential)
 
 
 def remember_principal(cache: dict, key, principal) -> None:

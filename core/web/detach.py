@@ -15,6 +15,7 @@ the application builds a handler for it (see :class:`DetachingDelegate`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -34,53 +35,81 @@ class DetachingDelegate(httputil.HTTPServerConnectionDelegate):
     """Give this to ``HTTPServer`` instead of the application itself.
 
     ``prefetch(headers)``, if given, runs when a request's head has arrived, before the
-    application builds anything for it; it returns ``None`` or an awaitable that is awaited
-    first (to warm a cache: failures are ignored, the handler makes the real checks).
+    application builds anything for it; it returns ``None`` or a job: a function whose awaitable
+    result is awaited first (to warm a cache: failures are ignored, the handler makes the real
+    checks). A request with such a job waits for a place in ``admission`` (see
+    :mod:`core.web.admission`), which it keeps until it is answered, or, detached, until
+    :meth:`Detached.settled`.
     """
 
-    def __init__(self, app, prefetch=None):
+    def __init__(self, app, prefetch=None, admission=None, idle=None):
         self.app = app
         self.prefetch = prefetch
+        self.admission = admission
+        self.idle = idle
 
     def start_request(self, server_conn, request_conn):
-        return _Message(self.app.start_request(server_conn, request_conn), request_conn, self.prefetch)
+        if self.idle is not None:
+            self.idle.expect_head(server_conn)
+        return _Message(self.app.start_request(server_conn, request_conn), request_conn, self.prefetch,
+                        self.admission, self.idle, server_conn)
 
     def on_close(self, server_conn):
+        if self.idle is not None:
+            self.idle.forget(server_conn)
         self.app.on_close(server_conn)
 
 
 class _Message(httputil.HTTPMessageDelegate):
     """Forwards to the application's delegate until a handler detaches, then forgets it."""
 
-    __slots__ = ("inner", "prefetch")
+    __slots__ = ("inner", "prefetch", "admission", "over", "ticket", "idle", "server_conn")
 
-    def __init__(self, inner, conn, prefetch=None):
+    def __init__(self, inner, conn, prefetch=None, admission=None, idle=None, server_conn=None):
         self.inner = inner
+        self.idle, self.server_conn = idle, server_conn  # the head's arrival ends the idle wait
         self.prefetch = prefetch
+        # Resolved by Tornado when the answer is written or the client hangs up.
+        self.over = getattr(conn, "_finish_future", None)
+        self.admission = admission if self.over is not None else None
+        self.ticket = None
         # Weak: a strong link would make every request a reference cycle (connection -> message ->
         # handler -> request -> connection), freed only by the cycle collector.
         conn.smsgw_message = weakref.ref(self)
 
     def headers_received(self, start_line, headers):
-        pending = None
+        if self.idle is not None:
+            self.idle.forget(self.server_conn)
+            self.idle = self.server_conn = None
+        job = None
         if self.prefetch is not None:
             try:
-                pending = self.prefetch(headers)
+                job = self.prefetch(headers)
             except Exception:
                 log.debug("request prefetch failed", exc_info=True)
-        if pending is None:
+        if job is None:
             return self.inner.headers_received(start_line, headers)
         # Tornado keeps what this returns until the request ends (a parked poll: for minutes), so
         # it gets a bare Future, not the coroutine that does the work.
         done = asyncio.get_running_loop().create_future()
-        task = asyncio.ensure_future(self._after(pending, start_line, headers, done))
-        _RUNNING.add(task)  # the loop holds tasks weakly
-        task.add_done_callback(_RUNNING.discard)
+        start = functools.partial(self._start, job, start_line, headers, done)
+        if self.admission is None:
+            start(None)
+        else:
+            self.admission.admit(start)
         return done
 
-    async def _after(self, pending, start_line, headers, done):
+    def _start(self, job, start_line, headers, done, ticket) -> None:
+        if ticket is not None:
+            self.ticket = ticket
+            self.over.add_done_callback(ticket.release)
+        task = asyncio.ensure_future(self._after(job, start_line, headers, done))
+        _RUNNING.add(task)  # the loop holds tasks weakly
+        task.add_done_callback(_RUNNING.discard)
+
+    async def _after(self, job, start_line, headers, done):
         try:
-            await pending
+            await job()
         except Exception:  # only a cache warm-up: the handler checks (and reports) for itself
             log.debug("request prefetch failed", exc_info=True)
         try:
@@ -110,7 +139,7 @@ class _Message(httputil.HTTPMessageDelegate):
 class Detached:
     """A request whose handler has gone; :meth:`respond` answers it once."""
 
-    __slots__ = ("conn", "method", "host", "path", "query", "started", "https", "on_close", "done")
+    __slots__ = ("conn", "method", "host", "path", "query", "started", "https", "on_close", "done", "ticket")
 
     def __init__(self, handler):
         req = handler.request
@@ -120,9 +149,18 @@ class Detached:
         self.https = req.protocol == "https"
         self.on_close = None  # called (once) if the client hangs up before the answer
         self.done = False
+        self.ticket = None  # its place in the admission, if it took one
         self.conn.set_close_callback(self._closed)
 
+    def settled(self) -> None:
+        """The request's own work is done (e.g. a parked poll made its first look): give its place
+        in the admission to the next request; its connection waits on outside."""
+        ticket, self.ticket = self.ticket, None
+        if ticket is not None:
+            ticket.release()
+
     def _closed(self):
+        self.settled()
         if not self.done:
             self.done = True
             # 499 (nginx's "client closed request"): the access log shows phones dropping their polls.
@@ -135,6 +173,7 @@ class Detached:
         self.respond(status, json.dumps(data, default=str).encode(), content_type)
 
     def respond(self, status: int, body: bytes, content_type: str) -> None:
+        self.settled()
         if self.done:
             return
         self.done = True
@@ -170,6 +209,9 @@ def detach(handler) -> Detached | None:
     if conn.stream is None or conn.stream.closed():
         return None  # the client already hung up: nothing to wait for (the handler sees it too)
     detached = Detached(handler)
+    detached.ticket, message.ticket = message.ticket, None
+    if detached.ticket is not None:  # from here the Detached gives it back (see Detached.settled)
+        message.over.remove_done_callback(detached.ticket.release)
     _drop_headers(handler.request.headers)
     handler._auto_finish = False  # Tornado must not finish the request when the handler returns
     message.inner = None          # the last reference to the handler and its request

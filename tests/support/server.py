@@ -35,15 +35,14 @@ class LiveServer:
         self.platform.registry.hook.smsgw_startup(app=self.app)
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]
-        from core.web.detach import DetachingDelegate
-
-        server = tornado.httpserver.HTTPServer(
-            DetachingDelegate(self.app, prefetch=self.app.prefetch), max_body_size=self.platform.settings.max_body_size * 2, xheaders=True)
+        server = self.app.http_server(max_body_size=self.platform.settings.max_body_size * 2, xheaders=True)
+        self.delegate = server.delegate
         server.add_sockets(sockets)
         self._ready.set()
         await self._stop.wait()
         server.stop()
         await server.close_all_connections()
+        server.delegate.idle.stop()
         self.platform.registry.hook.smsgw_shutdown(app=self.app)
         self.platform.stop_runtime()
 

@@ -1,0 +1,62 @@
+"""Closing connections that send no request in time, with one sweep for all of them.
+
+Tornado guards the wait for each request head with its own timer
+(``gen.with_timeout``: a timer handle, futures and closures, about 3 KB per
+idle connection). A phone between two long polls, and every connection
+opened after a restart before its first request arrives, holds one. Here the
+server's delegate notes when a connection starts waiting for a head and when
+the head arrives; a sweep once a second (only while some connection is
+waiting) closes those that waited longer than ``timeout``. A slow sender that
+never finishes its head (slowloris) is closed the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import tornado.ioloop
+
+log = logging.getLogger(__name__)
+
+
+class IdleConnections:
+    SWEEP_MS = 1000
+
+    def __init__(self, timeout: float = 75.0):
+        self.timeout = timeout
+        self.closed = 0  # counter, for tests
+        # server connection -> when it started waiting for a head
+        self._waiting: dict = {}
+        self._sweeper: tornado.ioloop.PeriodicCallback | None = None
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def expect_head(self, conn) -> None:
+        """``conn`` waits for its next request head (a new connection, or one between requests)."""
+        self._waiting[conn] = time.monotonic()
+        if self._sweeper is None:
+            self._sweeper = tornado.ioloop.PeriodicCallback(self.sweep, self.SWEEP_MS)
+            self._sweeper.start()
+
+    def forget(self, conn) -> None:
+        """Its head arrived, or it closed."""
+        self._waiting.pop(conn, None)
+
+    def sweep(self) -> None:
+        cutoff = time.monotonic() - self.timeout
+        for conn in [c for c, since in self._waiting.items() if since <= cutoff]:
+            del self._waiting[conn]
+            self.closed += 1
+            stream = getattr(conn, "stream", None)
+            if stream is not None and not stream.closed():
+                stream.close()  # Tornado ends the connection's request loop (and calls on_close)
+        if not self._waiting:
+            self.stop()
+
+    def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper = None

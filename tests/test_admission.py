@@ -1,0 +1,106 @@
+"""Admission lets a fixed number of requests work at once, queues the rest in order, loses no place."""
+
+from __future__ import annotations
+
+import threading
+
+from tests.support.devices import LongPoll, device_client, fetch, raw_device, wait_until, waiting_on
+from tests.support.phones import api_client
+
+from core.web.admission import Admission
+
+
+def test_places_are_limited_handed_over_in_arrival_order_and_given_back_once():
+    gate = Admission(2)
+    tickets = {}
+
+    def start(name):
+        return lambda ticket: tickets.__setitem__(name, ticket)
+
+    for name in "abcd":
+        gate.admit(start(name))
+    assert sorted(tickets) == ["a", "b"] and gate.inside == 2 and gate.queued == 2 and gate.waited == 2
+    tickets["a"].release()
+    tickets["a"].release()  # a second release of the same ticket gives nothing back
+    assert sorted(tickets) == ["a", "b", "c"] and gate.inside == 2 and gate.queued == 1
+    tickets["b"].release()
+    assert "d" in tickets and gate.inside == 2 and gate.queued == 0
+    tickets["c"].release()
+    tickets["d"].release()
+    tickets["d"].release()
+    assert gate.inside == 0 and gate.admitted == 4
+    gate.admit(start("e"))  # free again: straight in
+    assert gate.inside == 1 and gate.queued == 0 and gate.waited == 2
+
+
+def test_a_burst_of_new_phones_goes_through_admission_and_leaves_no_place_taken(platform, live_server, make_tenant):
+    """Phones whose tokens the server has not seen yet (as after a restart) queue for a place; the
+    parked ones give theirs back after their first look, the others when answered."""
+    t = make_tenant("admit")
+    api = api_client(live_server, t.slug)
+    devices = [raw_device(live_server, t.slug, api) for _ in range(6)]
+    gate = live_server.delegate.admission
+    admitted_before, limit_before = gate.admitted, gate.limit
+    gate.limit = 2
+    try:
+        polls = [LongPoll(device_client(live_server, t.slug, tok), wait=30).start() for _, tok in devices[:3]]
+        answers = []
+        quick = [threading.Thread(target=lambda tok=tok: answers.append(fetch(device_client(live_server, t.slug, tok))))
+                 for _, tok in devices[3:]]
+        for th in quick:
+            th.start()
+        for th in quick:
+            th.join(20)
+        assert sorted(r.status_code for r in answers) == [200, 200, 200]
+        for device_id, _ in devices[:3]:
+            wait_until(lambda d=device_id: waiting_on(platform, t.slug, d), 10, message="the long polls to park")
+        wait_until(lambda: gate.inside == 0, 5, message="every place given back")
+        assert gate.queued == 0 and gate.admitted - admitted_before == 6
+        assert all(not p.done for p in polls), "the parked polls are still waiting"
+    finally:
+        gate.limit = limit_before
+    r = api.post("/api/v1/messages", json={"text": "after the burst", "to": ["+14155550123"]})
+    assert r.status_code == 202, r.text
+    wait_until(lambda: any(p.done for p in polls), 5, message="one parked poll to get the message")
+    got = [p.join(1).response.json()["messages"] for p in polls if p.done]
+    assert [m["text"] for batch in got for m in batch] == ["after the burst"]
+
+
+def test_a_connection_that_sends_no_request_in_time_is_closed_and_a_parked_poll_is_not(platform, live_server,
+                                                                                       make_tenant):
+    """Idle connections are timed by one sweep (not a Tornado timer each): silent connections and
+    half-sent heads are closed after the idle timeout; a parked poll (its head has arrived) stays."""
+    import socket
+    import time
+
+    from tests.support.devices import fresh_ip
+
+    idle = live_server.delegate.idle
+    timeout_before = idle.timeout
+    t = make_tenant("idle")
+    api = api_client(live_server, t.slug)
+    device_id, token = raw_device(live_server, t.slug, api)
+    idle.timeout = 1.0
+    try:
+        silent = socket.create_connection(("127.0.0.1", live_server.port))
+        half = socket.create_connection(("127.0.0.1", live_server.port))
+        half.sendall(f"GET /api/device/v1/messages?wait=30 HTTP/1.1\r\nHost: {t.slug}.localhost\r\n".encode())
+        parked = socket.create_connection(("127.0.0.1", live_server.port))
+        parked.sendall((f"GET /api/device/v1/messages?wait=30 HTTP/1.1\r\nHost: {t.slug}.localhost\r\n"
+                        f"Authorization: Bearer {token}\r\nX-Real-IP: {fresh_ip()}\r\n\r\n").encode())
+        wait_until(lambda: waiting_on(platform, t.slug, device_id), 5, message="the long poll to park")
+        started = time.monotonic()
+        for s in (silent, half):
+            s.settimeout(5)
+            assert s.recv(100) == b"", "the server should close a connection that sends no complete head"
+        assert 0.5 < time.monotonic() - started < 4.5
+        time.sleep(1.5)  # well past the idle timeout: the parked poll's connection is still there
+        assert waiting_on(platform, t.slug, device_id)
+        r = api.post("/api/v1/messages", json={"text": "still there", "to": ["+14155550124"]})
+        assert r.status_code == 202, r.text
+        parked.settimeout(5)
+        assert b"still there" in parked.recv(65536)
+        for s in (silent, half, parked):
+            s.close()
+    finally:
+        idle.timeout = timeout_before
