@@ -71,11 +71,19 @@ class ParkedPoll:
         self.limit, self.known_version, self.key, self.request = limit, known_version, key, request
         self.looking = self.again = self.expired = False
         self.touch, self.online, self.task = True, online, None
-        request.on_close = self._hung_up
-        platform.wakeups.listen(key, self.wake)  # before the first look: a wake during it is not lost
+        # The poll itself is the callback of both (a bound method each would cost more per poll).
+        request.on_close = self
+        platform.wakeups.listen(key, self)  # before the first look: a wake during it is not lost
         # An empty context: the timer must not keep the request's context (and what it refers to) alive.
         self.timer = asyncio.get_running_loop().call_at(deadline, self._deadline, context=_EMPTY_CONTEXT)
         self.wake()
+
+    def __call__(self) -> None:
+        """A wake-up (from the hub), or the phone hanging up (the request's ``on_close``)."""
+        if self.request.done:
+            self._finish(None)  # hung up: a look in progress puts back what it claims (see _look)
+        else:
+            self.wake()
 
     def wake(self) -> None:
         if self.looking:
@@ -119,11 +127,8 @@ class ParkedPoll:
         self.expired = True
         self.wake()  # a last look (as a phone polling again would make), which answers whatever it finds
 
-    def _hung_up(self) -> None:
-        self._finish(None)  # a look in progress puts back what it claims (see _look)
-
     def _finish(self, respond) -> None:
-        self.platform.wakeups.discard(self.key, self.wake)
+        self.platform.wakeups.discard(self.key, self)
         self.timer.cancel()
         if respond is not None:
             respond()

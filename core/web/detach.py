@@ -150,7 +150,7 @@ class Detached:
         self.on_close = None  # called (once) if the client hangs up before the answer
         self.done = False
         self.ticket = None  # its place in the admission, if it took one
-        self.conn.set_close_callback(self._closed)
+        self.conn.set_close_callback(self)  # see __call__ (a bound method would cost more per request)
 
     def settled(self) -> None:
         """The request's own work is done (e.g. a parked poll made its first look): give its place
@@ -159,7 +159,8 @@ class Detached:
         if ticket is not None:
             ticket.release()
 
-    def _closed(self):
+    def __call__(self):
+        """Tornado's close callback: the client hung up."""
         self.settled()
         if not self.done:
             self.done = True
