@@ -11,7 +11,9 @@ pub/sub replaces NOTIFY when ``REDIS_URL`` is set.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import math
 import threading
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,7 @@ class WakeupHub:
         # phone has one poll, and 10,000 waiting phones need not cost 10,000 one-element sets.
         self._waiters: dict[str, object] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.deadlines = Deadlines()
         self.wakes = 0  # counters for tests and benchmarks
         self.timeouts = 0
 
@@ -114,6 +117,63 @@ class WakeupHub:
         loop = self.loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.wake, key)
+
+
+class Deadlines:
+    """When thousands of waits end: one event-loop timer for all of them.
+
+    A waiting poll needs to be told when its wait is over. An asyncio timer each costs about
+    170 bytes (handle, bound method, heap slot); here waits are kept in sets by the quarter
+    second they end in, and one timer fires for the earliest set. ``add`` returns the set
+    (the caller keeps it to :meth:`cancel`); an ended wait is told (``waiter.expire()``) at
+    most a quarter second late.
+    """
+
+    STEP = 0.25
+    _EMPTY_CONTEXT = contextvars.Context()  # the timer must keep no request's context alive
+
+    def __init__(self):
+        self._sets: dict[int, set] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_slot: int | None = None
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._sets.values())
+
+    def add(self, waiter, when: float) -> set:
+        """Call ``waiter.expire()`` at ``when`` (the event loop's clock); call on the loop."""
+        slot = math.ceil(when / self.STEP)
+        group = self._sets.get(slot)
+        if group is None:
+            group = self._sets[slot] = set()
+            if self._timer_slot is None or slot < self._timer_slot:
+                self._arm(slot)
+        group.add(waiter)
+        return group
+
+    @staticmethod
+    def cancel(group: set, waiter) -> None:
+        group.discard(waiter)  # an empty set is dropped when its time comes
+
+    def _arm(self, slot: int) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer_slot = slot
+        self._timer = loop.call_at(slot * self.STEP, self._fire, context=self._EMPTY_CONTEXT)
+
+    def _fire(self) -> None:
+        self._timer = self._timer_slot = None
+        now = asyncio.get_running_loop().time()
+        due = [slot for slot in self._sets if slot * self.STEP <= now]
+        for slot in sorted(due):
+            for waiter in list(self._sets.pop(slot)):
+                try:
+                    waiter.expire()
+                except Exception:  # one waiter's bug must not keep the others waiting
+                    log.exception("a deadline callback failed")
+        if self._sets:
+            self._arm(min(self._sets))
 
 
 class Waiter:

@@ -14,8 +14,15 @@ def test_places_are_limited_handed_over_in_arrival_order_and_given_back_once():
     gate = Admission(2)
     tickets = {}
 
+    class Entrant:
+        def __init__(self, name):
+            self.name = name
+
+        def admitted(self, ticket):
+            tickets[self.name] = ticket
+
     def start(name):
-        return lambda ticket: tickets.__setitem__(name, ticket)
+        return Entrant(name)
 
     for name in "abcd":
         gate.admit(start(name))

@@ -728,3 +728,16 @@ def test_work_claimed_while_the_phone_hangs_up_goes_straight_back(platform, live
              for h in api.get(f"/api/v1/messages/{sent['id']}").json()["recipients"][0]["history"]]
     assert steps == [(None, "pending", "api"), ("pending", "processed", "claim"), ("processed", "pending", "unclaimed")]
     assert sql(t, "SELECT attempts FROM recipients WHERE id = %s", (rid,)) == [(0,)]
+
+
+def test_a_parked_poll_with_nothing_to_do_answers_empty_when_its_wait_ends(platform, live_server, make_tenant):
+    t = make_tenant("parkend")
+    api = api_client(live_server, t.slug)
+    device_id, token = raw_device(live_server, t.slug, api)
+    dev = device_client(live_server, t.slug, token)
+    poll = LongPoll(dev, wait=1).start()
+    wait_until(lambda: waiting_on(platform, t.slug, device_id), 5, message="the long poll to park")
+    poll.join(5)
+    assert poll.response.status_code == 200 and poll.response.json()["messages"] == []
+    assert 1.0 <= poll.finished - poll.started < 2.5
+    assert not waiting_on(platform, t.slug, device_id)

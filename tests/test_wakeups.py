@@ -48,3 +48,36 @@ def test_a_failing_listener_does_not_keep_the_others_asleep():
         assert hub.wake("k") == 2 and woken == [True]
 
     asyncio.run(scenario())
+
+
+def test_deadlines_tell_each_wait_when_it_ends_with_one_timer_and_never_a_cancelled_one():
+    from core.wakeups import Deadlines
+
+    class Wait:
+        def __init__(self, name, log):
+            self.name, self.log = name, log
+
+        def expire(self):
+            self.log.append((self.name, asyncio.get_running_loop().time()))
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        deadlines, told = Deadlines(), []
+        start = loop.time()
+        late, early, cancelled, same = (Wait(n, told) for n in ("late", "early", "cancelled", "same"))
+        deadlines.add(late, start + 0.6)
+        group = deadlines.add(cancelled, start + 0.3)
+        deadlines.add(early, start + 0.2)  # earlier than the armed timer: re-armed
+        deadlines.add(same, start + 0.6)
+        assert len(deadlines) == 4
+        Deadlines.cancel(group, cancelled)
+        await asyncio.sleep(0.45)
+        assert [name for name, _ in told] == ["early"]
+        await asyncio.sleep(0.6)
+        assert sorted(name for name, _ in told) == ["early", "late", "same"]
+        for name, at in told:
+            due = 0.2 if name == "early" else 0.6
+            assert due <= at - start <= due + Deadlines.STEP + 0.2, (name, at - start)
+        assert len(deadlines) == 0
+
+    asyncio.run(scenario())

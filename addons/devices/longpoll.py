@@ -15,7 +15,6 @@ this small object, not a whole Tornado handler.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 
 from core.catalogue import utcnow
@@ -25,7 +24,6 @@ from core.web.problem import PROBLEM_CONTENT_TYPE, Problem
 from . import service
 
 log = logging.getLogger(__name__)
-_EMPTY_CONTEXT = contextvars.Context()
 
 
 def look(platform, tenant, device_id: int, limit: int, touch: bool = False):
@@ -74,8 +72,7 @@ class ParkedPoll:
         # The poll itself is the callback of both (a bound method each would cost more per poll).
         request.on_close = self
         platform.wakeups.listen(key, self)  # before the first look: a wake during it is not lost
-        # An empty context: the timer must not keep the request's context (and what it refers to) alive.
-        self.timer = asyncio.get_running_loop().call_at(deadline, self._deadline, context=_EMPTY_CONTEXT)
+        self.timer = platform.wakeups.deadlines.add(self, deadline)  # at the deadline: self.expire()
         self.wake()
 
     def __call__(self) -> None:
@@ -84,6 +81,12 @@ class ParkedPoll:
             self._finish(None)  # hung up: a look in progress puts back what it claims (see _look)
         else:
             self.wake()
+
+    def expire(self) -> None:
+        """The wait is over (the hub's deadlines): a last look, as a phone polling again would make,
+        answers whatever it finds."""
+        self.expired = True
+        self.wake()
 
     def wake(self) -> None:
         if self.looking:
@@ -123,13 +126,9 @@ class ParkedPoll:
             self.task = None
             self.request.settled()  # its first look is done: the next request may start its own
 
-    def _deadline(self) -> None:
-        self.expired = True
-        self.wake()  # a last look (as a phone polling again would make), which answers whatever it finds
-
     def _finish(self, respond) -> None:
         self.platform.wakeups.discard(self.key, self)
-        self.timer.cancel()
+        self.platform.wakeups.deadlines.cancel(self.timer, self)
         if respond is not None:
             respond()
 

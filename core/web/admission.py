@@ -33,20 +33,20 @@ class Admission:
     def queued(self) -> int:
         return len(self._queue)
 
-    def admit(self, start) -> None:
-        """Call ``start(ticket)`` once there is a place: now, or when one is given back (in arrival
-        order). The ticket gives the place back, once. Call on the event loop."""
+    def admit(self, entrant) -> None:
+        """Call ``entrant.admitted(ticket)`` once there is a place: now, or when one is given back
+        (in arrival order). The ticket gives the place back, once. Call on the event loop."""
         self.admitted += 1
         if self.inside < self.limit and not self._queue:
             self.inside += 1
-            start(Ticket(self))
+            entrant.admitted(Ticket(self))
         else:
             self.waited += 1
-            self._queue.append(start)  # a queued request costs this entry and nothing else
+            self._queue.append(entrant)  # a queued request costs this entry and nothing else
 
     def _leave(self) -> None:
         if self._queue:
-            self._queue.popleft()(Ticket(self))  # the place passes straight to the next in line
+            self._queue.popleft().admitted(Ticket(self))  # the place passes straight to the next in line
         else:
             self.inside -= 1
 

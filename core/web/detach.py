@@ -15,7 +15,6 @@ the application builds a handler for it (see :class:`DetachingDelegate`).
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import time
@@ -63,7 +62,8 @@ class DetachingDelegate(httputil.HTTPServerConnectionDelegate):
 class _Message(httputil.HTTPMessageDelegate):
     """Forwards to the application's delegate until a handler detaches, then forgets it."""
 
-    __slots__ = ("inner", "prefetch", "admission", "over", "ticket", "idle", "server_conn")
+    __slots__ = ("inner", "prefetch", "admission", "over", "ticket", "idle", "server_conn", "start_line", "headers",
+                 "done")
 
     def __init__(self, inner, conn, prefetch=None, admission=None, idle=None, server_conn=None):
         self.inner = inner
@@ -72,7 +72,7 @@ class _Message(httputil.HTTPMessageDelegate):
         # Resolved by Tornado when the answer is written or the client hangs up.
         self.over = getattr(conn, "_finish_future", None)
         self.admission = admission if self.over is not None else None
-        self.ticket = None
+        self.ticket = self.start_line = self.headers = self.done = None
         # Weak: a strong link would make every request a reference cycle (connection -> message ->
         # handler -> request -> connection), freed only by the cycle collector.
         conn.smsgw_message = weakref.ref(self)
@@ -81,37 +81,46 @@ class _Message(httputil.HTTPMessageDelegate):
         if self.idle is not None:
             self.idle.forget(self.server_conn)
             self.idle = self.server_conn = None
-        job = None
-        if self.prefetch is not None:
-            try:
-                job = self.prefetch(headers)
-            except Exception:
-                log.debug("request prefetch failed", exc_info=True)
-        if job is None:
+        if self._job(headers) is None:
             return self.inner.headers_received(start_line, headers)
         # Tornado keeps what this returns until the request ends (a parked poll: for minutes), so
         # it gets a bare Future, not the coroutine that does the work.
-        done = asyncio.get_running_loop().create_future()
-        start = functools.partial(self._start, job, start_line, headers, done)
+        self.done = asyncio.get_running_loop().create_future()
+        self.start_line, self.headers = start_line, headers
         if self.admission is None:
-            start(None)
+            self.admitted(None)
         else:
-            self.admission.admit(start)
-        return done
+            # Queued as this object alone: a fleet reconnecting at once leaves no pile of
+            # half-started work behind (the job is made again once admitted).
+            self.admission.admit(self)
+        return self.done
 
-    def _start(self, job, start_line, headers, done, ticket) -> None:
+    def _job(self, headers):
+        if self.prefetch is None:
+            return None
+        try:
+            return self.prefetch(headers)
+        except Exception:
+            log.debug("request prefetch failed", exc_info=True)
+            return None
+
+    def admitted(self, ticket) -> None:
+        """Called by the admission (or at once without one): make the prefetch, then go on."""
         if ticket is not None:
             self.ticket = ticket
             self.over.add_done_callback(ticket.release)
-        task = asyncio.ensure_future(self._after(job, start_line, headers, done))
+        task = asyncio.ensure_future(self._after(self._job(self.headers)))
         _RUNNING.add(task)  # the loop holds tasks weakly
         task.add_done_callback(_RUNNING.discard)
 
-    async def _after(self, job, start_line, headers, done):
-        try:
-            await job()
-        except Exception:  # only a cache warm-up: the handler checks (and reports) for itself
-            log.debug("request prefetch failed", exc_info=True)
+    async def _after(self, job):
+        done, start_line, headers = self.done, self.start_line, self.headers
+        self.done = self.start_line = self.headers = None
+        if job is not None:
+            try:
+                await job()
+            except Exception:  # only a cache warm-up: the handler checks (and reports) for itself
+                log.debug("request prefetch failed", exc_info=True)
         try:
             result = self.inner.headers_received(start_line, headers)
             if result is not None:

@@ -57,6 +57,7 @@ class IdleConnections:
             self.stop()
 
     def stop(self) -> None:
+        self._waiting = dict(self._waiting)  # a dict keeps its largest table: after a burst, shrink it
         if self._sweeper is not None:
             self._sweeper.stop()
             self._sweeper = None
