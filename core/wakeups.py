@@ -130,7 +130,6 @@ class Deadlines:
     """
 
     STEP = 0.25
-    _EMPTY_CONTEXT = contextvars.Context()  # the timer must keep no request's context alive
 
     def __init__(self):
         self._sets: dict[int, set] = {}
@@ -160,18 +159,21 @@ class Deadlines:
             self._timer.cancel()
         loop = asyncio.get_running_loop()
         self._timer_slot = slot
-        self._timer = loop.call_at(slot * self.STEP, self._fire, context=self._EMPTY_CONTEXT)
+        # A fresh, empty context: the timer must keep no request's context alive.
+        self._timer = loop.call_at(slot * self.STEP, self._fire, context=contextvars.Context())
 
     def _fire(self) -> None:
         self._timer = self._timer_slot = None
         now = asyncio.get_running_loop().time()
         due = [slot for slot in self._sets if slot * self.STEP <= now]
         for slot in sorted(due):
-            for waiter in list(self._sets.pop(slot)):
+            group = self._sets.pop(slot)
+            for waiter in list(group):
                 try:
                     waiter.expire()
                 except Exception:  # one waiter's bug must not keep the others waiting
                     log.exception("a deadline callback failed")
+            group.clear()  # the waiters still point at it until they finish
         if self._sets:
             self._arm(min(self._sets))
 

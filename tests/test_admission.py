@@ -111,3 +111,58 @@ def test_a_connection_that_sends_no_request_in_time_is_closed_and_a_parked_poll_
             s.close()
     finally:
         idle.timeout = timeout_before
+
+
+def test_a_place_is_held_at_most_hold_seconds():
+    import asyncio
+
+    async def scenario():
+        gate = Admission(1, hold=0.5)
+        got = []
+
+        class Entrant:
+            def admitted(self, ticket):
+                got.append(ticket)
+
+        gate.admit(Entrant())
+        gate.admit(Entrant())
+        assert len(got) == 1 and gate.queued == 1
+        await asyncio.sleep(0.75)  # the first never gives its place back: it loses it at 0.5 s
+        assert len(got) == 2 and gate.queued == 0 and gate.inside == 1
+        got[0].release()  # too late: nothing more is given back
+        assert gate.inside == 1
+        got[1].release()
+        assert gate.inside == 0
+
+    asyncio.run(scenario())
+
+
+def test_clients_that_hang_up_mid_body_or_never_read_keep_no_place(live_server, make_tenant):
+    """An unknown (well-formed) token makes every request take a place; a body that never comes,
+    or a client gone before its answer, must not keep it."""
+    t = make_tenant("admitdrop")
+    gate = live_server.delegate.admission
+    base, hold_before = gate.admitted, gate.hold
+    gate.hold = 60.0  # so that only the request's own end can give the place back
+    try:
+        _hang_up_six(live_server, t, gate, base)
+    finally:
+        gate.hold = hold_before
+
+
+def _hang_up_six(live_server, t, gate, base):
+    import socket
+
+    from core import tokenformat
+    from tests.support.devices import fresh_ip
+
+    for i in range(6):
+        forged = tokenformat.generate("sgd", t.slug)
+        s = socket.create_connection(("127.0.0.1", live_server.port))
+        method = "POST /api/device/v1/reports" if i % 2 else "GET /api/device/v1/messages?wait=30"
+        body_head = "Content-Type: application/json\r\nContent-Length: 1000\r\n" if i % 2 else ""
+        s.sendall((f"{method} HTTP/1.1\r\nHost: {t.slug}.localhost\r\nAuthorization: Bearer {forged}\r\n"
+                   f"X-Real-IP: {fresh_ip()}\r\n{body_head}\r\n" + ('{"reports": [' if i % 2 else "")).encode())
+        wait_until(lambda n=i: gate.admitted - base >= n + 1, 5, message="the request to be admitted")
+        s.close()
+    wait_until(lambda: gate.inside == 0 and gate.queued == 0, 5, message="every place given back")

@@ -15,6 +15,7 @@ the application builds a handler for it (see :class:`DetachingDelegate`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -105,23 +106,33 @@ class _Message(httputil.HTTPMessageDelegate):
             return None
 
     def admitted(self, ticket) -> None:
-        """Called by the admission (or at once without one): make the prefetch, then go on."""
+        """Called by the admission (or at once without one): make the prefetch, then go on.
+
+        The place is given back when the answer is written or the client hangs up, when a
+        detached request says its work is done (:meth:`Detached.settled`), as soon as the head
+        is passed on for a request with a body (a slow upload must not hold it), and after
+        ``admission.hold`` seconds whatever happens (see :class:`core.web.admission.Ticket`).
+        """
         if ticket is not None:
             self.ticket = ticket
             self.over.add_done_callback(ticket.release)
-        task = asyncio.ensure_future(self._after(self._job(self.headers)))
+        # A context of its own: not that of whoever gave the place back (another tenant's work).
+        task = asyncio.get_running_loop().create_task(self._after(self._job(self.headers)),
+                                                      context=contextvars.Context())
         _RUNNING.add(task)  # the loop holds tasks weakly
         task.add_done_callback(_RUNNING.discard)
 
     async def _after(self, job):
         done, start_line, headers = self.done, self.start_line, self.headers
         self.done = self.start_line = self.headers = None
-        if job is not None:
-            try:
-                await job()
-            except Exception:  # only a cache warm-up: the handler checks (and reports) for itself
-                log.debug("request prefetch failed", exc_info=True)
         try:
+            if job is not None:
+                try:
+                    await job()
+                except Exception:  # only a cache warm-up: the handler checks (and reports) for itself
+                    log.debug("request prefetch failed", exc_info=True)
+            if "Content-Length" in headers or "Transfer-Encoding" in headers:
+                self._release()
             result = self.inner.headers_received(start_line, headers)
             if result is not None:
                 await result
@@ -130,9 +141,15 @@ class _Message(httputil.HTTPMessageDelegate):
                 done.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
-        else:
+        finally:  # Tornado waits on ``done``: it must be resolved whatever happened
             if not done.done():
                 done.set_result(None)
+
+    def _release(self) -> None:
+        ticket, self.ticket = self.ticket, None
+        if ticket is not None:
+            self.over.remove_done_callback(ticket.release)
+            ticket.release()
 
     def data_received(self, chunk):
         return self.inner.data_received(chunk)
@@ -141,6 +158,9 @@ class _Message(httputil.HTTPMessageDelegate):
         return self.inner.finish()
 
     def on_connection_close(self):
+        # Tornado does not resolve its finish future when a connection dies while the body is
+        # read (a reset, a body timeout): the place is given back here.
+        self._release()
         if self.inner is not None:
             self.inner.on_connection_close()
 
