@@ -135,12 +135,17 @@ class Deadlines:
         self._sets: dict[int, set] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_slot: int | None = None
+        self._loop = None
 
     def __len__(self) -> int:
         return sum(len(s) for s in self._sets.values())
 
     def add(self, waiter, when: float) -> set:
         """Call ``waiter.expire()`` at ``when`` (the event loop's clock); call on the loop."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new event loop (a restarted server): the old timer died with its loop
+            self._loop, self._timer, self._timer_slot = loop, None, None
+            self._sets.clear()
         slot = math.ceil(when / self.STEP)
         group = self._sets.get(slot)
         if group is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from core.wakeups import WakeupHub
 
@@ -81,3 +82,26 @@ def test_deadlines_tell_each_wait_when_it_ends_with_one_timer_and_never_a_cancel
         assert len(deadlines) == 0
 
     asyncio.run(scenario())
+
+
+def test_deadlines_work_again_on_a_new_event_loop():
+    """A server restarted in the same process (tests do) must not inherit a timer of a dead loop."""
+    from core.wakeups import Deadlines
+
+    deadlines, told = Deadlines(), []
+
+    class Wait:
+        def expire(self):
+            told.append(True)
+
+    async def leave_one_pending():
+        deadlines.add(Wait(), asyncio.get_running_loop().time() + 0.1)
+
+    async def a_short_one():
+        deadlines.add(Wait(), asyncio.get_running_loop().time() + 0.05)
+        await asyncio.sleep(0.5)
+
+    asyncio.run(leave_one_pending())  # that loop ends with its wait pending
+    time.sleep(0.2)  # the next wait ends after the dead loop's timer would have fired
+    asyncio.run(a_short_one())
+    assert told == [True]

@@ -152,10 +152,14 @@ class _Message(httputil.HTTPMessageDelegate):
             ticket.release()
 
     def data_received(self, chunk):
-        return self.inner.data_received(chunk)
+        if self.inner is not None:  # a detached request's body has nobody to go to
+            return self.inner.data_received(chunk)
+        return None
 
     def finish(self):
-        return self.inner.finish()
+        if self.inner is not None:
+            return self.inner.finish()
+        return None
 
     def on_connection_close(self):
         # Tornado does not resolve its finish future when a connection dies while the body is
