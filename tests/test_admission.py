@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 from tests.support.devices import LongPoll, device_client, fetch, raw_device, wait_until, waiting_on
@@ -11,33 +12,36 @@ from core.web.admission import Admission
 
 
 def test_places_are_limited_handed_over_in_arrival_order_and_given_back_once():
-    gate = Admission(2)
-    tickets = {}
+    async def scenario():
+        gate = Admission(2)
+        tickets = {}
 
-    class Entrant:
-        def __init__(self, name):
-            self.name = name
+        class Entrant:
+            def __init__(self, name):
+                self.name = name
 
-        def admitted(self, ticket):
-            tickets[self.name] = ticket
+            def admitted(self, ticket):
+                tickets[self.name] = ticket
 
-    def start(name):
-        return Entrant(name)
+        def start(name):
+            return Entrant(name)
 
-    for name in "abcd":
-        gate.admit(start(name))
-    assert sorted(tickets) == ["a", "b"] and gate.inside == 2 and gate.queued == 2 and gate.waited == 2
-    tickets["a"].release()
-    tickets["a"].release()  # a second release of the same ticket gives nothing back
-    assert sorted(tickets) == ["a", "b", "c"] and gate.inside == 2 and gate.queued == 1
-    tickets["b"].release()
-    assert "d" in tickets and gate.inside == 2 and gate.queued == 0
-    tickets["c"].release()
-    tickets["d"].release()
-    tickets["d"].release()
-    assert gate.inside == 0 and gate.admitted == 4
-    gate.admit(start("e"))  # free again: straight in
-    assert gate.inside == 1 and gate.queued == 0 and gate.waited == 2
+        for name in "abcd":
+            gate.admit(start(name))
+        assert sorted(tickets) == ["a", "b"] and gate.inside == 2 and gate.queued == 2 and gate.waited == 2
+        tickets["a"].release()
+        tickets["a"].release()  # a second release of the same ticket gives nothing back
+        assert sorted(tickets) == ["a", "b", "c"] and gate.inside == 2 and gate.queued == 1
+        tickets["b"].release()
+        assert "d" in tickets and gate.inside == 2 and gate.queued == 0
+        tickets["c"].release()
+        tickets["d"].release()
+        tickets["d"].release()
+        assert gate.inside == 0 and gate.admitted == 4
+        gate.admit(start("e"))  # free again: straight in
+        assert gate.inside == 1 and gate.queued == 0 and gate.waited == 2
+
+    asyncio.run(scenario())  # tickets time themselves on the running loop
 
 
 def test_a_burst_of_new_phones_goes_through_admission_and_leaves_no_place_taken(platform, live_server, make_tenant):

@@ -24,7 +24,7 @@ from core.web.problem import Problem
 from addons.devices import service as device_service
 from addons.devices.models import Device, DeviceInbound
 from addons.messaging.models import Recipient
-from addons.messaging.transitions import emit_many, transition
+from addons.messaging.transitions import transition_all
 from addons.webhooks import service as webhook_service
 from addons.webhooks.models import Endpoint
 
@@ -89,11 +89,9 @@ class MessageHandler(CompatHandler):
 
         def cancel():
             m = messages.find(raw_id)
-            n, events = 0, []
-            for r in (Recipient.select().where((Recipient.message == m.id) & (Recipient.state == "pending"))
-                      .order_by(Recipient.id).for_update()):
-                n += transition(tenant, r, "cancelled", messages.SOURCE, events=events)
-            emit_many(tenant, events)
+            pending = (Recipient.select().where((Recipient.message == m.id) & (Recipient.state == "pending"))
+                       .order_by(Recipient.id).for_update())
+            n = transition_all(tenant, pending, "cancelled", messages.SOURCE)
             left = {r.state for r in Recipient.select(Recipient.state).where(Recipient.message == m.id)}
             return n, left
 

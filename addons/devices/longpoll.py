@@ -28,9 +28,7 @@ log = logging.getLogger(__name__)
 
 def look(platform, tenant, device_id: int, limit: int, touch: bool = False):
     """Inside the tenant transaction: ``(messages, settings_version, came_online)``."""
-    device = service.locked(device_id)
-    if not service.usable(device):
-        raise Problem(403, "device-disabled", "This device is disabled or removed; re-pair it.")
+    device = service.require_usable(service.locked(device_id))
     came_online = service.note_contact(device) if touch else False
     items = []
     for result in platform.registry.hook.smsgw_device_claim(tenant=tenant, device=device, limit=limit):

@@ -208,9 +208,7 @@ class ReportsHandler(DeviceApiHandler):
         device_id = self.principal.id
 
         def apply():
-            device = service.read(device_id)
-            if not service.usable(device):
-                raise Problem(403, "device-disabled", "This device is disabled or removed; re-pair it.")
+            device = service.require_usable(service.read(device_id))
             results = self.platform.registry.hook.smsgw_device_reports(tenant=self.tenant, device=device,
                                                                        reports=reports)
             merged_results = results[0] if results else [

@@ -13,6 +13,7 @@ from core import tokenformat
 from core.catalogue import utcnow
 from core.db import app_db
 from core.permissions import Principal
+from core.web.problem import Problem
 
 from . import settings as device_settings
 from .models import Device, DeviceInbound, PairingCode
@@ -135,8 +136,11 @@ def _device(sql: str, device_id: int) -> Device | None:
     return device
 
 
-def usable(device: Device | None) -> bool:
-    return device is not None and device.enabled and device.removed_at is None
+def require_usable(device: Device | None) -> Device:
+    """The device, if it may still talk to us; otherwise the phone is told to pair again."""
+    if device is None or not device.enabled or device.removed_at is not None:
+        raise Problem(403, "device-disabled", "This device is disabled or removed; re-pair it.")
+    return device
 
 
 def note_contact(device: Device) -> bool:

@@ -15,7 +15,7 @@ from addons.devices.models import DeviceInbound
 from . import dispatch, states, submit
 from .models import Message, Recipient, RecipientEvent, Suppression
 from .phones import PhoneError, normalise, try_normalise
-from .transitions import emit_many, transition
+from .transitions import transition_all
 
 
 def encode_cursor(value: int) -> str:
@@ -175,12 +175,8 @@ class CancelHandler(ApiHandler):
 
         def cancel():
             m = get_message(raw_id)
-            n, events = 0, []
-            for r in (Recipient.select().where((Recipient.message == m.id) & (Recipient.state == "pending"))
-                      .for_update()):
-                n += transition(tenant, r, "cancelled", "api", events=events)
-            emit_many(tenant, events)
-            return n, message_json(m)
+            pending = Recipient.select().where((Recipient.message == m.id) & (Recipient.state == "pending"))
+            return transition_all(tenant, pending.for_update(), "cancelled", "api"), message_json(m)
 
         cancelled, result = await self.in_tenant(cancel)
         if not cancelled and result["state"] not in ("cancelled",):

@@ -17,7 +17,7 @@ from addons.devices.service import wake_key
 from . import dispatch, runtime
 from .models import IdempotencyKey, Recipient
 from .submit import IDEMPOTENCY_TTL
-from .transitions import emit_many, transition
+from .transitions import transition, transition_all
 
 
 def expire(tenant, now: dt.datetime | None = None) -> int:
@@ -25,11 +25,7 @@ def expire(tenant, now: dt.datetime | None = None) -> int:
     rows = (Recipient.select().where(Recipient.state.in_(("pending", "processed")) & Recipient.valid_until.is_null(False)
                                      & (Recipient.valid_until <= now))
             .order_by(Recipient.id).limit(5000))
-    n, events = 0, []
-    for r in rows.for_update("FOR UPDATE SKIP LOCKED"):
-        n += transition(tenant, r, "expired", "sweeper", events=events)
-    emit_many(tenant, events)
-    return n
+    return transition_all(tenant, rows.for_update("FOR UPDATE SKIP LOCKED"), "expired", "sweeper")
 
 
 def hand_back(tenant, device_id: int | None = None, now: dt.datetime | None = None) -> int:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from core.catalogue import utcnow
 from core.db import app_db
 
-from addons.devices.service import wake_key
-
-from . import dispatch, runtime, states
+from . import dispatch, states
+from .lifecycle import wake_eligible
 from .transitions import EVENT_FOR_STATE, emit_many
 
 # Android SmsManager results another phone could overcome; anything else is final.
@@ -56,11 +55,10 @@ def apply(tenant, device, reports: list[dict]) -> list[dict]:
         target, code, at = rep["state"], rep.get("error_code"), rep["at"]
         if target == "failed" and code == "EXPIRED" and r["state"] == "processed":
             target = "expired"  # the phone held it past valid_until and did not send it
-        if target == "failed" and r["state"] == "processed" and code in RETRIABLE:
-            if max_attempts is None:
-                max_attempts = dispatch.settings().max_attempts
-        if (target == "failed" and r["state"] == "processed" and code in RETRIABLE
-                and r["attempts"] < max_attempts):
+        retriable = target == "failed" and r["state"] == "processed" and code in RETRIABLE
+        if retriable and max_attempts is None:
+            max_attempts = dispatch.settings().max_attempts
+        if retriable and r["attempts"] < max_attempts:
             if enabled_devices is None:
                 enabled_devices = {row[0] for row in app_db.execute_sql(
                     "SELECT id FROM devices WHERE enabled AND removed_at IS NULL").fetchall()}
@@ -95,9 +93,7 @@ def apply(tenant, device, reports: list[dict]) -> list[dict]:
         _write(recs, sorted(changed), history)
     emit_many(tenant, events)
     if any(res["status"] == "retrying" for res in results):
-        platform = runtime.platform()
-        for device_id in dispatch.devices_to_wake(5):
-            platform.wake_on_commit(app_db, wake_key(tenant.slug, device_id))
+        wake_eligible(tenant, 5)
     return results
 
 def _write(recs: dict, ids: list[int], history: list[tuple]) -> None:

@@ -26,12 +26,23 @@ def emit_many(tenant, events: list[tuple[str, dict]]) -> None:
         runtime.platform().registry.hook.smsgw_message_events(tenant=tenant, events=events)
 
 
+def transition_all(tenant, rows, to_state: str, source: str) -> int:
+    """Move many (row-locked) recipients; how many moved. Their events go out together, and each
+    message's reference is read once."""
+    n, events, references = 0, [], {}
+    for r in rows:
+        n += transition(tenant, r, to_state, source, events=events, references=references)
+    emit_many(tenant, events)
+    return n
+
+
 def transition(tenant, r: Recipient, to_state: str, source: str, *, device_id=None, error_code=None,
-               reported_at=None, extra: dict | None = None, events: list | None = None) -> bool:
+               reported_at=None, extra: dict | None = None, events: list | None = None,
+               references: dict | None = None) -> bool:
     """Move one (row-locked) recipient; False if the state machine forbids it.
 
     Emits the event, or appends it to ``events`` for the caller to emit with the others of
-    its batch (:func:`emit_many`)."""
+    its batch (:func:`emit_many`); ``references`` keeps message references read for a batch."""
     if not states.allowed(r.state, to_state):
         return False
     now = utcnow()
@@ -58,7 +69,10 @@ def transition(tenant, r: Recipient, to_state: str, source: str, *, device_id=No
         setattr(r, k, v)
     event = EVENT_FOR_STATE.get(to_state)
     if event:
-        reference = Message.select(Message.reference).where(Message.id == r.message_id).scalar()
+        references = {} if references is None else references
+        if r.message_id not in references:
+            references[r.message_id] = Message.select(Message.reference).where(Message.id == r.message_id).scalar()
+        reference = references[r.message_id]
         if events is None:
             emit(tenant, event, event_data(r, reference, reported_at))
         else:

@@ -83,10 +83,7 @@ class BaseHandler(tornado.web.RequestHandler):
         slug = self.host_slug()
         self.tenant_slug = slug
         if slug is not None:
-            cache = self.platform.tenant_cache
-            hit, tenant = cache.peek(slug)
-            if not hit:
-                tenant = await run_sync(cache.get, slug)
+            tenant = await tenant_by_slug(self.platform, slug)
             if tenant is None:
                 raise Problem(404, "tenant-not-found",
                               f"There is no workspace at {slug}.{self.settings_.base_domain}. "
@@ -112,13 +109,6 @@ class BaseHandler(tornado.web.RequestHandler):
         current_tenant.set(tenant.ref)
         if self.addon and self.addon not in tenant.enabled_addons:
             raise Problem(404, "not-found", "This page does not exist here.")
-
-    async def _tenant_by_slug(self, slug: str):
-        cache = self.platform.tenant_cache
-        hit, tenant = cache.peek(slug)
-        if not hit:
-            tenant = await run_sync(cache.get, slug)
-        return tenant
 
     # -- authentication -------------------------------------------------------------
     def get_current_user(self):
@@ -206,7 +196,7 @@ class BaseHandler(tornado.web.RequestHandler):
                 raise Problem(401, "invalid-token", "This token belongs to another workspace.",
                               headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
             return self.tenant
-        tenant = await self._tenant_by_slug(slug)
+        tenant = await tenant_by_slug(self.platform, slug)
         if tenant is None:
             raise Problem(401, "invalid-token", "The token is unknown or was revoked.",
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
@@ -510,8 +500,16 @@ def prefetch_principal(platform, authorization: str | None, host: str | None = N
     return functools.partial(_warm_principal, platform, slug, tenant if hit else None, kind, credential)
 
 
+async def tenant_by_slug(platform, slug: str):
+    """The tenant's cached info (``None``: no such workspace); the database thread only on a miss."""
+    hit, tenant = platform.tenant_cache.peek(slug)
+    if not hit:
+        tenant = await run_sync(platform.tenant_cache.get, slug)
+    return tenant
+
+
 async def _warm_principal(platform, slug: str, tenant, kind: str, credential: str) -> None:
-    info = tenant if tenant is not None else await run_sync(platform.tenant_cache.get, slug)
+    info = tenant if tenant is not None else await tenant_by_slug(platform, slug)
     if info is not None and info.is_active:
         await load_token_principal(platform, info, kind, credential)
 

@@ -64,7 +64,7 @@ class _Message(httputil.HTTPMessageDelegate):
     """Forwards to the application's delegate until a handler detaches, then forgets it."""
 
     __slots__ = ("inner", "prefetch", "admission", "over", "ticket", "idle", "server_conn", "start_line", "headers",
-                 "done")
+                 "done", "job")
 
     def __init__(self, inner, conn, prefetch=None, admission=None, idle=None, server_conn=None):
         self.inner = inner
@@ -73,7 +73,7 @@ class _Message(httputil.HTTPMessageDelegate):
         # Resolved by Tornado when the answer is written or the client hangs up.
         self.over = getattr(conn, "_finish_future", None)
         self.admission = admission if self.over is not None else None
-        self.ticket = self.start_line = self.headers = self.done = None
+        self.ticket = self.start_line = self.headers = self.done = self.job = None
         # Weak: a strong link would make every request a reference cycle (connection -> message ->
         # handler -> request -> connection), freed only by the cycle collector.
         conn.smsgw_message = weakref.ref(self)
@@ -82,18 +82,20 @@ class _Message(httputil.HTTPMessageDelegate):
         if self.idle is not None:
             self.idle.forget(self.server_conn)
             self.idle = self.server_conn = None
-        if self._job(headers) is None:
+        job = self._job(headers)
+        if job is None:
             return self.inner.headers_received(start_line, headers)
         # Tornado keeps what this returns until the request ends (a parked poll: for minutes), so
         # it gets a bare Future, not the coroutine that does the work.
         self.done = asyncio.get_running_loop().create_future()
-        self.start_line, self.headers = start_line, headers
+        self.start_line, self.headers, self.job = start_line, headers, job
         if self.admission is None:
             self.admitted(None)
         else:
-            # Queued as this object alone: a fleet reconnecting at once leaves no pile of
+            self.admission.admit(self)  # calls admitted() now if there is a place
+            # Queued: as this object alone, so that a fleet reconnecting at once leaves no pile of
             # half-started work behind (the job is made again once admitted).
-            self.admission.admit(self)
+            self.job = None
         return self.done
 
     def _job(self, headers):
@@ -116,9 +118,11 @@ class _Message(httputil.HTTPMessageDelegate):
         if ticket is not None:
             self.ticket = ticket
             self.over.add_done_callback(ticket.release)
+        job, self.job = self.job, None
+        if job is None:  # it waited in the queue
+            job = self._job(self.headers)
         # A context of its own: not that of whoever gave the place back (another tenant's work).
-        task = asyncio.get_running_loop().create_task(self._after(self._job(self.headers)),
-                                                      context=contextvars.Context())
+        task = asyncio.get_running_loop().create_task(self._after(job), context=contextvars.Context())
         _RUNNING.add(task)  # the loop holds tasks weakly
         task.add_done_callback(_RUNNING.discard)
 
