@@ -32,8 +32,12 @@ def smsgw_device_unclaim(tenant, device_id, ids):
 
 
 @hookspec
-def smsgw_device_reports(tenant, device, reports):
-    """Apply status reports from ``device``; return one result dict per report, in order.
+def smsgw_device_reports(tenant, batches):
+    """Apply status reports; return one list of results per batch, each one result per report, in order.
+
+    :param batches: ``[(device, reports)]``, the reports of one or several phones (a phone
+        may appear more than once; apply its batches in the order given), done in one
+        transaction.
 
     A report is ``{"message_id", "recipient" (optional), "state": sent|delivered|failed,
     "error_code" (optional), "at"}``. Results are ``{"message_id", "status": "applied" |

@@ -14,6 +14,7 @@ import functools
 from core.catalogue import utcnow
 from core.db import run_in_tenant, run_sync
 from core.events import AuditEvent, emit
+from core.groupcommit import GroupCommit
 from core.permissions import PUBLIC
 from core.web.base import ApiHandler
 from core.web.detach import detach
@@ -206,19 +207,38 @@ class ReportsHandler(DeviceApiHandler):
         if errors:
             raise Problem(422, "validation-failed", "Some reports are malformed; none were applied.", errors=errors)
         device_id = self.principal.id
-
-        def apply():
-            device = service.require_usable(service.read(device_id))
-            results = self.platform.registry.hook.smsgw_device_reports(tenant=self.tenant, device=device,
-                                                                       reports=reports)
-            merged_results = results[0] if results else [
-                {"message_id": r["message_id"], "status": "unknown", "state": None} for r in reports]
-            return merged_results, service.note_contact(device)
-
-        results, came_online = await self.in_tenant(apply)
+        results, came_online = await apply_reports(self.tenant.ref, (self.platform, self.tenant, device_id, reports))
         if came_online:
             await self.fire_online(device_id)
         self.write_json({"accepted": len(reports), "results": results})
+
+
+def _apply_reports(items: list[tuple]) -> list:
+    """Reports of one or several phones' requests in one transaction: ``(results, came_online)``
+    for each, or the refusal of a phone that may no longer report."""
+    platform, tenant = items[0][0], items[0][1]
+    devices = service.read_many(device_id for _, _, device_id, _ in items)
+    outcomes, batches, usable = [], [], []
+    for _, _, device_id, reports in items:
+        try:
+            device = service.require_usable(devices.get(device_id))
+        except Problem as refusal:
+            outcomes.append(refusal)
+            continue
+        outcomes.append(None)
+        batches.append((device, reports))
+        usable.append(len(outcomes) - 1)
+    answers = platform.registry.hook.smsgw_device_reports(tenant=tenant, batches=batches) if batches else []
+    per_batch = answers[0] if answers else [
+        [{"message_id": r["message_id"], "status": "unknown", "state": None} for r in reports]
+        for _, reports in batches]
+    for i, (device, _), results in zip(usable, batches, per_batch):
+        outcomes[i] = (results, service.note_contact(device))
+    return outcomes
+
+
+# Reports that phones send together are applied together (see core.groupcommit).
+apply_reports = GroupCommit(_apply_reports)
 
 
 class InboundHandler(DeviceApiHandler):

@@ -45,8 +45,8 @@ def smsgw_device_claim(tenant, device, limit):
 
 
 @hookimpl
-def smsgw_device_reports(tenant, device, reports):
-    return report_handling.apply(tenant, device, reports)
+def smsgw_device_reports(tenant, batches):
+    return report_handling.apply(tenant, batches)
 
 
 @hookimpl

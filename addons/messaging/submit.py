@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from dataclasses import dataclass
 
 from core.catalogue import utcnow
-from core.db import app_db, tenant_transaction
+from core.db import app_db
 from core.web.problem import Problem
 
 from addons.devices.service import wake_key
@@ -154,44 +155,86 @@ def request_hash(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def validate_and_accept(tenant, body: dict, **kwargs) -> tuple[int, dict, list[str]]:
-    """Validate (CPU work, outside the transaction) then :func:`accept` in the tenant's transaction:
-    one trip to the database thread for the whole request."""
-    clean, rejected, batch = validate_request(body, tenant.default_region)
-    with tenant_transaction(tenant.ref):
-        return accept(tenant, clean, rejected, batch, **kwargs)
+@dataclass
+class Submission:
+    """One request's validated messages, ready for :func:`accept_many`."""
+
+    clean: list[dict]
+    rejected: list[list]
+    batch: bool
+    source: str
+    created_by: str
+    idempotency_key: str | None = None
+    body_hash: str | None = None
+
+
+@dataclass
+class ApiSend:
+    """An API send request as received: validated in the transaction's thread (number parsing is
+    CPU work, kept off the IOLoop)."""
+
+    tenant: object
+    body: dict
+    created_by: str
+    idempotency_key: str | None = None
+    body_hash: str | None = None
+
+
+def size_of(send: ApiSend) -> int:
+    """About how many recipients a send request holds (for grouping; validation comes later)."""
+    body = send.body
+    items = body.get("messages") if isinstance(body.get("messages"), list) else [body]
+    return sum(len(to) if isinstance(to := item.get("to") if isinstance(item, dict) else None, list) else 1
+               for item in items) or 1
+
+
+def accept_api_sends(sends: list[ApiSend]) -> list:
+    """Group-commit work (:mod:`core.groupcommit`) for API sends of one tenant: validate each,
+    then store them together. One outcome per send: ``(status, response, wake_keys)`` or its Problem."""
+    outcomes, subs, where = [], [], []
+    for send in sends:
+        try:
+            clean, rejected, batch = validate_request(send.body, send.tenant.default_region)
+        except Problem as refusal:
+            outcomes.append(refusal)
+            continue
+        outcomes.append(None)
+        where.append(len(outcomes) - 1)
+        subs.append(Submission(clean, rejected, batch, "api", send.created_by, send.idempotency_key, send.body_hash))
+    if subs:
+        for i, outcome in zip(where, accept_many(sends[0].tenant, subs)):
+            outcomes[i] = outcome
+    return outcomes
 
 
 def accept(tenant, clean: list[dict], rejected_all: list[list], batch: bool, *, source: str, created_by: str,
            idempotency_key: str | None = None, body_hash: str | None = None) -> tuple[int, dict, list[str]]:
-    """Inside the tenant transaction: store everything, or replay an idempotent answer.
+    """Inside the tenant transaction: store one request's messages, or replay an idempotent answer.
 
-    Returns ``(status, response, wake_keys)``; wake keys are for after the commit.
-    """
-    if idempotency_key:
-        # Advisory locks are database-wide: the tenant is part of the key.
-        got = app_db.execute_sql("SELECT pg_try_advisory_xact_lock(hashtext('idem:' || %s), hashtext(%s))",
-                                 (tenant.slug, idempotency_key)).fetchone()[0]
-        if not got:
-            raise Problem(409, "idempotency-in-flight",
-                          "A request with this Idempotency-Key is still being processed; retry in a moment.")
-        prior = IdempotencyKey.get_or_none((IdempotencyKey.key == idempotency_key) &
-                                           (IdempotencyKey.created_at > utcnow() - IDEMPOTENCY_TTL))
-        if prior is not None:
-            if prior.request_hash != body_hash:
-                raise Problem(422, "idempotency-key-reused",
-                              "This Idempotency-Key was used with a different request body; use a new key.")
-            return prior.status, prior.response, []
-        IdempotencyKey.delete().where(IdempotencyKey.key == idempotency_key).execute()  # an expired one
-    device_ids = sorted({c["device_id"] for c in clean if c["device_id"]})
-    if device_ids:
-        found = {r[0] for r in app_db.execute_sql(
-            "SELECT id FROM devices WHERE id = ANY (%s) AND enabled AND removed_at IS NULL", (device_ids,))}
-        missing = sorted(set(device_ids) - found)
-        if missing:
-            raise Problem(422, "validation-failed", "A requested device does not exist or is disabled.",
-                          errors=[{"field": "device_id", "message": f"no enabled device {d}"} for d in missing])
-    all_phones = sorted({p for c in clean for p in c["phones"]})
+    Returns ``(status, response, wake_keys)``; wake keys are for after the commit."""
+    outcome = accept_many(tenant, [Submission(clean, rejected_all, batch, source, created_by, idempotency_key,
+                                              body_hash)])[0]
+    if isinstance(outcome, Problem):
+        raise outcome
+    return outcome
+
+
+def accept_many(tenant, subs: list[Submission]) -> list:
+    """Inside the tenant transaction: store the messages of several requests in one statement.
+
+    One outcome per request, in order: ``(status, response, wake_keys)``, or the :class:`Problem`
+    that refuses that request alone (decided before anything of it is written). The wake keys
+    of the whole group come with the first stored request's outcome."""
+    outcomes: list = [None] * len(subs)
+    keys_seen: set[str] = set()
+    for i, sub in enumerate(subs):
+        if sub.idempotency_key:
+            outcomes[i] = _replay(tenant, sub, keys_seen)
+    _check_devices(subs, outcomes)
+    live = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    if not live:
+        return outcomes
+    all_phones = sorted({p for i in live for c in subs[i].clean for p in c["phones"]})
     # The opted-out recipients and the sticky-sender setting: one round trip.
     sticky_sender, suppressed = app_db.execute_sql(
         "SELECT coalesce((SELECT sticky_sender FROM messaging_settings LIMIT 1), false), "
@@ -204,73 +247,169 @@ def accept(tenant, clean: list[dict], rejected_all: list[list], batch: bool, *, 
               JOIN devices d ON d.id = r.device_id AND d.enabled AND d.online AND d.removed_at IS NULL
              WHERE r.phone = ANY (%s) AND r.device_id IS NOT NULL ORDER BY r.phone, r.id DESC
         """, (all_phones,)).fetchall())
+    plans, rows = {}, []  # request -> [(clean, phones, rejected)]; messages to store
+    for i in live:
+        sub, plan = subs[i], []
+        for c, rejected in zip(sub.clean, sub.rejected):
+            rejected = list(rejected) + [{"input": p, "reason": "opted out (the recipient sent STOP)"}
+                                         for p in c["phones"] if p in suppressed]
+            phones = [p for p in c["phones"] if p not in suppressed]
+            plan.append((c, phones, rejected))
+            if phones:
+                rows.append((c, phones, sub.source, sub.created_by))
+        if any(phones for _, phones, _ in plan):
+            plans[i] = plan
+        else:
+            outcomes[i] = Problem(422, "no-recipients",
+                                  "No recipient can receive this (invalid or opted out); nothing was sent.",
+                                  errors=[{"field": "to", "message": r["reason"], "input": r["input"]}
+                                          for _, _, rejected in plan for r in rejected][:200])
+    stored = iter(_insert(rows, sticky)) if rows else iter(())
     now_iso = utcnow().isoformat()
-    results, total_new, events = [], 0, []
-    for c, rejected in zip(clean, rejected_all):
-        rejected = list(rejected) + [{"input": p, "reason": "opted out (the recipient sent STOP)"}
-                                     for p in c["phones"] if p in suppressed]
-        phones = [p for p in c["phones"] if p not in suppressed]
-        if not phones:
-            results.append({"id": None, "state": "rejected", "recipients": [], "rejected": rejected,
-                            "encoding": c["encoding"], "segments": c["segments"], "reference": c["reference"]})
-            continue
-        # One statement for the message, its recipients and their first history rows, however
-        # many there are (building this through the ORM cost more than the database work).
-        message_id, created_at, ids = app_db.execute_sql("""
-            WITH m AS (
-                INSERT INTO messages (text, encoding, segments, priority, valid_until, send_at, delivery_report,
-                                      reference, device_id, sim_slot, source, created_by)
-                VALUES (%(text)s, %(enc)s, %(seg)s, %(prio)s, %(vu)s, %(nb)s, %(dr)s, %(ref)s, %(dev)s, %(sim)s,
-                        %(src)s, %(by)s)
-             RETURNING id, created_at),
-            new AS (
-                INSERT INTO recipients (message_id, phone, priority, not_before, valid_until,
-                                        requested_device_id, requested_sim)
-                SELECT m.id, p.phone, %(prio)s, %(nb)s, %(vu)s, coalesce(%(dev)s, p.sticky), %(sim)s
-                  FROM m, unnest(%(phones)s::text[], %(sticky)s::bigint[]) WITH ORDINALITY AS p(phone, sticky, n)
-                 ORDER BY p.n
-             RETURNING id),
-            history AS (
-                INSERT INTO recipient_events (recipient_id, from_state, to_state, source, at)
-                SELECT id, NULL, 'pending', %(src)s, clock_timestamp() FROM new)
-            SELECT m.id, m.created_at, (SELECT array_agg(id ORDER BY id) FROM new) FROM m
-        """, {"text": c["text"], "enc": c["encoding"], "seg": c["segments"], "prio": c["priority"],
-              "nb": c["send_at"], "vu": c["valid_until"], "dr": c["delivery_report"], "ref": c["reference"],
-              "dev": c["device_id"], "sim": c["sim_slot"], "src": source, "by": created_by, "phones": phones,
-              "sticky": [sticky.get(p) for p in phones]}).fetchone()
-        events += [("accepted", {"message_id": message_id, "recipient_id": rid, "phone": p, "state": "pending",
-                                 "device_id": None, "error_code": None, "reference": c["reference"], "at": now_iso})
-                   for rid, p in zip(ids, phones)]
-        total_new += len(ids)
-        results.append({"id": message_id, "state": "pending", "created_at": created_at.isoformat(),
-                        "text": c["text"], "encoding": c["encoding"], "segments": c["segments"],
-                        "reference": c["reference"], "send_at": c["send_at"].isoformat() if c["send_at"] else None,
-                        "valid_until": c["valid_until"].isoformat() if c["valid_until"] else None,
-                        "recipients": [{"id": rid, "phone": p, "state": "pending"} for rid, p in zip(ids, phones)],
-                        "rejected": rejected})
+    events = []
+    for i, plan in plans.items():
+        sub, results = subs[i], []
+        for c, phones, rejected in plan:
+            if not phones:
+                results.append({"id": None, "state": "rejected", "recipients": [], "rejected": rejected,
+                                "encoding": c["encoding"], "segments": c["segments"], "reference": c["reference"]})
+                continue
+            message_id, created_at, ids = next(stored)
+            events += [("accepted", {"message_id": message_id, "recipient_id": rid, "phone": p, "state": "pending",
+                                     "device_id": None, "error_code": None, "reference": c["reference"],
+                                     "at": now_iso}) for rid, p in zip(ids, phones)]
+            results.append({"id": message_id, "state": "pending", "created_at": created_at.isoformat(),
+                            "text": c["text"], "encoding": c["encoding"], "segments": c["segments"],
+                            "reference": c["reference"],
+                            "send_at": c["send_at"].isoformat() if c["send_at"] else None,
+                            "valid_until": c["valid_until"].isoformat() if c["valid_until"] else None,
+                            "recipients": [{"id": rid, "phone": p, "state": "pending"} for rid, p in zip(ids, phones)],
+                            "rejected": rejected})
+        response = {"messages": results} if sub.batch else results[0]
+        if sub.idempotency_key:
+            IdempotencyKey.create(key=sub.idempotency_key, request_hash=sub.body_hash, status=202, response=response)
+        outcomes[i] = (202, response, [])
     emit_many(tenant, events)
-    if total_new == 0:
-        raise Problem(422, "no-recipients", "No recipient can receive this (invalid or opted out); nothing was sent.",
-                      errors=[{"field": "to", "message": r["reason"], "input": r["input"]}
-                              for res in results for r in res["rejected"]][:200])
-    response = {"messages": results} if batch else results[0]
-    status = 202
-    if idempotency_key:
-        IdempotencyKey.create(key=idempotency_key, request_hash=body_hash, status=status, response=response)
-    keys = []
-    due_now = any(not c["send_at"] for c in clean)
-    if due_now:
-        platform = runtime.platform()
-        # Work for a chosen (or sticky) phone wakes that phone; the rest wakes the least loaded.
-        chosen = {c["device_id"] for c in clean if c["device_id"] and not c["send_at"]} | set(sticky.values())
-        for device_id in sorted(chosen | set(dispatch.devices_to_wake(total_new))):
-            key = wake_key(tenant.slug, device_id)
-            platform.wake_on_commit(app_db, key)
-            keys.append(key)
-    for c in clean:
+    stored_clean = [c for c, _, _, _ in rows]
+    keys = _wake(tenant, stored_clean, sticky, sum(len(phones) for _, phones, _, _ in rows))
+    if plans:
+        first = min(plans)
+        outcomes[first] = outcomes[first][:2] + (keys,)
+    for c in stored_clean:
         if c["send_at"]:
             schedule_release(tenant, c["send_at"])
-    return status, response, keys
+    return outcomes
+
+
+def _replay(tenant, sub: Submission, keys_seen: set[str]):
+    """For a request with an Idempotency-Key: ``None`` to go on, the first answer to replay, or
+    the Problem that refuses it."""
+    key = sub.idempotency_key
+    if key in keys_seen:  # the same key twice in one group: the second is a retry in flight
+        return _in_flight()
+    keys_seen.add(key)
+    # Advisory locks are database-wide: the tenant is part of the key.
+    if not app_db.execute_sql("SELECT pg_try_advisory_xact_lock(hashtext('idem:' || %s), hashtext(%s))",
+                              (tenant.slug, key)).fetchone()[0]:
+        return _in_flight()
+    prior = IdempotencyKey.get_or_none((IdempotencyKey.key == key) &
+                                       (IdempotencyKey.created_at > utcnow() - IDEMPOTENCY_TTL))
+    if prior is not None:
+        if prior.request_hash != sub.body_hash:
+            return Problem(422, "idempotency-key-reused",
+                           "This Idempotency-Key was used with a different request body; use a new key.")
+        return prior.status, prior.response, []
+    IdempotencyKey.delete().where(IdempotencyKey.key == key).execute()  # an expired one
+    return None
+
+
+def _in_flight() -> Problem:
+    return Problem(409, "idempotency-in-flight",
+                   "A request with this Idempotency-Key is still being processed; retry in a moment.")
+
+
+def _check_devices(subs: list[Submission], outcomes: list) -> None:
+    """Refuse the requests (still going) that ask for a device that does not exist or is disabled."""
+    wanted = {i: {c["device_id"] for c in sub.clean if c["device_id"]}
+              for i, sub in enumerate(subs) if outcomes[i] is None}
+    device_ids = sorted(set().union(*wanted.values())) if wanted else []
+    if not device_ids:
+        return
+    found = {r[0] for r in app_db.execute_sql(
+        "SELECT id FROM devices WHERE id = ANY (%s) AND enabled AND removed_at IS NULL", (device_ids,))}
+    for i, ids in wanted.items():
+        missing = sorted(ids - found)
+        if missing:
+            outcomes[i] = Problem(422, "validation-failed", "A requested device does not exist or is disabled.",
+                                  errors=[{"field": "device_id", "message": f"no enabled device {d}"}
+                                          for d in missing])
+
+
+def _insert(rows: list[tuple], sticky: dict) -> list[tuple]:
+    """Store messages, their recipients and the recipients' first history rows in one statement,
+    however many there are (through the ORM this cost more than the database work).
+    ``rows`` are ``(clean, phones, source, created_by)``; returns ``(message_id, created_at,
+    recipient_ids)`` for each, the ids in the order of its phones."""
+    cols = {k: [] for k in ("text", "enc", "seg", "prio", "vu", "nb", "dr", "ref", "dev", "sim", "src", "by",
+                            "rn", "rphone", "rsticky")}
+    for n, (c, phones, source, created_by) in enumerate(rows, start=1):
+        for k, v in (("text", c["text"]), ("enc", c["encoding"]), ("seg", c["segments"]), ("prio", c["priority"]),
+                     ("vu", c["valid_until"]), ("nb", c["send_at"]), ("dr", c["delivery_report"]),
+                     ("ref", c["reference"]), ("dev", c["device_id"]), ("sim", c["sim_slot"]), ("src", source),
+                     ("by", created_by)):
+            cols[k].append(v)
+        cols["rn"] += [n] * len(phones)
+        cols["rphone"] += phones
+        cols["rsticky"] += [sticky.get(p) for p in phones]
+    message_ids, created_at, rids, rmids, rphones = app_db.execute_sql("""
+        WITH src AS MATERIALIZED (
+            SELECT nextval('messages_id_seq'::regclass) AS id, s.*
+              FROM unnest(%(text)s::text[], %(enc)s::text[], %(seg)s::int[], %(prio)s::smallint[],
+                          %(vu)s::timestamptz[], %(nb)s::timestamptz[], %(dr)s::boolean[], %(ref)s::text[],
+                          %(dev)s::bigint[], %(sim)s::smallint[], %(src)s::text[], %(by)s::text[])
+                   WITH ORDINALITY AS s (text, encoding, segments, priority, valid_until, send_at, delivery_report,
+                                         reference, device_id, sim_slot, source, created_by, n)),
+        m AS (
+            INSERT INTO messages (id, text, encoding, segments, priority, valid_until, send_at, delivery_report,
+                                  reference, device_id, sim_slot, source, created_by)
+            SELECT id, text, encoding, segments, priority, valid_until, send_at, delivery_report, reference,
+                   device_id, sim_slot, source, created_by FROM src
+             RETURNING created_at),
+        new AS (
+            INSERT INTO recipients (message_id, phone, priority, not_before, valid_until, requested_device_id,
+                                    requested_sim)
+            SELECT src.id, p.phone, src.priority, src.send_at, src.valid_until, coalesce(src.device_id, p.sticky),
+                   src.sim_slot
+              FROM unnest(%(rn)s::bigint[], %(rphone)s::text[], %(rsticky)s::bigint[]) WITH ORDINALITY
+                   AS p (n, phone, sticky, k)
+              JOIN src ON src.n = p.n
+             ORDER BY p.k
+             RETURNING id, message_id, phone),
+        history AS (
+            INSERT INTO recipient_events (recipient_id, from_state, to_state, source, at)
+            SELECT new.id, NULL, 'pending', src.source, clock_timestamp() FROM new JOIN src ON src.id = new.message_id)
+        SELECT (SELECT array_agg(id ORDER BY n) FROM src), (SELECT min(created_at) FROM m),
+               (SELECT array_agg(id ORDER BY id) FROM new), (SELECT array_agg(message_id ORDER BY id) FROM new),
+               (SELECT array_agg(phone ORDER BY id) FROM new)
+    """, cols).fetchone()
+    rid_of = {(mid, phone): rid for rid, mid, phone in zip(rids, rmids, rphones)}
+    return [(mid, created_at, [rid_of[(mid, p)] for p in phones])
+            for mid, (_, phones, _, _) in zip(message_ids, rows)]
+
+
+def _wake(tenant, stored: list[dict], sticky: dict, total_new: int) -> list[str]:
+    """After storing: the phones to wake once the transaction commits. Work for a chosen (or
+    sticky) phone wakes that phone; the rest wakes the least loaded."""
+    if not any(not c["send_at"] for c in stored):
+        return []
+    platform = runtime.platform()
+    chosen = {c["device_id"] for c in stored if c["device_id"] and not c["send_at"]} | set(sticky.values())
+    keys = []
+    for device_id in sorted(chosen | set(dispatch.devices_to_wake(total_new))):
+        key = wake_key(tenant.slug, device_id)
+        platform.wake_on_commit(app_db, key)
+        keys.append(key)
+    return keys
 
 
 def schedule_release(tenant, when: dt.datetime) -> None:
