@@ -230,6 +230,30 @@ def test_invalid_requests_get_problem_details_per_field_and_write_nothing(live_s
     assert row_counts(t) == before
 
 
+def test_text_postgresql_cannot_store_is_refused_however_it_is_encoded(live_server, make_tenant):
+    """A NUL or a lone surrogate, escaped, as raw bytes, or in a UTF-16 body: a 400 that says
+    why, never a 500, and nothing written (most bodies skip the check: it must not skip these)."""
+    t = make_tenant("unstor")
+    c = api_client(live_server, t.slug)
+    before = row_counts(t)
+    json_type = {"Content-Type": "application/json"}
+    bodies = [
+        b'{"text": "a\\u0000b", "to": ["+14155550130"]}',
+        b'{"text": "a\\ud800b", "to": ["+14155550130"]}',
+        b'{"text": "a\xed\xa0\x80b", "to": ["+14155550130"]}',  # a surrogate as raw UTF-8 bytes
+        '{"text": "a\\u0000b", "to": ["+14155550130"]}'.encode("utf-16"),
+        '{"text": "hi", "to": ["+1415555\\u0000"]}'.encode("utf-32"),
+    ]
+    for raw in bodies:
+        r = c.post("/api/v1/messages", data=raw, headers=json_type)
+        assert problem(r, 400, "invalid-characters")["detail"], raw
+    assert row_counts(t) == before
+    # The same text, storable, goes through.
+    r = c.post("/api/v1/messages", data='{"text": "a\\u00e9b", "to": ["+14155550130"]}'.encode("utf-16"),
+               headers=json_type)
+    assert r.status_code == 202 and r.json()["text"] == "a\u00e9b", r.text
+
+
 def test_valid_recipients_are_accepted_and_invalid_ones_listed(live_server, make_tenant):
     t = make_tenant("mix")
     c = api_client(live_server, t.slug)

@@ -239,6 +239,8 @@ def states(messages: list[Message]) -> list[dict]:
         state = next((s for s in ORDER if s in present), "pending")
         device = m.device_id or next((r.device_id for r in rs if r.device_id), None)
         times = reached.get(m.id, {})
+        # Creation is not stored as a history row: the message's own time says when it was Pending.
+        times["Pending"] = min(times.get("Pending", m.created_at), m.created_at)
         out.append({
             "id": public_id(m),
             "deviceId": str(device) if device else None,

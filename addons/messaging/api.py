@@ -46,7 +46,20 @@ def parse_date(raw: str | None, name: str):
         raise Problem(400, "invalid-parameter", f"{name} must be an ISO 8601 date or time.") from None
 
 
-def recipient_json(r: Recipient, with_history: bool = False) -> dict:
+def history(r: Recipient, source: str) -> list[dict]:
+    """Every state a recipient went through: its creation (pending, from its row and its message's
+    source; not stored twice), then each stored transition."""
+    created = {"at": r.created_at.isoformat(), "from": None, "to": "pending", "source": source, "device_id": None,
+               "error_code": None, "reported_at": None}
+    return [created] + [{"at": e.at.isoformat(), "from": e.from_state, "to": e.to_state, "source": e.source,
+                         "device_id": e.device_id, "error_code": e.error_code,
+                         "reported_at": e.reported_at.isoformat() if e.reported_at else None}
+                        for e in RecipientEvent.select().where(RecipientEvent.recipient == r.id)
+                        .order_by(RecipientEvent.id)]
+
+
+def recipient_json(r: Recipient, source: str | None = None) -> dict:
+    """A recipient; with its history when its message's ``source`` is given."""
     out = {"id": r.id, "phone": r.phone, "state": r.state, "device_id": r.device_id, "sim_slot": r.sim_slot,
            "attempts": r.attempts, "error_code": r.error_code, "updated_at": r.updated_at.isoformat(),
            "sent_at": r.sent_at.isoformat() if r.sent_at else None,
@@ -54,12 +67,8 @@ def recipient_json(r: Recipient, with_history: bool = False) -> dict:
            "failed_at": r.failed_at.isoformat() if r.failed_at else None}
     if r.state == "pending":
         out["waiting_reason"] = dispatch.why_waiting(r)
-    if with_history:
-        out["history"] = [{"at": e.at.isoformat(), "from": e.from_state, "to": e.to_state, "source": e.source,
-                           "device_id": e.device_id, "error_code": e.error_code,
-                           "reported_at": e.reported_at.isoformat() if e.reported_at else None}
-                          for e in RecipientEvent.select().where(RecipientEvent.recipient == r.id)
-                          .order_by(RecipientEvent.id)]
+    if source is not None:
+        out["history"] = history(r, source)
     return out
 
 
@@ -83,7 +92,7 @@ def message_json(m: Message, with_history: bool = False) -> dict:
             "send_at": m.send_at.isoformat() if m.send_at else None,
             "valid_until": m.valid_until.isoformat() if m.valid_until else None,
             "delivery_report": m.delivery_report,
-            "recipients": [recipient_json(r, with_history) for r in recipients]}
+            "recipients": [recipient_json(r, m.source if with_history else None) for r in recipients]}
 
 
 def get_message(raw_id: str) -> Message:

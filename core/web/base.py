@@ -429,7 +429,7 @@ class ApiHandler(BaseHandler):
             raise Problem(400, "invalid-json", f"The body is not valid JSON: {exc}.") from None
         if not isinstance(body, dict):
             raise Problem(400, "invalid-json", "The body must be a JSON object.")
-        bad = unstorable_text(body)
+        bad = unstorable_text(body) if _may_hold_unstorable(self.request.body or b"") else None
         if bad:
             raise Problem(400, "invalid-characters",
                           f"The body holds text PostgreSQL cannot store ({bad}); remove NUL characters and "
@@ -528,6 +528,15 @@ def remember_principal(cache: dict, key, principal) -> None:
         cache.clear()
     cache.pop(key, None)
     cache[key] = (now + PRINCIPAL_TTL, principal)
+
+
+def _may_hold_unstorable(raw: bytes) -> bool:
+    """Whether parsed JSON from ``raw`` could hold text PostgreSQL cannot store (most bodies cannot,
+    and need no walk). Strict JSON allows no raw control character in a string, so a NUL can
+    only come from a ``\\u`` escape; a lone surrogate from an escape too, or from the bytes
+    ``ED A0``-``ED BF`` (``json.loads`` decodes bytes with ``surrogatepass``). A NUL byte
+    means UTF-16 or UTF-32, where escapes do not look like ``\\u`` bytes: walk then too."""
+    return b"\\u" in raw or b"\xed" in raw or b"\x00" in raw
 
 
 def unstorable_text(value, depth: int = 0) -> str | None:
