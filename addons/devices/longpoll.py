@@ -19,6 +19,7 @@ import logging
 
 from core.catalogue import utcnow
 from core.db import run_in_tenant
+from core.groupcommit import GroupCommit
 from core.web.problem import PROBLEM_CONTENT_TYPE, Problem
 
 from . import service
@@ -26,16 +27,32 @@ from . import service
 log = logging.getLogger(__name__)
 
 
-def look(platform, tenant, device_id: int, limit: int, touch: bool = False):
-    """Inside the tenant transaction: ``(messages, settings_version, came_online)``."""
-    device = service.require_usable(service.locked(device_id))
-    came_online = service.note_contact(device) if touch else False
-    items = []
-    for result in platform.registry.hook.smsgw_device_claim(tenant=tenant, device=device, limit=limit):
-        items.extend(result or [])
-        if len(items) >= limit:
-            break
-    return items[:limit], device.settings_version, came_online
+def look_many(items: list[tuple]) -> list:
+    """Group-commit work (:mod:`core.groupcommit`): the looks of several phones of one tenant in one
+    transaction. An item is ``(platform, tenant, device_id, limit, touch)``; its outcome
+    ``(messages, settings_version, came_online)``, or the refusal of a phone that may no longer
+    fetch. The devices are locked in one statement, in id order (two groups cannot deadlock)."""
+    platform, tenant = items[0][0], items[0][1]
+    devices = service.locked_many(item[2] for item in items)
+    outcomes = []
+    for _, _, device_id, limit, touch in items:
+        try:
+            device = service.require_usable(devices.get(device_id))
+        except Problem as refusal:
+            outcomes.append(refusal)
+            continue
+        came_online = service.note_contact(device) if touch else False
+        found = []
+        for result in platform.registry.hook.smsgw_device_claim(tenant=tenant, device=device, limit=limit):
+            found.extend(result or [])
+            if len(found) >= limit:
+                break
+        outcomes.append((found[:limit], device.settings_version, came_online))
+    return outcomes
+
+
+# Phones that look for work together (a fleet polling, a wake-up of many) share a transaction.
+look = GroupCommit(look_many)
 
 
 def unclaim(platform, tenant, device_id: int, batch: list) -> None:
@@ -97,8 +114,8 @@ class ParkedPoll:
         try:
             while not self.request.done:
                 self.again = False
-                batch, version, came_online = await run_in_tenant(self.tenant.ref, look, self.platform, self.tenant,
-                                                                  self.device_id, self.limit, self.touch)
+                batch, version, came_online = await look(self.tenant.ref, (self.platform, self.tenant,
+                                                                           self.device_id, self.limit, self.touch))
                 self.touch = False
                 if batch and self.request.done:  # the phone hung up while we claimed: put it back
                     await run_in_tenant(self.tenant.ref, unclaim, self.platform, self.tenant, self.device_id, batch)

@@ -155,8 +155,8 @@ class FetchHandler(DeviceApiHandler):
             try:
                 if self._closed:
                     return
-                batch, version, came_online = await self.in_tenant(longpoll.look, platform, tenant, device_id,
-                                                                   limit, touch)
+                batch, version, came_online = await longpoll.look(tenant.ref, (platform, tenant, device_id,
+                                                                               limit, touch))
                 touch = False
                 if batch and self._closed:  # the phone hung up while we claimed: put it back
                     await self.in_tenant(longpoll.unclaim, platform, tenant, device_id, batch)

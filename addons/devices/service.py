@@ -118,14 +118,15 @@ _SELECT_DEVICE = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices WHERE id = %
 _SELECT_DEVICES = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices WHERE id = ANY (%s)"
 
 
-def locked(device_id: int) -> Device | None:
-    """The device row, locked for update (one plain statement: this is on every poll)."""
-    return _device(_SELECT_DEVICE + " FOR UPDATE", device_id)
-
-
 def read(device_id: int) -> Device | None:
     """The device row without a lock (reports: a phone's poll must not queue behind its reports)."""
     return _device(_SELECT_DEVICE, device_id)
+
+
+def locked_many(device_ids) -> dict[int, Device]:
+    """Several device rows by id, locked for update in id order (one statement)."""
+    rows = app_db.execute_sql(_SELECT_DEVICES + " ORDER BY id FOR UPDATE", (sorted(set(device_ids)),)).fetchall()
+    return {device.id: device for device in map(_from_row, rows)}
 
 
 def read_many(device_ids) -> dict[int, Device]:
