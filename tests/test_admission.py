@@ -117,6 +117,47 @@ def test_a_connection_that_sends_no_request_in_time_is_closed_and_a_parked_poll_
         idle.timeout = timeout_before
 
 
+def test_a_body_that_does_not_arrive_in_time_is_closed_and_a_slow_but_complete_one_is_answered(live_server,
+                                                                                                make_tenant):
+    """Bodies are timed by the same sweep (Tornado's per-body timer is off): a sender that stops
+    mid-body is closed after the body timeout; one whose body is complete in time is answered."""
+    import socket
+    import time
+
+    idle = live_server.delegate.idle
+    before = idle.body_timeout
+    t = make_tenant("bodyt")
+    api = api_client(live_server, t.slug)
+    raw = api.headers["Authorization"].split()[1]
+    body = b'{"text": "slow", "to": ["+14155550125"]}'
+    head = (f"POST /api/v1/messages HTTP/1.1\r\nHost: {t.slug}.localhost\r\nAuthorization: Bearer {raw}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    idle.body_timeout = 1.0
+    try:
+        stuck = socket.create_connection(("127.0.0.1", live_server.port))
+        stuck.sendall(head + body[:10])
+        slow = socket.create_connection(("127.0.0.1", live_server.port))
+        slow.sendall(head + body[:10])
+        time.sleep(0.4)
+        slow.sendall(body[10:])  # complete within the timeout
+        slow.settimeout(5)
+        assert slow.recv(65536).startswith(b"HTTP/1.1 202"), "a complete body must be answered"
+        started = time.monotonic()
+        stuck.settimeout(5)
+        assert stuck.recv(100) == b"", "the server should close a connection whose body stopped"
+        assert time.monotonic() - started < 4.5
+        # The connection that was answered is kept (its wait is for its next head now).
+        time.sleep(1.5)
+        slow.sendall(head + body)
+        assert slow.recv(65536).startswith(b"HTTP/1.1 202")
+        for s in (stuck, slow):
+            s.close()
+    finally:
+        idle.body_timeout = before
+    texts = [m["text"] for m in api.get("/api/v1/messages").json()["messages"]]
+    assert texts == ["slow", "slow"]  # the stuck request stored nothing
+
+
 def test_a_place_is_held_at_most_hold_seconds():
     import asyncio
 

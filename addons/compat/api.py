@@ -315,7 +315,7 @@ class HealthHandler(CompatHandler):
     _cache: dict = {}
 
     async def prepare(self):  # no tenant lookup, no authentication: a probe must not depend on them
-        self.negotiate_language()
+        pass
 
     async def get(self):
         if self.probe == "live":

@@ -15,6 +15,8 @@ def redact_query(query: str, depth: int = 0) -> str:
     """Replace values of sensitive keys, also inside URLs nested in values (``next=/x?token=...``)."""
     if not query:
         return ""
+    if "%" not in query and "+" not in query and not SENSITIVE.search(query):
+        return query  # no sensitive name anywhere, and nothing to decode that could hide one
     pairs = parse_qsl(query, keep_blank_values=True)
     out = []
     for k, v in pairs:

@@ -61,7 +61,8 @@ def core_routes():
 
 
 class Application(tornado.web.Application):
-    def http_server(self, idle_timeout: float = 75.0, **kwargs) -> "tornado.httpserver.HTTPServer":
+    def http_server(self, idle_timeout: float = 75.0, body_timeout: float = 60.0,
+                    **kwargs) -> "tornado.httpserver.HTTPServer":
         """The ``HTTPServer`` for this application: behind the detaching delegate (``.delegate``),
         with token prefetch, admission and idle-connection timing (see :mod:`core.web.detach`,
         :mod:`core.web.admission`, :mod:`core.web.idle`)."""
@@ -73,11 +74,13 @@ class Application(tornado.web.Application):
 
         delegate = DetachingDelegate(self, prefetch=self.prefetch,
                                      admission=Admission(max(4, self.platform.settings.db_pool_size)),
-                                     idle=IdleConnections(idle_timeout))
+                                     idle=IdleConnections(idle_timeout, body_timeout))
         server = tornado.httpserver.HTTPServer(delegate, idle_connection_timeout=idle_timeout, **kwargs)
-        # The delegate times the wait for each request head (one sweep for all connections);
-        # Tornado's own timer would cost every idle connection a timer and its closures.
+        # The delegate times the wait for each request head and body (one sweep for all
+        # connections); Tornado's own timers would cost every idle connection a timer and its
+        # closures, and every body a timeout future.
         server.conn_params.header_timeout = None
+        server.conn_params.body_timeout = None
         server.delegate = delegate
         return server
 

@@ -56,7 +56,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.tenant = None
         self.tenant_slug = None
         self.principal: Principal | None = None
-        self.lang = self.settings_.default_language
+        self._lang = None
         self.flash_messages: list = []
 
     # -- headers ---------------------------------------------------------------
@@ -70,12 +70,16 @@ class BaseHandler(tornado.web.RequestHandler):
         """The tenant slug named by the Host header, or ``None`` on the base domain."""
         return slug_for_host(self.request.host_name, self.settings_.base_domain)
 
-    def negotiate_language(self):
-        self.lang = self.platform.catalogues.negotiate(
-            self.get_cookie("lang"), self.request.headers.get("Accept-Language"))
+    @property
+    def lang(self) -> str:
+        """The language of this request's pages and messages, negotiated when first needed
+        (an API call that answers only JSON never pays for it)."""
+        if self._lang is None:
+            self._lang = self.platform.catalogues.negotiate(
+                self.get_cookie("lang"), self.request.headers.get("Accept-Language"))
+        return self._lang
 
     async def prepare(self):
-        self.negotiate_language()
         limit = self.max_body_size or self.settings_.max_body_size
         length = self.request.headers.get("Content-Length")
         if (length and (length.isascii() and length.isdigit()) and int(length) > limit) or len(self.request.body or b"") > limit:
@@ -253,7 +257,6 @@ class BaseHandler(tornado.web.RequestHandler):
         return hook is not None and any(hook(tenant=tenant, claims=claims))
 
     def check_xsrf_cookie(self):
-        self.negotiate_language()  # runs before prepare(); the error page should speak the user's language
         try:
             super().check_xsrf_cookie()
         except tornado.web.HTTPError:
@@ -409,6 +412,9 @@ class ApiHandler(BaseHandler):
 
     def check_xsrf_cookie(self):
         return None  # decided after authentication, in check_permission()
+
+    def compute_etag(self):
+        return None  # API answers change with every call: hashing each one for an ETag is wasted work
 
     def check_permission(self) -> None:
         if (self.principal is not None and self.principal.via == "session"

@@ -80,8 +80,11 @@ class _Message(httputil.HTTPMessageDelegate):
 
     def headers_received(self, start_line, headers):
         if self.idle is not None:
-            self.idle.forget(self.server_conn)
-            self.idle = self.server_conn = None
+            if headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers:
+                self.idle.expect_body(self.server_conn)  # until finish()
+            else:
+                self.idle.forget(self.server_conn)
+                self.idle = self.server_conn = None
         job = self._job(headers)
         if job is None:
             return self.inner.headers_received(start_line, headers)
@@ -161,6 +164,9 @@ class _Message(httputil.HTTPMessageDelegate):
         return None
 
     def finish(self):
+        if self.idle is not None:  # the body is in
+            self.idle.forget(self.server_conn)
+            self.idle = self.server_conn = None
         if self.inner is not None:
             return self.inner.finish()
         return None
