@@ -1,0 +1,168 @@
+"""core.groupcommit: requests that arrive together share a transaction, and nothing else is shared.
+
+Against the real database, in real tenants: what is grouped, that a refusal or a failure of
+one item leaves the others' work intact and written exactly once, that tenants never share
+a transaction, and that at most ``concurrency`` transactions of a kind run per tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from core.db import app_db
+from core.groupcommit import GroupCommit
+from core.web.problem import Problem
+from tests.support.messaging import sql
+
+
+def txid_work(items):
+    """Each item's transaction id and search path; refuses ``"no"`` alone."""
+    txid, path = app_db.execute_sql("SELECT txid_current(), current_setting('search_path')").fetchone()
+    return [Problem(422, "refused", "no") if item == "no" else (item, txid, path) for item in items]
+
+
+def suppress_work(items):
+    """Writes one suppression row per item (a duplicate phone fails the whole statement)."""
+    for phone in items:
+        app_db.execute_sql("INSERT INTO suppressions (phone, source) VALUES (%s, 'test')", (phone,))
+    return [f"stored {phone}" for phone in items]
+
+
+def test_requests_arriving_together_share_a_transaction_and_a_lone_one_waits_for_nothing(platform, make_tenant):
+    t = make_tenant("gc")
+    group = GroupCommit(txid_work, concurrency=2)
+
+    async def scenario():
+        alone = await group(t.ref, "alone")
+        together = await asyncio.gather(*(group(t.ref, f"item-{i}") for i in range(10)))
+        return alone, together
+
+    alone, together = asyncio.run(scenario())
+    assert alone[0] == "alone"
+    assert [r[0] for r in together] == [f"item-{i}" for i in range(10)]  # each caller gets its own outcome
+    sizes = {}
+    for _, txid, _ in together:
+        sizes[txid] = sizes.get(txid, 0) + 1
+    # The first two start at once (two may run); the other eight wait and go together.
+    assert sorted(sizes.values()) == [1, 1, 8]
+    assert all(path == f'"{t.ref.schema_name}"' or path == t.ref.schema_name for _, _, path in together)
+
+
+def test_a_refused_item_fails_alone_and_the_others_are_written(platform, make_tenant):
+    t = make_tenant("gcref")
+    group = GroupCommit(txid_work)
+
+    async def scenario():
+        return await asyncio.gather(*(group(t.ref, item) for item in ["a", "b", "no", "c", "d"]),
+                                    return_exceptions=True)
+
+    out = asyncio.run(scenario())
+    assert isinstance(out[2], Problem) and out[2].status == 422
+    assert [o[0] for i, o in enumerate(out) if i != 2] == ["a", "b", "c", "d"]
+
+
+def test_a_group_whose_transaction_fails_is_retried_item_by_item_and_nothing_is_written_twice(platform,
+                                                                                           make_tenant):
+    """A duplicate phone fails its group's statement: the group is rolled back, each item runs again
+    alone; the good ones are stored exactly once and only the bad one gets the error."""
+    t = make_tenant("gcfail")
+    sql(t, "INSERT INTO suppressions (phone, source) VALUES ('+14155550199', 'test')")
+    group = GroupCommit(suppress_work, concurrency=1)
+    phones = ["+14155550101", "+14155550102", "+14155550199", "+14155550103", "+14155550104"]
+
+    async def scenario():
+        return await asyncio.gather(*(group(t.ref, p) for p in phones), return_exceptions=True)
+
+    out = asyncio.run(scenario())
+    assert isinstance(out[2], Exception) and "duplicate key" in str(out[2])
+    assert [o for i, o in enumerate(out) if i != 2] == [f"stored {p}" for i, p in enumerate(phones) if i != 2]
+    rows = sql(t, "SELECT phone, count(*) FROM suppressions GROUP BY phone ORDER BY phone")
+    assert rows == [(p, 1) for p in sorted(phones)]
+
+
+def test_tenants_never_share_a_transaction(platform, make_tenant):
+    a, b = make_tenant("gca"), make_tenant("gcb")
+    group = GroupCommit(txid_work, concurrency=1)
+
+    async def scenario():
+        calls = [group(tenant.ref, f"{tenant.slug}:{i}") for i in range(6) for tenant in (a, b)]
+        return await asyncio.gather(*calls)
+
+    out = asyncio.run(scenario())
+    txids_of = {a.slug: set(), b.slug: set()}
+    for item, txid, path in out:
+        slug = item.split(":")[0]
+        tenant = a if slug == a.slug else b
+        assert tenant.ref.schema_name in path, (item, path)  # each ran in its own tenant's schema
+        txids_of[slug].add(txid)
+    assert not txids_of[a.slug] & txids_of[b.slug]
+
+
+def test_at_most_concurrency_transactions_run_at_once_per_tenant(platform, make_tenant):
+    t = make_tenant("gcconc")
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def slow_work(items):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return items
+
+    group = GroupCommit(slow_work, concurrency=2, max_size=3)
+
+    async def scenario():
+        return await asyncio.gather(*(group(t.ref, i) for i in range(20)))
+
+    assert asyncio.run(scenario()) == list(range(20))
+    assert peak[0] == 2
+
+
+def test_a_group_commit_keeps_working_on_a_new_event_loop(platform, make_tenant):
+    """A server restarted in the same process (as tests do) starts with nothing running or queued."""
+    t = make_tenant("gcloop")
+    group = GroupCommit(txid_work)
+    for _ in range(3):
+        assert asyncio.run(group(t.ref, "x"))[0] == "x"
+
+
+def test_an_item_too_large_for_a_group_goes_alone(platform, make_tenant):
+    t = make_tenant("gcsize")
+    group = GroupCommit(txid_work, concurrency=1, max_size=10, size=len)
+
+    async def scenario():
+        return await asyncio.gather(group(t.ref, "x"), *(group(t.ref, s) for s in ["aaaa", "b" * 30, "cc", "dd"]))
+
+    out = asyncio.run(scenario())
+    txid = {item: tx for item, tx, _ in out}
+    assert txid["b" * 30] not in (txid["aaaa"], txid["cc"], txid["dd"])  # too large: alone
+    assert txid["aaaa"] != txid["x"]
+
+
+def test_concurrent_sends_with_one_idempotency_key_store_one_message(live_server, make_tenant):
+    """Retries of one request arriving together may land in the same group: one is stored, the others
+    are told it is in flight (409) or get its answer; never a second message."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.messaging import row_counts
+    from tests.support.phones import api_client
+
+    t = make_tenant("gcidem")
+    clients = [api_client(live_server, t.slug) for _ in range(8)]
+    body = {"text": "Pay 10", "to": ["+14155550140"]}
+
+    def send(i):
+        r = clients[i % len(clients)].post("/api/v1/messages", json=body, headers={"Idempotency-Key": "pay-10"})
+        return r.status_code, r.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(send, range(40)))
+    accepted = [b for s, b in results if s == 202]
+    assert {s for s, _ in results} <= {202, 409}
+    assert accepted and all(b == accepted[0] for b in accepted)
+    assert all(b["code"] == "idempotency-in-flight" for s, b in results if s == 409)
+    assert row_counts(t)["messages"] == 1
