@@ -113,9 +113,9 @@ def array_literal(values) -> str:
     values = list(values)
     kinds = set(map(type, values))
     if kinds <= {str}:
-        joined = '","'.join(values)
-        if "\\" not in joined and '"' not in joined:
-            return '{"' + joined + '"}' if values else "{}"
+        everything = "".join(values)
+        if "\\" not in everything and '"' not in everything:
+            return '{"' + '","'.join(values) + '"}' if values else "{}"
     elif kinds <= {int, type(None)}:
         return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
     parts = []
