@@ -37,7 +37,8 @@ def smsgw_device_reports(tenant, batches):
 
     :param batches: ``[(device, reports)]``, the reports of one or several phones (a phone
         may appear more than once; apply its batches in the order given), done in one
-        transaction.
+        transaction. Each device is loaded with its id, name, enabled, online, last_seen_at
+        and removed_at only (reading settings and SIMs for every report cost more than the rest).
 
     A report is ``{"message_id", "recipient" (optional), "state": sent|delivered|failed,
     "error_code" (optional), "at"}``. Results are ``{"message_id", "status": "applied" |

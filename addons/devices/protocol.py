@@ -217,7 +217,7 @@ def _apply_reports(items: list[tuple]) -> list:
     """Reports of one or several phones' requests in one transaction: ``(results, came_online)``
     for each, or the refusal of a phone that may no longer report."""
     platform, tenant = items[0][0], items[0][1]
-    devices = service.read_many(device_id for _, _, device_id, _ in items)
+    devices = service.read_for_contact(device_id for _, _, device_id, _ in items)
     outcomes, batches, usable = [], [], []
     for _, _, device_id, reports in items:
         try:

@@ -114,34 +114,30 @@ def principal_for_token(token: str, tenant_slug: str) -> Principal | None:
 
 TOUCH_EVERY = dt.timedelta(seconds=15)  # between recorded contacts of one phone (offline comes after 120 s)
 _DEVICE_COLUMNS = tuple(Device._meta.sorted_field_names)
-_SELECT_DEVICE = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices WHERE id = %s"
-_SELECT_DEVICES = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices WHERE id = ANY (%s)"
-
-
-def read(device_id: int) -> Device | None:
-    """The device row without a lock (reports: a phone's poll must not queue behind its reports)."""
-    return _device(_SELECT_DEVICE, device_id)
+_LOCK_DEVICES = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices WHERE id = ANY (%s) ORDER BY id FOR UPDATE"
 
 
 def locked_many(device_ids) -> dict[int, Device]:
     """Several device rows by id, locked for update in id order (one statement)."""
-    rows = app_db.execute_sql(_SELECT_DEVICES + " ORDER BY id FOR UPDATE", (sorted(set(device_ids)),)).fetchall()
+    rows = app_db.execute_sql(_LOCK_DEVICES, (sorted(set(device_ids)),)).fetchall()
     return {device.id: device for device in map(_from_row, rows)}
 
 
-def read_many(device_ids) -> dict[int, Device]:
-    """Several device rows without a lock, by id (one statement)."""
-    rows = app_db.execute_sql(_SELECT_DEVICES, (sorted(set(device_ids)),)).fetchall()
-    return {device.id: device for device in map(_from_row, rows)}
+_CONTACT_COLUMNS = ("id", "name", "enabled", "online", "last_seen_at", "removed_at")
 
 
-def _device(sql: str, device_id: int) -> Device | None:
-    row = app_db.execute_sql(sql, (device_id,)).fetchone()
-    return None if row is None else _from_row(row)
+def read_for_contact(device_ids) -> dict[int, Device]:
+    """Several devices by id, without a lock (a phone's poll must not queue behind its reports),
+    loaded with only what a report needs: who it is, whether it may still talk to us
+    (:func:`require_usable`) and when it was last seen (:func:`note_contact`). Their settings
+    and SIMs (JSON, the costly part of a row to read) are left out."""
+    rows = app_db.execute_sql(f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM devices WHERE id = ANY (%s)",
+                              (sorted(set(device_ids)),)).fetchall()
+    return {row[0]: _from_row(row, _CONTACT_COLUMNS) for row in rows}
 
 
-def _from_row(row) -> Device:
-    device = Device(**dict(zip(_DEVICE_COLUMNS, row)))
+def _from_row(row, columns=_DEVICE_COLUMNS) -> Device:
+    device = Device(**dict(zip(columns, row)))
     device._dirty.clear()
     return device
 

@@ -43,66 +43,75 @@ def _load(ids: list[int]) -> dict[int, dict]:
 def apply(tenant, batches: list[tuple]) -> list[list[dict]]:
     """Apply ``[(device, reports)]`` (the reports of one or several phones, a phone perhaps more
     than once, in the order given); one list of results per batch."""
-    max_attempts = None  # read only when a retriable failure needs it
     recs = _load([rep["message_id"] for _, reports in batches for rep in reports if rep["message_id"]])
-    now = utcnow()
-    out, history, events, changed = [], [], [], set()
-    enabled_devices = None
-    retrying = False
-    for device, reports in batches:
-        results = []
-        out.append(results)
-        for rep in reports:
-            mid = rep["message_id"]
-            r = recs.get(mid) if mid else None
-            if r is None or r["device_id"] != device.id:
-                # Unknown, or handed to another phone since: this phone's word no longer counts.
-                results.append({"message_id": mid, "status": "unknown", "state": None})
-                continue
-            target, code, at = rep["state"], rep.get("error_code"), rep["at"]
-            if target == "failed" and code == "EXPIRED" and r["state"] == "processed":
-                target = "expired"  # the phone held it past valid_until and did not send it
-            retriable = target == "failed" and r["state"] == "processed" and code in RETRIABLE
-            if retriable and max_attempts is None:
-                max_attempts = dispatch.settings().max_attempts
-            if retriable and r["attempts"] < max_attempts:
-                if enabled_devices is None:
-                    enabled_devices = {row[0] for row in app_db.execute_sql(
-                        "SELECT id FROM devices WHERE enabled AND removed_at IS NULL").fetchall()}
-                if _another_device_could(r, device.id, enabled_devices):
-                    history.append((mid, r["state"], "pending", "retry", device.id, code, at))
-                    r.update(state="pending", excluded_devices=list(r["excluded_devices"] or []) + [device.id],
-                             error_code=code, device_id=None, claimed_at=None, sim_slot=None)
-                    changed.add(mid)
-                    retrying = True
-                    results.append({"message_id": mid, "status": "retrying", "state": "pending"})
-                    continue
-            if r["state"] == target or not states.is_forward(r["state"], target):
-                results.append({"message_id": mid, "status": "ignored", "state": r["state"]})
-                continue
-            history.append((mid, r["state"], target, "device", device.id, code, at))
-            when = at or now
-            if target == "sent":
-                r["sent_at"] = when
-            elif target == "delivered":
-                r["delivered_at"] = when
-                r["sent_at"] = r["sent_at"] or when
-            elif target == "failed":
-                r["failed_at"], r["error_code"] = when, code
-            r["state"] = target
-            changed.add(mid)
-            results.append({"message_id": mid, "status": "applied", "state": target})
-            event = EVENT_FOR_STATE.get(target)
-            if event:
-                events.append((event, {"message_id": r["message_id"], "recipient_id": mid, "phone": r["phone"],
-                                       "state": target, "device_id": r["device_id"], "error_code": r["error_code"],
-                                       "reference": r["reference"], "at": when.isoformat()}))
-    if changed:
-        _write(recs, sorted(changed), history)
-    emit_many(tenant, events)
-    if retrying:
+    run = _Run(recs)
+    out = [[run.report(device, rep) for rep in reports] for device, reports in batches]
+    if run.changed:
+        _write(recs, sorted(run.changed), run.history)
+    emit_many(tenant, run.events)
+    if run.retrying:
         wake_eligible(tenant, 5)
     return out
+
+
+class _Run:
+    """One application of reports: the locked rows as they change, the history rows and events to
+    write, and what is read only when a retriable failure needs it."""
+
+    def __init__(self, recs: dict):
+        self.recs, self.now = recs, utcnow()
+        self.history, self.events, self.changed = [], [], set()
+        self.retrying = False
+        self._max_attempts = self._enabled_devices = None
+
+    def report(self, device, rep: dict) -> dict:
+        mid = rep["message_id"]
+        r = self.recs.get(mid) if mid else None
+        if r is None or r["device_id"] != device.id:
+            # Unknown, or handed to another phone since: this phone's word no longer counts.
+            return {"message_id": mid, "status": "unknown", "state": None}
+        target, code, at = rep["state"], rep.get("error_code"), rep["at"]
+        if target == "failed" and code == "EXPIRED" and r["state"] == "processed":
+            target = "expired"  # the phone held it past valid_until and did not send it
+        if target == "failed" and r["state"] == "processed" and code in RETRIABLE and self._retry(r, device.id):
+            self.history.append((mid, r["state"], "pending", "retry", device.id, code, at))
+            r.update(state="pending", excluded_devices=list(r["excluded_devices"] or []) + [device.id],
+                     error_code=code, device_id=None, claimed_at=None, sim_slot=None)
+            self.changed.add(mid)
+            self.retrying = True
+            return {"message_id": mid, "status": "retrying", "state": "pending"}
+        if r["state"] == target or not states.is_forward(r["state"], target):
+            return {"message_id": mid, "status": "ignored", "state": r["state"]}
+        self.history.append((mid, r["state"], target, "device", device.id, code, at))
+        when = at or self.now
+        if target == "sent":
+            r["sent_at"] = when
+        elif target == "delivered":
+            r["delivered_at"] = when
+            r["sent_at"] = r["sent_at"] or when
+        elif target == "failed":
+            r["failed_at"], r["error_code"] = when, code
+        r["state"] = target
+        self.changed.add(mid)
+        event = EVENT_FOR_STATE.get(target)
+        if event:
+            self.events.append((event, {"message_id": r["message_id"], "recipient_id": mid, "phone": r["phone"],
+                                        "state": target, "device_id": r["device_id"],
+                                        "error_code": r["error_code"], "reference": r["reference"],
+                                        "at": when.isoformat()}))
+        return {"message_id": mid, "status": "applied", "state": target}
+
+    def _retry(self, r: dict, failing_device: int) -> bool:
+        """A retriable failure: whether another phone should get the recipient."""
+        if self._max_attempts is None:
+            self._max_attempts = dispatch.settings().max_attempts
+        if r["attempts"] >= self._max_attempts:
+            return False
+        if self._enabled_devices is None:
+            self._enabled_devices = {row[0] for row in app_db.execute_sql(
+                "SELECT id FROM devices WHERE enabled AND removed_at IS NULL").fetchall()}
+        return _another_device_could(r, failing_device, self._enabled_devices)
+
 
 def _write(recs: dict, ids: list[int], history: list[tuple]) -> None:
     """The recipients' new states and their history rows, in one statement."""
