@@ -52,7 +52,9 @@ def test_signing_keys_are_stored_encrypted(platform):
     cipher = platform.data_cipher()
     for kid, enc, public_pem in rows:
         assert enc.startswith(PREFIX)
-        assert "PRIVATE KEY" not in enc and "MII" not in enc
+        # (Not "MII", the start of every DER key in base64: three characters turn up by chance in
+        # about one ciphertext in a hundred; the 40-character checks below are what says it.)
+        assert "PRIVATE KEY" not in enc
         pem = cipher.decrypt(enc)
         private = serialization.load_pem_private_key(pem.encode(), password=None)
         body = "".join(pem.strip().splitlines()[1:-1])
