@@ -14,9 +14,12 @@ The work function is written for a list: ``work(items)`` runs inside the tenant'
 transaction and returns one outcome per item, in order: a value, or an exception
 instance for that item alone (a :class:`~core.web.problem.Problem`, say). It must decide
 such per-item refusals before writing anything for that item. If it raises instead, the
-transaction is rolled back and every item of the group runs again alone, in a
-transaction of its own, so one bad request cannot fail the others. Every caller's answer
-still comes after the commit that made its work durable.
+transaction is rolled back and every item of the group runs again alone, one after the
+other, each in a transaction of its own, so one bad request cannot fail the others. A
+failure outside the work (``BEGIN``, ``COMMIT``, a lost connection) is not retried: a commit
+whose answer was lost may have happened, so every caller gets the error, as it would
+without grouping. Every caller's answer still comes after the commit that made its work
+durable.
 
 Groups never mix tenants: the key is the tenant's schema, and the transaction runs
 with that tenant's role.
@@ -28,7 +31,7 @@ import asyncio
 import contextvars
 from collections import deque
 
-from .db import TenantRef, run_in_tenant
+from .db import TenantRef, run_sync, tenant_transaction
 
 
 class GroupCommit:
@@ -75,12 +78,14 @@ class GroupCommit:
         try:
             items = [item for item, _ in group]
             try:
-                outcomes = await run_in_tenant(tenant, self.work, items)
-            except Exception as exc:
+                outcomes = await run_sync(_transaction, tenant, self.work, items)
+            except _WorkFailed as failed:
                 if len(group) == 1:
-                    outcomes = [exc]
-                else:  # one item's failure must not fail the others: each again, alone
-                    outcomes = await asyncio.gather(*(self._alone(tenant, item) for item in items))
+                    outcomes = [failed.__cause__]
+                else:  # rolled back: one item's failure must not fail the others, so each again alone
+                    outcomes = [await self._alone(tenant, item) for item in items]
+            # Anything else (BEGIN, COMMIT, the connection) goes to every caller as it is: a commit
+            # whose answer was lost may have happened, and doing the work again could do it twice.
             for (_, future), outcome in zip(group, outcomes):
                 if future.done():  # its caller is gone (cancelled)
                     continue
@@ -92,7 +97,8 @@ class GroupCommit:
             for _, future in group:
                 if not future.done():
                     future.set_exception(exc)
-            raise
+            if not isinstance(exc, Exception):
+                raise
         finally:
             key = tenant.schema_name
             self._running[key] -= 1
@@ -102,7 +108,27 @@ class GroupCommit:
                 self._start(tenant)
 
     async def _alone(self, tenant: TenantRef, item):
+        """``item`` in a transaction of its own (one after the other: the retries of a failed group
+        stay within the concurrency limit)."""
         try:
-            return (await run_in_tenant(tenant, self.work, [item]))[0]
+            return (await run_sync(_transaction, tenant, self.work, [item]))[0]
+        except _WorkFailed as failed:
+            return failed.__cause__
         except Exception as exc:
             return exc
+
+
+class _WorkFailed(Exception):
+    """The work itself raised (its ``__cause__``), so its transaction was rolled back."""
+
+
+def _transaction(tenant: TenantRef, work, items: list) -> list:
+    with tenant_transaction(tenant):
+        try:
+            outcomes = work(items)
+        except Exception as exc:
+            raise _WorkFailed() from exc
+        if len(outcomes) != len(items):  # a bug in the work: roll back rather than answer at random
+            raise _WorkFailed() from RuntimeError(
+                f"group commit work returned {len(outcomes)} outcomes for {len(items)} items")
+        return outcomes

@@ -115,8 +115,14 @@ class WakeupHub:
     def wake_threadsafe(self, key: str) -> None:
         """Wake from any thread (e.g. the executor or the NOTIFY listener)."""
         loop = self.loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.wake, key)
+        if loop is None or loop.is_closed():
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        # From the loop's own thread (a handler after its commit) no need to wake the loop up.
+        (loop.call_soon if on_loop else loop.call_soon_threadsafe)(self.wake, key)
 
 
 class Deadlines:

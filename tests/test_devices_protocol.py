@@ -741,3 +741,49 @@ def test_a_parked_poll_with_nothing_to_do_answers_empty_when_its_wait_ends(platf
     assert poll.response.status_code == 200 and poll.response.json()["messages"] == []
     assert 1.0 <= poll.finished - poll.started < 2.5
     assert not waiting_on(platform, t.slug, device_id)
+
+
+def test_a_report_group_and_a_look_group_never_deadlock_on_phone_rows(platform, live_server, make_tenant):
+    """Report groups touch their phones, look groups lock theirs: both in id order, so neither can
+    hold one phone's row while waiting for another's that the other holds. A trigger in the test
+    tenant makes touching the higher phone slow (holding its row) to open the window where a
+    look group locks the lower one; touching in arrival order deadlocked here."""
+    import threading
+
+    from addons.devices import longpoll, protocol
+    from core.db import tenant_transaction
+
+    t = make_tenant("dlock")
+    lo, hi = sorted(raw_device(live_server, t.slug)[0] for _ in range(2))
+    sql(t, f"""CREATE FUNCTION slow_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN IF NEW.id = {hi} THEN PERFORM pg_sleep(0.6); END IF; RETURN NEW; END $$""", fetch=False)
+    sql(t, "CREATE TRIGGER slow_touch BEFORE UPDATE ON devices FOR EACH ROW EXECUTE FUNCTION slow_touch()",
+        fetch=False)
+    sql(t, "UPDATE devices SET online = false", fetch=False)  # stale: the reports touch both phones
+    errors, touching = {}, threading.Event()
+
+    def report_group():
+        try:
+            with tenant_transaction(t.ref):  # the higher phone's reports arrived first
+                touching.set()
+                protocol._apply_reports([(platform, t, hi, []), (platform, t, lo, [])])
+        except Exception as exc:
+            errors["reports"] = exc
+
+    def look_group():
+        touching.wait(5)
+        time.sleep(0.3)  # the report group is inside its slow touch now
+        try:
+            with tenant_transaction(t.ref):
+                longpoll.look_many([(platform, t, lo, 10, False), (platform, t, hi, 10, False)])
+        except Exception as exc:
+            errors["looks"] = exc
+
+    threads = [threading.Thread(target=report_group), threading.Thread(target=look_group)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(20)
+    sql(t, "DROP TRIGGER slow_touch ON devices", fetch=False)
+    assert not errors, {k: str(v)[:200] for k, v in errors.items()}
+    assert sql(t, "SELECT count(*) FROM devices WHERE online") == [(2,)]

@@ -166,3 +166,108 @@ def test_concurrent_sends_with_one_idempotency_key_store_one_message(live_server
     assert accepted and all(b == accepted[0] for b in accepted)
     assert all(b["code"] == "idempotency-in-flight" for s, b in results if s == 409)
     assert row_counts(t)["messages"] == 1
+
+
+def test_a_failure_at_commit_goes_to_every_caller_and_is_not_retried(platform, make_tenant):
+    """COMMIT fails (a deferred unique check, as a lost connection would): a commit whose answer was
+    lost may have happened, so nothing is done again; every caller of the group gets the error."""
+    t = make_tenant("gccommit")
+    sql(t, "CREATE TABLE gc_probe (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+    calls = []
+
+    def work(items):
+        calls.append(list(items))
+        for _ in items:
+            app_db.execute_sql("INSERT INTO gc_probe VALUES (1)")  # checked only at COMMIT
+        return items
+
+    group = GroupCommit(work, concurrency=1)
+
+    async def scenario():
+        first = asyncio.ensure_future(group(t.ref, "first"))
+        await asyncio.sleep(0)
+        rest = [group(t.ref, f"r{i}") for i in range(4)]
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    out = asyncio.run(scenario())
+    assert out[0] == "first"  # alone: one row, committed
+    assert all(isinstance(o, Exception) and "duplicate key" in str(o) for o in out[1:]), out
+    assert calls == [["first"], ["r0", "r1", "r2", "r3"]]  # the failed group was not run again
+    assert sql(t, "SELECT count(*) FROM gc_probe") == [(1,)]
+
+
+def test_the_retries_of_a_failed_group_stay_within_the_concurrency_limit(platform, make_tenant):
+    t = make_tenant("gcretry")
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def work(items):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.01)
+            if "bad" in items:
+                raise ValueError("bad item")
+            return items
+        finally:
+            with lock:
+                running[0] -= 1
+
+    group = GroupCommit(work, concurrency=2)
+
+    async def scenario():
+        return await asyncio.gather(*(group(t.ref, "bad" if i == 7 else i) for i in range(30)),
+                                    return_exceptions=True)
+
+    out = asyncio.run(scenario())
+    assert isinstance(out[7], ValueError)
+    assert [o for i, o in enumerate(out) if i != 7] == [i for i in range(30) if i != 7]
+    assert peak[0] <= 2
+
+
+def test_work_that_answers_for_too_few_items_fails_its_callers_instead_of_leaving_one_waiting(platform,
+                                                                                              make_tenant):
+    t = make_tenant("gccount")
+    group = GroupCommit(lambda items: items[:1], concurrency=1)
+
+    async def scenario():
+        first = asyncio.ensure_future(group(t.ref, "a"))
+        await asyncio.sleep(0)
+        return await asyncio.wait_for(asyncio.gather(first, group(t.ref, "b"), group(t.ref, "c"),
+                                                     return_exceptions=True), 10)
+
+    out = asyncio.run(scenario())
+    assert out[0] == "a"
+    # The group of two answered for one: it is rolled back and each is done alone.
+    assert out[1:] == ["b", "c"]
+
+
+def test_concurrent_sends_reusing_one_idempotency_key_with_different_bodies_store_one(live_server, make_tenant):
+    """The same key with two bodies, all at once: one body is stored; requests with it are answered
+    with it (or told it is in flight), requests with the other body are told the key is reused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.messaging import row_counts
+    from tests.support.phones import api_client
+
+    t = make_tenant("gcreuse")
+    clients = [api_client(live_server, t.slug) for _ in range(8)]
+    bodies = [{"text": "Pay 10", "to": ["+14155550141"]}, {"text": "Pay 99", "to": ["+14155550141"]}]
+
+    def send(i):
+        r = clients[i % len(clients)].post("/api/v1/messages", json=bodies[i % 2],
+                                           headers={"Idempotency-Key": "pay-once"})
+        return i % 2, r.status_code, r.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(send, range(32)))
+    stored = {b["text"] for _, s, b in results if s == 202}
+    assert len(stored) == 1
+    kept = 0 if stored == {"Pay 10"} else 1
+    for which, status, body in results:
+        if which == kept:
+            assert status in (202, 409), (status, body)
+        else:
+            assert status in (409, 422), (status, body)
+            assert status == 409 or body["code"] == "idempotency-key-reused"
+    assert row_counts(t)["messages"] == 1

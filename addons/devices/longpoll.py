@@ -31,23 +31,29 @@ def look_many(items: list[tuple]) -> list:
     """Group-commit work (:mod:`core.groupcommit`): the looks of several phones of one tenant in one
     transaction. An item is ``(platform, tenant, device_id, limit, touch)``; its outcome
     ``(messages, settings_version, came_online)``, or the refusal of a phone that may no longer
-    fetch. The devices are locked in one statement, in id order (two groups cannot deadlock)."""
+    fetch. The devices are locked in one statement, in id order, as report groups touch them
+    (:func:`~addons.devices.service.note_contacts`), so no two groups wait on each other."""
     platform, tenant = items[0][0], items[0][1]
     devices = service.locked_many(item[2] for item in items)
-    outcomes = []
-    for _, _, device_id, limit, touch in items:
+    checked = []  # each item's device, or its refusal
+    for item in items:
         try:
-            device = service.require_usable(devices.get(device_id))
+            checked.append(service.require_usable(devices.get(item[2])))
         except Problem as refusal:
-            outcomes.append(refusal)
+            checked.append(refusal)
+    came_online = service.note_contacts(device for device, item in zip(checked, items)
+                                        if item[4] and not isinstance(device, Problem))
+    outcomes = []
+    for (_, _, device_id, limit, _), device in zip(items, checked):
+        if isinstance(device, Problem):
+            outcomes.append(device)
             continue
-        came_online = service.note_contact(device) if touch else False
         found = []
         for result in platform.registry.hook.smsgw_device_claim(tenant=tenant, device=device, limit=limit):
             found.extend(result or [])
             if len(found) >= limit:
                 break
-        outcomes.append((found[:limit], device.settings_version, came_online))
+        outcomes.append((found[:limit], device.settings_version, came_online.pop(device_id, False)))
     return outcomes
 
 

@@ -232,13 +232,15 @@ def _apply_reports(items: list[tuple]) -> list:
     per_batch = answers[0] if answers else [
         [{"message_id": r["message_id"], "status": "unknown", "state": None} for r in reports]
         for _, reports in batches]
+    came_online = service.note_contacts(device for device, _ in batches)
     for i, (device, _), results in zip(usable, batches, per_batch):
-        outcomes[i] = (results, service.note_contact(device))
+        outcomes[i] = (results, came_online.pop(device.id, False))  # told once per phone
     return outcomes
 
 
-# Reports that phones send together are applied together (see core.groupcommit).
-apply_reports = GroupCommit(_apply_reports)
+# Reports that phones send together are applied together (see core.groupcommit), up to 500
+# reports a transaction.
+apply_reports = GroupCommit(_apply_reports, max_size=500, size=lambda item: len(item[3]) or 1)
 
 
 class InboundHandler(DeviceApiHandler):

@@ -157,6 +157,14 @@ def note_contact(device: Device) -> bool:
     return touch(device.id)
 
 
+def note_contacts(devices) -> dict[int, bool]:
+    """:func:`note_contact` for several phones (each once, however often it appears), in id order:
+    the order every transaction locks device rows in, so two cannot wait on each other.
+    ``{device_id: came_online}``."""
+    unique = {device.id: device for device in devices}
+    return {device_id: note_contact(unique[device_id]) for device_id in sorted(unique)}
+
+
 def touch(device_id: int, status: dict | None = None) -> bool:
     """Record contact (and heartbeat fields). Returns True when the device was offline before."""
     values = ["last_seen_at = now()", "online = true"]

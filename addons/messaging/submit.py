@@ -224,7 +224,7 @@ def accept_many(tenant, subs: list[Submission]) -> list:
 
     One outcome per request, in order: ``(status, response, wake_keys)``, or the :class:`Problem`
     that refuses that request alone (decided before anything of it is written). The wake keys
-    of the whole group come with the first stored request's outcome."""
+    of the whole group come with each stored request's outcome."""
     outcomes: list = [None] * len(subs)
     keys_seen: set[str] = set()
     for i, sub in enumerate(subs):
@@ -292,9 +292,8 @@ def accept_many(tenant, subs: list[Submission]) -> list:
     emit_many(tenant, events)
     stored_clean = [c for c, _, _, _ in rows]
     keys = _wake(tenant, stored_clean, sticky, sum(len(phones) for _, phones, _, _ in rows))
-    if plans:
-        first = min(plans)
-        outcomes[first] = outcomes[first][:2] + (keys,)
+    for i in plans:  # every caller wakes them (waking an awake phone costs nothing)
+        outcomes[i] = outcomes[i][:2] + (keys,)
     for c in stored_clean:
         if c["send_at"]:
             schedule_release(tenant, c["send_at"])
@@ -305,22 +304,27 @@ def _replay(tenant, sub: Submission, keys_seen: set[str]):
     """For a request with an Idempotency-Key: ``None`` to go on, the first answer to replay, or
     the Problem that refuses it."""
     key = sub.idempotency_key
-    if key in keys_seen:  # the same key twice in one group: the second is a retry in flight
+    if key in keys_seen:  # the same key earlier in this group: that request is still in flight
         return _in_flight()
-    keys_seen.add(key)
-    # Advisory locks are database-wide: the tenant is part of the key.
+    # Advisory locks are database-wide: the tenant is part of the key. (A session may take its own
+    # lock again, hence keys_seen for a key twice in one group.)
     if not app_db.execute_sql("SELECT pg_try_advisory_xact_lock(hashtext('idem:' || %s), hashtext(%s))",
                               (tenant.slug, key)).fetchone()[0]:
         return _in_flight()
+    keys_seen.add(key)
     prior = IdempotencyKey.get_or_none((IdempotencyKey.key == key) &
                                        (IdempotencyKey.created_at > utcnow() - IDEMPOTENCY_TTL))
     if prior is not None:
         if prior.request_hash != sub.body_hash:
-            return Problem(422, "idempotency-key-reused",
-                           "This Idempotency-Key was used with a different request body; use a new key.")
+            return _reused()
         return prior.status, prior.response, []
     IdempotencyKey.delete().where(IdempotencyKey.key == key).execute()  # an expired one
     return None
+
+
+def _reused() -> Problem:
+    return Problem(422, "idempotency-key-reused",
+                   "This Idempotency-Key was used with a different request body; use a new key.")
 
 
 def _in_flight() -> Problem:

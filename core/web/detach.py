@@ -80,13 +80,12 @@ class _Message(httputil.HTTPMessageDelegate):
 
     def headers_received(self, start_line, headers):
         if self.idle is not None:
-            if headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers:
-                self.idle.expect_body(self.server_conn)  # until finish()
-            else:
-                self.idle.forget(self.server_conn)
-                self.idle = self.server_conn = None
+            self.idle.forget(self.server_conn)
+            if headers.get("Content-Length", "0") == "0" and "Transfer-Encoding" not in headers:
+                self.idle = self.server_conn = None  # no body to time
         job = self._job(headers)
         if job is None:
+            self._read_body()
             return self.inner.headers_received(start_line, headers)
         # Tornado keeps what this returns until the request ends (a parked poll: for minutes), so
         # it gets a bare Future, not the coroutine that does the work.
@@ -140,6 +139,7 @@ class _Message(httputil.HTTPMessageDelegate):
                     log.debug("request prefetch failed", exc_info=True)
             if "Content-Length" in headers or "Transfer-Encoding" in headers:
                 self._release()
+            self._read_body()
             result = self.inner.headers_received(start_line, headers)
             if result is not None:
                 await result
@@ -151,6 +151,12 @@ class _Message(httputil.HTTPMessageDelegate):
         finally:  # Tornado waits on ``done``: it must be resolved whatever happened
             if not done.done():
                 done.set_result(None)
+
+    def _read_body(self) -> None:
+        """Tornado reads the body once the head is passed on: its time starts now (not while the
+        request waited for admission)."""
+        if self.idle is not None:
+            self.idle.expect_body(self.server_conn)  # until finish()
 
     def _release(self) -> None:
         ticket, self.ticket = self.ticket, None
