@@ -17,6 +17,23 @@ from core.web.problem import Problem
 from tests.support.messaging import sql
 
 
+class Overlap:
+    """How many threads were inside at once, at most."""
+
+    def __init__(self):
+        self.running = self.peak = 0
+        self.lock = threading.Lock()
+
+    def __enter__(self):
+        with self.lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self.running -= 1
+
+
 def txid_work(items):
     """Each item's transaction id and search path; refuses ``"no"`` alone."""
     txid, path = app_db.execute_sql("SELECT txid_current(), current_setting('search_path')").fetchone()
@@ -102,15 +119,11 @@ def test_tenants_never_share_a_transaction(platform, make_tenant):
 
 def test_at_most_concurrency_transactions_run_at_once_per_tenant(platform, make_tenant):
     t = make_tenant("gcconc")
-    running, peak, lock = [0], [0], threading.Lock()
+    meter = Overlap()
 
     def slow_work(items):
-        with lock:
-            running[0] += 1
-            peak[0] = max(peak[0], running[0])
-        time.sleep(0.05)
-        with lock:
-            running[0] -= 1
+        with meter:
+            time.sleep(0.05)
         return items
 
     group = GroupCommit(slow_work, concurrency=2, max_size=3)
@@ -119,7 +132,7 @@ def test_at_most_concurrency_transactions_run_at_once_per_tenant(platform, make_
         return await asyncio.gather(*(group(t.ref, i) for i in range(20)))
 
     assert asyncio.run(scenario()) == list(range(20))
-    assert peak[0] == 2
+    assert meter.peak == 2
 
 
 def test_a_group_commit_keeps_working_on_a_new_event_loop(platform, make_tenant):
@@ -198,20 +211,14 @@ def test_a_failure_at_commit_goes_to_every_caller_and_is_not_retried(platform, m
 
 def test_the_retries_of_a_failed_group_stay_within_the_concurrency_limit(platform, make_tenant):
     t = make_tenant("gcretry")
-    running, peak, lock = [0], [0], threading.Lock()
+    meter = Overlap()
 
     def work(items):
-        with lock:
-            running[0] += 1
-            peak[0] = max(peak[0], running[0])
-        try:
+        with meter:
             time.sleep(0.01)
             if "bad" in items:
                 raise ValueError("bad item")
             return items
-        finally:
-            with lock:
-                running[0] -= 1
 
     group = GroupCommit(work, concurrency=2)
 
@@ -222,7 +229,7 @@ def test_the_retries_of_a_failed_group_stay_within_the_concurrency_limit(platfor
     out = asyncio.run(scenario())
     assert isinstance(out[7], ValueError)
     assert [o for i, o in enumerate(out) if i != 7] == [i for i in range(30) if i != 7]
-    assert peak[0] <= 2
+    assert meter.peak <= 2
 
 
 def test_work_that_answers_for_too_few_items_fails_its_callers_instead_of_leaving_one_waiting(platform,
