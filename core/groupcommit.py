@@ -32,6 +32,27 @@ import contextvars
 from collections import deque
 
 from .db import TenantRef, run_sync, tenant_transaction
+from .web.problem import Problem
+
+
+def with_refusals(items: list, check, rest) -> list:
+    """For work functions: one outcome per item, where ``check(item)`` either gives what goes on
+    or raises the :class:`Problem` that refuses that item alone, and ``rest(checked)`` gives the
+    outcomes of the items that went on (in their order)."""
+    outcomes, checked, places = [], [], []
+    for item in items:
+        try:
+            value = check(item)
+        except Problem as refusal:
+            outcomes.append(refusal)
+            continue
+        places.append(len(outcomes))
+        outcomes.append(None)
+        checked.append(value)
+    if checked:
+        for place, outcome in zip(places, rest(checked)):
+            outcomes[place] = outcome
+    return outcomes
 
 
 class GroupCommit:

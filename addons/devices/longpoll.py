@@ -19,7 +19,7 @@ import logging
 
 from core.catalogue import utcnow
 from core.db import run_in_tenant
-from core.groupcommit import GroupCommit
+from core.groupcommit import GroupCommit, with_refusals
 from core.web.problem import PROBLEM_CONTENT_TYPE, Problem
 
 from . import service
@@ -35,26 +35,20 @@ def look_many(items: list[tuple]) -> list:
     (:func:`~addons.devices.service.note_contacts`), so no two groups wait on each other."""
     platform, tenant = items[0][0], items[0][1]
     devices = service.locked_many(item[2] for item in items)
-    checked = []  # each item's device, or its refusal
-    for item in items:
-        try:
-            checked.append(service.require_usable(devices.get(item[2])))
-        except Problem as refusal:
-            checked.append(refusal)
-    came_online = service.note_contacts(device for device, item in zip(checked, items)
-                                        if item[4] and not isinstance(device, Problem))
-    outcomes = []
-    for (_, _, device_id, limit, _), device in zip(items, checked):
-        if isinstance(device, Problem):
-            outcomes.append(device)
-            continue
-        found = []
-        for result in platform.registry.hook.smsgw_device_claim(tenant=tenant, device=device, limit=limit):
-            found.extend(result or [])
-            if len(found) >= limit:
-                break
-        outcomes.append((found[:limit], device.settings_version, came_online.pop(device_id, False)))
-    return outcomes
+
+    def claim(checked: list[tuple]) -> list:
+        came_online = service.note_contacts(device for device, item in checked if item[4])
+        outcomes = []
+        for device, (_, _, device_id, limit, _) in checked:
+            found = []
+            for result in platform.registry.hook.smsgw_device_claim(tenant=tenant, device=device, limit=limit):
+                found.extend(result or [])
+                if len(found) >= limit:
+                    break
+            outcomes.append((found[:limit], device.settings_version, came_online.pop(device_id, False)))
+        return outcomes
+
+    return with_refusals(items, lambda item: (service.require_usable(devices.get(item[2])), item), claim)
 
 
 # Phones that look for work together (a fleet polling, a wake-up of many) share a transaction.

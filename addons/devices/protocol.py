@@ -14,7 +14,7 @@ import functools
 from core.catalogue import utcnow
 from core.db import run_in_tenant, run_sync
 from core.events import AuditEvent, emit
-from core.groupcommit import GroupCommit
+from core.groupcommit import GroupCommit, with_refusals
 from core.permissions import PUBLIC
 from core.web.base import ApiHandler
 from core.web.detach import detach
@@ -218,24 +218,17 @@ def _apply_reports(items: list[tuple]) -> list:
     for each, or the refusal of a phone that may no longer report."""
     platform, tenant = items[0][0], items[0][1]
     devices = service.read_for_contact(device_id for _, _, device_id, _ in items)
-    outcomes, batches, usable = [], [], []
-    for _, _, device_id, reports in items:
-        try:
-            device = service.require_usable(devices.get(device_id))
-        except Problem as refusal:
-            outcomes.append(refusal)
-            continue
-        outcomes.append(None)
-        batches.append((device, reports))
-        usable.append(len(outcomes) - 1)
-    answers = platform.registry.hook.smsgw_device_reports(tenant=tenant, batches=batches) if batches else []
-    per_batch = answers[0] if answers else [
-        [{"message_id": r["message_id"], "status": "unknown", "state": None} for r in reports]
-        for _, reports in batches]
-    came_online = service.note_contacts(device for device, _ in batches)
-    for i, (device, _), results in zip(usable, batches, per_batch):
-        outcomes[i] = (results, came_online.pop(device.id, False))  # told once per phone
-    return outcomes
+
+    def apply(batches: list[tuple]) -> list:
+        answers = platform.registry.hook.smsgw_device_reports(tenant=tenant, batches=batches)
+        per_batch = answers[0] if answers else [
+            [{"message_id": r["message_id"], "status": "unknown", "state": None} for r in reports]
+            for _, reports in batches]
+        came_online = service.note_contacts(device for device, _ in batches)
+        return [(results, came_online.pop(device.id, False))  # told once per phone
+                for (device, _), results in zip(batches, per_batch)]
+
+    return with_refusals(items, lambda item: (service.require_usable(devices.get(item[2])), item[3]), apply)
 
 
 # Reports that phones send together are applied together (see core.groupcommit), up to 500

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from core.catalogue import utcnow
 from core.db import app_db, array_literal
+from core.groupcommit import with_refusals
 from core.web.problem import Problem
 
 from addons.devices.service import wake_key
@@ -191,20 +192,11 @@ def size_of(send: ApiSend) -> int:
 def accept_api_sends(sends: list[ApiSend]) -> list:
     """Group-commit work (:mod:`core.groupcommit`) for API sends of one tenant: validate each,
     then store them together. One outcome per send: ``(status, response, wake_keys)`` or its Problem."""
-    outcomes, subs, where = [], [], []
-    for send in sends:
-        try:
-            clean, rejected, batch = validate_request(send.body, send.tenant.default_region)
-        except Problem as refusal:
-            outcomes.append(refusal)
-            continue
-        outcomes.append(None)
-        where.append(len(outcomes) - 1)
-        subs.append(Submission(clean, rejected, batch, "api", send.created_by, send.idempotency_key, send.body_hash))
-    if subs:
-        for i, outcome in zip(where, accept_many(sends[0].tenant, subs)):
-            outcomes[i] = outcome
-    return outcomes
+    def check(send: ApiSend) -> Submission:
+        clean, rejected, batch = validate_request(send.body, send.tenant.default_region)
+        return Submission(clean, rejected, batch, "api", send.created_by, send.idempotency_key, send.body_hash)
+
+    return with_refusals(sends, check, lambda subs: accept_many(sends[0].tenant, subs))
 
 
 def accept(tenant, clean: list[dict], rejected_all: list[list], batch: bool, *, source: str, created_by: str,
