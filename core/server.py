@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -76,6 +77,7 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
         consumer = None
         if with_worker:
             consumer = start_consumer(platform, workers=2)
+        settle_heap()
         server.listen(port, address=os.environ.get("SMSGW_BIND", ""))
         scheme = "https" if ssl_ctx else "http"
         s = platform.settings
@@ -123,6 +125,15 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
         say("Stopped.")
 
 
+def settle_heap() -> None:
+    """Once started: what is loaded now (modules, metadata, caches) lives as long as the process,
+    so move it out of the garbage collector's sight. Full collections then scan only what requests
+    made: measured in bench_messaging's bulk phase, 0.48 of the server's 7.6 CPU-s went to 15
+    full collections before, 0.03 s after."""
+    gc.collect()
+    gc.freeze()
+
+
 def start_consumer(platform, workers: int = 2):
     from .tasks import EmbeddedConsumer
 
@@ -141,6 +152,7 @@ def run_worker(platform, workers: int, say=print):
     platform.setup_tasks()
     consumer = Consumer(platform.huey, workers=workers, worker_type="thread", periodic=True,
                         max_delay=1.0, shutdown_timeout=10)
+    settle_heap()
     say(f"Worker running with {workers} thread(s). Press Ctrl-C to stop.")
     try:
         consumer.run()
