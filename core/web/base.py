@@ -26,6 +26,7 @@ import tornado.web
 from .. import tokenformat
 from ..db import current_tenant, run_in_tenant, run_sync
 from ..permissions import PUBLIC, Principal
+from .jsonout import json_bytes
 from .problem import PROBLEM_CONTENT_TYPE, Problem
 from .security_headers import security_headers
 
@@ -445,7 +446,7 @@ class ApiHandler(BaseHandler):
     def write_json(self, data, status: int = 200):
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(data, default=str))
+        self.finish(json_bytes(data))
 
 
 def cached_token_principal(platform, tenant, credential: str) -> Principal | None:

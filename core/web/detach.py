@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import logging
 import time
 import weakref
@@ -25,6 +24,7 @@ from tornado import httputil
 from tornado.iostream import StreamClosedError
 
 from .access_log import log_line
+from .jsonout import json_bytes
 from .security_headers import security_headers
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ class Detached:
                 callback()
 
     def respond_json(self, data, status: int = 200, content_type: str = "application/json; charset=UTF-8"):
-        self.respond(status, json.dumps(data, default=str).encode(), content_type)
+        self.respond(status, json_bytes(data), content_type)
 
     def respond(self, status: int, body: bytes, content_type: str) -> None:
         self.settled()
