@@ -369,3 +369,34 @@ def test_message_list_filters_and_cursor_paging(live_server, make_tenant, tmp_pa
     problem(c.get("/api/v1/messages", params={"device_id": "abc"}), 400, "invalid-parameter")
     problem(c.get("/api/v1/messages/abc"), 404, "not-found")
     problem(c.get("/api/v1/messages/999999"), 404, "not-found")
+
+
+# -- the ids in the answer -------------------------------------------------------------------------
+
+def test_each_recipient_id_in_the_answer_is_that_recipients_row(live_server, make_tenant):
+    from tests.support.messaging import sql
+
+    t = make_tenant("ids")
+    c = api_client(live_server, t.slug)
+    phones = [f"+1415555{i:04d}" for i in range(300)]
+    r = c.post("/api/v1/messages", json={"messages": [
+        {"text": "first", "to": phones[:200]}, {"text": "second", "to": phones[100:] + ["+14155550000"]}]})
+    assert r.status_code == 202, r.text
+    answered = {(m["id"], x["id"], x["phone"]) for m in r.json()["messages"] for x in m["recipients"]}
+    assert len(answered) == 200 + 201
+    assert answered == set(sql(t, "SELECT message_id, id, phone FROM recipients"))
+
+
+def test_recipient_ids_are_matched_to_phones_in_any_row_order():
+    from addons.messaging.submit import recipient_ids
+
+    messages = [(10, ["+1", "+2", "+3"]), (11, ["+3", "+1"])]
+    rows = [(100, 10, "+1"), (101, 10, "+2"), (102, 10, "+3"), (103, 11, "+3"), (104, 11, "+1")]
+    expected = [[100, 101, 102], [103, 104]]
+    assert recipient_ids(messages, *map(list, zip(*rows))) == expected
+    # Rows back in another order (the ids did not follow the insert order): matched, not sliced.
+    shuffled = [(103, 11, "+3"), (100, 10, "+1"), (104, 11, "+1"), (102, 10, "+3"), (101, 10, "+2")]
+    assert recipient_ids(messages, *map(list, zip(*shuffled))) == expected
+    # The same phone under the other message in the slot: the message ids tell them apart.
+    swapped = [(100, 10, "+1"), (101, 10, "+2"), (103, 11, "+3"), (102, 10, "+3"), (104, 11, "+1")]
+    assert recipient_ids(messages, *map(list, zip(*swapped))) == [[100, 101, 102], [103, 104]]

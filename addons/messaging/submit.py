@@ -226,7 +226,7 @@ def accept_many(tenant, subs: list[Submission]) -> list:
     live = [i for i, outcome in enumerate(outcomes) if outcome is None]
     if not live:
         return outcomes
-    all_phones = sorted({p for i in live for c in subs[i].clean for p in c["phones"]})
+    all_phones = list({p for i in live for c in subs[i].clean for p in c["phones"]})
     # The opted-out recipients and the sticky-sender setting: one round trip.
     sticky_sender, suppressed = app_db.execute_sql(
         "SELECT coalesce((SELECT sticky_sender FROM messaging_settings LIMIT 1), false), "
@@ -267,9 +267,9 @@ def accept_many(tenant, subs: list[Submission]) -> list:
                                 "encoding": c["encoding"], "segments": c["segments"], "reference": c["reference"]})
                 continue
             message_id, created_at, ids = next(stored)
-            events += [("accepted", {"message_id": message_id, "recipient_id": rid, "phone": p, "state": "pending",
-                                     "device_id": None, "error_code": None, "reference": c["reference"],
-                                     "at": now_iso}) for rid, p in zip(ids, phones)]
+            event = {"message_id": message_id, "recipient_id": None, "phone": None, "state": "pending",
+                     "device_id": None, "error_code": None, "reference": c["reference"], "at": now_iso}
+            events += [("accepted", dict(event, recipient_id=rid, phone=p)) for rid, p in zip(ids, phones)]
             results.append({"id": message_id, "state": "pending", "created_at": created_at.isoformat(),
                             "text": c["text"], "encoding": c["encoding"], "segments": c["segments"],
                             "reference": c["reference"],
@@ -358,7 +358,7 @@ def _insert(rows: list[tuple], sticky: dict) -> list[tuple]:
             cols[k].append(v)
         cols["rn"] += [n] * len(phones)
         cols["rphone"] += phones
-        cols["rsticky"] += [sticky.get(p) for p in phones]
+        cols["rsticky"] += [sticky.get(p) for p in phones] if sticky else [None] * len(phones)
     cols = {k: array_literal(v) for k, v in cols.items()}
     message_ids, created_at, rids, rmids, rphones = app_db.execute_sql("""
         WITH src AS MATERIALIZED (
@@ -388,9 +388,23 @@ def _insert(rows: list[tuple], sticky: dict) -> list[tuple]:
                (SELECT array_agg(id ORDER BY id) FROM new), (SELECT array_agg(message_id ORDER BY id) FROM new),
                (SELECT array_agg(phone ORDER BY id) FROM new)
     """, cols).fetchone()
+    return [(mid, created_at, ids) for mid, ids in zip(message_ids, recipient_ids(
+        [(mid, phones) for mid, (_, phones, _, _) in zip(message_ids, rows)], rids, rmids, rphones))]
+
+
+def recipient_ids(messages: list[tuple[int, list[str]]], rids: list, rmids: list, rphones: list) -> list[list]:
+    """Each message's recipient ids in the order of its phones, from the inserted rows
+    ``(rids, rmids, rphones)``. The rows go in in that order and take their ids from a sequence
+    as they go, so in id order they are usually in it already: checked, not assumed."""
+    expected_mids = [mid for mid, phones in messages for _ in phones]
+    if rmids == expected_mids and rphones == [p for _, phones in messages for p in phones]:
+        out, at = [], 0
+        for _, phones in messages:
+            out.append(rids[at:at + len(phones)])
+            at += len(phones)
+        return out
     rid_of = {(mid, phone): rid for rid, mid, phone in zip(rids, rmids, rphones)}
-    return [(mid, created_at, [rid_of[(mid, p)] for p in phones])
-            for mid, (_, phones, _, _) in zip(message_ids, rows)]
+    return [[rid_of[(mid, p)] for p in phones] for mid, phones in messages]
 
 
 def _wake(tenant, stored: list[dict], sticky: dict, total_new: int) -> list[str]:
