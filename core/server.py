@@ -10,6 +10,7 @@ import os
 import signal
 import ssl
 
+import uvloop
 
 from .progress import Progress
 
@@ -117,7 +118,10 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
         platform.stop_runtime()
 
     try:
-        asyncio.run(main())
+        # uvloop: the same asyncio loop, written in C on libuv. Measured with bench_messaging
+        # (two runs each way): single sends 0.61 and 0.69 of the bare baseline on asyncio's own
+        # loop, 0.77 and 0.74 on uvloop; the other phases within their noise.
+        uvloop.run(main())
     finally:
         platform.close()
         if platform.embedded and platform.embedded.started_here:
