@@ -368,18 +368,19 @@ async def run(args, scratch) -> int:
     say(f"  PostgreSQL {scratch.pg_version} (fsync={scratch.fsync}), database {scratch.dbname}, role prefix "
         f"{scratch.prefix}, migrated in {time.perf_counter() - t0:.1f} s")
     t_submit = make_tenant(platform, "msg-submit")
+    t_bulk = make_tenant(platform, "msg-bulk")
     t_dispatch = make_tenant(platform, "msg-dispatch")
     t_e2e = make_tenant(platform, "msg-e2e")
     t_reports = make_tenant(platform, "msg-reports")
     schema = platform.roles.tenant_schema
-    tok_submit, tok_e2e = api_token(t_submit), api_token(t_e2e)
+    tok_submit, tok_bulk, tok_e2e = api_token(t_submit), api_token(t_bulk), api_token(t_e2e)
     t0 = time.perf_counter()
     # Phones that fetch or report in a loop have their sending limits lifted (the default 30 per minute
     # would stop the claims after a few); the end-to-end phones keep the defaults.
     dispatch_devs = create_devices(t_dispatch, c, "dispatch", NO_LIMITS) if "dispatch" in args.only else []
     report_devs = create_devices(t_reports, c, "reports", NO_LIMITS) if "reports" in args.only else []
     e2e_devs = create_devices(t_e2e, args.e2e_phones, "e2e") if "e2e" in args.only else []
-    say(f"  tenants msg-submit, msg-dispatch, msg-e2e, msg-reports; {len(dispatch_devs) + len(report_devs) + len(e2e_devs)} "
+    say(f"  tenants msg-submit, msg-bulk, msg-dispatch, msg-e2e, msg-reports; {len(dispatch_devs) + len(report_devs) + len(e2e_devs)} "
         f"devices paired through service.register in {time.perf_counter() - t0:.1f} s")
     admin = scratch.admin_conn()
     create_bare_schema(admin, schema(t_submit.slug))
@@ -434,7 +435,7 @@ async def run(args, scratch) -> int:
     if "bulk" in args.only:
         section(f"bulk: POST /api/v1/messages with {BULK_SIZE} recipients, {cb} connections  vs  COPY of the same "
                 f"{BULK_SIZE} rows, {cb} connections")
-        ours_c = [await ApiClient(port, tenant_host(t_submit, port), tok_submit).open() for _ in range(cb)]
+        ours_c = [await ApiClient(port, tenant_host(t_bulk, port), tok_bulk).open() for _ in range(cb)]
 
         def numbers(i, k):
             start = ((i * 7 + k) * BULK_SIZE) % 10000
