@@ -9,6 +9,9 @@ many workers), the fixed cost dominates. :class:`GroupCommit` lets at most
 wait, and the next transaction takes all of them, up to ``max_size`` (each item counts
 ``size(item)``, 1 by default; an item larger than that goes alone). A request that
 arrives when nothing is running starts at once, so a lone request waits for nothing.
+With ``stagger`` (seconds), a further transaction starts beside a running one only once
+the latest has run that long: fewer, larger groups while transactions are quick, and a
+spare one when one is slow (so a slow transaction does not hold up everything behind it).
 
 The work function is written for a list: ``work(items)`` runs inside the tenant's
 transaction and returns one outcome per item, in order: a value, or an exception
@@ -56,14 +59,17 @@ def with_refusals(items: list, check, rest) -> list:
 
 
 class GroupCommit:
-    def __init__(self, work, *, concurrency: int = 2, max_size: int = 100, size=None):
+    def __init__(self, work, *, concurrency: int = 2, max_size: int = 100, size=None, stagger: float = 0.0):
         self.work = work
         self.concurrency = concurrency
         self.max_size = max_size
         self.size = size or (lambda item: 1)
+        self.stagger = stagger
         self._loop = None
         self._waiting: dict[str, deque] = {}
         self._running: dict[str, int] = {}
+        self._started: dict[str, float] = {}  # when the latest group of a tenant started
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task] = set()
 
     async def __call__(self, tenant: TenantRef, item):
@@ -71,14 +77,35 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (a server restarted in this process)
             self._loop, self._waiting, self._running, self._tasks = loop, {}, {}, set()
+            self._started, self._timers = {}, {}
         future = loop.create_future()
         self._waiting.setdefault(tenant.schema_name, deque()).append((item, future))
-        if self._running.get(tenant.schema_name, 0) < self.concurrency:
-            self._start(tenant)
+        self._maybe_start(tenant)
         return await future
+
+    def _maybe_start(self, tenant: TenantRef) -> None:
+        """Start a group for what waits, if the limits allow it now; with ``stagger``, else when
+        they will (a timer)."""
+        key = tenant.schema_name
+        running = self._running.get(key, 0)
+        if not running and key in self._timers:  # the group it waited beside is done: go now
+            self._timers.pop(key).cancel()
+        if key not in self._waiting or running >= self.concurrency or key in self._timers:
+            return
+        if running and self.stagger:
+            due = self._started[key] + self.stagger
+            if self._loop.time() < due:
+                self._timers[key] = self._loop.call_at(due, self._timer_due, tenant)
+                return
+        self._start(tenant)
+
+    def _timer_due(self, tenant: TenantRef) -> None:
+        self._timers.pop(tenant.schema_name, None)
+        self._maybe_start(tenant)
 
     def _start(self, tenant: TenantRef) -> None:
         key = tenant.schema_name
+        self._started[key] = self._loop.time()
         queue = self._waiting[key]
         group, total = [], 0
         while queue:
@@ -125,8 +152,8 @@ class GroupCommit:
             self._running[key] -= 1
             if not self._running[key]:
                 del self._running[key]
-            if key in self._waiting:
-                self._start(tenant)
+                self._started.pop(key, None)
+            self._maybe_start(tenant)
 
     async def _alone(self, tenant: TenantRef, item):
         """``item`` in a transaction of its own (one after the other: the retries of a failed group

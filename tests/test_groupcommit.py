@@ -2,7 +2,8 @@
 
 Against the real database, in real tenants: what is grouped, that a refusal or a failure of
 one item leaves the others' work intact and written exactly once, that tenants never share
-a transaction, and that at most ``concurrency`` transactions of a kind run per tenant.
+a transaction, and that at most ``concurrency`` transactions of a kind run per tenant (with
+``stagger``, a second only beside a slow one).
 """
 
 from __future__ import annotations
@@ -133,6 +134,76 @@ def test_at_most_concurrency_transactions_run_at_once_per_tenant(platform, make_
 
     assert asyncio.run(scenario()) == list(range(20))
     assert meter.peak == 2
+
+
+def test_with_stagger_quick_transactions_run_one_at_a_time_in_larger_groups(platform, make_tenant):
+    t = make_tenant("gcstag")
+    meter = Overlap()
+
+    def quick_work(items):
+        with meter:
+            txid = app_db.execute_sql("SELECT txid_current()").fetchone()[0]
+        return [(item, txid) for item in items]
+
+    group = GroupCommit(quick_work, concurrency=2, stagger=0.5)
+
+    async def scenario():
+        return await asyncio.gather(*(group(t.ref, i) for i in range(10)))
+
+    together = asyncio.run(scenario())
+    assert [item for item, _ in together] == list(range(10))
+    sizes = {}
+    for _, txid in together:
+        sizes[txid] = sizes.get(txid, 0) + 1
+    assert sorted(sizes.values()) == [1, 9]  # without stagger: [1, 1, 8]
+    assert meter.peak == 1
+
+
+def test_with_stagger_a_slow_transaction_gets_a_second_beside_it_after_the_stagger(platform, make_tenant):
+    t = make_tenant("gcslow")
+    meter, started = Overlap(), {}
+
+    def work(items):
+        started[items[0]] = time.monotonic()
+        with meter:
+            time.sleep(0.6 if items[0] == "slow" else 0.01)
+        return items
+
+    group = GroupCommit(work, concurrency=2, stagger=0.15)
+
+    async def scenario():
+        first = asyncio.ensure_future(group(t.ref, "slow"))
+        await asyncio.sleep(0.02)
+        second = await group(t.ref, "next")
+        finished_second = time.monotonic()
+        return await first, second, finished_second
+
+    first, second, finished_second = asyncio.run(scenario())
+    assert (first, second) == ("slow", "next")
+    assert meter.peak == 2  # the second ran beside the slow one ...
+    assert 0.14 <= started["next"] - started["slow"] < 0.4  # ... once it had run for the stagger
+    assert finished_second - started["slow"] < 0.55  # not after the slow one
+
+
+def test_with_stagger_what_waits_goes_as_soon_as_the_running_group_is_done(platform, make_tenant):
+    t = make_tenant("gcdone")
+
+    def work(items):
+        time.sleep(0.05 if items[0] == "first" else 0)
+        return items
+
+    group = GroupCommit(work, concurrency=2, stagger=2.0)
+
+    async def scenario():
+        t0 = time.monotonic()
+        first = asyncio.ensure_future(group(t.ref, "first"))
+        await asyncio.sleep(0.01)
+        second = await group(t.ref, "second")
+        return await first, second, time.monotonic() - t0
+
+    first, second, elapsed = asyncio.run(scenario())
+    assert (first, second) == ("first", "second")
+    assert elapsed < 1.0  # the 2 s timer was dropped when the first group finished
 
 
 def test_a_group_commit_keeps_working_on_a_new_event_loop(platform, make_tenant):
