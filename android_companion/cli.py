@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("set-token", help="use a device token rotated from the dashboard")
     st.add_argument("token")
     sub.add_parser("status", help="show pairing and what waits in the outbox")
+    sr = sub.add_parser("sim-receive", help="simulator: make this phone receive an SMS (a reply, in a demo); "
+                                            "the running companion uploads it")
+    sr.add_argument("--from", dest="sender", required=True, metavar="NUMBER", help="who sent it, e.g. +14155550123")
+    sr.add_argument("body", help="the text of the SMS")
+    sr.add_argument("--sim-slot", type=int, default=1, choices=(1, 2, 3, 4))
     return p
 
 
@@ -95,6 +100,8 @@ def main(argv=None) -> int:
         print(f"Paired with {state.server_url} as device {state.device_id}; settings v{state.settings_version}; "
               f"waiting to upload: {counts['reports']} report(s), {counts['inbound']} inbound SMS.")
         return 0
+    if args.command == "sim-receive":
+        return sim_receive(state_dir, args.sender, args.body, args.sim_slot)
     from .runner import Companion
 
     options = {}
@@ -115,6 +122,30 @@ def main(argv=None) -> int:
         print(f"error: {companion.fatal}", file=sys.stderr)
         return 1
     print("Stopped; anything not yet uploaded stays in the outbox for next time.")
+    return 0
+
+
+def sim_receive(state_dir: Path, sender: str, body: str, sim_slot: int) -> int:
+    """Put an SMS in the outbox as if the phone had received it; ``run`` uploads it."""
+    import time
+    import uuid
+
+    from .outbox import Outbox
+
+    state = State.load(state_dir)
+    if not state.paired:
+        print("Not paired. Run: smsgw-companion pair URL CODE", file=sys.stderr)
+        return 1
+    sender = sender.strip()
+    if not sender or len(sender) > 64 or len(body) > 10_000:
+        print("error: give the sender (up to 64 characters) and a text of up to 10,000 characters", file=sys.stderr)
+        return 2
+    outbox = Outbox(state_dir / "outbox.sqlite3")
+    try:
+        outbox.add_inbound(f"sim-cli-{uuid.uuid4().hex}", sender, body, time.time(), sim_slot)
+    finally:
+        outbox.close()
+    print(f"Received from {sender}. A running `smsgw-companion run` uploads it within a few seconds.")
     return 0
 
 

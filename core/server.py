@@ -98,6 +98,8 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
             say(f"    .venv/bin/smsgw-companion --state-dir var/phone pair http://demo.{s.base_domain}:{port} CODE "
                 f"--backend simulator --connect-to 127.0.0.1:{port}")
             say("    .venv/bin/smsgw-companion --state-dir var/phone run --backend simulator")
+            say("  and reply from it as a recipient (shown under Inbox):")
+            say("    .venv/bin/smsgw-companion --state-dir var/phone sim-receive --from +14155550123 'Thanks!'")
         for note in getattr(platform, "startup_notes", []):
             say(f"  {note}")
         say("Press Ctrl-C to stop.")

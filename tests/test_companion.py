@@ -134,6 +134,16 @@ def test_pair_fetch_report_inbound_end_to_end(live_server, make_tenant, tmp_path
         ("+14155550177", "Thanks, on my way", state.device_id)]
     assert api.get("/api/v1/inbox?from=%2B14155550177").json()["messages"][0]["body"] == "Thanks, on my way"
 
+    # A person replies from the command line (what `make run` suggests), as the recipient.
+    assert cli.main(["--state-dir", str(state_dir), "sim-receive", "--from", phone(1), "See you at 8"]) == 0
+    assert f"Received from {phone(1)}" in capsys.readouterr().out
+    replies = wait_until(lambda: api.get("/api/v1/inbox", params={"from": phone(1)}).json()["messages"], 5,
+                         message="the reply")
+    assert [(x["body"], x["device_id"]) for x in replies] == [("See you at 8", state.device_id)]
+    assert cli.main(["--state-dir", str(state_dir), "sim-receive", "--from", " ", "x"]) == 2
+    assert cli.main(["--state-dir", str(tmp_path / "unpaired"), "sim-receive", "--from", phone(1), "x"]) == 1
+    assert "Not paired" in capsys.readouterr().err
+
     phones.stop(companion)
     assert cli.main(["--state-dir", str(state_dir), "status"]) == 0
     assert "waiting to upload: 0 report(s), 0 inbound SMS" in capsys.readouterr().out
