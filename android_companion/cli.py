@@ -6,11 +6,14 @@ import argparse
 import logging
 import signal
 import sys
+import time
+import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .backends import make_backend
 from .client import NetworkError, ServerError
+from .outbox import Outbox
 from .state import State, default_dir
 
 
@@ -94,8 +97,6 @@ def main(argv=None) -> int:
         if not state.paired:
             print("Not paired. Run: smsgw-companion pair URL CODE")
             return 1
-        from .outbox import Outbox
-
         counts = Outbox(state_dir / "outbox.sqlite3").counts()
         print(f"Paired with {state.server_url} as device {state.device_id}; settings v{state.settings_version}; "
               f"waiting to upload: {counts['reports']} report(s), {counts['inbound']} inbound SMS.")
@@ -127,11 +128,6 @@ def main(argv=None) -> int:
 
 def sim_receive(state_dir: Path, sender: str, body: str, sim_slot: int) -> int:
     """Put an SMS in the outbox as if the phone had received it; ``run`` uploads it."""
-    import time
-    import uuid
-
-    from .outbox import Outbox
-
     state = State.load(state_dir)
     if not state.paired:
         print("Not paired. Run: smsgw-companion pair URL CODE", file=sys.stderr)
