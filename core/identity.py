@@ -7,9 +7,11 @@ API tokens) are returned once and stored only as SHA-256 digests.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
 import uuid
+from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from peewee import fn
@@ -39,8 +41,28 @@ class RefreshReuse(AuthError):
 
 
 def revoke_family(family_id) -> None:
-    RefreshToken.update(revoked_at=utcnow()).where(
-        (RefreshToken.family_id == family_id) & RefreshToken.revoked_at.is_null()).execute()
+    revoke_families([family_id])
+
+
+def revoke_families(family_ids) -> None:
+    """Revoke these refresh-token families and every family derived from them: a credential
+    minted with another's access token dies with its source (``parent_family_id``)."""
+    ids = [str(f) for f in family_ids]
+    if not ids:
+        return
+    RefreshToken._meta.database.execute_sql(
+        "WITH RECURSIVE doomed(id) AS ("
+        " SELECT unnest(%s::uuid[])"
+        " UNION SELECT r.family_id FROM refresh_tokens r JOIN doomed d ON r.parent_family_id = d.id)"
+        " UPDATE refresh_tokens SET revoked_at = %s"
+        " WHERE family_id IN (SELECT id FROM doomed) AND revoked_at IS NULL",
+        (ids, utcnow()))
+
+
+def family_alive(family_id) -> bool:
+    """Whether a refresh family still has a usable token (not revoked, not deleted with its API token)."""
+    return RefreshToken.select(RefreshToken.id).where(
+        (RefreshToken.family_id == family_id) & RefreshToken.revoked_at.is_null()).exists()
 
 
 def refresh(tenant_ref, token: str, tenant_slug: str):
@@ -65,6 +87,51 @@ def user_principal(user: User, tenant_slug: str, via: str, session_id=None) -> P
                      session_id=session_id)
 
 
+def api_token_row_principal(row: ApiToken, tenant_slug: str, via: str, scope=None, family=None) -> Principal:
+    """An API token acting: exactly its scopes, narrowed by ``scope`` (a derived credential's)."""
+    permissions = frozenset(row.scopes)
+    if scope is not None:
+        permissions &= frozenset(scope)
+    return Principal(kind="token", id=row.id, role="token", tenant=tenant_slug, permissions=permissions,
+                     name=row.name, via=via, family=family)
+
+
+def jwt_principal(claims: dict, tenant_slug: str) -> Principal:
+    """Inside the tenant transaction: who a verified access token speaks for, and with what rights.
+
+    ``sub`` is ``user:<id>`` or ``token:<id>`` (minted from an API token: it acts as that token,
+    never as its creator). An optional ``scope`` claim (space-separated permissions, or a list)
+    narrows what the holder may do, never widens it. ``fam`` names the refresh family the token
+    was minted with: once that family is revoked (logout, password change, a revoked API token,
+    a replayed refresh token), its access tokens stop working at once, not 15 minutes later.
+    """
+    kind, _, raw_id = str(claims.get("sub", "")).partition(":")
+    if kind not in ("user", "token") or not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
+        raise AuthError("The access token names no user or API token.")
+    family = claims.get("fam")
+    if family is not None:
+        try:
+            family = str(uuid.UUID(str(family)))
+        except ValueError:
+            raise AuthError("The access token is malformed.") from None
+        if not family_alive(family):
+            raise AuthError("This access token's sign-in was revoked; sign in again.")
+    scope = claims.get("scope")
+    if scope is not None:
+        scope = [str(p) for p in (scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) else [])]
+    if kind == "token":
+        row = ApiToken.get_or_none((ApiToken.id == int(raw_id)) & ApiToken.revoked_at.is_null())
+        if row is None:
+            raise AuthError("The API token behind this access token was revoked.")
+        return api_token_row_principal(row, tenant_slug, "jwt", scope, family)
+    user = User.get_or_none((User.id == int(raw_id)) & (User.is_active == True))  # noqa: E712
+    if user is None:
+        raise AuthError("The account behind this token is disabled or gone.")
+    principal = user_principal(user, tenant_slug, "jwt")
+    permissions = principal.permissions if scope is None else principal.permissions & frozenset(scope)
+    return dataclasses.replace(principal, permissions=permissions, family=family)
+
+
 # -- passwords ------------------------------------------------------------------
 
 def check_password(email: str, password: str, pepper: bytes, cost: int = passwords.DEFAULT_COST) -> User | None:
@@ -85,10 +152,11 @@ def set_password(user: User, new_password: str, pepper: bytes, cost: int, keep_s
 
 
 def revoke_user_credentials(user_id: int, keep_session_id: int | None = None) -> None:
-    """Password change, disabling, deletion, logout: refresh tokens and other sessions die."""
+    """Password change, disabling, deletion, logout: refresh tokens (with their access tokens and
+    whatever was derived from them) and other sessions die."""
     now = utcnow()
-    RefreshToken.update(revoked_at=now).where(
-        (RefreshToken.user_id == user_id) & RefreshToken.revoked_at.is_null()).execute()
+    revoke_families([f for (f,) in RefreshToken.select(RefreshToken.family_id).distinct().where(
+        (RefreshToken.user_id == user_id) & RefreshToken.revoked_at.is_null()).tuples()])
     q = Session.update(revoked_at=now).where((Session.user_id == user_id) & Session.revoked_at.is_null())
     if keep_session_id:
         q = q.where(Session.id != keep_session_id)
@@ -130,18 +198,94 @@ def revoke_session(token: str) -> int | None:
 
 # -- refresh tokens ----------------------------------------------------------------
 
-def issue_refresh(user_id: int, tenant_slug: str, family_id=None, family_expires_at=None) -> str:
+@dataclass(frozen=True)
+class Grant:
+    """What a refresh-token family may mint: for whom (a user or an API token), with which
+    permissions (``scope``, space-separated; ``None``: everything the user's role allows),
+    in which family. Access tokens are made from it by :func:`access_claims`."""
+
+    family_id: str
+    user: User | None = None
+    api_token: ApiToken | None = None
+    scope: str | None = None
+
+    @property
+    def subject(self) -> str:
+        return f"user:{self.user.id}" if self.user is not None else f"token:{self.api_token.id}"
+
+    @property
+    def role(self) -> str:
+        return self.user.role if self.user is not None else "token"
+
+
+def access_claims(grant: Grant) -> dict:
+    """``subject``, ``role`` and ``extra`` claims for ``keyring.issue_access`` of an access token of ``grant``."""
+    extra = {"fam": grant.family_id}
+    if grant.scope is not None:
+        extra["scope"] = grant.scope
+    return {"subject": grant.subject, "role": grant.role, "extra": extra}
+
+
+def issue_refresh(user_id: int | None, tenant_slug: str, family_id=None, family_expires_at=None, *,
+                  api_token_id: int | None = None, scope: str | None = None, parent_family_id=None) -> str:
+    """A new refresh token: of a new family, or the next of ``family_id``.
+
+    A new family is held by a user or by an API token (never both). ``scope`` limits what its
+    access tokens may do; ``parent_family_id`` names the family whose access token minted it: it
+    dies with that family and does not outlive it."""
     token = tokenformat.generate("sgr", tenant_slug)
+    expires = family_expires_at or utcnow() + REFRESH_FAMILY_TTL
+    if parent_family_id is not None and family_id is None:
+        parent_expires = RefreshToken.select(fn.max(RefreshToken.family_expires_at)).where(
+            RefreshToken.family_id == parent_family_id).scalar()
+        if parent_expires is not None:
+            expires = min(expires, parent_expires)
     RefreshToken.create(family_id=family_id or uuid.uuid4(), token_hash=tokenformat.digest(token),
-                        user_id=user_id, family_expires_at=family_expires_at or utcnow() + REFRESH_FAMILY_TTL)
+                        user_id=user_id, api_token_id=api_token_id, scope=scope,
+                        parent_family_id=parent_family_id, family_expires_at=expires)
     return token
 
 
-def rotate_refresh(token: str, tenant_slug: str) -> tuple[User, str]:
-    """Spend ``token`` and return its user and a new token of the same family.
+def sign_in_grant(user: User, tenant_slug: str) -> tuple[Grant, str]:
+    """A sign-in with the password: a new family of the user's, with everything their role allows."""
+    token = issue_refresh(user.id, tenant_slug)
+    return Grant(_family_of(token), user=user), token
+
+
+def issue_grant(principal: Principal, tenant_slug: str, permissions: frozenset | None = None) -> tuple[Grant, str]:
+    """Inside the tenant transaction: a new refresh family for ``principal``, never carrying more
+    than it does: the principal's permissions narrowed to ``permissions`` (``None``: all of them),
+    held by the same user or API token, and a child of the principal's own family, if any."""
+    wanted = principal.permissions if permissions is None else principal.permissions & frozenset(permissions)
+    if principal.kind == "user":
+        user = User.get_or_none((User.id == principal.id) & (User.is_active == True))  # noqa: E712
+        if user is None:
+            raise AuthError("The account is disabled.")
+        scope = " ".join(sorted(wanted & role_permissions(user.role)))
+        token = issue_refresh(user.id, tenant_slug, scope=scope, parent_family_id=principal.family)
+        return Grant(_family_of(token), user=user, scope=scope), token
+    if principal.kind == "token":
+        row = ApiToken.get_or_none((ApiToken.id == principal.id) & ApiToken.revoked_at.is_null())
+        if row is None:
+            raise AuthError("The API token was revoked.")
+        scope = " ".join(sorted(wanted & frozenset(row.scopes)))
+        token = issue_refresh(None, tenant_slug, api_token_id=row.id, scope=scope,
+                              parent_family_id=principal.family)
+        return Grant(_family_of(token), api_token=row, scope=scope), token
+    raise AuthError("Only people and API tokens can get access tokens.")
+
+
+def _family_of(token: str) -> str:
+    return str(RefreshToken.select(RefreshToken.family_id).where(
+        RefreshToken.token_hash == tokenformat.digest(token)).scalar())
+
+
+def rotate_refresh(token: str, tenant_slug: str) -> tuple[Grant, str]:
+    """Spend ``token`` and return what its family may mint and a new token of the same family.
 
     Presenting a token that was already spent revokes the whole family: either
-    the client or a thief replayed it, and we cannot tell which.
+    the client or a thief replayed it, and we cannot tell which. A family whose
+    API token or parent family was revoked is refused.
     """
     parsed = tokenformat.parse(token or "", "sgr")
     if parsed is None or parsed[1] != tenant_slug:
@@ -157,11 +301,21 @@ def rotate_refresh(token: str, tenant_slug: str) -> tuple[User, str]:
         raise AuthError("The refresh token was revoked; sign in again.")
     if row.family_expires_at <= now:
         raise AuthError("The sign-in has expired; sign in again.")
-    user = User.get_or_none((User.id == row.user_id) & (User.is_active == True))  # noqa: E712
-    if user is None:
-        raise AuthError("The account is disabled.")
+    if row.parent_family_id is not None and not family_alive(row.parent_family_id):
+        raise AuthError("The sign-in this token was derived from was revoked; sign in again.")
+    user = api_token = None
+    if row.api_token_id is not None:
+        api_token = ApiToken.get_or_none((ApiToken.id == row.api_token_id) & ApiToken.revoked_at.is_null())
+        if api_token is None:
+            raise AuthError("The API token this sign-in came from was revoked.")
+    else:
+        user = User.get_or_none((User.id == row.user_id) & (User.is_active == True))  # noqa: E712
+        if user is None:
+            raise AuthError("The account is disabled.")
     RefreshToken.update(used_at=now).where(RefreshToken.id == row.id).execute()
-    return user, issue_refresh(user.id, tenant_slug, row.family_id, row.family_expires_at)
+    new_token = issue_refresh(row.user_id, tenant_slug, row.family_id, row.family_expires_at,
+                              api_token_id=row.api_token_id, scope=row.scope, parent_family_id=row.parent_family_id)
+    return Grant(str(row.family_id), user=user, api_token=api_token, scope=row.scope), new_token
 
 
 # -- API tokens ------------------------------------------------------------------
@@ -189,16 +343,19 @@ def api_token_principal(token: str, tenant_slug: str) -> Principal | None:
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
         ApiToken.update(last_used_at=now).where(ApiToken.id == row.id).execute()
-    return Principal(kind="token", id=row.id, role="token",
-                     tenant=tenant_slug, permissions=frozenset(row.scopes), name=row.name, via="api_token")
+    return api_token_row_principal(row, tenant_slug, "api_token")
 
 
 def revoke_api_token(token_id: int) -> ApiToken | None:
+    """Revoke an API token and every refresh family (with its access tokens) minted from it.
+    The caller tells every process (``platform.credentials_changed``)."""
     row = ApiToken.get_or_none(ApiToken.id == token_id)
     if row is None:
         return None
     if row.revoked_at is None:
         ApiToken.update(revoked_at=utcnow()).where(ApiToken.id == token_id).execute()
+    revoke_families([f for (f,) in RefreshToken.select(RefreshToken.family_id).distinct().where(
+        RefreshToken.api_token_id == token_id).tuples()])
     return row
 
 

@@ -53,7 +53,9 @@ API_SCOPES = ("messages:send", "messages:read", "devices:read", "devices:write",
               "webhooks:write", "settings:write")
 
 PUBLIC = "public"  # a handler method anyone may call (sign-in pages, health, JWKS)
-AUTHENTICATED = "authenticated"  # any signed-in principal of this tenant
+# Any principal of this tenant, whatever its scope: only for what every credential may do (say who it
+# is, manage the tokens it minted itself). Acting on a person's account needs ``profile:edit``.
+AUTHENTICATED = "authenticated"
 
 
 def role_permissions(role: str) -> frozenset:
@@ -74,6 +76,7 @@ class Principal:
     via: str = ""  # "session" | "jwt" | "api_token" | "admin_grant" | "device_token"
     reason: str | None = None  # the written reason of an admin access grant
     session_id: int | None = None
+    family: str | None = None  # the refresh family a JWT was minted with (credentials derived from it die with it)
 
     def can(self, permission: str) -> bool:
         if permission == PUBLIC:

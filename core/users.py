@@ -66,11 +66,15 @@ class RefreshToken(TenantModel):
     id = BigAutoField()
     family_id = UUIDField()
     token_hash = TextField(unique=True)
-    user_id = BigIntegerField()
+    user_id = BigIntegerField(null=True)  # the holder: a user, or (api_token_id) an API token
     created_at = DateTimeField(default=utcnow)
     family_expires_at = DateTimeField()
     used_at = DateTimeField(null=True)
     revoked_at = DateTimeField(null=True)
+    # Tenant migration 0003: what the family was derived from, and what it may mint.
+    api_token_id = BigIntegerField(null=True)
+    scope = TextField(null=True)
+    parent_family_id = UUIDField(null=True)
 
     class Meta:
         table_name = "refresh_tokens"

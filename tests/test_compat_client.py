@@ -407,13 +407,17 @@ def test_generate_use_refresh_and_revoke_access_tokens(live_server, tenant):
     reader = compat(live_server, tenant.slug, token=owner_token(tenant, ["messages:read"]))
     with pytest.raises(errors.ForbiddenError):
         reader.generate_token(domain.TokenRequest(scopes=["messages:send"]))
-    # An API token can be exchanged for an access token within its own scopes.
+    # An API token can be exchanged for an access token within its own scopes, which acts as the
+    # token (not as the person who created it) ...
     from_token = reader.generate_token(domain.TokenRequest(scopes=["messages:list"]))
     assert len(compat(live_server, None, token=from_token.access_token).get_messages()) >= 1
-    # ... but not an API token without an owner.
-    with pytest.raises(errors.ForbiddenError):
-        compat(live_server, tenant.slug, token=api_token(tenant.slug)).generate_token(
-            domain.TokenRequest(scopes=["messages:send"]))
+    me = raw(live_server, tenant.slug, from_token.access_token).get("/api/v1/me").json()
+    assert me["kind"] == "token" and me["permissions"] == ["messages:read"] and me["email"] is None
+    # ... so a token whose creator is gone can be exchanged too, within its scopes.
+    ownerless = compat(live_server, tenant.slug, token=api_token(tenant.slug)).generate_token(
+        domain.TokenRequest(scopes=["messages:send"]))
+    me = raw(live_server, tenant.slug, ownerless.access_token).get("/api/v1/me").json()
+    assert me["kind"] == "token" and me["permissions"] == ["messages:send"]
 
 
 # -- Basic auth ----------------------------------------------------------------------------------

@@ -23,10 +23,10 @@ class AccessToken(TenantModel):
 
 
 class TokenFamily(TenantModel):
-    """The scope and lifetime a refresh-token family gives the access tokens it mints."""
+    """The lifetime a refresh-token family gives the access tokens it mints (its scope is the kernel's,
+    ``refresh_tokens.scope``)."""
 
     family_id = UUIDField(primary_key=True)
-    scope = TextField()
     ttl = IntegerField()
     expires_at = DateTimeField()
 

@@ -1,10 +1,12 @@
 """``/3rdparty/v1/auth/token``: short-lived access JWTs with scopes, refresh rotation, revocation by jti.
 
-Access tokens are our own RS256 tokens (``platform.keyring``), for the calling
-user, with a ``scope`` claim the kernel intersects with the user's role; their
+Access tokens are our own RS256 tokens (``platform.keyring``), for the caller
+(a user, or an API token acting as itself, never as its creator), with a
+``scope`` claim the kernel intersects with what the caller holds; their
 lifetime is at most our 900 s. Refresh tokens are ours too (``sgr_…``, rotated,
-reuse revokes the family); the scope and lifetime a family was issued with are
-kept in ``compat_token_families`` so refreshed tokens keep them. Revoking a jti
+reuse revokes the family, ``core.identity.issue_grant``): the kernel keeps each
+family's holder and scope, so refreshing here or at ``/api/v1/auth/refresh``
+never widens it; ``compat_token_families`` keeps the lifetime. Revoking a jti
 marks it in ``compat_access_tokens``, which the kernel consults for every JWT
 (hook ``smsgw_access_token_revoked``), and revokes its refresh family.
 """
@@ -17,10 +19,9 @@ import uuid
 
 from core import tokenformat
 from core.catalogue import utcnow
-from core.identity import AuthError, issue_refresh, rotate_refresh
+from core.identity import AuthError, Grant, access_claims, issue_grant, revoke_family, rotate_refresh
 from core.jwtkeys import ACCESS_TTL, LEEWAY
-from core.permissions import role_permissions
-from core.users import ApiToken, RefreshToken, User
+from core.users import RefreshToken
 from core.web.problem import Problem
 
 from .models import AccessToken, TokenFamily
@@ -81,41 +82,34 @@ def parse_ttl(value) -> int:
     return min(value, ACCESS_TTL)
 
 
-def token_user(principal) -> int:
-    """Whose token this is: the user, or for an API token the user who created it (inside the tenant)."""
-    if principal.kind == "user":
-        return principal.id
-    if principal.kind == "token":
-        row = ApiToken.get_or_none(ApiToken.id == principal.id)
-        user = User.get_or_none((User.id == row.created_by) & (User.is_active == True)) if row and row.created_by else None  # noqa: E712
-        if user is None:
-            raise Problem(403, "forbidden", "This API token has no active owner to issue tokens for; sign in with "
-                          "your email and password (Basic auth) instead.")
-        return user.id
-    raise Problem(403, "forbidden", "Only people and API tokens can get access tokens.")
-
-
-def _plan(user: User, scope: str, ttl: int, issued_by: str, family_id) -> dict:
+def _plan(grant: Grant, ttl: int, issued_by: str) -> dict:
     """Record the access token about to be signed (the signing happens outside the tenant transaction)."""
     now = int(time.time())
-    plan = {"user_id": user.id, "role": user.role, "scope": scope, "ttl": ttl, "jti": uuid.uuid4().hex,
-            "iat": now, "exp": now + ttl}
-    AccessToken.create(jti=plan["jti"], user_id=user.id, issued_by=issued_by, family_id=family_id, scope=scope,
+    plan = {"claims": access_claims(grant), "ttl": ttl, "jti": uuid.uuid4().hex, "iat": now, "exp": now + ttl}
+    AccessToken.create(jti=plan["jti"], user_id=grant.user.id if grant.user is not None else None,
+                       issued_by=issued_by, family_id=grant.family_id, scope=grant.scope or "",
                        expires_at=dt.datetime.fromtimestamp(plan["exp"], dt.timezone.utc))
     return plan
 
 
 def plan_issue(tenant_slug: str, principal, scopes, ttl_value) -> dict:
-    """Inside the tenant transaction: a refresh token, and the access token to sign for the caller."""
+    """Inside the tenant transaction: a refresh token, and the access token to sign for the caller.
+
+    The new family is the caller's own (an API token's stays that token's, never its creator's)
+    and carries at most the caller's permissions; one minted with an access token dies with
+    that token's family."""
     permissions = requested_permissions(scopes, principal.permissions)
     ttl = parse_ttl(ttl_value)
-    user = User.get_by_id(token_user(principal))
-    scope = " ".join(sorted(permissions & role_permissions(user.role)))
-    refresh_token = issue_refresh(user.id, tenant_slug)
-    family = RefreshToken.get(RefreshToken.token_hash == tokenformat.digest(refresh_token))
-    TokenFamily.create(family_id=family.family_id, scope=scope, ttl=ttl, expires_at=family.family_expires_at)
-    plan = _plan(user, scope, ttl, principal.actor, family.family_id)
+    try:
+        grant, refresh_token = issue_grant(principal, tenant_slug, permissions)
+    except AuthError as exc:
+        raise Problem(403, "forbidden", str(exc)) from None
+    TokenFamily.create(family_id=grant.family_id, ttl=ttl,
+                       expires_at=RefreshToken.get(RefreshToken.token_hash == tokenformat.digest(refresh_token))
+                       .family_expires_at)
+    plan = _plan(grant, ttl, principal.actor)
     plan["refresh"] = refresh_token
+    plan["scope"] = grant.scope
     return plan
 
 
@@ -127,29 +121,26 @@ def plan_refresh(tenant_slug: str, token: str) -> dict:
     an exception here would roll that revocation back.
     """
     try:
-        user, new_refresh = rotate_refresh(token, tenant_slug)
+        grant, new_refresh = rotate_refresh(token, tenant_slug)
     except AuthError as exc:
         family_id = getattr(exc, "family_id", None)
         if family_id is not None:
-            RefreshToken.update(revoked_at=utcnow()).where(
-                (RefreshToken.family_id == family_id) & RefreshToken.revoked_at.is_null()).execute()
+            revoke_family(family_id)
         return {"error": str(exc)}
-    family = RefreshToken.get(RefreshToken.token_hash == tokenformat.digest(new_refresh))
-    kept = TokenFamily.get_or_none(TokenFamily.family_id == family.family_id)
-    if kept is not None:
-        scope, ttl = kept.scope, kept.ttl
-    else:  # a refresh token from our native sign-in: the role's permissions, our usual lifetime
-        scope, ttl = " ".join(sorted(role_permissions(user.role))), ACCESS_TTL
-    plan = _plan(user, scope, ttl, f"user:{user.id}", family.family_id)
+    kept = TokenFamily.get_or_none(TokenFamily.family_id == grant.family_id)
+    ttl = kept.ttl if kept is not None else ACCESS_TTL  # a family of our native sign-in: our usual lifetime
+    plan = _plan(grant, ttl, grant.subject)
     plan["refresh"] = new_refresh
+    plan["scope"] = grant.scope
     return plan
 
 
 def sign(platform, tenant_slug: str, plan: dict) -> dict:
     """Outside any tenant transaction (the key ring reads the catalogue): the response body."""
+    made = plan["claims"]
     access, claims = platform.keyring.issue_access(
-        subject=f"user:{plan['user_id']}", tenant=tenant_slug, role=plan["role"], now=plan["iat"],
-        extra={"scope": plan["scope"], "exp": plan["exp"], "jti": plan["jti"]})
+        subject=made["subject"], tenant=tenant_slug, role=made["role"], now=plan["iat"],
+        extra={**made["extra"], "exp": plan["exp"], "jti": plan["jti"]})
     expires = dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc).isoformat()
     return {"accessToken": access, "tokenType": "Bearer", "id": claims["jti"], "expiresAt": expires,
             "refreshToken": plan["refresh"],
@@ -176,8 +167,7 @@ def revoke(principal, jti: str) -> bool:
     if row.revoked_at is None:
         AccessToken.update(revoked_at=now).where(AccessToken.jti == jti).execute()
     if row.family_id is not None:
-        RefreshToken.update(revoked_at=now).where(
-            (RefreshToken.family_id == row.family_id) & RefreshToken.revoked_at.is_null()).execute()
+        revoke_family(row.family_id)
     return True
 
 

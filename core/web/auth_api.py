@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..events import emit
-from ..identity import AuthError, issue_refresh, refresh, revoke_user_credentials
+from ..identity import AuthError, Grant, access_claims, refresh, revoke_user_credentials, sign_in_grant
 from ..jwtkeys import ACCESS_TTL
 from ..permissions import AUTHENTICATED, PUBLIC
 from .auth_pages import TOO_MANY, audit, login_attempt
@@ -11,8 +11,9 @@ from .base import ApiHandler
 from .problem import Problem
 
 
-def token_response(platform, user, tenant_slug, refresh_token):
-    access, claims = platform.keyring.issue_access(subject=f"user:{user.id}", tenant=tenant_slug, role=user.role)
+def token_response(platform, grant: Grant, tenant_slug, refresh_token):
+    """An access token of ``grant`` (its holder and scope, never more) and the refresh token beside it."""
+    access, claims = platform.keyring.issue_access(tenant=tenant_slug, **access_claims(grant))
     return {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TTL,
             "expires_at": claims["exp"], "refresh_token": refresh_token}
 
@@ -35,9 +36,9 @@ class TokenHandler(ApiHandler):
             if error == TOO_MANY:
                 raise Problem(429, "too-many-attempts", error, headers={"Retry-After": "3600"})
             raise Problem(401, "invalid-credentials", error)
-        refresh = await self.in_tenant(issue_refresh, user.id, self.tenant.slug)
+        grant, refresh = await self.in_tenant(sign_in_grant, user, self.tenant.slug)
         self.set_header("Cache-Control", "no-store")
-        self.write_json(await self.run_db(token_response, self.platform, user, self.tenant.slug, refresh))
+        self.write_json(await self.run_db(token_response, self.platform, grant, self.tenant.slug, refresh))
 
 
 class RefreshHandler(ApiHandler):
@@ -53,18 +54,21 @@ class RefreshHandler(ApiHandler):
             raise Problem(422, "validation-failed", "Send refresh_token.",
                           errors=[{"field": "refresh_token", "message": "required"}])
         try:
-            user, new_token = await self.run_db(refresh, self.tenant.ref, token, self.tenant.slug)
+            grant, new_token = await self.run_db(refresh, self.tenant.ref, token, self.tenant.slug)
         except AuthError as exc:
             await self.run_db(emit, self.platform, audit(self, "refresh.refused", detail=str(exc)))
             raise Problem(401, "invalid-refresh-token", str(exc)) from None
         self.set_header("Cache-Control", "no-store")
-        self.write_json(await self.run_db(token_response, self.platform, user, self.tenant.slug, new_token))
+        self.write_json(await self.run_db(token_response, self.platform, grant, self.tenant.slug, new_token))
 
 
 class RevokeHandler(ApiHandler):
-    """``POST /api/v1/auth/logout``: revoke every refresh token and session of the caller."""
+    """``POST /api/v1/auth/logout``: revoke every refresh token and session of the caller.
 
-    permission = AUTHENTICATED
+    Signing a person out everywhere acts on their account: it needs ``profile:edit``, which a
+    scoped access token (say ``messages:read``) does not carry."""
+
+    permission = "profile:edit"
 
     async def post(self):
         if self.principal.kind != "user":
@@ -91,5 +95,8 @@ class MeHandler(ApiHandler):
 
     def get(self):
         p = self.principal
+        # The e-mail address is the person's, not the credential's: only credentials that may edit
+        # the profile see it (a scoped access token or an API token does not).
         self.write_json({"kind": p.kind, "id": p.id, "role": p.role, "tenant": p.tenant, "name": p.name,
-                         "email": p.email, "permissions": sorted(p.permissions), "via": p.via})
+                         "email": p.email if p.can("profile:edit") else None,
+                         "permissions": sorted(p.permissions), "via": p.via})

@@ -12,7 +12,6 @@ Database work never runs on the IOLoop: use :meth:`run_db` / :meth:`in_tenant`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import json
@@ -219,34 +218,18 @@ class BaseHandler(tornado.web.RequestHandler):
             raise Problem(401, "invalid-token", str(exc),
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
         tenant = await self._tenant_for_token(str(claims.get("tenant") or ""))
-        kind, _, raw_id = str(claims["sub"]).partition(":")
-        if kind != "user" or not (raw_id.isascii() and raw_id.isdigit()):
-            raise Problem(401, "invalid-token", "The access token names no user.",
-                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        from ..identity import user_principal
-        from ..users import User
+        from ..identity import AuthError, jwt_principal
 
         def load():
             if self._access_token_revoked(tenant, claims):
-                return None, True
-            return User.get_or_none((User.id == int(raw_id)) & (User.is_active == True)), False  # noqa: E712
+                raise AuthError("This access token was revoked; get a new one.")
+            return jwt_principal(claims, tenant.slug)
 
-        user, revoked = await self.in_tenant(load)
-        if revoked:
-            raise Problem(401, "invalid-token", "This access token was revoked; get a new one.",
-                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        if user is None:
-            raise Problem(401, "invalid-token", "The account behind this token is disabled or gone.",
-                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        principal = user_principal(user, tenant.slug, "jwt")
-        scope = claims.get("scope")
-        if scope is not None:
-            # An optional ``scope`` claim (space-separated permissions, or a list) narrows the token:
-            # it grants what both the user's role and the scope allow, never more than the role.
-            granted = scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) else []
-            principal = dataclasses.replace(
-                principal, permissions=principal.permissions & frozenset(str(p) for p in granted))
-        return principal
+        try:
+            return await self.in_tenant(load)
+        except AuthError as exc:
+            raise Problem(401, "invalid-token", str(exc),
+                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
 
     def _access_token_revoked(self, tenant, claims: dict) -> bool:
         """Hook point, inside the tenant's transaction: has an addon revoked this access token?
