@@ -52,6 +52,8 @@ setup(
             "openapi-spec-validator>=0.7",
             # ... and fuzzes the live API against it (property-based, on hypothesis).
             "schemathesis>=4.0,<5",
+            # The fault tests run the platform with Redis wake-ups (what the redis extra installs).
+            "redis>=5",
         ],
     },
     entry_points={

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase
 
+from .outage import database_outage
+
 
 class FastPool(PooledPostgresqlDatabase):
     """A pool that checks a connection with a round trip only after it sat idle for a while.
@@ -209,7 +211,9 @@ async def run_sync(fn, *args, **kwargs):
     """Run blocking ``fn`` in the bounded DB executor, carrying the current context."""
     ctx = contextvars.copy_context()
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(executor(), lambda: ctx.run(fn, *args, **kwargs))
+    result = await loop.run_in_executor(executor(), lambda: ctx.run(fn, *args, **kwargs))
+    database_outage.recovered()  # an attribute check, unless an outage is being reported
+    return result
 
 
 async def run_in_tenant(tenant: TenantRef, fn, *args, **kwargs):

@@ -168,11 +168,15 @@ class EmbeddedPostgres:
         self.started_here = True
         return self.admin_url()
 
-    def stop(self):
+    def stop(self, mode: str = "fast"):
+        """Stop the cluster: ``fast`` (clean), or ``immediate`` (no checkpoint: what a crash
+        leaves; the next start recovers from the WAL)."""
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"unknown stop mode {mode!r}")
         if not self.is_running():
             return
         subprocess.run(
-            [_bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"],
+            [_bin("pg_ctl"), "-D", str(self.pgdata), "-m", mode, "-w", "stop"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **self._run_kwargs(),
         )
 

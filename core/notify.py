@@ -61,7 +61,7 @@ class Listener:
                 self.connected.clear()
                 log.warning("notification listener lost its connection (%s); retrying", exc.__class__.__name__)
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10)
+                backoff = min(backoff * 2, 2.0)  # wake-ups are missed meanwhile: come back soon
 
     def _dispatch(self, channel, payload):
         for cb in self.callbacks.get(channel, []):

@@ -199,10 +199,13 @@ class Platform:
         self.wakeups.bind(loop)
         self.listener = Listener(self.app_url)
         self.listener.subscribe(TENANT_CHANNEL, self._tenant_changed)
-        self.listener.subscribe(CHANNEL, lambda key: key and self.wakeups.wake_threadsafe(key))
+        # A payload of None: the listener (re)connected and may have missed wake-ups meanwhile.
+        self.listener.subscribe(CHANNEL, lambda key: self.wakeups.wake_threadsafe(key) if key
+                                else self.wakeups.wake_all_threadsafe())
         self.listener.start()
         if self.settings.redis_url:
-            self.redis_wakeups = RedisWakeups(self.settings.redis_url, self.wakeups)
+            self.redis_wakeups = RedisWakeups(self.settings.redis_url, self.wakeups,
+                                              on_connect=self.wakeups.wake_all_threadsafe)
             self.redis_wakeups.start()
 
     def _tenant_changed(self, slug) -> None:
@@ -241,15 +244,45 @@ class Platform:
         """
         from .wakeups import notify_sql
 
-        if not self.redis_wakeups:
+        if not (self.redis_wakeups and self.redis_wakeups.healthy):  # Redis down: NOTIFY carries it
             notify_sql(db, key)
 
     def wake_now(self, *keys: str) -> None:
-        """After a commit: wake waiters on ``keys`` in this process at once (and via Redis elsewhere)."""
+        """After a commit: wake waiters on ``keys`` in this process at once (and via Redis elsewhere).
+
+        Never raises: the work is committed, and its answer must be the success answer. A
+        wake-up Redis could not take goes through PostgreSQL ``NOTIFY`` from the executor; if
+        that fails too, phones find the work at their next poll or the sweep."""
         for key in keys:
-            if self.redis_wakeups:
-                self.redis_wakeups.publish(key)
             self.wakeups.wake_threadsafe(key)
+        redis = self.redis_wakeups
+        if redis is not None and keys:
+            missed = [key for key in keys if not redis.publish(key)]
+            if missed:
+                from .db import executor
+
+                try:
+                    executor().submit(self._notify_now, missed)
+                except RuntimeError:  # the executor is shutting down: the sweep will do
+                    pass
+
+    def _notify_now(self, keys) -> None:
+        from .db import connection
+        from .wakeups import notify_sql
+
+        try:
+            with connection():
+                for key in keys:
+                    notify_sql(dbmod.app_db, key)
+        except Exception as exc:  # best effort: polls and the sweep still find the work
+            log.warning("could not send wake-ups through NOTIFY either (%s)", exc.__class__.__name__)
+
+    def wakeup_status(self) -> dict:
+        """Readiness: which cross-process wake-up channels work now."""
+        status = {"notify": "ok" if self.listener is None or self.listener.connected.is_set() else "down"}
+        if self.redis_wakeups is not None:
+            status["redis"] = "ok" if self.redis_wakeups.healthy else "down"
+        return status
 
     def close(self) -> None:
         if self.app_url:

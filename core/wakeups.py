@@ -112,6 +112,16 @@ class WakeupHub:
         self.wakes += n
         return n
 
+    def wake_all(self) -> int:
+        """Wake every waiter of this process (on the IOLoop thread): a wake-up channel was down and
+        may have dropped some, so each looks for work once."""
+        return sum(self.wake(key) for key in list(self._waiters))
+
+    def wake_all_threadsafe(self) -> None:
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.wake_all)
+
     def wake_threadsafe(self, key: str) -> None:
         """Wake from any thread (e.g. the executor or the NOTIFY listener)."""
         loop = self.loop
@@ -228,24 +238,84 @@ def notify_sql(db, key: str) -> None:
 
 
 class RedisWakeups:
-    """Cross-process wake-ups over Redis pub/sub (when ``REDIS_URL`` is set)."""
+    """Cross-process wake-ups over Redis pub/sub (when ``REDIS_URL`` is set).
 
-    def __init__(self, url: str, hub: WakeupHub):
+    A wake-up is best effort *after* a commit, so nothing here may fail the request that
+    committed: a publish that fails returns ``False`` (the caller falls back to PostgreSQL
+    ``NOTIFY``) and marks Redis down, logged once per outage. The listener thread reconnects
+    with backoff and resubscribes; while Redis is down (``healthy`` false) the platform sends
+    wake-ups through ``NOTIFY``, which every process also listens to; and at every
+    (re)connection ``on_connect`` runs, so the process's waiting phones look for work they may
+    have missed meanwhile.
+    """
+
+    RETRY_FIRST, RETRY_MAX = 0.2, 5.0
+
+    def __init__(self, url: str, hub: WakeupHub, on_connect=None):
         import redis  # optional dependency: pip install .[redis]
 
-        self.client = redis.Redis.from_url(url)
+        self.errors = (redis.RedisError, OSError)
+        # Short timeouts: a publish runs on the IOLoop thread, and a Redis that hangs must not hang it.
+        self.client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0,
+                                           health_check_interval=5)
         self.hub = hub
+        self.on_connect = on_connect
+        self.healthy = False
+        self.outages = 0
+        self.failed_publishes = 0
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pubsub = None
 
-    def publish(self, key: str) -> None:
-        self.client.publish(CHANNEL, key)
+    def publish(self, key: str) -> bool:
+        """Publish a wake-up; ``False`` when Redis is down (never raises)."""
+        if not self.healthy:
+            return False
+        try:
+            self.client.publish(CHANNEL, key)
+            return True
+        except self.errors as exc:
+            self.failed_publishes += 1
+            self._lost(exc)
+            return False
+
+    def _lost(self, exc) -> None:
+        if self.healthy or self.outages == 0:
+            self.outages += 1
+            log.warning("Redis wake-ups unavailable (%s); using PostgreSQL NOTIFY until Redis is back",
+                        exc.__class__.__name__)
+        self.healthy = False
 
     def start(self) -> None:
-        self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(**{CHANNEL: lambda m: self.hub.wake_threadsafe(m["data"].decode())})
-        self._thread = self._pubsub.run_in_thread(sleep_time=1.0, daemon=True)
+        self._thread = threading.Thread(target=self._run, name="redis-wakeups", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        backoff = self.RETRY_FIRST
+        while not self._stop.is_set():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(CHANNEL)
+                if not self.healthy and self.outages:
+                    log.warning("Redis wake-ups are back")
+                self.healthy = True
+                backoff = self.RETRY_FIRST
+                if self.on_connect is not None:
+                    self.on_connect()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message and message.get("type") == "message":
+                        self.hub.wake_threadsafe(message["data"].decode())
+            except self.errors as exc:
+                self._lost(exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.RETRY_MAX)
+            finally:
+                try:
+                    pubsub.close()
+                except self.errors:
+                    pass
 
     def stop(self) -> None:
+        self._stop.set()
         if self._thread:
-            self._thread.stop()
+            self._thread.join(timeout=5)

@@ -20,7 +20,8 @@ import logging
 from core.catalogue import utcnow
 from core.db import run_in_tenant
 from core.groupcommit import GroupCommit, with_refusals
-from core.web.problem import PROBLEM_CONTENT_TYPE, Problem
+from core.outage import database_outage, is_unavailable
+from core.web.problem import Problem, database_unavailable
 
 from . import service
 
@@ -134,11 +135,15 @@ class ParkedPoll:
                 if not self.again:
                     return
         except Exception as exc:
-            if not isinstance(exc, Problem):
+            if isinstance(exc, Problem):
+                problem = exc
+            elif is_unavailable(exc):  # the phone backs off for Retry-After; one log line per outage
+                database_outage.failed(exc)
+                problem = database_unavailable()
+            else:
                 log.exception("a parked long poll failed to look for work")
-                exc = Problem(500, "internal-error", "Something went wrong on our side; poll again.")
-            problem = exc
-            self._finish(lambda: self.request.respond_json(problem.to_dict(), problem.status, PROBLEM_CONTENT_TYPE))
+                problem = Problem(500, "internal-error", "Something went wrong on our side; poll again.")
+            self._finish(lambda: self.request.respond_problem(problem))
         finally:
             self.looking = False
             self.task = None

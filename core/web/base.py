@@ -24,9 +24,10 @@ import tornado.web
 
 from .. import tokenformat
 from ..db import current_tenant, run_in_tenant, run_sync
+from ..outage import database_outage, is_unavailable
 from ..permissions import PUBLIC, Principal
 from .jsonout import json_bytes
-from .problem import PROBLEM_CONTENT_TYPE, Problem
+from .problem import PROBLEM_CONTENT_TYPE, Problem, database_unavailable
 from .security_headers import security_headers
 
 PRINCIPAL_TTL = 10.0  # seconds a bearer token's principal is reused without a lookup
@@ -324,6 +325,8 @@ class BaseHandler(tornado.web.RequestHandler):
                     400: "bad-request"}.get(status_code, "error")
             detail = exc.log_message if exc.log_message and status_code < 500 else None
             return Problem(status_code, code, detail or self._reason)
+        if is_unavailable(exc):
+            return database_unavailable()
         return Problem(500, "internal-error", "Something went wrong on our side. It has been logged; please try again.")
 
     def write_error(self, status_code, **kwargs):
@@ -345,10 +348,15 @@ class BaseHandler(tornado.web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, Problem):
             status_code = exc.status
+        elif is_unavailable(exc):
+            status_code = 503
         super().send_error(status_code, **kwargs)
 
     def log_exception(self, typ, value, tb):
         if isinstance(value, Problem):
+            return
+        if is_unavailable(value):
+            database_outage.failed(value)  # one line per outage, not a traceback per request
             return
         if isinstance(value, tornado.web.HTTPError):
             return super().log_exception(typ, value, tb)

@@ -25,6 +25,7 @@ from tornado.iostream import StreamClosedError
 
 from .access_log import log_line
 from .jsonout import json_bytes
+from .problem import PROBLEM_CONTENT_TYPE
 from .security_headers import security_headers
 
 log = logging.getLogger(__name__)
@@ -219,10 +220,15 @@ class Detached:
             if callback is not None:
                 callback()
 
-    def respond_json(self, data, status: int = 200, content_type: str = "application/json; charset=UTF-8"):
-        self.respond(status, json_bytes(data), content_type)
+    def respond_json(self, data, status: int = 200, content_type: str = "application/json; charset=UTF-8",
+                     extra_headers: dict | None = None):
+        self.respond(status, json_bytes(data), content_type, extra_headers)
 
-    def respond(self, status: int, body: bytes, content_type: str) -> None:
+    def respond_problem(self, problem) -> None:
+        """Answer with a :class:`core.web.problem.Problem` (its headers too, e.g. ``Retry-After``)."""
+        self.respond_json(problem.to_dict(), problem.status, PROBLEM_CONTENT_TYPE, problem.headers)
+
+    def respond(self, status: int, body: bytes, content_type: str, extra_headers: dict | None = None) -> None:
         self.settled()
         if self.done:
             return
@@ -231,6 +237,8 @@ class Detached:
         conn, self.conn = self.conn, None
         headers = httputil.HTTPHeaders()
         for name, value in security_headers(self.https):
+            headers[name] = value
+        for name, value in (extra_headers or {}).items():
             headers[name] = value
         headers["Content-Type"] = content_type
         headers["Content-Length"] = str(len(body))

@@ -32,7 +32,8 @@ class LiveHandler(ApiHandler):
 
 
 class ReadyHandler(ApiHandler):
-    """``/health/ready``: the database answers and every migration is applied."""
+    """``/health/ready``: the database answers and every migration is applied (503 otherwise);
+    ``degraded`` (still 200) while a cross-process wake-up channel is down."""
 
     scope = "any"
     permission = PUBLIC
@@ -51,7 +52,14 @@ class ReadyHandler(ApiHandler):
             except Exception as exc:  # database down: not ready, and say so
                 status = {"status": "unavailable", "database": "unreachable", "error": exc.__class__.__name__}
             self._cache["ready"] = (time.monotonic() + 2.0, status)
-        self.write_json(status, 200 if status["status"] == "ok" else 503)
+        code = 200 if status["status"] == "ok" else 503
+        # A wake-up channel down degrades this process (phones learn of work later) but it still
+        # serves: say so, and stay in the load balancer.
+        wakeups = self.platform.wakeup_status()
+        status = {**status, "wakeups": wakeups}
+        if code == 200 and "down" in wakeups.values():
+            status["status"] = "degraded"
+        self.write_json(status, code)
 
     def _check(self):
         with connection():

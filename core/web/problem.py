@@ -48,3 +48,13 @@ TITLES = {
     415: N_("Unsupported media type"), 422: N_("Unprocessable content"), 429: N_("Too many requests"),
     500: N_("Internal server error"), 503: N_("Service unavailable"),
 }
+
+
+def database_unavailable() -> Problem:
+    """The answer while PostgreSQL cannot be reached (see :mod:`core.outage`)."""
+    from ..outage import RETRY_AFTER
+
+    return Problem(503, "database-unavailable",
+                   "We cannot reach our database right now. Your request may not have been carried out: "
+                   f"try again in {RETRY_AFTER} seconds (sends with the same Idempotency-Key are stored once).",
+                   headers={"Retry-After": str(RETRY_AFTER)})
