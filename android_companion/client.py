@@ -14,10 +14,11 @@ from . import __version__
 class ServerError(Exception):
     """The server answered with an error; ``status`` and ``problem`` say which."""
 
-    def __init__(self, status: int, problem: dict):
+    def __init__(self, status: int, problem: dict, retry_after: float | None = None):
         super().__init__(f"{status}: {problem.get('detail') or problem.get('title') or problem}")
         self.status = status
         self.problem = problem
+        self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After), if it said
 
     @property
     def auth_failed(self) -> bool:
@@ -26,6 +27,13 @@ class ServerError(Exception):
 
 class NetworkError(Exception):
     """The server could not be reached; retry later."""
+
+
+def _seconds(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (the delay form; an HTTP date is not worth a phone's parsing)."""
+    if value and value.strip().isdigit():
+        return float(min(int(value.strip()), 3600))
+    return None
 
 
 class DeviceClient:
@@ -65,6 +73,7 @@ class DeviceClient:
             conn.request(method, target, body=data, headers=headers)
             resp = conn.getresponse()
             status, raw = resp.status, resp.read()
+            retry_after = _seconds(resp.getheader("Retry-After"))
         except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
             raise NetworkError(str(exc) or exc.__class__.__name__) from None
         finally:
@@ -76,7 +85,7 @@ class DeviceClient:
                 problem = json.loads(raw or b"{}")
             except ValueError:
                 problem = {"detail": raw[:200].decode("utf-8", "replace")}
-            raise ServerError(status, problem if isinstance(problem, dict) else {"detail": str(problem)})
+            raise ServerError(status, problem if isinstance(problem, dict) else {"detail": str(problem)}, retry_after)
         try:
             return json.loads(raw) if raw else {}
         except ValueError:

@@ -31,16 +31,30 @@ log = logging.getLogger("smsgw.companion")
 
 
 class Backoff:
-    def __init__(self, base: float = 0.5, cap: float = 60.0):
-        self.base, self.cap, self.failures = base, cap, 0
+    """How long to wait before the next attempt: "decorrelated jitter" (each wait is random between
+    ``base`` and three times the last one), so phones that lost the server together come back
+    spread out, not in waves.
 
-    def next(self) -> float:
+    The first ``quick`` attempts after the server was last reached are capped at ``quick_cap``
+    (5 s): a restart takes seconds, and a phone should be back soon after it, not idle for
+    half a minute with work waiting. Only a server that stays away lets the waits grow to ``cap``.
+    A ``Retry-After`` the server sent is a floor, with up to as much again of jitter on top.
+    """
+
+    def __init__(self, base: float = 0.5, cap: float = 60.0, quick_cap: float = 5.0, quick: int = 6):
+        self.base, self.cap, self.quick_cap, self.quick = base, cap, quick_cap, quick
+        self.failures, self.last = 0, base
+
+    def next(self, retry_after: float | None = None) -> float:
         self.failures += 1
-        # "Full jitter": spreads reconnecting phones over the whole window.
-        return random.uniform(0, min(self.cap, self.base * (2 ** self.failures)))
+        cap = min(self.cap, self.quick_cap) if self.failures <= self.quick else self.cap
+        self.last = random.uniform(self.base, max(self.base, min(cap, 3 * self.last)))
+        if retry_after:  # the server said when: come then, spread over as much again
+            return min(max(retry_after, 0.0), 300.0) * random.uniform(1.0, 2.0)
+        return self.last
 
     def reset(self) -> None:
-        self.failures = 0
+        self.failures, self.last = 0, self.base
 
 
 class Companion:
@@ -134,7 +148,7 @@ class Companion:
             if exc.auth_failed:
                 self._fail(f"The server refused this phone ({exc}). Pair it again.")
                 return
-            delay = backoff.next()
+            delay = backoff.next(exc.retry_after)
             log.warning("server error %s; retrying in %.1f s", exc, delay)
             self.stop_event.wait(delay)
             return

@@ -109,6 +109,9 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
         await stop.wait()
         say("Shutting down: no new connections; finishing requests in flight ...")
         server.stop()
+        drained = platform.wakeups.drain()  # waiting phones: 503 + Retry-After, back in a second
+        if drained:
+            say(f"Told {drained} waiting phone(s) to poll again in a second.")
         try:
             await asyncio.wait_for(server.close_all_connections(), timeout=10)
         except asyncio.TimeoutError:

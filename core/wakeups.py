@@ -117,6 +117,23 @@ class WakeupHub:
         may have dropped some, so each looks for work once."""
         return sum(self.wake(key) for key in list(self._waiters))
 
+    def drain(self) -> int:
+        """The process is stopping: every waiter that can be told (a listener with a ``drain()``
+        method, e.g. a parked poll answering 503 with Retry-After) is, so that its client comes
+        back to the restarted process or another one instead of waiting out its poll."""
+        n = 0
+        for key in list(self._waiters):
+            for item in self.waiters_of(key):
+                drain = getattr(item, "drain", None)
+                if drain is None:
+                    continue
+                try:
+                    drain()
+                    n += 1
+                except Exception:  # one waiter's bug must not keep the others waiting
+                    log.exception("draining a waiter of %s failed", key)
+        return n
+
     def wake_all_threadsafe(self) -> None:
         loop = self.loop
         if loop is not None and not loop.is_closed():

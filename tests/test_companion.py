@@ -425,28 +425,35 @@ def test_the_outbox_keeps_everything_until_acknowledged(tmp_path):
     box.close()
 
 
-def test_backoff_grows_has_jitter_is_capped_and_resets():
+def test_backoff_is_quick_after_a_healthy_server_then_grows_with_jitter_and_honours_retry_after():
     saved = random.getstate()
     random.seed(20240601)
     try:
-        b = Backoff(base=0.5, cap=8.0)
-        samples = {k: [] for k in range(1, 8)}
+        b = Backoff(base=0.5, cap=30.0, quick_cap=5.0, quick=6)
+        samples = {k: [] for k in range(1, 13)}
         for _ in range(400):
             b.reset()
-            for k in range(1, 8):
+            for k in range(1, 13):
                 samples[k].append(b.next())
-        bounds = {k: min(8.0, 0.5 * 2 ** k) for k in samples}
+        # The first attempts after the server was last reached: never more than 5 s ...
+        for k in range(1, 7):
+            assert all(0.5 <= v <= 5.0 for v in samples[k]), k
+        # ... spread out (decorrelated jitter: no two phones wait alike) ...
         for k, values in samples.items():
-            assert all(0 <= v <= bounds[k] for v in values), k
-            assert max(values) > 0.9 * bounds[k]  # the whole window is used ...
-            assert len(set(values)) == len(values)  # ... with jitter: no two phones wait alike
-        means = [statistics.mean(samples[k]) for k in range(1, 8)]
-        assert means[0] < means[1] < means[2] < means[3]  # grows ...
-        assert abs(means[5] - means[4]) < 0.6 and abs(means[6] - 4.0) < 0.6  # ... up to the cap
+            assert len(set(values)) == len(values), k
+        assert max(samples[3]) > 4.0
+        # ... and only a server that stays away lets the waits grow, up to the cap.
+        later = [v for k in range(8, 13) for v in samples[k]]
+        assert all(v <= 30.0 for v in later) and max(later) > 25.0
+        assert statistics.mean(later) > 2 * statistics.mean(samples[2])
         b.reset()
-        assert b.next() <= 1.0
+        assert b.next() <= 1.5
+        # A Retry-After is a floor, with as much again of jitter on top.
+        waits = [b.next(retry_after=2.0) for _ in range(200)]
+        assert all(2.0 <= w <= 4.0 for w in waits) and max(waits) - min(waits) > 1.5
     finally:
         random.setstate(saved)
+
 
 
 # -- the pairing command -------------------------------------------------------------------------

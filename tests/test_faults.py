@@ -35,7 +35,10 @@ import pytest
 
 from core import dbsetup
 from core.embedded_pg import EmbeddedPostgres
+from android_companion.backends.simulator import SimulatorBackend
+from android_companion.runner import Companion
 from tests.support.devices import LongPoll, device_client, raw_device, wait_until
+from tests.support.phones import pair_phone
 from tests.support.server import HostClient
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
@@ -90,14 +93,21 @@ class Proc:
 class Server(Proc):
     """``smsgw serve`` in a process of its own; looks enough like the live server for the helpers."""
 
-    def __init__(self, env, name, demo=False):
-        self.port = free_port()
+    def __init__(self, env, name, demo=False, port=None):
+        self.port = port or free_port()
+        self.env, self.demo = env, demo
         env = dict(env, SMSGW_PORT=str(self.port))
         args = [sys.executable, "-m", "core.cli", "serve"] + (["--demo"] if demo else [])
         super().__init__(args, env, name)
         self.url = f"http://127.0.0.1:{self.port}"
         self.platform = SimpleNamespace(settings=SimpleNamespace(base_domain="localhost"))
         self.wait_for("Press Ctrl-C to stop.")
+        self.ready_at = time.monotonic()
+
+    def restarted(self) -> "Server":
+        """Stop (SIGTERM, as systemd does) and start again on the same port."""
+        self.stop()
+        return Server(self.env, self.name, self.demo, self.port)
 
     def client(self, slug=None) -> HostClient:
         return HostClient(self, slug)
@@ -264,3 +274,44 @@ def test_a_database_outage_answers_503_and_logs_one_line(cluster):
     log_b = c.b.output(mark_b)
     assert log_b.count("database unavailable") == 1, log_b[-3000:]
     assert "Traceback" not in log_b and "Traceback" not in c.a.output(mark_a), log_b[-3000:]
+
+
+def test_a_restart_tells_waiting_phones_and_they_are_back_within_seconds(cluster, tmp_path):
+    """Issue 23, item 6: the drain answers parked polls 503 + Retry-After, and companions (with
+    their default backoff) are polling the restarted server within 5 s of it being ready."""
+    c = cluster
+    phones = []
+    for i in range(12):
+        state, backend = pair_phone(c.a, "demo", tmp_path / f"phone{i}", client=c.api_b)
+        phones.append((state.device_id, Companion(tmp_path / f"phone{i}", backend, wait=25,
+                                                  heartbeat_interval=60.0, flush_interval=0.2).start()))
+    try:
+        drain(c.device)
+        raw = LongPoll(c.device, wait=25).start()
+        time.sleep(1.0)  # every poll parked
+        stopping, old = time.monotonic(), c.a
+        c.a = old.restarted()
+        raw.join(5)
+        # The raw poll was answered by the drain, at once, with when to come back.
+        assert raw.response.status_code == 503 and raw.response.headers["Retry-After"] == "1"
+        assert raw.finished - stopping < 3.0
+        assert "waiting phone(s) to poll again in a second" in old.output()
+        # Work for every phone, sent the moment the new process is ready.
+        ids = {}
+        for device_id, _phone in phones:
+            r = c.api_b.post("/api/v1/messages", json={"to": ["+14155550111"], "text": "after restart",
+                                                       "device_id": device_id})
+            assert r.status_code == 202, r.text
+            ids[r.json()["id"]] = None
+        deadline = time.monotonic() + 20
+        while None in ids.values() and time.monotonic() < deadline:
+            for mid, seen in ids.items():
+                if seen is None and c.api_b.get(f"/api/v1/messages/{mid}").json()["state"] != "pending":
+                    ids[mid] = time.monotonic() - c.a.ready_at
+            time.sleep(0.05)
+        back = sorted(v if v is not None else 99.0 for v in ids.values())
+        print(f"\nphones back after the restart (s after ready): {[round(v, 2) for v in back]}")
+        assert back[int(0.95 * len(back)) - 1] <= 5.0, back
+    finally:
+        for _id, phone in phones:
+            phone.stop()

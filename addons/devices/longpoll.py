@@ -107,6 +107,14 @@ class ParkedPoll:
         self.expired = True
         self.wake()
 
+    def drain(self) -> None:
+        """The server is stopping (``WakeupHub.drain``): 503 with Retry-After, so the phone polls
+        again in a second, when the restarted server (or another one) is there."""
+        if not self.request.done:
+            self._finish(lambda: self.request.respond_problem(Problem(
+                503, "server-restarting", "This server is restarting; poll again in a moment.",
+                headers={"Retry-After": "1"})))
+
     def wake(self) -> None:
         if self.looking:
             self.again = True  # woken during a look: look once more before going back to sleep
