@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 log = logging.getLogger(__name__)
 
 _platform = None
 _deliver_task = None
+_pool = None
+_pool_lock = threading.Lock()
 
 
 def set_platform(platform) -> None:
@@ -24,6 +27,18 @@ def platform():
 def set_deliver_task(task) -> None:
     global _deliver_task
     _deliver_task = task
+
+
+def delivery_pool():
+    """The pool of this (worker) process that makes deliveries, sized by the settings."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            from .pool import DeliveryPool
+
+            s = platform().settings
+            _pool = DeliveryPool(s.webhook_workers, s.webhook_tenant_concurrency, s.webhook_timeout)
+        return _pool
 
 
 def after_commit_deliver(delivery_ids: list[int]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
+from dataclasses import dataclass
 
 from psycopg2.extras import Json, execute_values
 
@@ -49,13 +50,34 @@ def _cipher():
     return runtime.platform().data_cipher()
 
 
-def validate(url, events, check_dns: bool = True) -> tuple[str, list[str]]:
+@dataclass(frozen=True)
+class CheckedURL:
+    """A webhook URL and the SSRF guard's verdict on it (``error``, or None when safe), reached
+    by :func:`check_url` *before* any transaction: DNS never runs inside one."""
+
+    url: object
+    error: str | None
+
+
+async def check_url(url) -> CheckedURL:
+    """Resolve and check ``url`` off the IOLoop and outside any transaction."""
+    try:
+        await ssrf.resolve_async(url)
+    except ssrf.UnsafeURL as exc:
+        return CheckedURL(url, str(exc))
+    return CheckedURL(url, None)
+
+
+def validate(url, events, checked: CheckedURL | None = None) -> tuple[str, list[str]]:
+    """The URL's syntax and the events; with ``checked`` (the same URL) the lookup's verdict too."""
     errors = []
     try:
-        if check_dns:
-            ssrf.resolve(url)
-        else:
-            ssrf.validate_url(url)
+        ssrf.validate_url(url)
+        if checked is not None:
+            if checked.url != url:
+                raise ValueError("the checked URL is not the one being saved")
+            if checked.error:
+                raise ssrf.UnsafeURL(checked.error)
     except ssrf.UnsafeURL as exc:
         errors.append({"field": "url", "message": str(exc)})
     if not isinstance(events, list) or not events or any(e not in EVENTS for e in events):
@@ -65,8 +87,10 @@ def validate(url, events, check_dns: bool = True) -> tuple[str, list[str]]:
     return url, sorted(set(events))
 
 
-def create_endpoint(url, events, description: str = "", device_id=None, compat_id=None) -> tuple[Endpoint, str]:
-    url, events = validate(url, events)
+def create_endpoint(checked: CheckedURL, events, description: str = "", device_id=None,
+                    compat_id=None) -> tuple[Endpoint, str]:
+    """Inside the tenant transaction; ``checked`` comes from :func:`check_url`, run before it."""
+    url, events = validate(checked.url, events, checked)
     secret = signing.new_secret()
     ep = Endpoint.create(url=url, events=events, description=(description or "")[:200],
                          secret_enc=_cipher().encrypt(secret), device_id=device_id, compat_id=compat_id)
