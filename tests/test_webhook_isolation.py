@@ -384,3 +384,63 @@ def test_the_api_refuses_a_6to4_url_that_leads_to_loopback(live_server, make_ten
         assert r.status_code == 422, (url, r.text)
         assert "leads to" in r.json()["errors"][0]["message"]
     assert api.get("/api/v1/webhooks").json()["webhooks"] == []
+
+
+# -- mail after the commit ------------------------------------------------------------------------------
+
+class StalledSMTP:
+    """An SMTP server on 127.0.0.1 that accepts connections and says nothing for ``stall`` s."""
+
+    def __init__(self, stall: float = 10.0):
+        self.stall = stall
+        self.accepted: list[float] = []
+        self._stop = threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted.append(time.monotonic())
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn):
+        self._stop.wait(self.stall)
+        conn.close()
+
+    def close(self):
+        self._stop.set()
+        self.sock.close()
+
+
+def test_the_disabled_notice_is_mailed_after_the_commit(live_server, make_tenant, receiver, cli_env):
+    """A 410 disables the endpoint and mails the Customer. The mail (SMTP: a network call) goes out
+    only once the outcome is committed: when the mail server is first contacted, the delivery and
+    the endpoint already read as failed and disabled from another connection."""
+    smtp = StalledSMTP()
+    worker = Worker({**cli_env, "SMSGW_WEBHOOK_ALLOW_PRIVATE": "1", "SMSGW_MAIL_BACKEND": "smtp",
+                     "SMSGW_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}"})
+    try:
+        tenant = make_tenant("gone")
+        api = api_client(live_server, tenant.slug)
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("SMSGW_WEBHOOK_ALLOW_PRIVATE", "1")
+            ep = create(api, receiver.url("/gone"), ["system:ping"])
+        receiver.default = (410, {})
+        delivery_id = ping(api, ep["id"])
+        wait_until(lambda: smtp.accepted, timeout=20, what="the worker to contact the mail server")
+        # The mail server has not even greeted: the worker is inside its SMTP conversation now.
+        assert sql(tenant, "SELECT state FROM webhook_deliveries WHERE id = %s", (delivery_id,)) == [("failed",)]
+        assert sql(tenant, "SELECT enabled FROM webhook_endpoints WHERE id = %s", (ep["id"],)) == [(False,)]
+        assert time.monotonic() - smtp.accepted[0] < smtp.stall - 2
+    finally:
+        worker.stop()
+        smtp.close()

@@ -53,7 +53,9 @@ def attempt(delivery_id: int, trigger: str = "schedule", tries: int = 0, timeout
     headers = signing.headers(job["secrets"], job["event_id"], int(time.time()), job["body"])
     outcome = sender.post(job["url"], job["body"], headers, timeout=timeout)
     with tenant_transaction():
-        return service.record_outcome(job, outcome, trigger)
+        state = service.record_outcome(job, outcome, trigger)
+    runtime.send_notices(job.get("notices", []))
+    return state
 
 
 def run(job, timeout: float) -> str | None:

@@ -56,15 +56,21 @@ def after_commit_deliver(delivery_ids: list[int]) -> None:
             log.exception("could not enqueue webhook delivery %s; the sweeper will pick it up", delivery_id)
 
 
-def after_commit_notice(url: str, reason: str) -> None:
-    """Tell the workspace's Customers that an endpoint was disabled."""
+def disabled_notices(url: str, reason: str) -> list[tuple[str, str, str]]:
+    """Inside the tenant transaction: the mails ``(to, subject, body)`` that tell the workspace's
+    Customers an endpoint was disabled. :func:`send_notices` sends them after the commit."""
     from core.users import ROLE_CUSTOMER, User
 
-    try:
-        mailer = platform().mailer
-        for user in User.select().where((User.role == ROLE_CUSTOMER) & (User.is_active == True)):  # noqa: E712
-            mailer.send(user.email, "A webhook endpoint was disabled",
-                        f"We stopped sending webhooks to {url}.\nReason: {reason}\n\n"
-                        "Fix the receiver, then enable the endpoint again in the dashboard (Webhooks).\n")
-    except Exception:
-        log.exception("could not send the webhook-disabled notice")
+    body = (f"We stopped sending webhooks to {url}.\nReason: {reason}\n\n"
+            "Fix the receiver, then enable the endpoint again in the dashboard (Webhooks).\n")
+    return [(user.email, "A webhook endpoint was disabled", body)
+            for user in User.select().where((User.role == ROLE_CUSTOMER) & (User.is_active == True))]  # noqa: E712
+
+
+def send_notices(notices: list[tuple[str, str, str]]) -> None:
+    """After the commit, never inside a transaction: SMTP is a network call that may be slow."""
+    for to, subject, body in notices:
+        try:
+            platform().mailer.send(to, subject, body)
+        except Exception:
+            log.exception("could not send the webhook-disabled notice")

@@ -202,7 +202,8 @@ def next_delay(attempt: int, retry_after: float | None) -> float | None:
 
 
 def record_outcome(job: dict, outcome, trigger: str = "schedule", now=None) -> str:
-    """Store the attempt and decide what happens next. Returns the delivery's new state."""
+    """Store the attempt and decide what happens next. Returns the delivery's new state; mails
+    owed once this transaction commits are left in ``job["notices"]``."""
     now = now or utcnow()
     d = Delivery.select().where(Delivery.id == job["delivery_id"]).for_update().first()
     Attempt.create(delivery=d.id, attempt=job["attempt"], trigger=trigger, status_code=outcome.status,
@@ -215,13 +216,13 @@ def record_outcome(job: dict, outcome, trigger: str = "schedule", now=None) -> s
         Endpoint.update(failing_since=None).where(Endpoint.id == ep.id).execute()
     elif outcome.status == 410:
         fields["state"] = "failed"
-        disable(ep, "The endpoint answered 410 Gone.")
+        job["notices"] = disable(ep, "The endpoint answered 410 Gone.")
     else:
         if ep.failing_since is None:
             Endpoint.update(failing_since=now).where(Endpoint.id == ep.id).execute()
         elif now - ep.failing_since > DISABLE_AFTER:
             fields["state"] = "failed"
-            disable(ep, f"Every delivery failed for {DISABLE_AFTER.days} days.")
+            job["notices"] = disable(ep, f"Every delivery failed for {DISABLE_AFTER.days} days.")
         if "state" not in fields:
             delay = next_delay(job["attempt"], outcome.retry_after)
             if delay is None:
@@ -232,9 +233,10 @@ def record_outcome(job: dict, outcome, trigger: str = "schedule", now=None) -> s
     return fields.get("state", "pending")
 
 
-def disable(ep: Endpoint, reason: str) -> None:
+def disable(ep: Endpoint, reason: str) -> list[tuple[str, str, str]]:
+    """Inside the transaction; returns the notices to send once it has committed."""
     Endpoint.update(enabled=False, disabled_reason=reason, updated_at=utcnow()).where(Endpoint.id == ep.id).execute()
-    runtime.after_commit_notice(ep.url, reason)
+    return runtime.disabled_notices(ep.url, reason)
 
 
 def redeliver(delivery_id: int) -> Delivery:
