@@ -31,8 +31,10 @@ ISATAP_IDS = (0x00005EFE, 0x02005EFE)  # interface ids ::0:5efe:a.b.c.d and ::20
 LOOKUP_TIMEOUT = 10.0
 
 # getaddrinfo cannot be interrupted: it runs here, and callers wait at most their own deadline,
-# so a slow resolver holds a thread of this pool for a while, never a delivery worker or the DB pool.
-_lookups = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-dns")
+# so a slow resolver holds a thread of this pool (for the system resolver's own timeout), never a
+# delivery worker or the DB pool. Threads are made as needed; many, so slow names of a few
+# workspaces do not make everyone's lookups queue.
+_lookups = ThreadPoolExecutor(max_workers=32, thread_name_prefix="webhook-dns")
 
 
 class UnsafeURL(ValueError):
@@ -114,7 +116,10 @@ def validate_url(url: str) -> None:
     """Syntax only (no DNS): scheme, host, no credentials."""
     if not isinstance(url, str) or not 8 <= len(url) <= 2000:
         raise UnsafeURL("the URL must be 8 to 2,000 characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed [IPv6 literal
+        raise UnsafeURL("the URL is not valid") from None
     if parts.scheme not in ("https", "http"):
         raise UnsafeURL("the URL must start with https:// (or http://)")
     if not parts.hostname:
