@@ -312,6 +312,8 @@ def test_webhook_host_names_are_looked_up_before_the_transaction(live_server, ma
     r = api.post("/api/v1/webhooks", json={"url": "http://no-such-host.invalid/hook", "events": ["system:ping"]})
     assert r.status_code == 422 and r.headers["Content-Type"].startswith("application/problem+json")
     assert "does not resolve" in r.json()["errors"][0]["message"]
+    r = api.post("/api/v1/webhooks", json={"url": "http://[::1/unclosed", "events": ["system:ping"]})
+    assert r.status_code == 422 and "not valid" in r.json()["errors"][0]["message"], r.text
     r = api.patch(f"/api/v1/webhooks/{made['id']}", json={"url": "http://no-such-host.invalid/hook"})
     assert r.status_code == 422 and "does not resolve" in r.text
     assert api.get(f"/api/v1/webhooks/{made['id']}").json()["url"] == f"http://localhost:{port}/moved"
