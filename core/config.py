@@ -63,6 +63,10 @@ class Settings:
     embedded_pg_fast: bool = False
     trust_proxy_headers: bool = False
     debug: bool = False
+    # Webhook deliveries: a deadline for each whole attempt, a pool of their own, a cap per tenant.
+    webhook_timeout: int = 30
+    webhook_workers: int = 8
+    webhook_tenant_concurrency: int = 2
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -92,8 +96,17 @@ class Settings:
             embedded_pg_fast=_bool(env, "SMSGW_EMBEDDED_PG_FAST", False),
             trust_proxy_headers=_bool(env, "SMSGW_TRUST_PROXY", False),
             debug=_bool(env, "SMSGW_DEBUG", False),
+            webhook_timeout=_int(env, "SMSGW_WEBHOOK_TIMEOUT", 30, 1),
+            webhook_workers=_int(env, "SMSGW_WEBHOOK_WORKERS", 8, 2),
+            webhook_tenant_concurrency=_int(env, "SMSGW_WEBHOOK_TENANT_CONCURRENCY", 2, 1),
         )
         values.update(overrides)
+        if values["webhook_timeout"] > 30:
+            raise ConfigError("SMSGW_WEBHOOK_TIMEOUT is the most seconds one webhook attempt may take; "
+                              f"at most 30, got {values['webhook_timeout']}")
+        if values["webhook_tenant_concurrency"] >= values["webhook_workers"]:
+            raise ConfigError("SMSGW_WEBHOOK_TENANT_CONCURRENCY must be below SMSGW_WEBHOOK_WORKERS, or one "
+                              "workspace's slow endpoints could take every delivery thread")
         return cls(**values)
 
     def public_url(self, slug: str | None = None) -> str:

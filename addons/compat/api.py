@@ -213,6 +213,7 @@ class WebhooksHandler(AuditMixin, CompatHandler):
             raise messages.bad("id must be 1 to 100 characters without '/', spaces or control characters.", "id")
         device_id = messages.parse_device_id(body.get("deviceId"), "deviceId")
         ours = EVENTS[event]
+        checked = await webhook_service.check_url(url)  # before the transaction: DNS never runs inside one
 
         def save():
             if device_id is not None and not Device.select().where(
@@ -220,11 +221,11 @@ class WebhooksHandler(AuditMixin, CompatHandler):
                 raise messages.bad(f"deviceId {device_id} is not one of your devices.", "deviceId")
             ep = Endpoint.select().where(Endpoint.compat_id == hook_id).for_update().first()
             if ep is None:
-                ep, secret = webhook_service.create_endpoint(url, [ours], f"Through the compat API ({event})",
+                ep, secret = webhook_service.create_endpoint(checked, [ours], f"Through the compat API ({event})",
                                                              device_id, compat_id=hook_id)
                 return webhook_json(Endpoint.get_by_id(ep.id)), secret, True
             # The same id again replaces that webhook, as the original API does.
-            webhook_service.validate(url, [ours], check_dns=url != ep.url)
+            webhook_service.validate(url, [ours], checked if url != ep.url else None)
             Endpoint.update(url=url, events=[ours], device_id=device_id, updated_at=utcnow()).where(
                 Endpoint.id == ep.id).execute()
             return webhook_json(Endpoint.get_by_id(ep.id)), None, False

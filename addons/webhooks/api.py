@@ -61,9 +61,9 @@ class WebhooksHandler(WebhooksAudit, ApiHandler):
         if device_id is not None and (isinstance(device_id, bool) or not isinstance(device_id, int) or device_id < 1):
             raise Problem(422, "validation-failed", "device_id must be a device id.",
                           errors=[{"field": "device_id", "message": "must be a device id"}])
+        checked = await service.check_url(body.get("url"))  # before the transaction: DNS never runs inside one
         try:
-            ep, secret = await self.in_tenant(service.create_endpoint, body.get("url"), body.get("events"), desc,
-                                              device_id)
+            ep, secret = await self.in_tenant(service.create_endpoint, checked, body.get("events"), desc, device_id)
         except WebhookError as exc:
             raise problem(exc) from None
         await self.run_db(emit, self.platform, self.audit("webhook.created", f"webhook:{ep.id}"))
@@ -88,12 +88,14 @@ class WebhookHandler(WebhooksAudit, ApiHandler):
         if "enabled" in body and not isinstance(body["enabled"], bool):
             raise Problem(422, "validation-failed", "enabled must be true or false.",
                           errors=[{"field": "enabled", "message": "must be true or false"}])
+        # A new URL is looked up before the transaction: DNS never runs inside one.
+        checked = await service.check_url(body["url"]) if "url" in body else None
 
         def change():
             ep = endpoint_or_404(raw)
             url = body.get("url", ep.url)
             events = body.get("events", list(ep.events))
-            service.validate(url, events, check_dns=url != ep.url)
+            service.validate(url, events, checked if url != ep.url else None)
             fields = {"url": url, "events": sorted(set(events)), "updated_at": service.utcnow()}
             if "description" in body:
                 if not isinstance(body["description"], str) or len(body["description"]) > 200:

@@ -39,8 +39,8 @@ def compat_payload(event: str, data: dict) -> dict:
     return dict(data)
 
 
-def attempt(delivery_id: int, trigger: str = "schedule", tries: int = 0) -> str | None:
-    """One attempt, outside any transaction while the HTTP request runs."""
+def attempt(delivery_id: int, trigger: str = "schedule", tries: int = 0, timeout: float = sender.TIMEOUT) -> str | None:
+    """One attempt, outside any transaction while the HTTP request runs (at most ``timeout`` s)."""
     with tenant_transaction():
         job = service.claim(delivery_id)
         if job is None:
@@ -51,18 +51,28 @@ def attempt(delivery_id: int, trigger: str = "schedule", tries: int = 0) -> str 
         d = Delivery.get_by_id(delivery_id)
         job["body"] = build_body(Endpoint.get_by_id(d.endpoint_id), Event.get_by_id(d.event_id))
     headers = signing.headers(job["secrets"], job["event_id"], int(time.time()), job["body"])
-    outcome = sender.post(job["url"], job["body"], headers)
+    outcome = sender.post(job["url"], job["body"], headers, timeout=timeout)
     with tenant_transaction():
-        return service.record_outcome(job, outcome, trigger)
+        state = service.record_outcome(job, outcome, trigger)
+    runtime.send_notices(job.get("notices", []))
+    return state
+
+
+def run(job, timeout: float) -> str | None:
+    """A pool thread's work, in the job's tenant: one attempt; if its delivery is not committed
+    yet, ask again shortly through the queue."""
+    result = attempt(job.delivery_id, job.trigger, job.tries, timeout)
+    if result == "not-yet-committed" and runtime._deliver_task is not None:
+        runtime._deliver_task.schedule(job.tenant.slug, job.delivery_id, job.trigger, job.tries + 1, delay=0.25)
+    return result
 
 
 def deliver_task(delivery_id: int, trigger: str = "schedule", tries: int = 0):
+    """The queue's task: hand the attempt to the delivery pool and return at once, so the queue's
+    workers (scheduled releases, hand-backs) never wait on a receiver."""
     from core.db import current_tenant
 
-    result = attempt(delivery_id, trigger, tries)
-    if result == "not-yet-committed":
-        runtime._deliver_task.schedule(current_tenant.get().slug, delivery_id, trigger, tries + 1, delay=0.25)
-    return result
+    return runtime.delivery_pool().submit(current_tenant.get(), delivery_id, trigger, tries)
 
 
 def sweep_task():
@@ -71,7 +81,7 @@ def sweep_task():
 
     with tenant_transaction():
         ids = service.due()
-    slug = current_tenant.get().slug
+    pool = runtime.delivery_pool()
     for delivery_id in ids:
-        runtime._deliver_task(slug, delivery_id)
+        pool.submit(current_tenant.get(), delivery_id)
     return len(ids)

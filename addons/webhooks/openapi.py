@@ -157,7 +157,8 @@ SIGNATURE_HEADERS = [
     param("User-Agent", "header", {"const": USER_AGENT}, "Who is calling."),
 ]
 
-RETRY_TEXT = ("Anything else, or no answer within {timeout:g} seconds, is retried about {schedule} later "
+RETRY_TEXT = ("Anything else, or no complete answer within {timeout:g} seconds (connecting, sending and your "
+              "whole answer together; an operator may set less), is retried about {schedule} later "
               "(with jitter; a `Retry-After` header is honoured up to a day). After the last attempt, or when "
               "every delivery has failed for 5 days, the delivery fails and the webhook is disabled.")
 

@@ -22,8 +22,9 @@ class WebhooksPage(PageHandler):
         action = self.get_body_argument("action", "create")
         new_secret, errors = None, []
         if action == "create":
+            checked = await service.check_url(self.get_body_argument("url", ""))  # DNS before the transaction
             try:
-                _, new_secret = await self.in_tenant(service.create_endpoint, self.get_body_argument("url", ""),
+                _, new_secret = await self.in_tenant(service.create_endpoint, checked,
                                                      self.get_body_arguments("events"),
                                                      self.get_body_argument("description", ""))
             except WebhookError as exc:

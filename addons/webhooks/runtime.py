@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 log = logging.getLogger(__name__)
 
 _platform = None
 _deliver_task = None
+_pool = None
+_pool_lock = threading.Lock()
 
 
 def set_platform(platform) -> None:
@@ -26,6 +29,18 @@ def set_deliver_task(task) -> None:
     _deliver_task = task
 
 
+def delivery_pool():
+    """The pool of this (worker) process that makes deliveries, sized by the settings."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            from .pool import DeliveryPool
+
+            s = platform().settings
+            _pool = DeliveryPool(s.webhook_workers, s.webhook_tenant_concurrency, s.webhook_timeout)
+        return _pool
+
+
 def after_commit_deliver(delivery_ids: list[int]) -> None:
     """Trigger attempts soon. The task retries briefly until the recording transaction has
     committed; if nothing triggers at all, the minute sweeper still finds the work due."""
@@ -41,15 +56,21 @@ def after_commit_deliver(delivery_ids: list[int]) -> None:
             log.exception("could not enqueue webhook delivery %s; the sweeper will pick it up", delivery_id)
 
 
-def after_commit_notice(url: str, reason: str) -> None:
-    """Tell the workspace's Customers that an endpoint was disabled."""
+def disabled_notices(url: str, reason: str) -> list[tuple[str, str, str]]:
+    """Inside the tenant transaction: the mails ``(to, subject, body)`` that tell the workspace's
+    Customers an endpoint was disabled. :func:`send_notices` sends them after the commit."""
     from core.users import ROLE_CUSTOMER, User
 
-    try:
-        mailer = platform().mailer
-        for user in User.select().where((User.role == ROLE_CUSTOMER) & (User.is_active == True)):  # noqa: E712
-            mailer.send(user.email, "A webhook endpoint was disabled",
-                        f"We stopped sending webhooks to {url}.\nReason: {reason}\n\n"
-                        "Fix the receiver, then enable the endpoint again in the dashboard (Webhooks).\n")
-    except Exception:
-        log.exception("could not send the webhook-disabled notice")
+    body = (f"We stopped sending webhooks to {url}.\nReason: {reason}\n\n"
+            "Fix the receiver, then enable the endpoint again in the dashboard (Webhooks).\n")
+    return [(user.email, "A webhook endpoint was disabled", body)
+            for user in User.select().where((User.role == ROLE_CUSTOMER) & (User.is_active == True))]  # noqa: E712
+
+
+def send_notices(notices: list[tuple[str, str, str]]) -> None:
+    """After the commit, never inside a transaction: SMTP is a network call that may be slow."""
+    for to, subject, body in notices:
+        try:
+            platform().mailer.send(to, subject, body)
+        except Exception:
+            log.exception("could not send the webhook-disabled notice")

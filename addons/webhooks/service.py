@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
+from dataclasses import dataclass
 
 from psycopg2.extras import Json, execute_values
 
@@ -49,13 +50,34 @@ def _cipher():
     return runtime.platform().data_cipher()
 
 
-def validate(url, events, check_dns: bool = True) -> tuple[str, list[str]]:
+@dataclass(frozen=True)
+class CheckedURL:
+    """A webhook URL and the SSRF guard's verdict on it (``error``, or None when safe), reached
+    by :func:`check_url` *before* any transaction: DNS never runs inside one."""
+
+    url: object
+    error: str | None
+
+
+async def check_url(url) -> CheckedURL:
+    """Resolve and check ``url`` off the IOLoop and outside any transaction."""
+    try:
+        await ssrf.resolve_async(url)
+    except ssrf.UnsafeURL as exc:
+        return CheckedURL(url, str(exc))
+    return CheckedURL(url, None)
+
+
+def validate(url, events, checked: CheckedURL | None = None) -> tuple[str, list[str]]:
+    """The URL's syntax and the events; with ``checked`` (the same URL) the lookup's verdict too."""
     errors = []
     try:
-        if check_dns:
-            ssrf.resolve(url)
-        else:
-            ssrf.validate_url(url)
+        ssrf.validate_url(url)
+        if checked is not None:
+            if checked.url != url:
+                raise ValueError("the checked URL is not the one being saved")
+            if checked.error:
+                raise ssrf.UnsafeURL(checked.error)
     except ssrf.UnsafeURL as exc:
         errors.append({"field": "url", "message": str(exc)})
     if not isinstance(events, list) or not events or any(e not in EVENTS for e in events):
@@ -65,8 +87,10 @@ def validate(url, events, check_dns: bool = True) -> tuple[str, list[str]]:
     return url, sorted(set(events))
 
 
-def create_endpoint(url, events, description: str = "", device_id=None, compat_id=None) -> tuple[Endpoint, str]:
-    url, events = validate(url, events)
+def create_endpoint(checked: CheckedURL, events, description: str = "", device_id=None,
+                    compat_id=None) -> tuple[Endpoint, str]:
+    """Inside the tenant transaction; ``checked`` comes from :func:`check_url`, run before it."""
+    url, events = validate(checked.url, events, checked)
     secret = signing.new_secret()
     ep = Endpoint.create(url=url, events=events, description=(description or "")[:200],
                          secret_enc=_cipher().encrypt(secret), device_id=device_id, compat_id=compat_id)
@@ -178,7 +202,8 @@ def next_delay(attempt: int, retry_after: float | None) -> float | None:
 
 
 def record_outcome(job: dict, outcome, trigger: str = "schedule", now=None) -> str:
-    """Store the attempt and decide what happens next. Returns the delivery's new state."""
+    """Store the attempt and decide what happens next. Returns the delivery's new state; mails
+    owed once this transaction commits are left in ``job["notices"]``."""
     now = now or utcnow()
     d = Delivery.select().where(Delivery.id == job["delivery_id"]).for_update().first()
     Attempt.create(delivery=d.id, attempt=job["attempt"], trigger=trigger, status_code=outcome.status,
@@ -191,13 +216,13 @@ def record_outcome(job: dict, outcome, trigger: str = "schedule", now=None) -> s
         Endpoint.update(failing_since=None).where(Endpoint.id == ep.id).execute()
     elif outcome.status == 410:
         fields["state"] = "failed"
-        disable(ep, "The endpoint answered 410 Gone.")
+        job["notices"] = disable(ep, "The endpoint answered 410 Gone.")
     else:
         if ep.failing_since is None:
             Endpoint.update(failing_since=now).where(Endpoint.id == ep.id).execute()
         elif now - ep.failing_since > DISABLE_AFTER:
             fields["state"] = "failed"
-            disable(ep, f"Every delivery failed for {DISABLE_AFTER.days} days.")
+            job["notices"] = disable(ep, f"Every delivery failed for {DISABLE_AFTER.days} days.")
         if "state" not in fields:
             delay = next_delay(job["attempt"], outcome.retry_after)
             if delay is None:
@@ -208,9 +233,10 @@ def record_outcome(job: dict, outcome, trigger: str = "schedule", now=None) -> s
     return fields.get("state", "pending")
 
 
-def disable(ep: Endpoint, reason: str) -> None:
+def disable(ep: Endpoint, reason: str) -> list[tuple[str, str, str]]:
+    """Inside the transaction; returns the notices to send once it has committed."""
     Endpoint.update(enabled=False, disabled_reason=reason, updated_at=utcnow()).where(Endpoint.id == ep.id).execute()
-    runtime.after_commit_notice(ep.url, reason)
+    return runtime.disabled_notices(ep.url, reason)
 
 
 def redeliver(delivery_id: int) -> Delivery:

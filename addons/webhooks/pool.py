@@ -1,0 +1,115 @@
+"""The threads that make webhook deliveries: a pool of their own, a few at a time per tenant.
+
+The task queue's worker threads also release scheduled sends and hand back offline
+phones' work, so they only hand attempts over to this pool and return. Here each
+tenant has at most ``per_tenant`` attempts in flight and tenants take turns, so a
+tenant whose endpoints are slow (each attempt bounded by the sender's deadline)
+delays its own webhooks, not another tenant's. The pool holds only triggers:
+PostgreSQL keeps every delivery, and the minute sweeper finds whatever a stopped
+process dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+from core.db import TenantRef, current_tenant
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    tenant: TenantRef
+    delivery_id: int
+    trigger: str = "schedule"
+    tries: int = 0
+
+
+class DeliveryPool:
+    def __init__(self, workers: int = 8, per_tenant: int = 2, timeout: float = 30.0):
+        if workers < 2 or not 1 <= per_tenant < workers:
+            raise ValueError("a delivery pool needs 2 or more workers and a per-tenant cap below that number, "
+                             "or one tenant could take every worker")
+        self.workers, self.per_tenant, self.timeout = workers, per_tenant, timeout
+        self._cond = threading.Condition()
+        self._waiting: dict[str, deque[Job]] = {}  # per tenant slug, in arrival order
+        self._queued: set[tuple[str, int]] = set()  # (slug, delivery id) waiting: a second trigger adds nothing
+        self._running: dict[str, int] = {}
+        self._turns: deque[str] = deque()  # tenants with waiting work and room under their cap, in turn
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+
+    def submit(self, tenant: TenantRef, delivery_id: int, trigger: str = "schedule", tries: int = 0) -> bool:
+        """Queue one attempt; False when that delivery is already waiting here (or the pool stopped)."""
+        with self._cond:
+            key = (tenant.slug, delivery_id)
+            if self._stopping or key in self._queued:
+                return False
+            self._queued.add(key)
+            self._waiting.setdefault(tenant.slug, deque()).append(Job(tenant, delivery_id, trigger, tries))
+            self._offer_turn(tenant.slug)
+            if len(self._threads) < self.workers:
+                thread = threading.Thread(target=self._work, name=f"webhook-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+        return True
+
+    def running(self, slug: str) -> int:
+        with self._cond:
+            return self._running.get(slug, 0)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Take no more work; wait up to ``timeout`` for the attempts in flight."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    # -- inside ----------------------------------------------------------------------------
+
+    def _offer_turn(self, slug: str) -> None:
+        """Under the lock: put the tenant in line if it has waiting work and room under its cap."""
+        if (self._waiting.get(slug) and self._running.get(slug, 0) < self.per_tenant
+                and slug not in self._turns):
+            self._turns.append(slug)
+            self._cond.notify()
+
+    def _take(self) -> Job | None:
+        with self._cond:
+            while not self._turns and not self._stopping:
+                self._cond.wait()
+            if self._stopping:
+                return None
+            slug = self._turns.popleft()
+            job = self._waiting[slug].popleft()
+            if not self._waiting[slug]:
+                del self._waiting[slug]
+            self._queued.discard((slug, job.delivery_id))
+            self._running[slug] = self._running.get(slug, 0) + 1
+            self._offer_turn(slug)  # more of this tenant: to the back of the line
+            return job
+
+    def _done(self, slug: str) -> None:
+        with self._cond:
+            self._running[slug] -= 1
+            if not self._running[slug]:
+                del self._running[slug]
+            self._offer_turn(slug)
+
+    def _work(self) -> None:
+        from . import delivery
+
+        while (job := self._take()) is not None:
+            token = current_tenant.set(job.tenant)
+            try:
+                delivery.run(job, self.timeout)
+            except Exception:  # one failed attempt must not stop the pool; the sweeper retries it
+                log.exception("webhook delivery %s of %s failed", job.delivery_id, job.tenant.slug)
+            finally:
+                current_tenant.reset(token)
+                self._done(job.tenant.slug)
