@@ -105,9 +105,11 @@ def test_the_new_email_is_the_login_only_once_confirmed_and_the_old_one_is_told(
     assert can_sign_in(live_server, tenant, old) and not can_sign_in(live_server, tenant, new)
     page = c.get("/account")
     assert "Waiting for confirmation: we sent a link to " + new in page.text
-    # The notice names the new address, and nothing else the requester typed (here: the name).
+    # The notice names the new address, and nothing else the requester typed (here: the name), nor
+    # the workspace's chosen name: the workspace is named by its address.
     notice = mails_to(platform, old, NOTICE_SUBJECT)[0].get_body(preferencelist=("plain",)).get_content()
-    assert new in notice and "Olga" not in notice
+    assert new in notice and "Olga" not in notice and tenant.name not in notice
+    assert platform.settings.public_url(tenant.slug) in notice
     assert [r["details"]["to"] for r in audit_rows(platform, tenant.id, "email.change_requested")] == [new]
 
     # Opening the link shows a button; only pressing it changes anything (mail scanners open links).

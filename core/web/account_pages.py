@@ -77,16 +77,17 @@ def request_email_change(platform, tenant_slug: str, user: User, new_email: str)
 
 def send_email_change_mails(platform, tenant, user: User, change: dict) -> None:
     """The link to the new address; the notice, with the undo link, to the old one. Nothing typed
-    by the requester goes into them but the new address itself."""
+    by the requester (or by whoever named the workspace) goes into them but the new address itself:
+    the workspace is named by its address."""
     base = platform.settings.public_url(tenant.slug)
     platform.mailer.send(change["email"], "Confirm your new email address",
-                         f"Someone asked to make {change['email']} the sign-in email of an account at "
-                         f"{tenant.name}.\n\nConfirm it here (valid for 24 hours, once):\n"
+                         f"Workspace: {base}\n\nSomeone asked to make {change['email']} the sign-in email "
+                         "of an account there.\n\nConfirm it here (valid for 24 hours, once):\n"
                          f"{base}/confirm-email?token={change['confirm']}\n\n"
                          "If it was not you, ignore this email; nothing changes.\n")
     platform.mailer.send(change["old"], "Your sign-in email is being changed",
-                         f"Someone signed in to your account at {tenant.name} asked to change its sign-in "
-                         f"email from {change['old']} to {change['email']}.\n\n"
+                         f"Workspace: {base}\n\nSomeone signed in to your account there asked to change its "
+                         f"sign-in email from {change['old']} to {change['email']}.\n\n"
                          "If it was you, there is nothing to do here: the change takes effect once it is "
                          "confirmed from the new address.\n\n"
                          "If it was not you, undo it here (valid for 7 days). This keeps or puts back "
