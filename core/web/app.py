@@ -46,6 +46,8 @@ def core_routes():
         (r"/account", account_pages.ProfileHandler),
         (r"/team", account_pages.TeamHandler),
         (r"/tokens", account_pages.TokensHandler),
+        (r"/confirm-email", account_pages.ConfirmEmailHandler),
+        (r"/undo-email-change", account_pages.UndoEmailChangeHandler),
         (r"/api/v1/auth/token", auth_api.TokenHandler),
         (r"/api/v1/auth/refresh", auth_api.RefreshHandler),
         (r"/api/v1/auth/logout", auth_api.RevokeHandler),

@@ -199,25 +199,36 @@ class ForgotPasswordHandler(PageHandler):
     async def post(self):
         email = self.get_body_argument("email", "").strip()[:254]
         tenant = self.tenant
-
-        def make_link():
-            user = User.by_email(email)
-            if user is None or not user.is_active:
-                return None
-            return user.email, self.platform.links.make("reset", tenant.slug, user.id)
-
         verdict = await self.run_db(self.platform.reset_throttle.begin,
                                     "reset:" + account_key(tenant.slug, email), client_ip(self), False)
-        found = await self.in_tenant(make_link) if verdict.allowed else None
-        if found:
-            to, token = found
-            url = f"{self.settings_.public_url(tenant.slug)}/reset-password?token={token}"
-            await self.run_db(self.platform.mailer.send, to, "Reset your password",
-                              f"Someone asked to reset the password of {to} at {tenant.name}.\n\n"
-                              f"Choose a new password here (valid for one hour, once):\n{url}\n\n"
-                              "If it was not you, ignore this email; nothing changes.\n")
-        # The same answer whether or not the account exists.
+        if verdict.allowed:
+            # Whether the account exists is decided in the worker: the request does the same
+            # work (one enqueue of the typed address) for every address, so neither its answer
+            # nor its timing tells a stranger which accounts exist.
+            await self.run_db(self.platform.setup_tasks().tasks[RESET_MAIL_TASK], tenant.slug, email)
         self.render("forgot.html", sent=True)
+
+
+RESET_MAIL_TASK = "core.password_reset_mail"
+
+
+def send_reset_mail(platform, email: str) -> None:
+    """The worker's half of /forgot-password, in the tenant the task carries: a reset link for an
+    active account with that address, nothing at all for any other address."""
+    from ..db import current_tenant, tenant_transaction
+    from ..tenancy import load_tenant
+
+    tenant = load_tenant(current_tenant.get().slug)
+    with tenant_transaction():
+        user = User.by_email(email)
+        if user is None or not user.is_active:
+            return
+        to, token = user.email, platform.links.make("reset", tenant.slug, user.id)
+    url = f"{platform.settings.public_url(tenant.slug)}/reset-password?token={token}"
+    platform.mailer.send(to, "Reset your password",
+                         f"Someone asked to reset the password of {to} at {tenant.name}.\n\n"
+                         f"Choose a new password here (valid for one hour, once):\n{url}\n\n"
+                         "If it was not you, ignore this email; nothing changes.\n")
 
 
 class ResetPasswordHandler(PageHandler):
