@@ -27,6 +27,7 @@ from .. import tokenformat
 from ..db import current_tenant, run_in_tenant, run_sync
 from ..permissions import PUBLIC, Principal
 from .jsonout import json_bytes
+from .mediatype import is_json
 from .problem import PROBLEM_CONTENT_TYPE, Problem
 from .security_headers import security_headers
 
@@ -428,7 +429,7 @@ class ApiHandler(BaseHandler):
 
     def json_body(self) -> dict:
         ctype = self.request.headers.get("Content-Type", "")
-        if "json" not in ctype:
+        if not is_json(ctype):
             raise Problem(415, "unsupported-media-type", "Send the body as application/json.")
         try:
             body = json.loads(self.request.body or b"null")
