@@ -63,7 +63,8 @@ def test_a_cross_site_text_plain_post_with_basic_credentials_is_refused_and_send
         r = c.post("/3rdparty/v1/messages", json=SEND, headers={**basic(tenant), **headers})
         assert r.status_code == 403 and r.json()["data"]["code"] == "cross-site-request", (headers, r.text)
     for path in ("/3rdparty/v1/webhooks", "/3rdparty/v1/auth/token"):
-        r = c.post(path, data="", headers={**basic(tenant), "Content-Type": "text/plain", "Origin": "https://evil.example"})
+        r = c.post(path, data="", headers={**basic(tenant), "Content-Type": "text/plain",
+                                           "Origin": "https://evil.example"})
         assert r.status_code == 403, (path, r.text)
     r = c.delete("/3rdparty/v1/devices/1", headers={**basic(tenant), "Sec-Fetch-Site": "cross-site"})
     assert r.status_code == 403, r.text
