@@ -59,8 +59,8 @@ class Platform:
         self.throttle = LoginThrottle()
         from .throttle import ThrottlePolicy
 
-        # Password-reset mails: a few per account and hour, so nobody can flood an inbox.
-        self.reset_throttle = LoginThrottle(ThrottlePolicy(per_account=5, per_ip=50, base_delay=0.0))
+        # Password-reset mails: a few per account and hour from all sources together, so nobody can flood an inbox.
+        self.reset_throttle = LoginThrottle(ThrottlePolicy(per_account=5, per_ip=50, base_delay=0.0, per_source=False))
         from .wakeups import WakeupHub
 
         self.wakeups = WakeupHub()

@@ -27,6 +27,7 @@ from ..db import current_tenant, run_in_tenant, run_sync
 from ..outage import database_outage, is_unavailable
 from ..permissions import PUBLIC, Principal
 from .jsonout import json_bytes
+from .mediatype import is_json
 from .problem import PROBLEM_CONTENT_TYPE, Problem, database_unavailable
 from .security_headers import security_headers
 
@@ -419,7 +420,7 @@ class ApiHandler(BaseHandler):
 
     def json_body(self) -> dict:
         ctype = self.request.headers.get("Content-Type", "")
-        if "json" not in ctype:
+        if not is_json(ctype):
             raise Problem(415, "unsupported-media-type", "Send the body as application/json.")
         try:
             body = json.loads(self.request.body or b"null")
