@@ -37,6 +37,15 @@ def _bool(env, name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _choice(env, name: str, default: str, choices: tuple) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about one platform process.
@@ -63,6 +72,11 @@ class Settings:
     embedded_pg_fast: bool = False
     trust_proxy_headers: bool = False
     debug: bool = False
+    # Self-service sign-up: "open", "approval" (an Admin approves each new workspace) or "closed".
+    signup: str = "open"
+    signup_per_ip_hour: int = 3  # workspaces one client address may create per hour
+    signup_per_hour: int = 50  # workspaces the whole platform accepts per hour
+    unverified_ttl_days: int = 7  # a sign-up whose owner never confirms the address is removed after this
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -92,6 +106,10 @@ class Settings:
             embedded_pg_fast=_bool(env, "SMSGW_EMBEDDED_PG_FAST", False),
             trust_proxy_headers=_bool(env, "SMSGW_TRUST_PROXY", False),
             debug=_bool(env, "SMSGW_DEBUG", False),
+            signup=_choice(env, "SMSGW_SIGNUP", "open", ("open", "approval", "closed")),
+            signup_per_ip_hour=_int(env, "SMSGW_SIGNUP_PER_IP_HOUR", 3, 0),
+            signup_per_hour=_int(env, "SMSGW_SIGNUP_PER_HOUR", 50, 0),
+            unverified_ttl_days=_int(env, "SMSGW_UNVERIFIED_TTL_DAYS", 7, 1),
         )
         values.update(overrides)
         return cls(**values)
