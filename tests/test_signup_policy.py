@@ -264,6 +264,16 @@ def test_the_confirmation_mail_carries_no_text_the_signer_chose(platform, live_s
     bait = "URGENT call +1 900 555 0100 to claim your prize"
     r = signup(live_server, slug, fresh_ip(), company=bait, email_address=victim)
     assert r.status_code == 302
+
+    def check(mail):
+        body = mail.get_body(preferencelist=("plain",)).get_content()
+        assert "prize" not in body.lower() and "900" not in body and "Prize Department" not in body, body
+        assert f"{slug}.localhost" in body and "/verify-email?token=" in body
+        assert "prize" not in mail["Subject"].lower()
+
+    first, = wait_for_mail(platform, victim, "Confirm your email address")
+    check(first)
+    # The person's name, were it set, stays out of the resent mail too.
     with tenant_transaction(platform.tenants.get(slug).ref):
         User.update(name="Prize Department").where(User.id == 1).execute()
     session = sign_in(live_server, slug, victim, PASSWORD, ip=fresh_ip())
@@ -271,11 +281,7 @@ def test_the_confirmation_mail_carries_no_text_the_signer_chose(platform, live_s
     assert r.status_code == 302
     mails = wait_for_mail(platform, victim, "Confirm your email address", count=2)
     assert len(mails) == 2
-    for mail in mails:
-        body = mail.get_body(preferencelist=("plain",)).get_content()
-        assert "prize" not in body.lower() and "900" not in body and "Prize Department" not in body
-        assert f"{slug}.localhost" in body and "/verify-email?token=" in body
-        assert "prize" not in mail["Subject"].lower()
+    check(mails[1] if mails[0]["Message-ID"] == first["Message-ID"] else mails[0])
 
 
 def test_resending_the_confirmation_mail_is_limited(platform, live_server, cleanup):
