@@ -90,6 +90,20 @@ def test_one_address_creates_at_most_three_workspaces_an_hour(platform, live_ser
     assert signup(live_server, elsewhere, fresh_ip()).status_code == 302
 
 
+def test_an_ipv6_client_is_counted_by_its_64_network(platform, live_server, cleanup):
+    group = secrets.randbelow(0xfff0)
+    net = f"2001:db8:{secrets.randbelow(0xffff):x}:{group:x}"
+    slugs = [new_slug() for _ in range(4)]
+    cleanup += slugs
+    for i, slug in enumerate(slugs[:3]):
+        assert signup(live_server, slug, f"{net}::{i + 1}").status_code == 302
+    assert signup(live_server, slugs[3], f"{net}:ffff:ffff:ffff:ffff").status_code == 429
+    other = new_slug()
+    cleanup.append(other)
+    next_network = net.rsplit(":", 1)[0] + f":{group + 1:x}"  # the neighbouring /64: another subscriber
+    assert signup(live_server, other, f"{next_network}::1").status_code == 302
+
+
 def test_refused_forms_do_not_use_up_the_budget(platform, live_server, make_tenant, cleanup):
     ip = fresh_ip()
     taken = make_tenant("taken")
