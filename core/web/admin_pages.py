@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ..adminauth import (MIN_REASON, GrantError, active_grant, check_admin_password, create_admin_session, grant_principal,
-                         open_grant, revoke_admin_session)
+from ..adminauth import (MIN_REASON, GrantError, active_grant, check_admin_password, create_admin_session,
+                         grant_principal, open_grant, revoke_admin_session)
 from ..catalogue import Tenant
 from ..db import connection, run_in_tenant
 from ..events import emit
