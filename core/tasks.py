@@ -73,6 +73,16 @@ class TaskQueue:
 
         self.tenant_task(password_reset_mail, name=RESET_MAIL_TASK, retries=2, retry_delay=60)
 
+        # The kernel's own housekeeping; addons add theirs through smsgw_tasks.
+        self.periodic(crontab(minute="23"), self._remove_unverified_tenants, name="core.remove_unverified_tenants",
+                      per_tenant=False)
+
+    def _remove_unverified_tenants(self):
+        from .throttle import SignupThrottle
+
+        self.platform.tenants.remove_unverified()
+        SignupThrottle.purge()
+
     def for_addon(self, addon: str) -> "TaskQueue":
         """The same queue, with ``addon`` as the default gate for tenant and periodic tasks."""
         view = TaskQueue.__new__(TaskQueue)

@@ -1,4 +1,6 @@
-"""Login throttling per account *and source*, without handing attackers a lock-out button.
+"""Throttling of sign-ins (below) and of sign-ups (:class:`SignupThrottle`).
+
+Sign-ins are throttled per account *and source*, without handing attackers a lock-out button:
 
 * Every failure is recorded (in ``public.login_failure``) three times: under the
   account (tenant + a hash of the email, whether or not such a user exists, so
@@ -162,4 +164,66 @@ class LoginThrottle:
     def purge() -> int:
         with connection():
             cur = app_db.execute_sql("DELETE FROM public.login_failure WHERE at < now() - interval '1 day'")
+            return cur.rowcount
+
+
+def client_network(ip: str) -> str:
+    """The unit one client is counted in: its IPv4 address, or its IPv6 /64 (one subscriber's
+    usual allocation; counting single IPv6 addresses would give each client billions of budgets)."""
+    try:
+        address = ipaddress.ip_address((ip or "").strip())
+    except ValueError:
+        return ip or "unknown"
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+class SignupThrottle:
+    """How many workspaces may be created per client address and platform-wide per hour.
+
+    Counted in ``public.signup_attempt``, so every web process shares one budget. Like
+    :meth:`LoginThrottle.begin`, an attempt is recorded *before* it counts, so parallel
+    sign-ups cannot all slip under a cap; an attempt that is refused, or whose workspace
+    could not be created (a taken subdomain), gives its place back with :meth:`release`.
+    A limit of 0 refuses everything.
+    """
+
+    def __init__(self, per_ip: int, total: int, scope: str = "signup"):
+        self.per_ip = per_ip
+        self.total = total
+        self.scope = scope
+
+    def _keys(self, ip: str) -> tuple[str, str]:
+        return f"{self.scope}:{ip_key(client_network(ip))}", f"{self.scope}:all"
+
+    def begin(self, ip: str) -> Verdict:
+        mine, everyone = self._keys(ip)
+        with connection():
+            # Two statements, each committed on its own (see LoginThrottle.begin).
+            ids = tuple(r[0] for r in app_db.execute_sql(
+                "INSERT INTO public.signup_attempt (key) VALUES (%s), (%s) RETURNING id",
+                (mine, everyone)).fetchall())
+            per_ip, total = app_db.execute_sql("""
+                SELECT count(*) FILTER (WHERE key = %s), count(*) FILTER (WHERE key = %s)
+                  FROM public.signup_attempt
+                 WHERE key IN (%s, %s) AND at > now() - interval '1 hour'
+            """, (mine, everyone, mine, everyone)).fetchone()
+        allowed = per_ip <= self.per_ip and total <= self.total
+        verdict = Verdict(allowed, 0.0, 0 if allowed else 3600, ids)
+        if not verdict.allowed:
+            self.release(verdict)
+        return verdict
+
+    @staticmethod
+    def release(verdict: Verdict) -> None:
+        with connection():
+            app_db.execute_sql("DELETE FROM public.signup_attempt WHERE id = ANY(%s)", (list(verdict.attempt_ids),))
+
+    @staticmethod
+    def purge() -> int:
+        with connection():
+            cur = app_db.execute_sql("DELETE FROM public.signup_attempt WHERE at < now() - interval '1 day'")
             return cur.rowcount

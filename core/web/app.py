@@ -40,6 +40,7 @@ def core_routes():
         (r"/login", auth_pages.LoginHandler),
         (r"/logout", auth_pages.LogoutHandler),
         (r"/verify-email", auth_pages.VerifyEmailHandler),
+        (r"/verify-email/resend", auth_pages.ResendVerificationHandler),
         (r"/forgot-password", auth_pages.ForgotPasswordHandler),
         (r"/reset-password", auth_pages.ResetPasswordHandler),
         (r"/accept-invite", auth_pages.AcceptInviteHandler),
