@@ -213,10 +213,9 @@ class InboxPage(PageHandler):
 class ConversationPage(PageHandler):
     permission = "messages:read"
 
-    async def get(self, raw_phone):
-        from urllib.parse import unquote
-
-        phone = unquote(raw_phone)
+    async def get(self, phone):
+        # Tornado has already decoded the path (and refused a NUL): decoding it again would turn
+        # "%2500" into a NUL that reaches PostgreSQL.
         if len(phone) > 40:
             raise Problem(404, "not-found", "There is no such conversation.")
         normal = try_normalise(phone, self.tenant.default_region) or phone
