@@ -3,10 +3,7 @@ inbox and conversations, opt-outs, and an overview of today and this month per d
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import time
 
 from core.db import app_db
 from core.web.base import PageHandler
@@ -14,18 +11,11 @@ from core.web.problem import Problem
 
 from addons.devices.models import Device, DeviceInbound
 
-from . import states, submit, text as smstext
+from . import states, submit
+from .csvfile import CSV_MAX_BYTES, read_upload
 from .api import get_message, list_messages, message_json
 from .models import Suppression
 from .phones import PhoneError, normalise, try_normalise
-
-CSV_MAX_BYTES = 2 * 1024 * 1024
-CSV_MAX_ROWS = 5000
-# Reading a file runs in an executor thread, but Python runs one thread at a time: CPU work there
-# holds the IOLoop back for up to the interpreter's switch interval (5 ms) each time the loop wakes.
-# So the reader pauses briefly after every CSV_SLICE of work, and the loop never waits longer.
-CSV_SLICE = 0.002
-CSV_PAUSE = 0.0005
 
 
 class MessagesPage(PageHandler):
@@ -105,67 +95,6 @@ class SendPage(PageHandler):
         self.redirect(f"/messages/{response['id']}")
 
 
-def parse_csv(raw: bytes, region: str) -> tuple[list[dict], list[dict]]:
-    """Rows of (recipient, text, variables...) → ``(good, errors)``; ``{name}`` in text takes a column.
-
-    CPU work bounded by the caps (bytes, rows, and each text by :func:`smstext.fill`): callers run
-    it off the IOLoop. A placeholder is a column's value and nothing else (see ``fill``)."""
-    if len(raw) > CSV_MAX_BYTES:
-        return [], [{"row": 0, "message": f"The file is larger than {CSV_MAX_BYTES // 1024 // 1024} MB."}]
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return [], [{"row": 0, "message": "The file is not UTF-8 text. Save it as CSV UTF-8 and try again."}]
-    if "\x00" in content:  # PostgreSQL stores no NUL; a NUL means a binary or UTF-16 file
-        return [], [{"row": 0, "message": "The file holds NUL characters, so it is not CSV text. Save it as "
-                                          "CSV UTF-8 and try again."}]
-    reader = csv.DictReader(io.StringIO(content))
-    try:
-        fields = [f.strip().lower() for f in (reader.fieldnames or [])]
-    except csv.Error as exc:
-        return [], [{"row": 1, "message": f"The first line cannot be read as CSV: {exc}."}]
-    if "recipient" not in fields or "text" not in fields:
-        return [], [{"row": 1, "message": "The first line must name the columns, with at least 'recipient' and 'text'."}]
-    good, errors = [], []
-    rows = enumerate(reader, start=2)
-    pause_at = time.monotonic() + CSV_SLICE
-    while True:
-        if time.monotonic() > pause_at:
-            time.sleep(CSV_PAUSE)  # lets the IOLoop (and any other thread) take the interpreter
-            pause_at = time.monotonic() + CSV_SLICE
-        try:
-            n, row = next(rows)
-        except StopIteration:
-            break
-        except csv.Error as exc:  # e.g. a field over the reader's limit (131,072 characters)
-            errors.append({"row": reader.line_num, "message": f"this line cannot be read (a field is too long, "
-                                                              f"or a quote is not closed): {exc}; the rest was not read."})
-            break
-        if n - 1 > CSV_MAX_ROWS:
-            errors.append({"row": n, "message": f"Only {CSV_MAX_ROWS} rows per file; the rest was not read."})
-            break
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if k}
-        try:
-            phone = normalise(row.get("recipient", ""), region)
-        except PhoneError as exc:
-            errors.append({"row": n, "message": f"recipient {row.get('recipient', '')[:40]!r} {exc}"})
-            continue
-        try:
-            text = smstext.fill(row.get("text", ""), {k: v for k, v in row.items() if k not in ("recipient", "text")})
-        except smstext.TemplateError as exc:
-            errors.append({"row": n, "message": str(exc)})
-            continue
-        if not text.strip():
-            errors.append({"row": n, "message": "the text is empty"})
-            continue
-        info = smstext.describe(text)
-        if info["segments"] > smstext.MAX_SEGMENTS:
-            errors.append({"row": n, "message": f"the text is too long ({info['segments']} segments)"})
-            continue
-        good.append({"row": n, "to": phone, "text": text, **info})
-    return good, errors
-
-
 class CsvPage(PageHandler):
     """Upload → preview with per-row errors → confirm (the rows travel back signed, not re-uploaded)."""
 
@@ -199,19 +128,13 @@ class CsvPage(PageHandler):
             self.render("messaging/csv.html", preview=None, payload=None,
                         errors=[{"row": 0, "message": "Choose a CSV file to upload."}])
             return
-        # Parsing, filling in and signing a file of up to 5,000 rows is CPU work: off the IOLoop, so
-        # it never delays another request (let alone another workspace's).
-        good, errors = await self.run_db(parse_csv, files[0]["body"], self.tenant.default_region)
-        payload = await self.run_db(self.encode_payload, good) if good else None
-        if not good:
+        # Reading, filling in and signing up to 5,000 rows is CPU work: it runs in another process
+        # (see csvfile), so it never holds this process's IOLoop or interpreter lock.
+        preview, total, errors, payload = await read_upload(files[0]["body"], self.tenant.default_region,
+                                                            self.platform.link_secret)
+        if not total:
             self.set_status(422)
-        self.render("messaging/csv.html", preview=good[:200], total=len(good), errors=errors[:500], payload=payload)
-
-    def encode_payload(self, rows: list[dict]) -> str:
-        from itsdangerous import URLSafeTimedSerializer
-
-        return URLSafeTimedSerializer(self.platform.link_secret, salt="smsgw-csv").dumps(
-            [{"to": r["to"], "text": r["text"]} for r in rows])
+        self.render("messaging/csv.html", preview=preview, total=total, errors=errors, payload=payload)
 
     def decode_payload(self, payload: str) -> list[dict]:
         from itsdangerous import BadSignature, URLSafeTimedSerializer
