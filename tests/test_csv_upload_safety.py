@@ -3,7 +3,8 @@
 The upload's text column was rendered with ``str.format_map``: ``{a:>20000000}`` built a 20 MB
 string (and ``text.describe`` walked it) on the IOLoop, freezing every workspace for seconds,
 and ``{a.__class__.__mro__}`` was evaluated. Now a placeholder is a column's value and nothing
-else, the rendered length is bounded before it is built, and the file is read off the IOLoop.
+else, the rendered length is bounded before it is built, and the file is read in a process pool
+of its own (not even an executor thread: that still shared the interpreter lock with the IOLoop).
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ def test_uploads_are_capped_in_rows_bytes_and_field_size_with_clear_errors(live_
 
 
 def test_a_hostile_upload_does_not_delay_another_workspace(live_server, make_tenant):
+    """Another workspace's API calls, timed back to back while a hostile, full-size file is read."""
     uploader, other = make_tenant("csvslow"), make_tenant("csvother")
     c = owner(live_server, uploader)
     api = api_client(live_server, other.slug)
@@ -131,10 +133,14 @@ def test_a_hostile_upload_does_not_delay_another_workspace(live_server, make_ten
         latencies.append(time.perf_counter() - started)
         assert r.status_code == 200
     worker.join()
-    assert result["r"].status_code == 200, result["r"].text[:300]
-    assert len(latencies) >= 5, latencies  # the other workspace was asked throughout the upload
     latencies.sort()
     typical, slowest = latencies[len(latencies) * 9 // 10], latencies[-1]
     print(f"other workspace during the upload: {len(latencies)} requests, 90% within {typical * 1000:.0f} ms, "
           f"slowest {slowest * 1000:.0f} ms")
+    # The old code froze the IOLoop for seconds (13.9 s here). "Slowest under 1 s" leaves room for a
+    # loaded test machine, where requests take 100-250 ms now and then with no upload at all.
     assert typical < 0.1 and slowest < 1.0, (typical, slowest)
+    assert len(latencies) >= 5, latencies  # the other workspace was asked throughout the upload
+    assert result["r"].status_code == 200, result["r"].text[:300]
+    errors = row_errors(result["r"].text)
+    assert [errors.get(n, "")[:14] for n in (2, 3, 4)] == ["{a:>20000000} "] * 2 + ["{a.__class__._"], errors
