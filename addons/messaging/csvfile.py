@@ -11,6 +11,7 @@ so the pool's processes start quickly.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import csv
 import io
@@ -48,6 +49,17 @@ def _forget(pool) -> None:
     with _pool_lock:
         if _pool is pool:
             _pool = None
+
+
+@atexit.register
+def _close() -> None:
+    # Stop the workers and drop the pool while the interpreter is whole: collected during
+    # teardown, the pool's clean-up callback fails ("Exception ignored ...") on modules already gone.
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 async def read_upload(raw: bytes, region: str, secret: str) -> tuple[list[dict], int, list[dict], str | None]:
