@@ -24,6 +24,7 @@ import logging
 
 from core.permissions import AUTHENTICATED
 from core.web.auth_pages import TOO_MANY, login_attempt
+from core.web import jsonin
 from core.web.base import ApiHandler, unstorable_text
 from core.web.mediatype import is_json
 from core.web.problem import PROBLEM_CONTENT_TYPE, Problem
@@ -112,7 +113,7 @@ class CompatHandler(ApiHandler):
             raise Problem(415, "unsupported-media-type",
                           "Send the body as JSON, with the header 'Content-Type: application/json'.")
         try:
-            body = json.loads(raw)
+            body = jsonin.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise Problem(400, "invalid-json", f"The body is not valid JSON: {exc}.") from None
         if not isinstance(body, dict):

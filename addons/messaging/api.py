@@ -8,6 +8,7 @@ import json
 
 from core.events import AuditEvent, emit as emit_audit
 from core.groupcommit import GroupCommit
+from core.web import jsonin
 from core.web.base import ApiHandler
 from core.web.problem import Problem
 
@@ -27,7 +28,7 @@ def decode_cursor(raw: str | None) -> int | None:
     if not raw:
         return None
     try:
-        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        data = jsonin.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         value = int(data["before"])
         if value <= 0:
             raise ValueError
