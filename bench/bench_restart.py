@@ -21,10 +21,11 @@ One round per policy, each on the same server and the same phones:
    its settings version), then its poll loop starts and parks a long poll;
 2. the server gets SIGTERM (its drain answers parked polls 503 with
    ``Retry-After: 1``; the number it drained is read from its log);
-3. while it is down, one message per phone, targeted with ``device_id``, is
-   stored in-process (the same ``submit.accept`` the API uses): work waiting;
-4. ``smsgw serve`` starts again on the same port; "ready" is its
+3. ``smsgw serve`` starts again on the same port; "ready" is its
    ``Press Ctrl-C to stop.`` line (it listens just before printing it);
+4. while it starts, one message per phone, targeted with ``device_id``, is
+   stored in-process (the same ``submit.accept`` the API uses, with its
+   NOTIFY wake-up at commit): work waiting for every phone;
 5. per phone: seconds from ready to the moment its poll returned that message
    (its first successful poll of the new server hands the work over at once).
    During the round: every answer the phones got (503, 429, ...), refused
@@ -110,15 +111,16 @@ def _phone_worker(conn, port: int, devices: list, policy: str, wait: int, batch:
             self.events = events
 
         def fetch(self, wait, limit, settings_version):
+            t0 = time.monotonic()
             try:
                 reply = super().fetch(wait, limit, settings_version)
             except ServerError as exc:
-                self.events.append((time.monotonic(), exc.status, exc.retry_after))
+                self.events.append((time.monotonic(), exc.status, exc.retry_after, t0))
                 raise
             except Exception:
-                self.events.append((time.monotonic(), "net", None))
+                self.events.append((time.monotonic(), "net", None, t0))
                 raise
-            self.events.append((time.monotonic(), 200, len(reply.get("messages") or ())))
+            self.events.append((time.monotonic(), 200, len(reply.get("messages") or ()), t0))
             return reply
 
     class Work:
@@ -153,12 +155,19 @@ def _phone_worker(conn, port: int, devices: list, policy: str, wait: int, batch:
     primed = [0]
     lock = threading.Lock()
 
+    gate = threading.Semaphore(16)  # set-up, not measured: devices coming online for the first time are slow
+
     def run(shell):
-        try:
-            reply = shell.client.fetch(0, shell.batch, 0)
-            shell.state.settings_version = reply.get("settings_version", 0)
-        except Exception as exc:  # reported through the events; the loop below retries like the companion
-            shell.fatal = f"first fetch: {exc}"
+        for attempt in range(3):
+            try:
+                with gate:
+                    reply = shell.client.fetch(0, shell.batch, 0)
+                shell.state.settings_version = reply.get("settings_version", 0)
+                shell.fatal = None
+                break
+            except Exception as exc:
+                shell.fatal = f"first fetch: {exc}"
+                time.sleep(1)
         with lock:
             primed[0] += 1
         # Companion._poll_loop, with the backoff of the policy under test.
@@ -215,6 +224,11 @@ class Phones:
         for _p, c in self.workers:
             c.send(cmd)
         return [c.recv() for _p, c in self.workers]
+
+    def cpu_s(self) -> float:
+        from _benchlib import proc_cpu_s
+
+        return sum(proc_cpu_s(p.pid) for p, _c in self.workers)
 
     def stop(self):
         for p, c in self.workers:
@@ -332,15 +346,21 @@ def run_round(args, scratch, state, policy: str) -> dict:
         drained = int(m.group(1)) if m else 0
         say(f"  SIGTERM: the old server drained {drained} parked poll(s) and exited in {t_exit - t_term:.2f} s")
 
-        queued, q_s = queue_work(scratch.platform, state.tenants_devices)
-        say(f"  {queued} messages (one per phone, device_id set) stored while the server is down, {q_s:.2f} s")
-
         state.n_servers += 1
         new = Server(scratch, port, state.n_servers)
         sampler = Sampler(new.child.pid)
         sampler.start()
+        # Work for every phone, stored while the new server starts (so the downtime is the server's
+        # own), the way the API stores it, with its NOTIFY wake-up at commit: a phone back before the
+        # commit is woken; one back after it finds its message at its first poll.
+        queued, q_s = queue_work(scratch.platform, state.tenants_devices)
+        t_stored = time.monotonic()
         t_ready = new.wait_ready()
+        say(f"  {queued} messages (one per phone, device_id set) stored in {q_s:.2f} s while it started, "
+            + (f"{t_ready - t_stored:.2f} s before it was ready" if t_ready >= t_stored else
+               f"WARNING: {t_stored - t_ready:.2f} s after it was ready"))
         cpu_ready = new.child.cpu_s()
+        client_ready = phones.cpu_s()
         state.server = new
         say(f"  new server pid {new.child.pid} ready {t_ready - new.t_spawn:.2f} s after its start, "
             f"{t_ready - t_term:.2f} s after SIGTERM to the old one")
@@ -360,6 +380,7 @@ def run_round(args, scratch, state, policy: str) -> dict:
         time.sleep(0.5)
         sampler.stop_flag.set()
         cpu_used = new.child.cpu_s() - cpu_ready
+        client_cpu = phones.cpu_s() - client_ready
         report = [p for part in phones.ask("report") for p in part]
     finally:
         phones.stop()
@@ -368,13 +389,22 @@ def run_round(args, scratch, state, policy: str) -> dict:
     statuses = collections.Counter()
     refused = 0
     attempts = []  # times of attempts that ended after SIGTERM (answers or refusals)
+    arrival, service = [], []  # the successful attempt: when it started after ready, how long it took
+    early_got = sum(1 for p in report if any(t <= t_term for t, _mid in p["got"]))
+    if early_got:
+        say(f"  WARNING: {early_got} phone(s) got a message before the SIGTERM (a poll expired?): they count as "
+            f"not back")
     for p in report:
         got = [t for t, _mid in p["got"] if t > t_term]
         if got:
             back.append(got[0] - t_ready)
+            ok = [(t, t0) for t, status, n_msgs, t0 in p["events"] if t > t_term and status == 200 and n_msgs]
+            if ok:
+                arrival.append(ok[0][1] - t_ready)
+                service.append(ok[0][0] - ok[0][1])
         else:
             missing += 1
-        for t, status, _extra in p["events"]:
+        for t, status, _extra, _t0 in p["events"]:
             if t <= t_term:
                 continue
             attempts.append(t)
@@ -395,18 +425,26 @@ def run_round(args, scratch, state, policy: str) -> dict:
         "attempts_after": len(attempts) - during_down, "peak_per_s": max(per_sec.values()) if per_sec else 0,
         "rss_mb": sampler.peak_kb / 1024, "cpu_s": cpu_used, "until_all_s": t_end - t_ready,
         "early": sum(1 for b in back if b < 0),
+        "arr_p50": pct(arrival, 50), "arr_p95": pct(arrival, 95),
+        "arr_within": sum(1 for a in arrival if a <= BACK_WITHIN) / n,
+        "svc_p50": pct(service, 50), "svc_p95": pct(service, 95), "svc_max": max(service) if service else 0,
+        "client_cpu_s": client_cpu,
     }
     say(f"  back within {BACK_WITHIN:.0f} s of ready: {within} of {n} ({100 * res['share']:.1f} %); "
         f"p50 {res['p50']:.2f} s, p95 {res['p95']:.2f} s, max {res['max']:.2f} s"
         + (f"; {missing} not back within the {args.window:.0f} s window" if missing else ""))
     dist = collections.Counter(min(int(b), 30) for b in back)
     say("    back per second after ready: " + ", ".join(f"{k}s:{dist[k]}" for k in sorted(dist)))
+    say(f"  the poll that brought it: sent p50 {res['arr_p50']:.2f} s, p95 {res['arr_p95']:.2f} s after ready "
+        f"({100 * res['arr_within']:.1f} % sent within {BACK_WITHIN:.0f} s: the backoff's part); answered "
+        f"p50 {res['svc_p50']:.2f} s, p95 {res['svc_p95']:.2f} s, max {res['svc_max']:.2f} s after it was sent "
+        f"(the server's and the client's part)")
     say(f"  answers after SIGTERM other than 200: {dict(statuses) or 'none'}; connections refused while down: "
         f"{refused}")
     say(f"  poll attempts after SIGTERM: {during_down} before ready, {res['attempts_after']} after (peak "
         f"{res['peak_per_s']} in one second)")
     say(f"  new server: peak RSS {res['rss_mb']:.1f} MB, {cpu_used:.2f} CPU-s from ready until all were back "
-        f"(+0.5 s)")
+        f"(+0.5 s); phone processes {client_cpu:.2f} CPU-s meanwhile; load average {loadavg()}")
     return res
 
 
