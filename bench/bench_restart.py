@@ -54,7 +54,7 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _benchlib import (  # noqa: E402
-    code_version, create_devices, free_port, loadavg, make_tenant, pct, raise_nofile, run_main, say, section,
+    Profiler, code_version, pg_cpu_s, create_devices, free_port, loadavg, make_tenant, pct, raise_nofile, run_main, say, section,
     tenant_host, verdict,
 )
 
@@ -273,6 +273,20 @@ class Server:
         raise RuntimeError(f"smsgw serve not ready within {timeout:.0f} s:\n{self.child.tail()}")
 
 
+def runqueue_wait_s(pid: int, main_only: bool = False) -> float:
+    """Seconds the threads of ``pid`` (or only its main thread, the event loop) spent runnable but
+    waiting for a CPU (``/proc/<pid>/task/*/schedstat``): on a shared machine, the time the server
+    wanted to run and could not."""
+    total = 0
+    tasks = [Path(f"/proc/{pid}/task/{pid}")] if main_only else Path(f"/proc/{pid}/task").iterdir()
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
 class Sampler(threading.Thread):
     """RSS (peak) and CPU of a process, sampled every 50 ms until stopped."""
 
@@ -356,10 +370,13 @@ def run_round(args, scratch, state, policy: str) -> dict:
         queued, q_s = queue_work(scratch.platform, state.tenants_devices)
         t_stored = time.monotonic()
         t_ready = new.wait_ready()
+        state.prof.start(new.child.pid, f"reconnect-{policy}")  # --profile only (it waits 0.5 s)
         say(f"  {queued} messages (one per phone, device_id set) stored in {q_s:.2f} s while it started, "
             + (f"{t_ready - t_stored:.2f} s before it was ready" if t_ready >= t_stored else
                f"WARNING: {t_stored - t_ready:.2f} s after it was ready"))
         cpu_ready = new.child.cpu_s()
+        rq_ready, pg_ready = runqueue_wait_s(new.child.pid), pg_cpu_s(scratch.pg.pgdata)
+        rq_main_ready = runqueue_wait_s(new.child.pid, main_only=True)
         client_ready = phones.cpu_s()
         state.server = new
         say(f"  new server pid {new.child.pid} ready {t_ready - new.t_spawn:.2f} s after its start, "
@@ -379,7 +396,11 @@ def run_round(args, scratch, state, policy: str) -> dict:
         t_end = time.monotonic()
         time.sleep(0.5)
         sampler.stop_flag.set()
+        state.prof.stop()
         cpu_used = new.child.cpu_s() - cpu_ready
+        rq_wait = runqueue_wait_s(new.child.pid) - rq_ready
+        rq_main = runqueue_wait_s(new.child.pid, main_only=True) - rq_main_ready
+        pg_used = pg_cpu_s(scratch.pg.pgdata) - pg_ready
         client_cpu = phones.cpu_s() - client_ready
         report = [p for part in phones.ask("report") for p in part]
     finally:
@@ -428,7 +449,7 @@ def run_round(args, scratch, state, policy: str) -> dict:
         "arr_p50": pct(arrival, 50), "arr_p95": pct(arrival, 95),
         "arr_within": sum(1 for a in arrival if a <= BACK_WITHIN) / n,
         "svc_p50": pct(service, 50), "svc_p95": pct(service, 95), "svc_max": max(service) if service else 0,
-        "client_cpu_s": client_cpu,
+        "client_cpu_s": client_cpu, "rq_wait_s": rq_wait, "rq_main_s": rq_main, "pg_cpu_s": pg_used,
     }
     say(f"  back within {BACK_WITHIN:.0f} s of ready: {within} of {n} ({100 * res['share']:.1f} %); "
         f"p50 {res['p50']:.2f} s, p95 {res['p95']:.2f} s, max {res['max']:.2f} s"
@@ -444,7 +465,10 @@ def run_round(args, scratch, state, policy: str) -> dict:
     say(f"  poll attempts after SIGTERM: {during_down} before ready, {res['attempts_after']} after (peak "
         f"{res['peak_per_s']} in one second)")
     say(f"  new server: peak RSS {res['rss_mb']:.1f} MB, {cpu_used:.2f} CPU-s from ready until all were back "
-        f"(+0.5 s); phone processes {client_cpu:.2f} CPU-s meanwhile; load average {loadavg()}")
+        f"(+0.5 s) in {t_end + 0.5 - t_ready:.1f} s; runnable but waiting for a CPU meanwhile: its event-loop "
+        f"thread {rq_main:.2f} s, all its threads together {rq_wait:.2f} s; "
+        f"PostgreSQL {pg_used:.2f} CPU-s, the phone processes {client_cpu:.2f} CPU-s meanwhile; load average "
+        f"{loadavg()}")
     return res
 
 
@@ -467,6 +491,8 @@ def parse_args(argv=None):
                    help="rounds to run, in order: new (the companion's Backoff), old (the baseline) "
                         "(default new,old)")
     p.add_argument("--seed", type=int, default=23, help="random seed of the phones' jitter (default 23)")
+    p.add_argument("--profile", metavar="DIR", help="record the new server with py-spy from ready until every "
+                                                   "phone is back, into DIR (collapsed stacks, GIL holder only)")
     p.add_argument("--fast", action="store_true", help="PostgreSQL with fsync=off etc. (quicker set-up, not "
                                                       "realistic numbers)")
     args = p.parse_args(argv)
@@ -515,6 +541,7 @@ def run(args, scratch) -> int:
     random.Random(7).shuffle(devices)
     state = SimpleNamespace(port=port, devices=devices, results=[], n_servers=1,
                             tenants_devices=[(tenants[i], [d for d, _tok in made[i]]) for i in range(t)])
+    state.prof = Profiler(args.profile)
     state.server = Server(scratch, port, 1)
     state.server.wait_ready()
     say(f"  smsgw serve pid {state.server.child.pid} on 127.0.0.1:{port}, ready "
@@ -533,6 +560,9 @@ def run(args, scratch) -> int:
             f"{r['p50']:.2f} s, p95 {r['p95']:.2f} s, max {r['max']:.2f} s; drained {r['drained']}, down "
             f"{r['down_s']:.2f} s (server start {r['start_s']:.2f} s); non-200 answers {r['statuses'] or 'none'}; "
             f"peak {r['peak_per_s']} attempts/s; server peak RSS {r['rss_mb']:.0f} MB, {r['cpu_s']:.1f} CPU-s")
+        say(f"       the successful poll sent within {BACK_WITHIN:.0f} s of ready: {100 * r['arr_within']:.1f} % (p95 "
+            f"{r['arr_p95']:.2f} s); answered p50 {r['svc_p50']:.2f} s, p95 {r['svc_p95']:.2f} s after sending; "
+            f"server event loop waited {r['rq_main_s']:.2f} s for a CPU")
     if "new" in by and "old" in by:
         a, b = by["new"], by["old"]
         say(f"  new/old: p50 {a['p50'] / b['p50']:.2f}x, p95 {a['p95'] / b['p95']:.2f}x, max "
