@@ -360,6 +360,8 @@ def run_round(args, scratch, state, policy: str) -> dict:
         drained = int(m.group(1)) if m else 0
         say(f"  SIGTERM: the old server drained {drained} parked poll(s) and exited in {t_exit - t_term:.2f} s")
 
+        if args.down > 0:  # a slower restart (a deploy, a host under load): the server stays away longer
+            time.sleep(max(0.0, t_term + args.down - time.monotonic()))
         state.n_servers += 1
         new = Server(scratch, port, state.n_servers)
         sampler = Sampler(new.child.pid)
@@ -487,6 +489,9 @@ def parse_args(argv=None):
     p.add_argument("--settle", type=float, default=3.0,
                    help="seconds between the phones' first fetch and the SIGTERM, so every poll is parked "
                         "(default 3)")
+    p.add_argument("--down", type=float, default=0.0,
+                   help="start the new server no sooner than this many seconds after the SIGTERM (default 0: "
+                        "as soon as the old one has exited); its own start-up time comes on top")
     p.add_argument("--policies", default="new,old",
                    help="rounds to run, in order: new (the companion's Backoff), old (the baseline) "
                         "(default new,old)")
@@ -521,6 +526,7 @@ def run(args, scratch) -> int:
         f"{os.cpu_count()} CPU(s), code {code_version()}, load average {loadavg()}")
     say(f"  {n} phones over {t} tenant(s) in {args.procs} worker process(es), one companion poll loop "
         f"(thread) per phone, long poll wait={args.wait}; rounds: {', '.join(args.policies)}; "
+        f"{f'new server started ≥ {args.down:g} s after the SIGTERM; ' if args.down else ''}"
         f"RLIMIT_NOFILE {soft}/{hard}")
 
     section("setup")
