@@ -200,8 +200,11 @@ def _phone_worker(conn, port: int, devices: list, policy: str, wait: int, batch:
             for s in phones:
                 s.stop_event.set()
                 s.client.abort()
-            conn.send("stopped")
-            conn.close()
+            try:
+                conn.send("stopped")
+                conn.close()
+            except OSError:  # the parent is gone or no longer listening: nothing to tell
+                pass
             os._exit(0)  # the poll threads are daemons in blocking reads; nothing to flush
 
 
@@ -434,7 +437,7 @@ def run_round(args, scratch, state, policy: str) -> dict:
             if status == "net":
                 refused += 1
             elif status != 200:
-                statuses[status] += 1
+                statuses[(status, "after ready" if t >= t_ready else "before ready")] += 1
     n = len(report)
     within = sum(1 for b in back if b <= BACK_WITHIN)
     per_sec = collections.Counter(int(t - t_ready) for t in attempts if t >= t_ready)
@@ -444,7 +447,7 @@ def run_round(args, scratch, state, policy: str) -> dict:
         "down_s": t_ready - t_term, "within": within, "share": within / n, "missing": missing,
         "p50": pct(back, 50) if back else float("nan"), "p95": pct(back + [float("inf")] * missing, 95),
         "max": max(back) if back and not missing else float("inf"), "back": back,
-        "statuses": dict(statuses), "refused": refused, "attempts_down": during_down,
+        "statuses": {f"{k[0]} {k[1]}": v for k, v in sorted(statuses.items())}, "refused": refused, "attempts_down": during_down,
         "attempts_after": len(attempts) - during_down, "peak_per_s": max(per_sec.values()) if per_sec else 0,
         "rss_mb": sampler.peak_kb / 1024, "cpu_s": cpu_used, "until_all_s": t_end - t_ready,
         "early": sum(1 for b in back if b < 0),
@@ -462,8 +465,7 @@ def run_round(args, scratch, state, policy: str) -> dict:
         f"({100 * res['arr_within']:.1f} % sent within {BACK_WITHIN:.0f} s: the backoff's part); answered "
         f"p50 {res['svc_p50']:.2f} s, p95 {res['svc_p95']:.2f} s, max {res['svc_max']:.2f} s after it was sent "
         f"(the server's and the client's part)")
-    say(f"  answers after SIGTERM other than 200: {dict(statuses) or 'none'}; connections refused while down: "
-        f"{refused}")
+    say(f"  answers after SIGTERM other than 200: {res['statuses'] or 'none'}; connections refused: {refused}")
     say(f"  poll attempts after SIGTERM: {during_down} before ready, {res['attempts_after']} after (peak "
         f"{res['peak_per_s']} in one second)")
     say(f"  new server: peak RSS {res['rss_mb']:.1f} MB, {cpu_used:.2f} CPU-s from ready until all were back "
