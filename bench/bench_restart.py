@@ -291,7 +291,7 @@ def runqueue_wait_s(pid: int, main_only: bool = False) -> float:
 
 
 class Sampler(threading.Thread):
-    """RSS (peak) and CPU of a process, sampled every 50 ms until stopped."""
+    """The peak RSS of a process, sampled every 50 ms until stopped."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -309,7 +309,7 @@ class Sampler(threading.Thread):
 
 # -- one round ----------------------------------------------------------------------------------------
 
-def queue_work(platform, tenants_devices) -> tuple[int, float]:
+def queue_work(tenants_devices) -> tuple[int, float]:
     """One message per phone, targeted with ``device_id``, stored in-process as the API stores it."""
     from core.db import tenant_transaction
     from addons.messaging import submit
@@ -372,7 +372,7 @@ def run_round(args, scratch, state, policy: str) -> dict:
         # Work for every phone, stored while the new server starts (so the downtime is the server's
         # own), the way the API stores it, with its NOTIFY wake-up at commit: a phone back before the
         # commit is woken; one back after it finds its message at its first poll.
-        queued, q_s = queue_work(scratch.platform, state.tenants_devices)
+        queued, q_s = queue_work(state.tenants_devices)
         t_stored = time.monotonic()
         t_ready = new.wait_ready()
         state.prof.start(new.child.pid, f"reconnect-{policy}")  # --profile only (it waits 0.5 s)
