@@ -167,20 +167,6 @@ class LoginThrottle:
             return cur.rowcount
 
 
-def client_network(ip: str) -> str:
-    """The unit one client is counted in: its IPv4 address, or its IPv6 /64 (one subscriber's
-    usual allocation; counting single IPv6 addresses would give each client billions of budgets)."""
-    try:
-        address = ipaddress.ip_address((ip or "").strip())
-    except ValueError:
-        return ip or "unknown"
-    if address.version == 6:
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
-
-
 class SignupThrottle:
     """How many workspaces may be created per client address and platform-wide per hour.
 
@@ -197,7 +183,7 @@ class SignupThrottle:
         self.scope = scope
 
     def _keys(self, ip: str) -> tuple[str, str]:
-        return f"{self.scope}:{ip_key(client_network(ip))}", f"{self.scope}:all"
+        return f"{self.scope}:{ip_key(source_of(ip))}", f"{self.scope}:all"
 
     def begin(self, ip: str) -> Verdict:
         mine, everyone = self._keys(ip)

@@ -35,7 +35,6 @@ import pytest
 
 from core import dbsetup
 from core.embedded_pg import EmbeddedPostgres
-from android_companion.backends.simulator import SimulatorBackend
 from android_companion.runner import Companion
 from tests.support.devices import LongPoll, device_client, raw_device, wait_until
 from tests.support.phones import pair_phone

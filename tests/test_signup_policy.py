@@ -19,11 +19,12 @@ import pytest
 from core.admins import create_admin
 from core.db import tenant_transaction
 from core.identity import create_api_token
-from core.tasks import EmbeddedConsumer, TaskQueue, make_huey
+from core.tasks import TaskQueue, make_huey
 from core.users import User
 from tests.support.identity import (ROOT, admin_sign_in, admin_sql, audit_rows, bearer, client, fetch_xsrf,
                                     fresh_ip, link_token, mails_to, post_form, sign_in, smsgw, wait_for_mail)
 from tests.support.messaging import sql
+from tests.support.worker import run_huey_until
 
 PASSWORD = "a long enough password"
 ADMIN_PASSWORD = "admin password 123"
@@ -312,21 +313,6 @@ def test_resending_the_confirmation_mail_is_limited(platform, live_server, clean
 
 # -- removal of unconfirmed workspaces -----------------------------------------------------------
 
-def run_consumer_until(huey, predicate, timeout=30):
-    consumer = EmbeddedConsumer(huey, workers=1, worker_type="thread", periodic=False,
-                                check_worker_health=False, max_delay=0.1, initial_delay=0.05)
-    consumer.start()
-    try:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.05)
-        return False
-    finally:
-        consumer.stop(graceful=True)
-
-
 def age(platform, slug, days):
     admin_sql(platform, "UPDATE public.tenant SET created_at = now() - %s * interval '1 day' WHERE slug = %s",
               (days, slug))
@@ -347,7 +333,7 @@ def test_unconfirmed_workspaces_are_removed_after_seven_days_by_a_periodic_task(
     queue = TaskQueue(make_huey(platform.settings, platform.app_url, name=f"test-{secrets.token_hex(3)}"), platform)
     try:
         queue.periodic_tasks["core.remove_unverified_tenants"]()  # as the scheduler does each hour
-        assert run_consumer_until(queue.huey, lambda: platform.tenant_cache.loader(old) is None)
+        assert run_huey_until(queue.huey, lambda: platform.tenant_cache.loader(old) is None)
     finally:
         queue.huey.flush()
     assert platform.tenant_cache.loader(young) is not None

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from core.db import TenantContextMissing, tenant_transaction
-from core.tasks import EmbeddedConsumer, TaskQueue, make_huey
+from core.tasks import TaskQueue, make_huey
+from tests.support.worker import run_huey_until
 
 
 def mark(key, value):
@@ -31,21 +32,6 @@ def queue(platform):
     huey.flush()
 
 
-def run_consumer_until(huey, predicate, timeout=20):
-    consumer = EmbeddedConsumer(huey, workers=1, worker_type="thread", periodic=False,
-                                check_worker_health=False, max_delay=0.1, initial_delay=0.05)
-    consumer.start()
-    try:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.05)
-        return False
-    finally:
-        consumer.stop(graceful=True)
-
-
 def test_tenant_task_without_tenant_is_refused(queue):
     task = queue.tenant_task(mark, name="mark-refuse")
     with pytest.raises(TenantContextMissing):
@@ -58,7 +44,7 @@ def test_tenant_task_runs_in_its_tenant_only(queue, make_tenant):
     a, b = make_tenant("ta"), make_tenant("tb")
     task = queue.tenant_task(mark, name="mark-one")
     task(a.slug, "hello", "from-task")
-    assert run_consumer_until(queue.huey, lambda: read_mark(a, "hello") == "from-task")
+    assert run_huey_until(queue.huey, lambda: read_mark(a, "hello") == "from-task")
     assert read_mark(b, "hello") is None
 
 
@@ -67,7 +53,7 @@ def test_task_for_suspended_tenant_does_not_run(platform, queue, make_tenant):
     task = queue.tenant_task(mark, name="mark-susp")
     platform.tenants.suspend(a.slug)
     task(a.slug, "ran", True)
-    assert run_consumer_until(queue.huey, lambda: queue.huey.pending_count() == 0)
+    assert run_huey_until(queue.huey, lambda: queue.huey.pending_count() == 0)
     time.sleep(0.3)  # let the worker finish the task it dequeued
     platform.tenants.resume(a.slug)
     assert read_mark(a, "ran") is None
@@ -91,6 +77,6 @@ def test_periodic_fans_out_to_every_active_tenant(platform, queue, make_tenant):
     from huey import crontab
     queue.periodic(crontab(minute="*"), tick, name=f"tick-{stamp}")
     queue.periodic_tasks[f"tick-{stamp}"]()  # enqueue the fan-out, as the scheduler does each minute
-    assert run_consumer_until(queue.huey, lambda: all(read_mark(t, "tick") == stamp for t in tenants))
+    assert run_huey_until(queue.huey, lambda: all(read_mark(t, "tick") == stamp for t in tenants))
     assert read_mark(suspended, "tick") is None
     platform.tenants.resume(suspended.slug)

@@ -9,9 +9,14 @@ from core.tasks import EmbeddedConsumer
 
 
 def run_worker_until(platform, predicate, timeout: float = 30.0, workers: int = 1) -> bool:
-    """Work the queue until ``predicate()`` holds (True) or ``timeout`` passes (False)."""
+    """Work the platform's queue until ``predicate()`` holds (True) or ``timeout`` passes (False)."""
     platform.setup_tasks()
-    consumer = EmbeddedConsumer(platform.huey, workers=workers, worker_type="thread", periodic=False,
+    return run_huey_until(platform.huey, predicate, timeout, workers)
+
+
+def run_huey_until(huey, predicate, timeout: float = 30.0, workers: int = 1) -> bool:
+    """Work ``huey``'s queue until ``predicate()`` holds (True) or ``timeout`` passes (False)."""
+    consumer = EmbeddedConsumer(huey, workers=workers, worker_type="thread", periodic=False,
                                 check_worker_health=False, max_delay=0.1, initial_delay=0.05)
     consumer.start()
     try:
