@@ -110,10 +110,12 @@ def test_serve_listens_on_loopback_unless_told_otherwise(cli_env):
         stop(proc)
 
 
-def test_the_bind_address_comes_from_smsgw_bind():
+def test_the_bind_address_comes_from_smsgw_bind_and_https_from_smsgw_https():
     assert Settings.from_env({}).bind == "127.0.0.1"
     assert Settings.from_env({"SMSGW_BIND": "::"}).bind == "::"
     assert Settings.from_env({"SMSGW_BIND": " "}).bind == "127.0.0.1"
+    assert Settings.from_env({"SMSGW_HTTPS": "1"}).public_scheme == "https"
+    assert Settings.from_env({"SMSGW_HTTPS": "1"}).https and not Settings.from_env({}).https
 
 
 # -- hosts --------------------------------------------------------------------------------------
@@ -164,8 +166,7 @@ def https_server(platform):
     from tests.support.server import LiveServer
 
     configured = platform.settings
-    platform.settings = dataclasses.replace(configured, public_scheme="https")
-    assert Settings.from_env({"SMSGW_HTTPS": "1"}).https
+    platform.settings = dataclasses.replace(configured, public_scheme="https")  # what SMSGW_HTTPS=1 sets
     server = LiveServer(platform).start()
     try:
         yield server
