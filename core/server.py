@@ -89,7 +89,8 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
         say(f"  Platform:     {scheme}://{s.base_domain}:{port}/")
         say(f"  Health:       {scheme}://{s.base_domain}:{port}/health/ready")
         local = bind in ("127.0.0.1", "::1", "localhost")
-        say(f"  Listening on: {bind}:{port}" + (" (this machine only; --host or SMSGW_BIND to change)" if local else ""))
+        say(f"  Listening on: {bind}:{port}"
+            + (" (this machine only; --host or SMSGW_BIND to change)" if local else ""))
         if creds:
             say(f"  Demo tenant:  {scheme}://demo.{s.base_domain}:{port}/")
             say(f"    sign in as  {creds['tenant_email']} / {creds['tenant_password']}")

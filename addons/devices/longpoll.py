@@ -36,7 +36,8 @@ def look_many(items: list[tuple]) -> list:
     """Group-commit work (:mod:`core.groupcommit`): the looks of several phones of one tenant in one
     transaction. An item is ``(platform, tenant, device_id, limit, touch, token_hash)``; its outcome
     ``(messages, settings_version, came_online)``, or the refusal of a phone that may no longer
-    fetch (removed, disabled, or its token replaced since the poll came in). The devices are locked in one statement, in id order, as report groups touch them
+    fetch (removed, disabled, or its token replaced since the poll came in). The devices are locked
+    in one statement, in id order, as report groups touch them
     (:func:`~addons.devices.service.note_contacts`), so no two groups wait on each other."""
     platform, tenant = items[0][0], items[0][1]
     devices = service.locked_many(item[2] for item in items)
