@@ -387,7 +387,7 @@ def create_devices(tenant, n: int, label: str, settings_patch: dict | None = Non
         with tenant_transaction(tenant.ref):
             for i in range(start, min(n, start + chunk)):
                 code, _ = service.create_pairing_code("bench")
-                device, token = service.register(tenant.slug, code, {
+                device, token, _ = service.register(tenant.slug, code, {
                     "device_uid": f"{label}-{i:06d}", "name": f"{label} {i}", "model": "bench phone",
                     "app_version": "bench", "sims": [{"slot": 1, "operator": "bench", "number": ""}]})
                 if settings_patch:

@@ -15,7 +15,8 @@ from .tenancy import TenantError
 EPILOG = """\
 Configuration comes from the environment: DATABASE_URL (external PostgreSQL;
 unset = embedded PostgreSQL under SMSGW_DATA_DIR), REDIS_URL, SMSGW_BASE_DOMAIN
-(default localhost), SMSGW_DATA_DIR (default ./var), SMSGW_PORT (default 8888).
+(default localhost), SMSGW_DATA_DIR (default ./var), SMSGW_PORT (default 8888),
+SMSGW_BIND (default 127.0.0.1), SMSGW_HTTPS (1: served as HTTPS only, Secure cookies and HSTS).
 """
 
 
@@ -29,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the web server (and optionally a worker)",
                        description="Serve the platform over HTTP. Applies pending migrations first.")
     s.add_argument("--port", type=int, default=None, help="port to listen on (default SMSGW_PORT or 8888)")
+    s.add_argument("--host", default=None, metavar="ADDRESS",
+                   help="address to listen on (default SMSGW_BIND or 127.0.0.1: this machine only; "
+                        "0.0.0.0 or :: for every interface)")
     s.add_argument("--with-worker", action="store_true", help="also run a task consumer in this process")
     s.add_argument("--demo", action="store_true",
                    help="make sure the demo tenant and a platform admin exist and print their credentials")
@@ -128,7 +132,7 @@ def dispatch(args, settings) -> int:
     if args.command == "serve":
         platform = _platform(settings)
         server.serve(platform, args.port or settings.port, args.with_worker, args.demo,
-                     args.certfile, args.keyfile)
+                     args.certfile, args.keyfile, bind=args.host or settings.bind)
         return 0
     if args.command == "worker":
         server.run_worker(_platform(settings), args.workers)

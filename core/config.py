@@ -59,6 +59,11 @@ class Settings:
     base_domain: str = "localhost"
     data_dir: Path = field(default_factory=lambda: Path("var").resolve())
     port: int = 8888
+    # The address `smsgw serve` listens on: loopback unless the operator says otherwise (behind a
+    # proxy on the same machine that is all it needs; "0.0.0.0" or "::" for every interface).
+    bind: str = "127.0.0.1"
+    # "https" (SMSGW_HTTPS=1): people reach the platform over HTTPS only, so every answer is
+    # treated as HTTPS (Secure cookies, HSTS) whatever a proxy's X-Forwarded-Proto says or omits.
     public_scheme: str = "http"
     theme: str = "default"
     themes_dir: Path = PROJECT_ROOT / "themes"
@@ -100,6 +105,7 @@ class Settings:
             base_domain=base_domain,
             data_dir=Path(env.get("SMSGW_DATA_DIR", "var")).resolve(),
             port=_int(env, "SMSGW_PORT", 8888, 1),
+            bind=env.get("SMSGW_BIND", "").strip() or "127.0.0.1",
             public_scheme="https" if _bool(env, "SMSGW_HTTPS", False) else "http",
             theme=env.get("SMSGW_THEME", "default"),
             role_prefix=role_prefix,
@@ -126,6 +132,10 @@ class Settings:
             raise ConfigError("SMSGW_WEBHOOK_TENANT_CONCURRENCY must be below SMSGW_WEBHOOK_WORKERS, or one "
                               "workspace's slow endpoints could take every delivery thread")
         return cls(**values)
+
+    @property
+    def https(self) -> bool:
+        return self.public_scheme == "https"
 
     def public_url(self, slug: str | None = None) -> str:
         """The URL people use to reach the platform (``slug=None``) or a tenant."""

@@ -147,8 +147,10 @@ class EmbeddedPostgres:
             return self.admin_url()
         sock = self.socket_dir
         sock.mkdir(parents=True, exist_ok=True)
-        if not self.logfile.exists():
-            self.logfile.touch()
+        # The server's log names roles, databases and failing statements: for this account only,
+        # like the secrets beside it (an older install's log is narrowed too).
+        os.close(os.open(self.logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        os.chmod(self.logfile, 0o600)
         self._prepare_root(sock, self.logfile)
         options = [
             "-c listen_addresses=''",

@@ -54,9 +54,11 @@ def _random_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, keyfile=None, say=print):
+def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, keyfile=None, say=print,
+          bind: str | None = None):
     from .web.app import Application
 
+    bind = platform.settings.bind if bind is None else bind
     prepare_platform(platform, say=say)
     platform.supervise_database()
     creds = None
@@ -82,13 +84,16 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
         settle_heap()
         # SO_REUSEPORT: several `smsgw serve` processes of one platform (same user) share the port,
         # the kernel spreading connections over them: the production shape on one machine.
-        server.listen(port, address=os.environ.get("SMSGW_BIND", ""), reuse_port=True)
+        server.listen(port, address=bind, reuse_port=True)
         scheme = "https" if ssl_ctx else "http"
         s = platform.settings
         say("")
         say(f"SMS gateway is running (pid {os.getpid()}).")
         say(f"  Platform:     {scheme}://{s.base_domain}:{port}/")
         say(f"  Health:       {scheme}://{s.base_domain}:{port}/health/ready")
+        local = bind in ("127.0.0.1", "::1", "localhost")
+        say(f"  Listening on: {bind}:{port}"
+            + (" (this machine only; --host or SMSGW_BIND to change)" if local else ""))
         if creds:
             say(f"  Demo tenant:  {scheme}://demo.{s.base_domain}:{port}/")
             say(f"    sign in as  {creds['tenant_email']} / {creds['tenant_password']}")

@@ -775,7 +775,7 @@ def test_a_report_group_and_a_look_group_never_deadlock_on_phone_rows(platform, 
         time.sleep(0.3)  # the report group is inside its slow touch now
         try:
             with tenant_transaction(t.ref):
-                longpoll.look_many([(platform, t, lo, 10, False), (platform, t, hi, 10, False)])
+                longpoll.look_many([(platform, t, lo, 10, False, None), (platform, t, hi, 10, False, None)])
         except Exception as exc:
             errors["looks"] = exc
 

@@ -10,6 +10,11 @@ parked, the server holds the connection and this object, and does no
 database work. Parking before the first look matters when thousands of phones
 reconnect at once (a server restart): what waits for the database is then
 this small object, not a whole Tornado handler.
+
+One device keeps at most one poll parked in a process: a newer poll with the same
+device answers the older one at once ("nothing to do"), so a leaked or stolen token
+cannot pile up held connections, and the phone's latest connection is the one that
+gets the work.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ log = logging.getLogger(__name__)
 
 def look_many(items: list[tuple]) -> list:
     """Group-commit work (:mod:`core.groupcommit`): the looks of several phones of one tenant in one
-    transaction. An item is ``(platform, tenant, device_id, limit, touch)``; its outcome
+    transaction. An item is ``(platform, tenant, device_id, limit, touch, token_hash)``; its outcome
     ``(messages, settings_version, came_online)``, or the refusal of a phone that may no longer
-    fetch. The devices are locked in one statement, in id order, as report groups touch them
+    fetch (removed, disabled, or its token replaced since the poll came in). The devices are locked
+    in one statement, in id order, as report groups touch them
     (:func:`~addons.devices.service.note_contacts`), so no two groups wait on each other."""
     platform, tenant = items[0][0], items[0][1]
     devices = service.locked_many(item[2] for item in items)
@@ -40,7 +46,7 @@ def look_many(items: list[tuple]) -> list:
     def claim(checked: list[tuple]) -> list:
         came_online = service.note_contacts(device for device, item in checked if item[4])
         outcomes = []
-        for device, (_, _, device_id, limit, _) in checked:
+        for device, (_, _, device_id, limit, _, _) in checked:
             found = []
             for result in platform.registry.hook.smsgw_device_claim(tenant=tenant, device=device, limit=limit):
                 found.extend(result or [])
@@ -49,7 +55,7 @@ def look_many(items: list[tuple]) -> list:
             outcomes.append((found[:limit], device.settings_version, came_online.pop(device_id, False)))
         return outcomes
 
-    return with_refusals(items, lambda item: (service.require_usable(devices.get(item[2])), item), claim)
+    return with_refusals(items, lambda item: (service.require_usable(devices.get(item[2]), item[5]), item), claim)
 
 
 # Phones that look for work together (a fleet polling, a wake-up of many) share a transaction.
@@ -74,20 +80,31 @@ def answer(batch: list, version: int, changed: bool) -> dict:
             "server_time": utcnow().isoformat()}
 
 
+# The poll parked for each device (by its wake-up key) in this process: see ParkedPoll.supersede.
+PARKED: dict[str, "ParkedPoll"] = {}
+
+
 class ParkedPoll:
     """A waiting fetch without its handler: answered by a wake-up's look, or empty at the deadline."""
 
     __slots__ = ("platform", "tenant", "device_id", "limit", "known_version", "key", "request", "timer",
-                 "looking", "again", "expired", "touch", "online", "task")
+                 "looking", "again", "expired", "touch", "online", "task", "token_hash", "version")
 
     def __init__(self, platform, tenant, device_id: int, limit: int, known_version: int, key: str,
-                 request, deadline: float, online=None):
-        """Parks the poll and makes its first look (which records contact; ``online()`` is awaited
-        if that brought the device online)."""
+                 request, deadline: float, online=None, token_hash: str | None = None):
+        """Parks the poll (answering the device's poll parked before, if any) and makes its first
+        look (which records contact; ``online()`` is awaited if that brought the device online).
+        ``token_hash``: the digest of the token the poll came with; once the device has another,
+        the poll is refused rather than handed work."""
         self.platform, self.tenant, self.device_id = platform, tenant, device_id
         self.limit, self.known_version, self.key, self.request = limit, known_version, key, request
         self.looking = self.again = self.expired = False
         self.touch, self.online, self.task = True, online, None
+        self.token_hash, self.version = token_hash, known_version
+        older = PARKED.get(key)
+        PARKED[key] = self
+        if older is not None:
+            older.supersede()
         # The poll itself is the callback of both (a bound method each would cost more per poll).
         request.on_close = self
         platform.wakeups.listen(key, self)  # before the first look: a wake during it is not lost
@@ -115,6 +132,17 @@ class ParkedPoll:
                 503, "server-restarting", "This server is restarting; poll again in a moment.",
                 headers={"Retry-After": "1"})))
 
+    def supersede(self) -> None:
+        """The same device parked a newer poll: answer this one now with nothing to do (a look
+        in progress answers with whatever it claims instead, so nothing claimed is lost)."""
+        if self.request.done:
+            return
+        if self.looking:
+            self.expired = True
+        else:
+            version = self.version
+            self._finish(lambda: self.request.respond_json(answer([], version, False)))
+
     def wake(self) -> None:
         if self.looking:
             self.again = True  # woken during a look: look once more before going back to sleep
@@ -126,9 +154,9 @@ class ParkedPoll:
         try:
             while not self.request.done:
                 self.again = False
-                batch, version, came_online = await look(self.tenant.ref, (self.platform, self.tenant,
-                                                                           self.device_id, self.limit, self.touch))
-                self.touch = False
+                batch, version, came_online = await look(self.tenant.ref, (self.platform, self.tenant, self.device_id,
+                                                                           self.limit, self.touch, self.token_hash))
+                self.touch, self.version = False, version
                 if batch and self.request.done:  # the phone hung up while we claimed: put it back
                     await run_in_tenant(self.tenant.ref, unclaim, self.platform, self.tenant, self.device_id, batch)
                     return
@@ -158,6 +186,8 @@ class ParkedPoll:
             self.request.settled()  # its first look is done: the next request may start its own
 
     def _finish(self, respond) -> None:
+        if PARKED.get(self.key) is self:
+            del PARKED[self.key]
         self.platform.wakeups.discard(self.key, self)
         self.platform.wakeups.deadlines.cancel(self.timer, self)
         if respond is not None:

@@ -10,7 +10,7 @@ from core.users import TenantModel
 class Device(TenantModel):
     id = BigAutoField()
     name = TextField()
-    device_uid = TextField(unique=True)
+    device_uid = TextField()  # chosen by the phone: identifies nothing on its own (see service.register)
     model = TextField(default="")
     os_version = TextField(default="")
     app_version = TextField(default="")
@@ -53,6 +53,7 @@ class PairingCode(TenantModel):
     used_at = DateTimeField(null=True)
     created_by = TextField(default="")
     device_id = BigIntegerField(null=True)
+    repair_device_id = BigIntegerField(null=True)  # made on that device's page: pairing replaces its token
 
     class Meta:
         table_name = "pairing_codes"

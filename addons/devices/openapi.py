@@ -131,8 +131,9 @@ SCHEMAS = {
                      "description": "The pairing code (case-insensitive; surrounding spaces ignored)."},
             "device": {
                 "type": "object", "required": ["device_uid"],
-                "description": "The phone. Pairing the same `device_uid` again keeps its history and settings "
-                               "and replaces its token.",
+                "description": "The phone. A code pairs a new device whatever `device_uid` says; only a code "
+                               "made with \"Re-pair this phone\" on a device's dashboard page re-pairs that "
+                               "device: it keeps its history and settings, and its old token stops working.",
                 "properties": {
                     "device_uid": {"type": "string", "minLength": 1, "maxLength": 200},
                     "name": {"type": "string", "maxLength": 100,
@@ -264,6 +265,7 @@ PATHS = {
             (400, "invalid-code", "The code is not 8 characters or not valid."),
             (400, "code-used", "The code was already used."),
             (400, "code-expired", "The code expired (they last 10 minutes)."),
+            (400, "device-removed", "The code re-pairs a device that was removed since."),
             (422, "validation-failed", "`device.device_uid` is missing or longer than 200 characters."),
             (429, "too-many-attempts", "Too many wrong codes; wait and try again."),
         ),
@@ -273,7 +275,8 @@ PATHS = {
         "description": "Claims up to `limit` SMS for this phone. Without work it waits up to `wait` seconds for "
                        "some (answering at once when work arrives) and then answers an empty list. Claimed work "
                        "is this phone's until it reports it, or until the phone goes silent for two minutes and "
-                       "it is handed to another. Also records contact (the device is online).",
+                       "it is handed to another. Also records contact (the device is online). A device has "
+                       "one waiting poll: a newer one answers the older at once with an empty list.",
         "security": DEVICE,
         "parameters": [
             _wait_param("wait", 30, 0, 60, "Seconds to wait for work."),

@@ -62,7 +62,7 @@ class DevicePage(PageHandler):
 
         device, inbound = await self.in_tenant(load)
         self.render("devices/detail.html", device=device, settings=merged(device.settings), inbound=inbound,
-                    errors=[], sim_modes=SIM_MODES, new_token=None)
+                    errors=[], sim_modes=SIM_MODES, new_token=None, pairing=None)
 
     async def post(self, raw_id):
         device_id = device_id_or_404(raw_id)
@@ -89,6 +89,20 @@ class DevicePage(PageHandler):
         elif action == "rotate":
             new_token = await self.in_tenant(lambda: (get_device(device_id),
                                                       service.rotate_token(device_id, self.tenant.slug))[1])
+        elif action == "repair":
+            # A code bound to this device: pairing with it replaces this device's token and keeps its
+            # history. Only this page makes such codes; an ordinary code always pairs a new device.
+            try:
+                code, expires = await self.in_tenant(service.create_pairing_code, self.principal.actor, device_id)
+            except service.DeviceError as exc:
+                raise Problem(exc.status, exc.code, str(exc)) from None
+            await self.run_db(emit, self.platform, audit_event(self, "device.repair_code_created", device_id))
+            device = await self.in_tenant(get_device, device_id)
+            self.set_header("Cache-Control", "no-store")
+            self.render("devices/detail.html", device=device, settings=merged(device.settings), inbound=[],
+                        errors=[], sim_modes=SIM_MODES, new_token=None,
+                        pairing=pairing_payload(self.settings_.public_url(self.tenant.slug), code, expires))
+            return
         elif action == "remove":
             try:
                 await self.in_tenant(service.remove, self.platform, self.tenant, device_id)
@@ -113,7 +127,7 @@ class DevicePage(PageHandler):
                 self.set_status(422)
             self.set_header("Cache-Control", "no-store")
             self.render("devices/detail.html", device=device, settings=merged(device.settings), inbound=[],
-                        errors=errors, sim_modes=SIM_MODES, new_token=new_token)
+                        errors=errors, sim_modes=SIM_MODES, new_token=new_token, pairing=None)
             return
         self.flash("success", "Saved.")
         self.redirect(f"/devices/{device_id}")

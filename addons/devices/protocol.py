@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import functools
 
+from core import tokenformat
 from core.catalogue import utcnow
 from core.db import run_in_tenant, run_sync
 from core.events import AuditEvent, emit
@@ -102,14 +103,18 @@ class RegisterHandler(DeviceApiHandler):
                           headers={"Retry-After": str(verdict.retry_after)})
         info = body.get("device") if isinstance(body.get("device"), dict) else {}
         try:
-            device, token = await self.in_tenant(service.register, self.tenant.slug, body.get("code"), info)
+            device, token, repaired = await self.in_tenant(service.register, self.tenant.slug, body.get("code"),
+                                                           info)
         except DeviceError as exc:
             if exc.code in ("invalid-code", "code-used", "code-expired"):
                 await self.run_db(platform.throttle.record_failure, key, self.request.remote_ip or "")
             raise self.device_problem(exc) from None
-        await self.run_db(emit, platform, AuditEvent("device.paired", self.tenant.id, self.tenant.slug,
-                                                     actor=f"device:{device.id}", actor_name=device.name,
-                                                     ip=self.request.remote_ip or ""))
+        if repaired:  # the device's old token is dead: no process may keep it cached, nor a poll of it parked
+            await self.run_db(platform.credentials_changed, self.tenant.slug)
+            platform.wake_now(wake_key(self.tenant.slug, device.id))
+        await self.run_db(emit, platform, AuditEvent("device.repaired" if repaired else "device.paired", self.tenant.id,
+                                                     self.tenant.slug, actor=f"device:{device.id}",
+                                                     actor_name=device.name, ip=self.request.remote_ip or ""))
         self.set_header("Cache-Control", "no-store")
         self.write_json({"device_id": device.id, "token": token, "name": device.name,
                          "settings": merged(device.settings), "settings_version": device.settings_version,
@@ -138,6 +143,8 @@ class FetchHandler(DeviceApiHandler):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         key = wake_key(tenant.slug, device_id)
+        # The token this poll was let in with: a poll that outlives it (rotated, re-paired) gets no work.
+        token_hash = tokenformat.digest(self.request.headers.get("Authorization", "").partition(" ")[2].strip())
         if wait > 0:
             # Built while the handler still has the request (detaching drops its headers).
             online = functools.partial(device_came_online, platform, tenant, device_id,
@@ -145,7 +152,8 @@ class FetchHandler(DeviceApiHandler):
             request = detach(self)
             if request is not None:
                 # From here the handler is gone: the parked poll looks for work and answers the phone.
-                longpoll.ParkedPoll(platform, tenant, device_id, limit, known_version, key, request, deadline, online)
+                longpoll.ParkedPoll(platform, tenant, device_id, limit, known_version, key, request, deadline, online,
+                                    token_hash)
                 return
         # wait=0, or a server without the detaching delegate: look (and wait) in the handler.
         touch = True  # the first look records contact (when it is due)
@@ -156,7 +164,7 @@ class FetchHandler(DeviceApiHandler):
                 if self._closed:
                     return
                 batch, version, came_online = await longpoll.look(tenant.ref, (platform, tenant, device_id,
-                                                                               limit, touch))
+                                                                               limit, touch, token_hash))
                 touch = False
                 if batch and self._closed:  # the phone hung up while we claimed: put it back
                     await self.in_tenant(longpoll.unclaim, platform, tenant, device_id, batch)

@@ -41,15 +41,28 @@ def _hash_code(code: str) -> str:
     return hashlib.sha256(code.strip().upper().encode()).hexdigest()
 
 
-def create_pairing_code(created_by: str) -> tuple[str, dt.datetime]:
+def create_pairing_code(created_by: str, repair_device_id: int | None = None) -> tuple[str, dt.datetime]:
+    """A one-time code. With ``repair_device_id`` (the Customer's "Re-pair this phone" on that
+    device's page) the code re-pairs that device; without it, it pairs a new one."""
+    if repair_device_id is not None and Device.get_or_none(
+            (Device.id == repair_device_id) & Device.removed_at.is_null()) is None:
+        raise DeviceError("There is no such device here.", 404, "not-found")
     code = "".join(secrets.choice(PAIRING_ALPHABET) for _ in range(8))
     expires = utcnow() + PAIRING_TTL
-    PairingCode.create(code_hash=_hash_code(code), expires_at=expires, created_by=created_by)
+    PairingCode.create(code_hash=_hash_code(code), expires_at=expires, created_by=created_by,
+                       repair_device_id=repair_device_id)
     return code, expires
 
 
-def register(tenant_slug: str, code: str, info: dict) -> tuple[Device, str]:
-    """Spend a pairing code and register (or re-pair) the phone. Returns the device and its token."""
+def register(tenant_slug: str, code: str, info: dict) -> tuple[Device, str, bool]:
+    """Spend a pairing code: pair a new phone, or re-pair the device the code was made for.
+
+    Returns the device, its token and whether an existing device's token was replaced (the
+    caller then tells every process: ``platform.credentials_changed``). What the phone says
+    about itself (its ``device_uid``) never selects an existing device: a code pairs a *new*
+    device unless the Customer made it on a device's page to re-pair that one, and a removed
+    device never comes back.
+    """
     if not isinstance(code, str) or len(code.strip()) != 8:
         raise DeviceError("The pairing code has 8 characters; check it and try again.", 400, "invalid-code")
     row = PairingCode.select().where(PairingCode.code_hash == _hash_code(code)).for_update().first()
@@ -65,18 +78,23 @@ def register(tenant_slug: str, code: str, info: dict) -> tuple[Device, str]:
     if not 1 <= len(uid) <= 200:
         raise DeviceError("device_uid is required (1 to 200 characters).", 422, "validation-failed")
     token = tokenformat.generate("sgd", tenant_slug)
-    fields = dict(model=_s(info.get("model"), 100), os_version=_s(info.get("os_version"), 50),
+    fields = dict(device_uid=uid, model=_s(info.get("model"), 100), os_version=_s(info.get("os_version"), 50),
                   app_version=_s(info.get("app_version"), 50), sims=_sims(info.get("sims")),
-                  token_hash=tokenformat.digest(token), token_hint=tokenformat.hint(token), removed_at=None)
-    device = Device.get_or_none(Device.device_uid == uid)
-    if device is None:
-        name = _s(info.get("name"), 100) or fields["model"] or "Phone"
-        device = Device.create(name=name, device_uid=uid, settings=device_settings.merged({}), **fields)
-    else:  # re-pairing the same phone keeps its history and settings, replaces its token
-        Device.update(enabled=True, **fields).where(Device.id == device.id).execute()
+                  token_hash=tokenformat.digest(token), token_hint=tokenformat.hint(token))
+    repaired = row.repair_device_id is not None
+    if repaired:  # keeps the device's name, settings, enabled state and history; replaces its token
+        device = Device.select().where((Device.id == row.repair_device_id)
+                                       & Device.removed_at.is_null()).for_update().first()
+        if device is None:
+            raise DeviceError("The device this code was made for has been removed. Pair the phone as a new "
+                              "device instead.", 400, "device-removed")
+        Device.update(**fields).where(Device.id == device.id).execute()
         device = Device.get_by_id(device.id)
+    else:
+        name = _s(info.get("name"), 100) or fields["model"] or "Phone"
+        device = Device.create(name=name, settings=device_settings.merged({}), **fields)
     PairingCode.update(used_at=utcnow(), device_id=device.id).where(PairingCode.code_hash == row.code_hash).execute()
-    return device, token
+    return device, token, repaired
 
 
 def _s(value, limit: int) -> str:
@@ -142,10 +160,14 @@ def _from_row(row, columns=_DEVICE_COLUMNS) -> Device:
     return device
 
 
-def require_usable(device: Device | None) -> Device:
-    """The device, if it may still talk to us; otherwise the phone is told to pair again."""
+def require_usable(device: Device | None, token_hash: str | None = None) -> Device:
+    """The device, if it may still talk to us; otherwise the phone is told to pair again.
+    With ``token_hash`` (a poll checked before it waited), also that the device still has that token."""
     if device is None or not device.enabled or device.removed_at is not None:
         raise Problem(403, "device-disabled", "This device is disabled or removed; re-pair it.")
+    if token_hash is not None and device.token_hash != token_hash:
+        raise Problem(401, "invalid-token", "This device token was replaced; the phone must use its new one.",
+                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     return device
 
 

@@ -87,6 +87,14 @@ class Application(tornado.web.Application):
         server.delegate = delegate
         return server
 
+    def find_handler(self, request, **kwargs):
+        # SMSGW_HTTPS=1: people reach us over HTTPS only, so every request is one, whatever a proxy's
+        # X-Forwarded-Proto says (or leaves out). Everything that asks request.protocol then agrees:
+        # Secure cookies, HSTS (also on detached answers), absolute URLs.
+        if self.https:
+            request.protocol = "https"
+        return super().find_handler(request, **kwargs)
+
     def prefetch(self, headers):
         """For :class:`core.web.detach.DetachingDelegate`: warm the principal cache for a bearer
         token before the request's handler exists."""
@@ -128,12 +136,12 @@ class Application(tornado.web.Application):
             Rule(AnyMatches(), platform_routes),
         ]
         self.route_table = routes
+        self.https = settings.https
         super().__init__(
             rules,
             cookie_secret=platform.cookie_secret,
             xsrf_cookies=True,
-            xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict",
-                                "secure": settings.public_scheme == "https"},
+            xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict", "secure": settings.https},
             default_handler_class=NotFoundHandler,
             log_function=access_log.log_request,
             compress_response=True,

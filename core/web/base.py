@@ -71,8 +71,18 @@ class BaseHandler(tornado.web.RequestHandler):
 
     # -- request resolution ------------------------------------------------------
     def host_slug(self) -> str | None:
-        """The tenant slug named by the Host header, or ``None`` on the base domain."""
-        return slug_for_host(self.request.host_name, self.settings_.base_domain)
+        """The tenant slug named by the Host header, or ``None`` on the base domain.
+
+        A host that is neither (an IP address, someone else's domain pointed at us) is refused:
+        serving the main site there would let any name pose as the platform. (``/health/*`` skip
+        this: load balancers probe them by address.)"""
+        slug = slug_for_host(self.request.host_name, self.settings_.base_domain)
+        if slug is None and not is_base_host(self.request.host_name, self.settings_.base_domain):
+            raise Problem(400, "unknown-host",
+                          f"This server answers only at {self.settings_.base_domain} and its workspaces' "
+                          f"addresses (<workspace>.{self.settings_.base_domain}), not at "
+                          f"{self.request.host_name[:100]!r}.")
+        return slug
 
     @property
     def lang(self) -> str:
@@ -485,11 +495,16 @@ async def load_token_principal(platform, tenant, kind: str, credential: str) -> 
 
 
 def slug_for_host(host_name: str, base_domain: str) -> str | None:
-    """The tenant slug a host name (without port) names, or ``None`` for the base domain."""
+    """The tenant slug a host name (without port) names, or ``None`` for any other host (the base
+    domain, or one we do not serve: :func:`is_base_host` tells them apart)."""
     host = host_name.lower().rstrip(".")
     if host.endswith("." + base_domain):
         return host[: -len(base_domain) - 1]
     return None
+
+
+def is_base_host(host_name: str, base_domain: str) -> bool:
+    return host_name.lower().rstrip(".") == base_domain
 
 
 def prefetch_principal(platform, authorization: str | None, host: str | None = None):
@@ -513,9 +528,12 @@ def prefetch_principal(platform, authorization: str | None, host: str | None = N
         return None
     kind, slug = parsed
     if host is not None:
-        host_slug = slug_for_host(tornado.httputil.split_host_and_port(host)[0], platform.settings.base_domain)
+        host_name = tornado.httputil.split_host_and_port(host)[0]
+        host_slug = slug_for_host(host_name, platform.settings.base_domain)
         if host_slug is not None and host_slug != slug:
             return None
+        if host_slug is None and not is_base_host(host_name, platform.settings.base_domain):
+            return None  # a host we do not serve: the handler refuses it before any lookup
     hit, tenant = platform.tenant_cache.peek(slug)
     if hit and (tenant is None or not tenant.is_active or cached_token_principal(platform, tenant, credential)):
         return None

@@ -1,0 +1,82 @@
+"""The device page's "Re-pair this phone", in Chromium on a laptop and on a phone screen.
+
+The Customer presses the button on the device's page, sees a one-time code and its QR code,
+and the phone paired with that code becomes this device again (same id, history kept), with
+a new token; the old one is refused.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.browser import browser_page, chromium, page_problems  # noqa: F401
+from tests.support.devices import device_client, phone, raw_device, register, sql
+from tests.support.identity import OWNER_PASSWORD, owner_email
+from tests.support.phones import api_client
+from tests.support.problems import problem
+
+pytestmark = pytest.mark.browser
+
+
+def address(server, slug: str, path: str = "/") -> str:
+    return f"http://{slug}.{server.platform.settings.base_domain}:{server.port}{path}"
+
+
+def submit(page, selector: str):
+    with page.expect_navigation() as nav:
+        page.click(selector)
+    return nav.value
+
+
+def overflowing(page) -> list[str]:
+    """Elements of the page's content that reach past the right edge of the screen. (The top
+    navigation is the layout's, shared by every page, and left out.)"""
+    return page.evaluate("""Array.from(document.querySelectorAll('main, main *'))
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+        .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])
+def test_re_pair_this_phone_from_its_page(browser_page, live_server, make_tenant, width, height):
+    page = browser_page
+    page.set_viewport_size({"width": width, "height": height})
+    t = make_tenant("repairweb")
+    api = api_client(live_server, t.slug)
+    device_id, old_token = raw_device(live_server, t.slug, api, uid="shop-phone", name="Shop phone")
+    old = device_client(live_server, t.slug, old_token)
+    assert old.post("/api/device/v1/inbound", json={"messages": [
+        {"id": "in-1", "from": phone(7), "body": "history", "received_at": "2026-01-01T10:00:00Z"}]}).status_code == 200
+
+    page.goto(address(live_server, t.slug, "/login"))
+    page.fill("#f-email", owner_email(t))
+    page.fill("#f-password", OWNER_PASSWORD)
+    submit(page, "main form button[type=submit]")
+    page.goto(address(live_server, t.slug, f"/devices/{device_id}"))
+    button = page.get_by_role("button", name="Re-pair this phone")
+    assert button.is_visible()
+    assert overflowing(page) == []
+
+    response = submit(page, "button:has-text('Re-pair this phone')")
+    assert response.status == 200
+    code = page.inner_text("#pairing-code")
+    assert len(code) == 8
+    assert page.locator("img.qr").is_visible()
+    assert "keeps its history" in page.inner_text("section.pairing")
+    assert page.locator("section.pairing").bounding_box()["width"] <= width
+    assert overflowing(page) == []
+    assert page_problems(page) == []
+
+    r = register(live_server, t.slug, code, uid="factory-reset-uid")
+    assert r.status_code == 201 and r.json()["device_id"] == device_id
+    problem(old.get("/api/device/v1/settings"), 401, "invalid-token")
+    new = device_client(live_server, t.slug, r.json()["token"])
+    assert new.get("/api/device/v1/settings").status_code == 200
+
+    # The page shows the same device, its new token's hint and its history.
+    page.goto(address(live_server, t.slug, f"/devices/{device_id}"))
+    assert page.inner_text("h1").startswith("Shop phone")
+    hint = sql(t, "SELECT token_hint FROM devices WHERE id = %s", (device_id,))[0][0]
+    assert hint and hint in page.inner_text("main")
+    assert "history" in page.inner_text("main table")  # the inbound SMS it had before
+    assert overflowing(page) == []
+    assert page_problems(page) == []
