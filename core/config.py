@@ -67,6 +67,9 @@ class Settings:
     webhook_timeout: int = 30
     webhook_workers: int = 8
     webhook_tenant_concurrency: int = 2
+    # A delivery's claim lease: renewed while its attempt runs, so only a dead worker's claim
+    # expires and is offered again. 0 here means "the attempt's deadline plus 30 s".
+    webhook_lease: int = 0
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -99,11 +102,15 @@ class Settings:
             webhook_timeout=_int(env, "SMSGW_WEBHOOK_TIMEOUT", 30, 1),
             webhook_workers=_int(env, "SMSGW_WEBHOOK_WORKERS", 8, 2),
             webhook_tenant_concurrency=_int(env, "SMSGW_WEBHOOK_TENANT_CONCURRENCY", 2, 1),
+            webhook_lease=_int(env, "SMSGW_WEBHOOK_LEASE", 0, 2),
         )
         values.update(overrides)
         if values["webhook_timeout"] > 30:
             raise ConfigError("SMSGW_WEBHOOK_TIMEOUT is the most seconds one webhook attempt may take; "
                               f"at most 30, got {values['webhook_timeout']}")
+        if not values["webhook_lease"]:
+            # Outlives the whole attempt even if a renewal is missed (a slow database).
+            values["webhook_lease"] = values["webhook_timeout"] + 30
         if values["webhook_tenant_concurrency"] >= values["webhook_workers"]:
             raise ConfigError("SMSGW_WEBHOOK_TENANT_CONCURRENCY must be below SMSGW_WEBHOOK_WORKERS, or one "
                               "workspace's slow endpoints could take every delivery thread")
