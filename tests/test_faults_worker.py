@@ -191,11 +191,11 @@ def worker(c, **env) -> Worker:
 
 
 def test_a_live_workers_attempt_outlasting_its_lease_is_not_sent_twice(cluster, receiver):
-    """Lease 2 s, an attempt of 16 s; meanwhile a second worker starts and sweeps (it retries a
+    """Lease 2 s, an attempt of 20 s; meanwhile a second worker starts and sweeps (it retries a
     failed delivery that came due): the long attempt's claim, renewed by its live worker, is
     not offered again. Exactly one request carries its webhook-id."""
     c = cluster
-    receiver.delays["/slow"] = [16]
+    receiver.delays["/slow"] = [20]
     receiver.statuses["/witness"] = [500]  # fails once: its retry ~5 s later only a sweep makes
     slow, witness = webhook(c, receiver.url("/slow")), webhook(c, receiver.url("/witness"))
     first = worker(c, lease=2, timeout=25)
