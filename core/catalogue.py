@@ -35,6 +35,8 @@ class Tenant(CatalogueModel):
     updated_at = DateTimeField(default=utcnow)
     suspended_at = DateTimeField(null=True)
     deletion_scheduled_at = DateTimeField(null=True)
+    verified_at = DateTimeField(null=True)  # the owner confirmed their address (or the operator made it)
+    approved_at = DateTimeField(null=True)  # an Admin approved a sign-up made under SMSGW_SIGNUP=approval
 
     class Meta:
         table_name = "tenant"

@@ -37,6 +37,15 @@ def _bool(env, name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _choice(env, name: str, default: str, choices: tuple) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about one platform process.
@@ -70,6 +79,11 @@ class Settings:
     # A delivery's claim lease: renewed while its attempt runs, so only a dead worker's claim
     # expires and is offered again. 0 here means "the attempt's deadline plus 30 s".
     webhook_lease: int = 0
+    # Self-service sign-up: "open", "approval" (an Admin approves each new workspace) or "closed".
+    signup: str = "open"
+    signup_per_ip_hour: int = 3  # workspaces one client address may create per hour
+    signup_per_hour: int = 50  # workspaces the whole platform accepts per hour
+    unverified_ttl_days: int = 7  # a sign-up whose owner never confirms the address is removed after this
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -103,6 +117,10 @@ class Settings:
             webhook_workers=_int(env, "SMSGW_WEBHOOK_WORKERS", 8, 2),
             webhook_tenant_concurrency=_int(env, "SMSGW_WEBHOOK_TENANT_CONCURRENCY", 2, 1),
             webhook_lease=_int(env, "SMSGW_WEBHOOK_LEASE", 0, 2),
+            signup=_choice(env, "SMSGW_SIGNUP", "open", ("open", "approval", "closed")),
+            signup_per_ip_hour=_int(env, "SMSGW_SIGNUP_PER_IP_HOUR", 3, 0),
+            signup_per_hour=_int(env, "SMSGW_SIGNUP_PER_HOUR", 50, 0),
+            unverified_ttl_days=_int(env, "SMSGW_UNVERIFIED_TTL_DAYS", 7, 1),
         )
         values.update(overrides)
         if values["webhook_timeout"] > 30:

@@ -8,12 +8,14 @@ is limited to its own grants, and we listen only on a Unix socket.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -53,7 +55,9 @@ class EmbeddedPostgres:
         self.fast = fast
         self.secrets = SecretStore(self.data_dir)
         self.started_here = False
+        self.stopped_here = False
         self._as_root = os.geteuid() == 0
+        self._users_fd: int | None = None
 
     # -- paths and users -------------------------------------------------
     @property
@@ -180,6 +184,107 @@ class EmbeddedPostgres:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **self._run_kwargs(),
         )
 
+    # -- sharing: many processes of the platform, one cluster ---------------
+    # Every process that uses the cluster holds a shared lock on ``pg.users.lock`` for as long as
+    # it does; the last one out (it gets the lock exclusively) stops the cluster. So stopping one
+    # `smsgw serve` never stops PostgreSQL under another, and a CLI command run beside a server
+    # leaves it running, whoever started it.
+    @property
+    def users_lock(self) -> Path:
+        return self.data_dir / "pg.users.lock"
+
+    def attach(self) -> str:
+        """Use the cluster: start it if needed; returns the superuser URL. Pair with :meth:`detach`."""
+        if self._users_fd is None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.users_lock, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_SH)  # waits while a last user is stopping the cluster
+            self._users_fd = fd
+        return self.start()
+
+    def detach(self) -> bool:
+        """Stop using the cluster; stop it if no other process of the platform uses it.
+        Returns whether this process stopped it."""
+        fd, self._users_fd = self._users_fd, None
+        if fd is None:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # another serve, worker or command still uses it
+            if self.is_running():
+                self.stop()
+                self.stopped_here = True
+            return self.stopped_here
+        finally:
+            os.close(fd)
+
+    def postmaster_alive(self) -> bool:
+        """Cheap liveness (no subprocess): the pid in ``postmaster.pid`` is a live process."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+            os.kill(pid, 0)
+            return True
+        except (OSError, ValueError):
+            return False
+
     def destroy(self):
         self.stop()
         shutil.rmtree(self.pgdata, ignore_errors=True)
+
+
+class Supervisor:
+    """Restarts the embedded cluster when it dies, in every long-running process that uses it.
+
+    Each serve/worker process checks the postmaster every ``interval`` seconds; one that finds it
+    gone restarts it (a lock file makes sure only one process tries at a time), says so in the
+    log, and backs off (1 s doubling to 30 s) while starting fails. Database work meanwhile
+    answers 503 (see :mod:`core.outage`) and recovers by itself once the cluster is back.
+    """
+
+    def __init__(self, pg: EmbeddedPostgres, interval: float = 1.0):
+        self.pg, self.interval = pg, interval
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "Supervisor":
+        self._thread = threading.Thread(target=self._run, name="pg-supervisor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        backoff = 1.0
+        while not self._stop.wait(self.interval):
+            if self.pg.postmaster_alive():
+                backoff = 1.0
+                continue
+            fd = os.open(self.pg.data_dir / "pg.supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # another process is restarting it
+                if self.pg.postmaster_alive() or self._stop.is_set():
+                    continue
+                log.error("the embedded PostgreSQL in %s is not running; restarting it", self.pg.pgdata)
+                try:
+                    self.pg.start()
+                    self.restarts += 1
+                    log.warning("the embedded PostgreSQL is running again")
+                    backoff = 1.0
+                except Exception as exc:  # noqa: BLE001 - any failure: say it, wait, try again
+                    log.error("restarting the embedded PostgreSQL failed (%s); next try in %.0f s",
+                              str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__,
+                              backoff)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+            finally:
+                os.close(fd)

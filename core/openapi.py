@@ -294,7 +294,9 @@ CORE_SCHEMAS = {
             "role": {"type": "string", "description": "`customer`, `user`, `token`, `device` or `admin`."},
             "tenant": {"type": ["string", "null"], "description": "The workspace's slug."},
             "name": {"type": "string"},
-            "email": {"type": "string"},
+            "email": {"type": ["string", "null"],
+                      "description": "The person's address; `null` for credentials that may not edit the profile "
+                                     "(API tokens, scoped access tokens, devices)."},
             "permissions": {"type": "array", "items": {"type": "string"}},
             "via": {"enum": ["session", "jwt", "api_token", "device_token", "admin_grant"]},
         },
@@ -383,8 +385,9 @@ def core_paths() -> dict:
         }},
         "/api/v1/auth/logout": {"post": {
             "operationId": "logout", "tags": ["Authentication"], "summary": "Sign out everywhere",
-            "description": "Revokes every refresh token and dashboard session of the calling user. Access "
-                           "tokens already issued stay valid until they expire (at most 15 minutes).",
+            "description": "Revokes every refresh token and dashboard session of the calling user, and with "
+                           "them every access token minted from those sign-ins (refused at once, not when they "
+                           "expire). Needs `profile:edit`: a scoped access token or an API token gets 403.",
             "security": security() + security(scheme="deviceToken"),
             "responses": responses(
                 {204: no_content("Signed out.")},

@@ -49,6 +49,12 @@ MATRIX: dict[str, frozenset] = {
     "platform:admin": frozenset({ADMIN}),
 }
 
+# What a self-service workspace may not do until its owner confirmed their address: nothing
+# that reaches third parties (SMS, invitations) or mints credentials that could. Checked for
+# every credential in BaseHandler.check_permission. (To move into the addons' register hook
+# with the rest of this matrix.)
+VERIFIED_ONLY = frozenset({"messages:send", "users:manage", "tokens:manage"})
+
 API_SCOPES = ("messages:send", "messages:read", "devices:read", "devices:write", "webhooks:read",
               "webhooks:write", "settings:write")
 

@@ -31,6 +31,7 @@ class Platform:
         self.secrets = SecretStore(settings.data_dir)
         self.registry = registry or AddonRegistry()
         self.embedded: EmbeddedPostgres | None = None
+        self.pg_supervisor = None
         self.admin_url: str | None = None
         self.app_url: str | None = None
         self.tenant_cache = TenantCache(ttl=settings.tenant_cache_ttl)
@@ -58,8 +59,8 @@ class Platform:
         self.throttle = LoginThrottle()
         from .throttle import ThrottlePolicy
 
-        # Password-reset mails: a few per account and hour, so nobody can flood an inbox.
-        self.reset_throttle = LoginThrottle(ThrottlePolicy(per_account=5, per_ip=50, base_delay=0.0))
+        # Password-reset mails: a few per account and hour from all sources together, so nobody can flood an inbox.
+        self.reset_throttle = LoginThrottle(ThrottlePolicy(per_account=5, per_ip=50, base_delay=0.0, per_source=False))
         from .wakeups import WakeupHub
 
         self.wakeups = WakeupHub()
@@ -134,7 +135,7 @@ class Platform:
             self.embedded = EmbeddedPostgres(s.data_dir, fast=s.embedded_pg_fast)
             if not (self.embedded.pgdata / "PG_VERSION").exists():
                 progress(f"Creating an embedded PostgreSQL in {self.embedded.pgdata} ...")
-            server_url = self.embedded.start()
+            server_url = self.embedded.attach()  # shared with the platform's other processes
             dbsetup.ensure_database(server_url, EMBEDDED_DB_NAME)
             self.admin_url = dbsetup.with_database(server_url, EMBEDDED_DB_NAME)
         app_password = self.secrets.get("db-app-password", "SMSGW_DB_APP_PASSWORD")
@@ -284,8 +285,18 @@ class Platform:
             status["redis"] = "ok" if self.redis_wakeups.healthy else "down"
         return status
 
+    def supervise_database(self) -> None:
+        """In a long-running process on the embedded cluster: restart it if it dies."""
+        if self.embedded is not None and self.pg_supervisor is None:
+            from .embedded_pg import Supervisor
+
+            self.pg_supervisor = Supervisor(self.embedded).start()
+
     def close(self) -> None:
+        if self.pg_supervisor is not None:
+            self.pg_supervisor.stop()
+            self.pg_supervisor = None
         if self.app_url:
             dbmod.app_db.close_all()
-        if self.embedded and self.embedded.started_here:
-            self.embedded.stop()
+        if self.embedded:
+            self.embedded.detach()  # stops the cluster only if no other process uses it

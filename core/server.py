@@ -58,6 +58,7 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
     from .web.app import Application
 
     prepare_platform(platform, say=say)
+    platform.supervise_database()
     creds = None
     if demo:
         creds, creds_path = ensure_demo(platform, say=say)
@@ -84,7 +85,9 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
             standin = StandIn(platform)
             standin.start()
         settle_heap()
-        server.listen(port, address=os.environ.get("SMSGW_BIND", ""))
+        # SO_REUSEPORT: several `smsgw serve` processes of one platform (same user) share the port,
+        # the kernel spreading connections over them: the production shape on one machine.
+        server.listen(port, address=os.environ.get("SMSGW_BIND", ""), reuse_port=True)
         scheme = "https" if ssl_ctx else "http"
         s = platform.settings
         say("")
@@ -137,8 +140,9 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
         uvloop.run(main())
     finally:
         platform.close()
-        if platform.embedded and platform.embedded.started_here:
-            say("Embedded PostgreSQL stopped.")
+        if platform.embedded:
+            say("Embedded PostgreSQL stopped." if platform.embedded.stopped_here else
+                "Embedded PostgreSQL left running for the platform's other processes.")
         say("Stopped.")
 
 
@@ -171,6 +175,7 @@ def run_worker(platform, workers: int, say=print):
     from .worker_watch import WorkerHeartbeat
 
     prepare_platform(platform, say=say, migrate=False)
+    platform.supervise_database()
     platform.setup_tasks()
     consumer = Consumer(platform.huey, workers=workers, worker_type="thread", periodic=True,
                         max_delay=1.0, shutdown_timeout=10)

@@ -65,6 +65,23 @@ class TaskQueue:
         self.platform = platform
         self.tasks: dict[str, object] = {}
         self.periodic_tasks: dict[str, object] = {}
+        # The kernel's own tasks (addons add theirs through ``smsgw_tasks``).
+        from .web.auth_pages import RESET_MAIL_TASK, send_reset_mail
+
+        def password_reset_mail(email):
+            send_reset_mail(platform, email)
+
+        self.tenant_task(password_reset_mail, name=RESET_MAIL_TASK, retries=2, retry_delay=60)
+
+        # The kernel's own housekeeping; addons add theirs through smsgw_tasks.
+        self.periodic(crontab(minute="23"), self._remove_unverified_tenants, name="core.remove_unverified_tenants",
+                      per_tenant=False)
+
+    def _remove_unverified_tenants(self):
+        from .throttle import SignupThrottle
+
+        self.platform.tenants.remove_unverified()
+        SignupThrottle.purge()
 
     def for_addon(self, addon: str) -> "TaskQueue":
         """The same queue, with ``addon`` as the default gate for tenant and periodic tasks."""

@@ -9,6 +9,8 @@ transaction: a tenant exists completely or not at all.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import re
 import threading
 import time
@@ -30,6 +32,8 @@ RESERVED_SLUGS = frozenset({
     "test", "staging", "public", "internal", "webhook", "webhooks", "device", "devices", "3rdparty",
 })
 TENANT_CHANNEL = "smsgw_tenant_changed"
+
+log = logging.getLogger(__name__)
 
 
 class TenantError(ValueError):
@@ -67,6 +71,9 @@ class TenantInfo:
     theme: str | None
     default_region: str
     enabled_addons: frozenset = field(default_factory=frozenset)
+    # False until the owner of a self-service sign-up confirms their address: such a workspace may
+    # not use the permissions in core.permissions.VERIFIED_ONLY (checked in BaseHandler.check_permission).
+    verified: bool = True
 
     @property
     def ref(self) -> TenantRef:
@@ -76,10 +83,14 @@ class TenantInfo:
     def is_active(self) -> bool:
         return self.status == "active"
 
+    @property
+    def is_pending(self) -> bool:
+        return self.status == "pending"
+
     @classmethod
     def from_model(cls, t: Tenant, enabled) -> "TenantInfo":
         return cls(t.id, t.slug, t.name, t.status, t.plan, t.schema_name, t.role_name, t.theme,
-                   t.default_region, frozenset(enabled))
+                   t.default_region, frozenset(enabled), t.verified_at is not None)
 
 
 def load_tenant(slug: str) -> TenantInfo | None:
@@ -148,7 +159,10 @@ class TenantService:
         self.roles = RoleNames(platform.settings.role_prefix)
 
     def create(self, slug: str, name: str, owner_email: str, owner_password: str,
-               plan: str = "free", default_region: str = "US") -> TenantInfo:
+               plan: str = "free", default_region: str = "US", *, verified: bool = True,
+               pending: bool = False) -> TenantInfo:
+        """Provision a tenant. The operator's and the CLI's tenants are ``verified``; self-service
+        sign-ups pass ``verified=False`` (and ``pending=True`` when an Admin must approve them)."""
         validate_slug(slug)
         name = (name or "").strip()
         if not name or len(name) > 200:
@@ -169,7 +183,8 @@ class TenantService:
                     raise TenantError(f"The subdomain {slug!r} is already taken; please choose another.")
                 t = Tenant.create(
                     slug=slug, name=name, plan=plan, default_region=default_region,
-                    schema_name=self.roles.tenant_schema(slug), role_name=self.roles.tenant_role(slug))
+                    schema_name=self.roles.tenant_schema(slug), role_name=self.roles.tenant_role(slug),
+                    status="pending" if pending else "active", verified_at=utcnow() if verified else None)
                 cur = app_db.cursor()
                 cur.execute(f"SELECT public.{self.roles.prefix}_create_tenant_space(%s)", (slug,))
                 apply_tenant_in_transaction(cur, t.ref, migrations, self.platform.migration_context)
@@ -219,16 +234,75 @@ class TenantService:
     def resume(self, slug: str) -> TenantInfo:
         return self._set_status(slug, "active")
 
-    def delete(self, slug: str) -> TenantInfo:
+    def approve(self, slug: str) -> TenantInfo:
+        """An Admin accepts a sign-up that waited for approval (``SMSGW_SIGNUP=approval``)."""
+        with connection():
+            with app_db.atomic():
+                n = (Tenant.update(status="active", approved_at=utcnow(), updated_at=utcnow())
+                     .where((Tenant.slug == slug) & (Tenant.status == "pending")).execute())
+                if n == 0:
+                    self.get(slug)
+                    raise TenantError(f"The workspace {slug!r} is not waiting for approval.")
+                _notify_change(slug)
+        self.platform.tenant_cache.invalidate(slug)
+        return self.get(slug)
+
+    def mark_verified(self, slug: str) -> bool:
+        """The owner confirmed their address: lift the unverified workspace's limits. True if it changed."""
+        with connection():
+            with app_db.atomic():
+                n = (Tenant.update(verified_at=utcnow(), updated_at=utcnow())
+                     .where((Tenant.slug == slug) & Tenant.verified_at.is_null()).execute())
+                if n:
+                    _notify_change(slug)
+        if n:
+            self.platform.tenant_cache.invalidate(slug)
+        return bool(n)
+
+    def delete(self, slug: str, *, unverified_before: dt.datetime | None = None) -> TenantInfo | None:
+        """Delete a tenant, its role and schema. With ``unverified_before``, only if it is still
+        unverified and was created (or approved) before then; ``None`` if that no longer holds."""
         info = self.get(slug)
         with connection():
             with app_db.atomic():
-                Tenant.delete().where(Tenant.slug == slug).execute()
+                query = Tenant.delete().where(Tenant.slug == slug)
+                if unverified_before is not None:
+                    # Checked in the deleting statement itself: an owner who confirms meanwhile keeps it.
+                    query = query.where(Tenant.verified_at.is_null()
+                                        & (fn.COALESCE(Tenant.approved_at, Tenant.created_at) < unverified_before))
+                if query.execute() == 0:
+                    return None
                 app_db.execute_sql(f"SELECT public.{self.roles.prefix}_drop_tenant_space(%s)", (slug,))
                 _notify_change(slug)
         self.platform.tenant_cache.invalidate(slug)
         self.platform.registry.hook.smsgw_tenant_deleted(tenant=info)
         return info
+
+    def remove_unverified(self, older_than: dt.timedelta | None = None) -> list[TenantInfo]:
+        """Delete self-service workspaces whose owner never confirmed their address in time
+        (``SMSGW_UNVERIFIED_TTL_DAYS``, counted from sign-up or approval), each recorded in the audit trail."""
+        from .events import AuditEvent, emit
+
+        older_than = older_than or dt.timedelta(days=self.platform.settings.unverified_ttl_days)
+        cutoff = utcnow() - older_than
+        with connection():
+            slugs = [t.slug for t in Tenant.select(Tenant.slug).where(
+                Tenant.verified_at.is_null() & (fn.COALESCE(Tenant.approved_at, Tenant.created_at) < cutoff))]
+        removed = []
+        for slug in slugs:
+            try:
+                info = self.delete(slug, unverified_before=cutoff)
+            except TenantError:
+                continue  # deleted meanwhile
+            if info is None:
+                continue
+            removed.append(info)
+            log.info("removed workspace %s: its owner did not confirm their address within %s", slug, older_than)
+            emit(self.platform, AuditEvent(
+                action="tenant.removed_unverified", tenant_id=info.id, tenant_slug=info.slug, actor="system",
+                target=f"tenant:{info.slug}",
+                details={"unconfirmed_for_days": older_than.days, "status": info.status}))
+        return removed
 
     def set_addon(self, slug: str, addon: str, enabled: bool) -> TenantInfo:
         info = self.get(slug)

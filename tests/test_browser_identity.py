@@ -24,6 +24,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from core.admins import PlatformAdmin, create_admin
 from core.db import connection
 from tests.support.browser import browser_page, chromium, new_page, page_problems  # noqa: F401
+from tests.support.worker import run_worker_until
 
 pytestmark = pytest.mark.browser
 
@@ -287,6 +288,8 @@ def test_password_reset_by_mail_link(browser_page, new_page, server, make_tenant
     submit(page)
     assert "If an account exists for that email" in page.inner_text("main")
 
+    # The mail goes out from the worker, as with `smsgw serve --with-worker`.
+    assert run_worker_until(server.platform, lambda: mails_to(server, owner, "Reset your password"))
     link = mail_link(server, owner, "Reset your password", "/reset-password")
     assert link.startswith(url(server, tenant.slug, "/reset-password?token="))
     page.goto(link)

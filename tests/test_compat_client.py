@@ -24,7 +24,7 @@ from android_sms_gateway.enums import HealthStatus, MessagePriority, ProcessStat
 from android_companion.backends.simulator import SimulatorBackend
 from core.db import tenant_transaction
 from core.identity import create_api_token, set_password
-from core.throttle import account_key
+from core.throttle import account_key, account_source_key
 from core.users import User
 from tests.support.identity import OWNER_PASSWORD, admin_sql, audit_rows, fresh_ip, owner_email
 from tests.support.messaging import wait_until
@@ -467,16 +467,19 @@ def test_basic_auth_failures_are_throttled(live_server, tenant):
     assert admin_sql(live_server.platform, "SELECT count(*) FROM public.login_failure WHERE key = %s", (key,),
                      fetch=True)[0][0] == 4
     assert len(audit_rows(live_server.platform, tenant.id, "login.failure")) == 4
-    # Past the hourly budget the account refuses even the right password (429), until the hour passes.
+    # Past the hourly budget for this account from this address, even the right password is refused there
+    # (429) until the hour passes; from an address that did not fail, the right password works.
+    from_here = account_source_key(key, ip)
     admin_sql(live_server.platform, "INSERT INTO public.login_failure (key) SELECT %s FROM generate_series(1, 100)",
-              (key,))
-    right = compat(live_server, tenant.slug, login=email, password=OWNER_PASSWORD, ip=fresh_ip())
+              (from_here,))
+    right_here = compat(live_server, tenant.slug, login=email, password=OWNER_PASSWORD, ip=ip)
     with pytest.raises(errors.APIError) as exc:
-        right.list_devices()
+        right_here.list_devices()
     assert exc.value.status_code == 429
     assert "Too many" in exc.value.response["message"]
-    admin_sql(live_server.platform, "DELETE FROM public.login_failure WHERE key = %s", (key,))
-    assert right.list_devices() == []
+    assert compat(live_server, tenant.slug, login=email, password=OWNER_PASSWORD, ip=fresh_ip()).list_devices() == []
+    admin_sql(live_server.platform, "DELETE FROM public.login_failure WHERE key = %s", (from_here,))
+    assert right_here.list_devices() == []
 
 
 # -- isolation ---------------------------------------------------------------------------------

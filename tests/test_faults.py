@@ -315,3 +315,40 @@ def test_a_restart_tells_waiting_phones_and_they_are_back_within_seconds(cluster
     finally:
         for _id, phone in phones:
             phone.stop()
+
+
+def test_the_embedded_cluster_is_shared_supervised_and_stopped_by_its_last_user(tmp_path):
+    """Issue 23, item 4: two `smsgw serve` on one data dir (and one port), a CLI command beside
+    them, the cluster killed under them, then each stopped in turn."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "SMSGW_APP_DATABASE_URL", "REDIS_URL")}
+    env.update(SMSGW_DATA_DIR=str(tmp_path / "var"), SMSGW_EMBEDDED_PG_FAST="1", PYTHONPATH=str(ROOT),
+               SMSGW_BASE_DOMAIN="localhost")
+    pg = EmbeddedPostgres(tmp_path / "var")
+    a = Server(env, "A", demo=True)
+    b = None
+    try:
+        b = Server(env, "B", port=a.port)  # the same port: the kernel spreads connections over both
+        cli = subprocess.run([sys.executable, "-m", "core.cli", "tenant", "list"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert cli.returncode == 0 and "demo" in cli.stdout, cli.stdout + cli.stderr
+        assert pg.is_running(), "a CLI command stopped the cluster the servers use"
+
+        pg.stop(mode="immediate")  # it dies under them
+        assert not pg.postmaster_alive()
+        wait_until(pg.postmaster_alive, timeout=20, message="the cluster restarted by a supervisor")
+        wait_until(lambda: a.client("demo").get("/health/ready", timeout=10).status_code == 200,
+                   timeout=20, message="ready again")
+        restarted = a.output() + b.output()
+        assert restarted.count("is not running; restarting it") == 1, restarted[-3000:]
+
+        a.stop()
+        assert "left running for the platform's other processes" in a.output(), a.output()[-2000:]
+        assert pg.is_running()
+        assert b.client("demo").get("/health/ready", timeout=10).status_code == 200
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
+    assert "Embedded PostgreSQL stopped." in b.output(), b.output()[-2000:]
+    assert not pg.is_running()

@@ -8,6 +8,13 @@ shape (our problem details under ``data``), and as ``application/problem+json``
 (RFC 9457) when the caller asks for it with ``Accept: application/problem+json``.
 Validation failures that our native API answers with 422 (and 415) are 400 here,
 as the original server answers them.
+
+Basic auth (email and password) is for scripts, never for browsers: we send no
+``Basic`` challenge (a browser would prompt, then attach the credentials to every
+request to this API by itself, from any site's page), refuse Basic-authenticated
+requests a browser made from another site's page, and parse bodies only when they
+are declared JSON (a cross-site form can send ``text/plain``, not
+``application/json``).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import logging
 from core.permissions import AUTHENTICATED
 from core.web.auth_pages import TOO_MANY, login_attempt
 from core.web.base import ApiHandler, unstorable_text
+from core.web.mediatype import is_json
 from core.web.problem import PROBLEM_CONTENT_TYPE, Problem
 
 from . import basic_auth
@@ -34,6 +42,11 @@ class CompatHandler(ApiHandler):
     async def principal_from_other_scheme(self, scheme: str, credential: str):
         if scheme.lower() != "basic":
             return await super().principal_from_other_scheme(scheme, credential)
+        if self.from_another_site():
+            raise Problem(403, "cross-site-request",
+                          "Email and password (Basic auth) are not accepted from another site's page: a browser "
+                          "attaches them by itself, so that page would act in your name. Call this API from your "
+                          "own server or script, or send an API token as 'Authorization: Bearer <token>'.")
         if self.tenant is None:
             raise Problem(401, "basic-auth-needs-workspace",
                           "Email and password (Basic auth) work only on your workspace's address, "
@@ -62,13 +75,31 @@ class CompatHandler(ApiHandler):
         return _principal(user, self.tenant.slug)
 
     def _challenge(self) -> dict:
-        return {"WWW-Authenticate": 'Basic realm="smsgw", charset="UTF-8"'}
+        # Never a Basic challenge: clients send Basic credentials unasked, and a browser answering a
+        # challenge would keep the password and attach it to requests other sites' pages make here.
+        return {"WWW-Authenticate": 'Bearer realm="smsgw"'}
+
+    def from_another_site(self) -> bool:
+        """Whether a browser sent this request from a page of another origin (another workspace included).
+
+        Browsers say so in ``Sec-Fetch-Site`` and ``Origin``; scripts and their clients send neither.
+        """
+        site = self.request.headers.get("Sec-Fetch-Site")
+        if site is not None and site.strip().lower() not in ("same-origin", "none"):
+            return True
+        origin = self.request.headers.get("Origin")
+        if origin is None:
+            return False
+        own = {f"{self.request.protocol}://{self.request.host}".lower()}
+        if self.tenant is not None:
+            own.add(self.settings_.public_url(self.tenant.slug).lower())
+        return origin.strip().lower() not in own
 
     def unauthenticated(self):
         raise Problem(401, "unauthorized",
                       "Send an API token as 'Authorization: Bearer <token>', or your email and password "
                       "as Basic auth on your workspace's address.",
-                      headers={"WWW-Authenticate": 'Bearer, Basic realm="smsgw"'})
+                      headers=self._challenge())
 
     # -- requests ------------------------------------------------------------------
     def json_body(self, required: bool = True) -> dict:
@@ -77,6 +108,9 @@ class CompatHandler(ApiHandler):
             if required:
                 raise Problem(400, "invalid-json", "Send a JSON object as the request body.")
             return {}
+        if not is_json(self.request.headers.get("Content-Type")):
+            raise Problem(415, "unsupported-media-type",
+                          "Send the body as JSON, with the header 'Content-Type: application/json'.")
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:

@@ -1,9 +1,16 @@
 """Messages the SMS Gateway for Android way: their request body → our message, our rows → their MessageState.
 
-Their message ids are strings and may be chosen by the client. A client-chosen
-``id`` is stored as the message's ``reference`` (messages created here have
-``source = 'compat'``), and ids are resolved by that reference first, then as
-our numeric id. Messages without a client id are known by our numeric id.
+Their message ids are strings and may be chosen by the client. Ids live in one
+namespace per workspace, split by form so that every id names one message only:
+
+* an id of ASCII digits only is our message number (``Message.id``): the id of a
+  message sent without one, or sent through our native API or dashboard;
+* any other id is a client-chosen id, stored as the message's ``reference``
+  (messages created here have ``source = 'compat'``).
+
+So a client may not choose an id of digits only (400): it would name another
+message, or one sent later. Rows stored before that rule with such a reference are
+known by their number.
 """
 
 from __future__ import annotations
@@ -144,6 +151,9 @@ def translate(body: dict, region: str, skip_validation: bool) -> dict:
     if client_id is not None:
         if not isinstance(client_id, str) or not ID_RE.match(client_id):
             raise bad("id must be 1 to 100 characters without '/', spaces or control characters.", "id")
+        if is_number(client_id):
+            raise bad("id must not be digits only: such ids are this gateway's own message numbers. Use another "
+                      "form (e.g. 'order-1001'), or leave id out to get a number.", "id")
 
     device_id = parse_device_id(body.get("deviceId"), "deviceId")
     return {"text": text, "encoding": info["encoding"], "segments": info["segments"], "phones": phones,
@@ -195,16 +205,25 @@ def store(tenant, clean: dict, created_by: str, active_within: int = 0) -> tuple
 
 # -- reading ------------------------------------------------------------------------
 
+def is_number(raw_id: str) -> bool:
+    """Whether an id has the form of our message numbers (ASCII digits only): see the module's docstring."""
+    return raw_id.isascii() and raw_id.isdigit()
+
+
 def public_id(m: Message) -> str:
-    return m.reference if m.source == SOURCE and m.reference else str(m.id)
+    if m.source == SOURCE and m.reference and not is_number(m.reference):
+        return m.reference
+    return str(m.id)
 
 
 def find(raw_id: str) -> Message:
+    """The one message an id names: by number if it is digits only, else by client id. Never both."""
     if not ID_RE.match(raw_id or ""):
         raise Problem(404, "not-found", "There is no message with this id here.")
-    m = Message.get_or_none((Message.source == SOURCE) & (Message.reference == raw_id))
-    if m is None and (raw_id.isascii() and raw_id.isdigit()) and len(raw_id) <= 18:
-        m = Message.get_or_none(Message.id == int(raw_id))
+    if is_number(raw_id):
+        m = Message.get_or_none(Message.id == int(raw_id)) if len(raw_id) <= 18 else None
+    else:
+        m = Message.get_or_none((Message.source == SOURCE) & (Message.reference == raw_id))
     if m is None:
         raise Problem(404, "not-found", "There is no message with this id here.")
     return m

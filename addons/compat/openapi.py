@@ -31,10 +31,14 @@ AUTH = [
     (401, "basic-auth-needs-workspace", "Basic auth on the main host, which cannot tell the workspace: use the "
                                         "workspace's own address."),
     (403, "forbidden", "The credentials lack the permission this operation needs."),
+    (403, "cross-site-request", "Basic auth on a request a browser made from another site's page (`Origin` or "
+                                "`Sec-Fetch-Site` say so): refused before the password is checked."),
     (403, "xsrf-failed", "Called with a dashboard session cookie but without `X-XSRFToken` (writes only)."),
     (429, "too-many-attempts", "Basic auth: too many failed sign-ins for this account or address."),
 ]
 BODY = [
+    (400, "unsupported-media-type", "The body is not sent as `Content-Type: application/json` (or "
+                                    "`application/<name>+json`)."),
     (400, "invalid-json", "The body is not a JSON object."),
     (400, "invalid-characters", "A string holds a NUL character or an unpaired surrogate."),
     (413, "body-too-large", "The body is larger than the server accepts."),
@@ -105,8 +109,9 @@ SCHEMAS = {
             "ttl": nullable({"type": "integer", "minimum": 1, "maximum": MAX_TTL,
                              "description": "Seconds; not with `validUntil`."}),
             "validUntil": date_time("Not with `ttl`.", null=True),
-            "id": nullable(dict(STR_ID, description="Your own id for it, unique in the workspace; "
-                                                    "`GET /messages/{id}` finds it.")),
+            "id": nullable(dict(STR_ID, **{"not": {"pattern": "^[0-9]+$"}},
+                                description="Your own id for it, unique in the workspace; `GET /messages/{id}` "
+                                            "finds it. Not digits only (400): those are our message numbers.")),
             "deviceId": DEVICE_ID,
         },
     },
@@ -120,7 +125,8 @@ SCHEMAS = {
         "type": "object",
         "required": ["id", "deviceId", "state", "isHashed", "isEncrypted", "recipients", "states", "createdAt"],
         "properties": {
-            "id": {"type": "string", "description": "Your id, or ours (a number as a string)."},
+            "id": {"type": "string", "description": "Your id, or ours: a number as a string (digits only, which "
+                                                    "no id of yours is)."},
             "deviceId": {"type": ["string", "null"], "description": "The phone that took it."},
             "state": {"enum": STATES, "description": "The least advanced recipient's state."},
             "isHashed": {"const": False}, "isEncrypted": {"const": False},
@@ -209,7 +215,8 @@ OFFSET = param("offset", "query", {"type": "integer", "minimum": 0, "default": 0
 SINCE = param("from", "query", {"type": "string", "format": "date-time"}, "Created (received) at or after.")
 UNTIL = param("to", "query", {"type": "string", "format": "date-time"}, "Created (received) before.")
 DEVICE = param("deviceId", "query", {"type": "string"}, "Only this device's.")
-MESSAGE_ID = param("id", "path", dict(STR_ID), "Your id for the message, or ours.")
+MESSAGE_ID = param("id", "path", dict(STR_ID), "Digits only: our message number. Anything else: your id for "
+                                                "the message. One rule, so an id names one message only.")
 
 
 def _op(op_id: str, summary: str, description: str, sec: list, resp: dict, **extra) -> dict:
@@ -262,7 +269,8 @@ PATHS = {
     },
     f"{P}/messages/{{id}}": {
         "parameters": [MESSAGE_ID],
-        "get": _op("compatGetMessage", "A message's state", "By your id first, then by ours.",
+        "get": _op("compatGetMessage", "A message's state",
+                   "An id of digits only is our message number; any other id is the one you chose.",
                    who("messages:read"),
                    compat_responses({200: json_response("Its state.", ref("CompatMessageState"))}, errors(),
                                     (404, "not-found", "No such message in this workspace."))),
@@ -379,8 +387,11 @@ PATHS = {
 TAGS = [{"name": TAG, "description": "The third-party API of SMS Gateway for Android (sms-gate.app), so that "
                                      "existing code and its clients work by changing only the base URL to "
                                      "`…/3rdparty/v1`. Authenticate with an API token as the bearer token, or "
-                                     "with email and password (Basic) on the workspace's own host. See "
-                                     "`docs/compat.md` for what maps and what does not."}]
+                                     "with email and password (Basic, sent unasked: no Basic challenge is ever "
+                                     "sent, and browsers' requests from other sites are refused) on the "
+                                     "workspace's own host. Bodies are `application/json`. A message id of "
+                                     "digits only is our number, any other is yours. See `docs/compat.md` for "
+                                     "what maps and what does not."}]
 
 
 def fragment() -> dict:

@@ -28,8 +28,12 @@ def compat_payload(event: str, data: dict) -> dict:
                 "sender": data.get("from"), "recipient": data.get("recipient"),
                 "simNumber": data.get("sim_slot"), "receivedAt": data.get("received_at")}
     if event and event.startswith("sms:"):
-        # Clients of that API know a message by the id they chose (kept as our reference).
-        out = {"messageId": str(data.get("reference") or data.get("message_id")), "phoneNumber": data.get("phone")}
+        # Clients of that API know a message by the id they chose (kept as our reference). An id of digits
+        # only is a message number there (docs/compat.md, "Message ids"): such a reference is never shown.
+        reference = data.get("reference")
+        if not reference or (reference.isascii() and reference.isdigit()):
+            reference = None
+        out = {"messageId": str(reference or data.get("message_id")), "phoneNumber": data.get("phone")}
         key = {"sms:sent": "sentAt", "sms:delivered": "deliveredAt", "sms:failed": "failedAt"}.get(event)
         if key:
             out[key] = data.get("at")

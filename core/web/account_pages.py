@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
 
-from peewee import fn
+from peewee import IntegrityError, fn
 
 from .. import passwords
 from ..catalogue import utcnow
+from ..db import app_db
 from ..events import emit
-from ..identity import AuthError, check_password, create_api_token, revoke_api_token, revoke_user_credentials, set_password
-from ..permissions import API_SCOPES
+from ..i18n import N_
+from ..identity import (AuthError, _password_stamp, check_password, create_api_token, revoke_api_token,
+                        revoke_user_credentials, set_password)
+from ..permissions import API_SCOPES, PUBLIC
 from ..users import TENANT_ROLES, ApiToken, User
 from .auth_pages import audit
 from .base import PageHandler
@@ -23,6 +28,71 @@ def _int(value: str) -> int:
     if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise Problem(404, "not-found", "There is no such item here.")
     return int(value)
+
+
+class FieldError(AuthError):
+    """A refusal that belongs to one form field."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+# -- changing the sign-in email ----------------------------------------------------------------
+#
+# A new address is only *requested* on the account page (with the current password): it becomes
+# the sign-in address when the link sent to it is opened. Until then the pending request is kept
+# in the tenant's settings table (one entry per user; a newer request or a cancel replaces it, so
+# only the latest link works). The old address is told at once, with a link to undo for a week.
+
+def _pending_key(user_id: int) -> str:
+    return f"account.email-change.{int(user_id)}"
+
+
+def pending_email_change(user_id: int) -> dict | None:
+    row = app_db.execute_sql("SELECT value FROM settings WHERE key = %s", (_pending_key(user_id),)).fetchone()
+    return row[0] if row else None
+
+
+def clear_pending_email_change(user_id: int) -> None:
+    app_db.execute_sql("DELETE FROM settings WHERE key = %s", (_pending_key(user_id),))
+
+
+def _user_and_pending(user_id: int):
+    return User.get_by_id(user_id), pending_email_change(user_id)
+
+
+def request_email_change(platform, tenant_slug: str, user: User, new_email: str) -> dict:
+    """Record the request and make both links (inside the tenant transaction)."""
+    change = {"email": new_email, "id": secrets.token_urlsafe(12), "at": utcnow().isoformat()}
+    app_db.execute_sql(
+        "INSERT INTO settings (key, value, updated_at) VALUES (%s, %s, now()) "
+        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+        (_pending_key(user.id), json.dumps(change)))
+    extra = {"e": new_email, "o": user.email, "c": change["id"]}
+    return {**change, "old": user.email,
+            "confirm": platform.links.make("email", tenant_slug, user.id, extra),
+            "undo": platform.links.make("email-undo", tenant_slug, user.id, extra)}
+
+
+def send_email_change_mails(platform, tenant, user: User, change: dict) -> None:
+    """The link to the new address; the notice, with the undo link, to the old one. Nothing typed
+    by the requester (or by whoever named the workspace) goes into them but the new address itself:
+    the workspace is named by its address."""
+    base = platform.settings.public_url(tenant.slug)
+    platform.mailer.send(change["email"], "Confirm your new email address",
+                         f"Workspace: {base}\n\nSomeone asked to make {change['email']} the sign-in email "
+                         "of an account there.\n\nConfirm it here (valid for 24 hours, once):\n"
+                         f"{base}/confirm-email?token={change['confirm']}\n\n"
+                         "If it was not you, ignore this email; nothing changes.\n")
+    platform.mailer.send(change["old"], "Your sign-in email is being changed",
+                         f"Workspace: {base}\n\nSomeone signed in to your account there asked to change its "
+                         f"sign-in email from {change['old']} to {change['email']}.\n\n"
+                         "If it was you, there is nothing to do here: the change takes effect once it is "
+                         "confirmed from the new address.\n\n"
+                         "If it was not you, undo it here (valid for 7 days). This keeps or puts back "
+                         f"{change['old']} as your sign-in email and signs out every session; then reset "
+                         f"your password:\n{base}/undo-email-change?token={change['undo']}\n")
 
 
 class DashboardHandler(PageHandler):
@@ -40,8 +110,8 @@ class ProfileHandler(PageHandler):
     permission = "profile:edit"
 
     async def get(self):
-        user = await self.in_tenant(User.get_by_id, self.principal.id)
-        self.render("profile.html", user=user, errors={})
+        user, pending = await self.in_tenant(_user_and_pending, self.principal.id)
+        self.render("profile.html", user=user, pending=pending, errors={})
 
     async def post(self):
         action = self.get_body_argument("action", "profile")
@@ -71,45 +141,68 @@ class ProfileHandler(PageHandler):
                 self.flash("success", "Your password was changed. Other sessions were signed out.")
                 self.redirect("/account")
                 return
+        elif action == "cancel-email":
+            def cancel():
+                pending = pending_email_change(principal.id)
+                clear_pending_email_change(principal.id)
+                return pending
+
+            pending = await self.in_tenant(cancel)
+            if pending:
+                await self.run_db(emit, platform, audit(self, "email.change_cancelled", actor=principal.actor,
+                                                        actor_name=principal.email, target=principal.actor,
+                                                        to=pending["email"]))
+            self.flash("success", "The email change was cancelled.")
+            self.redirect("/account")
+            return
         else:
             name = self.get_body_argument("name", "").strip()[:200]
             email = self.get_body_argument("email", "").strip()[:254]
             phone = self.get_body_argument("phone", "").strip()[:40]
             job_title = self.get_body_argument("job_title", "").strip()[:100]
+            current = self.get_body_argument("current_password", "")[:2048]
             if not EMAIL_RE.match(email):
                 errors["email"] = "Enter a valid email address."
             if phone and not re.match(r"^\+?[0-9 ()./-]{3,40}$", phone):
                 errors["phone"] = "Use digits, spaces and + ( ) - only."
+            tenant = self.tenant
 
             def save():
+                """Save the details; a new email is only requested here (it becomes the sign-in address
+                once confirmed from that address), and only with the current password."""
                 user = User.get_by_id(principal.id)
-                other = User.by_email(email)
-                if other is not None and other.id != user.id:
-                    raise AuthError("Another member of this workspace uses that email.")
-                changed_email = email.lower() != user.email.lower()
-                User.update(name=name, email=email, phone=phone, job_title=job_title, updated_at=utcnow(),
-                            email_verified_at=None if changed_email else user.email_verified_at
+                change = None
+                if email.lower() != user.email.lower():
+                    other = User.by_email(email)
+                    if other is not None and other.id != user.id:
+                        raise FieldError("email", "Another member of this workspace uses that email.")
+                    if check_password(user.email, current, platform.pepper, platform.bcrypt_cost) is None:
+                        raise FieldError("current_password", "Enter your current password to change your email.")
+                    change = request_email_change(platform, tenant.slug, user, email)
+                User.update(name=name, phone=phone, job_title=job_title, updated_at=utcnow()
                             ).where(User.id == user.id).execute()
-                return changed_email
+                return user, change
 
             if not errors:
                 try:
-                    changed_email = await self.in_tenant(save)
-                except AuthError as exc:
-                    errors["email"] = str(exc)
+                    user, change = await self.in_tenant(save)
+                except FieldError as exc:
+                    errors[exc.field] = str(exc)
                 else:
-                    if changed_email:
-                        from .auth_pages import send_verification
-
-                        await self.run_db(send_verification, platform, self.tenant, user_id=principal.id)
-                        await self.run_db(emit, platform, audit(self, "email.changed", actor=principal.actor,
-                                                                actor_name=email))
-                    self.flash("success", "Your details were saved.")
+                    if change:
+                        await self.run_db(send_email_change_mails, platform, tenant, user, change)
+                        await self.run_db(emit, platform, audit(self, "email.change_requested",
+                                                                actor=principal.actor, actor_name=user.email,
+                                                                target=principal.actor, to=change["email"]))
+                        self.flash("success", f"Your details were saved. To use {change['email']} to sign in, "
+                                              "open the link we sent there.")
+                    else:
+                        self.flash("success", "Your details were saved.")
                     self.redirect("/account")
                     return
-        user = await self.in_tenant(User.get_by_id, principal.id)
+        user, pending = await self.in_tenant(_user_and_pending, principal.id)
         self.set_status(422)
-        self.render("profile.html", user=user, errors=errors)
+        self.render("profile.html", user=user, pending=pending, errors=errors)
 
 
 class TeamHandler(PageHandler):
@@ -180,6 +273,7 @@ class TeamHandler(PageHandler):
                 return user, f"user.{action}d", {}
             if action == "delete":
                 revoke_user_credentials(user_id)
+                clear_pending_email_change(user_id)
                 User.delete().where(User.id == user_id).execute()
                 return user, "user.deleted", {}
             raise Problem(400, "invalid-action", "Unknown action.")
@@ -229,3 +323,96 @@ class TokensHandler(PageHandler):
         # Shown once, on this response only; never stored or shown again.
         self.set_header("Cache-Control", "no-store")
         self.render("tokens.html", tokens=tokens, scopes=API_SCOPES, new_token=token, error=None)
+
+
+class EmailLinkHandler(PageHandler):
+    """A page behind a link from an email-change mail. GET only shows what the link will do (mail
+    scanners fetch links); the button POSTs and spends it. No session needed: the link is the proof."""
+
+    permission = PUBLIC
+    purpose = ""
+    refused_title = ""
+
+    async def get(self):
+        token = self.get_query_argument("token", "")
+        try:
+            data, user = await self.in_tenant(self.check, token)
+        except AuthError as exc:
+            self.set_status(400)
+            self.render("message.html", title=self.refused_title, message=str(exc), ok=False)
+            return
+        self.render("email_change.html", mode=self.purpose, token=token, new_email=data["e"], old_email=data["o"],
+                    done=False)
+
+    def check(self, token: str):
+        data = self.platform.links.peek(self.purpose, token, self.tenant.slug)
+        user = User.get_or_none(User.id == data["u"])
+        if user is None or not user.is_active:
+            raise AuthError(N_("This link no longer matches an account. Ask for a new one."))
+        return data, user
+
+    async def post(self):
+        token = self.get_body_argument("token", "")
+        try:
+            user, event, details = await self.in_tenant(self.apply, token)
+        except IntegrityError:
+            # The address was taken between our check and the write.
+            user = None
+            message = N_("Another member of this workspace now uses that email.")
+        except AuthError as exc:
+            user, message = None, str(exc)
+        if user is None:
+            self.set_status(400)
+            self.render("message.html", title=self.refused_title, message=message, ok=False)
+            return
+        await self.run_db(self.platform.credentials_changed, self.tenant.slug)
+        await self.run_db(emit, self.platform, audit(self, event, actor=f"user:{user.id}", actor_name=user.email,
+                                                     target=f"user:{user.id}", **details))
+        self.render("email_change.html", mode=self.purpose, token="", new_email=details.get("to", ""),
+                    old_email=details.get("from", ""), done=True)
+
+
+class ConfirmEmailHandler(EmailLinkHandler):
+    """The new address confirms itself: only now does it become the sign-in email."""
+
+    purpose = "email"
+    refused_title = N_("Email not changed")
+
+    def apply(self, token: str):
+        data, user = self.check(token)
+        if data.get("p") != _password_stamp(user.id):
+            # A password change (or reset) since the request cancels it.
+            raise AuthError(N_("The password changed since this change was asked for. Ask again."))
+        pending = pending_email_change(user.id)
+        if not pending or pending.get("id") != data.get("c"):
+            raise AuthError(N_("This change was cancelled or replaced by a newer one."))
+        if user.email.lower() != str(data["o"]).lower():
+            raise AuthError(N_("The sign-in email changed since this link was sent. Ask again."))
+        other = User.by_email(data["e"])
+        if other is not None and other.id != user.id:
+            raise AuthError(N_("Another member of this workspace now uses that email."))
+        self.platform.links.spend(self.purpose, token, self.tenant.slug)
+        User.update(email=data["e"], email_verified_at=utcnow(), updated_at=utcnow()
+                    ).where(User.id == user.id).execute()
+        clear_pending_email_change(user.id)
+        return user, "email.changed", {"from": user.email, "to": data["e"]}
+
+
+class UndoEmailChangeHandler(EmailLinkHandler):
+    """The old address takes the account back: its email again, every session and refresh token
+    revoked (whoever asked for the change may hold one), and the advice to reset the password."""
+
+    purpose = "email-undo"
+    refused_title = N_("Email change not undone")
+
+    def apply(self, token: str):
+        data, user = self.check(token)
+        old = str(data["o"])
+        other = User.by_email(old)
+        if other is not None and other.id != user.id:
+            raise AuthError(N_("Another member of this workspace now uses that email."))
+        self.platform.links.spend(self.purpose, token, self.tenant.slug)
+        User.update(email=old, email_verified_at=utcnow(), updated_at=utcnow()).where(User.id == user.id).execute()
+        clear_pending_email_change(user.id)
+        revoke_user_credentials(user.id)
+        return user, "email.change_undone", {"from": user.email, "to": old, "undone": data["e"]}

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ..adminauth import (GrantError, active_grant, check_admin_password, create_admin_session, grant_principal,
-                         open_grant, revoke_admin_session)
+from ..adminauth import (MIN_REASON, GrantError, active_grant, check_admin_password, create_admin_session,
+                         grant_principal, open_grant, revoke_admin_session)
 from ..catalogue import Tenant
 from ..db import connection, run_in_tenant
 from ..events import emit
@@ -19,7 +19,7 @@ from ..i18n import N_
 from ..permissions import PUBLIC
 from ..tenancy import TenantError
 from ..users import ApiToken, User
-from .auth_pages import SAME_ANSWER, audit, client_ip
+from .auth_pages import SAME_ANSWER, audit, client_ip, send_verification
 from .base import ADMIN_COOKIE, PageHandler
 from .problem import Problem
 from .pages import safe_next
@@ -106,7 +106,18 @@ def tenant_overview():
 
 class AdminHomeHandler(AdminHandler):
     async def get(self):
-        self.render("admin/tenants.html", tenants=await self.run_db(tenant_overview))
+        tenants = await self.run_db(tenant_overview)
+        self.render("admin/tenants.html", tenants=tenants, pending=[t for t in tenants if t["status"] == "pending"])
+
+
+def decision_reason(raw: str) -> str:
+    """The written reason an Admin gives for approving or rejecting a sign-up."""
+    reason = (raw or "").strip()
+    if len(reason) < MIN_REASON:
+        raise GrantError(f"Write why you approve or reject this workspace (at least {MIN_REASON} characters).")
+    if len(reason) > 1000:
+        raise GrantError("Keep the reason under 1,000 characters.")
+    return reason
 
 
 class AdminTenantHandler(AdminHandler):
@@ -115,7 +126,7 @@ class AdminTenantHandler(AdminHandler):
     async def get(self, slug):
         tenant = await self.tenant_or_404(slug)
         grant = await self.run_db(active_grant, self.principal.id, tenant.id)
-        self.render("admin/tenant.html", t=tenant, grant=grant, error=None)
+        self.render("admin/tenant.html", t=tenant, grant=grant, error=None, decision_error=None)
 
     async def post(self, slug):
         tenant = await self.tenant_or_404(slug)
@@ -133,13 +144,16 @@ class AdminTenantHandler(AdminHandler):
             self.flash("success", f"Tenant {tenant.slug}: {done}.")
             self.redirect(f"/admin/tenants/{tenant.slug}")
             return
+        if action in ("approve", "reject"):
+            await self.decide(tenant, action)
+            return
         if action == "access":
             reason = self.get_body_argument("reason", "")
             try:
                 await self.run_db(open_grant, admin.id, tenant.id, reason, client_ip(self))
             except GrantError as exc:
                 self.set_status(422)
-                self.render("admin/tenant.html", t=tenant, grant=None, error=str(exc))
+                self.render("admin/tenant.html", t=tenant, grant=None, error=str(exc), decision_error=None)
                 return
             await self.run_db(emit, self.platform, audit(self, "admin.access_granted", tenant=tenant,
                                                          actor=admin.actor, actor_name=admin.email,
@@ -147,6 +161,34 @@ class AdminTenantHandler(AdminHandler):
             self.redirect(f"/admin/tenants/{tenant.slug}/data/users")
             return
         raise Problem(400, "invalid-action", "Unknown action.")
+
+    async def decide(self, tenant, action: str):
+        """Approve a pending sign-up (its owner then gets the confirmation link) or reject it (deleted)."""
+        admin = self.principal
+        if not tenant.is_pending:
+            raise Problem(409, "not-pending", f"The workspace {tenant.slug} is not waiting for approval.")
+        try:
+            reason = decision_reason(self.get_body_argument("reason", ""))
+        except GrantError as exc:
+            grant = await self.run_db(active_grant, admin.id, tenant.id)
+            self.set_status(422)
+            self.render("admin/tenant.html", t=tenant, grant=grant, error=None, decision_error=str(exc))
+            return
+        done = {"approve": "approved", "reject": "rejected"}[action]
+        # Recorded first (the tenant row still exists): a decision that cannot be recorded is not made.
+        await self.run_db(emit, self.platform, audit(self, f"admin.tenant_{done}", tenant=tenant, actor=admin.actor,
+                                                     actor_name=admin.email, target=f"tenant:{tenant.slug}",
+                                                     reason=reason))
+        try:
+            if action == "approve":
+                approved = await self.run_db(self.platform.tenants.approve, tenant.slug)
+                await self.run_db(send_verification, self.platform, approved)
+            else:
+                await self.run_db(self.platform.tenants.delete, tenant.slug)
+        except TenantError as exc:
+            raise Problem(409, "not-pending", str(exc)) from None
+        self.flash("success", f"Workspace {tenant.slug}: {done}.")
+        self.redirect("/admin" if action == "reject" else f"/admin/tenants/{tenant.slug}")
 
 
 def _users_section(tenant):

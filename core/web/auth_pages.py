@@ -12,10 +12,11 @@ from ..identity import (AuthError, check_password, create_session, revoke_sessio
                         set_password)
 from ..permissions import PUBLIC
 from ..tenancy import TenantError
-from ..throttle import account_key
-from ..users import User
+from ..throttle import SignupThrottle, account_key
+from ..users import ROLE_CUSTOMER, User
 from .base import KNOWN_DEVICE_COOKIE, SESSION_COOKIE, PageHandler
 from .pages import safe_next
+from .problem import Problem
 
 
 def client_ip(handler) -> str:
@@ -46,9 +47,14 @@ class SignupHandler(PageHandler):
         self.set_header("Content-Security-Policy", CSP.replace("form-action 'self'", f"form-action 'self' {tenants}"))
 
     def get(self):
-        self.render("signup.html", errors={}, form={})
+        self.render("signup.html", errors={}, form={}, mode=self.settings_.signup, pending=None)
 
     async def post(self):
+        mode = self.settings_.signup
+        if mode == "closed":
+            self.set_status(403)
+            self.render("signup.html", errors={}, form={}, mode=mode, pending=None)
+            return
         form = {k: self.get_body_argument(k, "").strip() for k in ("company", "slug", "email")}
         form["slug"] = form["slug"].lower()
         password = self.get_body_argument("password", "")
@@ -59,35 +65,68 @@ class SignupHandler(PageHandler):
             passwords.check_policy(password)
         except passwords.PasswordPolicyError as exc:
             errors["password"] = str(exc)
+        status = 422
+        if not errors:
+            # Shared by every web process (a table): a few workspaces per address and hour, and a
+            # platform-wide ceiling, so nobody can mint workspaces (and mails) in bulk.
+            throttle = SignupThrottle(self.settings_.signup_per_ip_hour, self.settings_.signup_per_hour)
+            verdict = await self.run_db(throttle.begin, client_ip(self))
+            if not verdict.allowed:
+                status = 429
+                self.set_header("Retry-After", str(verdict.retry_after))
+                errors["form"] = SIGNUP_TOO_MANY
+                await self.run_db(emit, self.platform, audit(self, "tenant.signup_throttled",
+                                                             actor_name=form["email"][:254]))
         if not errors:
             try:
                 tenant = await self.run_db(self.platform.tenants.create, form["slug"], form["company"],
-                                           form["email"], password)
+                                           form["email"], password, verified=False, pending=mode == "approval")
             except TenantError as exc:
+                await self.run_db(throttle.release, verdict)
                 message = str(exc)
                 errors["email" if "email" in message else "slug"] = message
         if errors:
-            self.set_status(422)
-            self.render("signup.html", errors=errors, form=form)
+            self.set_status(status)
+            self.render("signup.html", errors=errors, form=form, mode=mode, pending=None)
+            return
+        await self.run_db(emit, self.platform, audit(self, "tenant.signup", tenant=tenant, actor="user:1",
+                                                     actor_name=form["email"], mode=mode))
+        if tenant.is_pending:
+            # No mail yet: the address gets its confirmation link once an Admin approves.
+            self.render("signup.html", errors={}, form={}, mode=mode, pending=tenant)
             return
         await self.run_db(send_verification, self.platform, tenant, email=form["email"])
-        await self.run_db(emit, self.platform, audit(self, "tenant.signup", tenant=tenant, actor="user:1",
-                                                     actor_name=form["email"]))
         self.redirect(self.settings_.public_url(tenant.slug) + "/login?signed_up=1")
 
 
+SIGNUP_TOO_MANY = N_("Too many workspaces were created recently from your address or on this platform. "
+                     "Try again in an hour.")
+
+
 def send_verification(platform, tenant, email: str | None = None, user_id: int | None = None):
+    """Mail a confirmation link. The text is fixed: nothing a signer typed (company or person
+    name) goes to an address nobody has confirmed; the workspace's address is all it names."""
     from ..db import tenant_transaction
 
     with tenant_transaction(tenant.ref):
-        user = User.get_or_none(User.id == user_id) if user_id else User.by_email(email)
+        if user_id:
+            user = User.get_or_none(User.id == user_id)
+        elif email:
+            user = User.by_email(email)
+        else:  # the owner
+            user = User.select().where(User.role == ROLE_CUSTOMER).order_by(User.id).first()
         if user is None:
             return
         token = platform.links.make("verify", tenant.slug, user.id, {"e": user.email})
-    url = f"{platform.settings.public_url(tenant.slug)}/verify-email?token={token}"
+    site = platform.settings.public_url(tenant.slug)
+    url = f"{site}/verify-email?token={token}"
+    removal = ("" if tenant.verified else
+               f" A workspace whose address is not confirmed is removed after "
+               f"{platform.settings.unverified_ttl_days} days.")
     platform.mailer.send(user.email, "Confirm your email address",
-                         f"Hello {user.name or user.email},\n\nConfirm your email address for {tenant.name}:\n"
-                         f"{url}\n\nThe link works once, for 48 hours.\n")
+                         f"This email address was given for an account at {site}/ (SMS Gateway).\n\n"
+                         f"Confirm it here:\n{url}\n\nThe link works once, for 48 hours.\n\n"
+                         f"If it was not you, ignore this email.{removal}\n")
 
 
 class LoginHandler(PageHandler):
@@ -181,13 +220,43 @@ class VerifyEmailHandler(PageHandler):
             return user
 
         try:
-            await self.in_tenant(verify)
+            user = await self.in_tenant(verify)
         except AuthError as exc:
             self.set_status(400)
             self.render("message.html", title=N_("Email not confirmed"), message=str(exc), ok=False)
             return
+        if user.role == ROLE_CUSTOMER and not self.tenant.verified:
+            # The owner's address is confirmed: the workspace may now send, invite and mint tokens.
+            if await self.run_db(self.platform.tenants.mark_verified, self.tenant.slug):
+                await self.run_db(emit, self.platform, audit(self, "tenant.verified", actor=f"user:{user.id}",
+                                                             actor_name=user.email))
         self.render("message.html", title=N_("Email confirmed"), message=N_("Thank you: your email address is confirmed."),
                     ok=True)
+
+
+class ResendVerificationHandler(PageHandler):
+    """``POST /verify-email/resend``: the owner of an unverified workspace asks for the link again."""
+
+    permission = "profile:edit"
+
+    async def post(self):
+        if self.tenant.verified:
+            self.flash("success", N_("Your email address is already confirmed."))
+            self.redirect("/")
+            return
+        if not self.principal.is_customer:
+            raise Problem(403, "forbidden", "Only the workspace's owner can confirm its address.")
+        # A few per workspace and hour: the mail goes to the owner's own address, but no inbox is flooded.
+        throttle = SignupThrottle(3, 3, scope=f"resend:{self.tenant.slug}")
+        verdict = await self.run_db(throttle.begin, client_ip(self))
+        if not verdict.allowed:
+            self.flash("error", N_("We sent the link several times in the last hour. Wait a while, "
+                                   "and look in your spam folder."))
+            self.redirect("/")
+            return
+        await self.run_db(send_verification, self.platform, self.tenant, user_id=self.principal.id)
+        self.flash("success", N_("We sent the confirmation link again. It works once, for 48 hours."))
+        self.redirect("/")
 
 
 class ForgotPasswordHandler(PageHandler):
@@ -199,25 +268,36 @@ class ForgotPasswordHandler(PageHandler):
     async def post(self):
         email = self.get_body_argument("email", "").strip()[:254]
         tenant = self.tenant
-
-        def make_link():
-            user = User.by_email(email)
-            if user is None or not user.is_active:
-                return None
-            return user.email, self.platform.links.make("reset", tenant.slug, user.id)
-
         verdict = await self.run_db(self.platform.reset_throttle.begin,
                                     "reset:" + account_key(tenant.slug, email), client_ip(self), False)
-        found = await self.in_tenant(make_link) if verdict.allowed else None
-        if found:
-            to, token = found
-            url = f"{self.settings_.public_url(tenant.slug)}/reset-password?token={token}"
-            await self.run_db(self.platform.mailer.send, to, "Reset your password",
-                              f"Someone asked to reset the password of {to} at {tenant.name}.\n\n"
-                              f"Choose a new password here (valid for one hour, once):\n{url}\n\n"
-                              "If it was not you, ignore this email; nothing changes.\n")
-        # The same answer whether or not the account exists.
+        if verdict.allowed:
+            # Whether the account exists is decided in the worker: the request does the same
+            # work (one enqueue of the typed address) for every address, so neither its answer
+            # nor its timing tells a stranger which accounts exist.
+            await self.run_db(self.platform.setup_tasks().tasks[RESET_MAIL_TASK], tenant.slug, email)
         self.render("forgot.html", sent=True)
+
+
+RESET_MAIL_TASK = "core.password_reset_mail"
+
+
+def send_reset_mail(platform, email: str) -> None:
+    """The worker's half of /forgot-password, in the tenant the task carries: a reset link for an
+    active account with that address, nothing at all for any other address."""
+    from ..db import current_tenant, tenant_transaction
+    from ..tenancy import load_tenant
+
+    tenant = load_tenant(current_tenant.get().slug)
+    with tenant_transaction():
+        user = User.by_email(email)
+        if user is None or not user.is_active:
+            return
+        to, token = user.email, platform.links.make("reset", tenant.slug, user.id)
+    url = f"{platform.settings.public_url(tenant.slug)}/reset-password?token={token}"
+    platform.mailer.send(to, "Reset your password",
+                         f"Someone asked to reset the password of {to} at {tenant.name}.\n\n"
+                         f"Choose a new password here (valid for one hour, once):\n{url}\n\n"
+                         "If it was not you, ignore this email; nothing changes.\n")
 
 
 class ResetPasswordHandler(PageHandler):

@@ -26,7 +26,10 @@ from .. import tokenformat
 from ..db import current_tenant, run_in_tenant, run_sync
 from ..outage import database_outage, is_unavailable
 from ..permissions import PUBLIC, Principal
+from ..i18n import N_
+from ..permissions import PUBLIC, VERIFIED_ONLY, Principal
 from .jsonout import json_bytes
+from .mediatype import is_json
 from .problem import PROBLEM_CONTENT_TYPE, Problem, database_unavailable
 from .security_headers import security_headers
 
@@ -93,6 +96,10 @@ class BaseHandler(tornado.web.RequestHandler):
                 raise Problem(404, "tenant-not-found",
                               f"There is no workspace at {slug}.{self.settings_.base_domain}. "
                               "Check the address, or sign up for one.")
+            if tenant.is_pending:
+                raise Problem(403, "tenant-pending",
+                              f"The workspace {slug} is waiting for the platform operator's approval. "
+                              "Its owner gets an e-mail as soon as it is approved.", title=N_("Waiting for approval"))
             if not tenant.is_active:
                 raise Problem(403, "tenant-suspended",
                               f"The workspace {slug} is suspended. Its owner can contact support to restore it.")
@@ -139,6 +146,13 @@ class BaseHandler(tornado.web.RequestHandler):
         if not self.principal.can(required):
             raise Problem(403, "forbidden",
                           "Your role does not allow this. Ask the account owner if you need it.")
+        if required in VERIFIED_ONLY and self.tenant is not None and not self.tenant.verified:
+            who = self.principal.email if self.principal.is_customer and self.principal.email else "the owner's address"
+            raise Problem(403, "workspace-unverified",
+                          f"Confirm your e-mail address first: we sent a link to {who}; resend it from "
+                          f"{self.settings_.public_url(self.tenant.slug)}/ (the notice on the overview page). "
+                          "Until then this workspace cannot send messages, invite people or create API tokens.",
+                          title=N_("Confirm your e-mail address first"))
 
     def unauthenticated(self):
         raise Problem(401, "unauthorized", "Sign in, or send an API token as 'Authorization: Bearer <token>'.",
@@ -419,7 +433,7 @@ class ApiHandler(BaseHandler):
 
     def json_body(self) -> dict:
         ctype = self.request.headers.get("Content-Type", "")
-        if "json" not in ctype:
+        if not is_json(ctype):
             raise Problem(415, "unsupported-media-type", "Send the body as application/json.")
         try:
             body = json.loads(self.request.body or b"null")
