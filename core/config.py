@@ -81,6 +81,9 @@ class Settings:
     webhook_timeout: int = 30
     webhook_workers: int = 8
     webhook_tenant_concurrency: int = 2
+    # A delivery's claim lease: renewed while its attempt runs, so only a dead worker's claim
+    # expires and is offered again. 0 here means "the attempt's deadline plus 30 s".
+    webhook_lease: int = 0
     # Self-service sign-up: "open", "approval" (an Admin approves each new workspace) or "closed".
     signup: str = "open"
     signup_per_ip_hour: int = 3  # workspaces one client address may create per hour
@@ -119,6 +122,7 @@ class Settings:
             webhook_timeout=_int(env, "SMSGW_WEBHOOK_TIMEOUT", 30, 1),
             webhook_workers=_int(env, "SMSGW_WEBHOOK_WORKERS", 8, 2),
             webhook_tenant_concurrency=_int(env, "SMSGW_WEBHOOK_TENANT_CONCURRENCY", 2, 1),
+            webhook_lease=_int(env, "SMSGW_WEBHOOK_LEASE", 0, 2),
             signup=_choice(env, "SMSGW_SIGNUP", "open", ("open", "approval", "closed")),
             signup_per_ip_hour=_int(env, "SMSGW_SIGNUP_PER_IP_HOUR", 3, 0),
             signup_per_hour=_int(env, "SMSGW_SIGNUP_PER_HOUR", 50, 0),
@@ -128,6 +132,9 @@ class Settings:
         if values["webhook_timeout"] > 30:
             raise ConfigError("SMSGW_WEBHOOK_TIMEOUT is the most seconds one webhook attempt may take; "
                               f"at most 30, got {values['webhook_timeout']}")
+        if not values["webhook_lease"]:
+            # Outlives the whole attempt even if a renewal is missed (a slow database).
+            values["webhook_lease"] = values["webhook_timeout"] + 30
         if values["webhook_tenant_concurrency"] >= values["webhook_workers"]:
             raise ConfigError("SMSGW_WEBHOOK_TENANT_CONCURRENCY must be below SMSGW_WEBHOOK_WORKERS, or one "
                               "workspace's slow endpoints could take every delivery thread")

@@ -221,6 +221,18 @@ def smsgw_configure(platform):
 
 
 @hookspec
+def smsgw_worker_standin(tenant, since, until):
+    """The worker is late (no heartbeat for a few seconds): do, for ``tenant``, the part of its
+    time-driven work that must not wait for it, for what came due in ``(since, until]``
+    (datetimes), e.g. wake phones when scheduled messages become due.
+
+    Called inside the tenant's transaction, about once a second, by one web process at a time
+    (:mod:`core.worker_watch`); keep it cheap and idempotent. Return the wake-up keys to send
+    after the commit (or None).
+    """
+
+
+@hookspec
 def smsgw_startup(app):
     """Called once when a web process has built its application, before it serves.
 

@@ -311,6 +311,12 @@ CORE_SCHEMAS = {
                                "description": "Platform migrations not applied yet."},
             "tenants_lagging": {"type": "integer", "description": "Workspaces whose migrations lag behind."},
             "error": {"type": "string", "description": "When the database is unreachable: the error's class."},
+            "worker": {"enum": ["ok", "late", "unknown"],
+                       "description": "`late`: no worker heartbeat for 5 s or more (none running, or stuck). Never "
+                                      "a 503 by itself: web processes then release due scheduled messages in its "
+                                      "place; webhooks and other background work wait for it."},
+            "worker_last_seen_s": {"type": ["number", "null"],
+                                   "description": "Seconds since the last worker heartbeat; null if none ever."},
         },
     },
     "JWKS": {

@@ -78,9 +78,14 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
         loop = asyncio.get_running_loop()
         platform.start_runtime(loop)
         platform.registry.hook.smsgw_startup(app=app)
-        consumer = None
+        consumer = standin = None
         if with_worker:
             consumer = start_consumer(platform, workers=2)
+        else:  # a separate worker is expected; while it is away, this process releases due work
+            from .worker_watch import StandIn
+
+            standin = StandIn(platform)
+            standin.start()
         settle_heap()
         # SO_REUSEPORT: several `smsgw serve` processes of one platform (same user) share the port,
         # the kernel spreading connections over them: the production shape on one machine.
@@ -126,8 +131,11 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
             log.warning("some connections did not finish within 10 s")
         server.delegate.idle.stop()
         platform.registry.hook.smsgw_shutdown(app=app)
+        if standin:
+            standin.stop()
         if consumer:
             consumer.stop(graceful=True)
+            consumer.heartbeat.stop()
         platform.stop_runtime()
 
     try:
@@ -154,26 +162,34 @@ def settle_heap() -> None:
 
 def start_consumer(platform, workers: int = 2):
     from .tasks import EmbeddedConsumer
+    from .worker_watch import WorkerHeartbeat
 
     platform.setup_tasks()
     consumer = EmbeddedConsumer(platform.huey, workers=workers, worker_type="thread",
                                 periodic=True, check_worker_health=False, max_delay=1.0,
                                 shutdown_timeout=10)
     consumer.start()
+    consumer.heartbeat = WorkerHeartbeat(platform)
+    consumer.heartbeat.start()
     return consumer
 
 
 def run_worker(platform, workers: int, say=print):
     from huey.consumer import Consumer
 
+    from .worker_watch import WorkerHeartbeat
+
     prepare_platform(platform, say=say, migrate=False)
     platform.supervise_database()
     platform.setup_tasks()
     consumer = Consumer(platform.huey, workers=workers, worker_type="thread", periodic=True,
                         max_delay=1.0, shutdown_timeout=10)
+    heartbeat = WorkerHeartbeat(platform)  # web processes stand in for a worker that stops beating
+    heartbeat.start()
     settle_heap()
     say(f"Worker running with {workers} thread(s). Press Ctrl-C to stop.")
     try:
         consumer.run()
     finally:
+        heartbeat.stop()
         platform.close()

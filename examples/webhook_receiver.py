@@ -5,13 +5,20 @@
 
 Uses the ``standardwebhooks`` package (pip install standardwebhooks), which checks the
 signature (``webhook-signature``, either of two during a secret rotation) and rejects
-messages whose ``webhook-timestamp`` is more than 5 minutes off. Deduplicate on
-``webhook-id``: a retried or redelivered event keeps its id.
+messages whose ``webhook-timestamp`` is more than 5 minutes off.
+
+Delivery is at least once: an event can arrive twice, always with the same ``webhook-id`` (a
+retry after your answer was lost, a redelivery you asked for, or a worker that died while you
+were answering). So handle each ``webhook-id`` once and answer 2xx to the repeats. This example
+remembers the ids it handled in memory; a real receiver records them in its database, in the
+same transaction as the work the event causes (a unique key on the id).
 """
 
 import json
 import os
 import sys
+import threading
+from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -24,8 +31,12 @@ Optional:
   PORT                  port to listen on (default: 8000)"""
 
 
+REMEMBER = 100_000  # ids kept: far more than arrive between an event and its last retry
+
+
 def make_handler(verifier: Webhook):
-    seen: set[str] = set()
+    handled: OrderedDict[str, None] = OrderedDict()
+    lock = threading.Lock()
 
     class Receiver(BaseHTTPRequestHandler):
         def do_POST(self):
@@ -40,9 +51,15 @@ def make_handler(verifier: Webhook):
             webhook_id = self.headers["webhook-id"]
             kind = event.get("type") or event.get("event")  # ours, or the SMS Gateway for Android envelope
             data = event.get("data", event.get("payload"))
-            again = " (again)" if webhook_id in seen else ""
-            seen.add(webhook_id)
-            print(f"EVENT {kind} {webhook_id}{again} {json.dumps(data, sort_keys=True)}", flush=True)
+            with lock:  # deduplicate on webhook-id: a repeat is acknowledged, not handled again
+                repeat = webhook_id in handled
+                handled[webhook_id] = None
+                if len(handled) > REMEMBER:
+                    handled.popitem(last=False)
+            if repeat:
+                print(f"DUPLICATE {kind} {webhook_id}: already handled", flush=True)
+            else:
+                print(f"EVENT {kind} {webhook_id} {json.dumps(data, sort_keys=True)}", flush=True)
             self.send_response(204)
             self.end_headers()
 

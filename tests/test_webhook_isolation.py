@@ -194,6 +194,18 @@ def test_delivery_settings_are_bounded():
         DeliveryPool(workers=2, per_tenant=2)
 
 
+def test_a_claims_lease_outlives_the_attempts_deadline_unless_set():
+    """The claim's lease (renewed while the attempt runs) is by default the deadline plus 30 s, so
+    even a missed renewal never lets a live attempt's delivery be offered again."""
+    assert Settings.from_env({}).webhook_lease == 60
+    assert Settings.from_env({"SMSGW_WEBHOOK_TIMEOUT": "5"}).webhook_lease == 35
+    assert Settings.from_env({"SMSGW_WEBHOOK_LEASE": "4"}).webhook_lease == 4
+    with pytest.raises(ConfigError, match="at least 2"):
+        Settings.from_env({"SMSGW_WEBHOOK_LEASE": "1"})
+    assert DeliveryPool(workers=3, per_tenant=1, timeout=3).lease == 33
+    assert DeliveryPool(workers=3, per_tenant=1, timeout=3, lease=2).lease == 2
+
+
 # -- end to end: a real worker process ------------------------------------------------------------
 
 class Worker:

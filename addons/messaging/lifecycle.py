@@ -88,6 +88,15 @@ def release_due(tenant) -> int:
     return due
 
 
+def release_window(tenant, since: dt.datetime, until: dt.datetime) -> list[str]:
+    """Wake phones for scheduled work that became due in ``(since, until]``: what the release task
+    does at ``send_at``, done by a web process while the worker is late. Returns the wake-up keys."""
+    due = app_db.execute_sql(
+        "SELECT count(*) FROM recipients WHERE state = 'pending' AND not_before > %s AND not_before <= %s "
+        "AND (valid_until IS NULL OR valid_until > now())", (since, until)).fetchone()[0]
+    return wake_eligible(tenant, due) if due else []
+
+
 def purge_idempotency_keys(now: dt.datetime | None = None) -> int:
     return IdempotencyKey.delete().where(IdempotencyKey.created_at < (now or utcnow()) - IDEMPOTENCY_TTL).execute()
 

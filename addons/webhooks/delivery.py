@@ -43,10 +43,12 @@ def compat_payload(event: str, data: dict) -> dict:
     return dict(data)
 
 
-def attempt(delivery_id: int, trigger: str = "schedule", tries: int = 0, timeout: float = sender.TIMEOUT) -> str | None:
-    """One attempt, outside any transaction while the HTTP request runs (at most ``timeout`` s)."""
+def attempt(delivery_id: int, trigger: str = "schedule", tries: int = 0, timeout: float = sender.TIMEOUT,
+            lease: float | None = None) -> str | None:
+    """One attempt, outside any transaction while the HTTP request runs (at most ``timeout`` s),
+    under a claim of ``lease`` seconds (the setting by default) that the pool renews meanwhile."""
     with tenant_transaction():
-        job = service.claim(delivery_id)
+        job = service.claim(delivery_id, lease=lease)
         if job is None:
             exists = Delivery.select(Delivery.id).where(Delivery.id == delivery_id).exists()
             if not exists and tries < 20:
@@ -62,13 +64,19 @@ def attempt(delivery_id: int, trigger: str = "schedule", tries: int = 0, timeout
     return state
 
 
-def run(job, timeout: float) -> str | None:
+def run(job, timeout: float, lease: float | None = None) -> str | None:
     """A pool thread's work, in the job's tenant: one attempt; if its delivery is not committed
     yet, ask again shortly through the queue."""
-    result = attempt(job.delivery_id, job.trigger, job.tries, timeout)
+    result = attempt(job.delivery_id, job.trigger, job.tries, timeout, lease)
     if result == "not-yet-committed" and runtime._deliver_task is not None:
         runtime._deliver_task.schedule(job.tenant.slug, job.delivery_id, job.trigger, job.tries + 1, delay=0.25)
     return result
+
+
+def renew(tenant, delivery_ids, lease: float) -> int:
+    """The pool's lease keeper: extend this process's claims on attempts it is running."""
+    with tenant_transaction(tenant):
+        return service.renew(delivery_ids, lease)
 
 
 def deliver_task(delivery_id: int, trigger: str = "schedule", tries: int = 0):

@@ -44,7 +44,8 @@ class Delivery(TenantModel):
     state = TextField(default="pending")
     attempts = IntegerField(default=0)
     next_attempt_at = DateTimeField(default=utcnow)
-    locked_until = DateTimeField(null=True)
+    locked_until = DateTimeField(null=True)  # the claim's lease
+    claimed_by = TextField(null=True)  # host:pid:boot id of the process attempting it
     last_status = IntegerField(null=True)
     last_error = TextField(null=True)
     created_at = DateTimeField(default=utcnow)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,30 @@ def delivery_pool():
             from .pool import DeliveryPool
 
             s = platform().settings
-            _pool = DeliveryPool(s.webhook_workers, s.webhook_tenant_concurrency, s.webhook_timeout)
+            _pool = DeliveryPool(s.webhook_workers, s.webhook_tenant_concurrency, s.webhook_timeout,
+                                 lease=s.webhook_lease)
         return _pool
+
+
+def lease_seconds() -> float:
+    """How long a delivery's claim holds unless renewed (SMSGW_WEBHOOK_LEASE)."""
+    return float(platform().settings.webhook_lease)
+
+
+_boot_id = None
+
+
+def process_id() -> str:
+    """``host:pid:boot id``: names the process holding a claim (a pid alone repeats across hosts
+    and reboots); read per call, so a forked child is not taken for its parent."""
+    global _boot_id
+    if _boot_id is None:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as f:
+                _boot_id = f.read().strip()[:8]
+        except OSError:
+            _boot_id = "-"
+    return f"{socket.gethostname()}:{os.getpid()}:{_boot_id}"
 
 
 def after_commit_deliver(delivery_ids: list[int]) -> None:

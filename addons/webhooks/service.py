@@ -35,7 +35,6 @@ MESSAGE_EVENTS = {"sent": "sms:sent", "delivered": "sms:delivered", "failed": "s
 SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
 OVERLAP = dt.timedelta(hours=24)  # both secrets sign during a rotation
 DISABLE_AFTER = dt.timedelta(days=5)
-LOCK = dt.timedelta(seconds=60)
 
 
 class WebhookError(ValueError):
@@ -172,22 +171,37 @@ def record_many(items: list[tuple[str, dict, int | None]], only_endpoint=None) -
 
 # -- delivering -----------------------------------------------------------------
 
-def claim(delivery_id: int, now=None):
-    """Lock a due delivery for one attempt (another worker's claim is respected)."""
+def claim(delivery_id: int, now=None, lease: float | None = None):
+    """Lock a due delivery for one attempt by this process (another live claim is respected).
+
+    The claim holds for ``lease`` seconds (SMSGW_WEBHOOK_LEASE) and names this process; the
+    delivery pool renews it while the attempt runs, so it lapses, and the sweeper offers the
+    delivery again (same webhook-id), only when this process died."""
     now = now or utcnow()
+    lease = dt.timedelta(seconds=lease or runtime.lease_seconds())
     d = (Delivery.select().where((Delivery.id == delivery_id) & (Delivery.state == "pending")
                                  & (Delivery.next_attempt_at <= now)
                                  & (Delivery.locked_until.is_null() | (Delivery.locked_until < now)))
          .for_update("FOR UPDATE SKIP LOCKED").first())
     if d is None:
         return None
-    Delivery.update(locked_until=now + LOCK).where(Delivery.id == d.id).execute()
+    Delivery.update(locked_until=now + lease, claimed_by=runtime.process_id()).where(Delivery.id == d.id).execute()
     ep = Endpoint.get_by_id(d.endpoint_id)
     ev = Event.get_by_id(d.event_id)
     if not ep.enabled:
         return None
     return {"delivery_id": d.id, "attempt": d.attempts + 1, "url": ep.url, "secrets": signing_secrets(ep, now),
             "event_id": ev.id}
+
+
+def renew(delivery_ids, lease: float, now=None) -> int:
+    """Inside the tenant transaction: extend this process's live claims on ``delivery_ids`` by
+    ``lease`` seconds from now (claims already recorded or taken over are left alone)."""
+    now = now or utcnow()
+    return (Delivery.update(locked_until=now + dt.timedelta(seconds=lease))
+            .where(Delivery.id.in_(list(delivery_ids)) & (Delivery.state == "pending")
+                   & (Delivery.claimed_by == runtime.process_id()) & Delivery.locked_until.is_null(False))
+            .execute())
 
 
 def next_delay(attempt: int, retry_after: float | None) -> float | None:
@@ -210,7 +224,7 @@ def record_outcome(job: dict, outcome, trigger: str = "schedule", now=None) -> s
                    duration_ms=outcome.duration_ms, error=outcome.error, response_excerpt=outcome.excerpt[:500])
     ep = Endpoint.get_by_id(d.endpoint_id)
     fields = {"attempts": job["attempt"], "last_status": outcome.status, "last_error": outcome.error,
-              "locked_until": None, "updated_at": now}
+              "locked_until": None, "claimed_by": None, "updated_at": now}
     if outcome.ok:
         fields["state"] = "succeeded"
         Endpoint.update(failing_since=None).where(Endpoint.id == ep.id).execute()
@@ -244,7 +258,8 @@ def redeliver(delivery_id: int) -> Delivery:
     d = Delivery.select().where(Delivery.id == delivery_id).for_update().first()
     if d is None:
         raise WebhookError("There is no such delivery here.", status=404, code="not-found")
-    Delivery.update(state="pending", next_attempt_at=utcnow(), locked_until=None, updated_at=utcnow()).where(
+    Delivery.update(state="pending", next_attempt_at=utcnow(), locked_until=None, claimed_by=None,
+                    updated_at=utcnow()).where(
         Delivery.id == d.id).execute()
     runtime.after_commit_deliver([d.id])
     return d

@@ -6,6 +6,7 @@ import time
 
 from ..db import connection, app_db
 from ..permissions import PUBLIC
+from ..worker_watch import worker_status
 from .base import ApiHandler, PageHandler
 from .problem import Problem
 
@@ -33,7 +34,9 @@ class LiveHandler(ApiHandler):
 
 class ReadyHandler(ApiHandler):
     """``/health/ready``: the database answers and every migration is applied (503 otherwise);
-    ``degraded`` (still 200) while a cross-process wake-up channel is down."""
+    ``degraded`` (still 200) while a cross-process wake-up channel is down. ``worker`` says
+    whether a worker's heartbeat is recent (``late`` never makes this a 503: web processes
+    release due scheduled work in its place)."""
 
     scope = "any"
     permission = PUBLIC
@@ -66,8 +69,9 @@ class ReadyHandler(ApiHandler):
             app_db.execute_sql("SELECT 1")
         m = self.platform.migration_status()
         ok = not m["public_pending"] and m["tenants_lagging"] == 0
+        worker = worker_status() if ok else {"worker": "unknown"}  # (its table may be a pending migration)
         return {"status": "ok" if ok else "migrations-pending", "database": "ok",
-                "public_pending": m["public_pending"], "tenants_lagging": m["tenants_lagging"]}
+                "public_pending": m["public_pending"], "tenants_lagging": m["tenants_lagging"], **worker}
 
 
 class PlatformHomeHandler(PageHandler):
