@@ -24,6 +24,9 @@ from .db import TenantContextMissing, current_tenant
 log = logging.getLogger(__name__)
 
 
+URGENT = 10  # the priority of tasks a customer waits for at a set time (see TaskQueue.tenant_task)
+
+
 def make_huey(settings, app_url: str, name: str = "smsgw"):
     if settings.redis_url:
         return RedisHuey(name, url=settings.redis_url, results=False)
@@ -102,17 +105,21 @@ class TaskQueue:
         return t
 
     def tenant_task(self, fn=None, *, addon: str | None = None, name: str | None = None,
-                    retries: int = 0, retry_delay: int = 0) -> TenantTask:
+                    retries: int = 0, retry_delay: int = 0, priority: int = 0) -> TenantTask:
         """Register ``fn`` to run for one tenant.
 
         The worker looks the tenant up, refuses to run for an unknown,
         suspended or (with ``addon``) not-enabled tenant, and runs ``fn`` with
         the tenant as the current context, so ``tenant_transaction()`` inside
         it enters that tenant and no other.
+
+        ``priority``: queued tasks run highest first (on the PostgreSQL queue; Redis runs them in
+        order). Give :data:`URGENT` to work a customer waits for at a set time (a scheduled send's
+        release), so it does not queue behind the per-tenant fan-out of housekeeping.
         """
         if fn is None:
             return functools.partial(self.tenant_task, addon=addon, name=name, retries=retries,
-                                     retry_delay=retry_delay)
+                                     retry_delay=retry_delay, priority=priority)
         name = name or f"{fn.__module__}.{fn.__qualname__}"
         addon = addon or self.default_addon
 
@@ -135,7 +142,8 @@ class TaskQueue:
                 current_tenant.reset(token)
 
         run_for_tenant.__name__ = fn.__name__
-        t = self.huey.task(retries=retries, retry_delay=retry_delay, name=name)(run_for_tenant)
+        t = self.huey.task(retries=retries, retry_delay=retry_delay, name=name, priority=priority or None)(
+            run_for_tenant)
         handle = TenantTask(t, name)
         self.tasks[name] = handle
         return handle

@@ -80,3 +80,21 @@ def test_periodic_fans_out_to_every_active_tenant(platform, queue, make_tenant):
     assert run_huey_until(queue.huey, lambda: all(read_mark(t, "tick") == stamp for t in tenants))
     assert read_mark(suspended, "tick") is None
     platform.tenants.resume(suspended.slug)
+
+
+def test_urgent_tasks_run_before_a_backlog_of_housekeeping(platform, make_tenant):
+    """A scheduled send's release must not wait behind the per-tenant fan-out of every sweep (the
+    queue of a platform with many workspaces holds hundreds of those each minute)."""
+    from core.tasks import URGENT
+
+    huey = make_huey(platform.settings, platform.app_url, name=f"prio-{secrets.token_hex(3)}")
+    queue = TaskQueue(huey, platform)
+    t = make_tenant("prio")
+    order = []
+    chores = queue.tenant_task(lambda n: order.append(("chore", n)), name="test.chore")
+    urgent = queue.tenant_task(lambda: order.append(("urgent", 0)), name="test.urgent", priority=URGENT)
+    for n in range(30):
+        chores(t.slug, n)
+    urgent(t.slug)
+    assert run_huey_until(huey, lambda: len(order) == 31)
+    assert order.index(("urgent", 0)) < 3, order[:5]  # at most the chores already taken ran first

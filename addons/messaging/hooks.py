@@ -4,7 +4,7 @@
 from core.addons import hookimpl
 from core.db import app_db
 from core.i18n import N_
-from core.tasks import crontab
+from core.tasks import URGENT, crontab
 from core.web.menu import MenuItem
 
 from . import api, dispatch, inbound, lifecycle, pages, runtime
@@ -112,7 +112,8 @@ def smsgw_worker_standin(tenant, since, until):
 @hookimpl
 def smsgw_tasks(queue):
     runtime.set_platform(queue.platform)
-    runtime.set_task("release", queue.tenant_task(release_task, name="messaging.release"))
+    # A scheduled send must leave at its time, not after the hourly fan-out of every tenant's sweeps.
+    runtime.set_task("release", queue.tenant_task(release_task, name="messaging.release", priority=URGENT))
     runtime.set_task("sweep", queue.periodic(crontab(minute="*"), sweep_task, name="messaging.sweep"))
 
 
