@@ -142,8 +142,9 @@ class TaskQueue:
                 current_tenant.reset(token)
 
         run_for_tenant.__name__ = fn.__name__
-        t = self.huey.task(retries=retries, retry_delay=retry_delay, name=name, priority=priority or None)(
-            run_for_tenant)
+        # Redis storage has no priorities (it refuses one): there the queue runs in order.
+        priority = (priority or None) if getattr(self.huey.storage, "priority", False) else None
+        t = self.huey.task(retries=retries, retry_delay=retry_delay, name=name, priority=priority)(run_for_tenant)
         handle = TenantTask(t, name)
         self.tasks[name] = handle
         return handle
