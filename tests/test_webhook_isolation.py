@@ -267,7 +267,11 @@ def test_slow_receivers_of_one_workspace_delay_no_other_workspaces_work(
         assert time.monotonic() - pinged < 6
         assert dripper.open >= 1  # ... while A's receiver was still dripping
 
-        poll.join(15)
+        try:
+            poll.join(15)
+        except AssertionError:
+            raise AssertionError("the scheduled message did not reach the phone within 15 s; the worker said:\n"
+                                 + "".join(worker.lines[-60:])) from None
         released = utcnow()
         assert [m["message_id"] for m in poll.response.json()["messages"]] == [scheduled["id"]]
         assert released - send_at < dt.timedelta(seconds=6), (released, send_at)
