@@ -31,7 +31,13 @@ class LiveServer:
     async def _main(self):
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self.platform.start_runtime(self.loop)
+        # One runtime per platform (wake-up hub bound to one loop, one NOTIFY listener), as in a real
+        # process: a second server on the same platform (a test's own) uses the running one and leaves
+        # it running. Starting it again rebound the hub to the second loop; once that loop ended, no
+        # wake-up from another process reached the session's server (seen as late scheduled sends).
+        self.owns_runtime = self.platform.listener is None
+        if self.owns_runtime:
+            self.platform.start_runtime(self.loop)
         self.platform.registry.hook.smsgw_startup(app=self.app)
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]
@@ -44,7 +50,8 @@ class LiveServer:
         await server.close_all_connections()
         server.delegate.idle.stop()
         self.platform.registry.hook.smsgw_shutdown(app=self.app)
-        self.platform.stop_runtime()
+        if self.owns_runtime:
+            self.platform.stop_runtime()
 
     def stop(self):
         if self.loop and self._stop:
