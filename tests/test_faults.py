@@ -149,11 +149,12 @@ def cluster(tmp_path_factory):
     api_b = b.client("demo")
     api_b.headers["Authorization"] = f"Bearer {token}"
     device_id, device_token = raw_device(a, "demo", api=api_b)
-    yield SimpleNamespace(pg=pg, redis=redis, a=a, b=b, api_b=api_b, device_id=device_id,
-                          device=device_client(a, "demo", device_token), env=env, admin_url=url)
-    a.stop()
-    b.stop()
-    redis.stop()
+    c = SimpleNamespace(pg=pg, redis=redis, a=a, b=b, api_b=api_b, device_id=device_id,
+                        device=device_client(a, "demo", device_token), env=env, admin_url=url)
+    yield c
+    # The tests replace servers and Redis (restarts): stop what runs now, and what they replaced.
+    for proc in {id(p): p for p in (c.a, c.b, c.redis, a, b, redis)}.values():
+        proc.stop()
     pg.destroy()
 
 

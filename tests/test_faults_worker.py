@@ -67,9 +67,8 @@ def cluster(tmp_path_factory):
     c.pg, c.redis, c.a, c.b, c.api_b, c.env, c.url = pg, redis, a, b, api_b, env, url
     c.device = device_client(a, "demo", device_token)
     yield c
-    a.stop()
-    b.stop()
-    redis.stop()
+    for proc in {id(p): p for p in (c.a, c.b, c.redis, a, b, redis)}.values():  # and any a test replaced
+        proc.stop()
     pg.destroy()
 
 
