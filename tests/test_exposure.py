@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -30,14 +26,8 @@ from tests.support.devices import device_client, fetch, raw_device
 from tests.support.identity import OWNER_PASSWORD, owner_email
 from tests.support.phones import api_client
 from tests.support.problems import problem
+from tests.support.serve import start_serve, stop_serve
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def set_cookies(r) -> dict[str, str]:
@@ -69,26 +59,11 @@ def listening_addresses(port: int) -> set[str]:
 
 def serve(cli_env, *args, **env):
     """``smsgw serve`` on a free port against this session's database; (process, port, output)."""
-    port = free_port()
-    environment = dict(cli_env, SMSGW_PORT=str(port), **env)
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", *args], env=environment, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "Press Ctrl-C to stop." in line:
-            return proc, port, "".join(lines)
-    proc.kill()
-    pytest.fail("serve did not start:\n" + "".join(lines))
+    return start_serve(dict(cli_env, **env), *args, timeout=90)
 
 
 def stop(proc):
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
+    stop_serve(proc)
 
 
 def test_serve_listens_on_loopback_unless_told_otherwise(cli_env):

@@ -8,10 +8,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -21,9 +17,10 @@ from core.db import tenant_transaction
 from core.identity import create_api_token
 from core.tasks import TaskQueue, make_huey
 from core.users import User
-from tests.support.identity import (ROOT, admin_sign_in, admin_sql, audit_rows, bearer, client, fetch_xsrf,
+from tests.support.identity import (admin_sign_in, admin_sql, audit_rows, bearer, client, fetch_xsrf,
                                     fresh_ip, link_token, mails_to, post_form, sign_in, smsgw, wait_for_mail)
 from tests.support.messaging import sql
+from tests.support.serve import start_serve, stop_serve
 from tests.support.worker import run_huey_until
 
 PASSWORD = "a long enough password"
@@ -126,37 +123,13 @@ def test_the_platform_accepts_a_set_number_of_workspaces_an_hour(platform, live_
     assert platform.tenant_cache.loader(second) is None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def second_process(cli_env):
     """Another web process (``smsgw serve``) on the same database, trusting X-Real-IP like the test server."""
-    port = free_port()
-    env = dict(cli_env, SMSGW_PORT=str(port), SMSGW_BIND="127.0.0.1", SMSGW_TRUST_PROXY="1",
-               SMSGW_MAIL_BACKEND="file")
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "serve"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "Press Ctrl-C to stop." in line:
-            break
-    else:
-        proc.kill()
-    if not lines or "Press Ctrl-C to stop." not in lines[-1]:
-        proc.kill()
-        pytest.fail("smsgw serve did not start:\n" + "".join(lines))
+    proc, port, _ = start_serve(dict(cli_env, SMSGW_BIND="127.0.0.1", SMSGW_TRUST_PROXY="1",
+                                     SMSGW_MAIL_BACKEND="file"))
     yield f"http://127.0.0.1:{port}"
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
+    stop_serve(proc)
 
 
 class OtherProcess:
