@@ -211,3 +211,35 @@ def _hang_up_six(live_server, t, gate, base):
         wait_until(lambda n=i: gate.admitted - base >= n + 1, 5, message="the request to be admitted")
         s.close()
     wait_until(lambda: gate.inside == 0 and gate.queued == 0, 5, message="every place given back")
+
+
+def test_token_lookups_that_arrive_together_each_get_their_own_answer(live_server, make_tenant):
+    """After a restart the token lookups of one workspace share transactions (``token_lookups``):
+    in such a burst every phone still gets its own answer: its own messages, a refusal for a
+    disabled phone or an unknown token, and an API token works beside them."""
+    import concurrent.futures
+
+    from core import tokenformat
+
+    t = make_tenant("lookups")
+    api = api_client(live_server, t.slug)
+    devices = [raw_device(live_server, t.slug, api) for _ in range(8)]
+    off_id, off_token = devices.pop()
+    r = api.patch(f"/api/v1/devices/{off_id}", json={"enabled": False})
+    assert r.status_code == 200, r.text
+    for device_id, _ in devices:
+        assert api.post("/api/v1/messages", json={"text": f"for {device_id}", "to": ["+14155550126"],
+                                                  "device_id": device_id}).status_code == 202
+    unknown = tokenformat.generate("sgd", t.slug)  # well formed, checksum right, no such device
+
+    calls = [(tok, device_id) for device_id, tok in devices] + [(off_token, "off"), (unknown, "unknown")]
+    with concurrent.futures.ThreadPoolExecutor(len(calls) + 1) as pool:
+        answers = list(pool.map(lambda c: (c[1], fetch(device_client(live_server, t.slug, c[0]))), calls))
+        me = pool.submit(lambda: api_client(live_server, t.slug).get("/api/v1/devices")).result()
+    by = dict(answers)
+    for device_id, _ in devices:
+        assert by[device_id].status_code == 200, by[device_id].text
+        assert [m["text"] for m in by[device_id].json()["messages"]] == [f"for {device_id}"]
+    for refused in ("off", "unknown"):  # a disabled phone's token no longer names a principal
+        assert by[refused].status_code == 401 and by[refused].json()["code"] == "invalid-token", by[refused].text
+    assert me.status_code == 200 and len(me.json()["devices"]) == 8, me.text

@@ -24,6 +24,7 @@ import tornado.web
 
 from .. import tokenformat
 from ..db import current_tenant, run_in_tenant, run_sync
+from ..groupcommit import GroupCommit
 from ..i18n import N_
 from ..outage import database_outage, is_unavailable
 from ..permissions import PUBLIC, VERIFIED_ONLY, Principal
@@ -475,6 +476,11 @@ class ApiHandler(BaseHandler):
         self.finish(json_bytes(data))
 
 
+# Token lookups of one tenant that arrive together (a fleet of phones coming back after a restart)
+# share one transaction: BEGIN, role, search path and COMMIT once for the group, not once per phone.
+token_lookups = GroupCommit(lambda lookups: [lookup() for lookup in lookups], concurrency=2, max_size=32)
+
+
 def cached_token_principal(platform, tenant, credential: str) -> Principal | None:
     cached = platform.principal_cache.get((tenant.slug, tokenformat.digest(credential)))
     return cached[1] if cached and cached[0] > time.monotonic() else None
@@ -485,10 +491,10 @@ async def load_token_principal(platform, tenant, kind: str, credential: str) -> 
     if kind == "sgw":
         from ..identity import api_token_principal
 
-        principal = await run_in_tenant(tenant.ref, api_token_principal, credential, tenant.slug)
+        lookup = functools.partial(api_token_principal, credential, tenant.slug)
     else:
-        principal = await run_in_tenant(
-            tenant.ref, lambda: platform.registry.hook.smsgw_principal_from_token(token=credential, tenant=tenant))
+        lookup = functools.partial(platform.registry.hook.smsgw_principal_from_token, token=credential, tenant=tenant)
+    principal = await token_lookups(tenant.ref, lookup)
     if principal is not None:
         remember_principal(platform.principal_cache, (tenant.slug, tokenformat.digest(credential)), principal)
     return principal
