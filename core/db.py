@@ -164,6 +164,20 @@ def enter_tenant(db, tenant: TenantRef) -> None:
 
 
 @contextmanager
+def as_serving_role(db=app_db):
+    """Inside a tenant transaction: run catalogue work (the audit trail's record of what the
+    transaction did) in that same transaction as the serving role, then be the tenant again.
+    Only for kernel code that writes ``public`` tables it is granted; never around tenant data."""
+    tenant = current_tenant.get()
+    db.execute_sql("SET LOCAL ROLE NONE; SET LOCAL search_path TO public")
+    try:
+        yield db
+    finally:
+        if tenant is not None:
+            enter_tenant(db, tenant)
+
+
+@contextmanager
 def tenant_transaction(tenant: TenantRef | None = None, db=app_db):
     """One unit of tenant work: a transaction that starts with SET LOCAL ROLE and search_path.
 

@@ -231,11 +231,11 @@ class WebhooksHandler(AuditMixin, CompatHandler):
             return webhook_json(Endpoint.get_by_id(ep.id)), None, False
 
         try:
-            out, secret, created = await self.in_tenant(save)
+            out, secret, created = await self.in_tenant(
+                save, audit=lambda done: self.audit("webhook.created" if done[2] else "webhook.updated",
+                                                    f"webhook:{hook_id}"))
         except webhook_service.WebhookError as exc:
             raise _webhook_error(exc) from None
-        await self.run_db(emit, self.platform, self.audit("webhook.created" if created else "webhook.updated",
-                                                          f"webhook:{hook_id}"))
         if secret:
             # Shown once. We sign the Standard Webhooks way (webhook-id, webhook-timestamp, webhook-signature).
             out["secret"] = secret
@@ -250,10 +250,11 @@ class WebhookHandler(AuditMixin, CompatHandler):
     async def delete(self, hook_id):
         if not messages.ID_RE.match(hook_id):
             raise Problem(404, "not-found", "There is no webhook with this id here.")
-        n = await self.in_tenant(lambda: Endpoint.delete().where(Endpoint.compat_id == hook_id).execute())
-        if not n:
-            raise Problem(404, "not-found", "There is no webhook with this id here.")
-        await self.run_db(emit, self.platform, self.audit("webhook.deleted", f"webhook:{hook_id}"))
+        def remove():
+            if not Endpoint.delete().where(Endpoint.compat_id == hook_id).execute():
+                raise Problem(404, "not-found", "There is no webhook with this id here.")
+
+        await self.in_tenant(remove, audit=self.audit("webhook.deleted", f"webhook:{hook_id}"))
         self.set_status(204)
         self.finish()
 
@@ -282,13 +283,15 @@ class DeviceHandler(AuditMixin, CompatHandler):
         device_id = int(raw_id)
         tenant, platform = self.tenant, self.platform
 
+        def remove():
+            device_service.remove(platform, tenant, device_id)
+            platform.credentials_changed(tenant.slug)  # its NOTIFY goes out with the commit
+
         try:
-            await self.in_tenant(device_service.remove, platform, tenant, device_id)
+            await self.in_tenant(remove, audit=self.audit("device.removed", f"device:{device_id}"))
         except device_service.DeviceError as exc:
             raise Problem(exc.status, exc.code, str(exc)) from None
-        await self.run_db(platform.credentials_changed, tenant.slug)
         self.platform.wake_now(device_service.wake_key(self.tenant.slug, device_id))
-        await self.run_db(emit, self.platform, self.audit("device.removed", f"device:{device_id}"))
         self.set_status(204)
         self.finish()
 
@@ -373,10 +376,10 @@ class TokenHandler(AuditMixin, CompatHandler):
             raise Problem(403, "forbidden", "An access token cannot mint new tokens unless it has the "
                           "tokens:manage scope; use your API token or email and password.")
         body = self.json_body(required=False)
-        plan = await self.in_tenant(tokens.plan_issue, self.tenant.slug, p, body.get("scopes"), body.get("ttl"))
+        plan = await self.in_tenant(tokens.plan_issue, self.tenant.slug, p, body.get("scopes"), body.get("ttl"),
+                                    audit=lambda plan: self.audit("token.issued", f"jwt:{plan['jti']}",
+                                                                  scope=plan["scope"], ttl=plan["ttl"]))
         out = await self.run_db(tokens.sign, self.platform, self.tenant.slug, plan)
-        await self.run_db(emit, self.platform, self.audit("token.issued", f"jwt:{plan['jti']}",
-                                                          scope=plan["scope"], ttl=plan["ttl"]))
         self.set_header("Cache-Control", "no-store")
         self.write_json(out, 201)
 
@@ -416,10 +419,11 @@ class RevokeHandler(AuditMixin, CompatHandler):
     async def delete(self, jti):
         if not messages.ID_RE.match(jti):
             raise Problem(404, "not-found", "There is no token with this id here.")
-        done = await self.in_tenant(tokens.revoke, self.principal, jti)
-        if not done:
-            raise Problem(404, "not-found", "There is no token with this id that you may revoke.")
-        await self.run_db(emit, self.platform, self.audit("token.revoked", f"jwt:{jti}"))
+        def revoke():
+            if not tokens.revoke(self.principal, jti):
+                raise Problem(404, "not-found", "There is no token with this id that you may revoke.")
+
+        await self.in_tenant(revoke, audit=self.audit("token.revoked", f"jwt:{jti}"))
         self.set_status(204)
         self.finish()
 

@@ -3,7 +3,6 @@ settings, remove, rotate token, and pairing codes."""
 
 from __future__ import annotations
 
-from core.events import emit
 from core.web.base import ApiHandler
 from core.web.problem import Problem
 
@@ -77,25 +76,26 @@ class DeviceHandler(ApiHandler):
             if fields:
                 Device.update(**fields).where(Device.id == device_id).execute()
             self.platform.wake_on_commit(Device._meta.database, service.wake_key(self.tenant.slug, device_id))
+            if "enabled" in body:
+                self.platform.credentials_changed(self.tenant.slug)  # its NOTIFY goes out with the commit
             return device_json(Device.get_by_id(device_id))
 
-        result = await self.in_tenant(change)
-        if "enabled" in body:
-            await self.run_db(self.platform.credentials_changed, self.tenant.slug)
+        result = await self.in_tenant(change, audit=audit_event(self, "device.updated", device_id, sorted(body)))
         self.platform.wake_now(service.wake_key(self.tenant.slug, device_id))
-        await self.run_db(emit, self.platform, audit_event(self, "device.updated", device_id, sorted(body)))
         self.write_json(result)
 
     async def delete(self, raw_id):
         device_id = device_id_or_404(raw_id)
 
+        def remove():
+            service.remove(self.platform, self.tenant, device_id)
+            self.platform.credentials_changed(self.tenant.slug)  # its NOTIFY goes out with the commit
+
         try:
-            await self.in_tenant(service.remove, self.platform, self.tenant, device_id)
+            await self.in_tenant(remove, audit=audit_event(self, "device.removed", device_id))
         except DeviceError as exc:
             raise Problem(exc.status, exc.code, str(exc)) from None
-        await self.run_db(self.platform.credentials_changed, self.tenant.slug)
         self.platform.wake_now(service.wake_key(self.tenant.slug, device_id))
-        await self.run_db(emit, self.platform, audit_event(self, "device.removed", device_id))
         self.set_status(204)
         self.finish()
 
@@ -108,11 +108,11 @@ class DeviceTokenRotateHandler(ApiHandler):
 
         def rotate():
             get_device(device_id)
-            return service.rotate_token(device_id, self.tenant.slug)
+            token = service.rotate_token(device_id, self.tenant.slug)
+            self.platform.credentials_changed(self.tenant.slug)  # its NOTIFY goes out with the commit
+            return token
 
-        token = await self.in_tenant(rotate)
-        await self.run_db(self.platform.credentials_changed, self.tenant.slug)
-        await self.run_db(emit, self.platform, audit_event(self, "device.token_rotated", device_id))
+        token = await self.in_tenant(rotate, audit=audit_event(self, "device.token_rotated", device_id))
         self.set_header("Cache-Control", "no-store")
         self.write_json({"token": token,
                          "note": "The old token stopped working. Run `smsgw-companion set-token TOKEN` on the phone."})
@@ -122,8 +122,8 @@ class PairingCodeHandler(ApiHandler):
     permissions = {"POST": "devices:write"}
 
     async def post(self):
-        code, expires = await self.in_tenant(service.create_pairing_code, self.principal.actor)
-        await self.run_db(emit, self.platform, audit_event(self, "device.pairing_code_created", None))
+        code, expires = await self.in_tenant(service.create_pairing_code, self.principal.actor,
+                                             audit=audit_event(self, "device.pairing_code_created", None))
         self.set_header("Cache-Control", "no-store")
         self.write_json(pairing_payload(self.settings_.public_url(self.tenant.slug), code, expires), 201)
 

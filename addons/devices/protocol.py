@@ -102,19 +102,25 @@ class RegisterHandler(DeviceApiHandler):
             raise Problem(429, "too-many-attempts", "Too many wrong pairing codes. Wait a while and try again.",
                           headers={"Retry-After": str(verdict.retry_after)})
         info = body.get("device") if isinstance(body.get("device"), dict) else {}
+        def register():
+            device, token, repaired = service.register(self.tenant.slug, body.get("code"), info)
+            if repaired:  # the old token is dead: no process may keep it cached (NOTIFY goes with the commit)
+                platform.credentials_changed(self.tenant.slug)
+            return device, token, repaired
+
+        def audit(done) -> AuditEvent:
+            device, _token, repaired = done
+            return AuditEvent("device.repaired" if repaired else "device.paired", self.tenant.id, self.tenant.slug,
+                              actor=f"device:{device.id}", actor_name=device.name, ip=self.request.remote_ip or "")
+
         try:
-            device, token, repaired = await self.in_tenant(service.register, self.tenant.slug, body.get("code"),
-                                                           info)
+            device, token, repaired = await self.in_tenant(register, audit=audit)
         except DeviceError as exc:
             if exc.code in ("invalid-code", "code-used", "code-expired"):
                 await self.run_db(platform.throttle.record_failure, key, self.request.remote_ip or "")
             raise self.device_problem(exc) from None
-        if repaired:  # the device's old token is dead: no process may keep it cached, nor a poll of it parked
-            await self.run_db(platform.credentials_changed, self.tenant.slug)
+        if repaired:  # nor may a poll of the old token stay parked
             platform.wake_now(wake_key(self.tenant.slug, device.id))
-        await self.run_db(emit, platform, AuditEvent("device.repaired" if repaired else "device.paired", self.tenant.id,
-                                                     self.tenant.slug, actor=f"device:{device.id}",
-                                                     actor_name=device.name, ip=self.request.remote_ip or ""))
         self.set_header("Cache-Control", "no-store")
         self.write_json({"device_id": device.id, "token": token, "name": device.name,
                          "settings": merged(device.settings), "settings_version": device.settings_version,
@@ -328,9 +334,12 @@ class DeviceTokenHandler(DeviceApiHandler):
     """``POST /api/device/v1/token``: the phone rotates its own token; the old one stops working."""
 
     async def post(self):
-        token = await self.in_tenant(service.rotate_token, self.principal.id, self.tenant.slug)
-        await self.run_db(self.platform.credentials_changed, self.tenant.slug)
-        await self.run_db(emit, self.platform, self.audit("device.token_rotated"))
+        def rotate():
+            token = service.rotate_token(self.principal.id, self.tenant.slug)
+            self.platform.credentials_changed(self.tenant.slug)  # its NOTIFY goes out with the commit
+            return token
+
+        token = await self.in_tenant(rotate, audit=self.audit("device.token_rotated"))
         self.set_header("Cache-Control", "no-store")
         self.write_json({"token": token})
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.events import AuditEvent, emit
+from core.events import AuditEvent
 from core.web.base import ApiHandler
 from core.web.problem import Problem
 
@@ -63,10 +63,10 @@ class WebhooksHandler(WebhooksAudit, ApiHandler):
                           errors=[{"field": "device_id", "message": "must be a device id"}])
         checked = await service.check_url(body.get("url"))  # before the transaction: DNS never runs inside one
         try:
-            ep, secret = await self.in_tenant(service.create_endpoint, checked, body.get("events"), desc, device_id)
+            ep, secret = await self.in_tenant(service.create_endpoint, checked, body.get("events"), desc, device_id,
+                                              audit=lambda made: self.audit("webhook.created", f"webhook:{made[0].id}"))
         except WebhookError as exc:
             raise problem(exc) from None
-        await self.run_db(emit, self.platform, self.audit("webhook.created", f"webhook:{ep.id}"))
         out = await self.in_tenant(lambda: service.endpoint_json(Endpoint.get_by_id(ep.id)))
         out["secret"] = secret  # shown once: store it to verify our signatures
         self.set_header("Cache-Control", "no-store")
@@ -110,10 +110,9 @@ class WebhookHandler(WebhooksAudit, ApiHandler):
             return service.endpoint_json(Endpoint.get_by_id(ep.id))
 
         try:
-            out = await self.in_tenant(change)
+            out = await self.in_tenant(change, audit=lambda out: self.audit("webhook.updated", f"webhook:{out['id']}"))
         except WebhookError as exc:
             raise problem(exc) from None
-        await self.run_db(emit, self.platform, self.audit("webhook.updated", f"webhook:{out['id']}"))
         self.write_json(out)
 
     async def delete(self, raw):
@@ -122,8 +121,7 @@ class WebhookHandler(WebhooksAudit, ApiHandler):
             Endpoint.delete().where(Endpoint.id == ep.id).execute()
             return ep.id
 
-        ep_id = await self.in_tenant(remove)
-        await self.run_db(emit, self.platform, self.audit("webhook.deleted", f"webhook:{ep_id}"))
+        await self.in_tenant(remove, audit=lambda ep_id: self.audit("webhook.deleted", f"webhook:{ep_id}"))
         self.set_status(204)
         self.finish()
 
@@ -132,8 +130,8 @@ class RotateSecretHandler(WebhooksAudit, ApiHandler):
     permissions = {"POST": "webhooks:write"}
 
     async def post(self, raw):
-        secret = await self.in_tenant(lambda: service.rotate_secret(endpoint_or_404(raw)))
-        await self.run_db(emit, self.platform, self.audit("webhook.secret_rotated", f"webhook:{raw}"))
+        secret = await self.in_tenant(lambda: service.rotate_secret(endpoint_or_404(raw)),
+                                      audit=self.audit("webhook.secret_rotated", f"webhook:{raw}"))
         self.set_header("Cache-Control", "no-store")
         self.write_json({"secret": secret, "previous_secret_valid_for_hours": int(service.OVERLAP.total_seconds() // 3600)})
 
@@ -180,8 +178,8 @@ class RedeliverHandler(WebhooksAudit, ApiHandler):
             service.redeliver(d.id)
             return d.id, d.event_id
 
-        delivery_id, webhook_id = await self.in_tenant(again)
-        await self.run_db(emit, self.platform, self.audit("webhook.redelivered", f"delivery:{delivery_id}"))
+        delivery_id, webhook_id = await self.in_tenant(
+            again, audit=lambda done: self.audit("webhook.redelivered", f"delivery:{done[0]}"))
         self.write_json({"delivery_id": delivery_id, "webhook_id": webhook_id}, 202)
 
 

@@ -11,7 +11,7 @@ from peewee import IntegrityError, fn
 from .. import passwords
 from ..catalogue import utcnow
 from ..db import app_db
-from ..events import emit
+from ..events import emit, emit_with_work
 from ..i18n import N_
 from ..identity import (AuthError, _password_stamp, check_password, create_api_token, revoke_api_token,
                         revoke_user_credentials, set_password)
@@ -132,26 +132,24 @@ class ProfileHandler(PageHandler):
                 return user
 
             try:
-                user = await self.in_tenant(change)
+                await self.in_tenant(change, audit=lambda user: audit(
+                    self, "password.changed", actor=principal.actor, actor_name=user.email, target=principal.actor))
             except (AuthError, passwords.PasswordPolicyError) as exc:
                 errors["password"] = str(exc)
             else:
-                await self.run_db(emit, platform, audit(self, "password.changed", actor=principal.actor,
-                                                        actor_name=user.email, target=principal.actor))
                 self.flash("success", "Your password was changed. Other sessions were signed out.")
                 self.redirect("/account")
                 return
         elif action == "cancel-email":
             def cancel():
                 pending = pending_email_change(principal.id)
-                clear_pending_email_change(principal.id)
-                return pending
+                if pending:
+                    clear_pending_email_change(principal.id)
+                    emit_with_work(platform, audit(self, "email.change_cancelled", actor=principal.actor,
+                                                   actor_name=principal.email, target=principal.actor,
+                                                   to=pending["email"]))
 
-            pending = await self.in_tenant(cancel)
-            if pending:
-                await self.run_db(emit, platform, audit(self, "email.change_cancelled", actor=principal.actor,
-                                                        actor_name=principal.email, target=principal.actor,
-                                                        to=pending["email"]))
+            await self.in_tenant(cancel)
             self.flash("success", "The email change was cancelled.")
             self.redirect("/account")
             return
@@ -278,9 +276,9 @@ class TeamHandler(PageHandler):
                 return user, "user.deleted", {}
             raise Problem(400, "invalid-action", "Unknown action.")
 
-        user, event, details = await self.in_tenant(change)
-        await self.run_db(emit, platform, audit(self, event, actor=principal.actor, actor_name=principal.email,
-                                                target=f"user:{user.id}", email=user.email, **details))
+        await self.in_tenant(change, audit=lambda done: audit(
+            self, done[1], actor=principal.actor, actor_name=principal.email, target=f"user:{done[0].id}",
+            email=done[0].email, **done[2]))
         self.flash("success", "Saved.")
         self.redirect("/team")
 
@@ -297,28 +295,32 @@ class TokensHandler(PageHandler):
         principal = self.principal
         if action == "revoke":
             token_id = _int(self.get_body_argument("token_id", ""))
-            row = await self.in_tenant(revoke_api_token, token_id)
-            if row is None:
-                raise Problem(404, "not-found", "There is no such token here.")
-            await self.run_db(self.platform.credentials_changed, self.tenant.slug)
-            await self.run_db(emit, self.platform, audit(self, "token.revoked", actor=principal.actor,
-                                                         actor_name=principal.email, target=f"token:{row.id}",
-                                                         name=row.name))
+            def revoke():
+                row = revoke_api_token(token_id)
+                if row is None:
+                    raise Problem(404, "not-found", "There is no such token here.")
+                self.platform.credentials_changed(self.tenant.slug)  # its NOTIFY goes out with the commit
+                return row
+
+            row = await self.in_tenant(revoke, audit=lambda row: audit(
+                self, "token.revoked", actor=principal.actor, actor_name=principal.email, target=f"token:{row.id}",
+                name=row.name))
             self.flash("success", f"Token “{row.name}” revoked.")
             self.redirect("/tokens")
             return
         name = self.get_body_argument("name", "")
         scopes = self.get_body_arguments("scope")
         try:
-            row, token = await self.in_tenant(create_api_token, self.tenant.slug, name, scopes, principal.id)
+            row, token = await self.in_tenant(create_api_token, self.tenant.slug, name, scopes, principal.id,
+                                              audit=lambda made: audit(
+                                                  self, "token.created", actor=principal.actor,
+                                                  actor_name=principal.email, target=f"token:{made[0].id}",
+                                                  name=made[0].name, scopes=list(made[0].scopes)))
         except AuthError as exc:
             tokens = await self.in_tenant(lambda: list(ApiToken.select().order_by(ApiToken.created_at.desc())))
             self.set_status(422)
             self.render("tokens.html", tokens=tokens, scopes=API_SCOPES, new_token=None, error=str(exc))
             return
-        await self.run_db(emit, self.platform, audit(self, "token.created", actor=principal.actor,
-                                                     actor_name=principal.email, target=f"token:{row.id}",
-                                                     name=row.name, scopes=list(row.scopes)))
         tokens = await self.in_tenant(lambda: list(ApiToken.select().order_by(ApiToken.created_at.desc())))
         # Shown once, on this response only; never stored or shown again.
         self.set_header("Cache-Control", "no-store")
@@ -351,10 +353,17 @@ class EmailLinkHandler(PageHandler):
             raise AuthError(N_("This link no longer matches an account. Ask for a new one."))
         return data, user
 
+    def applied(self, token: str):
+        done = self.apply(token)
+        self.platform.credentials_changed(self.tenant.slug)  # its NOTIFY goes out with the commit
+        return done
+
     async def post(self):
         token = self.get_body_argument("token", "")
         try:
-            user, event, details = await self.in_tenant(self.apply, token)
+            user, event, details = await self.in_tenant(self.applied, token, audit=lambda done: audit(
+                self, done[1], actor=f"user:{done[0].id}", actor_name=done[0].email, target=f"user:{done[0].id}",
+                **done[2]))
         except IntegrityError:
             # The address was taken between our check and the write.
             user = None
@@ -365,9 +374,6 @@ class EmailLinkHandler(PageHandler):
             self.set_status(400)
             self.render("message.html", title=self.refused_title, message=message, ok=False)
             return
-        await self.run_db(self.platform.credentials_changed, self.tenant.slug)
-        await self.run_db(emit, self.platform, audit(self, event, actor=f"user:{user.id}", actor_name=user.email,
-                                                     target=f"user:{user.id}", **details))
         self.render("email_change.html", mode=self.purpose, token="", new_email=details.get("to", ""),
                     old_email=details.get("from", ""), done=True)
 

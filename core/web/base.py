@@ -24,6 +24,7 @@ import tornado.web
 
 from .. import tokenformat
 from ..db import current_tenant, run_in_tenant, run_sync
+from ..events import emit_with_work
 from ..groupcommit import GroupCommit
 from ..i18n import N_
 from ..outage import database_outage, is_unavailable
@@ -277,10 +278,23 @@ class BaseHandler(tornado.web.RequestHandler):
     async def run_db(self, fn, *args, **kwargs):
         return await run_sync(fn, *args, **kwargs)
 
-    async def in_tenant(self, fn, *args, **kwargs):
+    async def in_tenant(self, fn, *args, audit=None, **kwargs):
+        """``fn(*args, **kwargs)`` in a transaction of this request's tenant. With ``audit`` (an
+        :class:`~core.events.AuditEvent`, or a function of ``fn``'s result that gives one), the
+        event is recorded in the same transaction: the work and its record commit together, so an
+        answer is never an error for work that was done."""
         if self.tenant is None:
             raise Problem(404, "not-found", "This needs a workspace address.")
-        return await run_in_tenant(self.tenant.ref, fn, *args, **kwargs)
+        if audit is None:
+            return await run_in_tenant(self.tenant.ref, fn, *args, **kwargs)
+        platform = self.platform
+
+        def work_and_record():
+            result = fn(*args, **kwargs)
+            emit_with_work(platform, audit(result) if callable(audit) else audit)
+            return result
+
+        return await run_in_tenant(self.tenant.ref, work_and_record)
 
     def gettext(self):
         return self.platform.catalogues.gettext_for(self.lang)
