@@ -41,7 +41,7 @@ def _pgserver_commands():
         try:
             import pgserver._commands as commands
         except ModuleNotFoundError as exc:
-            if exc.name not in ("pgserver", "pgserver._commands"):
+            if exc.name != "pgserver":
                 raise  # pgserver is there but broken: its own error says more than ours
             # An extra, so that hosts with a DATABASE_URL do not download PostgreSQL binaries.
             raise EmbeddedPostgresError(

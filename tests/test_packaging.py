@@ -25,11 +25,21 @@ import android_companion
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPANION = ROOT / "android_companion"
-# Runs `smsgw ARGS` as if pgserver were not installed: a None in sys.modules makes every import of it
-# raise ModuleNotFoundError, as a missing package does.
-SMSGW_WITHOUT_PGSERVER = ("import sys; sys.modules['pgserver'] = None\n"
-                          "from core.cli import main\n"
-                          "sys.exit(main(sys.argv[1:]))")
+# Runs `smsgw ARGS` as if pgserver were not installed: the first finder asked raises for it what the
+# import system raises for a package that is not there.
+SMSGW_WITHOUT_PGSERVER = """
+import sys
+
+class NotInstalled:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.partition(".")[0] == "pgserver":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NotInstalled)
+from core.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def companion_modules() -> list[str]:
