@@ -45,9 +45,10 @@ def _pgserver_commands():
                 raise  # pgserver is there but broken: its own error says more than ours
             # An extra, so that hosts with a DATABASE_URL do not download PostgreSQL binaries.
             raise EmbeddedPostgresError(
-                "DATABASE_URL is not set, and the embedded PostgreSQL used then needs the pgserver "
-                "package, which is not installed. Install it with: pip install 'smsgw[embedded]' "
-                "(`make run` does), or set DATABASE_URL to your PostgreSQL server."
+                "DATABASE_URL is not set, so the platform would start its embedded PostgreSQL, but the "
+                "pgserver package that ships it is not installed. Install it with pip install "
+                "'smsgw[embedded]' (in the project folder: pip install '.[embedded]'; `make run` does "
+                "this), or set DATABASE_URL to your PostgreSQL server."
             ) from None
     return commands
 
