@@ -5,17 +5,21 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test bench messages clean
 
-$(VENV)/.installed: setup.py
+# The embedded extra brings the PostgreSQL binaries `make run` starts when DATABASE_URL is unset;
+# the companion (its own distribution) gives the demo phone its `smsgw-companion` command.
+$(VENV)/.installed: setup.py android_companion/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (found %d.%d)" % sys.version_info[:2])'
 	@echo "Setting up $(VENV) ..."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[embedded]'
+	@# After the server: reinstalling a server from before the split removes its `smsgw-companion`.
+	@$(BIN)/pip install --quiet --disable-pip-version-check -e ./android_companion
 	@touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.installed
 	@echo "Installing test dependencies ..."
-	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[embedded,dev]'
 	@touch $@
 
 run: $(VENV)/.installed

@@ -5,8 +5,8 @@ setup(
     version="0.1.0",
     description="Multi-tenant SMS gateway through your own Android phones",
     python_requires=">=3.11",
-    packages=find_packages(include=["core", "core.*", "addons", "addons.*", "android_companion",
-                                    "android_companion.*"]),
+    # The phone's companion is a distribution of its own (android_companion/pyproject.toml).
+    packages=find_packages(include=["core", "core.*", "addons", "addons.*"]),
     include_package_data=True,
     package_data={"": ["*.sql", "*.html", "*.css", "*.js", "*.po", "*.svg", "*.txt"]},
     install_requires=[
@@ -19,8 +19,6 @@ setup(
         "pyjwt[crypto]>=2.8",
         "bcrypt>=4.1",
         "huey>=2.5",
-        # Embedded PostgreSQL 16 binaries in a wheel: `make run` needs no system database.
-        "pgserver>=0.1.4",
         # MultiFernet encryption of secrets at rest and RSA keys for JWT.
         "cryptography>=42",
         # Compiles translators' .po catalogues in memory; negotiates locales.
@@ -35,6 +33,9 @@ setup(
         "uvloop>=0.19",
     ],
     extras_require={
+        # Embedded PostgreSQL 16 binaries in a wheel, used when DATABASE_URL is unset: `make run` needs
+        # no system database. An extra, so hosts with DATABASE_URL do not download PostgreSQL.
+        "embedded": ["pgserver>=0.1.4"],
         "redis": ["redis>=5"],
         "dev": [
             "pytest>=8",
@@ -57,7 +58,7 @@ setup(
         ],
     },
     entry_points={
-        "console_scripts": ["smsgw=core.cli:main", "smsgw-companion=android_companion.cli:main"],
+        "console_scripts": ["smsgw=core.cli:main"],
         # Shipped addons are found exactly like resellers' packages.
         "smsgw.addons": [
             "audit = addons.audit",

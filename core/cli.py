@@ -9,6 +9,7 @@ import sys
 from .addons import AddonError
 from .admins import AdminError
 from .config import ConfigError, Settings
+from .embedded_pg import EmbeddedPostgresError
 from .migrations import MigrationError
 from .tenancy import TenantError
 
@@ -119,7 +120,7 @@ def main(argv=None) -> int:
     try:
         settings = Settings.from_env()
         return dispatch(args, settings)
-    except (ConfigError, TenantError, AddonError, MigrationError, AdminError) as exc:
+    except (ConfigError, TenantError, AddonError, MigrationError, AdminError, EmbeddedPostgresError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,6 +1,7 @@
 """An embedded PostgreSQL under the data dir, from the binaries the ``pgserver`` package ships.
 
-Used when ``DATABASE_URL`` is unset, so that ``make run`` needs nothing installed.
+Used when ``DATABASE_URL`` is unset, so that ``make run`` needs nothing installed. ``pgserver``
+comes with the ``embedded`` extra (``pip install 'smsgw[embedded]'``), which ``make`` installs.
 Unlike ``pgserver.get_server`` we initialise with password authentication (a
 generated superuser password in the secret store), so the serving role really
 is limited to its own grants, and we listen only on a Unix socket.
@@ -37,7 +38,18 @@ def _pgserver_commands():
     with warnings.catch_warnings():
         # pgserver's package import probes XDG_RUNTIME_DIR, which we do not use.
         warnings.simplefilter("ignore")
-        import pgserver._commands as commands
+        try:
+            import pgserver._commands as commands
+        except ModuleNotFoundError as exc:
+            if exc.name != "pgserver":
+                raise  # pgserver is there but broken: its own error says more than ours
+            # An extra, so that hosts with a DATABASE_URL do not download PostgreSQL binaries.
+            raise EmbeddedPostgresError(
+                "DATABASE_URL is not set, so the platform would start its embedded PostgreSQL, but the "
+                "pgserver package that ships it is not installed. Install it with pip install "
+                "'smsgw[embedded]' (in the project folder: pip install '.[embedded]'; `make run` does "
+                "this), or set DATABASE_URL to your PostgreSQL server."
+            ) from None
     return commands
 
 
@@ -135,6 +147,7 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or reuse) the cluster; return the superuser URL of database ``postgres``."""
+        _pgserver_commands()  # without pgserver, say so before creating anything
         if not (self.pgdata / "PG_VERSION").exists():
             if self.pgdata.exists() and any(self.pgdata.iterdir()):
                 raise EmbeddedPostgresError(
