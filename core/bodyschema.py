@@ -23,6 +23,7 @@ numbers as ``int`` and refuses ``NaN``/``Infinity``, so handlers see what the sc
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 import threading
@@ -229,7 +230,7 @@ class _Walk:
                                "minLength")]
             return [_error(path, f"must be {describe(dict(schema, type='string'))}",
                            "maxLength" if len(value) > high else "minLength")]
-        if "pattern" in schema and not re.search(schema["pattern"], value):
+        if "pattern" in schema and not _pattern(schema["pattern"]).search(value):
             return [_error(path, f"must match {schema['pattern']}", "pattern")]
         if schema.get("format") in FORMATS and not FORMATS[schema["format"]](value):
             return [_error(path, FORMAT_WORDS[schema["format"]], "format")]
@@ -284,6 +285,13 @@ class _Walk:
             if len(errors) >= MAX_ERRORS:
                 break
         return errors
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(pattern: str) -> re.Pattern:
+    """A schema's pattern as ECMA-262 reads it (what the gate does too): ``$`` is the end of the text,
+    not also the place before a final newline."""
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
 
 
 def _same(a, b) -> bool:
