@@ -251,7 +251,9 @@ class _Walk:
                     low is not None and f"at least {_num(low)}", high is not None and f"at most {_num(high)}",
                     xlow is not None and f"more than {_num(xlow)}", xhigh is not None and f"less than {_num(xhigh)}")
                     if w)
-            return [_error(path, f"must be {words}", "minimum")]
+            types = schema.get("type") or ()
+            kind = "a whole number " if "integer" in types else "a number " if "number" in types else ""
+            return [_error(path, f"must be {kind}{words}", "minimum")]
         return []
 
     def array(self, schema: dict, value: list, path: tuple) -> list[dict]:
