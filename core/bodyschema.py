@@ -62,21 +62,28 @@ class BodySchema:
     def __init__(self, schema: dict, components: dict):
         self.schema = schema
         self.components = components
-        root = {"allOf": [schema], "components": {"schemas": components}}
-        self._gate = fastjsonschema.compile(root, formats=FORMATS, use_default=False)
+        self._gate = self._compile(schema)
+        # A oneOf of objects told apart by a property (a send or a batch): the property picks the one
+        # option to check, which is the same verdict without trying (and failing) the others.
+        self._by_key = {key: self._compile(option) for key, option in _discriminators(schema, components)}
 
-    def valid(self, value) -> bool:
-        try:
-            self._gate(value)
-        except fastjsonschema.JsonSchemaValueException:
-            return False
-        return True
+    def _compile(self, schema: dict):
+        root = {"allOf": [schema], "components": {"schemas": self.components}}
+        return fastjsonschema.compile(root, formats=FORMATS, use_default=False, detailed_exceptions=False)
+
+    def gate(self, value):
+        """The compiled check for ``value``; raises ``JsonSchemaValueException`` if it is invalid."""
+        if self._by_key and isinstance(value, dict):
+            for key, gate in self._by_key.items():
+                if key in value:
+                    return gate(value)
+        return self._gate(value)
 
     def errors(self, value) -> list[dict]:
         """Every invalid field of ``value`` as ``{"field", "message"}`` (and ``path``, ``keyword``);
         ``[]`` when it is valid."""
         try:
-            self._gate(value)
+            self.gate(value)
             return []
         except fastjsonschema.JsonSchemaValueException as exc:
             found = _Walk(self.components).node(self.schema, value, ())
@@ -85,6 +92,25 @@ class BodySchema:
                 found = [_error(path, exc.message.replace(str(exc.name), field_name(path) or "body", 1),
                                 exc.rule or "")]
             return found[:MAX_ERRORS]
+
+
+def _discriminators(schema: dict, components: dict) -> list[tuple[str, dict]]:
+    """``[(property, option)]`` for a top-level ``oneOf`` whose every option requires a property
+    that no other option allows (``additionalProperties: false`` without it); else ``[]``."""
+    def resolve(s):
+        return components[s["$ref"][len(SCHEMAS_POINTER):]] if "$ref" in s else s
+
+    options = schema.get("oneOf") if set(schema) <= {"oneOf", "description"} else None
+    out = []
+    for option in options or ():
+        others = [resolve(o) for o in options if o is not option]
+        key = next((k for k in resolve(option).get("required", ())
+                    if all(o.get("additionalProperties") is False and k not in o.get("properties", {})
+                           for o in others)), None)
+        if key is None:
+            return []
+        out.append((key, option))
+    return out
 
 
 def field_name(path: tuple) -> str:
