@@ -474,6 +474,10 @@ class ApiHandler(BaseHandler):
             raise Problem(400, "invalid-characters",
                           f"The body holds text PostgreSQL cannot store ({bad}); remove NUL characters and "
                           "unpaired surrogates.")
+        return self.check_body(body)
+
+    def check_body(self, body: dict) -> dict:
+        """``body`` if the published schema of this method's operation (``body_schemas``) accepts it."""
         operation = self.body_schemas.get(self.request.method)
         if operation is not None:
             errors = request_schemas(self.platform).operation(operation).errors(body)
