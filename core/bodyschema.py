@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import operator
 import re
 import threading
 
@@ -178,6 +179,10 @@ def _num(value) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
+BOUNDS = (("minimum", operator.lt, "at least"), ("maximum", operator.gt, "at most"),
+          ("exclusiveMinimum", operator.le, "more than"), ("exclusiveMaximum", operator.ge, "less than"))
+
+
 class _Walk:
     """The explanation: every error of a value against a schema, with the field it concerns."""
 
@@ -207,15 +212,9 @@ class _Walk:
         return errors
 
     def here(self, schema: dict, value, path: tuple) -> list[dict]:
-        types = schema.get("type")
-        if types is not None:
-            types = [types] if isinstance(types, str) else types
-            if not any(_is_type(value, t) for t in types):
-                return [_error(path, f"must be {describe(schema)}", "type")]
-        if "const" in schema and not _same(value, schema["const"]):
-            return [_error(path, f"must be {describe(schema)}", "const")]
-        if "enum" in schema and not any(_same(value, v) for v in schema["enum"]):
-            return [_error(path, f"must be {describe(schema)}", "enum")]
+        wrong = _wrong_kind(schema, value)
+        if wrong:
+            return [_error(path, f"must be {describe(schema)}", wrong)]
         errors = []
         for sub in schema.get("allOf", ()):
             errors += self.node(sub, value, path)
@@ -223,15 +222,10 @@ class _Walk:
             errors += self.choice(schema.get("oneOf") or schema["anyOf"], value, path, "oneOf" in schema)
         if "not" in schema and not self.node(schema["not"], value, path):
             errors.append(_error(path, "is not allowed in this form", "not"))
-        if isinstance(value, str):
-            errors += self.text(schema, value, path)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            errors += self.number(schema, value, path)
-        elif isinstance(value, list):
-            errors += self.array(schema, value, path)
-        elif isinstance(value, dict):
-            errors += self.object(schema, value, path)
-        return errors
+        check = (self.text if isinstance(value, str) else self.array if isinstance(value, list)
+                 else self.object if isinstance(value, dict) else self.number if _is_type(value, "number")
+                 else None)
+        return errors + (check(schema, value, path) if check else [])
 
     def choice(self, options: list, value, path: tuple, exactly_one: bool) -> list[dict]:
         results = [self.node(option, value, path) for option in options]
@@ -264,23 +258,17 @@ class _Walk:
 
     @staticmethod
     def number(schema: dict, value, path: tuple) -> list[dict]:
-        if not math.isfinite(value) if isinstance(value, float) else False:
+        if isinstance(value, float) and not math.isfinite(value):
             return [_error(path, "must be a finite number", "type")]
-        low, high = schema.get("minimum"), schema.get("maximum")
-        xlow, xhigh = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
-        if ((low is not None and value < low) or (high is not None and value > high)
-                or (xlow is not None and value <= xlow) or (xhigh is not None and value >= xhigh)):
-            if low is not None and high is not None:
-                words = f"from {_num(low)} to {_num(high)}"
-            else:
-                words = ", ".join(w for w in (
-                    low is not None and f"at least {_num(low)}", high is not None and f"at most {_num(high)}",
-                    xlow is not None and f"more than {_num(xlow)}", xhigh is not None and f"less than {_num(xhigh)}")
-                    if w)
-            types = schema.get("type") or ()
-            kind = "a whole number " if "integer" in types else "a number " if "number" in types else ""
-            return [_error(path, f"must be {kind}{words}", "minimum")]
-        return []
+        if not any(key in schema and broken(value, schema[key]) for key, broken, _ in BOUNDS):
+            return []
+        if "minimum" in schema and "maximum" in schema:
+            words = f"from {_num(schema['minimum'])} to {_num(schema['maximum'])}"
+        else:
+            words = ", ".join(f"{word} {_num(schema[key])}" for key, _, word in BOUNDS if key in schema)
+        types = schema.get("type") or ()
+        kind = "a whole number " if "integer" in types else "a number " if "number" in types else ""
+        return [_error(path, f"must be {kind}{words}", "minimum")]
 
     def array(self, schema: dict, value: list, path: tuple) -> list[dict]:
         low, high = schema.get("minItems", 0), schema.get("maxItems")
@@ -320,6 +308,18 @@ def _pattern(pattern: str) -> re.Pattern:
     """A schema's pattern as ECMA-262 reads it (what the gate does too): ``$`` is the end of the text,
     not also the place before a final newline."""
     return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
+
+
+def _wrong_kind(schema: dict, value) -> str | None:
+    """The keyword (``type``, ``const``, ``enum``) ``value`` breaks, if any."""
+    types = schema.get("type")
+    if types is not None and not any(_is_type(value, t) for t in ([types] if isinstance(types, str) else types)):
+        return "type"
+    if "const" in schema and not _same(value, schema["const"]):
+        return "const"
+    if "enum" in schema and not any(_same(value, v) for v in schema["enum"]):
+        return "enum"
+    return None
 
 
 def _same(a, b) -> bool:

@@ -51,8 +51,22 @@ def validate_one(item: dict, region: str, prefix: str = "") -> tuple[dict | None
         if phone not in seen:
             seen.add(phone)
             phones.append(phone)
-    ttl, valid_until, send_at = item.get("ttl"), iso_time(item.get("valid_until")), iso_time(item.get("send_at"))
     now = utcnow()
+    valid_until, send_at = _times(item, now, prefix, errors)
+    if not errors and not phones:
+        errors.append({"field": prefix + "to", "message": "no valid recipient: " +
+                       "; ".join(f"{r['input']} {r['reason']}" for r in rejected[:5])})
+    if errors:
+        return None, errors, rejected
+    return {"text": text, "encoding": info["encoding"], "segments": info["segments"], "phones": phones,
+            "device_id": item.get("device_id"), "sim_slot": item.get("sim_slot"), "priority": item.get("priority", 0),
+            "valid_until": valid_until, "send_at": send_at if send_at and send_at > now else None,
+            "delivery_report": item.get("delivery_report", True), "reference": item.get("reference")}, [], rejected
+
+
+def _times(item: dict, now: dt.datetime, prefix: str, errors: list) -> tuple:
+    """``(valid_until, send_at)`` of a message: ``ttl`` made a time, each checked against now and the other."""
+    ttl, valid_until, send_at = item.get("ttl"), iso_time(item.get("valid_until")), iso_time(item.get("send_at"))
     if ttl is not None and valid_until is not None:
         errors.append({"field": prefix + "ttl", "message": "give ttl or valid_until, not both"})
     if ttl is not None and (send_at or now) < dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc):
@@ -63,15 +77,7 @@ def validate_one(item: dict, region: str, prefix: str = "") -> tuple[dict | None
         errors.append({"field": prefix + "send_at", "message": "is more than a year ahead"})
     if send_at is not None and valid_until is not None and valid_until <= send_at:
         errors.append({"field": prefix + "valid_until", "message": "must be after send_at"})
-    if not errors and not phones:
-        errors.append({"field": prefix + "to", "message": "no valid recipient: " +
-                       "; ".join(f"{r['input']} {r['reason']}" for r in rejected[:5])})
-    if errors:
-        return None, errors, rejected
-    return {"text": text, "encoding": info["encoding"], "segments": info["segments"], "phones": phones,
-            "device_id": item.get("device_id"), "sim_slot": item.get("sim_slot"), "priority": item.get("priority", 0),
-            "valid_until": valid_until, "send_at": send_at if send_at and send_at > now else None,
-            "delivery_report": item.get("delivery_report", True), "reference": item.get("reference")}, [], rejected
+    return valid_until, send_at
 
 
 def validate_request(body: dict, region: str) -> tuple[list[dict], list[list], bool]:
