@@ -100,3 +100,31 @@ def test_hostile_bodies_get_a_problem_never_a_500(live_server, make_tenant, what
             assert all(e["field"] and e["message"] for e in p["errors"]), p
     assert api.get("/api/v1/messages").json()["messages"] == []
     assert api.get(f"/api/v1/devices/{device_id}").json()["name"] == "Kept"
+
+
+def test_a_handler_naming_an_operation_the_document_lacks_fails_at_start_up(platform):
+    from core.web.app import compile_body_schemas
+    from core.web.base import ApiHandler
+
+    class Typo(ApiHandler):
+        body_schemas = {"POST": "sendMesages"}
+
+    with pytest.raises(ValueError, match="Typo .*'sendMesages', which the OpenAPI document does not describe"):
+        compile_body_schemas(platform, [(r"/api/v1/typo", Typo, {}, "typo")])
+
+
+def test_item_names_are_not_built_for_checks_that_pass(platform):
+    """The speed-up in core.bodyschema (no per-item name for fastjsonschema's messages) still
+    applies to the generated code of the pinned fastjsonschema, and refusals are still explained."""
+    import fastjsonschema
+
+    from core.bodyschema import without_item_names
+
+    schemas = request_schemas(platform)
+    root = {"allOf": [schemas.bodies["deviceReports"]], "components": {"schemas": schemas.components}}
+    code = fastjsonschema.compile_to_code(root, use_default=False, detailed_exceptions=False)
+    assert ".format(**locals()))" in code and ".format(**locals()))" not in without_item_names(code)
+    check = schemas.operation("deviceReports")
+    assert check.errors({"reports": [{"message_id": 1, "state": "sent"}] * 3}) == []
+    assert [e["field"] for e in check.errors({"reports": [{"message_id": 1, "state": "sent"}, {"state": 1}]})] == [
+        "reports[1].message_id", "reports[1].state"]

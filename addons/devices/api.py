@@ -43,11 +43,10 @@ class DevicesHandler(ApiHandler):
 
 class DeviceHandler(ApiHandler):
     permissions = {"GET": "devices:read", "PATCH": "devices:write", "DELETE": "devices:write"}
+    body_schemas = {"PATCH": "updateDevice"}
 
     async def get(self, raw_id):
         self.write_json(await self.in_tenant(lambda: device_json(get_device(device_id_or_404(raw_id)))))
-
-    body_schemas = {"PATCH": "updateDevice"}
 
     async def patch(self, raw_id):
         device_id = device_id_or_404(raw_id)
