@@ -524,3 +524,12 @@ def build_document(registry, settings) -> dict:
         del doc["webhooks"]
     json.dumps(doc)  # fail here, naming nothing else, if a fragment is not JSON-ready
     return doc
+
+
+def published_document(platform) -> dict:
+    """The platform's document, built on first use: what ``/api/openapi.json`` serves and what
+    request bodies are checked against (:mod:`core.bodyschema`)."""
+    doc = platform.__dict__.get("_openapi_document")
+    if doc is None:
+        doc = platform.__dict__["_openapi_document"] = build_document(platform.registry, platform.settings)
+    return doc

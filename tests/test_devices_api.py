@@ -108,7 +108,8 @@ def test_hostile_device_ids_and_fields_are_refused_never_500(live_server, make_t
                         ({"name": 42}, "name"), ({"enabled": "false"}, "enabled"),
                         ({"token_hash": "x", "name": "ok"}, "token_hash"), ({"id": 7}, "id"),
                         ({"settings": "'; DROP TABLE devices; --"}, "settings"),
-                        ({"settings": {"limits": {"per_minute": "1; DROP TABLE devices"}}}, "limits.per_minute")):
+                        ({"settings": {"limits": {"per_minute": "1; DROP TABLE devices"}}},
+                         "settings.limits.per_minute")):
         r = api_a.patch(f"/api/v1/devices/{a_id}", json=body)
         assert field in fields(problem(r, 422, "validation-failed")), (body, r.text[:300])
     problem(api_a.patch(f"/api/v1/devices/{a_id}", json=["name"]), 400, "invalid-json")
@@ -149,15 +150,17 @@ def test_invalid_settings_are_refused_and_change_nothing(live_server, make_tenan
     api = api_client(live_server, t.slug)
     device_id, _ = raw_device(live_server, t.slug, api, name="Unchanged")
     before = device_row(t, device_id)
-    cases = (
+    cases = (  # fields as named in the request body (the documented `errors[].field`)
         ({"limits": {"per_minute": "ten"}}, {"limits.per_minute"}),
         ({"limits": {"per_hour": -1, "per_day": 100_001}}, {"limits.per_hour", "limits.per_day"}),
         ({"working_hours": {"timezone": "Mars/Olympus_Mons"}}, {"working_hours.timezone"}),
         ({"working_hours": {"start": "25:00", "days": [7]}}, {"working_hours.start", "working_hours.days"}),
+        ({"working_hours": {"start": "08:30\n"}}, {"working_hours.start"}),
         ({"working_hours": {"enabled": "yes"}}, {"working_hours.enabled"}),
         ({"delay": {"min_ms": 5000, "max_ms": 10}}, {"delay.min_ms"}),
         ({"sim": {"mode": "random", "slot": 5}}, {"sim.mode", "sim.slot"}),
         ({"limits": {"per_minute": True}}, {"limits.per_minute"}),
+        ({"limits": {"per_minute": 1.5}}, {"limits.per_minute"}),
         ({"radio": {"power": 11}}, {"radio"}),
         ({"limits": {"per_second": 1}}, {"limits.per_second"}),
         ({"limits": [1, 2]}, {"limits"}),
@@ -166,7 +169,8 @@ def test_invalid_settings_are_refused_and_change_nothing(live_server, make_tenan
         # A valid rename in the same request must not be applied either.
         body = problem(api.patch(f"/api/v1/devices/{device_id}", json={"name": "Changed", "settings": patch}),
                        422, "validation-failed")
-        assert fields(body) == expected, (patch, body)
+        assert fields(body) == {"settings." + f for f in expected}, (patch, body)
+        assert all(e["message"] for e in body["errors"])
     assert device_row(t, device_id) == before
 
     r = api.patch(f"/api/v1/devices/{device_id}", json={"settings": {

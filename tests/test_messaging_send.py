@@ -218,8 +218,10 @@ def test_invalid_requests_get_problem_details_per_field_and_write_nothing(live_s
         assert {e["field"] for e in p["errors"]} == fields, (body, p)
         assert all(e["message"] for e in p["errors"])
     # Messages name what is wrong.
-    p = c.post("/api/v1/messages", json={"text": "x" * 1531, "to": ["+14155550120"]}).json()
+    p = c.post("/api/v1/messages", json={"text": "{" * 800, "to": ["+14155550120"]}).json()  # 2 units each
     assert "11 segments" in p["errors"][0]["message"] and "GSM-7" in p["errors"][0]["message"]
+    p = c.post("/api/v1/messages", json={"text": "x" * 1531, "to": ["+14155550120"]}).json()  # the schema's bound
+    assert "10 segments" in p["errors"][0]["message"] and "1530 GSM-7" in p["errors"][0]["message"]
     p = c.post("/api/v1/messages", json={"text": "hi", "to": ["12345", "hello"]}).json()
     assert "12345" in p["errors"][0]["message"] and "hello" in p["errors"][0]["message"]
     problem(c.post("/api/v1/messages", data="{not json", headers={"Content-Type": "application/json"}), 400,

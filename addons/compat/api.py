@@ -59,6 +59,7 @@ def _flag(value: str) -> bool:
 class MessagesHandler(CompatHandler):
     permissions = {"POST": "messages:send", "GET": "messages:read"}
     max_body_size = 2 * 1024 * 1024
+    body_schemas = {"POST": "compatSendMessage"}
 
     async def post(self):
         body = self.json_body()

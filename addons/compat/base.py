@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 
+from core.bodyschema import public
 from core.permissions import AUTHENTICATED
 from core.web.auth_pages import TOO_MANY, login_attempt
 from core.web import jsonin
@@ -122,7 +123,12 @@ class CompatHandler(ApiHandler):
         if bad:
             raise Problem(400, "invalid-characters", f"The body holds text that cannot be stored ({bad}); remove "
                           "NUL characters and unpaired surrogates.")
-        return body
+        return self.check_body(body)
+
+    def invalid_body(self, errors: list[dict]) -> Problem:
+        # Their clients show only the message: it names the first invalid field (the others follow).
+        first = errors[0]
+        return Problem(400, "validation-failed", f"{first['field']}: {first['message']}.", errors=public(errors))
 
     def paging(self, default: int = 50, maximum: int = 500) -> tuple[int, int]:
         limit = self.get_query_argument("limit", str(default))

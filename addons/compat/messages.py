@@ -21,6 +21,7 @@ import re
 import phonenumbers
 from peewee import Case, fn
 
+from core.bodyschema import iso_time
 from core.catalogue import utcnow
 from core.db import app_db
 from core.web.problem import Problem
@@ -39,7 +40,6 @@ STATE_IN = {"Pending": ("pending",), "Processed": ("processed",), "Sent": ("sent
             "Failed": ("failed", "expired"), "Cancelled": ("cancelled",)}
 # The message-level state is the least advanced recipient state, in this order (as in our native API).
 ORDER = ("pending", "processed", "sent", "delivered", "failed", "expired", "cancelled")
-THEIR_PRIORITY = (-128, 127)
 OUR_PRIORITY = (-100, 100)
 ID_RE = re.compile(r"^[^/\s\x00-\x1f\x7f]{1,100}$")
 MAX_TTL = 30 * 86400
@@ -75,90 +75,47 @@ def lenient_phone(raw: str) -> str | None:
 
 
 def translate(body: dict, region: str, skip_validation: bool) -> dict:
-    """Their send request → the clean message :func:`addons.messaging.submit.accept` stores."""
-    if body.get("isEncrypted"):
-        raise bad("Encrypted messages are not supported: send the text and numbers in clear over HTTPS "
-                  "(we encrypt stored secrets at rest) and leave isEncrypted false.", "isEncrypted")
-    if body.get("dataMessage") is not None:
-        raise bad("Data SMS (dataMessage) are not supported: send a textMessage.", "dataMessage")
-    if body.get("mmsMessage") is not None:
-        raise bad("MMS (mmsMessage) are not supported: send a textMessage.", "mmsMessage")
-    text = None
-    if body.get("textMessage") is not None:
-        tm = body["textMessage"]
-        if not isinstance(tm, dict) or not isinstance(tm.get("text"), str):
-            raise bad("textMessage must be an object with a text string.", "textMessage.text")
-        text = tm["text"]
-    elif body.get("message") is not None:  # the legacy form: {"message": "...", "phoneNumbers": [...]}
-        if not isinstance(body["message"], str):
-            raise bad("message must be a string.", "message")
-        text = body["message"]
+    """Their send request, as its published schema (``CompatNewMessage``) accepted it → the clean
+    message :func:`addons.messaging.submit.accept` stores. Here is what a schema cannot say."""
+    text = (body.get("textMessage") or {}).get("text")
+    if text is None:  # the legacy form: {"message": "...", "phoneNumbers": [...]}
+        text = body.get("message")
     if text is None or not text.strip():
         raise bad("Give the text to send as textMessage.text.", "textMessage.text")
     info = smstext.describe(text)
     if info["segments"] > smstext.MAX_SEGMENTS:
         raise bad(f"The text is too long: {info['segments']} segments ({info['encoding']}); the maximum is "
                   f"{smstext.MAX_SEGMENTS}.", "textMessage.text")
+    now = utcnow()
+    ttl, valid_until = body.get("ttl"), iso_time(body.get("validUntil"))
+    if ttl is not None and valid_until is not None:
+        raise bad("Give ttl or validUntil, not both.", "ttl")
+    if ttl is not None:
+        valid_until = now + dt.timedelta(seconds=ttl)
+    elif valid_until is not None and valid_until <= now:
+        raise bad("validUntil is in the past.", "validUntil")
+    priority = body.get("priority") or 0
+    dr = body.get("withDeliveryReport")
+    return {"text": text, "encoding": info["encoding"], "segments": info["segments"],
+            "phones": _phones(body["phoneNumbers"], region, skip_validation),
+            "device_id": parse_device_id(body.get("deviceId"), "deviceId"), "sim_slot": body.get("simNumber"),
+            "priority": max(OUR_PRIORITY[0], min(OUR_PRIORITY[1], priority)), "valid_until": valid_until,
+            "send_at": None, "delivery_report": True if dr is None else dr, "reference": body.get("id")}
 
-    numbers = body.get("phoneNumbers")
-    if not isinstance(numbers, list) or not numbers:
-        raise bad("phoneNumbers must be a non-empty list of phone numbers.", "phoneNumbers")
-    if len(numbers) > submit.MAX_RECIPIENTS:
-        raise bad(f"At most {submit.MAX_RECIPIENTS} phoneNumbers per message.", "phoneNumbers")
+
+def _phones(numbers: list[str], region: str, skip_validation: bool) -> list[str]:
     phones, seen = [], set()
     for i, raw in enumerate(numbers):
         try:
             phone = normalise(raw, region)
         except PhoneError as exc:
-            phone = lenient_phone(raw) if skip_validation and isinstance(raw, str) else None
+            phone = lenient_phone(raw) if skip_validation else None
             if phone is None:
-                shown = raw if isinstance(raw, str) else repr(raw)
-                raise bad(f"phoneNumbers[{i}] ({shown[:40]}) {exc}.", f"phoneNumbers[{i}]") from None
+                raise bad(f"phoneNumbers[{i}] ({raw[:40]}) {exc}.", f"phoneNumbers[{i}]") from None
         if phone not in seen:
             seen.add(phone)
             phones.append(phone)
-
-    priority = body.get("priority", 0)
-    if priority is None:
-        priority = 0
-    if isinstance(priority, bool) or not isinstance(priority, int) or not THEIR_PRIORITY[0] <= priority <= THEIR_PRIORITY[1]:
-        raise bad("priority must be a whole number from -128 to 127.", "priority")
-    priority = max(OUR_PRIORITY[0], min(OUR_PRIORITY[1], priority))
-
-    sim = body.get("simNumber")
-    if sim is not None and (isinstance(sim, bool) or not isinstance(sim, int) or not 1 <= sim <= 4):
-        raise bad("simNumber must be 1 to 4 (or left out for the phone's default).", "simNumber")
-    dr = body.get("withDeliveryReport", True)
-    if dr is None:
-        dr = True
-    if not isinstance(dr, bool):
-        raise bad("withDeliveryReport must be true or false.", "withDeliveryReport")
-
-    now = utcnow()
-    ttl, valid_until = body.get("ttl"), body.get("validUntil")
-    if ttl is not None and valid_until is not None:
-        raise bad("Give ttl or validUntil, not both.", "ttl")
-    if ttl is not None:
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_TTL:
-            raise bad(f"ttl must be a number of seconds from 1 to {MAX_TTL}.", "ttl")
-        valid_until = now + dt.timedelta(seconds=ttl)
-    elif valid_until is not None:
-        valid_until = parse_time(valid_until, "validUntil")
-        if valid_until <= now:
-            raise bad("validUntil is in the past.", "validUntil")
-
-    client_id = body.get("id")
-    if client_id is not None:
-        if not isinstance(client_id, str) or not ID_RE.match(client_id):
-            raise bad("id must be 1 to 100 characters without '/', spaces or control characters.", "id")
-        if is_number(client_id):
-            raise bad("id must not be digits only: such ids are this gateway's own message numbers. Use another "
-                      "form (e.g. 'order-1001'), or leave id out to get a number.", "id")
-
-    device_id = parse_device_id(body.get("deviceId"), "deviceId")
-    return {"text": text, "encoding": info["encoding"], "segments": info["segments"], "phones": phones,
-            "device_id": device_id, "sim_slot": sim, "priority": priority, "valid_until": valid_until,
-            "send_at": None, "delivery_report": dr, "reference": client_id}
+    return phones
 
 
 def parse_device_id(value, field: str) -> int | None:

@@ -75,6 +75,13 @@ def who(*permissions: str) -> list:
 STR_ID = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[^/\\s]+$"}
 DEVICE_ID = nullable({"type": "string", "pattern": "^[0-9]{1,18}$",
                       "description": "One of your devices (`GET /devices`)."})
+# A send's own id and device: what messages.translate accepts (control characters are not ids; a
+# device may be given as a number, or as "" for none).
+SEND_ID = dict(STR_ID, pattern="^[^/\\s\\x00-\\x1f\\x7f]+$")
+SEND_DEVICE_ID = {"type": ["string", "integer", "null"], "pattern": "^[0-9]{0,18}$", "minimum": 1,
+                  "maximum": 10**18 - 1, "description": "One of your devices (`GET /devices`), as text or a number.",
+                  "x-message": "is not one of your devices (GET /devices lists them)"}
+ID_WORDS = "must be 1 to 100 characters without '/', spaces or control characters"
 
 SCHEMAS = {
     "CompatError": {
@@ -95,24 +102,38 @@ SCHEMAS = {
         "properties": {
             "phoneNumbers": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"type": "string"},
                              "description": "Normalised to E.164 with the workspace's region; duplicates count "
-                                            "once."},
+                                            "once.",
+                             "x-message": {"type": "must be a non-empty list of phone numbers",
+                                           "minItems": "must be a non-empty list of phone numbers",
+                                           "maxItems": "at most 1000 phoneNumbers per message"}},
             "textMessage": nullable({"type": "object", "required": ["text"],
-                                     "properties": {"text": {"type": "string", "minLength": 1}}}),
+                                     "properties": {"text": {"type": "string", "minLength": 1}},
+                                     "x-message": {"type": "must be an object with a text string"}}),
             "message": nullable({"type": "string", "description": "Legacy form of `textMessage.text`."}),
-            "dataMessage": {"type": "null", "description": "Data SMS are not supported (400)."},
-            "mmsMessage": {"type": "null", "description": "MMS are not supported (400)."},
-            "priority": {"type": "integer", "minimum": -128, "maximum": 127, "default": 0,
-                         "description": "Clamped to our −100…100; higher leaves first."},
-            "simNumber": nullable({"type": "integer", "minimum": 1, "maximum": 4}),
-            "withDeliveryReport": {"type": "boolean", "default": True},
-            "isEncrypted": {"const": False, "description": "End-to-end encryption is not supported (400)."},
+            "dataMessage": {"type": "null", "description": "Data SMS are not supported (400).",
+                            "x-message": "Data SMS (dataMessage) are not supported: send a textMessage"},
+            "mmsMessage": {"type": "null", "description": "MMS are not supported (400).",
+                           "x-message": "MMS (mmsMessage) are not supported: send a textMessage"},
+            "priority": nullable({"type": "integer", "minimum": -128, "maximum": 127, "default": 0,
+                                  "description": "Clamped to our −100…100; higher leaves first."}),
+            "simNumber": nullable({"type": "integer", "minimum": 1, "maximum": 4,
+                                   "description": "Left out: the phone's default."}),
+            "withDeliveryReport": nullable({"type": "boolean", "default": True}),
+            "isEncrypted": {"enum": [False, None], "description": "End-to-end encryption is not supported (400).",
+                            "x-message": "Encrypted messages are not supported: send the text and numbers in clear "
+                                         "over HTTPS (we encrypt stored secrets at rest) and leave isEncrypted false"},
             "ttl": nullable({"type": "integer", "minimum": 1, "maximum": MAX_TTL,
                              "description": "Seconds; not with `validUntil`."}),
             "validUntil": date_time("Not with `ttl`.", null=True),
-            "id": nullable(dict(STR_ID, **{"not": {"pattern": "^[0-9]+$"}},
+            "id": nullable(dict(SEND_ID, **{"not": {"pattern": "^[0-9]+$"}},
                                 description="Your own id for it, unique in the workspace; `GET /messages/{id}` "
-                                            "finds it. Not digits only (400): those are our message numbers.")),
-            "deviceId": DEVICE_ID,
+                                            "finds it. Not digits only (400): those are our message numbers.",
+                                **{"x-message": {
+                                    "type": "must be text", "minLength": ID_WORDS, "maxLength": ID_WORDS,
+                                    "pattern": ID_WORDS,
+                                    "not": "must not be digits only: such ids are this gateway's own message numbers. "
+                                           "Use another form (e.g. 'order-1001'), or leave id out to get a number"}})),
+            "deviceId": SEND_DEVICE_ID,
         },
     },
     "CompatRecipientState": {

@@ -42,6 +42,7 @@ class DevicesHandler(ApiHandler):
 
 class DeviceHandler(ApiHandler):
     permissions = {"GET": "devices:read", "PATCH": "devices:write", "DELETE": "devices:write"}
+    body_schemas = {"PATCH": "updateDevice"}
 
     async def get(self, raw_id):
         self.write_json(await self.in_tenant(lambda: device_json(get_device(device_id_or_404(raw_id)))))
@@ -49,16 +50,10 @@ class DeviceHandler(ApiHandler):
     async def patch(self, raw_id):
         device_id = device_id_or_404(raw_id)
         body = self.json_body()
-        unknown = sorted(set(body) - {"name", "enabled", "settings"})
-        errors = [{"field": k, "message": "unknown field"} for k in unknown]
-        name = body.get("name")
-        if name is not None and not (isinstance(name, str) and 1 <= len(name.strip()) <= 100):
-            errors.append({"field": "name", "message": "must be 1 to 100 characters"})
-        enabled = body.get("enabled")
-        if enabled is not None and not isinstance(enabled, bool):
-            errors.append({"field": "enabled", "message": "must be true or false"})
-        if errors:
-            raise Problem(422, "validation-failed", "Some fields are invalid; nothing was changed.", errors=errors)
+        name, enabled = body.get("name"), body.get("enabled")
+        if name is not None and not name.strip():
+            raise Problem(422, "validation-failed", "Some fields are invalid; nothing was changed.",
+                          errors=[{"field": "name", "message": "must be 1 to 100 characters"}])
 
         def change():
             get_device(device_id)  # 404 for unknown, removed or other tenants' devices
@@ -67,7 +62,7 @@ class DeviceHandler(ApiHandler):
                     service.update_settings(device_id, body["settings"])
                 except SettingsError as exc:
                     raise Problem(422, "validation-failed", "Some settings are invalid; nothing was changed.",
-                                  errors=exc.errors) from None
+                                  errors=[dict(e, field="settings." + e["field"]) for e in exc.errors]) from None
             fields = {}
             if name is not None:
                 fields["name"] = name.strip()

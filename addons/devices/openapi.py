@@ -18,11 +18,12 @@ BATCH_TOO_LARGE = (413, "batch-too-large", f"More than {MAX_BATCH} items in one 
 DEVICE_ID = path_id("device_id", "device")
 NO_DEVICE = (404, "not-found", "There is no such device (or it was removed).")
 LOOSE_TIME = {
-    "oneOf": [{"type": "string", "maxLength": 40, "description": "ISO 8601; without an offset it is UTC."},
-              {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 4e12,
-               "description": "Epoch seconds, or milliseconds (values above 10^11) as Android reports them."},
-              {"type": "null"}],
-    "description": "When it happened; omitted or `null` means now.",
+    # Keywords for text apply to text only, those for numbers to numbers (cheaper than a oneOf).
+    "type": ["string", "number", "null"], "maxLength": 40, "format": "date-time", "exclusiveMinimum": 0,
+    "exclusiveMaximum": 4e12,
+    "description": "When it happened: ISO 8601 (without an offset it is UTC), or epoch seconds, or milliseconds "
+                   "(values above 10^11) as Android reports them; omitted or `null` means now.",
+    "x-message": "must be an ISO 8601 time or epoch milliseconds",
 }
 TIMESTAMP_TEXT = ("Date and time in UTC as `YYYY-MM-DD HH:MM:SS[.ffffff]+00:00` (a space, not `T`, between date "
                   "and time).")
@@ -35,7 +36,8 @@ def _int(low: int, high: int, description: str = "") -> dict:
     return out
 
 
-TIME = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "description": "`HH:MM`, 24-hour."}
+TIME = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "description": "`HH:MM`, 24-hour.",
+        "x-message": "must be a time like 08:30"}
 SETTINGS_SECTIONS = {
     "limits": {"type": "object", "description": "Sending limits; 0 means no limit. Android itself asks the user "
                                                 "beyond 30 SMS a minute.",
@@ -48,9 +50,11 @@ SETTINGS_SECTIONS = {
                           "enabled": {"type": "boolean"}, "start": TIME, "end": TIME,
                           "timezone": {"type": "string", "description": "An IANA time zone, e.g. `Europe/Berlin`."},
                           "days": {"type": "array", "minItems": 1, "items": _int(0, 6),
-                                   "description": "Weekdays, 0 (Monday) to 6 (Sunday)."}}},
+                                   "description": "Weekdays, 0 (Monday) to 6 (Sunday).",
+                                   "x-message": "must be a non-empty list of weekdays 0 (Monday) to 6 (Sunday)"}}},
     "sim": {"type": "object", "description": "Which SIM sends.",
-            "properties": {"mode": {"enum": list(SIM_MODES)}, "slot": _int(1, 4, "For mode `fixed`.")}},
+            "properties": {"mode": {"enum": list(SIM_MODES)},
+                           "slot": dict(_int(1, 4, "For mode `fixed`."), **{"x-message": "must be a SIM slot from 1 to 4"})}},
 }
 
 
@@ -182,20 +186,24 @@ SCHEMAS = {
     "Report": {
         "type": "object", "required": ["message_id", "state"],
         "properties": {
-            "message_id": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
-                                     {"type": "string", "pattern": "^[0-9]{1,18}$"}],
-                           "description": "The `id` of the fetched item."},
+            "message_id": {"type": ["integer", "string"], "minimum": 1, "maximum": 2**63 - 1,
+                           "pattern": "^[0-9]{1,18}$",
+                           "description": "The `id` of the fetched item (a whole number, or its digits as text).",
+                           "x-message": "must be a message id"},
             "state": {"enum": list(REPORT_STATES)},
-            "error_code": {"oneOf": [{"type": "string", "maxLength": 50}, {"type": "integer"}, {"type": "null"}],
+            "error_code": {"type": ["string", "integer", "null"], "maxLength": 50,
+                           "minimum": -10**49 + 1, "maximum": 10**50 - 1,
+                           "x-message": "must be a short code",
                            "description": "For `failed`: Android's result code, e.g. `RADIO_OFF`. Some codes "
                                           "(GENERIC_FAILURE, RADIO_OFF, NO_SERVICE, LIMIT_EXCEEDED) make another "
                                           "phone retry."},
-            "recipient": {"type": ["string", "null"], "maxLength": 32},
+            "recipient": {"type": ["string", "null"], "maxLength": 32, "x-message": "must be a phone number"},
             "at": LOOSE_TIME,
         },
     },
     "ReportBatch": {"type": "object", "required": ["reports"], "properties": {
-        "reports": {"type": "array", "maxItems": MAX_BATCH, "items": ref("Report")}}},
+        "reports": {"type": "array", "maxItems": MAX_BATCH, "items": ref("Report"),
+                    "description": "One malformed report refuses the batch."}}},
     "ReportResults": {
         "type": "object", "required": ["accepted", "results"],
         "properties": {

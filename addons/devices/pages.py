@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.bodyschema import public, request_schemas
 from core.catalogue import utcnow
 from core.events import emit
 from core.web.base import PageHandler
@@ -11,7 +12,7 @@ from . import service
 from .api import audit_event, device_id_or_404, get_device
 from .models import Device, DeviceInbound
 from .pairing import pairing_payload
-from .settings import SIM_MODES, SettingsError, merged
+from .settings import SCHEMA as SETTINGS_SCHEMA, SIM_MODES, SettingsError, merged
 
 
 def fleet(tenant, registry):
@@ -81,9 +82,11 @@ class DevicePage(PageHandler):
                                           .where(Device.id == device_id).execute()))
         elif action == "settings":
             patch = self.settings_from_form()
+            errors = public(request_schemas(self.platform).component(SETTINGS_SCHEMA).errors(patch))
             try:
-                await self.in_tenant(lambda: (service.update_settings(device_id, patch),
-                                              self.platform.wake_on_commit(Device._meta.database, key)))
+                if not errors:
+                    await self.in_tenant(lambda: (service.update_settings(device_id, patch),
+                                                  self.platform.wake_on_commit(Device._meta.database, key)))
             except SettingsError as exc:
                 errors = exc.errors
         elif action == "rotate":

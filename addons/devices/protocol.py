@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 
 from core import tokenformat
+from core.bodyschema import iso_time
 from core.catalogue import utcnow
 from core.db import run_in_tenant, run_sync
 from core.events import AuditEvent, emit
@@ -31,19 +32,21 @@ REPORT_STATES = ("sent", "delivered", "failed")
 
 
 def parse_time(value, field: str, errors: list, index: int):
-    if value is None:
-        return utcnow()
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 4e12:
-        # epoch seconds or milliseconds (Android reports milliseconds)
-        return dt.datetime.fromtimestamp(value / 1000 if value > 1e11 else value, dt.timezone.utc)
-    if isinstance(value, str) and len(value) <= 40:
-        try:
-            t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
-        except (ValueError, OverflowError):
-            pass
+    if value is None or iso_time(value) or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                            and 0 < value < 4e12):
+        return report_time(value)
     errors.append({"field": f"{field}[{index}].at", "message": "must be an ISO 8601 time or epoch milliseconds"})
     return None
+
+
+def report_time(value) -> dt.datetime:
+    """A time the schema's ``LooseTime`` accepted: ISO 8601, epoch seconds or milliseconds, or now."""
+    if value is None:
+        return utcnow()
+    if isinstance(value, str):
+        return iso_time(value)
+    # epoch seconds or milliseconds (Android reports milliseconds)
+    return dt.datetime.fromtimestamp(value / 1000 if value > 1e11 else value, dt.timezone.utc)
 
 
 async def device_came_online(platform, tenant, device_id: int, audit_event: AuditEvent) -> None:
@@ -193,33 +196,15 @@ class FetchHandler(DeviceApiHandler):
 class ReportsHandler(DeviceApiHandler):
     """``POST /api/device/v1/reports``: a batch of sent / delivered / failed reports."""
 
+    body_schemas = {"POST": "deviceReports"}
+    batch_field = "reports"
+    invalid_body_detail = "Some reports are malformed; none were applied."
+
     async def post(self):
-        items = self.batch(self.json_body(), "reports")
-        errors, reports = [], []
-        for i, item in enumerate(items):
-            if not isinstance(item, dict):
-                errors.append({"field": f"reports[{i}]", "message": "must be an object"})
-                continue
-            mid = item.get("message_id")
-            if not (isinstance(mid, int) and not isinstance(mid, bool) and 0 < mid < 2**63) and not (
-                    isinstance(mid, str) and (mid.isascii() and mid.isdigit()) and len(mid) < 19):
-                errors.append({"field": f"reports[{i}].message_id", "message": "must be a message id"})
-            state = item.get("state")
-            if state not in REPORT_STATES:
-                errors.append({"field": f"reports[{i}].state", "message": f"must be one of {', '.join(REPORT_STATES)}"})
-            code = item.get("error_code")
-            if code is not None and not (isinstance(code, (int, str)) and not isinstance(code, bool)
-                                         and len(str(code)) <= 50):
-                errors.append({"field": f"reports[{i}].error_code", "message": "must be a short code"})
-            recipient = item.get("recipient")
-            if recipient is not None and not (isinstance(recipient, str) and len(recipient) <= 32):
-                errors.append({"field": f"reports[{i}].recipient", "message": "must be a phone number"})
-            at = parse_time(item.get("at"), "reports", errors, i)
-            ascii_id = str(mid).isascii() and str(mid).isdigit()
-            reports.append({"message_id": int(mid) if ascii_id else None, "state": state,
-                            "error_code": None if code is None else str(code), "recipient": recipient, "at": at})
-        if errors:
-            raise Problem(422, "validation-failed", "Some reports are malformed; none were applied.", errors=errors)
+        reports = [{"message_id": int(item["message_id"]), "state": item["state"],
+                    "error_code": None if item.get("error_code") is None else str(item["error_code"]),
+                    "recipient": item.get("recipient"), "at": report_time(item.get("at"))}
+                   for item in self.json_body()["reports"]]
         device_id = self.principal.id
         results, came_online = await apply_reports(self.tenant.ref, (self.platform, self.tenant, device_id, reports))
         if came_online:

@@ -6,7 +6,7 @@ from core.openapi import (api_errors, date_time, json_body, json_response, no_co
                           path_id, ref, responses, security)
 
 from .states import STATES
-from .submit import FIELDS, MAX_BATCH, MAX_RECIPIENTS, MAX_TOTAL_RECIPIENTS
+from .submit import MAX_BATCH, MAX_RECIPIENTS, MAX_TOTAL_RECIPIENTS
 from .text import MAX_SEGMENTS
 
 MESSAGES, INBOX, SUPPRESSIONS = "Messages", "Inbox", "Opt-outs"
@@ -28,10 +28,21 @@ SCHEMAS = {
         "properties": {
             "text": {"type": "string", "minLength": 1, "maxLength": 1530, "pattern": "\\S",
                      "description": f"The SMS text, not blank. GSM-7 if every character allows it, else UCS-2; "
-                                    f"at most {MAX_SEGMENTS} segments (1530 GSM-7 or 670 UCS-2 units)."},
-            "to": {"oneOf": [PHONE, {"type": "array", "minItems": 1, "maxItems": MAX_RECIPIENTS, "items": PHONE}],
-                   "description": f"One number or up to {MAX_RECIPIENTS}. Duplicates are sent once; invalid "
-                                  "numbers are listed in `rejected` while the others are sent."},
+                                    f"at most {MAX_SEGMENTS} segments (1530 GSM-7 or 670 UCS-2 units).",
+                     "x-message": {"minLength": "is required and must not be empty",
+                                   "pattern": "is required and must not be empty",
+                                   "maxLength": f"is too long: at most {MAX_SEGMENTS} segments (1530 GSM-7 or "
+                                                "670 UCS-2 characters)"}},
+            # Any text is a number to judge: invalid ones are listed in `rejected`, not refused.
+            # Text or a list: keywords for lists apply to lists only (cheaper to check than a oneOf).
+            "to": {"type": ["string", "array"], "minItems": 1, "maxItems": MAX_RECIPIENTS,
+                   "items": {"description": "A phone number as text; entries that are not (valid) numbers are "
+                                            "listed in `rejected`."},
+                   "description": f"One number (text) or a list of up to {MAX_RECIPIENTS}. Duplicates are sent "
+                                  "once; invalid numbers are listed in `rejected` while the others are sent.",
+                   "x-message": {"type": "give one or more phone numbers",
+                                 "minItems": "give one or more phone numbers",
+                                 "maxItems": f"at most {MAX_RECIPIENTS} recipients per message"}},
             "device_id": {"type": "integer", "minimum": 1, "maximum": 2**62,
                           "description": "Send only through this (enabled) device."},
             "sim_slot": {"type": "integer", "minimum": 1, "maximum": 4, "description": "Send from this SIM."},
@@ -300,9 +311,6 @@ TAGS = [
     {"name": SUPPRESSIONS, "description": "Numbers that opted out (STOP) or that you blocked: nothing is sent to "
                                           "them."},
 ]
-
-assert set(SCHEMAS["SendMessage"]["properties"]) == FIELDS, "the schema must list exactly the fields accepted"
-
 
 def fragment() -> dict:
     return {"paths": PATHS, "components": {"schemas": SCHEMAS}, "tags": TAGS}

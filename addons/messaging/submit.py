@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 
+from core.bodyschema import invalid, iso_time, request_schemas
 from core.catalogue import utcnow
 from core.db import app_db, array_literal
 from core.groupcommit import with_refusals
@@ -22,61 +24,24 @@ from .transitions import emit_many
 MAX_RECIPIENTS = 1000
 MAX_BATCH = 1000
 MAX_TOTAL_RECIPIENTS = 10_000
-FIELDS = {"text", "to", "device_id", "sim_slot", "priority", "ttl", "valid_until", "send_at", "delivery_report",
-          "reference"}
+OPERATION = "sendMessages"  # the published operation whose request-body schema every send is checked against
 IDEMPOTENCY_TTL = dt.timedelta(hours=24)
 
 
-def _time(value, field, errors, prefix):
-    if value is None:
-        return None
-    if isinstance(value, str) and len(value) <= 40:
-        try:
-            t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
-        except (ValueError, OverflowError):
-            pass
-    errors.append({"field": prefix + field, "message": "must be an ISO 8601 time, e.g. 2026-12-01T09:00:00Z"})
-    return None
-
-
-def _int(value, field, low, high, errors, prefix):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        errors.append({"field": prefix + field, "message": f"must be a whole number from {low} to {high}"})
-        return None
-    return value
-
-
-def validate_one(item, region: str, prefix: str = "") -> tuple[dict | None, list, list]:
-    """``(clean, errors, rejected)``: message-level errors refuse it; rejected recipients are reported."""
+def validate_one(item: dict, region: str, prefix: str = "") -> tuple[dict | None, list, list]:
+    """``(clean, errors, rejected)`` for one message its schema accepted: the checks a schema cannot
+    make (segments, phone numbers, times against now and each other). Message-level errors refuse it;
+    rejected recipients are reported."""
     errors, rejected = [], []
-    if not isinstance(item, dict):
-        return None, [{"field": prefix.rstrip(".") or "body", "message": "must be an object"}], []
-    unknown = sorted(set(item) - FIELDS)
-    errors += [{"field": prefix + k, "message": "unknown field"} for k in unknown[:20]]
-    text = item.get("text")
-    if not isinstance(text, str) or not text.strip():
-        errors.append({"field": prefix + "text", "message": "is required and must not be empty"})
-        info = None
-    else:
-        info = smstext.describe(text)
-        if info["segments"] > smstext.MAX_SEGMENTS:
-            errors.append({"field": prefix + "text",
-                           "message": f"is too long: {info['segments']} segments ({info['encoding']}); "
-                                      f"the maximum is {smstext.MAX_SEGMENTS}"})
-    to = item.get("to")
-    if isinstance(to, str):
-        to = [to]
-    if not isinstance(to, list) or not to:
-        errors.append({"field": prefix + "to", "message": "give one or more phone numbers"})
-        to = []
-    elif len(to) > MAX_RECIPIENTS:
-        errors.append({"field": prefix + "to", "message": f"at most {MAX_RECIPIENTS} recipients per message"})
-        to = []
+    text = item["text"]
+    info = smstext.describe(text)
+    if info["segments"] > smstext.MAX_SEGMENTS:
+        errors.append({"field": prefix + "text",
+                       "message": f"is too long: {info['segments']} segments ({info['encoding']}); "
+                                  f"the maximum is {smstext.MAX_SEGMENTS}"})
+    to = item["to"]
     phones, seen = [], set()
-    for i, raw in enumerate(to):
+    for i, raw in enumerate([to] if isinstance(to, str) else to):
         try:
             phone = normalise(raw, region)
         except PhoneError as exc:
@@ -86,13 +51,22 @@ def validate_one(item, region: str, prefix: str = "") -> tuple[dict | None, list
         if phone not in seen:
             seen.add(phone)
             phones.append(phone)
-    device_id = _int(item.get("device_id"), "device_id", 1, 2**62, errors, prefix)
-    sim_slot = _int(item.get("sim_slot"), "sim_slot", 1, 4, errors, prefix)
-    priority = _int(item.get("priority"), "priority", -100, 100, errors, prefix) or 0
-    ttl = _int(item.get("ttl"), "ttl", 1, 30 * 86400, errors, prefix)
-    valid_until = _time(item.get("valid_until"), "valid_until", errors, prefix)
-    send_at = _time(item.get("send_at"), "send_at", errors, prefix)
     now = utcnow()
+    valid_until, send_at = _times(item, now, prefix, errors)
+    if not errors and not phones:
+        errors.append({"field": prefix + "to", "message": "no valid recipient: " +
+                       "; ".join(f"{r['input']} {r['reason']}" for r in rejected[:5])})
+    if errors:
+        return None, errors, rejected
+    return {"text": text, "encoding": info["encoding"], "segments": info["segments"], "phones": phones,
+            "device_id": item.get("device_id"), "sim_slot": item.get("sim_slot"), "priority": item.get("priority", 0),
+            "valid_until": valid_until, "send_at": send_at if send_at and send_at > now else None,
+            "delivery_report": item.get("delivery_report", True), "reference": item.get("reference")}, [], rejected
+
+
+def _times(item: dict, now: dt.datetime, prefix: str, errors: list) -> tuple:
+    """``(valid_until, send_at)`` of a message: ``ttl`` made a time, each checked against now and the other."""
+    ttl, valid_until, send_at = item.get("ttl"), iso_time(item.get("valid_until")), iso_time(item.get("send_at"))
     if ttl is not None and valid_until is not None:
         errors.append({"field": prefix + "ttl", "message": "give ttl or valid_until, not both"})
     if ttl is not None and (send_at or now) < dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc):
@@ -103,41 +77,30 @@ def validate_one(item, region: str, prefix: str = "") -> tuple[dict | None, list
         errors.append({"field": prefix + "send_at", "message": "is more than a year ahead"})
     if send_at is not None and valid_until is not None and valid_until <= send_at:
         errors.append({"field": prefix + "valid_until", "message": "must be after send_at"})
-    dr = item.get("delivery_report", True)
-    if not isinstance(dr, bool):
-        errors.append({"field": prefix + "delivery_report", "message": "must be true or false"})
-    reference = item.get("reference")
-    if reference is not None and not (isinstance(reference, str) and len(reference) <= 100):
-        errors.append({"field": prefix + "reference", "message": "must be text of at most 100 characters"})
-    if not errors and not phones:
-        errors.append({"field": prefix + "to", "message": "no valid recipient: " +
-                       "; ".join(f"{r['input']} {r['reason']}" for r in rejected[:5])})
-    if errors:
-        return None, errors, rejected
-    return {"text": text, "encoding": info["encoding"], "segments": info["segments"], "phones": phones,
-            "device_id": device_id, "sim_slot": sim_slot, "priority": priority, "valid_until": valid_until,
-            "send_at": send_at if send_at and send_at > now else None, "delivery_report": dr,
-            "reference": reference}, [], rejected
+    return valid_until, send_at
 
 
 def validate_request(body: dict, region: str) -> tuple[list[dict], list[list], bool]:
-    """Clean messages and their rejected recipients; ``batch`` says which shape was sent."""
-    if "messages" in body:
-        items = body["messages"]
-        if set(body) - {"messages"}:
-            raise Problem(422, "validation-failed", "A batch holds only 'messages'.",
-                          errors=[{"field": k, "message": "unknown field"} for k in sorted(set(body) - {"messages"})])
-        if not isinstance(items, list) or not items:
-            raise Problem(422, "validation-failed", "messages must be a non-empty list.",
-                          errors=[{"field": "messages", "message": "must be a non-empty list"}])
-        if len(items) > MAX_BATCH:
-            raise Problem(413, "batch-too-large", f"Send at most {MAX_BATCH} messages per request.")
-        batch = True
-    else:
-        items, batch = [body], False
-    clean, rejected_all, errors = [], [], []
-    total = 0
+    """Clean messages and their rejected recipients; ``batch`` says which shape was sent.
+
+    The body is checked against the published schema of ``POST /api/v1/messages`` first; the
+    messages it accepts are then checked by :func:`validate_one`, so one answer lists every
+    invalid field of every message."""
+    errors = request_schemas(runtime.platform()).operation(OPERATION).errors(body)
+    if any(e["keyword"] == "maxItems" and e["path"] == ("messages",) for e in errors):
+        raise Problem(413, "batch-too-large", f"Send at most {MAX_BATCH} messages per request.")
+    batch = "messages" in body
+    # An error inside a message of a batch refuses that message (the others are still checked);
+    # any other error refuses the request as it is.
+    if errors and not (batch and all(len(e["path"]) >= 2 and e["path"][0] == "messages" for e in errors)):
+        raise invalid(errors, "The request has invalid fields; nothing was sent.")
+    refused = {e["path"][1] for e in errors}
+    items = body["messages"] if batch else [body]
+    clean, rejected_all, total = [], [], 0
     for i, item in enumerate(items):
+        if i in refused:
+            rejected_all.append([])
+            continue
         c, e, rej = validate_one(item, region, f"messages[{i}]." if batch else "")
         errors += e
         rejected_all.append(rej)
@@ -147,9 +110,14 @@ def validate_request(body: dict, region: str) -> tuple[list[dict], list[list], b
     if total > MAX_TOTAL_RECIPIENTS:
         errors.append({"field": "messages", "message": f"at most {MAX_TOTAL_RECIPIENTS} recipients per request"})
     if errors:
-        raise Problem(422, "validation-failed", "The request has invalid fields; nothing was sent.",
-                      errors=errors[:200])
+        raise invalid(sorted(errors, key=_order), "The request has invalid fields; nothing was sent.")
     return clean, rejected_all, batch
+
+
+def _order(error: dict):
+    """Errors of a batch in the order of its messages (schema errors and the others mixed)."""
+    match = re.match(r"messages\[(\d+)\]", error["field"])
+    return int(match.group(1)) if match else -1
 
 
 def request_hash(body: dict) -> str:

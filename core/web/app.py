@@ -9,6 +9,7 @@ from pathlib import Path
 import tornado.web
 from tornado.routing import AnyMatches, HostMatches, Rule
 
+from ..bodyschema import request_schemas
 from ..templating import Templates
 from . import access_log, account_pages, admin_pages, auth_api, auth_pages, docs, pages
 from .base import BaseHandler, NotFoundHandler, prefetch_principal
@@ -136,6 +137,7 @@ class Application(tornado.web.Application):
             Rule(AnyMatches(), platform_routes),
         ]
         self.route_table = routes
+        compile_body_schemas(platform, routes)
         self.https = settings.https
         super().__init__(
             rules,
@@ -148,6 +150,19 @@ class Application(tornado.web.Application):
             debug=False,
             autoreload=False,
         )
+
+
+def compile_body_schemas(platform, routes) -> None:
+    """Compile, at start-up, the published request-body schema of every operation a handler checks
+    its body against (``body_schemas``); a name the document does not hold is an error now, not a
+    500 at the first request."""
+    schemas = request_schemas(platform)
+    for pattern, handler, _kwargs, addon in routes:
+        for method, operation in getattr(handler, "body_schemas", {}).items():
+            if operation not in schemas.bodies:
+                raise ValueError(f"{handler.__name__} ({addon or 'core'}, {pattern}) checks {method} bodies against "
+                                 f"{operation!r}, which the OpenAPI document does not describe with a JSON body")
+            schemas.operation(operation)
 
 
 class ThemeStaticHandler(StaticHandler):

@@ -23,6 +23,7 @@ import tornado.httputil
 import tornado.web
 
 from .. import tokenformat
+from ..bodyschema import invalid, request_schemas
 from ..db import current_tenant, run_in_tenant, run_sync
 from ..events import emit_with_work
 from ..groupcommit import GroupCommit
@@ -451,6 +452,12 @@ class ApiHandler(BaseHandler):
     """
 
     token_tenant_ok = True
+    # HTTP method → the operationId whose published request-body schema :meth:`json_body` checks
+    # (:mod:`core.bodyschema`); the refusal says ``invalid_body_detail``. ``batch_field``: the
+    # top-level list of a batch endpoint; more items than its schema allows is a 413.
+    body_schemas: dict[str, str] = {}
+    invalid_body_detail = "Some fields are invalid; nothing was changed."
+    batch_field: str | None = None
 
     def check_xsrf_cookie(self):
         return None  # decided after authentication, in check_permission()
@@ -482,7 +489,23 @@ class ApiHandler(BaseHandler):
             raise Problem(400, "invalid-characters",
                           f"The body holds text PostgreSQL cannot store ({bad}); remove NUL characters and "
                           "unpaired surrogates.")
+        return self.check_body(body)
+
+    def check_body(self, body: dict) -> dict:
+        """``body`` if the published schema of this method's operation (``body_schemas``) accepts it."""
+        operation = self.body_schemas.get(self.request.method)
+        if operation is not None:
+            errors = request_schemas(self.platform).operation(operation).errors(body)
+            if errors:
+                raise self.invalid_body(errors)
         return body
+
+    def invalid_body(self, errors: list[dict]) -> Problem:
+        """The answer to a body its operation's schema refuses (``errors`` from :mod:`core.bodyschema`)."""
+        for e in errors:
+            if e["keyword"] == "maxItems" and e["path"] == (self.batch_field,):
+                return Problem(413, "batch-too-large", f"Send at most {e['limit']} {self.batch_field} per request.")
+        return invalid(errors, self.invalid_body_detail)
 
     def write_json(self, data, status: int = 200):
         self.set_status(status)

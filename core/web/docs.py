@@ -13,7 +13,7 @@ import re
 
 from markupsafe import Markup, escape
 
-from ..openapi import HTTP_METHODS, PROBLEM, STATUS_TITLES, build_document, ref
+from ..openapi import HTTP_METHODS, PROBLEM, STATUS_TITLES, published_document, ref
 from ..permissions import PUBLIC
 from .base import ApiHandler, PageHandler
 
@@ -23,11 +23,7 @@ LINKED_OPERATIONS = 8  # an error code used by more operations shows a count ins
 
 def document(application) -> dict:
     """The application's OpenAPI document, built on first use."""
-    doc = application.__dict__.get("_openapi_document")
-    if doc is None:
-        doc = build_document(application.platform.registry, application.platform.settings)
-        application.__dict__["_openapi_document"] = doc
-    return doc
+    return published_document(application.platform)
 
 
 # ---------------------------------------------------------------------------
