@@ -11,6 +11,8 @@ each part belongs to and can gate it per tenant.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pluggy
 
 hookspec = pluggy.HookspecMarker("smsgw")
@@ -256,7 +258,7 @@ def smsgw_shutdown(app):
 # allowed). The return value is ignored.
 
 @hookspec
-def smsgw_permissions(register) -> None:
+def smsgw_permissions(register: Callable[..., None]) -> None:
     """Register the permissions this addon's handlers require (:mod:`core.permissions`).
 
     ``register(name, label, roles=(), *, scope=False, default_scope=False, verified_only=False)``:
@@ -277,7 +279,7 @@ def smsgw_permissions(register) -> None:
 
 
 @hookspec
-def smsgw_security_schemes(register) -> None:
+def smsgw_security_schemes(register: Callable[..., None]) -> None:
     """Register the OpenAPI security schemes of the credentials this addon accepts.
 
     ``register(name, scheme, *, accepted_by_kernel=False)``: ``scheme`` is an OpenAPI 3.1 Security
