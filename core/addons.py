@@ -137,6 +137,10 @@ class AddonRegistry:
                 module = importlib.import_module(f"{addon.package}.hooks")
             self.pm.register(module, name=addon.name)
         self.unknown_hooks = self._unknown_hooks()
+        from .permissions import collect
+
+        # What the addons register (permissions, API scopes, security schemes), validated now.
+        self.access = collect(self)
 
     def _unknown_hooks(self) -> list[tuple[str, str]]:
         """``(addon, hook)`` for implementations no spec describes: a typo, a hook that was renamed,

@@ -82,9 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     tkc.add_argument("--tenant", required=True, metavar="SLUG")
     tkc.add_argument("--name", required=True)
     tkc.add_argument("--scope", action="append", metavar="SCOPE",
-                     help="repeatable; default messages:send and messages:read. Known: "
-                          "messages:send, messages:read, devices:read, devices:write, webhooks:read, "
-                          "webhooks:write, settings:write")
+                     help="repeatable; default: the scopes the addons mark as default. "
+                          "`smsgw permissions` lists them all")
 
     ky = sub.add_parser("keys", help="rotate token-signing and data-encryption keys")
     kysub = ky.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
@@ -93,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     kr = kysub.add_parser("rotate-data-key", help="re-encrypt all secrets at rest under a new data key")
     kr.add_argument("--drop-old", action="store_true",
                     help="forget old data keys afterwards (only once every process has restarted)")
+
+    sub.add_parser("permissions", help="the permission matrix: who holds what, and the API token scopes",
+                   description="List every permission the kernel and the installed addons registered: the "
+                               "roles that hold it, whether an API token may have it (scope, * = preselected), "
+                               "whether it waits for a verified owner, and who registered it.")
 
     a = sub.add_parser("addons", help="list installed addons; enable or disable them per tenant")
     asub = a.add_subparsers(dest="addons_command", metavar="ACTION", required=True)
@@ -148,6 +152,9 @@ def dispatch(args, settings) -> int:
             if not platform.registry.addons:
                 print("No addons installed.")
             return 0
+        if args.command == "permissions":
+            print_permissions(platform.registry.access)
+            return 0
         platform.start_database(progress=lambda msg: print(msg, file=sys.stderr))
         if args.command == "migrate":
             from .progress import Progress
@@ -178,6 +185,17 @@ def dispatch(args, settings) -> int:
     return 0
 
 
+def print_permissions(access) -> None:
+    from .permissions import ROLES
+
+    print(f"{'permission':20} {'customer':9}{'user':5}{'admin':6}{'scope':6}{'verified':9}{'by':10} what it allows")
+    for p in access.permissions.values():
+        marks = [("yes" if role in p.roles else "-") for role in ROLES]
+        scope = ("yes*" if p.default_scope else "yes") if p.scope else "-"
+        print(f"{p.name:20} {marks[0]:9}{marks[1]:5}{marks[2]:6}{scope:6}{'yes' if p.verified_only else '-':9}"
+              f"{p.addon:10} {p.label}")
+
+
 def identity_command(platform, args) -> int:
     if args.command == "admin":
         from .admins import create_admin
@@ -191,7 +209,7 @@ def identity_command(platform, args) -> int:
         from .identity import AuthError, create_api_token
 
         tenant = platform.tenants.get(args.tenant)
-        scopes = args.scope or ["messages:send", "messages:read"]
+        scopes = args.scope or list(platform.registry.access.default_scopes)
         try:
             with tenant_transaction(tenant.ref):
                 row, token = create_api_token(tenant.slug, args.name, scopes, None)

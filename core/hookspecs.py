@@ -11,6 +11,8 @@ each part belongs to and can gate it per tenant.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pluggy
 
 hookspec = pluggy.HookspecMarker("smsgw")
@@ -243,3 +245,67 @@ def smsgw_startup(app):
 @hookspec
 def smsgw_shutdown(app):
     """Called once when a web process stops serving, before the database closes."""
+
+
+# ---------------------------------------------------------------------------
+# Registrations: what an addon adds to the kernel's registries
+# ---------------------------------------------------------------------------
+# Each is called once per addon, in load order (dependencies first), after the kernel registered
+# its own, when the addons are loaded (every process, before anything is served). ``register``
+# knows which addon is calling; the kernel validates every call and refuses to start, naming the
+# addon, on a malformed name, missing documentation, an unknown role or option, or a clash (a name
+# another addon, or the kernel, registered differently; registering the very same thing twice is
+# allowed). The return value is ignored.
+
+@hookspec
+def smsgw_permissions(register: Callable[..., None]) -> None:
+    """Register the permissions this addon's handlers require (:mod:`core.permissions`).
+
+    ``register(name, label, roles=(), *, scope=False, default_scope=False, verified_only=False)``:
+
+    * ``name``: ``"area:action"`` in lower case, e.g. ``"hello:read"``; what a handler names in
+      ``permission`` / ``permissions`` and a menu entry in its permission;
+    * ``label``: one line saying what it allows, shown in the permission matrix (``smsgw permissions``);
+    * ``roles``: the roles that hold it, of ``"customer"``, ``"user"`` and ``"admin"`` (an Admin's
+      access is read-only, under an access grant with a written reason); none for a permission
+      only the addon's own principals hold (e.g. phones through ``smsgw_principal_from_token``);
+    * ``scope``: an API token may be created with it (it then holds it whatever its creator's role);
+    * ``default_scope``: preselected for a new API token (needs ``scope``);
+    * ``verified_only``: refused until a self-service workspace's owner confirmed their address
+      (for anything that reaches third parties or mints credentials).
+
+    :param register: the callable above, bound to this addon.
+    """
+
+
+@hookspec
+def smsgw_security_schemes(register: Callable[..., None]) -> None:
+    """Register the OpenAPI security schemes of the credentials this addon accepts.
+
+    ``register(name, scheme, *, accepted_by_kernel=False)``: ``scheme`` is an OpenAPI 3.1 Security
+    Scheme Object (a dict with ``type`` and a ``description`` saying who sends it and where it
+    works), published under ``components.securitySchemes.<name>``, which the addon's operations then
+    name in their ``security``. ``accepted_by_kernel``: the credential becomes a principal of the
+    workspace (through ``smsgw_principal_from_token``), so the kernel's endpoints that any credential
+    may call (``/api/v1/me``, ``/api/v1/auth/logout``) list the scheme too.
+
+    :param register: the callable above, bound to this addon.
+    """
+
+
+# ---------------------------------------------------------------------------
+# API tokens
+# ---------------------------------------------------------------------------
+
+@hookspec
+def smsgw_access_token_revoked(tenant, claims: dict) -> bool | None:
+    """Return ``True`` when the access token (JWT) with these verified ``claims`` was revoked.
+
+    Called by the kernel for every access token it accepts, inside the tenant's transaction, on
+    every addon (installed, whatever the tenant enabled: a token may be revoked by an addon the
+    tenant switched off since); one ``True`` refuses the token (401). ``None``/``False`` mean "not
+    revoked by me". Called on every API request made with a JWT: keep it to one indexed lookup.
+
+    :param tenant: the :class:`core.tenancy.TenantInfo` the token names.
+    :param claims: the verified JWT claims (``jti``, ``sub``, ``exp``, ...).
+    """

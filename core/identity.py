@@ -19,7 +19,7 @@ from peewee import fn
 from . import passwords, tokenformat
 from .i18n import N_
 from .catalogue import utcnow
-from .permissions import API_SCOPES, Principal, role_permissions
+from .permissions import Principal, catalogue, role_permissions
 from .users import ApiToken, OneTimeLink, RefreshToken, Session, User
 
 SESSION_TTL = dt.timedelta(days=14)
@@ -327,9 +327,10 @@ def create_api_token(tenant_slug: str, name: str, scopes: list[str], created_by:
     if not 1 <= len(name) <= 100:
         raise AuthError("Give the token a name of 1 to 100 characters.")
     scopes = sorted(set(scopes or []))
-    unknown = [s for s in scopes if s not in API_SCOPES]
+    known = catalogue().api_scopes
+    unknown = [s for s in scopes if s not in known]
     if unknown:
-        raise AuthError(f"Unknown scope(s): {', '.join(unknown)[:200]}. Known: {', '.join(API_SCOPES)}.")
+        raise AuthError(f"Unknown scope(s): {', '.join(unknown)[:200]}. Known: {', '.join(known)}.")
     if not scopes:
         raise AuthError("Choose at least one scope.")
     token = tokenformat.generate("sgw", tenant_slug)

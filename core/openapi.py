@@ -224,17 +224,8 @@ SECURITY_SCHEMES = {
                        "also work on the main host. A browser session of the dashboard works too, with an "
                        "`X-XSRFToken` header on anything but GET.",
     },
-    "deviceToken": {
-        "type": "http", "scheme": "bearer", "bearerFormat": "device token (sgd_…)",
-        "description": "`Authorization: Bearer sgd_<workspace>_…`: the token a phone receives when it pairs "
-                       "(`POST /api/device/v1/register`). It only reaches the device protocol.",
-    },
-    "basic": {
-        "type": "http", "scheme": "basic",
-        "description": "HTTP Basic credentials, used only by the compatibility API for existing SMS gateway "
-                       "clients (when that addon is installed).",
-    },
 }
+# The kernel's own; addons register the schemes of the credentials they add (smsgw_security_schemes).
 
 CORE_SCHEMAS = {
     "Problem": {
@@ -329,7 +320,7 @@ CORE_SCHEMAS = {
 }
 
 
-def core_paths() -> dict:
+def core_paths(any_credential: list) -> dict:
     return {
         "/health/live": {"get": {
             "operationId": "healthLive", "tags": ["Health"], "summary": "Liveness",
@@ -388,7 +379,7 @@ def core_paths() -> dict:
             "description": "Revokes every refresh token and dashboard session of the calling user, and with "
                            "them every access token minted from those sign-ins (refused at once, not when they "
                            "expire). Needs `profile:edit`: a scoped access token or an API token gets 403.",
-            "security": security() + security(scheme="deviceToken"),
+            "security": list(any_credential),
             "responses": responses(
                 {204: no_content("Signed out.")},
                 api_errors(write=True),
@@ -399,7 +390,7 @@ def core_paths() -> dict:
         "/api/v1/me": {"get": {
             "operationId": "getMe", "tags": ["Authentication"], "summary": "Who am I",
             "description": "Who the credentials belong to and what they allow.",
-            "security": security() + security(scheme="deviceToken"),
+            "security": list(any_credential),
             "responses": responses({200: json_response("The caller.", ref("Me"))}, api_errors()),
         }},
         "/api/openapi.json": {"get": {
@@ -508,15 +499,17 @@ def merge_fragment(doc: dict, addon: str, fragment: dict) -> None:
 
 def build_document(registry, settings) -> dict:
     """The full OpenAPI 3.1 document: the kernel's part and every installed addon's fragment."""
+    access = registry.access
     doc = {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "SMS Gateway API", "version": __version__, "description": description(settings)},
         "servers": servers(settings),
         "tags": copy.deepcopy(CORE_TAGS),
-        "paths": core_paths(),
+        "paths": core_paths(security() + [s for name in access.kernel_endpoint_schemes()
+                                          for s in security(scheme=name)]),
         "webhooks": {},
         "components": {"schemas": copy.deepcopy(CORE_SCHEMAS),
-                       "securitySchemes": copy.deepcopy(SECURITY_SCHEMES)},
+                       "securitySchemes": copy.deepcopy(access.openapi_schemes())},
     }
     for addon, fragment in registry.call_each("smsgw_openapi"):
         merge_fragment(doc, addon, fragment)

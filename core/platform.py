@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from . import db as dbmod
-from . import dbsetup
+from . import dbsetup, permissions
 from .addons import AddonRegistry
 from .config import Settings
 from .embedded_pg import EmbeddedPostgres
@@ -30,6 +30,7 @@ class Platform:
         self.settings = settings
         self.secrets = SecretStore(settings.data_dir)
         self.registry = registry or AddonRegistry()
+        permissions.install(self.registry.access)
         self.embedded: EmbeddedPostgres | None = None
         self.pg_supervisor = None
         self.admin_url: str | None = None

@@ -72,7 +72,7 @@ class TenantInfo:
     default_region: str
     enabled_addons: frozenset = field(default_factory=frozenset)
     # False until the owner of a self-service sign-up confirms their address: such a workspace may
-    # not use the permissions in core.permissions.VERIFIED_ONLY (checked in BaseHandler.check_permission).
+    # not use the permissions registered verified_only (core.permissions; checked in BaseHandler.check_permission).
     verified: bool = True
 
     @property

@@ -144,6 +144,66 @@ def test_third_party_addon_route_served_only_to_tenants_that_enabled_it(
     assert "Stopped." in out
 
 
+@pytest.mark.slow
+def test_third_party_addon_adds_a_permission_a_scope_and_a_role_grant_through_hooks_alone(
+        platform, make_tenant, cli_env, hello_installed):
+    """hello registers ``hello:read`` (held by Customers, an API token scope) and an API route that
+    requires it; a server that has hello installed enforces both, and this process never sees it."""
+    from core.permissions import catalogue
+    from tests.support.identity import OWNER_PASSWORD, add_user, owner_email, smsgw
+    from tests.support.serve import start_serve, stop_serve
+
+    assert "hello:read" not in catalogue().permissions  # the rest of the suite does not see the addon
+    env = dict(cli_env)
+    env["PYTHONPATH"] = f"{hello_installed}{os.pathsep}{env['PYTHONPATH']}"
+    listed = smsgw(env, "permissions")
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("hello:read "))
+    assert row.split() == ["hello:read", "yes", "-", "-", "yes", "-", "hello", "Count", "the", "greetings"]
+
+    tenant = make_tenant("hello-perm")
+    add_user(platform, tenant, f"member@{tenant.slug}.example", OWNER_PASSWORD, role="user")
+    tokens = {}
+    for name, scope in (("hello", "hello:read"), ("other", "messages:read")):
+        made = smsgw(env, "token", "create", "--tenant", tenant.slug, "--name", name, "--scope", scope)
+        assert made.returncode == 0, made.stderr
+        tokens[name] = made.stdout.strip()
+    proc, port, _ = start_serve(env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        host = {"Host": f"{tenant.slug}.{platform.settings.base_domain}"}
+
+        def greetings(token):
+            return requests.get(base + "/api/hello/v1/greetings", timeout=10,
+                                headers={**host, "Authorization": f"Bearer {token}"})
+
+        assert greetings(tokens["hello"]).status_code == 404  # not enabled for this workspace yet
+        enabled = smsgw(env, "addons", "enable", tenant.slug, "hello")
+        assert enabled.returncode == 0, enabled.stderr
+        deadline = time.time() + 10
+        while (r := greetings(tokens["hello"])).status_code == 404 and time.time() < deadline:
+            time.sleep(0.1)  # the server learns of the change through NOTIFY
+        # An API token created with the addon's scope may call its route ...
+        assert r.status_code == 200, r.text
+        assert r.json() == {"greetings": 2}
+        # ... one without it may not.
+        r = greetings(tokens["other"])
+        assert r.status_code == 403 and r.headers["Content-Type"].startswith("application/problem+json")
+        assert r.json()["code"] == "forbidden"
+        # People, per the addon's role grant: Customers hold hello:read, Users do not.
+        for email_address, status in ((owner_email(tenant), 200), (f"member@{tenant.slug}.example", 403)):
+            signed_in = requests.post(base + "/api/v1/auth/token", headers=host, timeout=10,
+                                      json={"email": email_address, "password": OWNER_PASSWORD})
+            assert signed_in.status_code == 200, signed_in.text
+            access = signed_in.json()["access_token"]
+            assert (email_address, greetings(access).status_code) == (email_address, status)
+            me = requests.get(base + "/api/v1/me", headers={**host, "Authorization": f"Bearer {access}"}, timeout=10)
+            assert ("hello:read" in me.json()["permissions"]) == (status == 200)
+    finally:
+        out = stop_serve(proc)
+    assert "Traceback" not in out, out
+
+
 def test_enabling_unknown_addon_is_refused(platform, make_tenant):
     from core.tenancy import TenantError
 

@@ -33,3 +33,8 @@ def smsgw_tasks(queue):
 @hookimpl
 def smsgw_admin_sections():
     return {"audit": (N_("Audit trail"), lambda tenant: trail.query(tenant.id, limit=200), False)}
+
+
+@hookimpl
+def smsgw_permissions(register):
+    register("audit:read", "Read and export the workspace's audit trail", ["customer", "admin"])

@@ -27,6 +27,15 @@ def smsgw_openapi():
 
 
 @hookimpl
+def smsgw_security_schemes(register):
+    register("basic", {
+        "type": "http", "scheme": "basic",
+        "description": "HTTP Basic credentials, used only by the compatibility API for existing SMS gateway "
+                       "clients (when that addon is installed).",
+    })
+
+
+@hookimpl
 def smsgw_access_token_revoked(tenant, claims):
     # Checked for every JWT of every tenant (a jti may be revoked here whatever issued it),
     # inside the tenant's transaction: one primary-key lookup.

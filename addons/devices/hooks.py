@@ -60,3 +60,22 @@ def smsgw_openapi():
     from . import openapi
 
     return openapi.fragment()
+
+
+# -- what the devices addon registers with the kernel --------------------------
+
+@hookimpl
+def smsgw_permissions(register):
+    register("devices:read", "See the phones, their health and pairing", ["customer", "user", "admin"], scope=True)
+    register("devices:write", "Pair, rename, configure and remove phones", ["customer"], scope=True)
+    # Held by no role: only a paired phone's device token (smsgw_principal_from_token) carries it.
+    register(service.DEVICE_PERMISSION, "Speak the device protocol (paired phones only)")
+
+
+@hookimpl
+def smsgw_security_schemes(register):
+    register("deviceToken", {
+        "type": "http", "scheme": "bearer", "bearerFormat": "device token (sgd_…)",
+        "description": "`Authorization: Bearer sgd_<workspace>_…`: the token a phone receives when it pairs "
+                       "(`POST /api/device/v1/register`). It only reaches the device protocol.",
+    }, accepted_by_kernel=True)

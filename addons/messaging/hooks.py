@@ -122,3 +122,14 @@ def smsgw_openapi():
     from . import openapi
 
     return openapi.fragment()
+
+
+# -- what the messaging addon registers with the kernel ------------------------
+
+@hookimpl
+def smsgw_permissions(register):
+    # Sending reaches third parties: not before a self-service workspace's owner confirmed their address.
+    register("messages:send", "Send SMS and cancel unsent ones", ["customer", "user"], scope=True,
+             default_scope=True, verified_only=True)
+    register("messages:read", "See sent and received messages, opt-outs and statistics",
+             ["customer", "user", "admin"], scope=True, default_scope=True)

@@ -69,3 +69,13 @@ def smsgw_openapi():
     from . import openapi
 
     return openapi.fragment()
+
+
+# -- what the webhooks addon registers with the kernel -------------------------
+
+@hookimpl
+def smsgw_permissions(register):
+    register("webhooks:read", "See webhook endpoints and their delivery log", ["customer", "user", "admin"],
+             scope=True)
+    register("webhooks:write", "Add, change, test and remove webhook endpoints; redeliver events", ["customer"],
+             scope=True)

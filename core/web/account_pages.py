@@ -15,7 +15,7 @@ from ..events import emit, emit_with_work
 from ..i18n import N_
 from ..identity import (AuthError, _password_stamp, check_password, create_api_token, revoke_api_token,
                         revoke_user_credentials, set_password)
-from ..permissions import API_SCOPES, PUBLIC
+from ..permissions import PUBLIC, catalogue
 from ..users import TENANT_ROLES, ApiToken, User
 from .auth_pages import audit
 from .base import PageHandler
@@ -286,9 +286,14 @@ class TeamHandler(PageHandler):
 class TokensHandler(PageHandler):
     permission = "tokens:manage"
 
+    def render_tokens(self, tokens, new_token=None, error=None):
+        access = catalogue()  # the scopes the kernel and the installed addons registered
+        self.render("tokens.html", tokens=tokens, scopes=access.api_scopes, default_scopes=access.default_scopes,
+                    new_token=new_token, error=error)
+
     async def get(self):
         tokens = await self.in_tenant(lambda: list(ApiToken.select().order_by(ApiToken.created_at.desc())))
-        self.render("tokens.html", tokens=tokens, scopes=API_SCOPES, new_token=None, error=None)
+        self.render_tokens(tokens)
 
     async def post(self):
         action = self.get_body_argument("action", "create")
@@ -319,12 +324,12 @@ class TokensHandler(PageHandler):
         except AuthError as exc:
             tokens = await self.in_tenant(lambda: list(ApiToken.select().order_by(ApiToken.created_at.desc())))
             self.set_status(422)
-            self.render("tokens.html", tokens=tokens, scopes=API_SCOPES, new_token=None, error=str(exc))
+            self.render_tokens(tokens, error=str(exc))
             return
         tokens = await self.in_tenant(lambda: list(ApiToken.select().order_by(ApiToken.created_at.desc())))
         # Shown once, on this response only; never stored or shown again.
         self.set_header("Cache-Control", "no-store")
-        self.render("tokens.html", tokens=tokens, scopes=API_SCOPES, new_token=token, error=None)
+        self.render_tokens(tokens, new_token=token)
 
 
 class EmailLinkHandler(PageHandler):

@@ -10,6 +10,7 @@ import tornado.web
 from tornado.routing import AnyMatches, HostMatches, Rule
 
 from ..bodyschema import request_schemas
+from ..permissions import AUTHENTICATED, PUBLIC, RegistrationError
 from ..templating import Templates
 from . import access_log, account_pages, admin_pages, auth_api, auth_pages, docs, pages
 from .base import BaseHandler, NotFoundHandler, prefetch_principal
@@ -17,6 +18,20 @@ from .base import BaseHandler, NotFoundHandler, prefetch_principal
 log = logging.getLogger(__name__)
 
 CORE_STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+def check_route_permissions(routes, access) -> None:
+    """Refuse to start when a route requires a permission nobody registered: nobody could call it.
+
+    ``routes``: ``(pattern, handler, kwargs, addon)``; ``access``: the :class:`AccessCatalogue`.
+    """
+    for pattern, handler, _kwargs, addon in routes:
+        declared = handler.permissions.values() if handler.permissions is not None else [handler.permission]
+        for name in declared:
+            if name is not None and name not in (PUBLIC, AUTHENTICATED) and name not in access.permissions:
+                raise RegistrationError(
+                    f"{'the kernel' if addon is None else f'addon {addon!r}'}: {handler.__name__} at {pattern} "
+                    f"requires {name!r}, which neither the kernel nor an addon registered (smsgw_permissions)")
 
 
 class StaticHandler(tornado.web.StaticFileHandler):
@@ -136,6 +151,7 @@ class Application(tornado.web.Application):
             Rule(HostMatches(tenant_host), tenant_routes),
             Rule(AnyMatches(), platform_routes),
         ]
+        check_route_permissions(routes, registry.access)
         self.route_table = routes
         compile_body_schemas(platform, routes)
         self.https = settings.https

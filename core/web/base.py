@@ -29,7 +29,7 @@ from ..events import emit_with_work
 from ..groupcommit import GroupCommit
 from ..i18n import N_
 from ..outage import database_outage, is_unavailable
-from ..permissions import PUBLIC, VERIFIED_ONLY, Principal
+from ..permissions import PUBLIC, Principal, catalogue
 from . import jsonin
 from .jsonout import json_bytes
 from .mediatype import is_json
@@ -50,7 +50,7 @@ class BaseHandler(tornado.web.RequestHandler):
     addon: str | None = None
     max_body_size: int | None = None  # defaults to settings.max_body_size
     # What a request needs, checked centrally in prepare(): a permission name
-    # from core.permissions.MATRIX, PUBLIC or AUTHENTICATED; per method via
+    # registered in core.permissions (by the kernel or an addon), PUBLIC or AUTHENTICATED; per method via
     # ``permissions = {"GET": ..., "POST": ...}``. Undeclared means refused.
     permission: str | None = None
     permissions: dict | None = None
@@ -159,7 +159,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if not self.principal.can(required):
             raise Problem(403, "forbidden",
                           "Your role does not allow this. Ask the account owner if you need it.")
-        if required in VERIFIED_ONLY and self.tenant is not None and not self.tenant.verified:
+        if required in catalogue().verified_only and self.tenant is not None and not self.tenant.verified:
             who = self.principal.email if self.principal.is_customer and self.principal.email else "the owner's address"
             raise Problem(403, "workspace-unverified",
                           f"Confirm your e-mail address first: we sent a link to {who}; resend it from "
@@ -262,11 +262,10 @@ class BaseHandler(tornado.web.RequestHandler):
     def _access_token_revoked(self, tenant, claims: dict) -> bool:
         """Hook point, inside the tenant's transaction: has an addon revoked this access token?
 
-        Addons implement ``smsgw_access_token_revoked(tenant, claims)`` (declared by the addon
-        that introduces revocation, e.g. compat); without any, no token is revoked early.
+        Addons implement ``smsgw_access_token_revoked(tenant, claims)``; without any, no token
+        is revoked early.
         """
-        hook = getattr(self.platform.registry.hook, "smsgw_access_token_revoked", None)
-        return hook is not None and any(hook(tenant=tenant, claims=claims))
+        return any(self.platform.registry.hook.smsgw_access_token_revoked(tenant=tenant, claims=claims))
 
     def check_xsrf_cookie(self):
         try:
