@@ -3,14 +3,12 @@ declaration names real columns, and the loader refuses a model that does not say
 
 from __future__ import annotations
 
-import sys
-import textwrap
-
 import pytest
 
-from core.addons import AddonError, AddonRegistry, read_manifest
+from core.addons import AddonError, AddonRegistry
 from core.datamap import NO_PERSONAL_DATA, WHOLE_TABLE, DeclarationError, PersonalData, Table, declare
 from core.db import app_db, connection
+from tests.support.addons import addon_folder, make_addon
 
 def columns_in(schema: str) -> dict[str, set[str]]:
     """``{table: {column}}`` of a schema, from pg_catalog (the app role sees it without privileges)."""
@@ -107,12 +105,7 @@ def test_what_is_not_a_declaration_is_refused():
 
 
 def test_the_loader_refuses_an_addon_whose_model_says_nothing_about_personal_data(tmp_path):
-    pkg = tmp_path / "specs_test_undeclared"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "__manifest__.py").write_text(repr({"name": "undeclared", "version": "1", "summary": "a test addon",
-                                               "depends": [], "license": "MIT", "author": "tests"}))
-    (pkg / "hooks.py").write_text(textwrap.dedent('''
+    hooks = '''
         from peewee import TextField
 
         from core.addons import hookimpl
@@ -129,15 +122,10 @@ def test_the_loader_refuses_an_addon_whose_model_says_nothing_about_personal_dat
         @hookimpl
         def smsgw_models():
             return [Contact]
-    '''))
-    sys.path.insert(0, str(tmp_path))
-    try:
+    '''
+    with addon_folder(tmp_path):
         with pytest.raises(AddonError, match="addon 'undeclared': model Contact has no Meta.privacy"):
-            AddonRegistry(addons=[read_manifest("specs_test_undeclared")])
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in [m for m in sys.modules if m.startswith("specs_test_")]:
-            del sys.modules[name]
+            AddonRegistry(addons=[make_addon(tmp_path, "undeclared", hooks)])
 
 
 def test_two_addons_cannot_declare_the_same_table(tmp_path):
@@ -150,20 +138,7 @@ def test_two_addons_cannot_declare_the_same_table(tmp_path):
         def smsgw_models():
             return [Table("shared_things", "tenant", NO_PERSONAL_DATA)]
     '''
-    manifests = []
-    for name in ("one", "two"):
-        pkg = tmp_path / f"specs_test_{name}"
-        pkg.mkdir()
-        (pkg / "__init__.py").write_text("")
-        (pkg / "__manifest__.py").write_text(repr({"name": name, "version": "1", "summary": "a test addon",
-                                                   "depends": [], "license": "MIT", "author": "tests"}))
-        (pkg / "hooks.py").write_text(textwrap.dedent(hooks))
-    sys.path.insert(0, str(tmp_path))
-    try:
-        manifests = [read_manifest("specs_test_one"), read_manifest("specs_test_two")]
+    with addon_folder(tmp_path):
+        manifests = [make_addon(tmp_path, "one", hooks), make_addon(tmp_path, "two", hooks)]
         with pytest.raises(AddonError, match="shared_things is declared by both 'one' and 'two'"):
             AddonRegistry(addons=manifests)
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in [m for m in sys.modules if m.startswith("specs_test_")]:
-            del sys.modules[name]

@@ -7,14 +7,13 @@ import dataclasses
 import importlib
 import inspect
 import re
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from core import hookspecs
-from core.addons import AddonRegistry, read_manifest
+from core.addons import AddonRegistry
+from tests.support.addons import addon_folder, make_addon
 from tests.support.devices import device_client, fetch, raw_device, submit
 from tests.support.phones import api_client
 
@@ -91,17 +90,6 @@ def test_every_spec_is_documented_typed_and_called(module, spec):
 
 # -- one call order ----------------------------------------------------------------------------
 
-def make_addon(root: Path, name: str, depends: list[str], hooks: str):
-    """A small addon package of our own under ``root`` (on sys.path), returned as its manifest."""
-    pkg = root / f"specs_test_{name}"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "__manifest__.py").write_text(repr({"name": name, "version": "1", "summary": "a test addon",
-                                               "depends": depends, "license": "MIT", "author": "tests"}))
-    (pkg / "hooks.py").write_text(textwrap.dedent(hooks))
-    return read_manifest(pkg.name)
-
-
 HOOKS = '''
     from core.addons import hookimpl
 
@@ -135,15 +123,10 @@ HOOKS = '''
 @pytest.fixture
 def two_addons(tmp_path):
     """``top`` depends on ``base``; named so that name order and dependency order disagree."""
-    sys.path.insert(0, str(tmp_path))
-    try:
-        base = make_addon(tmp_path, "zbase", [], HOOKS.format(name="zbase"))
-        top = make_addon(tmp_path, "atop", ["zbase"], HOOKS.format(name="atop"))
+    with addon_folder(tmp_path):
+        base = make_addon(tmp_path, "zbase", HOOKS.format(name="zbase"))
+        top = make_addon(tmp_path, "atop", HOOKS.format(name="atop"), depends=("zbase",))
         yield AddonRegistry(addons=[top, base])
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in [m for m in sys.modules if m.startswith("specs_test_")]:
-            del sys.modules[name]
 
 
 def test_hooks_run_dependencies_first_on_every_path(two_addons):
