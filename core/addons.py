@@ -4,6 +4,17 @@ Shipped addons and resellers' packages are found the same way: through the
 entry-point group ``smsgw.addons`` (``name = package``). Each package holds a
 ``__manifest__.py`` that is a dict literal, read with ``ast.literal_eval`` so
 that no addon code runs to learn its name, version and dependencies.
+
+Every hook call goes through the registry, which applies the two delivery rules
+of :mod:`core.hookspecs`:
+
+* **Order**: addons are called in dependency order (an addon after the addons it
+  depends on, ties by name), whether through ``registry.hook.<name>(...)``,
+  :meth:`AddonRegistry.call_each` or :meth:`AddonRegistry.folders`. pluggy calls
+  the plugin registered last first, so the addons are registered in reverse.
+* **Tenants**: a hook whose spec takes a ``tenant`` reaches only the addons that
+  tenant enabled (unless the spec is marked :func:`core.hookspecs.every_addon`).
+  The registry filters; addons do not check ``tenant.enabled_addons`` by hand.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from pathlib import Path
 
 import pluggy
 
-from . import hookspecs
+from . import datamap, hookspecs
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +141,20 @@ class AddonRegistry:
         for addon in self.addons:
             if importlib.util.find_spec(f"{addon.package}.hookspecs") is not None:
                 self.pm.add_hookspecs(importlib.import_module(f"{addon.package}.hookspecs"))
-        for addon in self.addons:
+        # pluggy calls the last registered plugin first: register in reverse so that every call
+        # runs in dependency order, as call_each does.
+        for addon in reversed(self.addons):
             module = importlib.import_module(addon.package)
             hooks_spec = importlib.util.find_spec(f"{addon.package}.hooks")
             if hooks_spec is not None:
                 module = importlib.import_module(f"{addon.package}.hooks")
             self.pm.register(module, name=addon.name)
         self.unknown_hooks = self._unknown_hooks()
+        self._relay = HookRelay(self)
+        try:
+            self._models = datamap.collect(self)
+        except datamap.DeclarationError as exc:
+            raise AddonError(str(exc)) from None
         from .permissions import collect
 
         # What the addons register (permissions, API scopes, security schemes), validated now.
@@ -158,22 +176,37 @@ class AddonRegistry:
         return found
 
     @property
-    def hook(self):
-        return self.pm.hook
+    def hook(self) -> "HookRelay":
+        """``registry.hook.smsgw_x(**kwargs)``: call a hook, in dependency order, on the addons it
+        reaches (for a tenant-scoped hook: the addons ``kwargs["tenant"]`` enabled)."""
+        return self._relay
 
     def names(self) -> list[str]:
         return [a.name for a in self.addons]
+
+    def tenant_scoped(self, hook_name: str) -> bool:
+        """Does this hook reach only the addons enabled for the ``tenant`` it is called with?"""
+        spec = getattr(self.pm.hook, hook_name).spec
+        return (spec is not None and "tenant" in spec.argnames
+                and not getattr(spec.function, hookspecs.EVERY_ADDON, False))
+
+    def models(self) -> list["datamap.DeclaredModel"]:
+        """Every table the kernel and the addons declared (``smsgw_models``), with its privacy
+        declaration: what the privacy addon's export, retention and erasure walk."""
+        return list(self._models)
 
     def call_each(self, hook_name: str, **kwargs) -> list[tuple[str, object]]:
         """Call one hook addon by addon, in dependency order: ``[(addon_name, result)]``.
 
         ``None`` results are skipped. Implementations may take any subset of ``kwargs``.
+        A tenant-scoped hook (see :meth:`tenant_scoped`) skips addons ``kwargs["tenant"]`` has not enabled.
         """
         impls = {impl.plugin_name: impl for impl in getattr(self.pm.hook, hook_name).get_hookimpls()}
+        enabled = kwargs["tenant"].enabled_addons if self.tenant_scoped(hook_name) else None
         out = []
         for addon in self.addons:
             impl = impls.get(addon.name)
-            if impl is None:
+            if impl is None or (enabled is not None and addon.name not in enabled):
                 continue
             result = impl.function(**{k: kwargs[k] for k in impl.argnames})
             if result is not None:
@@ -199,8 +232,58 @@ class AddonRegistry:
         return out
 
     def call_one(self, addon: str, hook_name: str, **kwargs):
-        """Call one addon's implementation of a hook (``None`` if it has none)."""
+        """Call one addon's implementation of a hook (``None`` if it has none).
+
+        The caller chose the addon: no tenant filter applies (the kernel uses it for an addon's
+        own parts, e.g. its tasks)."""
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             if impl.plugin_name == addon:
                 return impl.function(**{k: kwargs[k] for k in impl.argnames})
         return None
+
+
+class HookRelay:
+    """What ``registry.hook`` gives: pluggy's hook callers with the registry's delivery rules.
+
+    ``relay.smsgw_x`` is pluggy's own caller (dependency order, by registration) unless the hook
+    is tenant-scoped; then it is a :class:`TenantHookCaller`. Looked up once per hook name.
+    """
+
+    def __init__(self, registry: AddonRegistry):
+        self._registry = registry
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        caller = getattr(self._registry.pm.hook, name)  # AttributeError for a hook nobody declares
+        if self._registry.tenant_scoped(name):
+            caller = TenantHookCaller(self._registry, name)
+        setattr(self, name, caller)
+        return caller
+
+
+class TenantHookCaller:
+    """Calls a tenant-scoped hook on the addons the ``tenant`` keyword argument enabled.
+
+    One pluggy subset caller per set of enabled addons, kept: a tenant's ``enabled_addons`` is a
+    frozenset (its hash is cached), so the call costs a dict lookup more than pluggy's own.
+    Plugins that are not addons (a test's recorder) are always called.
+    """
+
+    __slots__ = ("_registry", "name", "_callers")
+
+    def __init__(self, registry: AddonRegistry, name: str):
+        self._registry, self.name = registry, name
+        self._callers: dict[frozenset, object] = {}
+
+    def __call__(self, **kwargs):
+        enabled = kwargs["tenant"].enabled_addons
+        caller = self._callers.get(enabled)
+        if caller is None:
+            pm = self._registry.pm
+            disabled = [pm.get_plugin(a.name) for a in self._registry.addons if a.name not in enabled]
+            caller = pm.subset_hook_caller(self.name, [p for p in disabled if p is not None])
+            if len(self._callers) >= 256:  # distinct sets of enabled addons are few; bound it anyway
+                self._callers.clear()
+            self._callers[frozenset(enabled)] = caller
+        return caller(**kwargs)

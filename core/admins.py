@@ -8,6 +8,7 @@ from peewee import BigAutoField, BooleanField, DateTimeField, TextField, fn
 
 from . import passwords
 from .catalogue import CatalogueModel, utcnow
+from .datamap import PersonalData
 from .db import connection
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$")
@@ -28,6 +29,8 @@ class PlatformAdmin(CatalogueModel):
 
     class Meta:
         table_name = "platform_admin"
+        privacy = PersonalData(personal=("email", "name"), subjects={"admin": "id"},
+                               export=("email", "name", "is_active", "created_at"), erase="delete")
 
     @classmethod
     def by_email(cls, email: str):

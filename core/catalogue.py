@@ -7,6 +7,7 @@ import datetime as dt
 from peewee import (BigAutoField, BooleanField, DateTimeField, ForeignKeyField,
                     IntegerField, Model, TextField, CompositeKey)
 
+from .datamap import NO_PERSONAL_DATA, PersonalData
 from .db import TenantRef, app_db
 
 
@@ -40,6 +41,8 @@ class Tenant(CatalogueModel):
 
     class Meta:
         table_name = "tenant"
+        privacy = PersonalData(personal=("name",), subjects={"tenant": "id"},
+                               export=("slug", "name", "plan", "status", "created_at", "verified_at"), erase="delete")
 
     @property
     def ref(self) -> TenantRef:
@@ -58,6 +61,7 @@ class TenantAddon(CatalogueModel):
 
     class Meta:
         table_name = "tenant_addon"
+        privacy = NO_PERSONAL_DATA
         primary_key = CompositeKey("tenant", "addon")
 
 
@@ -69,6 +73,7 @@ class TenantMigration(CatalogueModel):
 
     class Meta:
         table_name = "tenant_migration"
+        privacy = NO_PERSONAL_DATA
         primary_key = CompositeKey("tenant", "addon", "version")
 
 

@@ -103,8 +103,8 @@ def rotate_data_key(platform, drop_old: bool = False, progress=None) -> dict:
     public_fields = list(CORE_ENCRYPTED_PUBLIC)
     tenant_fields = []
     for _addon, fields in platform.registry.call_each("smsgw_encrypted_fields"):
-        for scope, table, key_col, col in fields:
-            (public_fields if scope == "public" else tenant_fields).append((table, key_col, col))
+        for f in fields:
+            (public_fields if f.scope == "public" else tenant_fields).append((f.table, f.key_column, f.value_column))
     counts = {"public": 0, "tenant": 0}
 
     def rewrite(table, key_col, col):

@@ -7,15 +7,77 @@ spec names. Parameters are only ever added, never changed.
 Hooks that describe an addon's *parts* (migrations, routes, templates, ...)
 are called once per addon by the loader, which therefore knows which addon
 each part belongs to and can gate it per tenant.
+
+Every spec (here and in ``addons/*/hookspecs.py``) types its parameters and
+ends its docstring with the same lines, checked by ``tests/test_hookspecs.py``:
+
+* ``Result:`` what the caller gets. ``first`` — the first non-``None`` result
+  (the spec says ``firstresult=True``; later addons are not called).
+  ``collected`` — a list of every non-``None`` result, in call order.
+  ``per addon`` — the kernel calls addon by addon (``call_each``/``call_one``/
+  ``folders``) and knows which addon gave which part. ``none`` — an event;
+  results are ignored.
+* ``Order:`` always ``dependencies first``: an addon is called after the addons
+  it ``depends`` on, ties by name, on every path (``registry.hook``,
+  ``call_each``, ``folders``). Hooks with results to merge say what wins.
+* ``Reaches:`` on every hook that takes a ``tenant``. Such a hook reaches only
+  the addons that tenant enabled (the registry filters, see
+  :class:`core.addons.TenantHookCaller`; an addon never checks
+  ``tenant.enabled_addons`` itself), unless the spec is marked
+  :func:`every_addon`: lifecycle and security hooks that an installed addon
+  must hear whether or not the tenant uses it now.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 import pluggy
 
+if TYPE_CHECKING:
+    import datetime as dt
+    from pathlib import Path
+
+    from .config import Settings
+    from .datamap import Table
+    from .events import AuditEvent
+    from .permissions import Principal
+    from .platform import Platform
+    from .tasks import TaskQueue
+    from .tenancy import TenantInfo
+    from .web.app import Application
+    from .web.base import BaseHandler
+    from .web.menu import MenuItem
+
 hookspec = pluggy.HookspecMarker("smsgw")
+
+EVERY_ADDON = "smsgw_every_addon"
+
+
+def every_addon(spec):
+    """Mark a spec that takes a ``tenant`` but reaches every installed addon, enabled or not."""
+    setattr(spec, EVERY_ADDON, True)
+    return spec
+
+
+@dataclass(frozen=True)
+class EncryptedField:
+    """A column stored encrypted with :meth:`Platform.data_cipher` (``smsgw_encrypted_fields``)."""
+
+    scope: str  # "public" or "tenant" (tenant tables unqualified)
+    table: str
+    key_column: str
+    value_column: str
+
+
+@dataclass(frozen=True)
+class AdminSection:
+    """A read-only view of a tenant's data in the Admin console (``smsgw_admin_sections``)."""
+
+    label: str  # English msgid; translated when rendered
+    function: Callable[[Any], list[dict]]  # function(tenant) -> rows (dicts)
+    in_tenant: bool  # run inside the tenant's transaction
 
 
 # ---------------------------------------------------------------------------
@@ -23,7 +85,7 @@ hookspec = pluggy.HookspecMarker("smsgw")
 # ---------------------------------------------------------------------------
 
 @hookspec
-def smsgw_migrations():
+def smsgw_migrations() -> str | Path | list[str | Path] | None:
     """Return the directory holding this addon's migrations.
 
     Optional: without an implementation the addon's ``migrations/`` folder is used.
@@ -32,16 +94,28 @@ def smsgw_migrations():
     named ``NNNN_description.sql`` (or ``.py`` with ``migrate(cursor, ctx)``).
     Tenant migrations run as the tenant's role with ``search_path`` set to its
     schema; public ones run as the administrative role.
+
+    Result: per addon (``registry.folders``).
+    Order: dependencies first (an addon's migrations run after those of the addons it depends on).
     """
 
 
 @hookspec
-def smsgw_models():
-    """Return the peewee model classes this addon defines.
+def smsgw_models() -> list[type | Table]:
+    """Return every table this addon's migrations create, each with its privacy declaration.
 
-    Used to check that migrations and models agree and by tooling such as
-    privacy exports. Tenant models have no ``schema``; catalogue models say
+    A peewee model class carries it as ``Meta.privacy``; a table without a model (raw SQL) is
+    given as a :class:`core.datamap.Table`. The declaration
+    (:class:`core.datamap.PersonalData`) says whether the rows hold personal data or message
+    content, whom they are about, and how to export, redact and erase them: the privacy
+    addon's export, retention and erasure walk :meth:`core.addons.AddonRegistry.models`, so a
+    table nobody declares is a table they miss. The loader validates every declaration at
+    start-up; the test suite checks that every declared table and column exists and that every
+    table in the database is declared. Tenant models have no ``schema``; catalogue models say
     ``schema = "public"``.
+
+    Result: per addon (``call_each``).
+    Order: dependencies first.
     """
 
 
@@ -50,54 +124,70 @@ def smsgw_models():
 # ---------------------------------------------------------------------------
 
 @hookspec
-def smsgw_routes(settings):
+def smsgw_routes(settings: Settings) -> list[tuple]:
     """Return a list of ``(pattern, handler_class)`` or ``(pattern, handler_class, kwargs)``.
 
-    Handlers derive from :class:`core.web.base.BaseHandler`; their ``scope``
-    attribute says where they answer (``"tenant"``, ``"platform"`` or
-    ``"any"``). Tenant routes answer only for tenants that enabled the addon.
+    These stay tuples: it is the shape Tornado's ``Application`` takes, and what every Tornado
+    reader expects. Handlers derive from :class:`core.web.base.BaseHandler`; their ``scope``
+    attribute says where they answer (``"tenant"``, ``"platform"`` or ``"any"``). Tenant
+    routes answer only for tenants that enabled the addon.
 
     :param settings: the :class:`core.config.Settings` in force.
+
+    Result: per addon (``call_each``): the kernel tags each handler with its addon.
+    Order: dependencies first; a pattern of an earlier addon matches first.
     """
 
 
 @hookspec
-def smsgw_template_dirs():
+def smsgw_template_dirs() -> str | Path | list[str | Path] | None:
     """Return a list of directories with this addon's Jinja2 templates.
 
     Optional: without an implementation the addon's ``templates/`` folder is used.
 
     Lookup order is theme → addons → core; ``core/`` prefixed names always
     reach the core templates so a theme can extend the original.
+
+    Result: per addon (``registry.folders``).
+    Order: dependencies first; for a name two addons hold, the earlier addon's template wins.
     """
 
 
 @hookspec
-def smsgw_static_dirs():
+def smsgw_static_dirs() -> str | Path | None:
     """Return the directory of this addon's static files, served at ``/static/addons/<name>/``.
 
     Optional: without an implementation the addon's ``static/`` folder is used.
+
+    Result: per addon (``registry.folders``).
+    Order: dependencies first (each addon has its own URL prefix: nothing overlaps).
     """
 
 
 @hookspec
-def smsgw_menu_items(tenant, user):
+def smsgw_menu_items(tenant: TenantInfo, user: Principal | None) -> list[MenuItem]:
     """Return dashboard menu entries as a list of :class:`core.web.menu.MenuItem`.
 
-    Called only for tenants that enabled the addon.
+    :param tenant: the current :class:`core.tenancy.TenantInfo`.
+    :param user: the signed-in principal (or ``None``).
 
-    :param tenant: the current :class:`core.catalogue.Tenant`.
-    :param user: the signed-in user (or ``None``).
+    Result: per addon (``call_each``); the kernel sorts all entries by ``order``, then label.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
     """
 
 
 @hookspec
-def smsgw_template_context(handler):
-    """Return a dict of extra variables for every template rendered by ``handler``."""
+def smsgw_template_context(handler: BaseHandler) -> dict | None:
+    """Return a dict of extra variables for every template rendered by ``handler``.
+
+    Result: per addon (``call_each``); the dicts are merged into the context.
+    Order: dependencies first; for a name two addons set, the later addon's value wins.
+    """
 
 
 @hookspec
-def smsgw_openapi():
+def smsgw_openapi() -> dict | None:
     """Return this addon's part of the published API contract (OpenAPI 3.1), or ``None``.
 
     A dict with any of these keys, each merged into the document built by
@@ -117,19 +207,20 @@ def smsgw_openapi():
     ``application/problem+json`` with the codes the handlers really raise.
     Two addons may not describe the same operation or the same component
     differently: building the document fails, naming both.
+
+    Result: per addon (``call_each``).
+    Order: dependencies first (a clash is an error, so order never decides a winner).
     """
 
 
 @hookspec
-def smsgw_settings_schema():
-    """Return the tenant settings this addon adds, as a list of :class:`core.settings_schema.SettingField`."""
-
-
-@hookspec
-def smsgw_translations():
+def smsgw_translations() -> str | Path | None:
     """Return a ``locale/`` directory holding ``<lang>/LC_MESSAGES/*.po`` catalogues for this addon.
 
     Optional: without an implementation the addon's ``locale/`` folder is used.
+
+    Result: per addon (``registry.folders``).
+    Order: dependencies first.
     """
 
 
@@ -138,12 +229,15 @@ def smsgw_translations():
 # ---------------------------------------------------------------------------
 
 @hookspec
-def smsgw_tasks(queue):
+def smsgw_tasks(queue: TaskQueue) -> None:
     """Register this addon's background tasks on ``queue`` (a :class:`core.tasks.TaskQueue`).
 
     Use ``queue.tenant_task(fn)`` for work in one tenant (it carries the tenant
     explicitly and refuses to run without it) and ``queue.periodic(...)`` for
     scheduled work, which fans out per tenant that enabled the addon.
+
+    Result: none (per addon, ``call_one``: each addon gets a queue that knows its name).
+    Order: dependencies first.
     """
 
 
@@ -152,44 +246,56 @@ def smsgw_tasks(queue):
 # ---------------------------------------------------------------------------
 
 @hookspec(firstresult=True)
-def smsgw_principal_from_token(token, tenant):
+def smsgw_principal_from_token(token: str, tenant: TenantInfo) -> Principal | None:
     """Turn a bearer token the kernel does not know (e.g. a device token) into a principal.
 
-    Stops at first non-None result. Called inside the tenant's transaction.
+    Called inside the tenant's transaction.
 
     :param token: the raw bearer token (its checksum already verified when it is prefixed).
     :param tenant: the :class:`core.tenancy.TenantInfo` the token names.
     :return: a :class:`core.permissions.Principal` or ``None``.
+
+    Result: first: stops at the first non-``None`` result.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant`` (a disabled addon's tokens sign nobody in).
     """
 
 
 @hookspec
-def smsgw_encrypted_fields():
+def smsgw_encrypted_fields() -> list[EncryptedField]:
     """Return the columns this addon stores encrypted with :meth:`Platform.data_cipher`.
 
-    A list of ``(scope, table, key_column, value_column)`` with scope
-    ``"public"`` or ``"tenant"`` (tenant tables unqualified). ``smsgw keys
+    A list of :class:`EncryptedField` (tenant tables unqualified). ``smsgw keys
     rotate-data-key`` re-encrypts them all under a new key.
+
+    Result: per addon (``call_each``).
+    Order: dependencies first.
     """
 
 
 @hookspec
-def smsgw_admin_sections():
+def smsgw_admin_sections() -> dict[str, AdminSection]:
     """Return extra read-only views of a tenant's data for the Admin console.
 
-    A dict ``{name: (label, function, in_tenant)}``: ``function(tenant)``
+    A dict ``{name: AdminSection}`` (:class:`AdminSection`): ``function(tenant)``
     returns a list of dicts (one table row each); with ``in_tenant`` it runs
     inside the tenant's transaction. Views are shown only under an access
     grant with a written reason, and each view is recorded in the audit trail.
+
+    Result: per addon (``call_each``); a name two addons use: the later addon's view wins.
+    Order: dependencies first.
     """
 
 
 @hookspec
-def smsgw_audit_event(event):
+def smsgw_audit_event(event: AuditEvent) -> None:
     """Record a security or access event (:class:`core.events.AuditEvent`).
 
     Called outside tenant transactions. Implementations must not swallow
     errors: an access that cannot be recorded must fail.
+
+    Result: none.
+    Order: dependencies first; an error stops the call (later addons do not hear the event).
     """
 
 
@@ -198,32 +304,45 @@ def smsgw_audit_event(event):
 # ---------------------------------------------------------------------------
 
 @hookspec
-def smsgw_tenant_created(tenant):
+@every_addon
+def smsgw_tenant_created(tenant: TenantInfo) -> None:
     """Called after a tenant was created and migrated, inside no transaction.
 
-    :param tenant: the new :class:`core.catalogue.Tenant`.
+    :param tenant: the new :class:`core.tenancy.TenantInfo`.
+
+    Result: none.
+    Order: dependencies first.
+    Reaches: every installed addon (every addon's tables exist in the new schema, enabled or not).
     """
 
 
 @hookspec
-def smsgw_tenant_deleted(tenant):
+@every_addon
+def smsgw_tenant_deleted(tenant: TenantInfo) -> None:
     """Called after a tenant's schema and role were dropped.
 
-    :param tenant: the :class:`core.catalogue.Tenant` as it was before deletion.
+    :param tenant: the :class:`core.tenancy.TenantInfo` as it was before deletion.
+
+    Result: none.
+    Order: dependencies first.
+    Reaches: every installed addon (one disabled after it stored data must still clean up).
     """
 
 
 @hookspec
-def smsgw_configure(platform):
+def smsgw_configure(platform: Platform) -> None:
     """Called once when a :class:`core.platform.Platform` is built (web, worker, CLI, tests).
 
     Addons that need the platform later (to emit events, wake phones, enqueue
     tasks) keep it here. Do no I/O: the database may not be reachable yet.
+
+    Result: none.
+    Order: dependencies first.
     """
 
 
 @hookspec
-def smsgw_worker_standin(tenant, since, until):
+def smsgw_worker_standin(tenant: TenantInfo, since: dt.datetime, until: dt.datetime) -> list[str] | None:
     """The worker is late (no heartbeat for a few seconds): do, for ``tenant``, the part of its
     time-driven work that must not wait for it, for what came due in ``(since, until]``
     (datetimes), e.g. wake phones when scheduled messages become due.
@@ -231,20 +350,33 @@ def smsgw_worker_standin(tenant, since, until):
     Called inside the tenant's transaction, about once a second, by one web process at a time
     (:mod:`core.worker_watch`); keep it cheap and idempotent. Return the wake-up keys to send
     after the commit (or None).
+
+    Result: collected: the kernel wakes every key of every list.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
     """
 
 
 @hookspec
-def smsgw_startup(app):
+def smsgw_startup(app: Application) -> None:
     """Called once when a web process has built its application, before it serves.
 
     :param app: the :class:`core.web.app.Application`.
+
+    Result: none.
+    Order: dependencies first.
     """
 
 
 @hookspec
-def smsgw_shutdown(app):
-    """Called once when a web process stops serving, before the database closes."""
+def smsgw_shutdown(app: Application) -> None:
+    """Called once when a web process stops serving, before the database closes.
+
+    :param app: the :class:`core.web.app.Application`.
+
+    Result: none.
+    Order: dependencies first (the same order as start-up).
+    """
 
 
 # ---------------------------------------------------------------------------
@@ -275,6 +407,9 @@ def smsgw_permissions(register: Callable[..., None]) -> None:
       (for anything that reaches third parties or mints credentials).
 
     :param register: the callable above, bound to this addon.
+
+    Result: none (what counts is what was registered).
+    Order: dependencies first, after the kernel's own.
     """
 
 
@@ -290,6 +425,9 @@ def smsgw_security_schemes(register: Callable[..., None]) -> None:
     may call (``/api/v1/me``, ``/api/v1/auth/logout``) list the scheme too.
 
     :param register: the callable above, bound to this addon.
+
+    Result: none (what counts is what was registered).
+    Order: dependencies first.
     """
 
 
@@ -298,7 +436,8 @@ def smsgw_security_schemes(register: Callable[..., None]) -> None:
 # ---------------------------------------------------------------------------
 
 @hookspec
-def smsgw_access_token_revoked(tenant, claims: dict) -> bool | None:
+@every_addon
+def smsgw_access_token_revoked(tenant: TenantInfo, claims: dict) -> bool | None:
     """Return ``True`` when the access token (JWT) with these verified ``claims`` was revoked.
 
     Called by the kernel for every access token it accepts, inside the tenant's transaction, on
@@ -308,4 +447,8 @@ def smsgw_access_token_revoked(tenant, claims: dict) -> bool | None:
 
     :param tenant: the :class:`core.tenancy.TenantInfo` the token names.
     :param claims: the verified JWT claims (``jti``, ``sub``, ``exp``, ...).
+
+    Result: collected: the token is revoked when any result is true.
+    Order: dependencies first.
+    Reaches: every installed addon (a tenant that disables compat must not bring its revoked tokens back).
     """

@@ -6,6 +6,7 @@ from peewee import BigAutoField, BigIntegerField, BooleanField, DateTimeField, M
 from playhouse.postgres_ext import ArrayField
 
 from .catalogue import utcnow
+from .datamap import NO_PERSONAL_DATA, PersonalData
 from .db import app_db
 
 ROLE_CUSTOMER = "customer"
@@ -32,6 +33,9 @@ class User(TenantModel):
 
     class Meta:
         table_name = "users"
+        privacy = PersonalData(personal=("email", "name", "phone", "job_title"), subjects={"user": "id"},
+                               export=("email", "name", "phone", "job_title", "role", "is_active", "created_at",
+                                       "email_verified_at", "last_login_at"), erase="delete")
 
     @classmethod
     def by_email(cls, email: str):
@@ -60,6 +64,9 @@ class Session(TenantModel):
 
     class Meta:
         table_name = "sessions"
+        privacy = PersonalData(personal=("ip", "user_agent"), subjects={"user": "user_id"},
+                               export=("created_at", "last_seen_at", "expires_at", "revoked_at", "ip", "user_agent"),
+                               erase="delete")
 
 
 class RefreshToken(TenantModel):
@@ -78,6 +85,9 @@ class RefreshToken(TenantModel):
 
     class Meta:
         table_name = "refresh_tokens"
+        privacy = PersonalData(subjects={"user": "user_id"},
+                               export=("created_at", "family_expires_at", "used_at", "revoked_at", "scope"),
+                               erase="delete")
 
 
 class ApiToken(TenantModel):
@@ -93,6 +103,9 @@ class ApiToken(TenantModel):
 
     class Meta:
         table_name = "api_tokens"
+        privacy = PersonalData(subjects={"user": "created_by"},
+                               export=("name", "hint", "scopes", "created_at", "last_used_at", "revoked_at"),
+                               erase="redact")
 
 
 class OneTimeLink(TenantModel):
@@ -102,6 +115,7 @@ class OneTimeLink(TenantModel):
 
     class Meta:
         table_name = "one_time_links"
+        privacy = NO_PERSONAL_DATA
 
 
 TENANT_MODELS = [User, Session, RefreshToken, ApiToken, OneTimeLink]

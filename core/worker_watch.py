@@ -133,10 +133,8 @@ class StandIn(_Loop):
             keys = []
             try:
                 with tenant_transaction(tenant.ref):
-                    for addon in registry.names():
-                        if addon in tenant.enabled_addons:
-                            keys += registry.call_one(addon, "smsgw_worker_standin", tenant=tenant, since=since,
-                                                      until=until) or []
+                    for found in registry.hook.smsgw_worker_standin(tenant=tenant, since=since, until=until):
+                        keys += found
             except Exception:  # one tenant's failure must not cost the others their window
                 log.exception("the stand-in could not release due work of %s", tenant.slug)
                 continue

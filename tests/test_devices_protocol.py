@@ -766,7 +766,8 @@ def test_a_report_group_and_a_look_group_never_deadlock_on_phone_rows(platform, 
         try:
             with tenant_transaction(t.ref):  # the higher phone's reports arrived first
                 touching.set()
-                protocol._apply_reports([(platform, t, hi, []), (platform, t, lo, [])])
+                protocol._apply_reports([protocol.ReportBatch(platform, t, hi, []),
+                                         protocol.ReportBatch(platform, t, lo, [])])
         except Exception as exc:
             errors["reports"] = exc
 
@@ -775,7 +776,8 @@ def test_a_report_group_and_a_look_group_never_deadlock_on_phone_rows(platform, 
         time.sleep(0.3)  # the report group is inside its slow touch now
         try:
             with tenant_transaction(t.ref):
-                longpoll.look_many([(platform, t, lo, 10, False, None), (platform, t, hi, 10, False, None)])
+                longpoll.look_many([longpoll.Look(platform, t, lo, 10, False, None),
+                                    longpoll.Look(platform, t, hi, 10, False, None)])
         except Exception as exc:
             errors["looks"] = exc
 

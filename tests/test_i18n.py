@@ -450,8 +450,8 @@ def messages_shown_through_variables() -> dict[str, str]:
     for msgid in ("Overview", "Team", "API tokens", "Account"):
         found[msgid] = "base.html: _(item.label)"
     registry = AddonRegistry()  # every installed addon
-    for addon, items in registry.call_each("smsgw_menu_items", tenant=None, user=None):
-        for item in items:
+    for addon in registry.names():  # every addon's entries, whatever a tenant enabled
+        for item in registry.call_one(addon, "smsgw_menu_items", tenant=None, user=None) or []:
             found[item.label] = f"base.html: _(item.label) ({addon} addon)"
     # base.html, team.html: _(role|capitalize); admin/*.html: _(t.status|capitalize).
     for role in (*TENANT_ROLES, ADMIN, "token"):
@@ -462,8 +462,8 @@ def messages_shown_through_variables() -> dict[str, str]:
     sections = dict(CORE_SECTIONS)
     for _addon, extra in registry.call_each("smsgw_admin_sections"):
         sections.update(extra)
-    for label, _fn, _in_tenant in sections.values():
-        found[label] = "admin/tenant_data.html: _(label)"
+    for section in sections.values():
+        found[section.label] = "admin/tenant_data.html: _(label)"
     for title in (*TITLES.values(), "Error"):
         found[title] = "error.html: _(problem.title)"
     # Addons' own: a message recipient's state (messaging), a webhook delivery's state (webhooks).

@@ -1,12 +1,15 @@
 """Audit addon hooks: record every security event, purge past retention, show the trail."""
 
 from core.addons import hookimpl
+from core.datamap import PersonalData, Table
+from core.hookspecs import AdminSection
 from core.i18n import N_
 from core.tasks import crontab
 from core.web.menu import MenuItem
 
 from . import trail
 from .handlers import AuditExportHandler, AuditPageHandler
+
 
 @hookimpl
 def smsgw_audit_event(event):
@@ -32,7 +35,16 @@ def smsgw_tasks(queue):
 
 @hookimpl
 def smsgw_admin_sections():
-    return {"audit": (N_("Audit trail"), lambda tenant: trail.query(tenant.id, limit=200), False)}
+    return {"audit": AdminSection(N_("Audit trail"), lambda tenant: trail.query(tenant.id, limit=200), False)}
+
+
+@hookimpl
+def smsgw_models():
+    # Written with SQL (trail.py). Erasure pseudonymises it, never edits it otherwise.
+    return [Table("audit_event", "public", PersonalData(
+        personal=("actor_name", "target", "ip", "user_agent", "details"), subjects={"tenant": "tenant_id", "actor": "actor"},
+        export=("at", "action", "actor", "actor_name", "target", "ip", "user_agent", "reason", "details"),
+        erase="pseudonymise"))]
 
 
 @hookimpl

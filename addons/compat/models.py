@@ -3,6 +3,7 @@
 from peewee import BigIntegerField, DateTimeField, IntegerField, TextField, UUIDField
 
 from core.catalogue import utcnow
+from core.datamap import NO_PERSONAL_DATA, PersonalData
 from core.users import TenantModel
 
 
@@ -20,6 +21,8 @@ class AccessToken(TenantModel):
 
     class Meta:
         table_name = "compat_access_tokens"
+        privacy = PersonalData(subjects={"user": "user_id"},
+                               export=("issued_by", "scope", "expires_at", "created_at", "revoked_at"), erase="delete")
 
 
 class TokenFamily(TenantModel):
@@ -32,6 +35,7 @@ class TokenFamily(TenantModel):
 
     class Meta:
         table_name = "compat_token_families"
+        privacy = NO_PERSONAL_DATA
 
 
 MODELS = [AccessToken, TokenFamily]

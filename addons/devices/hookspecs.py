@@ -3,13 +3,22 @@
 All are called inside the tenant's transaction unless said otherwise.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import pluggy
+
+if TYPE_CHECKING:
+    from core.tenancy import TenantInfo
+
+    from .models import Device, DeviceInbound
 
 hookspec = pluggy.HookspecMarker("smsgw")
 
 
 @hookspec
-def smsgw_device_claim(tenant, device, limit):
+def smsgw_device_claim(tenant: TenantInfo, device: Device, limit: int) -> list[dict]:
     """Atomically claim up to ``limit`` outgoing SMS for ``device`` and return them.
 
     Claimed work must never be handed to two devices (use ``FOR UPDATE SKIP
@@ -19,20 +28,29 @@ def smsgw_device_claim(tenant, device, limit):
     :param tenant: the :class:`core.tenancy.TenantInfo`.
     :param device: the :class:`addons.devices.models.Device` row (locked for update).
     :param limit: the most items to return.
+
+    Result: collected: the devices addon takes items from each list in turn, up to ``limit``
+        (an addon called after the limit was reached is not asked).
+    Order: dependencies first: an earlier addon's work goes out first.
+    Reaches: addons enabled for ``tenant``.
     """
 
 
 @hookspec
-def smsgw_device_unclaim(tenant, device_id, ids):
+def smsgw_device_unclaim(tenant: TenantInfo, device_id: int, ids: list[int]) -> None:
     """Items claimed for the device could not be handed over (the phone hung up while they were
     being claimed): put them back for any phone, at once, not after the claim timeout.
 
     :param ids: the ``id`` of each item :func:`smsgw_device_claim` returned.
+
+    Result: none (an addon ignores ids it did not hand out).
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
     """
 
 
-@hookspec
-def smsgw_device_reports(tenant, batches):
+@hookspec(firstresult=True)
+def smsgw_device_reports(tenant: TenantInfo, batches: list[tuple[Device, list[dict]]]) -> list[list[dict]] | None:
     """Apply status reports; return one list of results per batch, each one result per report, in order.
 
     :param batches: ``[(device, reports)]``, the reports of one or several phones (a phone
@@ -44,35 +62,63 @@ def smsgw_device_reports(tenant, batches):
     "error_code" (optional), "at"}``. Results are ``{"message_id", "status": "applied" |
     "ignored" | "unknown", "state": <current state>}``. Repeated or late reports must never
     move a message backwards.
+
+    Result: first: stops at the first non-``None`` result (one addon owns the messages
+        reported on); with none, every report is ``unknown``.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
     """
 
 
 @hookspec
-def smsgw_device_inbound(tenant, device, message):
+def smsgw_device_inbound(tenant: TenantInfo, device: Device, message: DeviceInbound) -> None:
     """An inbound SMS was stored for the first time (never called for a duplicate upload).
 
     :param message: :class:`addons.devices.models.DeviceInbound`.
+
+    Result: none.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
     """
 
 
 @hookspec
-def smsgw_device_online(tenant, device):
-    """``device`` made contact after being offline. Called outside transactions."""
+def smsgw_device_online(tenant: TenantInfo, device: Device) -> None:
+    """``device`` made contact after being offline. Called outside transactions.
+
+    Result: none.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
+    """
 
 
 @hookspec
-def smsgw_device_offline(tenant, device):
+def smsgw_device_offline(tenant: TenantInfo, device: Device) -> None:
     """``device`` missed its expected contact. Called inside the tenant transaction of the sweep.
 
     The messaging addon hands the device's unreported work back to the queue here.
+
+    Result: none.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
     """
 
 
 @hookspec
-def smsgw_device_waiting_reasons(tenant):
-    """Return ``{device_id: reason}`` for devices that cannot take work now (rate limits ...)."""
+def smsgw_device_waiting_reasons(tenant: TenantInfo) -> dict[int, str]:
+    """Return ``{device_id: reason}`` for devices that cannot take work now (rate limits ...).
+
+    Result: collected: the devices page merges the dicts.
+    Order: dependencies first; for a device two addons name, the later addon's reason wins.
+    Reaches: addons enabled for ``tenant``.
+    """
 
 
 @hookspec
-def smsgw_device_counts(tenant):
-    """Return ``{device_id: {"sent_today": n, ...}}`` for the devices page."""
+def smsgw_device_counts(tenant: TenantInfo) -> dict[int, dict[str, int]]:
+    """Return ``{device_id: {"sent_today": n, ...}}`` for the devices page.
+
+    Result: collected: the devices page merges each device's counts.
+    Order: dependencies first; for a count two addons give, the later addon's wins.
+    Reaches: addons enabled for ``tenant``.
+    """

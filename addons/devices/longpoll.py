@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from core.catalogue import utcnow
 from core.db import run_in_tenant
@@ -33,29 +34,41 @@ from . import service
 log = logging.getLogger(__name__)
 
 
-def look_many(items: list[tuple]) -> list:
+@dataclass(slots=True, frozen=True)
+class Look:
+    """One phone's look for work, a group-commit item of :data:`look`."""
+
+    platform: object
+    tenant: object  # core.tenancy.TenantInfo
+    device_id: int
+    limit: int
+    touch: bool  # record the contact (the first look of a poll)
+    token_hash: str  # the token the poll came in with
+
+
+def look_many(items: list[Look]) -> list:
     """Group-commit work (:mod:`core.groupcommit`): the looks of several phones of one tenant in one
-    transaction. An item is ``(platform, tenant, device_id, limit, touch, token_hash)``; its outcome
-    ``(messages, settings_version, came_online)``, or the refusal of a phone that may no longer
-    fetch (removed, disabled, or its token replaced since the poll came in). The devices are locked
-    in one statement, in id order, as report groups touch them
+    transaction. An item's outcome is ``(messages, settings_version, came_online)``, or the refusal
+    of a phone that may no longer fetch (removed, disabled, or its token replaced since the poll
+    came in). The devices are locked in one statement, in id order, as report groups touch them
     (:func:`~addons.devices.service.note_contacts`), so no two groups wait on each other."""
-    platform, tenant = items[0][0], items[0][1]
-    devices = service.locked_many(item[2] for item in items)
+    platform, tenant = items[0].platform, items[0].tenant
+    devices = service.locked_many(item.device_id for item in items)
 
     def claim(checked: list[tuple]) -> list:
-        came_online = service.note_contacts(device for device, item in checked if item[4])
+        came_online = service.note_contacts(device for device, item in checked if item.touch)
         outcomes = []
-        for device, (_, _, device_id, limit, _, _) in checked:
-            found = []
+        for device, item in checked:
+            found, limit = [], item.limit
             for result in platform.registry.hook.smsgw_device_claim(tenant=tenant, device=device, limit=limit):
                 found.extend(result or [])
                 if len(found) >= limit:
                     break
-            outcomes.append((found[:limit], device.settings_version, came_online.pop(device_id, False)))
+            outcomes.append((found[:limit], device.settings_version, came_online.pop(item.device_id, False)))
         return outcomes
 
-    return with_refusals(items, lambda item: (service.require_usable(devices.get(item[2]), item[5]), item), claim)
+    return with_refusals(items, lambda item: (service.require_usable(devices.get(item.device_id), item.token_hash),
+                                              item), claim)
 
 
 # Phones that look for work together (a fleet polling, a wake-up of many) share a transaction.
@@ -154,8 +167,8 @@ class ParkedPoll:
         try:
             while not self.request.done:
                 self.again = False
-                batch, version, came_online = await look(self.tenant.ref, (self.platform, self.tenant, self.device_id,
-                                                                           self.limit, self.touch, self.token_hash))
+                item = Look(self.platform, self.tenant, self.device_id, self.limit, self.touch, self.token_hash)
+                batch, version, came_online = await look(self.tenant.ref, item)
                 self.touch, self.version = False, version
                 if batch and self.request.done:  # the phone hung up while we claimed: put it back
                     await run_in_tenant(self.tenant.ref, unclaim, self.platform, self.tenant, self.device_id, batch)

@@ -4,6 +4,7 @@ from peewee import BigAutoField, BigIntegerField, BooleanField, DateTimeField, F
 from playhouse.postgres_ext import BinaryJSONField
 
 from core.catalogue import utcnow
+from core.datamap import PersonalData, WHOLE_TABLE
 from core.users import TenantModel
 
 
@@ -31,6 +32,10 @@ class Device(TenantModel):
 
     class Meta:
         table_name = "devices"
+        privacy = PersonalData(personal=("name", "device_uid", "model", "os_version", "sims"),
+                               subjects={"tenant": WHOLE_TABLE},
+                               export=("name", "device_uid", "model", "os_version", "app_version", "sims",
+                                       "created_at", "last_seen_at", "removed_at"), erase="delete")
 
     def public(self) -> dict:
         def iso(t):
@@ -57,6 +62,8 @@ class PairingCode(TenantModel):
 
     class Meta:
         table_name = "pairing_codes"
+        privacy = PersonalData(subjects={"actor": "created_by"},
+                               export=("created_at", "expires_at", "used_at", "device_id"), erase="redact")
 
 
 class DeviceInbound(TenantModel):
@@ -71,6 +78,9 @@ class DeviceInbound(TenantModel):
 
     class Meta:
         table_name = "device_inbound"
+        privacy = PersonalData(personal=("sender",), content=("body",), subjects={"phone": "sender"},
+                               export=("sender", "body", "sim_slot", "received_at"), redact_after="received_at",
+                               erase="redact")
 
 
 MODELS = [Device, PairingCode, DeviceInbound]

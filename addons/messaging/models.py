@@ -5,6 +5,7 @@ from peewee import (BigAutoField, BigIntegerField, BooleanField, DateTimeField, 
 from playhouse.postgres_ext import ArrayField, BinaryJSONField
 
 from core.catalogue import utcnow
+from core.datamap import NO_PERSONAL_DATA, PersonalData, WHOLE_TABLE
 from core.users import TenantModel
 
 
@@ -26,6 +27,9 @@ class Message(TenantModel):
 
     class Meta:
         table_name = "messages"
+        privacy = PersonalData(content=("text",), subjects={"actor": "created_by"},
+                               export=("created_at", "text", "reference", "send_at", "source"),
+                               redact_after="created_at", erase="redact")
 
 
 class Recipient(TenantModel):
@@ -52,6 +56,9 @@ class Recipient(TenantModel):
 
     class Meta:
         table_name = "recipients"
+        privacy = PersonalData(personal=("phone",), subjects={"phone": "phone"},
+                               export=("message_id", "phone", "state", "created_at", "sent_at", "delivered_at",
+                                       "failed_at", "error_code"), erase="redact")
 
 
 class RecipientEvent(TenantModel):
@@ -67,6 +74,7 @@ class RecipientEvent(TenantModel):
 
     class Meta:
         table_name = "recipient_events"
+        privacy = NO_PERSONAL_DATA
 
 
 class IdempotencyKey(TenantModel):
@@ -78,6 +86,7 @@ class IdempotencyKey(TenantModel):
 
     class Meta:
         table_name = "idempotency_keys"
+        privacy = PersonalData(personal=("response",), subjects={"tenant": WHOLE_TABLE}, erase="delete")
 
 
 class Suppression(TenantModel):
@@ -88,6 +97,9 @@ class Suppression(TenantModel):
 
     class Meta:
         table_name = "suppressions"
+        privacy = PersonalData(personal=("phone", "reason"), subjects={"phone": "phone"},
+                               export=("phone", "reason", "source", "created_at"), erase="keep",
+                               why="an opt-out must outlive an erasure, or the number gets messages again")
 
 
 class MessagingSettings(TenantModel):
@@ -98,6 +110,7 @@ class MessagingSettings(TenantModel):
 
     class Meta:
         table_name = "messaging_settings"
+        privacy = NO_PERSONAL_DATA
 
 
 MODELS = [Message, Recipient, RecipientEvent, IdempotencyKey, Suppression, MessagingSettings]

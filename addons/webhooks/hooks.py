@@ -1,6 +1,7 @@
 """Webhooks addon hooks: subscribe to message and device events, deliver, sweep, show."""
 
 from core.addons import hookimpl
+from core.hookspecs import EncryptedField
 from core.i18n import N_
 from core.tasks import URGENT, crontab
 from core.web.menu import MenuItem
@@ -30,30 +31,27 @@ def smsgw_menu_items():
 
 @hookimpl
 def smsgw_encrypted_fields():
-    return [("tenant", "webhook_endpoints", "id", "secret_enc"),
-            ("tenant", "webhook_endpoints", "id", "previous_secret_enc")]
+    return [EncryptedField("tenant", "webhook_endpoints", "id", "secret_enc"),
+            EncryptedField("tenant", "webhook_endpoints", "id", "previous_secret_enc")]
 
 
 @hookimpl
 def smsgw_message_events(tenant, events):
-    if "webhooks" in tenant.enabled_addons:
-        service.record_many([(service.MESSAGE_EVENTS[event], data, data.get("device_id"))
-                             for event, data in events if event in service.MESSAGE_EVENTS])
+    service.record_many([(service.MESSAGE_EVENTS[event], data, data.get("device_id"))
+                         for event, data in events if event in service.MESSAGE_EVENTS])
 
 
 @hookimpl
 def smsgw_device_online(tenant, device):
     from core.db import tenant_transaction
 
-    if "webhooks" in tenant.enabled_addons:
-        with tenant_transaction(tenant.ref):
-            service.record("device:online", {"device_id": device.id, "name": device.name}, device_id=device.id)
+    with tenant_transaction(tenant.ref):
+        service.record("device:online", {"device_id": device.id, "name": device.name}, device_id=device.id)
 
 
 @hookimpl
 def smsgw_device_offline(tenant, device):
-    if "webhooks" in tenant.enabled_addons:
-        service.record("device:offline", {"device_id": device.id, "name": device.name}, device_id=device.id)
+    service.record("device:offline", {"device_id": device.id, "name": device.name}, device_id=device.id)
 
 
 @hookimpl

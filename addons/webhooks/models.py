@@ -4,6 +4,7 @@ from peewee import BigAutoField, BigIntegerField, BooleanField, DateTimeField, F
 from playhouse.postgres_ext import ArrayField, BinaryJSONField
 
 from core.catalogue import utcnow
+from core.datamap import NO_PERSONAL_DATA, PersonalData, WHOLE_TABLE
 from core.users import TenantModel
 
 
@@ -25,6 +26,7 @@ class Endpoint(TenantModel):
 
     class Meta:
         table_name = "webhook_endpoints"
+        privacy = NO_PERSONAL_DATA
 
 
 class Event(TenantModel):
@@ -35,6 +37,8 @@ class Event(TenantModel):
 
     class Meta:
         table_name = "webhook_events"
+        privacy = PersonalData(personal=("payload",), content=("payload",), subjects={"tenant": WHOLE_TABLE},
+                               redact_after="created_at", erase="delete")
 
 
 class Delivery(TenantModel):
@@ -53,6 +57,7 @@ class Delivery(TenantModel):
 
     class Meta:
         table_name = "webhook_deliveries"
+        privacy = NO_PERSONAL_DATA
 
 
 class Attempt(TenantModel):
@@ -68,6 +73,7 @@ class Attempt(TenantModel):
 
     class Meta:
         table_name = "webhook_attempts"
+        privacy = NO_PERSONAL_DATA
 
 
 MODELS = [Endpoint, Event, Delivery, Attempt]

@@ -15,6 +15,7 @@ from ..adminauth import (MIN_REASON, GrantError, active_grant, check_admin_passw
 from ..catalogue import Tenant
 from ..db import connection, run_in_tenant
 from ..events import emit
+from ..hookspecs import AdminSection
 from ..i18n import N_
 from ..permissions import PUBLIC
 from ..tenancy import TenantError
@@ -203,7 +204,8 @@ def _tokens_section(tenant):
             for t in ApiToken.select().order_by(ApiToken.id)]
 
 
-CORE_SECTIONS = {"users": (N_("Users"), _users_section, True), "tokens": (N_("API tokens"), _tokens_section, True)}
+CORE_SECTIONS = {"users": AdminSection(N_("Users"), _users_section, True),
+                 "tokens": AdminSection(N_("API tokens"), _tokens_section, True)}
 
 
 class AdminTenantDataHandler(AdminHandler):
@@ -235,11 +237,11 @@ class AdminTenantDataHandler(AdminHandler):
         await self.run_db(emit, self.platform, audit(self, "admin.access", tenant=tenant, actor=viewer.actor,
                                                      actor_name=viewer.email, target=self.request.path,
                                                      reason=reason, grant=grant_id))
-        label, fn, in_tenant = sections[section]
-        if in_tenant:
-            rows = await run_in_tenant(tenant.ref, fn, tenant)
+        view = sections[section]
+        if view.in_tenant:
+            rows = await run_in_tenant(tenant.ref, view.function, tenant)
         else:
-            rows = await self.run_db(fn, tenant)
+            rows = await self.run_db(view.function, tenant)
         self.render("admin/tenant_data.html", t=tenant, section=section,
-                    sections=[(name, spec[0]) for name, spec in sections.items()], rows=rows, reason=reason,
-                    expires_at=expires_at, label=label)
+                    sections=[(name, s.label) for name, s in sections.items()], rows=rows, reason=reason,
+                    expires_at=expires_at, label=view.label)

@@ -323,10 +323,9 @@ class BaseHandler(tornado.web.RequestHandler):
         items = [MenuItem(N_("Overview"), "/", "dashboard:view", 0), MenuItem(N_("Team"), "/team", "users:read", 80),
                  MenuItem(N_("API tokens"), "/tokens", "tokens:manage", 85),
                  MenuItem(N_("Account"), "/account", "profile:edit", 90)]
-        for addon, entries in self.platform.registry.call_each("smsgw_menu_items", tenant=self.tenant,
-                                                               user=self.principal):
-            if addon in self.tenant.enabled_addons:
-                items.extend(entries)
+        for _addon, entries in self.platform.registry.call_each("smsgw_menu_items", tenant=self.tenant,
+                                                                user=self.principal):
+            items.extend(entries)
         path = self.request.path
         out = []
         for item in sorted(items, key=lambda i: (i.order, i.label)):
