@@ -528,7 +528,8 @@ async def load_token_principal(platform, tenant, kind: str, credential: str) -> 
 
         lookup = functools.partial(api_token_principal, credential, tenant.slug)
     else:
-        lookup = functools.partial(platform.registry.hook.smsgw_principal_from_token, token=credential, tenant=tenant)
+        def lookup():
+            return platform.registry.hook.smsgw_principal_from_token(token=credential, tenant=tenant)
     principal = await token_lookups(tenant.ref, lookup)
     if principal is not None:
         remember_principal(platform.principal_cache, (tenant.slug, tokenformat.digest(credential)), principal)
