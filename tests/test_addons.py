@@ -148,7 +148,8 @@ def test_third_party_addon_route_served_only_to_tenants_that_enabled_it(
 def test_third_party_addon_adds_a_permission_a_scope_and_a_role_grant_through_hooks_alone(
         platform, make_tenant, cli_env, hello_installed):
     """hello registers ``hello:read`` (held by Customers, an API token scope) and an API route that
-    requires it; a server that has hello installed enforces both, and this process never sees it."""
+    requires it, declares its table and subscribes to messaging's events; a server that has hello
+    installed enforces and delivers all of it, and this process never sees it."""
     from core.permissions import catalogue
     from tests.support.identity import OWNER_PASSWORD, add_user, owner_email, smsgw
     from tests.support.serve import start_serve, stop_serve
@@ -199,6 +200,18 @@ def test_third_party_addon_adds_a_permission_a_scope_and_a_role_grant_through_ho
             assert (email_address, greetings(access).status_code) == (email_address, status)
             me = requests.get(base + "/api/v1/me", headers={**host, "Authorization": f"Bearer {access}"}, timeout=10)
             assert ("hello:read" in me.json()["permissions"]) == (status == 200)
+            if status == 200:
+                owner_access = access
+        # Its event subscription: each accepted message stores a greeting, in the same transaction.
+        sent = requests.post(base + "/api/v1/messages", headers={**host, "Authorization": f"Bearer {owner_access}"},
+                             json={"text": "hi", "to": ["+14155550127", "+14155550128"]}, timeout=10)
+        assert sent.status_code == 202, sent.text
+        assert greetings(tokens["hello"]).json() == {"greetings": 4}
+        # Its table is declared (the privacy walk will see it), through smsgw_models alone.
+        declared = subprocess.run([sys.executable, "-c", "from core.addons import AddonRegistry; print(sorted("
+                                   "m.table for m in AddonRegistry().models() if m.addon == 'hello'))"],
+                                  env=env, cwd=ROOT, capture_output=True, text=True)
+        assert declared.stdout.strip() == "['hello_greeting']", declared.stderr
     finally:
         out = stop_serve(proc)
     assert "Traceback" not in out, out
