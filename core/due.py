@@ -5,7 +5,7 @@ transactions that create work with a time (a scheduled send, a webhook retry, a 
 lapse, a phone that may go silent) call :func:`arm` with that time. The time goes into
 ``public.due_work`` (one row per workspace and job, the earliest time wins) through a SECURITY
 DEFINER function that takes the workspace from the transaction's role (see
-``core/migrations/public/0006_due_work.sql``).
+``core/migrations/public/0006_due_work.sql``; the functions are in schema ``<prefix>_due``).
 
 The worker's :class:`DueScheduler` sleeps until the earliest row is due (or a ``NOTIFY smsgw_due``
 says an earlier one was written) and runs the job for the due workspaces only: an idle workspace
@@ -75,19 +75,19 @@ def arm(job: str, when: dt.datetime) -> None:
     Keeps the earlier of ``when`` and the time already armed; costs one statement and writes
     nothing when an earlier time is armed already. Takes effect when the transaction commits.
     """
-    app_db.execute_sql(f"SELECT public.{_prefix}_due_arm(%s, %s)", (job, when))
+    app_db.execute_sql(f"SELECT {_prefix}_due.arm(%s, %s)", (job, when))
 
 
 def arm_at(job: str, when_sql: str) -> None:
     """:func:`arm` with the time given as an SQL expression of the code's own (never of input),
     evaluated in the transaction, e.g. ``clock_timestamp() + interval '10 minutes'``."""
-    app_db.execute_sql(f"SELECT public.{_prefix}_due_arm(%s, {when_sql})", (job,))
+    app_db.execute_sql(f"SELECT {_prefix}_due.arm(%s, {when_sql})", (job,))
 
 
 def disarm(job: str) -> None:
     """Inside a tenant transaction: the workspace has nothing left for ``job`` (work withdrawn
     before its time). Never needed for correctness: a run that finds nothing due clears the row."""
-    app_db.execute_sql(f"SELECT public.{_prefix}_due_disarm(%s)", (job,))
+    app_db.execute_sql(f"SELECT {_prefix}_due.disarm(%s)", (job,))
 
 
 def _lock_key_sql() -> str:

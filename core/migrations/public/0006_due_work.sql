@@ -1,5 +1,6 @@
 -- Due work (core/due.py): when each workspace next has something to do for each job. Tenant
--- transactions write their own rows only through the SECURITY DEFINER functions below, which
+-- transactions write their own rows only through the SECURITY DEFINER functions below (schema
+-- <prefix>_due), which
 -- take the workspace from the role the transaction runs as: a tenant cannot name another one.
 -- The worker's scheduler (the serving role) reads the rows, runs the due ones and re-arms them.
 CREATE TABLE public.due_work (
@@ -11,6 +12,11 @@ CREATE TABLE public.due_work (
 CREATE INDEX due_work_due ON public.due_work (due_at);
 
 GRANT SELECT ON public.tenant TO {{maintenance_role}};
+
+-- The functions live in a schema of their own: tenant roles get USAGE on it, and still none on
+-- public (a tenant's query for a catalogue table stays "permission denied for schema public").
+CREATE SCHEMA {{role_prefix}}_due AUTHORIZATION {{maintenance_role}};
+REVOKE ALL ON SCHEMA {{role_prefix}}_due FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON public.due_work TO {{maintenance_role}};
 
 -- Arm: the workspace has work for p_job at p_due. Keeps the earlier of the two times, writes
@@ -18,7 +24,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON public.due_work TO {{maintenance_role}};
 -- (NOTIFY smsgw_due) only when it made the row earlier. The shared advisory lock, held to the
 -- end of the transaction, keeps a run of the job (which takes it exclusively) from reading the
 -- workspace's work before this transaction's work is committed.
-CREATE FUNCTION public.{{role_prefix}}_due_arm(p_job text, p_due timestamptz) RETURNS void
+CREATE FUNCTION {{role_prefix}}_due.arm(p_job text, p_due timestamptz) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
     t bigint;
@@ -41,7 +47,7 @@ $fn$;
 
 -- Disarm: the caller knows the workspace has nothing left for p_job (a run of the job clears
 -- its row itself when it finds nothing due; this is for work withdrawn before its time).
-CREATE FUNCTION public.{{role_prefix}}_due_disarm(p_job text) RETURNS void
+CREATE FUNCTION {{role_prefix}}_due.disarm(p_job text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
     t bigint;
@@ -55,13 +61,13 @@ BEGIN
 END
 $fn$;
 
-ALTER FUNCTION public.{{role_prefix}}_due_arm(text, timestamptz) OWNER TO {{maintenance_role}};
-ALTER FUNCTION public.{{role_prefix}}_due_disarm(text) OWNER TO {{maintenance_role}};
-REVOKE ALL ON FUNCTION public.{{role_prefix}}_due_arm(text, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION public.{{role_prefix}}_due_disarm(text) FROM PUBLIC;
-GRANT USAGE ON SCHEMA public TO {{tenants_role}};
-GRANT EXECUTE ON FUNCTION public.{{role_prefix}}_due_arm(text, timestamptz) TO {{tenants_role}};
-GRANT EXECUTE ON FUNCTION public.{{role_prefix}}_due_disarm(text) TO {{tenants_role}};
+ALTER FUNCTION {{role_prefix}}_due.arm(text, timestamptz) OWNER TO {{maintenance_role}};
+ALTER FUNCTION {{role_prefix}}_due.disarm(text) OWNER TO {{maintenance_role}};
+REVOKE ALL ON FUNCTION {{role_prefix}}_due.arm(text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION {{role_prefix}}_due.disarm(text) FROM PUBLIC;
+GRANT USAGE ON SCHEMA {{role_prefix}}_due TO {{tenants_role}};
+GRANT EXECUTE ON FUNCTION {{role_prefix}}_due.arm(text, timestamptz) TO {{tenants_role}};
+GRANT EXECUTE ON FUNCTION {{role_prefix}}_due.disarm(text) TO {{tenants_role}};
 
 -- Workspaces created before this migration join the tenants role.
 DO $do$
