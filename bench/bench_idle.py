@@ -328,6 +328,56 @@ def start_server(scratch, size: int, code: Path | None, tag: str):
     return server, port
 
 
+def repair_memory(scratch) -> None:
+    """Item 4: a backend's memory after the due-work repair pass visited every workspace, on one
+    connection kept throughout (what the old pool did with a connection that swept every schema),
+    and with the pool's limit of schemas per connection (the connection is closed on check-in)."""
+    from core import due
+    from core.db import app_db, connection
+
+    jobs = list(scratch.platform.setup_tasks().due_jobs.values())
+    admin = psycopg2.connect(scratch.admin_url)  # (scratch database only) to read its own memory contexts
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"GRANT pg_read_all_stats TO {scratch.platform.roles.app} WITH INHERIT TRUE")
+    admin.close()
+
+    def backend_mb():
+        pid, total = app_db.execute_sql("SELECT pg_backend_pid(), (SELECT sum(total_bytes) FROM "
+                                        "pg_backend_memory_contexts)").fetchone()
+        anon = 0
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                anon = int(line.split()[1])
+        return pid, total / 2**20, anon / 1024
+
+    limit = app_db.schemas_per_connection
+    app_db.close_all()
+    with connection():
+        app_db.schemas_per_connection = 10**9
+        t0 = time.perf_counter()
+        _, visited, armed = due.repair(jobs)
+        took = time.perf_counter() - t0
+        pid, contexts, anon = backend_mb()
+        touched = app_db.schemas_touched()
+    app_db.close_all()
+    say(f"  one connection, no limit: repair pass over {visited} workspaces in {took:.1f} s ({armed} armed); "
+        f"backend {pid}: memory contexts {contexts:.1f} MB, RssAnon {anon:.1f} MB after {touched} schemas")
+    app_db.schemas_per_connection = limit
+    peak = (0, 0.0, 0.0)
+    after, pids = 0, set()
+    while True:
+        with connection():
+            after, visited, _armed = due.repair(jobs, after, 50)
+            pid, contexts, anon = backend_mb()
+            pids.add(pid)
+            peak = max(peak, (contexts, anon, pid))
+        if after == 0:
+            break
+    say(f"  with SMSGW_DB_SCHEMAS_PER_CONNECTION={limit}: slices of 50 (as the scheduler does), {len(pids)} "
+        f"backend(s) in turn; the largest: memory contexts {peak[0]:.1f} MB, RssAnon {peak[1]:.1f} MB")
+
+
 # -- the run ----------------------------------------------------------------------------------------------
 
 def body(args, scratch) -> int:
@@ -365,6 +415,9 @@ def body(args, scratch) -> int:
                 scratch.children.remove(server)
             else:
                 last_servers[tag] = (server, port)
+
+    section(f"backend memory after a full due-work repair pass ({args.sizes[-1]} workspaces)")
+    repair_memory(scratch)
 
     first, last = args.sizes[0], args.sizes[-1]
     for tag, _code in sides:
