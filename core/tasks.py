@@ -154,16 +154,18 @@ class TaskQueue:
         return handle
 
     def periodic(self, schedule, fn, *, addon: str | None = None, name: str | None = None,
-                 per_tenant: bool = False):
-        """Run ``fn`` on ``schedule`` (a ``crontab``), once for the platform (not per tenant).
+                 per_tenant: bool = True):
+        """Run ``fn`` on ``schedule`` (a ``crontab``) once for the platform: pass ``per_tenant=False``.
 
-        Work per workspace is a due job (:meth:`due_job`): a fan-out that visits every workspace
-        on a schedule costs every idle workspace a task and transactions each time, so there is
-        none (``per_tenant=True`` is refused).
+        Work per workspace is a due job (:meth:`due_job`): the fan-out to every workspace that
+        ``per_tenant=True`` (the old default) made cost each idle workspace a task and several
+        transactions every time, so it is refused, loudly at start-up, rather than turned into
+        one platform-wide call of a function that expects a tenant.
         """
         if per_tenant:
             raise ValueError(f"periodic task {name or fn.__name__}: per-workspace work is a due job "
-                             "(queue.due_job), run when the workspace has something due")
+                             "(queue.due_job), run when the workspace has something due; platform-wide "
+                             "work passes per_tenant=False")
         name = name or f"{fn.__module__}.{fn.__qualname__}"
         t = self.huey.periodic_task(schedule, name=name)(fn)
         self.periodic_tasks[name] = t

@@ -321,3 +321,25 @@ def test_a_connection_that_entered_many_schemas_is_closed_when_it_comes_back(pla
         assert first != second  # the fourth: closed on its way back, a fresh backend next time
     finally:
         pool.close_all()
+
+
+# -- the worker's tenant lookups come from the cache that NOTIFY keeps fresh ----------------------
+
+def test_a_worker_learns_of_a_suspension_through_notify(platform, make_tenant, cli_env):
+    """The worker looks tenants up in the request path's cache (no catalogue query per run); a
+    suspension made by another process reaches it through NOTIFY at once, not after the TTL."""
+    t = make_tenant("duenotify")
+    worker = Worker(cli_env)
+    try:
+        with tenant_transaction(t.ref):
+            due.arm(devices.OFFLINE_JOB, utcnow())
+        wait_until(lambda: entry(t, devices.OFFLINE_JOB) is None, timeout=15, message="the first run (tenant cached)")
+        platform.tenants.suspend(t.slug)
+        with tenant_transaction(t.ref):
+            due.arm(devices.OFFLINE_JOB, utcnow())
+        # Suspended: the run is skipped and its entry looked at again later, not run and cleared.
+        wait_until(lambda: (entry(t, devices.OFFLINE_JOB) or utcnow()) > utcnow() + dt.timedelta(seconds=200),
+                   timeout=15, message="the run skipped for the suspended workspace")
+    finally:
+        worker.stop()
+        platform.tenants.resume(t.slug)

@@ -72,6 +72,9 @@ def test_periodic_work_per_workspace_is_refused(queue):
 
     with pytest.raises(ValueError, match="due job"):
         queue.periodic(crontab(minute="*"), lambda: None, name="tick", per_tenant=True)
+    with pytest.raises(ValueError, match="due job"):  # the old default: an addon written for it fails loudly
+        queue.periodic(crontab(minute="*"), lambda: None, name="tick")
+    assert queue.periodic(crontab(minute="*"), lambda: None, name="platform-tick", per_tenant=False)
 
 
 def test_urgent_tasks_run_before_a_backlog_of_housekeeping(platform, make_tenant):
