@@ -165,7 +165,9 @@ def repair(jobs, after_id: int = 0, limit: int | None = None) -> tuple[int, int,
         with app_db.atomic():
             rows = app_db.execute_sql(_SLICE_SQL, (after_id, limit if limit is not None else 2**62)).fetchall()
             for row in rows:
-                tenant = TenantInfo(*row[:9], frozenset(row[9]), row[10])
+                tenant = TenantInfo(id=row[0], slug=row[1], name=row[2], status=row[3], plan=row[4],
+                                    schema_name=row[5], role_name=row[6], theme=row[7], default_region=row[8],
+                                    enabled_addons=frozenset(row[9]), verified=row[10])
                 last = tenant.id
                 visited += 1
                 wanted = [j for j in jobs if j.addon is None or j.addon in tenant.enabled_addons]

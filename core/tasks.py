@@ -119,7 +119,7 @@ class TaskQueue:
 
         ``priority``: queued tasks run highest first (on the PostgreSQL queue; Redis runs them in
         order). Give :data:`URGENT` to work a customer waits for at a set time (a scheduled send's
-        release), so it does not queue behind the per-tenant fan-out of housekeeping.
+        release), so it does not queue behind other work.
         """
         if fn is None:
             return functools.partial(self.tenant_task, addon=addon, name=name, retries=retries,
