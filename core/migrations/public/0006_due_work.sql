@@ -19,6 +19,25 @@ CREATE SCHEMA {{role_prefix}}_due AUTHORIZATION {{maintenance_role}};
 REVOKE ALL ON SCHEMA {{role_prefix}}_due FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON public.due_work TO {{maintenance_role}};
 
+-- The workspace of the calling tenant transaction (from its role: it cannot name another one),
+-- with p_job's advisory lock for it taken shared to the end of the transaction. Called by the
+-- functions below as their owner; nobody else may call it.
+CREATE FUNCTION {{role_prefix}}_due.caller(p_job text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+DECLARE
+    t bigint;
+BEGIN
+    SELECT id INTO t FROM public.tenant WHERE role_name = current_setting('role');
+    IF t IS NULL THEN
+        RAISE EXCEPTION 'due work is armed or disarmed from inside a tenant transaction' USING ERRCODE = '42501';
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(hashtext(p_job), (t % 2147483647)::int);
+    RETURN t;
+END
+$fn$;
+ALTER FUNCTION {{role_prefix}}_due.caller(text) OWNER TO {{maintenance_role}};
+REVOKE ALL ON FUNCTION {{role_prefix}}_due.caller(text) FROM PUBLIC;
+
 -- Arm: the workspace has work for p_job at p_due. Keeps the earlier of the two times, writes
 -- nothing when the row is already as early (the common case), and wakes the schedulers
 -- (NOTIFY smsgw_due) only when it made the row earlier. The shared advisory lock, held to the
@@ -27,14 +46,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON public.due_work TO {{maintenance_role}};
 CREATE FUNCTION {{role_prefix}}_due.arm(p_job text, p_due timestamptz) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
-    t bigint;
+    t bigint := {{role_prefix}}_due.caller(p_job);
     cur timestamptz;
 BEGIN
-    SELECT id INTO t FROM public.tenant WHERE role_name = current_setting('role');
-    IF t IS NULL THEN
-        RAISE EXCEPTION 'due work is armed from inside a tenant transaction' USING ERRCODE = '42501';
-    END IF;
-    PERFORM pg_advisory_xact_lock_shared(hashtext(p_job), (t % 2147483647)::int);
     SELECT due_at INTO cur FROM public.due_work WHERE tenant_id = t AND job = p_job;
     IF cur IS NOT NULL AND cur <= p_due THEN
         RETURN;
@@ -50,13 +64,8 @@ $fn$;
 CREATE FUNCTION {{role_prefix}}_due.disarm(p_job text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
-    t bigint;
+    t bigint := {{role_prefix}}_due.caller(p_job);
 BEGIN
-    SELECT id INTO t FROM public.tenant WHERE role_name = current_setting('role');
-    IF t IS NULL THEN
-        RAISE EXCEPTION 'due work is disarmed from inside a tenant transaction' USING ERRCODE = '42501';
-    END IF;
-    PERFORM pg_advisory_xact_lock_shared(hashtext(p_job), (t % 2147483647)::int);
     DELETE FROM public.due_work WHERE tenant_id = t AND job = p_job;
 END
 $fn$;
