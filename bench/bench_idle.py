@@ -314,8 +314,28 @@ def latency(scratch, port: int, tenant) -> dict:
     return out
 
 
+def flush_queue(scratch) -> int:
+    """Drop what an earlier server left queued (the other side's backlog must not be billed here)."""
+    conn = psycopg2.connect(scratch.admin_url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'DELETE FROM "{scratch.prefix}_queue".task')
+            n = cur.rowcount
+            cur.execute(f'DELETE FROM "{scratch.prefix}_queue".schedule')
+            return n + cur.rowcount
+    except psycopg2.Error:  # no queue tables yet
+        return 0
+    finally:
+        conn.close()
+
+
 def start_server(scratch, size: int, code: Path | None, tag: str):
-    """``smsgw serve --with-worker`` of this tree, or of the checkout ``code`` (its modules first)."""
+    """``smsgw serve --with-worker`` of this tree, or of the checkout ``code`` (its modules first),
+    on an empty queue."""
+    flushed = flush_queue(scratch)
+    if flushed:
+        say(f"  ({flushed} queued tasks left by the previous server dropped)")
     port = free_port()
     argv = ["serve", "--with-worker", "--port", str(port)]
     if code is None:
