@@ -410,7 +410,6 @@ def body(args, scratch) -> int:
     have = 0
     sides = ([("before", Path(args.before_code).resolve())] if args.before_code else []) + [("after", None)]
     results = {tag: {} for tag, _ in sides}
-    last_servers = {}
     for size in args.sizes:
         section(f"{size} workspaces")
         took = grow(platform, have, size, args.create_threads)
@@ -430,11 +429,8 @@ def body(args, scratch) -> int:
                 w["backend_mb"] = mem
             results[tag][size] = windows
             meter.close()
-            if size != args.sizes[-1] or args.no_latency:
-                server.stop()
-                scratch.children.remove(server)
-            else:
-                last_servers[tag] = (server, port)
+            server.stop()  # one server at a time: the other side's must not be billed here
+            scratch.children.remove(server)
 
     section(f"backend memory after a full due-work repair pass ({args.sizes[-1]} workspaces)")
     repair_memory(scratch)
@@ -453,16 +449,10 @@ def body(args, scratch) -> int:
     if not args.no_latency:
         from core.tenancy import load_tenant
 
-        for n, (tag, _code) in enumerate(sides):
-            server, port = last_servers[tag]
-            if n:  # the earlier side's server is still up: only one at a time
-                prev, _ = last_servers[sides[n - 1][0]]
-                if prev.alive():
-                    prev.stop()
+        for n, (tag, code) in enumerate(sides):
             section(f"latency of due work [{tag}], {last} idle workspaces around it")
-            if not server.alive():
-                server, port = start_server(scratch, last, _code, tag)
-                time.sleep(args.warmup)
+            server, port = start_server(scratch, last, code, tag)
+            time.sleep(args.warmup)
             tenant = load_tenant(f"idle-{last - 1 - n:05d}")  # a workspace of its own for each side
             lat = latency(scratch, port, tenant)
             for what, late in lat.items():
