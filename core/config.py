@@ -89,6 +89,11 @@ class Settings:
     signup_per_ip_hour: int = 3  # workspaces one client address may create per hour
     signup_per_hour: int = 50  # workspaces the whole platform accepts per hour
     unverified_ttl_days: int = 7  # a sign-up whose owner never confirms the address is removed after this
+    # Due work (core/due.py): the slow repair pass visits every workspace once per this many
+    # seconds, spread evenly; a pooled connection that entered more schemas than this is closed
+    # when it returns to the pool (each schema leaves catalogue cache in its backend).
+    due_repair_seconds: int = 3600
+    db_schemas_per_connection: int = 100
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -127,6 +132,8 @@ class Settings:
             signup_per_ip_hour=_int(env, "SMSGW_SIGNUP_PER_IP_HOUR", 3, 0),
             signup_per_hour=_int(env, "SMSGW_SIGNUP_PER_HOUR", 50, 0),
             unverified_ttl_days=_int(env, "SMSGW_UNVERIFIED_TTL_DAYS", 7, 1),
+            due_repair_seconds=_int(env, "SMSGW_DUE_REPAIR_SECONDS", 3600, 60),
+            db_schemas_per_connection=_int(env, "SMSGW_DB_SCHEMAS_PER_CONNECTION", 100, 1),
         )
         values.update(overrides)
         if values["webhook_timeout"] > 30:

@@ -13,6 +13,9 @@ Roles (prefix configurable, so several platforms can share a cluster):
   functions that create and drop a tenant's role and schema; the app role may
   call them and do nothing else with roles.
 * ``<prefix>_t_<slug>``: NOLOGIN, one per tenant, owns schema ``t_<slug>``.
+* ``<prefix>_tenants``: NOLOGIN, granted to every tenant role (with inherit). It may call the
+  few ``public`` functions a tenant transaction needs (e.g. arming its due work, see
+  :mod:`core.due`) and nothing else; the app role is not a member.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class RoleNames:
         self.app = f"{prefix}_app"
         self.provisioner = f"{prefix}_provisioner"
         self.maintenance = f"{prefix}_maintenance"
+        self.tenants = f"{prefix}_tenants"
 
     def tenant_role(self, slug: str) -> str:
         return f"{self.prefix}_t_{slug.replace('-', '_')}"
@@ -116,6 +120,7 @@ BEGIN
   -- which grows with the number of tenants (measured in bench/bench_kernel.py).
   EXECUTE format('CREATE ROLE %I NOLOGIN NOINHERIT', r);
   EXECUTE format('GRANT %I TO %I WITH INHERIT FALSE, SET TRUE', r, '{app}');
+  EXECUTE format('GRANT %I TO %I WITH INHERIT TRUE, SET FALSE', '{tenants}', r);
   EXECUTE format('CREATE SCHEMA %I', s);
   EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', s);
   EXECUTE format('ALTER SCHEMA %I OWNER TO %I', s, r);
@@ -171,6 +176,11 @@ def bootstrap(admin_url: str, role_prefix: str, app_password: str) -> None:
                     cur.execute(sql.SQL("CREATE ROLE {} " + attrs).format(sql.Identifier(role)))
                 if not is_super:
                     cur.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(admin_role)))
+            # Every tenant role is a member of the tenants role: the provisioner grants it.
+            if not _role_exists(cur, roles.tenants):
+                cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOINHERIT").format(sql.Identifier(roles.tenants)))
+            cur.execute(sql.SQL("GRANT {} TO {} WITH ADMIN TRUE, INHERIT FALSE, SET FALSE").format(
+                sql.Identifier(roles.tenants), sql.Identifier(roles.provisioner)))
             # The maintenance role owns SECURITY DEFINER housekeeping functions (e.g. purging
             # audit rows past retention). The app role may call them, never become it.
             cur.execute("SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
@@ -201,7 +211,8 @@ def bootstrap(admin_url: str, role_prefix: str, app_password: str) -> None:
 
             cur.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
                 sql.Identifier(dbname), sql.Identifier(roles.provisioner)))
-            cur.execute(PROVISION_FUNCTIONS.format(prefix=role_prefix, slug_re=SLUG_SQL_RE, app=roles.app))
+            cur.execute(PROVISION_FUNCTIONS.format(prefix=role_prefix, slug_re=SLUG_SQL_RE, app=roles.app,
+                                                   tenants=roles.tenants))
             for fn in ("create_tenant_space", "drop_tenant_space"):
                 ident = sql.SQL("public.{}(text)").format(sql.Identifier(f"{role_prefix}_{fn}"))
                 cur.execute(sql.SQL("ALTER FUNCTION {} OWNER TO {}").format(ident, sql.Identifier(roles.provisioner)))

@@ -232,9 +232,26 @@ def smsgw_translations() -> str | Path | None:
 def smsgw_tasks(queue: TaskQueue) -> None:
     """Register this addon's background tasks on ``queue`` (a :class:`core.tasks.TaskQueue`).
 
-    Use ``queue.tenant_task(fn)`` for work in one tenant (it carries the tenant
-    explicitly and refuses to run without it) and ``queue.periodic(...)`` for
-    scheduled work, which fans out per tenant that enabled the addon.
+    * ``queue.tenant_task(fn)``: work in one tenant, triggered now or at a time (it carries the
+      tenant explicitly and refuses to run without it).
+    * ``queue.due_job(name, run, next_due)``: per-workspace work with a time (a scheduled send,
+      a retry, a lease that lapses, a retention date, a billing period's end). ``run(tenant)``
+      runs for a workspace when its due time for ``name`` comes, inside the workspace's
+      transaction (it may return a callable to call after the commit); ``next_due(tenant)``
+      returns the earliest time of the workspace's work still ahead, or ``None``. A tenant
+      transaction that creates timed work calls :func:`core.due.arm` ``(name, when)`` (the
+      earlier time wins; :func:`core.due.disarm` withdraws it); the time is recorded in
+      ``public.due_work`` with the work's commit. Idle workspaces cost nothing: no task, no
+      transaction. Two workers never run one workspace's job at once; a run that dies leaves
+      the entry, so the work runs again: make ``run`` idempotent. An hourly repair pass asks
+      ``next_due`` of every workspace and arms what is missing, so work whose time may be late
+      by an hour (purges) need not arm at all.
+    * ``queue.periodic(schedule, fn, per_tenant=False)``: platform-wide work on a ``crontab``.
+      There is no per-workspace fan-out any more (``per_tenant=True``, the old default, is
+      refused at start-up): use a due job.
+
+    Due jobs and tenant tasks declared with the default addon run only for workspaces that
+    enabled it.
 
     Result: none (per addon, ``call_one``: each addon gets a queue that knows its name).
     Order: dependencies first.

@@ -47,7 +47,11 @@ class Platform:
         self.roles = roles
         self.migration_context = {
             "app_role": roles.app, "maintenance_role": roles.maintenance, "role_prefix": roles.prefix,
+            "tenants_role": roles.tenants,
         }
+        from . import due
+
+        due.configure(roles.prefix)
         self.registry.hook.smsgw_configure(platform=self)
         self._catalogues = None
         self._cipher = None
@@ -144,7 +148,7 @@ class Platform:
             dbsetup.bootstrap(self.admin_url, s.role_prefix, app_password)
         self.app_url = s.app_database_url or dbsetup.with_credentials(
             self.admin_url, self.roles.app, app_password)
-        dbmod.configure(self.app_url, s.db_pool_size)
+        dbmod.configure(self.app_url, s.db_pool_size, s.db_schemas_per_connection)
 
     def migrate(self, tenants: bool = True, only: list[str] | None = None, progress=None, jobs=None):
         """Apply public migrations (needs the admin URL) then tenant migrations."""

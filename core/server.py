@@ -134,6 +134,7 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
         if standin:
             standin.stop()
         if consumer:
+            consumer.due.stop()
             consumer.stop(graceful=True)
             consumer.heartbeat.stop()
         platform.stop_runtime()
@@ -161,6 +162,7 @@ def settle_heap() -> None:
 
 
 def start_consumer(platform, workers: int = 2):
+    from .due import start_scheduler
     from .tasks import EmbeddedConsumer
     from .worker_watch import WorkerHeartbeat
 
@@ -171,12 +173,14 @@ def start_consumer(platform, workers: int = 2):
     consumer.start()
     consumer.heartbeat = WorkerHeartbeat(platform)
     consumer.heartbeat.start()
+    consumer.due = start_scheduler(platform)
     return consumer
 
 
 def run_worker(platform, workers: int, say=print):
     from huey.consumer import Consumer
 
+    from .due import start_scheduler
     from .worker_watch import WorkerHeartbeat
 
     prepare_platform(platform, say=say, migrate=False)
@@ -186,10 +190,12 @@ def run_worker(platform, workers: int, say=print):
                         max_delay=1.0, shutdown_timeout=10)
     heartbeat = WorkerHeartbeat(platform)  # web processes stand in for a worker that stops beating
     heartbeat.start()
+    scheduler = start_scheduler(platform)  # per-workspace jobs, run when due
     settle_heap()
     say(f"Worker running with {workers} thread(s). Press Ctrl-C to stop.")
     try:
         consumer.run()
     finally:
+        scheduler.stop()
         heartbeat.stop()
         platform.close()

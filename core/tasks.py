@@ -1,8 +1,10 @@
-"""The task queue: one Huey instance, tenant-scoped tasks, periodic fan-out.
+"""The task queue: one Huey instance, tenant-scoped tasks, platform-wide periodic tasks and
+per-workspace due jobs.
 
 Huey only *triggers* work that is recorded in PostgreSQL; it does not
 guarantee at-least-once delivery, so every addon keeps its own state in its
-tables and a periodic sweeper picks up whatever a dead worker dropped.
+tables, and a due job (:mod:`core.due`) picks up whatever a dead worker dropped
+when its time comes.
 
 Storage: ``huey.contrib.sql_huey`` on the platform's PostgreSQL (schema
 ``<prefix>_queue``, owned by the serving role), or Redis when ``REDIS_URL``
@@ -20,6 +22,7 @@ from huey.contrib.sql_huey import SqlHuey
 from playhouse.pool import PooledPostgresqlDatabase
 
 from .db import TenantContextMissing, current_tenant
+from .due import DueJob
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,7 @@ class TaskQueue:
         self.platform = platform
         self.tasks: dict[str, object] = {}
         self.periodic_tasks: dict[str, object] = {}
+        self.due_jobs: dict[str, DueJob] = {}
         # The kernel's own tasks (addons add theirs through ``smsgw_tasks``).
         from .web.auth_pages import RESET_MAIL_TASK, send_reset_mail
 
@@ -115,20 +119,20 @@ class TaskQueue:
 
         ``priority``: queued tasks run highest first (on the PostgreSQL queue; Redis runs them in
         order). Give :data:`URGENT` to work a customer waits for at a set time (a scheduled send's
-        release), so it does not queue behind the per-tenant fan-out of housekeeping.
+        release), so it does not queue behind other work.
         """
         if fn is None:
             return functools.partial(self.tenant_task, addon=addon, name=name, retries=retries,
                                      retry_delay=retry_delay, priority=priority)
         name = name or f"{fn.__module__}.{fn.__qualname__}"
         addon = addon or self.default_addon
+        platform = self.platform
 
         def run_for_tenant(tenant_slug, *args, **kwargs):
             if not tenant_slug:
                 raise TenantContextMissing(f"task {name} ran without a tenant")
-            from .tenancy import load_tenant
-
-            tenant = load_tenant(tenant_slug)
+            # The request path's cache (invalidated by NOTIFY): no catalogue query per task.
+            tenant = platform.tenant_cache.get(tenant_slug)
             if tenant is None or not tenant.is_active:
                 log.warning("task %s skipped: tenant %s is gone or suspended", name, tenant_slug)
                 return None
@@ -151,28 +155,35 @@ class TaskQueue:
 
     def periodic(self, schedule, fn, *, addon: str | None = None, name: str | None = None,
                  per_tenant: bool = True):
-        """Run ``fn`` on ``schedule`` (a ``crontab``); with ``per_tenant`` once per active tenant.
+        """Run ``fn`` on ``schedule`` (a ``crontab``) once for the platform: pass ``per_tenant=False``.
 
-        The fan-out enqueues one tenant task per tenant that enabled ``addon``,
-        so one slow or failing tenant never holds up the others.
+        Work per workspace is a due job (:meth:`due_job`): the fan-out to every workspace that
+        ``per_tenant=True`` (the old default) made cost each idle workspace a task and several
+        transactions every time, so it is refused, loudly at start-up, rather than turned into
+        one platform-wide call of a function that expects a tenant.
         """
+        if per_tenant:
+            raise ValueError(f"periodic task {name or fn.__name__}: per-workspace work is a due job "
+                             "(queue.due_job), run when the workspace has something due; platform-wide "
+                             "work passes per_tenant=False")
         name = name or f"{fn.__module__}.{fn.__qualname__}"
-        addon = addon or self.default_addon
-        if not per_tenant:
-            t = self.huey.periodic_task(schedule, name=name)(fn)
-            self.periodic_tasks[name] = t
-            return t
-        per = self.tenant_task(fn, addon=addon, name=name + ".tenant")
-        platform = self.platform
+        t = self.huey.periodic_task(schedule, name=name)(fn)
+        self.periodic_tasks[name] = t
+        return t
 
-        def fan_out():
-            for tenant in platform.tenants.list():
-                if tenant.is_active and (addon is None or addon in tenant.enabled_addons):
-                    per(tenant.slug)
+    def due_job(self, name: str, run, next_due, *, addon: str | None = None) -> DueJob:
+        """Run ``run(tenant)`` for a workspace when its due time for job ``name`` comes.
 
-        fan_out.__name__ = f"fan_out_{fn.__name__}"
-        self.periodic_tasks[name] = self.huey.periodic_task(schedule, name=name)(fan_out)
-        return per
+        Tenant transactions that create work with a time call :func:`core.due.arm` (``name``,
+        time); ``next_due(tenant)`` returns the earliest time of the workspace's work still
+        ahead (or None). Both run inside the tenant's transaction, which also re-arms the job:
+        see :mod:`core.due`. With ``addon``, only workspaces that enabled it are run.
+        """
+        if name in self.due_jobs:
+            raise ValueError(f"two due jobs are called {name!r}")
+        job = DueJob(name, run, next_due, addon or self.default_addon)
+        self.due_jobs[name] = job
+        return job
 
 
 class EmbeddedConsumer(Consumer):

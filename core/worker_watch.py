@@ -7,7 +7,8 @@ to ``public.periodic_mark`` every second. Readiness reports how old it is (``wor
 time-critical part of the worker's job that addons declare (``smsgw_worker_standin``, e.g. waking
 phones when scheduled messages become due) for the window since the last stand-in run. Taking a
 window is one atomic UPDATE of the ``standin`` mark (row lock, SKIP LOCKED), so several web
-processes never do the same window twice and never leave a gap between windows.
+processes never do the same window twice and never leave a gap between windows. It visits only
+the workspaces whose due work (:mod:`core.due`) came due by the window's end.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class StandIn(_Loop):
         self.windows += 1
         registry = self.platform.registry
         done = 0
-        for tenant in self.platform.tenants.list():
+        for tenant in self._due_tenants(until):
             if not tenant.is_active:
                 continue
             keys = []
@@ -142,3 +143,13 @@ class StandIn(_Loop):
                 self.platform.wake_now(*keys)
                 done += 1
         return done
+
+    def _due_tenants(self, until):
+        """Workspaces with due work (``public.due_work``, see :mod:`core.due`) by ``until``: the
+        worker left their entries in place, so only these can have something to release."""
+        with connection():
+            slugs = [r[0] for r in app_db.execute_sql(
+                "SELECT DISTINCT t.slug FROM public.due_work d JOIN public.tenant t ON t.id = d.tenant_id "
+                "WHERE d.due_at <= %s", (until,)).fetchall()]
+        cache = self.platform.tenant_cache
+        return [tenant for tenant in map(cache.get, slugs) if tenant is not None]

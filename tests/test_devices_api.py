@@ -306,10 +306,9 @@ def test_fleet_health_in_the_api_and_on_the_devices_page(platform, live_server, 
     row = re.search(rf'<tr data-device="{device_id}">(.*?)</tr>', r.text, re.S).group(1)
     assert "Till phone" in row and "Online" in row
 
-    # It goes silent; the worker's per-tenant sweep task marks it offline.
+    # It goes silent; the worker's offline sweep (the devices addon's due job) marks it offline.
     sql(t, "UPDATE devices SET last_seen_at = now() - interval '5 minutes'", fetch=False)
-    task = platform.queue.tasks["devices.sweep_offline.tenant"]
-    assert task.run_now(t.slug) == [device_id]
+    assert run_offline_sweep(platform, t) == [device_id]
     assert listed()["online"] is False
     row = re.search(rf'<tr data-device="{device_id}">(.*?)</tr>', page.get("/devices").text, re.S).group(1)
     assert "Offline" in row and "offline" in row  # the status badge and the waiting reason

@@ -38,7 +38,7 @@ COMPANION_OPTIONS = dict(heartbeat_interval=60.0, inbound_interval=0.1, flush_in
 
 
 def sweep_at(tenant, when: dt.datetime) -> dict:
-    """The sweeper, run at ``when`` in the tenant's transaction (what the minute task does)."""
+    """The sweeper, run at ``when`` in the tenant's transaction (what its due job does)."""
     with tenant_transaction(tenant.ref):
         return lifecycle.sweep(tenant, now=when)
 

@@ -1,4 +1,4 @@
-"""Tasks: tenant-scoped tasks carry their tenant and fail closed; periodic work fans out per tenant."""
+"""Tasks: tenant-scoped tasks carry their tenant and fail closed; periodic work is platform-wide."""
 
 import json
 import secrets
@@ -65,21 +65,16 @@ def test_task_body_without_context_fails_closed(queue):
         mark("x", 1)
 
 
-def test_periodic_fans_out_to_every_active_tenant(platform, queue, make_tenant):
-    tenants = [make_tenant("fan") for _ in range(3)]
-    suspended = make_tenant("fansusp")
-    platform.tenants.suspend(suspended.slug)
-    stamp = secrets.token_hex(4)
-
-    def tick():
-        mark("tick", stamp)
-
+def test_periodic_work_per_workspace_is_refused(queue):
+    """Per-workspace work is a due job (core.due): a per-tenant fan-out each minute cost every idle
+    workspace a task and several transactions, so the queue no longer offers one."""
     from huey import crontab
-    queue.periodic(crontab(minute="*"), tick, name=f"tick-{stamp}")
-    queue.periodic_tasks[f"tick-{stamp}"]()  # enqueue the fan-out, as the scheduler does each minute
-    assert run_huey_until(queue.huey, lambda: all(read_mark(t, "tick") == stamp for t in tenants))
-    assert read_mark(suspended, "tick") is None
-    platform.tenants.resume(suspended.slug)
+
+    with pytest.raises(ValueError, match="due job"):
+        queue.periodic(crontab(minute="*"), lambda: None, name="tick", per_tenant=True)
+    with pytest.raises(ValueError, match="due job"):  # the old default: an addon written for it fails loudly
+        queue.periodic(crontab(minute="*"), lambda: None, name="tick")
+    assert queue.periodic(crontab(minute="*"), lambda: None, name="platform-tick", per_tenant=False)
 
 
 def test_urgent_tasks_run_before_a_backlog_of_housekeeping(platform, make_tenant):

@@ -95,8 +95,8 @@ def tenant(make_tenant):
 
 @pytest.fixture
 def deliverer(tenant):
-    """Attempts every due delivery of ``tenant`` continuously, as the addon's per-minute sweeper does
-    (``service.due`` then ``delivery.attempt``), only without waiting a minute.
+    """Attempts every due delivery of ``tenant`` continuously, as the addon's due job does
+    (``service.due`` then ``delivery.attempt``), in a thread of the test.
 
     Not a Huey consumer: the queue's connection pool (8) is shared with the web process's
     executor threads, which keep theirs checked out for good, so a consumer started late in a

@@ -3,7 +3,6 @@
 Its tenant migrations (``migrations/tenant``) are found by convention."""
 
 from core.addons import hookimpl
-from core.tasks import crontab
 
 from . import api, tokens
 from .models import MODELS
@@ -42,13 +41,13 @@ def smsgw_access_token_revoked(tenant, claims):
     return tokens.is_revoked(claims.get("jti"))
 
 
-def purge_task():
-    from core.db import tenant_transaction
-
-    with tenant_transaction():
-        return tokens.purge()
+def purge_job(tenant):
+    """The due job (inside the workspace's transaction): drop expired tokens and families."""
+    return tokens.purge()
 
 
 @hookimpl
 def smsgw_tasks(queue):
-    queue.periodic(crontab(minute="17"), purge_task, name="compat.purge_tokens")
+    # Nothing arms it when a token is made (that would cost every token a statement): the due-work
+    # repair pass does, within the hour, long before a token's purge is due.
+    queue.due_job(tokens.PURGE_JOB, purge_job, tokens.next_purge_due)

@@ -19,6 +19,7 @@ import uuid
 
 from core import tokenformat
 from core.catalogue import utcnow
+from core.db import app_db
 from core.identity import AuthError, Grant, access_claims, issue_grant, revoke_family, rotate_refresh
 from core.jwtkeys import ACCESS_TTL, LEEWAY
 from core.users import RefreshToken
@@ -176,6 +177,16 @@ def is_revoked(jti) -> bool:
         return False
     return AccessToken.select(AccessToken.jti).where(
         (AccessToken.jti == jti) & AccessToken.revoked_at.is_null(False)).exists()
+
+
+PURGE_JOB = "compat.purge_tokens"
+
+
+def next_purge_due(tenant=None):
+    """Inside the tenant transaction: when :func:`purge` next has something to drop."""
+    return app_db.execute_sql(
+        "SELECT least((SELECT min(expires_at) FROM compat_access_tokens) + interval '1 hour' + interval '1 second', "
+        "(SELECT min(expires_at) FROM compat_token_families) + interval '1 second')").fetchone()[0]
 
 
 def purge(now=None) -> int:

@@ -2,7 +2,6 @@
 
 from core.addons import hookimpl
 from core.i18n import N_
-from core.tasks import crontab
 from core.web.menu import MenuItem
 
 from . import api, pages, protocol, service
@@ -31,28 +30,40 @@ def smsgw_principal_from_token(token, tenant):
 
 
 def sweep_offline_devices(platform):
-    """Per tenant: devices that missed their expected contact go offline; hooks hand back their work."""
+    """Per tenant (the current one): devices that missed their expected contact go offline; hooks
+    hand back their work. As the due job does it, in a transaction of its own."""
     from core.db import current_tenant, tenant_transaction
-    from core.tenancy import load_tenant
 
-    ref = current_tenant.get()
-    tenant = load_tenant(ref.slug)
-    with tenant_transaction(ref):
-        gone = service.sweep_offline()
-        for device in gone:
-            platform.registry.hook.smsgw_device_offline(tenant=tenant, device=device)
+    tenant = platform.tenant_cache.get(current_tenant.get().slug)
+    with tenant_transaction(tenant.ref):
+        gone, then = offline_job(platform, tenant)
+    then()
+    return gone
+
+
+def offline_job(platform, tenant):
+    """Inside the tenant's transaction: mark overdue phones offline. Returns their ids and what to
+    do once the transaction committed (their audit events)."""
+    from core.events import AuditEvent, emit
+
+    gone = service.sweep_offline()
     for device in gone:
-        from core.events import AuditEvent, emit
+        platform.registry.hook.smsgw_device_offline(tenant=tenant, device=device)
 
-        emit(platform, AuditEvent("device.offline", tenant.id, tenant.slug, actor="system",
-                                  target=f"device:{device.id}"))
-    return [d.id for d in gone]
+    def record():
+        for device in gone:
+            emit(platform, AuditEvent("device.offline", tenant.id, tenant.slug, actor="system",
+                                      target=f"device:{device.id}"))
+
+    return [d.id for d in gone], record
 
 
 @hookimpl
 def smsgw_tasks(queue):
     platform = queue.platform
-    queue.periodic(crontab(minute="*"), lambda: sweep_offline_devices(platform), name="devices.sweep_offline")
+    # A phone that came online may go silent: run when the one seen longest ago would be overdue.
+    queue.due_job(service.OFFLINE_JOB, lambda tenant: offline_job(platform, tenant)[1],
+                  service.next_offline_due)
 
 
 @hookimpl

@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 import secrets
 
-from core import tokenformat
+from core import due, tokenformat
 from core.catalogue import utcnow
 from core.db import app_db
 from core.permissions import Principal
@@ -202,7 +202,10 @@ def touch(device_id: int, status: dict | None = None) -> bool:
     row = app_db.execute_sql(
         f"UPDATE devices d SET {', '.join(values)} FROM (SELECT id, online AS was FROM devices WHERE id = %s "
         f"FOR UPDATE) o WHERE d.id = o.id RETURNING o.was", (*params, device_id)).fetchone()
-    return row is not None and not row[0]
+    came_online = row is not None and not row[0]
+    if came_online:  # from now on it may go silent: the due job looks when it would be overdue
+        due.arm(OFFLINE_JOB, utcnow() + OFFLINE_AFTER)
+    return came_online
 
 
 def sweep_offline(now: dt.datetime | None = None, after: dt.timedelta = OFFLINE_AFTER) -> list[Device]:
@@ -212,6 +215,15 @@ def sweep_offline(now: dt.datetime | None = None, after: dt.timedelta = OFFLINE_
         "UPDATE devices SET online = false WHERE online AND (last_seen_at IS NULL OR last_seen_at < %s) "
         "RETURNING id", (cutoff,)).fetchall()]
     return list(Device.select().where(Device.id.in_(ids))) if ids else []
+
+
+OFFLINE_JOB = "devices.offline"
+
+
+def next_offline_due(tenant=None) -> dt.datetime | None:
+    """Inside the tenant transaction: when the online phone seen longest ago becomes overdue."""
+    return app_db.execute_sql("SELECT min(coalesce(last_seen_at, now())) + %s FROM devices WHERE online",
+                              (OFFLINE_AFTER,)).fetchone()[0]
 
 
 def update_settings(device_id: int, patch: dict) -> Device:

@@ -106,6 +106,10 @@ def claim(tenant, device: Device, limit: int) -> list[dict]:
           FROM claimed c JOIN messages m ON m.id = c.message_id
          ORDER BY c.id
     """, {"d": device.id, "slots": slots, "n": n}).fetchall()
+    if rows:  # claims lapse after the claim timeout: the sweep hands back what was not reported
+        from .lifecycle import arm_claims
+
+        arm_claims()
     out = []
     for rid, mid, phone, sim, valid_until, text, delivery_report in rows:
         item = {"id": rid, "message_id": mid, "to": phone, "text": text, "delivery_report": delivery_report}

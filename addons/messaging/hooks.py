@@ -4,7 +4,6 @@
 from core.addons import hookimpl
 from core.db import app_db
 from core.i18n import N_
-from core.tasks import URGENT, crontab
 from core.web.menu import MenuItem
 
 from . import api, dispatch, inbound, lifecycle, pages, runtime
@@ -79,28 +78,9 @@ def smsgw_device_counts(tenant):
 
 # -- tasks -----------------------------------------------------------------------
 
-def _tenant_info():
-    from core.db import current_tenant
-    from core.tenancy import load_tenant
-
-    return load_tenant(current_tenant.get().slug)
-
-
-def release_task():
-    """Scheduled at a message's send_at: wake the phones so it leaves on time."""
-    from core.db import tenant_transaction
-
-    tenant = _tenant_info()
-    with tenant_transaction():
-        lifecycle.release_due(tenant)
-
-
-def sweep_task():
-    from core.db import tenant_transaction
-
-    tenant = _tenant_info()
-    with tenant_transaction():
-        return lifecycle.sweep(tenant)
+def sweep_job(tenant):
+    """The due job: whatever of the workspace's timed work came due (inside its transaction)."""
+    return lifecycle.sweep(tenant)
 
 
 @hookimpl
@@ -112,9 +92,8 @@ def smsgw_worker_standin(tenant, since, until):
 @hookimpl
 def smsgw_tasks(queue):
     runtime.set_platform(queue.platform)
-    # A scheduled send must leave at its time, not after the hourly fan-out of every tenant's sweeps.
-    runtime.set_task("release", queue.tenant_task(release_task, name="messaging.release", priority=URGENT))
-    runtime.set_task("sweep", queue.periodic(crontab(minute="*"), sweep_task, name="messaging.sweep"))
+    # Scheduled sends, expiries and lapsed claims: run when the workspace's earliest one is due.
+    queue.due_job(lifecycle.JOB, sweep_job, lifecycle.next_due)
 
 
 @hookimpl

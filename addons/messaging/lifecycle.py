@@ -1,14 +1,16 @@
 """Time-driven work per tenant: expiry, scheduled release, handing back silent phones' work.
 
-Run each minute by a periodic task (and by tests directly). Idempotent: running
-it twice, or in two workers at once, does the same as once (row locks with
-SKIP LOCKED keep them apart).
+Run as the due job :data:`JOB` (see :mod:`core.due`) when the workspace's earliest time comes
+(:func:`next_due`): a scheduled send's ``send_at``, a ``valid_until``, a claim's timeout, an
+idempotency key's end; and by tests directly. Idempotent: running it twice, or in two workers
+at once, does the same as once (row locks with SKIP LOCKED keep them apart).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from core import due
 from core.catalogue import utcnow
 from core.db import app_db
 
@@ -104,3 +106,28 @@ def purge_idempotency_keys(now: dt.datetime | None = None) -> int:
 def sweep(tenant, now: dt.datetime | None = None) -> dict:
     return {"expired": expire(tenant, now), "handed_back": hand_back(tenant, now=now),
             "due": release_due(tenant), "idempotency_purged": purge_idempotency_keys(now)}
+
+
+JOB = "messaging.sweep"
+
+_NEXT_DUE = """
+SELECT least(
+    (SELECT min(not_before) FROM recipients WHERE state = 'pending' AND not_before > now()),
+    (SELECT min(valid_until) FROM recipients WHERE state IN ('pending', 'processed') AND valid_until IS NOT NULL),
+    (SELECT min(claimed_at) FROM recipients WHERE state = 'processed')
+        + make_interval(secs => coalesce((SELECT claim_timeout_seconds FROM messaging_settings LIMIT 1), 600)),
+    (SELECT min(created_at) FROM idempotency_keys) + %s)
+"""
+
+
+def next_due(tenant=None) -> dt.datetime | None:
+    """Inside the tenant transaction: when :func:`sweep` next has something to do (None: nothing
+    timed is left). Idempotency keys are not armed when they are made (that would cost every
+    send with a key a statement): the repair pass arms their purge, hours before it is due."""
+    return app_db.execute_sql(_NEXT_DUE, (IDEMPOTENCY_TTL,)).fetchone()[0]
+
+
+def arm_claims() -> None:
+    """Inside the claiming transaction: the claims just made are handed back if not reported in time."""
+    due.arm_at(JOB, "clock_timestamp() + make_interval(secs => coalesce("
+                    "(SELECT claim_timeout_seconds FROM messaging_settings LIMIT 1), 600))")

@@ -8,6 +8,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from core import due
 from core.bodyschema import invalid, iso_time, request_schemas
 from core.catalogue import utcnow
 from core.db import app_db, array_literal
@@ -254,9 +255,11 @@ def accept_many(tenant, subs: list[Submission]) -> list:
     keys = _wake(tenant, stored_clean, sticky, sum(len(phones) for _, phones, _, _ in rows))
     for i in plans:  # every caller wakes them (waking an awake phone costs nothing)
         outcomes[i] = outcomes[i][:2] + (keys,)
-    for c in stored_clean:
-        if c["send_at"]:
-            schedule_release(tenant, c["send_at"])
+    timed = [t for c in stored_clean for t in (c["send_at"], c["valid_until"]) if t]
+    if timed:  # a plain send has neither, and pays nothing here
+        from .lifecycle import JOB
+
+        due.arm(JOB, min(timed))
     return outcomes
 
 
@@ -390,8 +393,3 @@ def _wake(tenant, stored: list[dict], sticky: dict, total_new: int) -> list[str]
     return keys
 
 
-def schedule_release(tenant, when: dt.datetime) -> None:
-    """Wake the phones when scheduled work becomes due (the minute sweeper is the backstop)."""
-    task = runtime.task("release")
-    if task is not None:
-        task.schedule(tenant.slug, eta=when)

@@ -106,6 +106,7 @@ class WebhookHandler(WebhooksAudit, ApiHandler):
                 fields["enabled"] = body["enabled"]
                 if body["enabled"]:
                     fields.update(disabled_reason=None, failing_since=None)
+                    service.arm(service.utcnow())  # its deliveries that waited are due again
             Endpoint.update(**fields).where(Endpoint.id == ep.id).execute()
             return service.endpoint_json(Endpoint.get_by_id(ep.id))
 

@@ -87,12 +87,12 @@ def deliver_task(delivery_id: int, trigger: str = "schedule", tries: int = 0):
     return runtime.delivery_pool().submit(current_tenant.get(), delivery_id, trigger, tries)
 
 
-def sweep_task():
-    """Each minute: attempt every due delivery nobody triggered (dead worker, lost task)."""
+def sweep_job(tenant):
+    """The due job (inside the workspace's transaction): attempt every due delivery nobody
+    triggered (a lost trigger, a retry's time, a dead worker's lapsed claim)."""
     from core.db import current_tenant
 
-    with tenant_transaction():
-        ids = service.due()
+    ids = service.due()
     pool = runtime.delivery_pool()
     for delivery_id in ids:
         pool.submit(current_tenant.get(), delivery_id)

@@ -3,7 +3,7 @@
 from core.addons import hookimpl
 from core.hookspecs import EncryptedField
 from core.i18n import N_
-from core.tasks import URGENT, crontab
+from core.tasks import URGENT
 from core.web.menu import MenuItem
 
 from . import api, delivery, pages, runtime, service
@@ -59,7 +59,7 @@ def smsgw_tasks(queue):
     runtime.set_platform(queue.platform)
     # Handing an attempt to the delivery pool is quick and a customer waits for it: before housekeeping.
     runtime.set_deliver_task(queue.tenant_task(delivery.deliver_task, name="webhooks.deliver", priority=URGENT))
-    queue.periodic(crontab(minute="*"), delivery.sweep_task, name="webhooks.sweep")
+    queue.due_job(service.JOB, delivery.sweep_job, service.next_due)
 
 
 @hookimpl

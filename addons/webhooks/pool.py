@@ -5,7 +5,7 @@ phones' work, so they only hand attempts over to this pool and return. Here each
 tenant has at most ``per_tenant`` attempts in flight and tenants take turns, so a
 tenant whose endpoints are slow (each attempt bounded by the sender's deadline)
 delays its own webhooks, not another tenant's. The pool holds only triggers:
-PostgreSQL keeps every delivery, and the minute sweeper finds whatever a stopped
+PostgreSQL keeps every delivery, and the due job (core/due.py) finds whatever a stopped
 process dropped.
 
 While an attempt runs, a lease keeper thread renews its claim every third of the lease

@@ -67,7 +67,8 @@ def process_id() -> str:
 
 def after_commit_deliver(delivery_ids: list[int]) -> None:
     """Trigger attempts soon. The task retries briefly until the recording transaction has
-    committed; if nothing triggers at all, the minute sweeper still finds the work due."""
+    committed; if nothing triggers at all, the due job (armed by the recording transaction) still
+    finds the work due."""
     from core.db import current_tenant
 
     tenant = current_tenant.get()

@@ -2,8 +2,9 @@
 
 Every delivery is recorded in PostgreSQL *in the same transaction* as the
 change it reports (the hook runs inside it); a task then attempts it, and the
-per-minute sweeper attempts whatever is due and was not triggered, so nothing
-depends on the task queue's delivery guarantees. The ``webhook-id`` is the
+due job :data:`JOB` (see :mod:`core.due`), armed for each retry, claim lease and
+trigger, attempts whatever is due and was not triggered, so nothing depends on
+the task queue's delivery guarantees. The ``webhook-id`` is the
 event's id, the same on every attempt and redelivery.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from psycopg2.extras import Json, execute_values
 
+from core import due as due_work
 from core.catalogue import utcnow
 from core.db import app_db
 
@@ -165,8 +167,15 @@ def record_many(items: list[tuple[str, dict, int | None]], only_endpoint=None) -
     ids = [r[0] for r in execute_values(cur, "INSERT INTO webhook_deliveries (endpoint_id, event_id) VALUES %s "
                                              "RETURNING id", delivery_rows, fetch=True,
                                         page_size=len(delivery_rows))]
-    runtime.after_commit_deliver(ids)
+    deliver_soon(ids)
     return ids
+
+
+def deliver_soon(ids) -> None:
+    """Inside the tenant transaction: trigger attempts of ``ids`` once it commits, and arm the due
+    job a little later in case the trigger is lost (a worker that died with it)."""
+    arm(utcnow() + BACKSTOP)
+    runtime.after_commit_deliver(ids)
 
 
 # -- delivering -----------------------------------------------------------------
@@ -186,6 +195,7 @@ def claim(delivery_id: int, now=None, lease: float | None = None):
     if d is None:
         return None
     Delivery.update(locked_until=now + lease, claimed_by=runtime.process_id()).where(Delivery.id == d.id).execute()
+    arm(now + lease)  # should this process die, the due job offers the delivery again when the claim lapses
     ep = Endpoint.get_by_id(d.endpoint_id)
     ev = Event.get_by_id(d.event_id)
     if not ep.enabled:
@@ -243,6 +253,7 @@ def record_outcome(job: dict, outcome, trigger: str = "schedule", now=None) -> s
                 fields["state"] = "failed"
             else:
                 fields["next_attempt_at"] = now + dt.timedelta(seconds=delay)
+                arm(fields["next_attempt_at"])
     Delivery.update(**fields).where(Delivery.id == d.id).execute()
     return fields.get("state", "pending")
 
@@ -261,8 +272,28 @@ def redeliver(delivery_id: int) -> Delivery:
     Delivery.update(state="pending", next_attempt_at=utcnow(), locked_until=None, claimed_by=None,
                     updated_at=utcnow()).where(
         Delivery.id == d.id).execute()
-    runtime.after_commit_deliver([d.id])
+    deliver_soon([d.id])
     return d
+
+
+JOB = "webhooks.sweep"
+BACKSTOP = dt.timedelta(seconds=30)  # after a trigger, when the due job looks whether it was lost
+
+_NEXT_DUE = """
+SELECT min(greatest(d.next_attempt_at, d.locked_until)) FROM webhook_deliveries d
+  JOIN webhook_endpoints e ON e.id = d.endpoint_id
+ WHERE d.state = 'pending' AND e.enabled
+"""
+
+
+def arm(when) -> None:
+    """Inside the tenant transaction: a delivery needs an attempt (or its claim lapses) at ``when``."""
+    due_work.arm(JOB, when)
+
+
+def next_due(tenant=None):
+    """Inside the tenant transaction: the earliest retry or claim lapse still ahead (None: none)."""
+    return app_db.execute_sql(_NEXT_DUE).fetchone()[0]
 
 
 def due(limit: int = 500, now=None) -> list[int]:

@@ -1,0 +1,317 @@
+"""Due work: per-workspace jobs that run when something of the workspace comes due, not by fan-out.
+
+An addon declares a job in ``smsgw_tasks`` with ``queue.due_job(name, run, next_due)``. Its tenant
+transactions that create work with a time (a scheduled send, a webhook retry, a claim that can
+lapse, a phone that may go silent) call :func:`arm` with that time. The time goes into
+``public.due_work`` (one row per workspace and job, the earliest time wins) through a SECURITY
+DEFINER function that takes the workspace from the transaction's role (see
+``core/migrations/public/0006_due_work.sql``; the functions are in schema ``<prefix>_due``).
+
+The worker's :class:`DueScheduler` sleeps until the earliest row is due (or a ``NOTIFY smsgw_due``
+says an earlier one was written) and runs the job for the due workspaces only: an idle workspace
+costs no task, no transaction and no lookup. One run is one transaction that
+
+* locks the row (``FOR UPDATE SKIP LOCKED``) and takes the job's advisory lock for the workspace
+  exclusively (every :func:`arm` holds it shared until its transaction ends, so the run never
+  reads the workspace's work before an arming transaction committed it);
+* enters the tenant, calls ``run(tenant)``, then ``next_due(tenant)``;
+* sets the row to that time, or deletes it when nothing is left; and commits.
+
+So two workers never run one workspace's job at once, and a worker that dies mid-run leaves the
+row as it was: the work runs again (jobs are idempotent, as the sweeps always were). A run that
+fails is tried again a minute later.
+
+Safety net: every ``due_repair_seconds`` (an hour by default) the scheduler visits every active
+workspace once, a slice each minute, in one read-only transaction per slice: for each job it asks
+``next_due`` and arms what is missing or too late. Jobs that need no precision better than that
+(purging expired keys and tokens) can rely on the repair pass alone and arm nothing themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+from .db import app_db, connection, current_tenant, enter_tenant
+
+log = logging.getLogger(__name__)
+
+DUE_CHANNEL = "smsgw_due"
+RETRY_FAILED = 60.0  # seconds before a run that raised is tried again
+SKIPPED_FOR = 300.0  # a suspended workspace's (or disabled addon's) rows are looked at again after this
+REPAIR_STEP = 60.0  # seconds between two slices of the repair pass
+MAX_SLEEP = 60.0  # the scheduler looks at the index at least this often (NOTIFY wakes it sooner)
+
+_prefix = "smsgw"
+
+
+def configure(role_prefix: str) -> None:
+    global _prefix
+    _prefix = role_prefix
+
+
+@dataclass(frozen=True)
+class DueJob:
+    """A job that runs for one workspace when its due time comes (``queue.due_job``)."""
+
+    name: str
+    # run(tenant: TenantInfo): inside the tenant's transaction, does what is due; may return a
+    # callable to call once that transaction committed (audit events, mails: catalogue work).
+    run: Callable
+    next_due: Callable  # next_due(tenant) -> datetime | None: inside it, the earliest time still ahead
+    addon: str | None = None
+
+
+def arm(job: str, when: dt.datetime) -> None:
+    """Inside a tenant transaction: the workspace has work for ``job`` at ``when``.
+
+    Keeps the earlier of ``when`` and the time already armed; costs one statement and writes
+    nothing when an earlier time is armed already. Takes effect when the transaction commits.
+    """
+    app_db.execute_sql(f"SELECT {_prefix}_due.arm(%s, %s)", (job, when))
+
+
+def arm_at(job: str, when_sql: str) -> None:
+    """:func:`arm` with the time given as an SQL expression of the code's own (never of input),
+    evaluated in the transaction, e.g. ``clock_timestamp() + interval '10 minutes'``."""
+    app_db.execute_sql(f"SELECT {_prefix}_due.arm(%s, {when_sql})", (job,))
+
+
+def disarm(job: str) -> None:
+    """Inside a tenant transaction: the workspace has nothing left for ``job`` (work withdrawn
+    before its time). Never needed for correctness: a run that finds nothing due clears the row."""
+    app_db.execute_sql(f"SELECT {_prefix}_due.disarm(%s)", (job,))
+
+
+def _lock_key_sql() -> str:
+    return "hashtext(%(job)s), (%(tenant)s %% 2147483647)::int"
+
+
+def run_due(platform, job: DueJob, tenant_id: int, slug: str) -> str:
+    """One run of ``job`` for one workspace if it is due. Returns what happened: ``ran``, ``busy``
+    (another run holds it, or an arming transaction is in flight), ``not-due``, ``skipped``."""
+    tenant = platform.tenant_cache.get(slug)
+    key = {"job": job.name, "tenant": tenant_id}
+    with connection():
+        with app_db.atomic():
+            row = app_db.execute_sql(
+                "SELECT due_at <= clock_timestamp() FROM public.due_work WHERE tenant_id = %(tenant)s "
+                "AND job = %(job)s FOR UPDATE SKIP LOCKED", key).fetchone()
+            if row is None:
+                return "busy"  # locked by another run, or gone
+            if not row[0]:
+                return "not-due"
+            if not app_db.execute_sql(f"SELECT pg_try_advisory_xact_lock({_lock_key_sql()})", key).fetchone()[0]:
+                return "busy"
+            if (tenant is None or tenant.id != tenant_id or not tenant.is_active
+                    or (job.addon and job.addon not in tenant.enabled_addons)):
+                app_db.execute_sql("UPDATE public.due_work SET due_at = clock_timestamp() + make_interval(secs => "
+                                   "%(later)s) WHERE tenant_id = %(tenant)s AND job = %(job)s",
+                                   dict(key, later=SKIPPED_FOR))
+                return "skipped"
+            token = current_tenant.set(tenant.ref)
+            try:
+                enter_tenant(app_db, tenant.ref)
+                then = job.run(tenant)
+                following = job.next_due(tenant)
+            finally:
+                current_tenant.reset(token)
+            app_db.execute_sql("RESET ROLE; SET LOCAL search_path TO ''")
+            if following is None:
+                app_db.execute_sql("DELETE FROM public.due_work WHERE tenant_id = %(tenant)s AND job = %(job)s", key)
+            else:
+                # Work already due that this run left (a batch limit; attempts handed to a pool that
+                # has not claimed them yet) is looked at again a second later, not in a tight loop.
+                app_db.execute_sql("UPDATE public.due_work SET due_at = greatest(%(at)s, clock_timestamp() "
+                                   "+ interval '1 second') WHERE tenant_id = %(tenant)s AND job = %(job)s",
+                                   dict(key, at=following))
+    if callable(then):
+        then()
+    return "ran"
+
+
+def postpone_failed(tenant_id: int, job: str) -> None:
+    with connection():
+        app_db.execute_sql("UPDATE public.due_work SET due_at = clock_timestamp() + make_interval(secs => %s) "
+                           "WHERE tenant_id = %s AND job = %s AND due_at <= clock_timestamp()",
+                           (RETRY_FAILED, tenant_id, job))
+
+
+_SLICE_SQL = """
+SELECT t.id, t.slug, t.name, t.status, t.plan, t.schema_name, t.role_name, t.theme, t.default_region,
+       coalesce(array_agg(a.addon) FILTER (WHERE a.enabled), '{}'), t.verified_at IS NOT NULL
+  FROM public.tenant t LEFT JOIN public.tenant_addon a ON a.tenant_id = t.id
+ WHERE t.id > %s AND t.status = 'active'
+ GROUP BY t.id ORDER BY t.id LIMIT %s
+"""
+
+
+def repair(jobs, after_id: int = 0, limit: int | None = None) -> tuple[int, int, int]:
+    """Arm what ``next_due`` says for up to ``limit`` active workspaces with ids above ``after_id``
+    (all with ``limit=None``), in one transaction. Returns ``(last id visited or 0 at the end,
+    workspaces visited, entries armed)``. A workspace that fails is logged and skipped."""
+    from .tenancy import TenantInfo
+
+    visited = armed = 0
+    last = after_id
+    with connection():
+        with app_db.atomic():
+            rows = app_db.execute_sql(_SLICE_SQL, (after_id, limit if limit is not None else 2**62)).fetchall()
+            for row in rows:
+                tenant = TenantInfo(id=row[0], slug=row[1], name=row[2], status=row[3], plan=row[4],
+                                    schema_name=row[5], role_name=row[6], theme=row[7], default_region=row[8],
+                                    enabled_addons=frozenset(row[9]), verified=row[10])
+                last = tenant.id
+                visited += 1
+                wanted = [j for j in jobs if j.addon is None or j.addon in tenant.enabled_addons]
+                if not wanted:
+                    continue
+                token = current_tenant.set(tenant.ref)
+                try:
+                    with app_db.atomic():  # a savepoint: one workspace's failure costs the others nothing
+                        enter_tenant(app_db, tenant.ref)
+                        for job in wanted:
+                            when = job.next_due(tenant)
+                            if when is not None:
+                                arm(job.name, when)
+                                armed += 1
+                except Exception:
+                    log.exception("the due-work repair pass could not check %s", tenant.slug)
+                finally:
+                    current_tenant.reset(token)
+            app_db.execute_sql("RESET ROLE; SET LOCAL search_path TO ''")
+    if limit is not None and len(rows) < limit:
+        last = 0  # the end: the next slice starts again from the first workspace
+    return last, visited, armed
+
+
+def active_count() -> int:
+    with connection():
+        return app_db.execute_sql("SELECT count(*) FROM public.tenant WHERE status = 'active'").fetchone()[0]
+
+
+class DueScheduler(threading.Thread):
+    """In the worker: runs due jobs for due workspaces, and the slow repair pass."""
+
+    def __init__(self, platform, jobs, threads: int = 4, repair_seconds: float | None = None):
+        super().__init__(name="due-scheduler", daemon=True)
+        self.platform = platform
+        self.jobs = {job.name: job for job in jobs}
+        self.repair_seconds = repair_seconds or platform.settings.due_repair_seconds
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="due")
+        self._inflight: set[tuple[int, str]] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._halt = threading.Event()
+        self._failing = False
+        self._next_repair = time.monotonic() + random.uniform(0, REPAIR_STEP)  # spread across workers
+        self._repair_after = 0
+        self.runs = 0
+
+    def notify(self, _payload=None) -> None:
+        """An earlier due time was written (NOTIFY), or the listener reconnected: look again."""
+        self._wake.set()
+
+    def run(self):
+        while not self._halt.is_set():
+            try:
+                wait = self.step()
+                if self._failing:
+                    log.info("the due-work scheduler works again")
+                self._failing = False
+            except Exception as exc:  # the database is away: try again soon, say so once
+                if not self._failing:
+                    log.warning("the due-work scheduler failed (%s: %s); retrying", exc.__class__.__name__,
+                                str(exc)[:200])
+                self._failing = True
+                wait = 2.0
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    listener = None
+
+    def stop(self):
+        if self.listener is not None:
+            self.listener.stop()
+        self._halt.set()
+        self._wake.set()
+        self.join(5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def step(self) -> float:
+        """Start the due runs; return the seconds until there may be more to do."""
+        wait = MAX_SLEEP
+        if self.jobs:
+            with connection():
+                rows = app_db.execute_sql(
+                    "SELECT d.tenant_id, d.job, t.slug, extract(epoch FROM d.due_at - clock_timestamp()) "
+                    "FROM public.due_work d JOIN public.tenant t ON t.id = d.tenant_id "
+                    "WHERE d.job = ANY (%s) ORDER BY d.due_at LIMIT 200", (list(self.jobs),)).fetchall()
+            for tenant_id, job, slug, ahead in rows:
+                if ahead > 0:
+                    wait = min(wait, float(ahead))
+                    break
+                with self._lock:
+                    if (tenant_id, job) in self._inflight:
+                        wait = min(wait, 0.25)  # still running here: look again shortly
+                        continue
+                    self._inflight.add((tenant_id, job))
+                self._pool.submit(self._run, self.jobs[job], tenant_id, slug)
+        now = time.monotonic()
+        if now >= self._next_repair:
+            self._next_repair = now + REPAIR_STEP
+            self.repair_slice()
+        return max(0.0, min(wait, self._next_repair - time.monotonic()))
+
+    def _run(self, job: DueJob, tenant_id: int, slug: str) -> None:
+        outcome = "failed"
+        try:
+            outcome = run_due(self.platform, job, tenant_id, slug)
+        except Exception:
+            log.exception("due job %s failed for %s; trying again in %g s", job.name, slug, RETRY_FAILED)
+            try:
+                postpone_failed(tenant_id, job.name)
+            except Exception:
+                log.warning("could not postpone due job %s of %s", job.name, slug)
+        finally:
+            with self._lock:
+                self._inflight.discard((tenant_id, job.name))
+            if outcome == "ran":
+                self.runs += 1
+            if outcome == "busy":  # another run or an arming transaction holds it: again shortly
+                threading.Timer(0.25, self._wake.set).start()
+            else:
+                self._wake.set()
+
+    def repair_slice(self) -> int:
+        """One step of the repair pass: the next ``1/(repair_seconds/REPAIR_STEP)`` of the workspaces."""
+        size = max(1, math.ceil(active_count() * REPAIR_STEP / self.repair_seconds))
+        self._repair_after, visited, armed = repair(list(self.jobs.values()), self._repair_after, size)
+        if armed:
+            self._wake.set()
+        return visited
+
+
+def start_scheduler(platform) -> DueScheduler:
+    """Start the scheduler for the jobs addons declared, with a listener of its own: NOTIFY
+    ``smsgw_due`` wakes it for an earlier time, ``smsgw_tenant_changed`` keeps the tenant
+    cache it shares with the process's tasks fresh."""
+    from .notify import Listener
+    from .tenancy import TENANT_CHANNEL
+
+    queue = platform.setup_tasks()
+    scheduler = DueScheduler(platform, queue.due_jobs.values())
+    listener = Listener(platform.app_url)
+    listener.subscribe(TENANT_CHANNEL, lambda slug: platform.tenant_cache.invalidate(slug or None))
+    listener.subscribe(DUE_CHANNEL, scheduler.notify)
+    listener.start()
+    scheduler.listener = listener
+    scheduler.start()
+    return scheduler
