@@ -356,28 +356,27 @@ class SocketWatch:
     (``socket.getaddrinfo``) and the addresses connected to (``socket.connect``), seen through
     Python's audit hooks (observed, not replaced). A hook cannot be removed: it stays, idle."""
 
-    _installed: "SocketWatch | None" = None
+    _hooked = False
+    _current: "SocketWatch | None" = None
 
     def __init__(self, port: int):
-        self.port, self.lookups, self.connects, self.on = port, [], [], False
-        if SocketWatch._installed is None:
-            sys.addaudithook(lambda event, args: SocketWatch._installed and SocketWatch._installed.seen(event, args))
-        SocketWatch._installed = self
+        self.port, self.lookups, self.connects = port, [], []
+        if not SocketWatch._hooked:
+            SocketWatch._hooked = True
+            sys.addaudithook(lambda event, args: SocketWatch._current and SocketWatch._current.seen(event, args))
 
     def seen(self, event, args) -> None:
-        if not self.on:
-            return
         if event == "socket.getaddrinfo" and args[1] == self.port:
             self.lookups.append(args[0])
         elif event == "socket.connect" and isinstance(args[1], tuple) and args[1][1] == self.port:
             self.connects.append(args[1][0])
 
     def __enter__(self):
-        self.on = True
+        SocketWatch._current = self
         return self
 
     def __exit__(self, *exc):
-        self.on = False
+        SocketWatch._current = None
 
 
 def test_a_delivery_connects_to_the_address_the_ssrf_guard_checked(live_server, tenant, receiver, allow_private):
