@@ -10,15 +10,17 @@ setup(
     include_package_data=True,
     package_data={"": ["*.sql", "*.html", "*.css", "*.js", "*.po", "*.svg", "*.txt"]},
     install_requires=[
-        "tornado>=6.4",
-        "peewee>=3.17",
-        "psycopg2-binary>=2.9",
+        # Bounded to the major release tested: core relies on private attributes of these four,
+        # each checked by tests/test_private_api_canary.py.
+        "tornado>=6.4,<7",
+        "peewee>=4.5,<5",
+        "psycopg2-binary>=2.9,<3",
         "jinja2>=3.1",
         "pluggy>=1.5",
         "itsdangerous>=2.1",
         "pyjwt[crypto]>=2.8",
         "bcrypt>=4.1",
-        "huey>=2.5",
+        "huey>=3.5,<4",
         # MultiFernet encryption of secrets at rest and RSA keys for JWT.
         "cryptography>=42",
         # Compiles translators' .po catalogues in memory; negotiates locales.

@@ -10,6 +10,7 @@ import os
 import signal
 import ssl
 
+import tornado.netutil
 import uvloop
 
 from .progress import Progress
@@ -69,15 +70,13 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
     if certfile:
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_ctx.load_cert_chain(certfile, keyfile)
-    server = app.http_server(
-        # X-Forwarded-For/-Proto are believed only behind a proxy the operator vouches for.
-        ssl_options=ssl_ctx, xheaders=platform.settings.trust_proxy_headers and not ssl_ctx,
-        max_body_size=platform.settings.max_body_size * 2, idle_timeout=75, body_timeout=60)
 
     async def main():
-        loop = asyncio.get_running_loop()
-        platform.start_runtime(loop)
-        platform.registry.hook.smsgw_startup(app=app)
+        runtime = ServerRuntime(platform, app)
+        runtime.start(
+            # X-Forwarded-For/-Proto are believed only behind a proxy the operator vouches for.
+            ssl_options=ssl_ctx, xheaders=platform.settings.trust_proxy_headers and not ssl_ctx,
+            max_body_size=platform.settings.max_body_size * 2, idle_timeout=75, body_timeout=60)
         consumer = standin = None
         if with_worker:
             consumer = start_consumer(platform, workers=2)
@@ -89,7 +88,7 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
         settle_heap()
         # SO_REUSEPORT: several `smsgw serve` processes of one platform (same user) share the port,
         # the kernel spreading connections over them: the production shape on one machine.
-        server.listen(port, address=bind, reuse_port=True)
+        runtime.serve(tornado.netutil.bind_sockets(port, address=bind, reuse_port=True))
         scheme = "https" if ssl_ctx else "http"
         s = platform.settings
         say("")
@@ -117,39 +116,93 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
             say(f"  {note}")
         say("Press Ctrl-C to stop.")
         stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         say("Shutting down: no new connections; finishing requests in flight ...")
-        server.stop()
-        drained = platform.wakeups.drain()  # waiting phones: 503 + Retry-After, back in a second
+        drained = await runtime.stop_serving()
         if drained:
             say(f"Told {drained} waiting phone(s) to poll again in a second.")
-        try:
-            await asyncio.wait_for(server.close_all_connections(), timeout=10)
-        except asyncio.TimeoutError:
-            log.warning("some connections did not finish within 10 s")
-        server.delegate.idle.stop()
-        platform.registry.hook.smsgw_shutdown(app=app)
         if standin:
             standin.stop()
         if consumer:
             consumer.due.stop()
             consumer.stop(graceful=True)
             consumer.heartbeat.stop()
-        platform.stop_runtime()
+        runtime.stop()
 
     try:
-        # uvloop: the same asyncio loop, written in C on libuv. Measured with bench_messaging
-        # (two runs each way): single sends 0.61 and 0.69 of the bare baseline on asyncio's own
-        # loop, 0.77 and 0.74 on uvloop; the other phases within their noise.
-        uvloop.run(main())
+        run_loop(main())
     finally:
         platform.close()
         if platform.embedded:
             say("Embedded PostgreSQL stopped." if platform.embedded.stopped_here else
                 "Embedded PostgreSQL left running for the platform's other processes.")
         say("Stopped.")
+
+
+def run_loop(main):
+    """Run the coroutine ``main`` on a new event loop (uvloop's, in production and in the tests);
+    returns its result.
+
+    uvloop: the same asyncio loop, written in C on libuv. Measured with bench_messaging (two runs
+    each way): single sends 0.61 and 0.69 of the bare baseline on asyncio's own loop, 0.77 and
+    0.74 on uvloop; the other phases within their noise."""
+    return uvloop.run(main)
+
+
+class ServerRuntime:
+    """A web server's life in its process, the same for ``smsgw serve`` and the tests' server
+    (``tests/support/server.py``), on the loop that serves (:func:`run_loop`).
+
+    :meth:`start`: the HTTP server (its start-up checks included, see
+    :meth:`core.web.app.Application.http_server`), the platform's runtime (wake-up hub bound to
+    this loop, NOTIFY listener), the addons' ``smsgw_startup``. :meth:`serve`: accept on sockets.
+    :meth:`stop_serving`: no new connections, waiting phones told to come back, requests in
+    flight finished, the idle sweep and ``smsgw_shutdown``. :meth:`stop`: the platform's runtime.
+
+    One platform runtime per process: a second server on a platform whose runtime runs (a test's
+    own) uses it and leaves it running; rebinding the hub to the second loop would leave it bound
+    to a dead loop once that server stopped.
+    """
+
+    def __init__(self, platform, app):
+        self.platform, self.app = platform, app
+        self.server = None
+        self.owns_platform_runtime = False
+
+    def start(self, **server_options):
+        """Start everything but accepting; returns the ``HTTPServer``
+        (``server_options`` go to :meth:`core.web.app.Application.http_server`). The server is
+        built first: if its start-up checks fail, nothing has been started."""
+        self.server = self.app.http_server(**server_options)
+        self.owns_platform_runtime = self.platform.listener is None
+        if self.owns_platform_runtime:
+            self.platform.start_runtime(asyncio.get_running_loop())
+        self.platform.registry.hook.smsgw_startup(app=self.app)
+        return self.server
+
+    def serve(self, sockets) -> None:
+        self.server.add_sockets(sockets)
+
+    async def stop_serving(self, timeout: float = 10.0) -> int:
+        """Returns how many waiting phones were told to poll again."""
+        self.server.stop()
+        # Waiting phones: 503 + Retry-After, back in a second (the hub is the platform runtime's).
+        drained = self.platform.wakeups.drain() if self.owns_platform_runtime else 0
+        try:
+            await asyncio.wait_for(self.server.close_all_connections(), timeout=timeout)
+        except asyncio.TimeoutError:
+            log.warning("some connections did not finish within %g s", timeout)
+        self.server.delegate.idle.stop()
+        self.platform.registry.hook.smsgw_shutdown(app=self.app)
+        return drained
+
+    def stop(self) -> None:
+        if self.owns_platform_runtime:
+            self.platform.stop_runtime()
+            self.owns_platform_runtime = False
 
 
 def settle_heap() -> None:

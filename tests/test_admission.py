@@ -8,7 +8,12 @@ import threading
 from tests.support.devices import LongPoll, device_client, fetch, raw_device, wait_until, waiting_on
 from tests.support.phones import api_client
 
+import pytest
+from tornado.http1connection import HTTP1Connection
+
+from core.server import run_loop
 from core.web.admission import Admission
+from core.web.detach import DetachingDelegate, IncompatibleTornado
 
 
 def test_places_are_limited_handed_over_in_arrival_order_and_given_back_once():
@@ -243,3 +248,42 @@ def test_token_lookups_that_arrive_together_each_get_their_own_answer(live_serve
     for refused in ("off", "unknown"):  # a disabled phone's token no longer names a principal
         assert by[refused].status_code == 401 and by[refused].json()["code"] == "invalid-token", by[refused].text
     assert me.status_code == 200 and len(me.json()["devices"]) == 8, me.text
+
+
+class ConnectionWithoutFinishFuture(HTTP1Connection):
+    """A Tornado whose connections no longer carry the private ``_finish_future``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self._finish_future
+
+
+class ConnectionThatNeverResolvesIt(HTTP1Connection):
+    """A Tornado that keeps ``_finish_future`` but no longer resolves it when a connection ends."""
+
+    def close(self):
+        self.stream = None
+
+
+def test_admission_refuses_to_start_on_a_tornado_it_cannot_work_with(live_server):
+    """It used to switch itself off without a word (every request let in at once). Building the
+    server's delegate with an admission (as ``Application.http_server`` does at start-up) checks
+    the connection class Tornado uses and refuses, saying what is wrong and what to do."""
+    assert live_server.delegate.admission is not None  # start-up built it with one: the check ran
+
+    def build(connection_class, admission):
+        delegate_class = type("OnThisTornado", (DetachingDelegate,), {"connection_class": connection_class})
+
+        async def on_the_loop():  # as at start-up: on the loop that will serve
+            return delegate_class(live_server.app, admission=admission)
+
+        return run_loop(on_the_loop())
+
+    for broken, why in ((ConnectionWithoutFinishFuture, "have no _finish_future"),
+                        (ConnectionThatNeverResolvesIt, "does not resolve its _finish_future")):
+        with pytest.raises(IncompatibleTornado, match=why) as refused:
+            build(broken, Admission())
+        assert "Admission" in str(refused.value) and "tornado>=6.4,<7" in str(refused.value)
+        assert build(broken, None).admission is None  # without admission nothing needs it
+    assert build(HTTP1Connection, Admission()).admission is not None  # the installed Tornado passes
+

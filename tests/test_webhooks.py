@@ -15,6 +15,8 @@ import base64
 import datetime as dt
 import json
 import secrets
+import ssl
+import sys
 import threading
 import time
 from email.utils import format_datetime
@@ -23,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from addons.webhooks import delivery, service, signing, ssrf
+from addons.webhooks import delivery, sender, service, signing, ssrf
 from android_companion.backends.simulator import SimulatorBackend
 from core.catalogue import utcnow
 from core.db import current_tenant, tenant_transaction
@@ -37,7 +39,7 @@ from tests.support.phones import api_client, start_phone
 class Receiver:
     """An HTTP receiver on 127.0.0.1 that records every request and answers as told."""
 
-    def __init__(self):
+    def __init__(self, tls: ssl.SSLContext | None = None):
         self.requests: list[dict] = []
         self.answers: list[tuple[int, dict]] = []  # consumed first; then ``default``
         self.default = (200, {})
@@ -62,6 +64,8 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def url(self, path="/hook") -> str:
@@ -345,6 +349,99 @@ def test_ssrf_guard_refuses_private_targets(live_server, tenant, receiver, monke
     assert receiver.requests == []
     history = api.get(f"/api/v1/webhooks/{ep['id']}/deliveries").json()["deliveries"][0]["history"]
     assert history[0]["status"] is None and "loopback" in history[0]["error"]
+
+
+class SocketWatch:
+    """What this process's sockets do for one port while ``watching``: the names looked up
+    (``socket.getaddrinfo``) and the addresses connected to (``socket.connect``), seen through
+    Python's audit hooks (observed, not replaced). A hook cannot be removed: it stays, idle."""
+
+    _hooked = False
+    _current: "SocketWatch | None" = None
+
+    def __init__(self, port: int):
+        self.port, self.lookups, self.connects = port, [], []
+        if not SocketWatch._hooked:
+            SocketWatch._hooked = True
+            sys.addaudithook(lambda event, args: SocketWatch._current and SocketWatch._current.seen(event, args))
+
+    def seen(self, event, args) -> None:
+        if event == "socket.getaddrinfo" and args[1] == self.port:
+            self.lookups.append(args[0])
+        elif event == "socket.connect" and isinstance(args[1], tuple) and args[1][1] == self.port:
+            self.connects.append(args[1][0])
+
+    def __enter__(self):
+        SocketWatch._current = self
+        return self
+
+    def __exit__(self, *exc):
+        SocketWatch._current = None
+
+
+def test_a_delivery_connects_to_the_address_the_ssrf_guard_checked(live_server, tenant, receiver, allow_private):
+    """DNS rebinding: a name that answers a safe address to the guard and another one to the
+    connection. The name is looked up once (by the guard), and the socket connects to that
+    answer; the Host header still names the host."""
+    port = receiver.server.server_port
+    api = api_client(live_server, tenant.slug)
+    ep = create(api, f"http://localhost:{port}/hook", ["system:ping"])
+    delivery_id = ping(api, ep["id"])
+    with SocketWatch(port) as watch:
+        assert attempt(tenant, delivery_id) == "succeeded"
+    checked = ssrf.resolve(f"http://localhost:{port}/hook", True)[1]
+    assert watch.lookups.count("localhost") == 1, watch.lookups  # the guard's, and no second one
+    assert watch.connects == [checked], watch.connects
+    (request,) = receiver.events("/hook")
+    assert request["headers"]["host"] == f"localhost:{port}"
+
+
+def localhost_only_certificate(directory):
+    """A self-signed certificate that names ``localhost`` and no address: it verifies only when
+    the client checks the host name, not the address it connected to."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return certfile, keyfile
+
+
+def test_https_delivery_connects_to_the_checked_address_and_verifies_the_host_name(tmp_path, monkeypatch):
+    """Over TLS too: the socket goes to the checked address, while SNI and the certificate
+    check use the host name (the certificate names no address, so checking the address fails)."""
+    certfile, keyfile = localhost_only_certificate(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(certfile, keyfile)
+    names = []
+    tls.sni_callback = lambda sock, name, ctx: names.append(name)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certfile))  # the client's default context trusts it
+    r = Receiver(tls)
+    try:
+        port = r.server.server_port
+        with SocketWatch(port) as watch:
+            outcome = sender.post(f"https://localhost:{port}/hook", b"{}", {}, timeout=10, allow_private=True)
+        assert outcome.ok, outcome
+        assert watch.lookups.count("localhost") == 1 and watch.connects == ["127.0.0.1"], vars(watch)
+        assert names == ["localhost"]
+        # The same receiver named by its address: the certificate does not match, nothing is sent.
+        refused = sender.post(f"https://127.0.0.1:{port}/hook", b"{}", {}, timeout=10, allow_private=True)
+        assert refused.status is None and "certificate" in refused.error.lower(), refused
+        assert len(r.events("/hook")) == 1
+    finally:
+        r.close()
 
 
 # -- redelivery and one id per event -------------------------------------------------------------------

@@ -35,13 +35,32 @@ class Outcome:
         return self.status is not None and 200 <= self.status < 300
 
 
-def _connection(scheme: str, host: str, ip: str, port: int, timeout: float):
-    cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-    kwargs = {"context": ssl.create_default_context()} if scheme == "https" else {}
-    conn = cls(host, port, timeout=timeout, **kwargs)
-    # Keep the host name for the Host header, SNI and certificate checks; connect to the checked IP.
-    conn._create_connection = lambda address, timeout=timeout, source_address=None: socket.create_connection(
-        (ip, port), timeout, source_address)
+class PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to ``ip``, the address the SSRF guard checked, whatever ``host`` (kept
+    for the Host header, SNI and the certificate check) resolves to by now: no second lookup an
+    attacker's DNS could answer differently (DNS rebinding). Made by :func:`_connection`."""
+
+    ip: str
+
+    def connect(self):
+        self.sock = socket.create_connection((self.ip, self.port), self.timeout, self.source_address)
+        try:  # as http.client does: a request goes out without waiting for the previous segment's ACK
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
+class PinnedHTTPSConnection(http.client.HTTPSConnection, PinnedHTTPConnection):
+    """:class:`PinnedHTTPConnection` with TLS: ``HTTPSConnection.connect`` takes its socket from
+    :meth:`PinnedHTTPConnection.connect` (next in line) and wraps it for ``host``."""
+
+
+def _connection(scheme: str, host: str, ip: str, port: int, timeout: float) -> PinnedHTTPConnection:
+    if scheme == "https":
+        conn = PinnedHTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
+    else:
+        conn = PinnedHTTPConnection(host, port, timeout=timeout)
+    conn.ip = ip
     return conn
 
 

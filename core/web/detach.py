@@ -20,9 +20,12 @@ import logging
 import time
 import weakref
 
+import tornado
 from tornado import httputil
+from tornado.http1connection import HTTP1Connection, HTTP1ConnectionParameters
 from tornado.iostream import StreamClosedError
 
+from ..config import ConfigError
 from .access_log import log_line
 from .jsonout import json_bytes
 from .problem import PROBLEM_CONTENT_TYPE
@@ -40,10 +43,17 @@ class DetachingDelegate(httputil.HTTPServerConnectionDelegate):
     result is awaited first (to warm a cache: failures are ignored, the handler makes the real
     checks). A request with such a job waits for a place in ``admission`` (see
     :mod:`core.web.admission`), which it keeps until it is answered, or, detached, until
-    :meth:`Detached.settled`.
+    :meth:`Detached.settled`. Built with an admission, it first checks that Tornado still
+    gives what admission relies on (:func:`check_finish_future`): a start-up error, not a
+    silent switch-off.
     """
 
+    #: The class of the connections Tornado's ``HTTPServer`` gives ``start_request``.
+    connection_class = HTTP1Connection
+
     def __init__(self, app, prefetch=None, admission=None, idle=None):
+        if admission is not None:
+            check_finish_future(self.connection_class)
         self.app = app
         self.prefetch = prefetch
         self.admission = admission
@@ -61,6 +71,34 @@ class DetachingDelegate(httputil.HTTPServerConnectionDelegate):
         self.app.on_close(server_conn)
 
 
+class IncompatibleTornado(ConfigError):
+    """The installed Tornado lacks an internal this module relies on."""
+
+
+def check_finish_future(connection_class=HTTP1Connection) -> None:
+    """At start-up, before any request: admission gives a request's place back when Tornado
+    resolves its connection's private ``_finish_future`` (the answer written, or the client gone).
+    A Tornado without it would leave every place taken for good; refuse to start instead.
+    Call on the loop that will serve (the connection makes its Future on it)."""
+    try:
+        conn = connection_class(None, False, HTTP1ConnectionParameters(max_body_size=1))
+        over = getattr(conn, "_finish_future", None)
+        if over is None:
+            problem = "its connections have no _finish_future"
+        elif not isinstance(over, asyncio.Future) or over.done():
+            problem = "the _finish_future of a new connection is not a pending Future"
+        else:
+            conn.close()
+            problem = None if over.done() else "closing a connection does not resolve its _finish_future"
+    except Exception as exc:  # e.g. the constructor changed
+        problem = f"a connection cannot be made as this check expects ({exc.__class__.__name__}: {exc})"
+    if problem is not None:
+        raise IncompatibleTornado(
+            f"Tornado {tornado.version} cannot be used: {problem}. Admission (core/web/admission.py) gives a "
+            f"request's place back through it. Install the Tornado release setup.py names (tornado>=6.4,<7); "
+            f"tests/test_private_api_canary.py shows which internals changed.")
+
+
 class _Message(httputil.HTTPMessageDelegate):
     """Forwards to the application's delegate until a handler detaches, then forgets it."""
 
@@ -71,9 +109,10 @@ class _Message(httputil.HTTPMessageDelegate):
         self.inner = inner
         self.idle, self.server_conn = idle, server_conn  # the head's arrival ends the idle wait
         self.prefetch = prefetch
-        # Resolved by Tornado when the answer is written or the client hangs up.
-        self.over = getattr(conn, "_finish_future", None)
-        self.admission = admission if self.over is not None else None
+        # Resolved by Tornado when the answer is written or the client hangs up (private: checked
+        # when the delegate is built, see check_finish_future).
+        self.over = conn._finish_future
+        self.admission = admission
         self.ticket = self.start_line = self.headers = self.done = self.job = None
         # Weak: a strong link would make every request a reference cycle (connection -> message ->
         # handler -> request -> connection), freed only by the cycle collector.

@@ -6,11 +6,13 @@ import asyncio
 import threading
 
 import requests
-import tornado.httpserver
 import tornado.netutil
 
 
 class LiveServer:
+    """The platform's web server as ``smsgw serve`` runs it (:class:`core.server.ServerRuntime`
+    on uvloop, :func:`core.server.run_loop`), in a thread of the test process, on loopback."""
+
     def __init__(self, platform):
         from core.web.app import Application
 
@@ -18,40 +20,44 @@ class LiveServer:
         self.app = Application(platform)
         self._ready = threading.Event()
         self._stop = None
+        self._failed: BaseException | None = None
         self.loop = None
         self.port = None
+        self.runtime = None
 
     def start(self):
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         if not self._ready.wait(15):
             raise RuntimeError("test server did not start")
+        if self._failed is not None:
+            raise RuntimeError("test server did not start") from self._failed
         return self
 
+    def _run(self):
+        from core.server import run_loop
+
+        try:
+            run_loop(self._main())
+        except BaseException as exc:  # start-up failed: start() raises it
+            self._failed = exc
+            self._ready.set()
+
     async def _main(self):
+        from core.server import ServerRuntime
+
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        # One runtime per platform (wake-up hub bound to one loop, one NOTIFY listener), as in a real
-        # process: a second server on the same platform (a test's own) uses the running one and leaves
-        # it running. Starting it again rebound the hub to the second loop; once that loop ended, no
-        # wake-up from another process reached the session's server (seen as late scheduled sends).
-        self.owns_runtime = self.platform.listener is None
-        if self.owns_runtime:
-            self.platform.start_runtime(self.loop)
-        self.platform.registry.hook.smsgw_startup(app=self.app)
+        self.runtime = ServerRuntime(self.platform, self.app)
+        server = self.runtime.start(max_body_size=self.platform.settings.max_body_size * 2, xheaders=True)
+        self.delegate = server.delegate
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]
-        server = self.app.http_server(max_body_size=self.platform.settings.max_body_size * 2, xheaders=True)
-        self.delegate = server.delegate
-        server.add_sockets(sockets)
+        self.runtime.serve(sockets)
         self._ready.set()
         await self._stop.wait()
-        server.stop()
-        await server.close_all_connections()
-        server.delegate.idle.stop()
-        self.platform.registry.hook.smsgw_shutdown(app=self.app)
-        if self.owns_runtime:
-            self.platform.stop_runtime()
+        await self.runtime.stop_serving()
+        self.runtime.stop()
 
     def stop(self):
         if self.loop and self._stop:
