@@ -7,7 +7,8 @@ import re
 from peewee import BigAutoField, BooleanField, DateTimeField, TextField, fn
 
 from . import passwords
-from .catalogue import CatalogueModel, utcnow
+from .catalogue import CatalogueModel
+from .clock import utcnow
 from .db import connection
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$")

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from core import tokenformat
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import tenant_transaction
 from core.identity import create_api_token
 from core.users import ApiToken

@@ -25,7 +25,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from addons.webhooks import delivery, service, signing, ssrf
 from android_companion.backends.simulator import SimulatorBackend
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import current_tenant, tenant_transaction
 from tests.support.identity import add_user, owner_email, post_form, sign_in, wait_for_mail
 from tests.support.messaging import sql, wait_until

@@ -27,6 +27,7 @@ from core.web.auth_pages import TOO_MANY, login_attempt
 from core.web import jsonin
 from core.web.base import ApiHandler, unstorable_text
 from core.web.mediatype import is_json
+from core.web.params import whole_number
 from core.web.problem import PROBLEM_CONTENT_TYPE, Problem
 
 from . import basic_auth
@@ -125,13 +126,10 @@ class CompatHandler(ApiHandler):
         return body
 
     def paging(self, default: int = 50, maximum: int = 500) -> tuple[int, int]:
-        limit = self.get_query_argument("limit", str(default))
-        offset = self.get_query_argument("offset", "0")
-        if not (limit.isascii() and limit.isdigit()) or len(limit) > 6 or not 1 <= int(limit) <= maximum:
-            raise Problem(400, "invalid-parameter", f"limit must be a whole number from 1 to {maximum}.")
-        if not (offset.isascii() and offset.isdigit()) or len(offset) > 9:
-            raise Problem(400, "invalid-parameter", "offset must be a whole number of 0 or more.")
-        return int(limit), int(offset)
+        limit = whole_number(self.get_query_argument("limit", str(default)),
+                             f"limit must be a whole number from 1 to {maximum}.", 6, 1, maximum)
+        offset = whole_number(self.get_query_argument("offset", "0"), "offset must be a whole number of 0 or more.", 9)
+        return limit, offset
 
     def write_list(self, items: list, total: int | None = None):
         if total is not None:

@@ -2,7 +2,7 @@
 
 from peewee import BigIntegerField, DateTimeField, IntegerField, TextField, UUIDField
 
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.users import TenantModel
 
 

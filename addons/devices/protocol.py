@@ -12,13 +12,14 @@ import datetime as dt
 import functools
 
 from core import tokenformat
-from core.catalogue import utcnow
+from core.clock import parse_iso, utcnow
 from core.db import run_in_tenant, run_sync
 from core.events import AuditEvent, emit
 from core.groupcommit import GroupCommit, with_refusals
 from core.permissions import PUBLIC
 from core.web.base import ApiHandler
 from core.web.detach import detach
+from core.web.params import number_or_none, whole_number
 from core.web.problem import Problem
 
 from . import longpoll, service
@@ -36,12 +37,9 @@ def parse_time(value, field: str, errors: list, index: int):
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 4e12:
         # epoch seconds or milliseconds (Android reports milliseconds)
         return dt.datetime.fromtimestamp(value / 1000 if value > 1e11 else value, dt.timezone.utc)
-    if isinstance(value, str) and len(value) <= 40:
-        try:
-            t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
-        except (ValueError, OverflowError):
-            pass
+    t = parse_iso(value)
+    if t is not None:
+        return t
     errors.append({"field": f"{field}[{index}].at", "message": "must be an ISO 8601 time or epoch milliseconds"})
     return None
 
@@ -61,9 +59,7 @@ class DeviceApiHandler(ApiHandler):
         raw = self.get_query_argument(name, None)
         if raw is None:
             return default
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
-            raise Problem(400, "invalid-parameter", f"{name} must be a whole number from {low} to {high}.")
-        return max(low, min(high, int(raw)))
+        return max(low, min(high, whole_number(raw, f"{name} must be a whole number from {low} to {high}.", 10)))
 
     def device_problem(self, exc: DeviceError) -> Problem:
         return Problem(exc.status, exc.code, str(exc))
@@ -127,25 +123,24 @@ class FetchHandler(DeviceApiHandler):
     A long poll is parked once the request is checked (see :mod:`.longpoll`).
     """
 
-    _waiter = None
+    _request = None
     _closed = False
 
     def on_connection_close(self):
         self._closed = True
-        if self._waiter is not None:
-            self._waiter.cancel()
+        if self._request is not None:
+            self._request.closed()
 
     async def get(self):
         wait = self.int_arg("wait", 30, 0, 60)
         limit = self.int_arg("limit", 10, 1, 100)
         known_version = self.int_arg("settings_version", 0, 0, 2**31 - 1)
         platform, tenant, device_id = self.platform, self.tenant, self.principal.id
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
+        deadline = asyncio.get_running_loop().time() + wait if wait > 0 else None
         key = wake_key(tenant.slug, device_id)
         # The token this poll was let in with: a poll that outlives it (rotated, re-paired) gets no work.
         token_hash = tokenformat.digest(self.request.headers.get("Authorization", "").partition(" ")[2].strip())
-        if wait > 0:
+        if deadline is not None:
             # Built while the handler still has the request (detaching drops its headers).
             online = functools.partial(device_came_online, platform, tenant, device_id,
                                        self.audit("device.online", device=device_id))
@@ -153,35 +148,16 @@ class FetchHandler(DeviceApiHandler):
             if request is not None:
                 # From here the handler is gone: the parked poll looks for work and answers the phone.
                 longpoll.ParkedPoll(platform, tenant, device_id, limit, known_version, key, request, deadline, online,
-                                    token_hash)
+                                    token_hash).wake()
                 return
-        # wait=0, or a server without the detaching delegate: look (and wait) in the handler.
-        touch = True  # the first look records contact (when it is due)
-        while True:
-            # Subscribe before looking, so work that arrives in between still wakes us.
-            self._waiter = waiter = platform.wakeups.subscribe(key)
-            try:
-                if self._closed:
-                    return
-                batch, version, came_online = await longpoll.look(tenant.ref, (platform, tenant, device_id,
-                                                                               limit, touch, token_hash))
-                touch = False
-                if batch and self._closed:  # the phone hung up while we claimed: put it back
-                    await self.in_tenant(longpoll.unclaim, platform, tenant, device_id, batch)
-                    return
-                if came_online:
-                    await self.fire_online(device_id)
-                settings_changed = longpoll.settings_changed(known_version, version)
-                if batch or settings_changed or loop.time() >= deadline:
-                    self.write_json(longpoll.answer(batch, version, settings_changed))
-                    return
-                try:
-                    await waiter.wait(deadline - loop.time())
-                except asyncio.CancelledError:
-                    return  # the phone hung up while waiting: nothing was handed over
-            finally:
-                waiter.close()
-                self._waiter = None
+        # wait=0 (one look), or a server without the detaching delegate: the poll answers through this handler.
+        if self._closed:
+            return  # the phone hung up before we looked: nothing to hand over
+        self._request = request = longpoll.InHandler(self)
+        poll = longpoll.ParkedPoll(platform, tenant, device_id, limit, known_version, key, request, deadline,
+                                   functools.partial(self.fire_online, device_id), token_hash)
+        await poll.look()
+        await request.answered()
 
 
 class ReportsHandler(DeviceApiHandler):
@@ -196,7 +172,7 @@ class ReportsHandler(DeviceApiHandler):
                 continue
             mid = item.get("message_id")
             if not (isinstance(mid, int) and not isinstance(mid, bool) and 0 < mid < 2**63) and not (
-                    isinstance(mid, str) and (mid.isascii() and mid.isdigit()) and len(mid) < 19):
+                    number_or_none(mid) is not None):
                 errors.append({"field": f"reports[{i}].message_id", "message": "must be a message id"})
             state = item.get("state")
             if state not in REPORT_STATES:
@@ -209,8 +185,7 @@ class ReportsHandler(DeviceApiHandler):
             if recipient is not None and not (isinstance(recipient, str) and len(recipient) <= 32):
                 errors.append({"field": f"reports[{i}].recipient", "message": "must be a phone number"})
             at = parse_time(item.get("at"), "reports", errors, i)
-            ascii_id = str(mid).isascii() and str(mid).isdigit()
-            reports.append({"message_id": int(mid) if ascii_id else None, "state": state,
+            reports.append({"message_id": number_or_none(str(mid), 19), "state": state,
                             "error_code": None if code is None else str(code), "recipient": recipient, "at": at})
         if errors:
             raise Problem(422, "validation-failed", "Some reports are malformed; none were applied.", errors=errors)

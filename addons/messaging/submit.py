@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from core.catalogue import utcnow
+from core.clock import parse_iso, utcnow
 from core.db import app_db, array_literal
 from core.groupcommit import with_refusals
 from core.web.problem import Problem
@@ -30,12 +30,9 @@ IDEMPOTENCY_TTL = dt.timedelta(hours=24)
 def _time(value, field, errors, prefix):
     if value is None:
         return None
-    if isinstance(value, str) and len(value) <= 40:
-        try:
-            t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
-        except (ValueError, OverflowError):
-            pass
+    t = parse_iso(value)
+    if t is not None:
+        return t
     errors.append({"field": prefix + field, "message": "must be an ISO 8601 time, e.g. 2026-12-01T09:00:00Z"})
     return None
 

@@ -30,6 +30,7 @@ from ..permissions import PUBLIC, VERIFIED_ONLY, Principal
 from . import jsonin
 from .jsonout import json_bytes
 from .mediatype import is_json
+from .params import is_digits
 from .problem import PROBLEM_CONTENT_TYPE, Problem, database_unavailable
 from .security_headers import security_headers
 
@@ -96,7 +97,7 @@ class BaseHandler(tornado.web.RequestHandler):
     async def prepare(self):
         limit = self.max_body_size or self.settings_.max_body_size
         length = self.request.headers.get("Content-Length")
-        if (length and (length.isascii() and length.isdigit()) and int(length) > limit) or len(self.request.body or b"") > limit:
+        if (is_digits(length) and int(length) > limit) or len(self.request.body or b"") > limit:
             raise Problem(413, "body-too-large", f"The request body exceeds {limit} bytes; send less.")
         slug = self.host_slug()
         self.tenant_slug = slug
