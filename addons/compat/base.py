@@ -25,7 +25,7 @@ import logging
 from core.permissions import AUTHENTICATED
 from core.web.auth_pages import TOO_MANY, login_attempt
 from core.web import jsonin
-from core.web.base import ApiHandler, unstorable_text
+from core.web.base import ApiHandler
 from core.web.mediatype import is_json
 from core.web.params import whole_number
 from core.web.problem import PROBLEM_CONTENT_TYPE, Problem
@@ -113,13 +113,8 @@ class CompatHandler(ApiHandler):
         if not is_json(self.request.headers.get("Content-Type")):
             raise Problem(415, "unsupported-media-type",
                           "Send the body as JSON, with the header 'Content-Type: application/json'.")
-        try:
-            body = jsonin.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise Problem(400, "invalid-json", f"The body is not valid JSON: {exc}.") from None
-        if not isinstance(body, dict):
-            raise Problem(400, "invalid-json", "The body must be a JSON object.")
-        bad = unstorable_text(body)
+        body = jsonin.parse_object(raw)
+        bad = jsonin.unstorable(body, raw)
         if bad:
             raise Problem(400, "invalid-characters", f"The body holds text that cannot be stored ({bad}); remove "
                           "NUL characters and unpaired surrogates.")

@@ -11,7 +11,8 @@ from tornado.routing import AnyMatches, HostMatches, Rule
 
 from ..templating import Templates
 from . import access_log, account_pages, admin_pages, auth_api, auth_pages, docs, pages
-from .base import BaseHandler, NotFoundHandler, prefetch_principal
+from .base import BaseHandler, NotFoundHandler
+from .principals import prefetch_principal
 
 log = logging.getLogger(__name__)
 
