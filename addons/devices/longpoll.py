@@ -134,7 +134,8 @@ class InHandler:
 
 
 class ParkedPoll:
-    """A waiting fetch without its handler: answered by a wake-up's look, or empty at the deadline."""
+    """A fetch looking for work: answered by a look that finds some (its first, or a wake-up's), or
+    empty at the deadline; while it waits, parked without its handler (the request detached)."""
 
     __slots__ = ("platform", "tenant", "device_id", "limit", "known_version", "key", "request", "timer",
                  "looking", "again", "expired", "touch", "online", "task", "token_hash", "version")
@@ -152,7 +153,8 @@ class ParkedPoll:
         self.looking = self.again = False
         self.touch, self.online, self.task = True, online, None
         self.token_hash, self.version = token_hash, known_version
-        # The poll itself is the callback of all three (a bound method each would cost more per poll).
+        # The poll itself is the callback of both the hang-up and the hub (a bound method each would
+        # cost more per poll).
         request.on_close = self
         self.expired = deadline is None
         if self.expired:
