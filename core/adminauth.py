@@ -7,7 +7,7 @@ import secrets
 
 from . import passwords, tokenformat
 from .admins import PlatformAdmin
-from .catalogue import utcnow
+from .clock import utcnow
 from .db import app_db, connection
 from .permissions import ADMIN, Principal, role_permissions
 

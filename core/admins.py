@@ -7,7 +7,8 @@ import re
 from peewee import BigAutoField, BooleanField, DateTimeField, TextField, fn
 
 from . import passwords
-from .catalogue import CatalogueModel, utcnow
+from .catalogue import CatalogueModel
+from .clock import utcnow
 from .datamap import PersonalData
 from .db import connection
 

@@ -31,6 +31,7 @@ import threading
 
 import fastjsonschema
 
+from .clock import parse_iso
 from .web.problem import Problem
 
 MAX_ERRORS = 200
@@ -38,15 +39,10 @@ SCHEMAS_POINTER = "#/components/schemas/"
 
 
 def iso_time(value) -> dt.datetime | None:
-    """The UTC time an ISO 8601 string names (UTC when it has no offset), or None. What the
-    ``date-time`` format accepts: the handlers' own parsers read at least this much."""
-    if not isinstance(value, str) or len(value) > 40:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
-    except (ValueError, OverflowError):
-        return None
+    """The UTC time an ISO 8601 string names (UTC when it has no offset), or None: the kernel's one
+    parser (:func:`core.clock.parse_iso`), so what the ``date-time`` format accepts is what the
+    handlers read."""
+    return parse_iso(value)
 
 
 def _is_time(value) -> bool:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from peewee import (BigAutoField, BooleanField, DateTimeField, ForeignKeyField,
                     IntegerField, Model, TextField, CompositeKey)
 
+from .clock import utcnow
 from .datamap import NO_PERSONAL_DATA, PersonalData
 from .db import TenantRef, app_db
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class CatalogueModel(Model):

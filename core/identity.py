@@ -18,9 +18,10 @@ from peewee import fn
 
 from . import passwords, tokenformat
 from .i18n import N_
-from .catalogue import utcnow
+from .clock import utcnow
 from .permissions import Principal, catalogue, role_permissions
 from .users import ApiToken, OneTimeLink, RefreshToken, Session, User
+from .web.params import number_or_none
 
 SESSION_TTL = dt.timedelta(days=14)
 REFRESH_FAMILY_TTL = dt.timedelta(days=30)
@@ -108,7 +109,7 @@ def jwt_principal(claims: dict, tenant_slug: str) -> Principal:
     a replayed refresh token), its access tokens stop working at once, not 15 minutes later.
     """
     kind, _, raw_id = str(claims.get("sub", "")).partition(":")
-    if kind not in ("user", "token") or not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
+    if kind not in ("user", "token") or number_or_none(raw_id) is None:
         raise AuthError("The access token names no user or API token.")
     family = claims.get("fam")
     if family is not None:

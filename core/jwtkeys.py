@@ -19,7 +19,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .catalogue import utcnow
+from .clock import utcnow
 from .db import app_db, connection
 
 ACCESS_TTL = 900  # seconds: exactly 15 minutes

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from peewee import fn
 
 from . import passwords
-from .catalogue import Tenant, TenantAddon, utcnow
+from .catalogue import Tenant, TenantAddon
+from .clock import utcnow
 from .db import TenantRef, app_db, connection, enter_tenant
 from .dbsetup import RoleNames
 from .migrations import apply_tenant_in_transaction

@@ -5,7 +5,7 @@ from __future__ import annotations
 from peewee import BigAutoField, BigIntegerField, BooleanField, DateTimeField, Model, TextField, UUIDField, fn
 from playhouse.postgres_ext import ArrayField
 
-from .catalogue import utcnow
+from .clock import utcnow
 from .datamap import NO_PERSONAL_DATA, PersonalData
 from .db import app_db
 

@@ -1,8 +1,8 @@
 """Wake-ups for long-polling clients, with no database work while they wait.
 
-A waiter awaits an ``asyncio.Future`` keyed by a string (e.g. ``acme:device:7``),
-or, lighter still for a parked long poll, a listener is a plain callback.
-``wake(key)`` resolves it: directly when the change happened in this process,
+A listener is a plain callback (a parked long poll, an event stream) keyed by a
+string (e.g. ``acme:device:7``). ``wake(key)`` calls it: directly when the change
+happened in this process,
 and through PostgreSQL ``NOTIFY smsgw_wakeup`` (delivered at commit by the
 process's one listener connection) when it happened in another process. Redis
 pub/sub replaces NOTIFY when ``REDIS_URL`` is set.
@@ -23,13 +23,12 @@ CHANNEL = "smsgw_wakeup"
 
 class WakeupHub:
     def __init__(self):
-        # key -> one waiter (a Future or a callback), or a set of them when there are several: one
-        # phone has one poll, and 10,000 waiting phones need not cost 10,000 one-element sets.
+        # key -> one listener, or a set of them when there are several: one phone has one poll,
+        # and 10,000 waiting phones need not cost 10,000 one-element sets.
         self._waiters: dict[str, object] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.deadlines = Deadlines()
-        self.wakes = 0  # counters for tests and benchmarks
-        self.timeouts = 0
+        self.wakes = 0  # a counter for tests and benchmarks
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -38,17 +37,9 @@ class WakeupHub:
     def waiting(self) -> int:
         return sum(len(w) if isinstance(w, set) else 1 for w in self._waiters.values())
 
-    def subscribe(self, key: str) -> "Waiter":
-        """Register interest *before* looking for work, so a wake in between is not lost."""
-        loop = asyncio.get_running_loop()
-        if self.loop is None:
-            self.loop = loop
-        fut = loop.create_future()
-        self._add(key, fut)
-        return Waiter(self, key, fut)
-
     def listen(self, key: str, callback) -> None:
-        """Call ``callback()`` on the IOLoop at every wake of ``key`` until :meth:`discard`."""
+        """Call ``callback()`` on the IOLoop at every wake of ``key`` until :meth:`discard`. Listen
+        *before* looking for work, so a wake in between is not lost."""
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
         self._add(key, callback)
@@ -57,7 +48,7 @@ class WakeupHub:
         self._discard(key, callback)
 
     def waiters_of(self, key: str) -> tuple:
-        """What waits on ``key`` now: Futures (:meth:`subscribe`) and callbacks (:meth:`listen`)."""
+        """The listeners of ``key`` now."""
         current = self._waiters.get(key)
         if current is None:
             return ()
@@ -85,30 +76,17 @@ class WakeupHub:
         elif current == item:
             del self._waiters[key]
 
-    async def wait(self, key: str, timeout: float) -> bool:
-        """Wait until ``key`` is woken (True) or ``timeout`` passes (False)."""
-        waiter = self.subscribe(key)
-        try:
-            return await waiter.wait(timeout)
-        finally:
-            waiter.close()
-
     def wake(self, key: str) -> int:
         """Wake every waiter on ``key``; call on the IOLoop thread. Returns how many woke."""
         if key not in self._waiters:
             return 0
         n = 0
         for item in self.waiters_of(key):
-            if isinstance(item, asyncio.Future):
-                if not item.done():
-                    item.set_result(True)
-                    n += 1
-            else:
-                n += 1
-                try:
-                    item()
-                except Exception:  # one listener's bug must not keep the others asleep
-                    log.exception("wake-up listener failed for %s", key)
+            n += 1
+            try:
+                item()
+            except Exception:  # one listener's bug must not keep the others asleep
+                log.exception("wake-up listener failed for %s", key)
         self.wakes += n
         return n
 
@@ -214,39 +192,6 @@ class Deadlines:
             group.clear()  # the waiters still point at it until they finish
         if self._sets:
             self._arm(min(self._sets))
-
-
-class Waiter:
-    def __init__(self, hub: WakeupHub, key: str, fut):
-        self.hub, self.key, self.fut = hub, key, fut
-
-    @property
-    def woken(self) -> bool:
-        return self.fut.done() and not self.fut.cancelled() and self.fut.result() is True
-
-    async def wait(self, timeout: float) -> bool:
-        """True when woken, False after ``timeout``. One timer, no extra task: cheap per waiter."""
-        if self.fut.done():
-            return not self.fut.cancelled()
-        loop = self.fut.get_loop()
-        timer = loop.call_later(max(0.0, timeout), self._expire)
-        try:
-            return await self.fut
-        finally:
-            timer.cancel()
-
-    def _expire(self) -> None:
-        if not self.fut.done():
-            self.hub.timeouts += 1
-            self.fut.set_result(False)
-
-    def cancel(self) -> None:
-        """The client went away: end the wait without work."""
-        if not self.fut.done():
-            self.fut.cancel()
-
-    def close(self) -> None:
-        self.hub._discard(self.key, self.fut)
 
 
 def notify_sql(db, key: str) -> None:

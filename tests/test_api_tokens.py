@@ -10,7 +10,7 @@ import re
 import pytest
 
 from core import tokenformat
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import tenant_transaction
 from core.identity import create_api_token
 from core.users import ApiToken
@@ -249,7 +249,7 @@ def test_dashboard_refuses_bad_token_requests(live_server, tenant, name, scopes,
 def test_the_principal_cache_drops_expired_entries_as_new_ones_come():
     import time
 
-    from core.web.base import PRINCIPAL_TTL, remember_principal
+    from core.web.principals import PRINCIPAL_TTL, remember_principal
 
     now = time.monotonic()
     cache = {("t", f"old{i}"): (now - 1, object()) for i in range(20)}
@@ -267,7 +267,7 @@ def test_the_prefetch_warms_the_principal_cache_only_for_a_real_token(platform, 
     import asyncio
 
     from core import tokenformat
-    from core.web.base import cached_token_principal, prefetch_principal
+    from core.web.principals import cached_token_principal, prefetch_principal
     from tests.support.devices import raw_device
 
     t = make_tenant("prefetch")

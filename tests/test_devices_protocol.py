@@ -7,11 +7,14 @@ heartbeat and settings, and what a device of another workspace can do (nothing).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import time
 
 import pytest
+import tornado.httpserver
+import tornado.netutil
 
 from core import tokenformat
 from core.db import app_db, connection
@@ -19,6 +22,7 @@ from tests.support.devices import (LongPoll, device_client, fetch, fresh_ip, his
                                    register, sql, submit, tenant_db, wait_until, waiting_on)
 from tests.support.phones import api_client
 from tests.support.problems import problem
+from tests.support.server import HostClient
 
 
 def fields(body: dict) -> set:
@@ -178,6 +182,64 @@ def test_a_waiting_phone_is_woken_within_milliseconds(platform, live_server, mak
     assert latency < 1.0, f"the phone got the message after {latency:.3f} s"
     assert platform.wakeups.wakes > wakes_before
     wait_until(lambda: not waiting_on(platform, t.slug, device_id), 2, message="the waiter to be released")
+
+
+class PlainServer:
+    """The test session's application behind Tornado's own HTTPServer, on the session server's loop:
+    no detaching delegate, so every handler keeps its request (``detach`` returns ``None``)."""
+
+    def __init__(self, live_server):
+        self.platform, self.loop = live_server.platform, live_server.loop
+
+        async def start():
+            sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+            server = tornado.httpserver.HTTPServer(live_server.app, xheaders=True)
+            server.add_sockets(sockets)
+            return server, sockets[0].getsockname()[1]
+
+        self.server, self.port = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def client(self, slug):
+        return HostClient(self, slug)
+
+    def stop(self):
+        async def stop():
+            self.server.stop()
+            await self.server.close_all_connections()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+
+
+def test_without_the_detaching_delegate_a_long_poll_waits_in_its_handler_the_same_way(platform, live_server,
+                                                                                      make_tenant):
+    """The one long-poll path also runs through a handler that keeps its request: woken by work,
+    superseded by the device's newer poll, and released when answered."""
+    t = make_tenant("plainpoll")
+    api = api_client(live_server, t.slug)
+    device_id, token = raw_device(live_server, t.slug, api)
+    plain = PlainServer(live_server)
+    try:
+        dev = device_client(plain, t.slug, token)
+        assert fetch(dev).json()["messages"] == []  # wait=0: one look, answered at once
+        poll = LongPoll(dev, wait=30).start()
+        wait_until(lambda: waiting_on(platform, t.slug, device_id), 5, message="the poll to wait in its handler")
+        sent = submit(api, [phone(3)], "no delegate")
+        poll.join(5)
+        assert [m["message_id"] for m in poll.response.json()["messages"]] == [sent["id"]]
+        wait_until(lambda: not waiting_on(platform, t.slug, device_id), 2, message="the waiter to be released")
+
+        older = LongPoll(dev, wait=30).start()
+        wait_until(lambda: waiting_on(platform, t.slug, device_id), 5, message="the older poll to wait")
+        newer = LongPoll(dev, wait=30).start()
+        older.join(5)  # answered at once with nothing to do, as a parked poll is
+        assert older.response.status_code == 200 and older.response.json()["messages"] == []
+        wait_until(lambda: waiting_on(platform, t.slug, device_id), 5, message="the newer poll to wait")
+        sent = submit(api, [phone(4)], "to the newer poll")
+        newer.join(5)
+        assert [m["message_id"] for m in newer.response.json()["messages"]] == [sent["id"]]
+    finally:
+        plain.stop()
 
 
 def test_work_for_one_chosen_phone_wakes_that_phone(platform, live_server, make_tenant):

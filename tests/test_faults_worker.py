@@ -30,7 +30,7 @@ import psycopg2
 import pytest
 
 from core import dbsetup
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.embedded_pg import EmbeddedPostgres
 from tests.support.devices import LongPoll, device_client, raw_device, wait_until
 from tests.test_faults import ROOT, Redis, Server, drain, free_port

@@ -26,7 +26,7 @@ from addons.messaging.models import Recipient
 from android_companion.backends.simulator import SimulatorBackend
 from android_companion.runner import Companion, pair
 from core.addons import hookimpl
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import tenant_transaction
 from tests.support.messaging import parse_time, raw_device, row_counts, sql, wait_for_states, wait_until
 from tests.support.phones import api_client, api_token, pair_phone, start_phone

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from core import tokenformat
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import tenant_transaction
 from core.identity import set_password
 from core.jwtkeys import ACCESS_TTL, AUDIENCE, KeyRing, TokenError

@@ -24,7 +24,7 @@ import pytest
 
 from addons.webhooks import ssrf
 from addons.webhooks.pool import DeliveryPool
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.config import ConfigError, Settings
 from core.db import tenant_transaction
 from tests.support.devices import LongPoll, device_client, fetch, raw_device, submit, waiting_on

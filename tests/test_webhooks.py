@@ -27,7 +27,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from addons.webhooks import delivery, sender, service, signing, ssrf
 from android_companion.backends.simulator import SimulatorBackend
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import current_tenant, tenant_transaction
 from tests.support.identity import add_user, owner_email, post_form, sign_in, wait_for_mail
 from tests.support.messaging import sql, wait_until
@@ -462,6 +462,26 @@ def test_redeliver_makes_a_new_attempt_with_the_same_webhook_id(live_server, ten
     (d,) = api.get(f"/api/v1/webhooks/{ep['id']}/deliveries").json()["deliveries"]
     assert [h["trigger"] for h in d["history"]] == ["schedule", "redeliver"]
     assert d["attempts"] == 2 and d["state"] == "succeeded"
+
+
+def test_redelivery_by_api_and_page_names_only_a_delivery_of_that_webhook(live_server, tenant, receiver,
+                                                                         allow_private):
+    api = api_client(live_server, tenant.slug)
+    one, other = create(api, receiver.url("/one"), ["system:ping"]), create(api, receiver.url("/two"), ["system:ping"])
+    delivery_id = ping(api, one["id"])
+    assert attempt(tenant, delivery_id) == "succeeded"
+    browser = sign_in(live_server, tenant.slug, owner_email(tenant))
+    for webhook, delivery, detail in ((other["id"], delivery_id, "There is no such delivery here."),
+                                      (other["id"] + 1000, delivery_id, "There is no such webhook here."),
+                                      (one["id"], "x1", "There is no such delivery here."),
+                                      (one["id"], "9" * 19, "There is no such delivery here.")):
+        r = api.post(f"/api/v1/webhooks/{webhook}/deliveries/{delivery}/redeliver", json={})
+        assert (r.status_code, r.json()["detail"]) == (404, detail), (webhook, delivery, r.text)
+        r = post_form(browser, f"/webhooks/{webhook}/deliveries", {"delivery_id": str(delivery)})
+        assert r.status_code == 404 and detail in r.text, (webhook, delivery)
+    assert delivery_row(tenant, delivery_id)["state"] == "succeeded"  # nothing was queued again
+    r = post_form(browser, f"/webhooks/{one['id']}/deliveries", {"delivery_id": str(delivery_id)})
+    assert r.status_code == 302 and delivery_row(tenant, delivery_id)["state"] == "pending"
 
 
 def test_message_events_end_to_end_one_webhook_id_per_event(live_server, tenant, receiver, allow_private, deliverer,

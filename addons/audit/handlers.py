@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 from core.web.base import PageHandler
+from core.web.params import number_or_none
 from core.web.problem import Problem
 
 from . import trail
@@ -29,7 +30,7 @@ def parse_filters(handler) -> dict:
             "actor": handler.get_query_argument("actor", "")[:254].strip(),
             "since": since, "until": until,
             "admin_only": handler.get_query_argument("admin", "") == "1",
-            "before_id": int(before) if (before.isascii() and before.isdigit()) and len(before) < 18 else None}
+            "before_id": number_or_none(before)}
 
 
 class AuditPageHandler(PageHandler):

@@ -14,11 +14,12 @@ import string
 import time
 
 from core import tokenformat
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import app_db, connection
 from core.events import AuditEvent, emit
 from core.permissions import AUTHENTICATED, PUBLIC
 from core.web.auth_pages import audit as auth_audit, client_ip
+from core.web.params import is_digits, parse_id, whole_number
 from core.web.problem import Problem
 
 from addons.devices import service as device_service
@@ -64,11 +65,10 @@ class MessagesHandler(CompatHandler):
     async def post(self):
         body = self.json_body()
         skip = _flag(self.get_query_argument("skipPhoneValidation", ""))
-        within = self.get_query_argument("deviceActiveWithin", "0") or "0"
-        if not (within.isascii() and within.isdigit()) or len(within) > 6 or int(within) > 24 * 366:
-            raise Problem(400, "invalid-parameter", "deviceActiveWithin must be a number of hours (0 for any).")
+        within = whole_number(self.get_query_argument("deviceActiveWithin", "0") or "0",
+                              "deviceActiveWithin must be a number of hours (0 for any).", 6, high=24 * 366)
         clean = messages.translate(body, self.tenant.default_region, skip)
-        state, keys = await self.in_tenant(messages.store, self.tenant, clean, self.principal.actor, int(within))
+        state, keys = await self.in_tenant(messages.store, self.tenant, clean, self.principal.actor, within)
         self.platform.wake_now(*keys)
         self.write_json(state, 202)
 
@@ -279,9 +279,7 @@ class DeviceHandler(AuditMixin, CompatHandler):
     permissions = {"DELETE": "devices:write"}
 
     async def delete(self, raw_id):
-        if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
-            raise Problem(404, "not-found", "There is no such device here.")
-        device_id = int(raw_id)
+        device_id = parse_id(raw_id, "device")
         tenant, platform = self.tenant, self.platform
 
         def remove():
@@ -304,7 +302,7 @@ def _version() -> tuple[str, int]:
         version = importlib.metadata.version("smsgw")
     except importlib.metadata.PackageNotFoundError:
         version = "0.0.0"
-    parts = [int(p) if (p.isascii() and p.isdigit()) else 0 for p in version.split(".")[:3]] + [0, 0, 0]
+    parts = [int(p) if is_digits(p) else 0 for p in version.split(".")[:3]] + [0, 0, 0]
     return version, parts[0] * 10000 + parts[1] * 100 + parts[2]
 
 

@@ -26,8 +26,9 @@ from core.bodyschema import public
 from core.permissions import AUTHENTICATED
 from core.web.auth_pages import TOO_MANY, login_attempt
 from core.web import jsonin
-from core.web.base import ApiHandler, unstorable_text
+from core.web.base import ApiHandler
 from core.web.mediatype import is_json
+from core.web.params import whole_number
 from core.web.problem import PROBLEM_CONTENT_TYPE, Problem
 
 from . import basic_auth
@@ -113,13 +114,8 @@ class CompatHandler(ApiHandler):
         if not is_json(self.request.headers.get("Content-Type")):
             raise Problem(415, "unsupported-media-type",
                           "Send the body as JSON, with the header 'Content-Type: application/json'.")
-        try:
-            body = jsonin.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise Problem(400, "invalid-json", f"The body is not valid JSON: {exc}.") from None
-        if not isinstance(body, dict):
-            raise Problem(400, "invalid-json", "The body must be a JSON object.")
-        bad = unstorable_text(body)
+        body = jsonin.parse_object(raw)
+        bad = jsonin.unstorable(body, raw)
         if bad:
             raise Problem(400, "invalid-characters", f"The body holds text that cannot be stored ({bad}); remove "
                           "NUL characters and unpaired surrogates.")
@@ -131,13 +127,10 @@ class CompatHandler(ApiHandler):
         return Problem(400, "validation-failed", f"{first['field']}: {first['message']}.", errors=public(errors))
 
     def paging(self, default: int = 50, maximum: int = 500) -> tuple[int, int]:
-        limit = self.get_query_argument("limit", str(default))
-        offset = self.get_query_argument("offset", "0")
-        if not (limit.isascii() and limit.isdigit()) or len(limit) > 6 or not 1 <= int(limit) <= maximum:
-            raise Problem(400, "invalid-parameter", f"limit must be a whole number from 1 to {maximum}.")
-        if not (offset.isascii() and offset.isdigit()) or len(offset) > 9:
-            raise Problem(400, "invalid-parameter", "offset must be a whole number of 0 or more.")
-        return int(limit), int(offset)
+        limit = whole_number(self.get_query_argument("limit", str(default)),
+                             f"limit must be a whole number from 1 to {maximum}.", 6, 1, maximum)
+        offset = whole_number(self.get_query_argument("offset", "0"), "offset must be a whole number of 0 or more.", 9)
+        return limit, offset
 
     def write_list(self, items: list, total: int | None = None):
         if total is not None:

@@ -22,8 +22,9 @@ import phonenumbers
 from peewee import Case, fn
 
 from core.bodyschema import iso_time
-from core.catalogue import utcnow
+from core.clock import parse_iso, utcnow
 from core.db import app_db
+from core.web.params import is_digits, number_or_none
 from core.web.problem import Problem
 
 from addons.devices.models import Device
@@ -51,12 +52,9 @@ def bad(message: str, field: str | None = None) -> Problem:
 
 
 def parse_time(value, field: str) -> dt.datetime:
-    if isinstance(value, str) and len(value) <= 40:
-        try:
-            t = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-            return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
-        except (ValueError, OverflowError):
-            pass
+    t = parse_iso(value)
+    if t is not None:
+        return t
     raise bad(f"{field} must be an ISO 8601 / RFC 3339 time, e.g. 2026-12-01T09:00:00Z.", field)
 
 
@@ -121,10 +119,10 @@ def _phones(numbers: list[str], region: str, skip_validation: bool) -> list[str]
 def parse_device_id(value, field: str) -> int | None:
     if value is None or value == "":
         return None
-    raw = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) < 1:
+    number = number_or_none(str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else "")
+    if number is None or number < 1:
         raise bad(f"{field} {str(value)[:40]!r} is not one of your devices (GET /devices lists them).", field)
-    return int(raw)
+    return number
 
 
 # -- storing ------------------------------------------------------------------------
@@ -164,7 +162,7 @@ def store(tenant, clean: dict, created_by: str, active_within: int = 0) -> tuple
 
 def is_number(raw_id: str) -> bool:
     """Whether an id has the form of our message numbers (ASCII digits only): see the module's docstring."""
-    return raw_id.isascii() and raw_id.isdigit()
+    return is_digits(raw_id)
 
 
 def public_id(m: Message) -> str:

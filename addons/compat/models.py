@@ -2,7 +2,7 @@
 
 from peewee import BigIntegerField, DateTimeField, IntegerField, TextField, UUIDField
 
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.datamap import NO_PERSONAL_DATA, PersonalData
 from core.users import TenantModel
 

@@ -18,7 +18,7 @@ import time
 import uuid
 
 from core import tokenformat
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import app_db
 from core.identity import AuthError, Grant, access_claims, issue_grant, revoke_family, rotate_refresh
 from core.jwtkeys import ACCESS_TTL, LEEWAY

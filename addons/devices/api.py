@@ -4,6 +4,7 @@ settings, remove, rotate token, and pairing codes."""
 from __future__ import annotations
 
 from core.web.base import ApiHandler
+from core.web.params import parse_id
 from core.web.problem import Problem
 
 from . import service
@@ -14,9 +15,7 @@ from .settings import SettingsError, merged
 
 
 def device_id_or_404(raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise Problem(404, "not-found", "There is no such device here.")
-    return int(raw)
+    return parse_id(raw, "device")
 
 
 def get_device(device_id: int) -> Device:

@@ -15,6 +15,11 @@ One device keeps at most one poll parked in a process: a newer poll with the sam
 device answers the older one at once ("nothing to do"), so a leaked or stolen token
 cannot pile up held connections, and the phone's latest connection is the one that
 gets the work.
+
+A fetch that does not wait (``wait=0``), or one on a server without the detaching
+delegate, takes the same path: a :class:`ParkedPoll` that answers through its handler
+(:class:`InHandler`) instead of a detached request; ``wait=0`` makes one look and is
+not parked.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import run_in_tenant
 from core.groupcommit import GroupCommit, with_refusals
 from core.outage import database_outage, is_unavailable
@@ -97,32 +102,83 @@ def answer(batch: list, version: int, changed: bool) -> dict:
 PARKED: dict[str, "ParkedPoll"] = {}
 
 
+class InHandler:
+    """The answering side of :class:`core.web.detach.Detached` for a poll whose handler keeps its
+    request: the poll answers through the handler, which awaits :meth:`answered`."""
+
+    __slots__ = ("handler", "done", "on_close", "problem", "over")
+
+    def __init__(self, handler):
+        self.handler, self.done, self.on_close, self.problem, self.over = handler, False, None, None, None
+
+    def respond_json(self, data) -> None:
+        if not self.done:
+            self._end()
+            self.handler.write_json(data)
+
+    def respond_problem(self, problem) -> None:
+        if not self.done:
+            self.problem = problem  # raised in the handler: answered like any handler's error
+            self._end()
+
+    def settled(self) -> None:
+        pass  # a handler's place in the admission is given back when it answers
+
+    def closed(self) -> None:
+        """The handler's ``on_connection_close``: the phone hung up."""
+        if not self.done:
+            callback = self.on_close
+            self._end()
+            if callback is not None:
+                callback()
+
+    def _end(self) -> None:
+        self.done, self.on_close = True, None
+        if self.over is not None and not self.over.done():
+            self.over.set_result(None)
+
+    async def answered(self) -> None:
+        """Until the poll has answered (or the phone hung up); raises the problem it answered with."""
+        if not self.done:
+            self.over = asyncio.get_running_loop().create_future()
+            await self.over
+        if self.problem is not None:
+            raise self.problem
+
+
 class ParkedPoll:
-    """A waiting fetch without its handler: answered by a wake-up's look, or empty at the deadline."""
+    """A fetch looking for work: answered by a look that finds some (its first, or a wake-up's), or
+    empty at the deadline; while it waits, parked without its handler (the request detached)."""
 
     __slots__ = ("platform", "tenant", "device_id", "limit", "known_version", "key", "request", "timer",
                  "looking", "again", "expired", "touch", "online", "task", "token_hash", "version")
 
     def __init__(self, platform, tenant, device_id: int, limit: int, known_version: int, key: str,
-                 request, deadline: float, online=None, token_hash: str | None = None):
-        """Parks the poll (answering the device's poll parked before, if any) and makes its first
-        look (which records contact; ``online()`` is awaited if that brought the device online).
-        ``token_hash``: the digest of the token the poll came with; once the device has another,
-        the poll is refused rather than handed work."""
+                 request, deadline: float | None, online=None, token_hash: str | None = None):
+        """Parks the poll until ``deadline`` (answering the device's poll parked before, if any);
+        ``deadline=None``: a poll that does not wait, answered by its first look, never parked.
+        Then call :meth:`wake` (or await :meth:`look`) for the first look, which records contact;
+        ``online()`` is awaited if that brought the device online. ``token_hash``: the digest of the
+        token the poll came with; once the device has another, the poll is refused rather than
+        handed work."""
         self.platform, self.tenant, self.device_id = platform, tenant, device_id
         self.limit, self.known_version, self.key, self.request = limit, known_version, key, request
-        self.looking = self.again = self.expired = False
+        self.looking = self.again = False
         self.touch, self.online, self.task = True, online, None
         self.token_hash, self.version = token_hash, known_version
+        # The poll itself is the callback of both the hang-up and the hub (a bound method each would
+        # cost more per poll).
+        request.on_close = self
+        self.expired = deadline is None
+        if self.expired:
+            self.timer = None
+            return
         older = PARKED.get(key)
         PARKED[key] = self
         if older is not None:
             older.supersede()
-        # The poll itself is the callback of both (a bound method each would cost more per poll).
-        request.on_close = self
         platform.wakeups.listen(key, self)  # before the first look: a wake during it is not lost
         self.timer = platform.wakeups.deadlines.add(self, deadline)  # at the deadline: self.expire()
-        self.wake()
 
     def __call__(self) -> None:
         """A wake-up (from the hub), or the phone hanging up (the request's ``on_close``)."""
@@ -163,6 +219,11 @@ class ParkedPoll:
             self.looking = True
             self.task = asyncio.ensure_future(self._look())  # kept: the loop holds tasks only weakly
 
+    async def look(self) -> None:
+        """The first look, in the caller's task (a handler that keeps its request: no task of its own)."""
+        self.looking = True
+        await self._look()
+
     async def _look(self) -> None:
         try:
             while not self.request.done:
@@ -199,10 +260,11 @@ class ParkedPoll:
             self.request.settled()  # its first look is done: the next request may start its own
 
     def _finish(self, respond) -> None:
-        if PARKED.get(self.key) is self:
-            del PARKED[self.key]
-        self.platform.wakeups.discard(self.key, self)
-        self.platform.wakeups.deadlines.cancel(self.timer, self)
+        if self.timer is not None:  # parked
+            if PARKED.get(self.key) is self:
+                del PARKED[self.key]
+            self.platform.wakeups.discard(self.key, self)
+            self.platform.wakeups.deadlines.cancel(self.timer, self)
         if respond is not None:
             respond()
 

@@ -3,7 +3,7 @@
 from peewee import BigAutoField, BigIntegerField, BooleanField, DateTimeField, ForeignKeyField, IntegerField, TextField
 from playhouse.postgres_ext import BinaryJSONField
 
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.datamap import PersonalData, WHOLE_TABLE
 from core.users import TenantModel
 

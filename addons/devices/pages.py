@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from core.bodyschema import public, request_schemas
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.events import emit
 from core.web.base import PageHandler
+from core.web.params import is_digits, number_or_none
 from core.web.problem import Problem
 
 from . import service
@@ -138,7 +139,8 @@ class DevicePage(PageHandler):
     def settings_from_form(self) -> dict:
         def num(name):
             raw = self.get_body_argument(name, "0").strip() or "0"
-            return int(raw) if (raw.isascii() and raw.isdigit()) and len(raw) < 10 else raw
+            number = number_or_none(raw, 9)
+            return raw if number is None else number
 
         return {
             "limits": {"per_minute": num("per_minute"), "per_hour": num("per_hour"), "per_day": num("per_day")},
@@ -147,8 +149,7 @@ class DevicePage(PageHandler):
                               "start": self.get_body_argument("wh_start", "08:00"),
                               "end": self.get_body_argument("wh_end", "20:00"),
                               "timezone": self.get_body_argument("wh_timezone", "UTC").strip(),
-                              "days": [int(d) for d in self.get_body_arguments("wh_days") if (d.isascii() and d.isdigit())
-                                       and len(d) == 1] or [0, 1, 2, 3, 4, 5, 6]},
+                              "days": [int(d) for d in self.get_body_arguments("wh_days") if is_digits(d) and len(d) == 1] or [0, 1, 2, 3, 4, 5, 6]},
             "sim": {"mode": self.get_body_argument("sim_mode", "default"), "slot": num("sim_slot")},
         }
 

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 from core import tokenformat
 from core.bodyschema import iso_time
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import run_in_tenant, run_sync
 from core.events import AuditEvent, emit
 from core.groupcommit import GroupCommit, with_refusals
 from core.permissions import PUBLIC
 from core.web.base import ApiHandler
 from core.web.detach import detach
+from core.web.params import whole_number
 from core.web.problem import Problem
 
 from . import longpoll, service
@@ -65,9 +66,7 @@ class DeviceApiHandler(ApiHandler):
         raw = self.get_query_argument(name, None)
         if raw is None:
             return default
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
-            raise Problem(400, "invalid-parameter", f"{name} must be a whole number from {low} to {high}.")
-        return max(low, min(high, int(raw)))
+        return max(low, min(high, whole_number(raw, f"{name} must be a whole number from {low} to {high}.", 10)))
 
     def device_problem(self, exc: DeviceError) -> Problem:
         return Problem(exc.status, exc.code, str(exc))
@@ -137,25 +136,24 @@ class FetchHandler(DeviceApiHandler):
     A long poll is parked once the request is checked (see :mod:`.longpoll`).
     """
 
-    _waiter = None
+    _request = None
     _closed = False
 
     def on_connection_close(self):
         self._closed = True
-        if self._waiter is not None:
-            self._waiter.cancel()
+        if self._request is not None:
+            self._request.closed()
 
     async def get(self):
         wait = self.int_arg("wait", 30, 0, 60)
         limit = self.int_arg("limit", 10, 1, 100)
         known_version = self.int_arg("settings_version", 0, 0, 2**31 - 1)
         platform, tenant, device_id = self.platform, self.tenant, self.principal.id
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
+        deadline = asyncio.get_running_loop().time() + wait if wait > 0 else None
         key = wake_key(tenant.slug, device_id)
         # The token this poll was let in with: a poll that outlives it (rotated, re-paired) gets no work.
         token_hash = tokenformat.digest(self.request.headers.get("Authorization", "").partition(" ")[2].strip())
-        if wait > 0:
+        if deadline is not None:
             # Built while the handler still has the request (detaching drops its headers).
             online = functools.partial(device_came_online, platform, tenant, device_id,
                                        self.audit("device.online", device=device_id))
@@ -163,35 +161,16 @@ class FetchHandler(DeviceApiHandler):
             if request is not None:
                 # From here the handler is gone: the parked poll looks for work and answers the phone.
                 longpoll.ParkedPoll(platform, tenant, device_id, limit, known_version, key, request, deadline, online,
-                                    token_hash)
+                                    token_hash).wake()
                 return
-        # wait=0, or a server without the detaching delegate: look (and wait) in the handler.
-        touch = True  # the first look records contact (when it is due)
-        while True:
-            # Subscribe before looking, so work that arrives in between still wakes us.
-            self._waiter = waiter = platform.wakeups.subscribe(key)
-            try:
-                if self._closed:
-                    return
-                batch, version, came_online = await longpoll.look(tenant.ref, longpoll.Look(platform, tenant, device_id,
-                                                                                            limit, touch, token_hash))
-                touch = False
-                if batch and self._closed:  # the phone hung up while we claimed: put it back
-                    await self.in_tenant(longpoll.unclaim, platform, tenant, device_id, batch)
-                    return
-                if came_online:
-                    await self.fire_online(device_id)
-                settings_changed = longpoll.settings_changed(known_version, version)
-                if batch or settings_changed or loop.time() >= deadline:
-                    self.write_json(longpoll.answer(batch, version, settings_changed))
-                    return
-                try:
-                    await waiter.wait(deadline - loop.time())
-                except asyncio.CancelledError:
-                    return  # the phone hung up while waiting: nothing was handed over
-            finally:
-                waiter.close()
-                self._waiter = None
+        # wait=0 (one look), or a server without the detaching delegate: the poll answers through this handler.
+        if self._closed:
+            return  # the phone hung up before we looked: nothing to hand over
+        self._request = request = longpoll.InHandler(self)
+        poll = longpoll.ParkedPoll(platform, tenant, device_id, limit, known_version, key, request, deadline,
+                                   functools.partial(self.fire_online, device_id), token_hash)
+        await poll.look()
+        await request.answered()
 
 
 class ReportsHandler(DeviceApiHandler):

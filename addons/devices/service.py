@@ -10,7 +10,7 @@ import hashlib
 import secrets
 
 from core import due, tokenformat
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import app_db
 from core.permissions import Principal
 from core.web.problem import Problem

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 
+from core.clock import parse_iso
 from core.events import AuditEvent, emit as emit_audit
 from core.groupcommit import GroupCommit
 from core.web import jsonin
 from core.web.base import ApiHandler
+from core.web.params import parse_id, whole_number
 from core.web.problem import Problem
 
 from addons.devices.models import DeviceInbound
@@ -37,14 +38,17 @@ def decode_cursor(raw: str | None) -> int | None:
         raise Problem(400, "invalid-cursor", "The cursor is not valid; use the next_cursor value of a previous page.")
 
 
+def page_size(raw: str) -> int:
+    return whole_number(raw, "limit must be from 1 to 500.", 3, 1, 500)
+
+
 def parse_date(raw: str | None, name: str):
     if not raw:
         return None
-    try:
-        t = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
-    except (ValueError, OverflowError):
-        raise Problem(400, "invalid-parameter", f"{name} must be an ISO 8601 date or time.") from None
+    t = parse_iso(raw)
+    if t is None:
+        raise Problem(400, "invalid-parameter", f"{name} must be an ISO 8601 date or time.")
+    return t
 
 
 def history(r: Recipient, source: str) -> list[dict]:
@@ -97,9 +101,7 @@ def message_json(m: Message, with_history: bool = False) -> dict:
 
 
 def get_message(raw_id: str) -> Message:
-    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
-        raise Problem(404, "not-found", "There is no such message here.")
-    m = Message.get_or_none(Message.id == int(raw_id))
+    m = Message.get_or_none(Message.id == parse_id(raw_id, "message"))
     if m is None:
         raise Problem(404, "not-found", "There is no such message here.")
     return m
@@ -124,9 +126,7 @@ def list_messages(args: dict, limit: int) -> dict:
             raise Problem(400, "invalid-parameter", f"state must be one of {', '.join(states.STATES)}.")
         sub, filtered = sub.where(Recipient.state == args["state"]), True
     if args.get("device_id"):
-        if not (args["device_id"].isascii() and args["device_id"].isdigit()) or len(args["device_id"]) > 18:
-            raise Problem(400, "invalid-parameter", "device_id must be a number.")
-        sub, filtered = sub.where(Recipient.device_id == int(args["device_id"])), True
+        sub, filtered = sub.where(Recipient.device_id == parse_id(args["device_id"], field="device_id")), True
     if args.get("phone"):
         phone = try_normalise(args["phone"], args.get("_region", "US"))
         if phone is None:
@@ -171,13 +171,11 @@ class MessagesHandler(ApiHandler):
         self.write_json(response, status)
 
     async def get(self):
-        limit = self.get_query_argument("limit", "50")
-        if not (limit.isascii() and limit.isdigit()) or len(limit) > 3 or not 1 <= int(limit) <= 500:
-            raise Problem(400, "invalid-parameter", "limit must be from 1 to 500.")
+        limit = page_size(self.get_query_argument("limit", "50"))
         args = {k: self.get_query_argument(k, None) for k in ("cursor", "reference", "since", "until", "state",
                                                              "device_id", "phone")}
         args["_region"] = self.tenant.default_region
-        self.write_json(await self.in_tenant(list_messages, args, int(limit)))
+        self.write_json(await self.in_tenant(list_messages, args, limit))
 
 
 class MessageHandler(ApiHandler):
@@ -218,9 +216,7 @@ class InboxHandler(ApiHandler):
     permissions = {"GET": "messages:read"}
 
     async def get(self):
-        limit = self.get_query_argument("limit", "50")
-        if not (limit.isascii() and limit.isdigit()) or len(limit) > 3 or not 1 <= int(limit) <= 500:
-            raise Problem(400, "invalid-parameter", "limit must be from 1 to 500.")
+        limit = page_size(self.get_query_argument("limit", "50"))
         before = decode_cursor(self.get_query_argument("cursor", None))
         sender = self.get_query_argument("from", None)
         device = self.get_query_argument("device_id", None)
@@ -234,14 +230,12 @@ class InboxHandler(ApiHandler):
             if sender:
                 q = q.where(DeviceInbound.sender.in_({sender, try_normalise(sender, region) or sender}))
             if device:
-                if not (device.isascii() and device.isdigit()) or len(device) > 18:
-                    raise Problem(400, "invalid-parameter", "device_id must be a number.")
-                q = q.where(DeviceInbound.device == int(device))
+                q = q.where(DeviceInbound.device == parse_id(device, field="device_id"))
             if since:
                 q = q.where(DeviceInbound.received_at >= since)
-            rows = list(q.limit(int(limit) + 1))
-            more = len(rows) > int(limit)
-            rows = rows[:int(limit)]
+            rows = list(q.limit(limit + 1))
+            more = len(rows) > limit
+            rows = rows[:limit]
             return {"messages": [inbox_json(m) for m in rows],
                     "next_cursor": encode_cursor(rows[-1].id) if more else None}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import app_db
 
 from addons.devices.models import Device

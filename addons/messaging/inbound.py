@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.catalogue import utcnow
+from core.clock import utcnow
 
 from .models import Suppression
 from .phones import try_normalise

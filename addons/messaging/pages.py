@@ -7,6 +7,7 @@ import json
 
 from core.db import app_db
 from core.web.base import PageHandler
+from core.web.params import is_digits, number_or_none
 from core.web.problem import Problem
 
 from addons.devices.models import Device, DeviceInbound
@@ -36,7 +37,7 @@ class MessageStatusJson(PageHandler):
 
     async def get(self):
         raw = self.get_query_argument("ids", "")
-        ids = [int(i) for i in raw.split(",")[:100] if (i.isascii() and i.isdigit()) and len(i) < 18]
+        ids = [n for n in map(number_or_none, raw.split(",")[:100]) if n is not None]
 
         def load():
             from .models import Message, Recipient
@@ -72,7 +73,7 @@ class SendPage(PageHandler):
                 "device_id": self.get_body_argument("device_id", ""), "send_at": self.get_body_argument("send_at", "")}
         body = {"text": form["text"], "to": [p for p in form["to"].replace(";", ",").replace("\n", ",").split(",")
                                              if p.strip()][:1000]}
-        if (form["device_id"].isascii() and form["device_id"].isdigit()):
+        if is_digits(form["device_id"]):
             body["device_id"] = int(form["device_id"])
         if form["send_at"]:
             body["send_at"] = form["send_at"] if form["send_at"].endswith("Z") else form["send_at"] + ":00Z"

@@ -9,7 +9,7 @@ their history rows. The events go to subscribers in one call.
 
 from __future__ import annotations
 
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import app_db
 
 from . import dispatch, states

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from core import due
 from core.bodyschema import invalid, iso_time, request_schemas
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import app_db, array_literal
 from core.groupcommit import with_refusals
 from core.web.problem import Problem

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.events import AuditEvent
 from core.web.base import ApiHandler
+from core.web.params import parse_id
 from core.web.problem import Problem
 
 from . import service
@@ -12,9 +13,7 @@ from .service import WebhookError
 
 
 def endpoint_or_404(raw: str) -> Endpoint:
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise Problem(404, "not-found", "There is no such webhook here.")
-    ep = Endpoint.get_or_none(Endpoint.id == int(raw))
+    ep = Endpoint.get_or_none(Endpoint.id == parse_id(raw, "webhook"))
     if ep is None:
         raise Problem(404, "not-found", "There is no such webhook here.")
     return ep
@@ -168,20 +167,13 @@ class RedeliverHandler(WebhooksAudit, ApiHandler):
     permissions = {"POST": "webhooks:write"}
 
     async def post(self, raw, raw_delivery):
-        if not (raw_delivery.isascii() and raw_delivery.isdigit()) or len(raw_delivery) > 18:
-            raise Problem(404, "not-found", "There is no such delivery here.")
-
-        def again():
-            ep = endpoint_or_404(raw)
-            d = Delivery.get_or_none((Delivery.id == int(raw_delivery)) & (Delivery.endpoint == ep.id))
-            if d is None:
-                raise Problem(404, "not-found", "There is no such delivery here.")
-            service.redeliver(d.id)
-            return d.id, d.event_id
-
-        delivery_id, webhook_id = await self.in_tenant(
-            again, audit=lambda done: self.audit("webhook.redelivered", f"delivery:{done[0]}"))
-        self.write_json({"delivery_id": delivery_id, "webhook_id": webhook_id}, 202)
+        delivery_id = parse_id(raw_delivery, "delivery")
+        try:
+            d = await self.in_tenant(service.redeliver, parse_id(raw, "webhook"), delivery_id,
+                                     audit=lambda d: self.audit("webhook.redelivered", f"delivery:{d.id}"))
+        except WebhookError as exc:
+            raise problem(exc) from None
+        self.write_json({"delivery_id": d.id, "webhook_id": d.event_id}, 202)
 
 
 ROUTES = [

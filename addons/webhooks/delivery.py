@@ -6,6 +6,7 @@ import json
 import time
 
 from core.db import tenant_transaction
+from core.web.params import is_digits
 
 from . import runtime, sender, service, signing
 from .models import Delivery, Endpoint, Event
@@ -31,7 +32,7 @@ def compat_payload(event: str, data: dict) -> dict:
         # Clients of that API know a message by the id they chose (kept as our reference). An id of digits
         # only is a message number there (docs/compat.md, "Message ids"): such a reference is never shown.
         reference = data.get("reference")
-        if not reference or (reference.isascii() and reference.isdigit()):
+        if not reference or is_digits(reference):
             reference = None
         out = {"messageId": str(reference or data.get("message_id")), "phoneNumber": data.get("phone")}
         key = {"sms:sent": "sentAt", "sms:delivered": "deliveredAt", "sms:failed": "failedAt"}.get(event)

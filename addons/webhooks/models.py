@@ -3,7 +3,7 @@
 from peewee import BigAutoField, BigIntegerField, BooleanField, DateTimeField, ForeignKeyField, IntegerField, TextField
 from playhouse.postgres_ext import ArrayField, BinaryJSONField
 
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.datamap import NO_PERSONAL_DATA, PersonalData, WHOLE_TABLE
 from core.users import TenantModel
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from core.web.base import PageHandler
+from core.web.params import parse_id
 from core.web.problem import Problem
 
 from . import service
-from .api import delivery_json, endpoint_or_404
+from .api import delivery_json, endpoint_or_404, problem
 from .models import Delivery, Endpoint, Event
 from .service import EVENTS, WebhookError
 
@@ -74,18 +75,11 @@ class DeliveriesPage(PageHandler):
         self.render("webhooks/deliveries.html", ep=ep, deliveries=deliveries)
 
     async def post(self, raw):
-        delivery_id = self.get_body_argument("delivery_id", "")
-        if not (delivery_id.isascii() and delivery_id.isdigit()) or len(delivery_id) > 18:
-            raise Problem(404, "not-found", "There is no such delivery here.")
-
-        def again():
-            ep = endpoint_or_404(raw)
-            d = Delivery.get_or_none((Delivery.id == int(delivery_id)) & (Delivery.endpoint == ep.id))
-            if d is None:
-                raise Problem(404, "not-found", "There is no such delivery here.")
-            service.redeliver(d.id)
-
-        await self.in_tenant(again)
+        delivery_id = parse_id(self.get_body_argument("delivery_id", ""), "delivery")
+        try:
+            await self.in_tenant(service.redeliver, parse_id(raw, "webhook"), delivery_id)
+        except WebhookError as exc:
+            raise problem(exc) from None
         self.flash("success", "Queued for redelivery with the same webhook-id.")
         self.redirect(f"/webhooks/{raw}/deliveries")
 

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from core.web.params import is_digits
+
 from . import ssrf
 
 TIMEOUT = 30.0  # seconds for the whole attempt; SMSGW_WEBHOOK_TIMEOUT sets it lower
@@ -68,7 +70,7 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if (value.isascii() and value.isdigit()):
+    if is_digits(value):
         return float(value)
     from email.utils import parsedate_to_datetime
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from psycopg2.extras import Json, execute_values
 
 from core import due as due_work
-from core.catalogue import utcnow
+from core.clock import utcnow
 from core.db import app_db
 
 from . import runtime, signing, ssrf
@@ -264,9 +264,12 @@ def disable(ep: Endpoint, reason: str) -> list[tuple[str, str, str]]:
     return runtime.disabled_notices(ep.url, reason)
 
 
-def redeliver(delivery_id: int) -> Delivery:
-    """Queue another attempt now, with the same webhook-id."""
-    d = Delivery.select().where(Delivery.id == delivery_id).for_update().first()
+def redeliver(endpoint_id: int, delivery_id: int) -> Delivery:
+    """Inside the transaction: queue another attempt of one of the endpoint's deliveries now, with
+    the same webhook-id (the API's and the dashboard's "deliver again")."""
+    if not Endpoint.select().where(Endpoint.id == endpoint_id).exists():
+        raise WebhookError("There is no such webhook here.", status=404, code="not-found")
+    d = Delivery.select().where((Delivery.id == delivery_id) & (Delivery.endpoint == endpoint_id)).for_update().first()
     if d is None:
         raise WebhookError("There is no such delivery here.", status=404, code="not-found")
     Delivery.update(state="pending", next_attempt_at=utcnow(), locked_until=None, claimed_by=None,

@@ -9,7 +9,7 @@ import secrets
 from peewee import IntegrityError, fn
 
 from .. import passwords
-from ..catalogue import utcnow
+from ..clock import utcnow
 from ..db import app_db
 from ..events import emit, emit_with_work
 from ..i18n import N_
@@ -19,15 +19,10 @@ from ..permissions import PUBLIC, catalogue
 from ..users import TENANT_ROLES, ApiToken, User
 from .auth_pages import audit
 from .base import PageHandler
+from .params import parse_id
 from .problem import Problem
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$")
-
-
-def _int(value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or len(value) > 18:
-        raise Problem(404, "not-found", "There is no such item here.")
-    return int(value)
 
 
 class FieldError(AuthError):
@@ -249,7 +244,7 @@ class TeamHandler(PageHandler):
             self.flash("success", f"Invitation sent to {email}.")
             self.redirect("/team")
             return
-        user_id = _int(self.get_body_argument("user_id", ""))
+        user_id = parse_id(self.get_body_argument("user_id", ""))
         if user_id == principal.id:
             raise Problem(400, "cannot-change-self", "You cannot change your own role or disable yourself.")
 
@@ -299,7 +294,8 @@ class TokensHandler(PageHandler):
         action = self.get_body_argument("action", "create")
         principal = self.principal
         if action == "revoke":
-            token_id = _int(self.get_body_argument("token_id", ""))
+            token_id = parse_id(self.get_body_argument("token_id", ""))
+
             def revoke():
                 row = revoke_api_token(token_id)
                 if row is None:

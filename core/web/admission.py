@@ -1,7 +1,7 @@
 """Admission: how many requests may be working their way to the database at once.
 
 After a restart every phone reconnects at the same moment. Each request's
-first step is a database lookup (its token, :func:`core.web.base.prefetch_principal`),
+first step is a database lookup (its token, :func:`core.web.principals.prefetch_principal`),
 and without a limit all of them start at once: thousands of lookups, handlers
 and first looks queue in the database threads together, each holding its
 coroutines, futures and work items. The work takes as long either way (the

@@ -13,7 +13,8 @@ from ..bodyschema import request_schemas
 from ..permissions import AUTHENTICATED, PUBLIC, RegistrationError
 from ..templating import Templates
 from . import access_log, account_pages, admin_pages, auth_api, auth_pages, docs, pages
-from .base import BaseHandler, NotFoundHandler, prefetch_principal
+from .base import BaseHandler, NotFoundHandler
+from .principals import prefetch_principal
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from .. import passwords
-from ..catalogue import utcnow
+from ..clock import utcnow
 from ..events import AuditEvent, emit
 from ..i18n import N_
 from ..identity import (AuthError, check_password, create_session, revoke_session, revoke_user_credentials,

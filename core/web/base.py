@@ -8,35 +8,35 @@ Every handler declares a ``scope``:
 * ``"any"``: answers on both (health checks, static files).
 
 Database work never runs on the IOLoop: use :meth:`run_db` / :meth:`in_tenant`.
+
+What the handlers rely on lives beside them: the host's tenant in :mod:`.hosts`, a bearer
+token's principal and its cache in :mod:`.principals`, a JSON body's checks in :mod:`.jsonin`.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
 import json
 import logging
-import time
 import traceback
 
-import tornado.httputil
 import tornado.web
 
 from .. import tokenformat
 from ..bodyschema import invalid, request_schemas
 from ..db import current_tenant, run_in_tenant, run_sync
 from ..events import emit_with_work
-from ..groupcommit import GroupCommit
 from ..i18n import N_
 from ..outage import database_outage, is_unavailable
 from ..permissions import PUBLIC, Principal, catalogue
 from . import jsonin
 from .jsonout import json_bytes
 from .mediatype import is_json
+from .params import is_digits
 from .problem import PROBLEM_CONTENT_TYPE, Problem, database_unavailable
+from .hosts import is_base_host, slug_for_host, tenant_by_slug
+from .principals import cached_token_principal, load_token_principal
 from .security_headers import security_headers
 
-PRINCIPAL_TTL = 10.0  # seconds a bearer token's principal is reused without a lookup
 SESSION_COOKIE = "smsgw_session"
 ADMIN_COOKIE = "smsgw_admin"
 KNOWN_DEVICE_COOKIE = "smsgw_known"
@@ -99,7 +99,7 @@ class BaseHandler(tornado.web.RequestHandler):
     async def prepare(self):
         limit = self.max_body_size or self.settings_.max_body_size
         length = self.request.headers.get("Content-Length")
-        if (length and (length.isascii() and length.isdigit()) and int(length) > limit) or len(self.request.body or b"") > limit:
+        if (is_digits(length) and int(length) > limit) or len(self.request.body or b"") > limit:
             raise Problem(413, "body-too-large", f"The request body exceeds {limit} bytes; send less.")
         slug = self.host_slug()
         self.tenant_slug = slug
@@ -476,13 +476,8 @@ class ApiHandler(BaseHandler):
         ctype = self.request.headers.get("Content-Type", "")
         if not is_json(ctype):
             raise Problem(415, "unsupported-media-type", "Send the body as application/json.")
-        try:
-            body = jsonin.loads(self.request.body or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise Problem(400, "invalid-json", f"The body is not valid JSON: {exc}.") from None
-        if not isinstance(body, dict):
-            raise Problem(400, "invalid-json", "The body must be a JSON object.")
-        bad = unstorable_text(body) if _may_hold_unstorable(self.request.body or b"") else None
+        body = jsonin.parse_object(self.request.body)
+        bad = jsonin.unstorable(body, self.request.body)
         if bad:
             raise Problem(400, "invalid-characters",
                           f"The body holds text PostgreSQL cannot store ({bad}); remove NUL characters and "
@@ -509,142 +504,6 @@ class ApiHandler(BaseHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json_bytes(data))
-
-
-# Token lookups of one tenant that arrive together (a fleet of phones coming back after a restart)
-# share one transaction: BEGIN, role, search path and COMMIT once for the group, not once per phone.
-token_lookups = GroupCommit(lambda lookups: [lookup() for lookup in lookups], concurrency=2, max_size=32)
-
-
-def cached_token_principal(platform, tenant, credential: str) -> Principal | None:
-    cached = platform.principal_cache.get((tenant.slug, tokenformat.digest(credential)))
-    return cached[1] if cached and cached[0] > time.monotonic() else None
-
-
-async def load_token_principal(platform, tenant, kind: str, credential: str) -> Principal | None:
-    """Look an API (``sgw``) or device (``sgd``) token up in its tenant and cache the principal."""
-    if kind == "sgw":
-        from ..identity import api_token_principal
-
-        lookup = functools.partial(api_token_principal, credential, tenant.slug)
-    else:
-        def lookup():
-            return platform.registry.hook.smsgw_principal_from_token(token=credential, tenant=tenant)
-    principal = await token_lookups(tenant.ref, lookup)
-    if principal is not None:
-        remember_principal(platform.principal_cache, (tenant.slug, tokenformat.digest(credential)), principal)
-    return principal
-
-
-def slug_for_host(host_name: str, base_domain: str) -> str | None:
-    """The tenant slug a host name (without port) names, or ``None`` for any other host (the base
-    domain, or one we do not serve: :func:`is_base_host` tells them apart)."""
-    host = host_name.lower().rstrip(".")
-    if host.endswith("." + base_domain):
-        return host[: -len(base_domain) - 1]
-    return None
-
-
-def is_base_host(host_name: str, base_domain: str) -> bool:
-    return host_name.lower().rstrip(".") == base_domain
-
-
-def prefetch_principal(platform, authorization: str | None, host: str | None = None):
-    """Before a handler exists: a job (call it, await the result) that puts a bearer token's
-    principal in the cache, or ``None`` when there is nothing to do (no token, a JWT, a malformed token, already cached,
-    or a token of another workspace than the one ``host`` names: the handler refuses that
-    before any lookup, and so does the prefetch).
-
-    When thousands of phones reconnect at once, each request then waits for its token lookup
-    as a parsed request head, not as a whole handler. It only warms the cache: the handler
-    still makes every check (and answers every error) itself.
-    """
-    if not authorization:
-        return None
-    scheme, _, credential = authorization.partition(" ")
-    credential = credential.strip()
-    if scheme.lower() != "bearer" or credential.count(".") == 2:
-        return None
-    parsed = tokenformat.parse(credential)
-    if parsed is None:
-        return None
-    kind, slug = parsed
-    if host is not None:
-        host_name = tornado.httputil.split_host_and_port(host)[0]
-        host_slug = slug_for_host(host_name, platform.settings.base_domain)
-        if host_slug is not None and host_slug != slug:
-            return None
-        if host_slug is None and not is_base_host(host_name, platform.settings.base_domain):
-            return None  # a host we do not serve: the handler refuses it before any lookup
-    hit, tenant = platform.tenant_cache.peek(slug)
-    if hit and (tenant is None or not tenant.is_active or cached_token_principal(platform, tenant, credential)):
-        return None
-
-    return functools.partial(_warm_principal, platform, slug, tenant if hit else None, kind, credential)
-
-
-async def tenant_by_slug(platform, slug: str):
-    """The tenant's cached info (``None``: no such workspace); the database thread only on a miss."""
-    hit, tenant = platform.tenant_cache.peek(slug)
-    if not hit:
-        tenant = await run_sync(platform.tenant_cache.get, slug)
-    return tenant
-
-
-async def _warm_principal(platform, slug: str, tenant, kind: str, credential: str) -> None:
-    info = tenant if tenant is not None else await tenant_by_slug(platform, slug)
-    if info is not None and info.is_active:
-        await load_token_principal(platform, info, kind, credential)
-
-
-def remember_principal(cache: dict, key, principal) -> None:
-    """Cache a principal for ``PRINCIPAL_TTL``. Entries stay in expiry order (a renewed key moves
-    to the end), so expired ones are dropped from the front as new ones come: a fleet of phones
-    that each poll once a minute leaves no pile of stale entries."""
-    now = time.monotonic()
-    for old in list(itertools.islice(cache, 32)):
-        entry = cache.get(old)
-        if entry is not None and entry[0] > now:
-            break
-        cache.pop(old, None)
-    if len(cache) > 100_000:  # a flood of distinct credentials within one TTL
-        cache.clear()
-    cache.pop(key, None)
-    cache[key] = (now + PRINCIPAL_TTL, principal)
-
-
-def _may_hold_unstorable(raw: bytes) -> bool:
-    """Whether parsed JSON from ``raw`` could hold text PostgreSQL cannot store (most bodies cannot,
-    and need no walk). Strict JSON allows no raw control character in a string, so a NUL can
-    only come from a ``\\u`` escape; a lone surrogate from an escape too, or from the bytes
-    ``ED A0``-``ED BF`` (``json.loads`` decodes bytes with ``surrogatepass``). A NUL byte
-    means UTF-16 or UTF-32, where escapes do not look like ``\\u`` bytes: walk then too."""
-    return b"\\u" in raw or b"\xed" in raw or b"\x00" in raw
-
-
-def unstorable_text(value, depth: int = 0) -> str | None:
-    """Describe the first string (or key) in parsed JSON that PostgreSQL could not store, if any."""
-    if depth > 64:
-        return "nesting too deep"
-    if isinstance(value, str):
-        if "\x00" in value:
-            return "a NUL character"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "an unpaired surrogate"
-        return None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            found = unstorable_text(k, depth + 1) or unstorable_text(v, depth + 1)
-            if found:
-                return found
-    elif isinstance(value, list):
-        for v in value:
-            found = unstorable_text(v, depth + 1)
-            if found:
-                return found
-    return None
 
 
 class NotFoundHandler(BaseHandler):

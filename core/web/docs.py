@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 from ..openapi import HTTP_METHODS, PROBLEM, STATUS_TITLES, published_document, ref
 from ..permissions import PUBLIC
 from .base import ApiHandler, PageHandler
+from .params import is_digits
 
 MAX_DEPTH = 8
 LINKED_OPERATIONS = 8  # an error code used by more operations shows a count instead of links
@@ -207,7 +208,7 @@ def response_view(status: str, response: dict) -> dict:
         # A problem's schema is Problem narrowed to the codes listed beside it: show it as Problem.
         node = schema_node(ref("Problem")) if codes and media == PROBLEM else schema_node(body.get("schema"))
         content.append({"media_type": media, "node": node})
-    numeric = status.isascii() and status.isdigit()
+    numeric = is_digits(status)
     description = (md(STATUS_TITLES.get(int(status), "Error") + ".") if codes and numeric
                    else md(response.get("description")))
     return {"status": status, "error": status[:1] in "45", "description": description,

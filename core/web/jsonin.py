@@ -1,4 +1,4 @@
-"""JSON from clients: ``json.loads`` with its nesting bounded before it parses.
+"""JSON from clients: parsed with its nesting bounded, and checked for text PostgreSQL cannot store.
 
 The standard library's parser recurses once per level: a body of 100,000 ``[`` raised
 ``RecursionError`` (a 500 and a traceback) on every JSON endpoint, signed in or not. Every
@@ -10,6 +10,10 @@ sees the text. No API body needs more than a few levels. ``NaN`` and ``Infinity`
 The check costs nothing for most bodies (fewer brackets than the limit) and stays in C-speed
 string operations for the rest: strings are cut out (their brackets are text), the brackets
 left are turned into +1/-1 and the running sum's maximum is the depth.
+
+A request body must then be an object (:func:`parse_object`), and hold no NUL character or
+unpaired surrogate (:func:`unstorable`), which PostgreSQL refuses to store (a 500 after
+part of the work was done, had it reached the database).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import itertools
 import json
 import math
 import re
+
+from .problem import Problem
 
 MAX_DEPTH = 64
 
@@ -66,3 +72,54 @@ def depth_exceeds(text: str, limit: int) -> bool:
         text = _STRING.sub("", text)
     signs = array.array("b", text.encode("utf-8", "surrogatepass").translate(_TO_SIGNS, _NOT_BRACKETS))
     return max(itertools.accumulate(signs), default=0) > limit
+
+
+def parse_object(raw: bytes | None) -> dict:
+    """A request body that must be a JSON object; 400 ``invalid-json`` otherwise (no body: ``null``)."""
+    try:
+        body = loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, "invalid-json", f"The body is not valid JSON: {exc}.") from None
+    if not isinstance(body, dict):
+        raise Problem(400, "invalid-json", "The body must be a JSON object.")
+    return body
+
+
+def unstorable(value, raw: bytes | None) -> str | None:
+    """What in ``value`` (parsed from ``raw``) PostgreSQL could not store, if anything; the walk
+    is made only when ``raw`` could hold such text."""
+    return unstorable_text(value) if _may_hold_unstorable(raw or b"") else None
+
+
+def _may_hold_unstorable(raw: bytes) -> bool:
+    """Whether parsed JSON from ``raw`` could hold text PostgreSQL cannot store (most bodies cannot,
+    and need no walk). Strict JSON allows no raw control character in a string, so a NUL can
+    only come from a ``\\u`` escape; a lone surrogate from an escape too, or from the bytes
+    ``ED A0``-``ED BF`` (``json.loads`` decodes bytes with ``surrogatepass``). A NUL byte
+    means UTF-16 or UTF-32, where escapes do not look like ``\\u`` bytes: walk then too."""
+    return b"\\u" in raw or b"\xed" in raw or b"\x00" in raw
+
+
+def unstorable_text(value, depth: int = 0) -> str | None:
+    """Describe the first string (or key) in parsed JSON that PostgreSQL could not store, if any."""
+    if depth > 64:
+        return "nesting too deep"
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "an unpaired surrogate"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = unstorable_text(k, depth + 1) or unstorable_text(v, depth + 1)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for v in value:
+            found = unstorable_text(v, depth + 1)
+            if found:
+                return found
+    return None

@@ -122,11 +122,7 @@ def waiting_on(platform, slug: str, device_id: int) -> bool:
     """Is a long poll of this device parked on the server's wake-up hub right now?"""
     from addons.devices.service import wake_key
 
-    # A parked poll listens with a callback; a future is a handler that subscribed before its look
-    # (still looking) or, on a server without the detaching delegate, one that waits in its handler.
-    import asyncio
-
-    return any(not isinstance(w, asyncio.Future) for w in platform.wakeups.waiters_of(wake_key(slug, device_id)))
+    return bool(platform.wakeups.waiters_of(wake_key(slug, device_id)))
 
 
 @contextmanager
