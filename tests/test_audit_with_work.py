@@ -66,3 +66,26 @@ def test_device_changes_whose_record_fails_are_not_made(live_server, make_tenant
         True, True)
     assert sql(t, "SELECT count(*) FROM devices WHERE id = %s AND token_hash IS NOT NULL AND name <> 'x'",
                (device_id,))[0][0] == 1
+
+
+def test_a_phone_that_comes_online_while_its_record_fails_loses_nothing(live_server, make_tenant, refuse_audit):
+    """The 'device came online' event is recorded with the contact that brought the phone back:
+    when its record fails, the poll is refused and hands nothing over (its message stays queued for
+    the next poll, which then announces the phone); it is never answered with an error after
+    its messages were claimed."""
+    from tests.support.devices import device_client, fetch
+
+    t = make_tenant("auditon")
+    api = api_client(live_server, t.slug)
+    device_id, token = raw_device(live_server, t.slug, api)
+    sql(t, "UPDATE devices SET online = false, last_seen_at = now() - interval '1 hour' WHERE id = %s",
+        (device_id,), fetch=False)
+    assert api.post("/api/v1/messages", json={"text": "while offline", "to": ["+14155550129"],
+                                              "device_id": device_id}).status_code == 202
+    refuse_audit(t.slug)
+    phone = device_client(live_server, t.slug, token)
+    r = fetch(phone)
+    assert r.status_code == 500, r.text
+    assert sql(t, "SELECT state FROM recipients")[0][0] == "pending"  # claimed nothing
+    assert phone.post("/api/device/v1/heartbeat", json={"battery_level": 50}).status_code == 500
+    assert sql(t, "SELECT online FROM devices WHERE id = %s", (device_id,))[0][0] is False

@@ -84,7 +84,9 @@ def smsgw_device_inbound(tenant: TenantInfo, device: Device, message: DeviceInbo
 
 @hookspec
 def smsgw_device_online(tenant: TenantInfo, device: Device) -> None:
-    """``device`` made contact after being offline. Called outside transactions.
+    """``device`` made contact after being offline. Called inside the tenant transaction that
+    recorded the contact (a poll's claim, a report, an upload, a heartbeat): record your own work
+    there, so it commits with the contact or not at all, and keep it small (it is on a phone's path).
 
     Result: none.
     Order: dependencies first.

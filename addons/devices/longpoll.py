@@ -49,6 +49,7 @@ class Look:
     limit: int
     touch: bool  # record the contact (the first look of a poll)
     token_hash: str  # the token the poll came in with
+    online: object = None  # the AuditEvent recorded, with the claim, if the contact brings the phone online
 
 
 def look_many(items: list[Look]) -> list:
@@ -69,7 +70,10 @@ def look_many(items: list[Look]) -> list:
                 found.extend(result or [])
                 if len(found) >= limit:
                     break
-            outcomes.append((found[:limit], device.settings_version, came_online.pop(item.device_id, False)))
+            online = came_online.pop(item.device_id, False)
+            if online:
+                service.announce_online(platform, tenant, device, item.online)
+            outcomes.append((found[:limit], device.settings_version, online))
         return outcomes
 
     return with_refusals(items, lambda item: (service.require_usable(devices.get(item.device_id), item.token_hash),
@@ -158,7 +162,8 @@ class ParkedPoll:
         """Parks the poll until ``deadline`` (answering the device's poll parked before, if any);
         ``deadline=None``: a poll that does not wait, answered by its first look, never parked.
         Then call :meth:`wake` (or await :meth:`look`) for the first look, which records contact;
-        ``online()`` is awaited if that brought the device online. ``token_hash``: the digest of the
+        ``online`` (an audit event) is recorded with it if that brought the device online (see
+        :func:`~addons.devices.service.announce_online`). ``token_hash``: the digest of the
         token the poll came with; once the device has another, the poll is refused rather than
         handed work."""
         self.platform, self.tenant, self.device_id = platform, tenant, device_id
@@ -228,15 +233,13 @@ class ParkedPoll:
         try:
             while not self.request.done:
                 self.again = False
-                item = Look(self.platform, self.tenant, self.device_id, self.limit, self.touch, self.token_hash)
+                item = Look(self.platform, self.tenant, self.device_id, self.limit, self.touch, self.token_hash,
+                            self.online if self.touch else None)
                 batch, version, came_online = await look(self.tenant.ref, item)
                 self.touch, self.version = False, version
                 if batch and self.request.done:  # the phone hung up while we claimed: put it back
                     await run_in_tenant(self.tenant.ref, unclaim, self.platform, self.tenant, self.device_id, batch)
                     return
-                if came_online and self.online is not None:
-                    online, self.online = self.online, None
-                    await online()
                 self.online = None
                 changed = settings_changed(self.known_version, version)
                 if batch or changed or self.expired:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 from dataclasses import dataclass
 
 from core import tokenformat
 from core.bodyschema import iso_time
 from core.clock import utcnow
-from core.db import run_in_tenant, run_sync
-from core.events import AuditEvent, emit
+from core.events import AuditEvent
 from core.groupcommit import GroupCommit, with_refusals
 from core.permissions import PUBLIC
 from core.web.base import ApiHandler
@@ -51,13 +49,6 @@ def report_time(value) -> dt.datetime:
     return dt.datetime.fromtimestamp(value / 1000 if value > 1e11 else value, dt.timezone.utc)
 
 
-async def device_came_online(platform, tenant, device_id: int, audit_event: AuditEvent) -> None:
-    """The device made contact after being offline: the hook (webhooks ...) and the audit trail."""
-    device = await run_in_tenant(tenant.ref, Device.get_by_id, device_id)
-    await run_sync(lambda: platform.registry.hook.smsgw_device_online(tenant=tenant, device=device))
-    await run_sync(emit, platform, audit_event)
-
-
 class DeviceApiHandler(ApiHandler):
     permission = DEVICE_PERMISSION
     max_body_size = 1024 * 1024
@@ -80,8 +71,15 @@ class DeviceApiHandler(ApiHandler):
             raise Problem(413, "batch-too-large", f"Send at most {MAX_BATCH} {key} per request.")
         return items
 
-    async def fire_online(self, device_id: int):
-        await device_came_online(self.platform, self.tenant, device_id, self.audit("device.online", device=device_id))
+    def online_event(self) -> AuditEvent:
+        """What the audit trail records if this request's contact brings the phone back online."""
+        return self.audit("device.online", device=self.principal.id)
+
+    def announce_if_online(self, came_online: bool) -> None:
+        """Inside the transaction that recorded the contact (see ``service.announce_online``)."""
+        if came_online:
+            service.announce_online(self.platform, self.tenant, Device.get_by_id(self.principal.id),
+                                    self.online_event())
 
     def audit(self, action: str, **details) -> AuditEvent:
         return AuditEvent(action=action, tenant_id=self.tenant.id, tenant_slug=self.tenant.slug,
@@ -155,8 +153,7 @@ class FetchHandler(DeviceApiHandler):
         token_hash = tokenformat.digest(self.request.headers.get("Authorization", "").partition(" ")[2].strip())
         if deadline is not None:
             # Built while the handler still has the request (detaching drops its headers).
-            online = functools.partial(device_came_online, platform, tenant, device_id,
-                                       self.audit("device.online", device=device_id))
+            online = self.online_event()
             request = detach(self)
             if request is not None:
                 # From here the handler is gone: the parked poll looks for work and answers the phone.
@@ -168,7 +165,7 @@ class FetchHandler(DeviceApiHandler):
             return  # the phone hung up before we looked: nothing to hand over
         self._request = request = longpoll.InHandler(self)
         poll = longpoll.ParkedPoll(platform, tenant, device_id, limit, known_version, key, request, deadline,
-                                   functools.partial(self.fire_online, device_id), token_hash)
+                                   self.online_event(), token_hash)
         await poll.look()
         await request.answered()
 
@@ -186,10 +183,8 @@ class ReportsHandler(DeviceApiHandler):
                     "recipient": item.get("recipient"), "at": report_time(item.get("at"))}
                    for item in self.json_body()["reports"]]
         device_id = self.principal.id
-        results, came_online = await apply_reports(self.tenant.ref, ReportBatch(self.platform, self.tenant, device_id,
-                                                                                reports))
-        if came_online:
-            await self.fire_online(device_id)
+        results, _came_online = await apply_reports(self.tenant.ref, ReportBatch(self.platform, self.tenant, device_id,
+                                                                                 reports, self.online_event()))
         self.write_json({"accepted": len(reports), "results": results})
 
 
@@ -201,6 +196,7 @@ class ReportBatch:
     tenant: object  # core.tenancy.TenantInfo
     device_id: int
     reports: list[dict]
+    online: object = None  # the AuditEvent recorded, with the reports, if the contact brings the phone online
 
 
 def _apply_reports(items: list[ReportBatch]) -> list:
@@ -208,6 +204,7 @@ def _apply_reports(items: list[ReportBatch]) -> list:
     for each, or the refusal of a phone that may no longer report."""
     platform, tenant = items[0].platform, items[0].tenant
     devices = service.read_for_contact(item.device_id for item in items)
+    online_events = {item.device_id: item.online for item in items}
 
     def apply(batches: list[tuple]) -> list:
         per_batch = platform.registry.hook.smsgw_device_reports(tenant=tenant, batches=batches)
@@ -215,8 +212,13 @@ def _apply_reports(items: list[ReportBatch]) -> list:
             per_batch = [[{"message_id": r["message_id"], "status": "unknown", "state": None} for r in reports]
                          for _, reports in batches]
         came_online = service.note_contacts(device for device, _ in batches)
-        return [(results, came_online.pop(device.id, False))  # told once per phone
-                for (device, _), results in zip(batches, per_batch)]
+        outcomes = []
+        for (device, _), results in zip(batches, per_batch):
+            online = came_online.pop(device.id, False)  # told once per phone
+            if online:
+                service.announce_online(platform, tenant, device, online_events.get(device.id))
+            outcomes.append((results, online))
+        return outcomes
 
     return with_refusals(items, lambda item: (service.require_usable(devices.get(item.device_id)), item.reports), apply)
 
@@ -258,11 +260,10 @@ class InboundHandler(DeviceApiHandler):
             device = Device.get_by_id(device_id)
             for row in new:
                 self.platform.registry.hook.smsgw_device_inbound(tenant=self.tenant, device=device, message=row)
-            return len(new), dupes, service.touch(device_id)
+            self.announce_if_online(service.touch(device_id))
+            return len(new), dupes
 
-        stored, dupes, came_online = await self.in_tenant(store)
-        if came_online:
-            await self.fire_online(device_id)
+        stored, dupes = await self.in_tenant(store)
         self.write_json({"stored": stored, "duplicates": dupes})
 
 
@@ -288,12 +289,10 @@ class HeartbeatHandler(DeviceApiHandler):
         device_id = self.principal.id
 
         def beat():
-            came_online = service.touch(device_id, status)
-            return came_online, Device.get_by_id(device_id).settings_version
+            self.announce_if_online(service.touch(device_id, status))
+            return Device.get_by_id(device_id).settings_version
 
-        came_online, version = await self.in_tenant(beat)
-        if came_online:
-            await self.fire_online(device_id)
+        version = await self.in_tenant(beat)
         self.write_json({"settings_version": version, "server_time": utcnow().isoformat()})
 
 

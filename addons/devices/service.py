@@ -175,6 +175,18 @@ def require_usable(device: Device | None, token_hash: str | None = None) -> Devi
     return device
 
 
+def announce_online(platform, tenant, device: Device, audit_event) -> None:
+    """Inside the transaction that recorded a contact which brought ``device`` back online: tell
+    the addons (``smsgw_device_online``: webhooks records its event) and the audit trail, in that
+    same transaction, so the phone's answer never turns into an error after its work committed,
+    and the event is never lost after it (the contact is told only once)."""
+    from core.events import emit_with_work
+
+    platform.registry.hook.smsgw_device_online(tenant=tenant, device=device)
+    if audit_event is not None:
+        emit_with_work(platform, audit_event)
+
+
 def note_contact(device: Device) -> bool:
     """Record contact when it says something new (offline, or seen a while ago): a phone that
     polls and reports all the time then costs no write for it. True when it came online."""

@@ -43,10 +43,7 @@ def smsgw_message_events(tenant, events):
 
 @hookimpl
 def smsgw_device_online(tenant, device):
-    from core.db import tenant_transaction
-
-    with tenant_transaction(tenant.ref):
-        service.record("device:online", {"device_id": device.id, "name": device.name}, device_id=device.id)
+    service.record("device:online", {"device_id": device.id, "name": device.name}, device_id=device.id)
 
 
 @hookimpl
