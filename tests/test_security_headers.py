@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import signal
 import socket
 import subprocess
@@ -14,14 +12,11 @@ import warnings
 import pytest
 import requests
 import urllib3
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from core.admins import create_admin
 from tests.support.identity import (ROOT, OWNER_PASSWORD, api_sign_in, audit_rows, bearer, cli_env_from, client,
                                     fetch_xsrf, owner_email, post_form, sign_in)
+from tests.support.tls import self_signed_certificate
 
 REQUIRED_CSP = ("object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'")
 
@@ -193,21 +188,7 @@ def free_port() -> int:
 
 
 def self_signed(tmp_path):
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.DNSName("*.localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return certfile, keyfile
+    return self_signed_certificate(tmp_path, names=("localhost", "*.localhost"), addresses=("127.0.0.1",))
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from core.db import current_tenant, tenant_transaction
 from tests.support.identity import add_user, owner_email, post_form, sign_in, wait_for_mail
 from tests.support.messaging import sql, wait_until
 from tests.support.phones import api_client, start_phone
+from tests.support.tls import self_signed_certificate
 
 
 # -- a receiver ---------------------------------------------------------------------------------
@@ -399,24 +400,7 @@ def test_a_delivery_connects_to_the_address_the_ssrf_guard_checked(live_server, 
 def localhost_only_certificate(directory):
     """A self-signed certificate that names ``localhost`` and no address: it verifies only when
     the client checks the host name, not the address it connected to."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-            .sign(key, hashes.SHA256()))
-    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return certfile, keyfile
+    return self_signed_certificate(directory, names=("localhost",))
 
 
 def test_https_delivery_connects_to_the_checked_address_and_verifies_the_host_name(tmp_path, monkeypatch):
