@@ -84,6 +84,13 @@ def arm_at(job: str, when_sql: str) -> None:
     app_db.execute_sql(f"SELECT {_prefix}_due.arm(%s, {when_sql})", (job,))
 
 
+def arm_call(job_param: str, when_sql: str) -> str:
+    """The SQL call of :func:`arm`, for a statement that arms as part of its own work (no round
+    trip of its own): ``<prefix>_due.arm(%(<job_param>)s, <when_sql>)``; the statement passes the
+    job's name as that parameter. ``when_sql`` is the code's own SQL, never input."""
+    return f"{_prefix}_due.arm(%({job_param})s, {when_sql})"
+
+
 def disarm(job: str) -> None:
     """Inside a tenant transaction: the workspace has nothing left for ``job`` (work withdrawn
     before its time). Never needed for correctness: a run that finds nothing due clears the row."""

@@ -71,15 +71,8 @@ def budget_of(device_id: int, device_settings: dict, now: dt.datetime | None = N
     return remaining, None
 
 
-def claim(tenant, device: Device, limit: int) -> list[dict]:
-    """Claim up to ``limit`` recipients for ``device`` (its row is locked by the caller)."""
-    allowed, _reason = budget(device)
-    n = min(limit, allowed)
-    if n <= 0:
-        return []
-    slots = [s["slot"] for s in (device.sims or []) if isinstance(s, dict) and "slot" in s] or [1, 2, 3, 4]
-    # One statement: pick, claim, record the history and fetch the texts.
-    rows = app_db.execute_sql("""
+# One statement: pick, claim, record the history, arm the hand-back and fetch the texts.
+_CLAIM = """
         WITH picked AS (
             SELECT id FROM recipients
              WHERE state = 'pending'
@@ -101,17 +94,35 @@ def claim(tenant, device: Device, limit: int) -> list[dict]:
          RETURNING r.id, r.message_id, r.phone, r.requested_sim, r.valid_until),
         history AS (
             INSERT INTO recipient_events (recipient_id, from_state, to_state, source, device_id, at)
-            SELECT id, 'pending', 'processed', 'claim', %(d)s, clock_timestamp() FROM claimed)
-        SELECT c.id, c.message_id, c.phone, c.requested_sim, c.valid_until, m.text, m.delivery_report
+            SELECT id, 'pending', 'processed', 'claim', %(d)s, clock_timestamp() FROM claimed),
+        -- Claims lapse after the claim timeout: the sweep hands back what was not reported by then.
+        -- Armed here (a volatile CTE runs once, when referenced), when something was claimed, once
+        -- per transaction: the looks of several phones that share one (group commit) are covered
+        -- by the first one's time, which is the earliest.
+        armed AS (
+            SELECT {arm}, set_config('smsgw.claims_armed', 'yes', true)
+              FROM (SELECT 1 FROM claimed LIMIT 1) AS anything_claimed
+             WHERE current_setting('smsgw.claims_armed', true) IS DISTINCT FROM 'yes')
+        SELECT c.id, c.message_id, c.phone, c.requested_sim, c.valid_until, m.text, m.delivery_report,
+               (SELECT count(*) FROM armed)
           FROM claimed c JOIN messages m ON m.id = c.message_id
          ORDER BY c.id
-    """, {"d": device.id, "slots": slots, "n": n}).fetchall()
-    if rows:  # claims lapse after the claim timeout: the sweep hands back what was not reported
-        from .lifecycle import arm_claims
+    """
 
-        arm_claims()
+
+def claim(tenant, device: Device, limit: int) -> list[dict]:
+    """Claim up to ``limit`` recipients for ``device`` (its row is locked by the caller)."""
+    allowed, _reason = budget(device)
+    n = min(limit, allowed)
+    if n <= 0:
+        return []
+    slots = [s["slot"] for s in (device.sims or []) if isinstance(s, dict) and "slot" in s] or [1, 2, 3, 4]
+    from .lifecycle import JOB, arm_claims_sql  # lifecycle imports this module
+
+    rows = app_db.execute_sql(_CLAIM.replace("{arm}", arm_claims_sql()), {
+        "d": device.id, "slots": slots, "n": n, "due_job": JOB}).fetchall()
     out = []
-    for rid, mid, phone, sim, valid_until, text, delivery_report in rows:
+    for rid, mid, phone, sim, valid_until, text, delivery_report, _armed in rows:
         item = {"id": rid, "message_id": mid, "to": phone, "text": text, "delivery_report": delivery_report}
         if sim:
             item["sim_slot"] = sim
