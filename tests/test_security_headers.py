@@ -6,7 +6,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import warnings
 
 import pytest
@@ -16,6 +15,7 @@ import urllib3
 from core.admins import create_admin
 from tests.support.identity import (ROOT, OWNER_PASSWORD, api_sign_in, audit_rows, bearer, cli_env_from, client,
                                     fetch_xsrf, owner_email, post_form, sign_in)
+from tests.support.serve import wait_ready
 from tests.support.tls import self_signed_certificate
 
 REQUIRED_CSP = ("object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'")
@@ -202,19 +202,8 @@ def tls_server(platform, test_env, tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--certfile",
                              str(certfile), "--keyfile", str(keyfile)], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "Press Ctrl-C to stop." in line:
-            break
-    if not lines or "Press Ctrl-C to stop." not in lines[-1]:
-        proc.kill()
-        pytest.fail("smsgw serve --certfile did not start:\n" + "".join(lines))
-    assert any("https://" in l for l in lines), "".join(lines)
+    output = wait_ready(proc, 60)
+    assert "https://" in output, output
     yield f"https://127.0.0.1:{port}", port
     proc.send_signal(signal.SIGINT)
     try:

@@ -5,13 +5,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from core.embedded_pg import EmbeddedPostgres
+from tests.support.serve import wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,17 +25,7 @@ def free_port():
 def start(env):
     proc = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--with-worker", "--demo"],
                             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "Press Ctrl-C to stop." in line:
-            return proc, "".join(lines)
-    proc.kill()
-    pytest.fail("serve did not start:\n" + "".join(lines))
+    return proc, wait_ready(proc, 90)
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ least-loaded eligible phones.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from core.clock import utcnow
 from core.db import app_db
@@ -110,6 +111,12 @@ _CLAIM = """
     """
 
 
+@functools.lru_cache(maxsize=4)
+def _claim_statement(arm: str) -> str:
+    """The claim statement with its arming call (built once per role prefix, not per claim)."""
+    return _CLAIM.replace("{arm}", arm)
+
+
 def claim(tenant, device: Device, limit: int) -> list[dict]:
     """Claim up to ``limit`` recipients for ``device`` (its row is locked by the caller)."""
     allowed, _reason = budget(device)
@@ -119,7 +126,7 @@ def claim(tenant, device: Device, limit: int) -> list[dict]:
     slots = [s["slot"] for s in (device.sims or []) if isinstance(s, dict) and "slot" in s] or [1, 2, 3, 4]
     from .lifecycle import JOB, arm_claims_sql  # lifecycle imports this module
 
-    rows = app_db.execute_sql(_CLAIM.replace("{arm}", arm_claims_sql()), {
+    rows = app_db.execute_sql(_claim_statement(arm_claims_sql()), {
         "d": device.id, "slots": slots, "n": n, "due_job": JOB}).fetchall()
     out = []
     for rid, mid, phone, sim, valid_until, text, delivery_report, _armed in rows:

@@ -27,6 +27,12 @@ def start_serve(env: dict, *args, timeout: float = 120) -> tuple[subprocess.Pope
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", *args], env=dict(env, SMSGW_PORT=str(port)),
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return proc, port, wait_ready(proc, timeout)
+
+
+def wait_ready(proc: subprocess.Popen, timeout: float = 120) -> str:
+    """Read a started ``smsgw serve``'s output until it says it is ready; that output. Fails the
+    test (and kills the process) if it exits or stays silent about it for ``timeout`` seconds."""
     lines = []
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -35,7 +41,7 @@ def start_serve(env: dict, *args, timeout: float = 120) -> tuple[subprocess.Pope
             break
         lines.append(line)
         if "Press Ctrl-C to stop." in line:
-            return proc, port, "".join(lines)
+            return "".join(lines)
     proc.kill()
     pytest.fail("smsgw serve did not start:\n" + "".join(lines))
 
