@@ -37,7 +37,13 @@ def is_unavailable(exc: BaseException | None) -> bool:
         if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
             code = getattr(exc, "pgcode", None)
             return code is None or code.startswith("08") or code in _UNAVAILABLE_STATES
-        if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
+        if type(exc) is psycopg2.DatabaseError:
+            # The base class itself, with no SQLSTATE: libpq lost the server without an error
+            # message from it. A pooled connection that sat idle through a crash says "server
+            # closed the connection unexpectedly" this way on its first statement (errors the
+            # server reports always carry a code and come as one of the subclasses).
+            return getattr(exc, "pgcode", None) is None
+        if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError, peewee.DatabaseError)):
             inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
             if inner is not None:
                 exc = inner

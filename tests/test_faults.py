@@ -255,7 +255,8 @@ def test_a_database_outage_answers_503_and_logs_one_line(cluster):
                    for i in range(20)]
         polls = [c.device.get("/api/device/v1/messages?wait=0", timeout=30) for _ in range(5)]
         for r in answers + polls:
-            assert r.status_code == 503, (r.status_code, r.text[:300])
+            assert r.status_code == 503, (r.status_code, r.text[:300], c.a.output(mark_a)[-4000:],
+                                          c.b.output(mark_b)[-4000:])
             assert r.headers["Content-Type"].startswith("application/problem+json")
             assert r.json()["code"] == "database-unavailable"
             assert int(r.headers["Retry-After"]) > 0
