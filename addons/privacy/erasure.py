@@ -1,0 +1,1 @@
+"""Privacy: erasure (issue 15). To be built."""

@@ -1,0 +1,1 @@
+"""Privacy: exports (issue 15). To be built."""

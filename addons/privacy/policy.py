@@ -1,0 +1,1 @@
+"""Privacy: policy (issue 15). To be built."""

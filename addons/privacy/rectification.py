@@ -1,0 +1,1 @@
+"""Privacy: rectification (issue 15). To be built."""

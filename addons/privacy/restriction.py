@@ -1,0 +1,1 @@
+"""Privacy: restriction (issue 15). To be built."""

@@ -1,0 +1,1 @@
+"""Privacy: retention (issue 15). To be built."""
