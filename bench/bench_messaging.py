@@ -268,8 +268,8 @@ async def alternate(rounds: int, base: Side, ours: Side, run_base, run_ours, pro
 
 def claim_sql() -> str:
     """The claim statement of ``addons/messaging/dispatch.py`` (``_CLAIM``), as the baseline runs it:
-    its hand-back arming (``{arm}``, a call into the due-work index) is left out, so what arming
-    costs counts against us, as it did when it was a statement of its own."""
+    its hand-back arming (``{arm}``, a look into the due-work index, and ``{hold}``, the lock taken
+    before it) is left out, so what arming costs counts against us."""
     from addons.messaging import dispatch
 
     sql = getattr(dispatch, "_CLAIM", None)
@@ -279,7 +279,7 @@ def claim_sql() -> str:
                     and isinstance(node.value, str) and "SKIP LOCKED" in node.value), None)
     if sql is None or "SKIP LOCKED" not in sql:
         raise RuntimeError("could not find the claim SQL in addons.messaging.dispatch")
-    return sql.replace("{arm}", "NULL")
+    return sql.replace("{hold}", "").replace("{arm}", "SELECT NULL" if "armed AS ({arm})" in sql else "NULL")
 
 
 # -- data --------------------------------------------------------------------------------------------

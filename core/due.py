@@ -84,11 +84,30 @@ def arm_at(job: str, when_sql: str) -> None:
     app_db.execute_sql(f"SELECT {_prefix}_due.arm(%s, {when_sql})", (job,))
 
 
-def arm_call(job_param: str, when_sql: str) -> str:
-    """The SQL call of :func:`arm`, for a statement that arms as part of its own work (no round
-    trip of its own): ``<prefix>_due.arm(%(<job_param>)s, <when_sql>)``; the statement passes the
-    job's name as that parameter. ``when_sql`` is the code's own SQL, never input."""
-    return f"{_prefix}_due.arm(%({job_param})s, {when_sql})"
+def hold_sql(job_param: str, tenant_param: str) -> str:
+    """A statement to run before one that arms with :func:`arm_unless_armed_sql` (in the same query
+    string: no round trip of its own): takes ``job``'s advisory lock for the workspace shared, as
+    :func:`arm` does, *before* the arming statement's snapshot. A run of the job then either
+    committed before that snapshot (the statement sees what it armed) or waits for this
+    transaction (and sees its work). Parameters: the job's name and ``tenant_lock_key(tenant)``."""
+    return f"SELECT pg_advisory_xact_lock_shared(hashtext(%({job_param})s), %({tenant_param})s);"
+
+
+def tenant_lock_key(tenant) -> int:
+    """The workspace's half of a due job's advisory lock key (as the SQL functions compute it)."""
+    return int(tenant.id) % 2147483647
+
+
+def arm_unless_armed_sql(job_param: str, when_sql: str, source: str) -> str:
+    """A query (for a CTE) that arms ``job`` at ``when_sql`` for each row of ``source`` (use one
+    row: ``(SELECT 1 FROM claimed LIMIT 1) AS s`` arms when something was claimed), unless a time
+    at least as early is armed already, which the workspace reads from its own view
+    ``<prefix>_due.armed`` (an index lookup; the arming function is a SECURITY DEFINER call that
+    costs ten times that). Run it after :func:`hold_sql` in the same transaction. ``when_sql`` and
+    ``source`` are the code's own SQL, never input."""
+    return (f"SELECT {_prefix}_due.arm(%({job_param})s, {when_sql}) FROM {source} "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {_prefix}_due.armed a "
+            f"WHERE a.job = %({job_param})s AND a.due_at <= {when_sql})")
 
 
 def disarm(job: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
+import threading
 import time
 
 import psycopg2
@@ -108,6 +109,83 @@ def test_a_claim_arms_its_hand_back(platform, live_server, make_tenant):
     assert close(entry(t, lifecycle.JOB), utcnow() + dt.timedelta(seconds=600))  # the claim timeout
     with tenant_transaction(t.ref):
         assert close(lifecycle.next_due(), utcnow() + dt.timedelta(seconds=600))
+
+
+def set_entry(tenant, job, when: dt.datetime) -> None:
+    with connection():
+        app_db.execute_sql("INSERT INTO public.due_work (tenant_id, job, due_at) VALUES (%s, %s, %s) "
+                           "ON CONFLICT (tenant_id, job) DO UPDATE SET due_at = excluded.due_at", (tenant.id, job, when))
+
+
+def claiming_phone(live_server, tenant):
+    api = api_client(live_server, tenant.slug)
+    _device_id, token = raw_device(live_server, tenant.slug, api=api)
+    dev = live_server.client(tenant.slug)
+    dev.headers["Authorization"] = f"Bearer {token}"
+
+    def claim_one(text: str):
+        submit(api, ["+14155550104"], text)
+        r = dev.get("/api/device/v1/messages", params={"wait": 0, "limit": 10}, timeout=30)
+        assert r.status_code == 200 and len(r.json()["messages"]) == 1, r.text
+
+    return claim_one
+
+
+def test_a_claim_arms_only_when_nothing_as_early_is_armed(platform, live_server, make_tenant):
+    """A claim looks at what its workspace has armed (its own view of the index) and arms only when
+    nothing is armed early enough: an earlier time stays, a later one or none is replaced."""
+    t = make_tenant("dueonly")
+    claim_one = claiming_phone(live_server, t)
+    soon = utcnow().replace(microsecond=0) + dt.timedelta(seconds=60)
+    set_entry(t, lifecycle.JOB, soon)
+    claim_one("covered by the earlier time")
+    assert entry(t, lifecycle.JOB) == soon
+    set_entry(t, lifecycle.JOB, soon + dt.timedelta(hours=2))
+    claim_one("the armed time is too late")
+    assert close(entry(t, lifecycle.JOB), utcnow() + dt.timedelta(seconds=600))
+    delete_entries(t)  # what a run that found nothing left does
+    claim_one("nothing armed")
+    assert close(entry(t, lifecycle.JOB), utcnow() + dt.timedelta(seconds=600))
+
+
+def test_a_claim_during_a_run_arms_after_the_run_not_before(platform, live_server, make_tenant, test_env):
+    """A run holds the job's lock exclusively while it reads the workspace's work and re-arms. A
+    claim that comes meanwhile waits for the run before it looks at what is armed: had it looked
+    first, it would have seen the run's old row (which the run then deletes, not knowing of the
+    claim) and armed nothing, and its hand-back would wait for the hourly repair pass."""
+    t = make_tenant("duerace")
+    claim_one = claiming_phone(live_server, t)
+    set_entry(t, lifecycle.JOB, utcnow() + dt.timedelta(seconds=60))
+    run = psycopg2.connect(test_env["DATABASE_URL"])
+    try:
+        cur = run.cursor()  # a run of the job, as core.due does it: lock, look, re-arm (here: nothing left)
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s)", (lifecycle.JOB, due.tenant_lock_key(t)))
+        cur.execute("DELETE FROM public.due_work WHERE tenant_id = %s AND job = %s", (t.id, lifecycle.JOB))
+        claimer = threading.Thread(target=claim_one, args=("claimed while the sweep runs",))
+        claimer.start()
+        time.sleep(1.0)
+        assert claimer.is_alive(), "the claim did not wait for the run's lock"
+        run.commit()
+        claimer.join(30)
+        assert not claimer.is_alive()
+    finally:
+        run.close()
+    assert close(entry(t, lifecycle.JOB), utcnow() + dt.timedelta(seconds=600))
+
+
+def test_a_workspace_reads_only_its_own_armed_times_and_writes_none(platform, make_tenant):
+    a, b = make_tenant("duevwa"), make_tenant("duevwb")
+    set_entry(a, "test.mine", utcnow() + dt.timedelta(hours=1))
+    set_entry(b, "test.theirs", utcnow() + dt.timedelta(hours=1))
+    prefix = platform.settings.role_prefix
+    with tenant_transaction(a.ref) as db:
+        assert [r[0] for r in db.execute_sql(f"SELECT job FROM {prefix}_due.armed")] == ["test.mine"]
+    for statement in (f"INSERT INTO {prefix}_due.armed (job, due_at) VALUES ('x', now())",
+                      f"UPDATE {prefix}_due.armed SET due_at = now()", f"DELETE FROM {prefix}_due.armed"):
+        with pytest.raises(Exception, match="permission denied"):
+            with tenant_transaction(a.ref) as db:
+                db.execute_sql(statement)
+    assert entry(a, "test.mine") is not None and entry(b, "test.theirs") is not None
 
 
 def test_a_phone_coming_online_arms_the_offline_job(platform, live_server, make_tenant):

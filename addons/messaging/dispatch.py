@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
+from core import due
 from core.clock import utcnow
 from core.db import app_db
 
@@ -72,8 +73,9 @@ def budget_of(device_id: int, device_settings: dict, now: dt.datetime | None = N
     return remaining, None
 
 
-# One statement: pick, claim, record the history, arm the hand-back and fetch the texts.
-_CLAIM = """
+# One statement: pick, claim, record the history, arm the hand-back and fetch the texts. Before it,
+# in the same query string, {hold} takes the hand-back job's lock (see core.due.hold_sql).
+_CLAIM = """{hold}
         WITH picked AS (
             SELECT id FROM recipients
              WHERE state = 'pending'
@@ -97,13 +99,10 @@ _CLAIM = """
             INSERT INTO recipient_events (recipient_id, from_state, to_state, source, device_id, at)
             SELECT id, 'pending', 'processed', 'claim', %(d)s, clock_timestamp() FROM claimed),
         -- Claims lapse after the claim timeout: the sweep hands back what was not reported by then.
-        -- Armed here (a volatile CTE runs once, when referenced), when something was claimed, once
-        -- per transaction: the looks of several phones that share one (group commit) are covered
-        -- by the first one's time, which is the earliest.
-        armed AS (
-            SELECT {arm}, set_config('smsgw.claims_armed', 'yes', true)
-              FROM (SELECT 1 FROM claimed LIMIT 1) AS anything_claimed
-             WHERE current_setting('smsgw.claims_armed', true) IS DISTINCT FROM 'yes')
+        -- Armed here (a volatile CTE runs once, when referenced) when something was claimed and no
+        -- earlier time is armed: once a transaction armed, its later claims (several phones' looks
+        -- in one group commit) find their own row, as does every claim while that time is ahead.
+        armed AS ({arm})
         SELECT c.id, c.message_id, c.phone, c.requested_sim, c.valid_until, m.text, m.delivery_report,
                (SELECT count(*) FROM armed)
           FROM claimed c JOIN messages m ON m.id = c.message_id
@@ -112,9 +111,9 @@ _CLAIM = """
 
 
 @functools.lru_cache(maxsize=4)
-def _claim_statement(arm: str) -> str:
-    """The claim statement with its arming call (built once per role prefix, not per claim)."""
-    return _CLAIM.replace("{arm}", arm)
+def _claim_statement(hold: str, arm: str) -> str:
+    """The claim statement with its arming (built once per role prefix, not per claim)."""
+    return _CLAIM.replace("{hold}", hold).replace("{arm}", arm)
 
 
 def claim(tenant, device: Device, limit: int) -> list[dict]:
@@ -126,8 +125,8 @@ def claim(tenant, device: Device, limit: int) -> list[dict]:
     slots = [s["slot"] for s in (device.sims or []) if isinstance(s, dict) and "slot" in s] or [1, 2, 3, 4]
     from .lifecycle import JOB, arm_claims_sql  # lifecycle imports this module
 
-    rows = app_db.execute_sql(_claim_statement(arm_claims_sql()), {
-        "d": device.id, "slots": slots, "n": n, "due_job": JOB}).fetchall()
+    rows = app_db.execute_sql(_claim_statement(*arm_claims_sql()), {
+        "d": device.id, "slots": slots, "n": n, "due_job": JOB, "due_tenant": due.tenant_lock_key(tenant)}).fetchall()
     out = []
     for rid, mid, phone, sim, valid_until, text, delivery_report, _armed in rows:
         item = {"id": rid, "message_id": mid, "to": phone, "text": text, "delivery_report": delivery_report}

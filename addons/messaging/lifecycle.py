@@ -132,7 +132,9 @@ CLAIMS_LAPSE = ("clock_timestamp() + make_interval(secs => coalesce("
                 "(SELECT claim_timeout_seconds FROM messaging_settings LIMIT 1), 600))")
 
 
-def arm_claims_sql() -> str:
-    """For the claim statement: arm the sweep for when its claims lapse, in the same statement
-    (parameter ``due_job``), so a claim costs no extra round trip."""
-    return due.arm_call("due_job", CLAIMS_LAPSE)
+def arm_claims_sql() -> tuple[str, str]:
+    """For the claim statement: the statement to run before it and the query (a CTE's) that arms
+    the sweep for when its claims lapse, unless an earlier time is armed already (parameters
+    ``due_job``, ``due_tenant``), so a claim costs no extra round trip (see :func:`core.due.hold_sql`)."""
+    return (due.hold_sql("due_job", "due_tenant"),
+            due.arm_unless_armed_sql("due_job", CLAIMS_LAPSE, "(SELECT 1 FROM claimed LIMIT 1) AS anything_claimed"))
