@@ -84,6 +84,13 @@ def arm_at(job: str, when_sql: str) -> None:
     app_db.execute_sql(f"SELECT {_prefix}_due.arm(%s, {when_sql})", (job,))
 
 
+def arm_call(job_param: str, when_sql: str) -> str:
+    """The SQL call of :func:`arm`, for a statement that arms as part of its own work (no round
+    trip of its own): ``<prefix>_due.arm(%(<job_param>)s, <when_sql>)``; the statement passes the
+    job's name as that parameter. ``when_sql`` is the code's own SQL, never input."""
+    return f"{_prefix}_due.arm(%({job_param})s, {when_sql})"
+
+
 def hold_sql(job_param: str, tenant_param: str) -> str:
     """A statement to run before one that arms with :func:`arm_unless_armed_sql` (in the same query
     string: no round trip of its own): takes ``job``'s advisory lock for the workspace shared, as
