@@ -80,18 +80,24 @@ class ExportSubject:
 
 
 def stream(sql: str, params=()) -> Iterator[dict]:
-    """Rows of ``sql`` through a server-side cursor of the current transaction, ``FETCH_ROWS`` at a time."""
-    cur = app_db.connection().cursor(name=f"privacy_export_{next(_cursor_names)}")
-    cur.itersize = FETCH_ROWS
+    """Rows of ``sql`` through a server-side cursor of the current transaction, ``FETCH_ROWS`` at a time.
+
+    DECLARE and FETCH by hand: psycopg2's named cursors refuse peewee's autocommit connections
+    even inside the transaction peewee opened with its own BEGIN."""
+    name = f"privacy_export_{next(_cursor_names)}"
+    cur = app_db.cursor()
+    cur.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", params)
     try:
-        cur.execute(sql, params)
-        columns = None
-        for row in cur:
-            if columns is None:
-                columns = [d.name for d in cur.description]
-            yield dict(zip(columns, row))
+        while True:
+            cur.execute(f"FETCH {FETCH_ROWS} FROM {name}")
+            rows = cur.fetchall()
+            if not rows:
+                return
+            columns = [d.name for d in cur.description]
+            for row in rows:
+                yield dict(zip(columns, row))
     finally:
-        cur.close()
+        cur.execute(f"CLOSE {name}")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from core.i18n import N_
 from core.openapi import api_errors, date_time, json_body, json_response, path_id, ref, responses, security
 from core.permissions import AUTHENTICATED
 from core.tasks import crontab
-from core.web.base import ApiHandler, BaseHandler
+from core.web.base import ApiHandler, PageHandler
 from core.web.params import parse_id
 from core.web.problem import Problem
 
@@ -189,7 +189,7 @@ class ExportHandler(ApiHandler):
         self.write_json(export_json(self, export))
 
 
-class DownloadHandler(BaseHandler):
+class DownloadHandler(PageHandler):
     """``GET /account/privacy/exports/{id}/download?key=…``: the file, to the credential that asked."""
 
     permission = AUTHENTICATED
