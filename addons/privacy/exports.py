@@ -88,12 +88,14 @@ def is_ready(export: dict) -> bool:
     return export["state"] == "ready" and export["expires_at"] is not None and export["expires_at"] > utcnow()
 
 
-def export_json(handler, export: dict) -> dict:
-    """An export as the API and the page's poll show it."""
+def export_json(handler, export: dict, absolute: bool = True) -> dict:
+    """An export as the API and the page's poll show it (the page links by path: ``absolute=False``)."""
     ready = is_ready(export)
     url = None
     if ready and may_download(handler.principal, export):
-        url = handler.settings_.public_url(handler.tenant.slug) + download_path(handler.platform, handler.tenant, export)
+        url = download_path(handler.platform, handler.tenant, export)
+        if absolute:
+            url = handler.settings_.public_url(handler.tenant.slug) + url
     subject = ExportSubject.from_label(export["subject"])
 
     def iso(t):
@@ -136,7 +138,7 @@ async def load(handler) -> dict | None:
     if principal is None or not principal.can(SELF):
         return None
     rows = await run_catalogue(export_jobs.requested_by, handler.tenant.id, principal.actor)
-    exports = [export_json(handler, row) for row in rows]
+    exports = [export_json(handler, row, absolute=False) for row in rows]
     return {"exports": exports, "can_workspace": principal.can(MANAGE),
             "building": any(e["state"] in ("queued", "building") for e in exports)}
 
