@@ -74,9 +74,25 @@ class ExportSubject:
             raise ValueError(f"not an export subject: {label!r}")
         return ExportSubject("user", int(user_id))
 
-    def query(self, sql: str, params=()) -> Iterator[dict]:
-        """The rows of ``sql`` (the caller's own SQL, never input) as dicts, streamed."""
-        return stream(sql, params)
+    def query(self, sql: str, params=()) -> "QueryRows":
+        """The rows of ``sql`` (the caller's own SQL, never input) as dicts, streamed when iterated;
+        the export also counts them first, for its progress."""
+        return QueryRows(sql, tuple(params))
+
+
+@dataclass(frozen=True)
+class QueryRows:
+    """The rows of one SELECT, read when iterated (see :meth:`ExportSubject.query`)."""
+
+    sql: str
+    params: tuple = ()
+
+    def __iter__(self) -> Iterator[dict]:
+        return stream(self.sql, self.params)
+
+    @property
+    def count_sql(self) -> tuple[str, tuple]:
+        return f"SELECT count(*) FROM ({self.sql}) AS part", self.params
 
 
 def stream(sql: str, params=()) -> Iterator[dict]:
@@ -201,7 +217,7 @@ def addon_parts(registry, tenant, subject: ExportSubject, taken: set[str]) -> li
                 raise ValueError(f"addon {addon!r}: export part name {name!r} is not [a-z0-9_] or is taken")
             taken.add(name)
             parts.append(Part(name=name, addon=addon, description=f"Added by the {addon} addon.",
-                              rows=lambda rows=rows: rows))
+                              rows=lambda rows=rows: rows, count_sql=getattr(rows, "count_sql", None)))
     return parts
 
 
