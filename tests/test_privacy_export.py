@@ -387,3 +387,52 @@ def test_the_export_reads_the_declarations_so_a_new_addon_table_is_covered(platf
     mine = [p for p in parts if p.table == "reseller_notes"]
     assert len(mine) == 1 and mine[0].columns == ("note", "created_at")
     assert mine[0].count_sql[0] == 'SELECT count(*) FROM "reseller_notes" WHERE ("author_id"::text = %s)'
+
+
+@pytest.mark.fault
+def test_a_worker_killed_mid_build_loses_nothing(platform, live_server, make_tenant, cli_env, tmp_path):
+    """A real ``smsgw worker`` is killed (SIGKILL) while it writes an export: the row stays, with its
+    half-written file; once the lease lapses the sweep hands it out again and another worker
+    builds it whole."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    t = make_tenant("exkill")
+    admin_sql(platform, f'INSERT INTO "{t.schema_name}".messages (text, encoding, segments, created_by) '
+                        "SELECT 'bulk message ' || g, 'GSM-7', 1, 'user:1' FROM generate_series(1, 150000) g")
+    api = api_client(live_server, t.slug, ["privacy:manage"])
+    export_id = api.post("/api/v1/privacy/exports", json={}).json()["id"]
+    log = open(tmp_path / "worker.log", "wb")
+    worker = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--workers", "1"], env=cli_env,
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            row = exports_of(platform, t.id)[-1]
+            if row["state"] == "building" and row["progress"] > 0:
+                break
+            assert row["state"] != "ready", "built before it could be killed: seed more"
+            time.sleep(0.05)
+        else:
+            pytest.fail("the worker never started the build:\n" + (tmp_path / "worker.log").read_text()[-3000:])
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        log.close()
+    killed = exports_of(platform, t.id)[-1]
+    assert killed["state"] == "building" and 0 < killed["progress"] < 100
+    # Two minutes later (the lease's length), as the clock of the database sees it:
+    admin_sql(platform, "UPDATE public.privacy_export SET lease_until = now() - interval '1 second' WHERE id = %s",
+              (export_id,))
+    platform.setup_tasks()
+    assert export_jobs.sweep(platform)["requeued"] >= 1
+    wait_ready(platform, t.id, export_id)
+    url = urlsplit(api.get(f"/api/v1/privacy/exports/{export_id}").json()["download_url"])
+    files = unzip(api.get(f"{url.path}?{url.query}").content)
+    assert len(files["messages.json"]["rows"]) == 150000
+    assert admin_sql(platform, "SELECT attempts FROM public.privacy_export WHERE id = %s", (export_id,),
+                     fetch=True) == [(2,)]
