@@ -436,3 +436,31 @@ def test_a_worker_killed_mid_build_loses_nothing(platform, live_server, make_ten
     assert len(files["messages.json"]["rows"]) == 150000
     assert admin_sql(platform, "SELECT attempts FROM public.privacy_export WHERE id = %s", (export_id,),
                      fetch=True) == [(2,)]
+
+
+def test_a_suspended_workspaces_export_is_not_queued_again_and_fails_after_a_day(platform, live_server, make_tenant):
+    t = make_tenant("exsusp")
+    api = api_client(live_server, t.slug, ["privacy:manage"])
+    export_id = api.post("/api/v1/privacy/exports", json={}).json()["id"]
+    platform.setup_tasks()
+    platform.huey.flush()
+    admin_sql(platform, "UPDATE public.privacy_export SET created_at = now() - interval '5 minutes' WHERE id = %s",
+              (export_id,))
+    admin_sql(platform, "UPDATE public.tenant SET status = 'suspended' WHERE id = %s", (t.id,))
+    try:
+        export_jobs.sweep(platform)
+        assert queued_exports(platform) == []  # no task a suspended workspace would skip forever
+        admin_sql(platform, "UPDATE public.privacy_export SET created_at = now() - interval '25 hours' WHERE id = %s",
+                  (export_id,))
+        assert export_jobs.sweep(platform)["failed"] == 1
+        assert exports_of(platform, t.id)[-1]["state"] == "failed"
+        assert admin_sql(platform, "SELECT state FROM public.privacy_request WHERE tenant_id = %s", (t.id,),
+                         fetch=True) == [("refused",)]
+    finally:
+        admin_sql(platform, "UPDATE public.tenant SET status = 'active' WHERE id = %s", (t.id,))
+
+
+def queued_exports(platform) -> list[tuple]:
+    from tests.support.worker import queued
+
+    return queued(platform, export_jobs.TASK)

@@ -28,6 +28,7 @@ UNCLAIMED_SECONDS = 60  # a queued export no worker took by then is queued again
 MAX_ATTEMPTS = 3
 KEEP_HOURS = 24  # a ready export's file is kept (and downloadable) this long
 RETRY_SECONDS = 30
+GIVE_UP_HOURS = 24  # an export not built by then (its workspace suspended, the addon disabled) fails
 
 COLUMNS = ("id", "tenant_id", "subject", "requested_by", "bound_to", "request_id", "state", "progress", "rows_done",
            "size_bytes", "error", "attempts", "created_at", "started_at", "finished_at", "expires_at", "downloads",
@@ -223,14 +224,15 @@ def sweep(platform) -> dict:
         with app_db.atomic():
             hopeless = _rows(
                 "UPDATE public.privacy_export SET state = 'failed', error = CASE WHEN error = '' THEN "
-                "'the worker building it stopped' ELSE error END WHERE state = 'building' AND lease_until < now() "
-                "AND attempts >= %s RETURNING " + ", ".join(COLUMNS), (MAX_ATTEMPTS,))
+                "'not built in time: the worker stopped, or the workspace was suspended' ELSE error END WHERE (state = 'building' AND lease_until < now() "
+                "AND attempts >= %s) OR (state IN ('queued', 'building') AND created_at < now() - "
+                "make_interval(hours => %s)) RETURNING " + ", ".join(COLUMNS), (MAX_ATTEMPTS, GIVE_UP_HOURS))
             for export in hopeless:
                 app_db.execute_sql("DELETE FROM public.privacy_export_chunk WHERE export_id = %s", (export["id"],))
         stale = app_db.execute_sql(
             "SELECT e.id, t.slug FROM public.privacy_export e JOIN public.tenant t ON t.id = e.tenant_id "
-            "WHERE (e.state = 'queued' AND e.created_at < now() - make_interval(secs => %s)) "
-            "OR (e.state = 'building' AND e.lease_until < now()) ORDER BY e.id LIMIT 100",
+            "WHERE t.status = 'active' AND ((e.state = 'queued' AND e.created_at < now() - make_interval(secs => %s)) "
+            "OR (e.state = 'building' AND e.lease_until < now())) ORDER BY e.id LIMIT 100",
             (UNCLAIMED_SECONDS,)).fetchall()
     for export in hopeless:
         with connection():
