@@ -115,7 +115,16 @@ def test_a_members_export_holds_their_data_and_nothing_of_anyone_else(platform, 
     assert manifest["schema_version"] == 1 and manifest["format"] == "smsgw-privacy-export"
     assert manifest["subject"] == {"kind": "user", "user_id": ann, "actors": [f"user:{ann}"]}
     assert {p["file"] for p in manifest["parts"]} | {"manifest.json", "schema.json"} == set(files)
-    assert files["schema.json"]["$id"] == "smsgw-privacy-export/1"
+    assert files["schema.json"]["$id"] == "https://smsgw.dev/schemas/privacy-export/1.json"
+    # The schema the export carries describes it: the manifest and every part validate against it.
+    import fastjsonschema
+
+    schema = files["schema.json"]
+    fastjsonschema.validate(schema, manifest)
+    part_schema = {**schema, "$ref": "#/$defs/Part"}
+    for entry in manifest["parts"]:
+        fastjsonschema.validate(part_schema, files[entry["file"]])
+        assert len(files[entry["file"]]["rows"]) == entry["rows"]
 
     assert [u["email"] for u in part_rows(files, "users")] == [f"ann@{a.slug}.example"]
     assert [m["text"] for m in part_rows(files, "messages")] == ["ann's own text"]

@@ -13,7 +13,7 @@ list of known tables, so a reseller's addon is covered by declaring its models:
   :mod:`addons.privacy.hookspecs`): the messaging addon a recipient's history, the webhooks
   addon the webhook endpoints (without their secrets).
 
-The format (``schema_version`` 1) is described by ``export_schema.json`` beside this module,
+The format (``schema_version`` 1) is described by the JSON Schema in :mod:`.export_schema`,
 which every export carries as ``schema.json``: ``manifest.json`` lists the parts; each part is
 ``<name>.json``, an object with the part's ``columns`` and its ``rows``.
 
@@ -31,7 +31,6 @@ import itertools
 import json
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import orjson
@@ -40,8 +39,9 @@ from core.clock import utcnow
 from core.datamap import WHOLE_TABLE, DeclaredModel
 from core.db import app_db, as_serving_role, quote_ident
 
+from .export_schema import SCHEMA
+
 SCHEMA_VERSION = 1
-SCHEMA_FILE = Path(__file__).with_name("export_schema.json")
 CHUNK_BYTES = 1 << 20
 FETCH_ROWS = 2000
 PROGRESS_EVERY = 5000  # rows between two progress commits (each also renews the lease)
@@ -301,7 +301,7 @@ def write_export(sink: ChunkSink, parts: list[Part], manifest: dict, progress: P
                            "description": part.description})
         manifest = {**manifest, "parts": listed}
         zf.writestr("manifest.json", json.dumps(manifest, indent=2, default=str))
-        zf.writestr("schema.json", SCHEMA_FILE.read_bytes())
+        zf.writestr("schema.json", json.dumps(SCHEMA, indent=2))
     sink.finish()
     return manifest
 
