@@ -357,6 +357,10 @@ def test_hostile_input_is_answered_with_problem_json_and_creates_nothing(platfor
     assert r.status_code == 403 and r.json()["code"] == "xsrf-failed"
     r = post_form(c, "/account/privacy", {"section": "export", "scope": "everything"})
     assert r.status_code == 422
+    member = sign_in(live_server, a.slug, f"bob@{a.slug}.example", PASSWORD)  # privacy:self, not :manage
+    assert "Export the whole workspace" not in member.get("/account/privacy").text
+    r = post_form(member, "/account/privacy", {"section": "export", "scope": "workspace"})
+    assert r.status_code == 403
     assert exports_of(platform, a.id) == before
     assert admin_sql(platform, "SELECT count(*) FROM public.privacy_request", fetch=True) == \
         [(requests_before[0][0] + 1,)]  # B's
