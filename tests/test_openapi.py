@@ -26,7 +26,7 @@ import tornado.web
 
 from core.openapi import HTTP_METHODS, PROBLEM, OpenApiError, build_document, merge_fragment
 from tests.support.devices import fresh_ip, raw_device
-from tests.support.phones import api_client, api_token
+from tests.support.phones import ALL_SCOPES, api_client, api_token
 
 DOCUMENTED_PREFIXES = ("/api/", "/3rdparty/", "/.well-known/", "/health")
 HANDLER_METHODS = ("get", "post", "put", "patch", "delete")
@@ -430,6 +430,12 @@ def test_happy_paths_keep_the_contract(live_server, tenant, served, monkeypatch)
     call("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret", 200, token=api, webhook_id=hook["id"])
     call("DELETE", "/api/v1/webhooks/{webhook_id}", 204, token=api, webhook_id=hook["id"])
 
+    # A data export of the workspace (privacy): started, asked again while it builds, followed.
+    privacy = api_token(tenant.slug, ["privacy:manage"])
+    export = call("POST", "/api/v1/privacy/exports", 202, token=privacy, body={"scope": "workspace"})
+    call("POST", "/api/v1/privacy/exports", 200, token=privacy, body={})
+    call("GET", "/api/v1/privacy/exports/{export_id}", 200, token=privacy, export_id=export["id"])
+
     # Token rotations, sign-out, and the phone's removal.
     device = call("POST", "/api/v1/devices/{device_id}/token", 200, token=api, device_id=device_id)["token"]
     device = call("POST", "/api/device/v1/token", 200, token=device)["token"]
@@ -493,8 +499,9 @@ class FuzzRun:
         self.live_server = live_server
         self.slug = tenant.slug
         self.host = f"{tenant.slug}.{live_server.platform.settings.base_domain}:{live_server.port}"
-        self.api_token = api_token(tenant.slug)
-        self.api = api_client(live_server, tenant.slug)
+        scopes = ALL_SCOPES + ["privacy:manage"]
+        self.api_token = api_token(tenant.slug, scopes)
+        self.api = api_client(live_server, tenant.slug, scopes)
         self.device_token = None
         self.stats = collections.defaultdict(collections.Counter)
         self.failures = collections.defaultdict(list)
@@ -525,6 +532,8 @@ class FuzzRun:
         if "phone" in names:
             self.api.post("/api/v1/suppressions", json={"phone": "+14155550177"})
             out["phone"] = "+14155550177"
+        if "export_id" in names:
+            out["export_id"] = self.api.post("/api/v1/privacy/exports", json={}).json()["id"]
         assert set(out) == names, f"no way to make an existing {names - set(out)} for {op.label}"
         return out
 

@@ -112,3 +112,17 @@ def smsgw_permissions(register):
              default_scope=True, verified_only=True)
     register("messages:read", "See sent and received messages, opt-outs and statistics",
              ["customer", "user", "admin"], scope=True, default_scope=True)
+
+
+# -- privacy: what a data export adds to the declared tables (messages, recipients) --------------
+
+@hookimpl(optionalhook=True)  # offered by the privacy addon, which may not be installed
+def smsgw_privacy_export(tenant, subject):
+    """Each recipient's state history (``recipient_events`` is declared without personal data, but
+    it is the history of the messages the export holds): all of it, or that of the member's messages."""
+    columns = "e.recipient_id, e.at, e.from_state, e.to_state, e.source, e.device_id, e.error_code, e.reported_at"
+    if subject.kind == "workspace":
+        return {"messaging_recipient_history": subject.query(f"SELECT {columns} FROM recipient_events e ORDER BY e.id")}
+    return {"messaging_recipient_history": subject.query(
+        f"SELECT {columns} FROM recipient_events e JOIN recipients r ON r.id = e.recipient_id "
+        "JOIN messages m ON m.id = r.message_id WHERE m.created_by = ANY (%s) ORDER BY e.id", (subject.actors,))}

@@ -74,3 +74,15 @@ def smsgw_permissions(register):
              scope=True)
     register("webhooks:write", "Add, change, test and remove webhook endpoints; redeliver events", ["customer"],
              scope=True)
+
+
+# -- privacy: what a data export adds -----------------------------------------------------------
+
+@hookimpl(optionalhook=True)  # offered by the privacy addon, which may not be installed
+def smsgw_privacy_export(tenant, subject):
+    """The workspace's webhooks (they are the workspace's, no member's), never their secrets."""
+    if subject.kind != "workspace":
+        return None
+    return {"webhooks_endpoints": subject.query(
+        "SELECT id, url, description, events, enabled, device_id, disabled_reason, failing_since, created_at, "
+        "updated_at FROM webhook_endpoints ORDER BY id")}
