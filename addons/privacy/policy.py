@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 
 import jinja2
 
@@ -148,6 +149,12 @@ def acceptances(tenant_id: int, subject: str | None = None) -> list[dict]:
     return [dict(zip(cols, row)) for row in rows]
 
 
+# (tenant id, actor) -> (until, last version acknowledged): someone who has not acknowledged yet is
+# looked up once per LAST_SEEN_TTL per process, not on every page (an acknowledgement here updates it).
+_last_seen: dict[tuple[int, str], tuple[float, str | None]] = {}
+LAST_SEEN_TTL = 30.0
+
+
 def _seen_value(handler, current: str) -> str:
     return f"{handler.tenant.slug}:{handler.principal.id}:{current}"
 
@@ -173,8 +180,16 @@ def needs_acknowledgement(handler) -> str | None:
     seen = handler.get_signed_cookie(SEEN_COOKIE, max_age_days=400)
     if seen is not None and seen.decode() == _seen_value(handler, current):
         return None
-    with connection():
-        last = accepted_version(handler.tenant.id, handler.principal.actor)
+    key = (handler.tenant.id, handler.principal.actor)
+    cached = _last_seen.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        last = cached[1]
+    else:
+        with connection():
+            last = accepted_version(*key)
+        if len(_last_seen) > 10_000:
+            _last_seen.clear()
+        _last_seen[key] = (time.monotonic() + LAST_SEEN_TTL, last)
     if last == current:
         handler.set_signed_cookie(SEEN_COOKIE, _seen_value(handler, current), expires_days=400,
                                   **handler.session_cookie_kwargs())
@@ -206,6 +221,7 @@ class AcknowledgeHandler(PageHandler):
                 emit(self.platform, event)
 
         await run_sync(work)
+        _last_seen[(self.tenant.id, principal.actor)] = (time.monotonic() + LAST_SEEN_TTL, current)
         self.set_signed_cookie(SEEN_COOKIE, _seen_value(self, current), expires_days=400,
                                **self.session_cookie_kwargs())
         self.redirect(safe_next(self.get_body_argument("next", "/")), status=303)
