@@ -16,6 +16,7 @@ from addons.privacy import restriction
 from core.admins import create_admin
 from core.db import connection, tenant_transaction
 from core.identity import create_api_token
+from core.users import User
 from tests.support.identity import (add_user, admin_sign_in, admin_sql, audit_rows, bearer, client, fetch_xsrf,
                                     fresh_ip, mails_to, owner_email, post_form, sign_in)
 
@@ -335,3 +336,14 @@ def test_hostile_restriction_input_is_refused_or_escaped(platform, live_server, 
     assert object_to(c, "restriction", reason=reason).status_code == 303
     page = c.get("/account/privacy").text
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt; my address is wrong" in page
+
+
+def test_marketing_mail_follows_the_objecting_persons_current_address(platform, live_server, tenant, member):
+    c = sign_in(live_server, tenant.slug, member["email"])
+    assert object_to(c, "marketing").status_code == 303
+    new_address = f"renamed-{secrets.token_hex(3)}@{tenant.slug}.example"
+    with tenant_transaction(tenant.ref):  # the address changed (as the confirmed e-mail change does)
+        User.update(email=new_address).where(User.id == member["id"]).execute()
+    assert c.get("/account/privacy").status_code == 200
+    assert marketing_mail(platform, new_address) == []
+    assert len(marketing_mail(platform, member["email"])) == 1

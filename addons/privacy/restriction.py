@@ -180,16 +180,19 @@ async def load(handler) -> dict | None:
     principal = handler.principal
     if principal is None or principal.via != "session" or not principal.can(SELF):
         return None
-    rows = await run_sync(_in_force, handler.tenant.id, principal.actor)
+    rows = await run_sync(_in_force, handler.tenant.id, principal.actor, principal.email)
     current = {row["purpose"]: row for row in rows}
     return {"current": current, "purposes": PURPOSES, "objections": OBJECTIONS, "labels": LABELS,
             "reason_max": REASON_MAX}
 
 
-def _in_force(tenant_id, subject):
+def _in_force(tenant_id, subject, email):
     from core.db import connection
 
     with connection():
+        # The address marketing mail is checked against follows the person's current one.
+        app_db.execute_sql("UPDATE public.privacy_restriction SET email = %s WHERE tenant_id = %s AND subject = %s "
+                           "AND withdrawn_at IS NULL AND email <> %s", (email, tenant_id, subject, email))
         return in_force(tenant_id, subject)
 
 
