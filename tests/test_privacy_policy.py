@@ -204,3 +204,12 @@ def test_a_new_policy_version_asks_signed_in_people_to_acknowledge_it(platform, 
     assert r.status_code == 303 and r.headers["Location"] == "/"
     # Visitors who are not signed in are never asked.
     assert notice(client(live_server, tenant.slug).get("/login").text) is None
+
+
+def test_a_theme_without_its_own_policy_shows_the_default_one(platform, live_server, make_tenant):
+    tenant = make_tenant("ocean")
+    admin_sql(platform, "UPDATE public.tenant SET theme = 'ocean' WHERE id = %s", (tenant.id,))
+    platform.tenant_cache.invalidate(tenant.slug)
+    r = client(live_server, tenant.slug).get("/privacy")
+    assert r.status_code == 200 and "Ocean SMS" in r.text and "<h1>Privacy policy</h1>" in r.text
+    assert f'data-policy-version="{shipped_version()}"' in r.text and footer_links_privacy(r.text)
