@@ -150,8 +150,8 @@ class Settings:
             raise ConfigError("SMSGW_WEBHOOK_TENANT_CONCURRENCY must be below SMSGW_WEBHOOK_WORKERS, or one "
                               "workspace's slow endpoints could take every delivery thread")
         address = values["privacy_email"]
-        if address and address.count("@") != 1 or address.startswith("@") or address.endswith("@") or any(
-                c.isspace() or c in "<>,;\"" for c in address):
+        if address and (address.count("@") != 1 or address.startswith("@") or address.endswith("@")
+                        or any(c.isspace() or c in "<>,;\"" for c in address)):
             raise ConfigError(f"SMSGW_PRIVACY_EMAIL must be one plain e-mail address such as "
                               f"privacy@example.com, got {address!r}")
         return cls(**values)
