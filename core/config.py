@@ -94,6 +94,9 @@ class Settings:
     # when it returns to the pool (each schema leaves catalogue cache in its backend).
     due_repair_seconds: int = 3600
     db_schemas_per_connection: int = 100
+    # Where "contact us about privacy" requests are mailed (the privacy page's form, and the address
+    # the published policy names); empty means privacy@<base domain>.
+    privacy_email: str = ""
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -134,6 +137,7 @@ class Settings:
             unverified_ttl_days=_int(env, "SMSGW_UNVERIFIED_TTL_DAYS", 7, 1),
             due_repair_seconds=_int(env, "SMSGW_DUE_REPAIR_SECONDS", 3600, 60),
             db_schemas_per_connection=_int(env, "SMSGW_DB_SCHEMAS_PER_CONNECTION", 100, 1),
+            privacy_email=(env.get("SMSGW_PRIVACY_EMAIL") or "").strip(),
         )
         values.update(overrides)
         if values["webhook_timeout"] > 30:
@@ -145,7 +149,17 @@ class Settings:
         if values["webhook_tenant_concurrency"] >= values["webhook_workers"]:
             raise ConfigError("SMSGW_WEBHOOK_TENANT_CONCURRENCY must be below SMSGW_WEBHOOK_WORKERS, or one "
                               "workspace's slow endpoints could take every delivery thread")
+        address = values["privacy_email"]
+        if address and (address.count("@") != 1 or address.startswith("@") or address.endswith("@")
+                        or any(c.isspace() or c in "<>,;\"" for c in address)):
+            raise ConfigError(f"SMSGW_PRIVACY_EMAIL must be one plain e-mail address such as "
+                              f"privacy@example.com, got {address!r}")
         return cls(**values)
+
+    @property
+    def privacy_address(self) -> str:
+        """Where privacy requests are mailed: ``SMSGW_PRIVACY_EMAIL``, else privacy@<base domain>."""
+        return self.privacy_email or f"privacy@{self.base_domain}"
 
     @property
     def https(self) -> bool:

@@ -469,3 +469,59 @@ def smsgw_access_token_revoked(tenant: TenantInfo, claims: dict) -> bool | None:
     Order: dependencies first.
     Reaches: every installed addon (a tenant that disables compat must not bring its revoked tokens back).
     """
+
+
+# ---------------------------------------------------------------------------
+# Mail and sign-up
+# ---------------------------------------------------------------------------
+
+@hookspec
+def smsgw_mail_suppressed(to: str, category: str) -> str | None:
+    """Return a reason not to send a mail of ``category`` to the address ``to``, or ``None``.
+
+    Asked by :meth:`core.mailer.Mailer.send` for every mail that is not ``service`` mail
+    (``marketing``: product updates, newsletters); service mail (sign-in, confirmations, security
+    notices, answers to a person's own request) is never asked about. The privacy addon answers
+    for people who objected to direct marketing or asked to restrict processing. Called outside
+    tenant transactions: one indexed lookup in the catalogue.
+
+    :param to: the recipient's address, as given to ``send``.
+    :param category: the mail's category (:data:`core.mailer.CATEGORIES`, never ``service``).
+
+    Result: collected: the mail is not sent when any addon gives a reason (the reasons are logged).
+    Order: dependencies first.
+    """
+
+
+@hookspec
+def smsgw_signup_check(handler: BaseHandler) -> dict | None:
+    """Check the sign-up form's fields this addon added before a workspace is made.
+
+    An addon adds fields to the form by giving template names in the ``signup_parts`` list of
+    ``smsgw_template_context``; the form includes each one.
+
+    Return ``{field: message}`` (in the request's language, ``handler.gettext()``; shown beside
+    the field) to refuse the sign-up, or ``None``. Nothing is created when any addon refuses. Read the form with
+    ``handler.get_body_argument``; do no writes here (the workspace may still be refused).
+
+    :param handler: the sign-up page's request handler (base domain, no tenant yet).
+
+    Result: collected: the refusals of every addon are merged and shown together.
+    Order: dependencies first.
+    """
+
+
+@hookspec
+def smsgw_signed_up(handler: BaseHandler, tenant: TenantInfo) -> None:
+    """Called after the sign-up form created ``tenant`` (its owner is user 1), before the answer.
+
+    For what the owner agreed to on the form (the privacy addon records the policy version
+    accepted). Not called for workspaces created otherwise (``smsgw tenant create``, tests).
+
+    :param handler: the sign-up page's request handler (form arguments, client address).
+    :param tenant: the new :class:`core.tenancy.TenantInfo`.
+
+    Result: none.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
+    """

@@ -3,6 +3,12 @@
 ``SMSGW_MAIL_BACKEND``: ``file`` (default; one ``.eml`` per message in
 ``<data_dir>/mail``), ``console``, or ``smtp`` with ``SMSGW_SMTP_URL``
 (``smtp://user:pass@host:587`` with STARTTLS, ``smtps://`` for implicit TLS).
+
+Every mail has a category: ``service`` (the default: sign-in, confirmation, security and
+account notices, answers to a person's own request) is always sent; ``marketing`` (product
+updates, newsletters) is sent only if no addon vetoes it for the address
+(``smsgw_mail_suppressed``: a person who objected to direct marketing, or whose processing is
+restricted, gets none).
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
+from typing import Callable
 from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
+
+CATEGORIES = ("service", "marketing")
 
 
 class Mailer:
@@ -30,6 +39,8 @@ class Mailer:
         self.dir = Path(data_dir) / "mail"
         self.sender = sender
         self.smtp_url = smtp_url
+        # veto(to, category) -> list of reasons not to send; the platform wires it to its addons.
+        self.veto: Callable[[str, str], list[str]] | None = None
 
     @classmethod
     def from_env(cls, data_dir: Path, base_domain: str, env=None) -> "Mailer":
@@ -45,7 +56,15 @@ class Mailer:
             return "mail is printed to the console"
         return f"mail is sent through {urlsplit(self.smtp_url).hostname}"
 
-    def send(self, to: str, subject: str, body: str) -> EmailMessage:
+    def send(self, to: str, subject: str, body: str, category: str = "service") -> EmailMessage | None:
+        """Send one mail; ``None`` when a ``marketing`` mail was vetoed for ``to`` (logged, not sent)."""
+        if category not in CATEGORIES:
+            raise ValueError(f"mail category must be one of {', '.join(CATEGORIES)}, not {category!r}")
+        if category != "service" and self.veto is not None:
+            reasons = self.veto(to, category)
+            if reasons:
+                log.info("%s mail to %s not sent: %s", category, to, "; ".join(reasons))
+                return None
         msg = EmailMessage()
         msg["From"] = self.sender
         msg["To"] = to

@@ -111,8 +111,14 @@ class Platform:
         from .mailer import Mailer
 
         if self._mailer is None:
-            self._mailer = Mailer.from_env(self.settings.data_dir, self.settings.base_domain)
+            mailer = Mailer.from_env(self.settings.data_dir, self.settings.base_domain)
+            mailer.veto = self.mail_vetoes
+            self._mailer = mailer
         return self._mailer
+
+    def mail_vetoes(self, to: str, category: str) -> list[str]:
+        """Why the addons will not have ``category`` mail sent to ``to`` (empty: send it)."""
+        return [reason for reason in self.registry.hook.smsgw_mail_suppressed(to=to, category=category) if reason]
 
     @property
     def links(self):

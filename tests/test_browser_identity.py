@@ -141,6 +141,7 @@ def test_sign_up_creates_a_workspace_and_its_owner_signs_in(browser_page, server
     page.fill("#f-slug", slug)
     page.fill("#f-email", owner)
     page.fill("#f-password", password)
+    page.check("#f-accept_privacy")
     signed_up.append(slug)
     # The browser is sent from the main site to the new workspace's own address.
     landing = url(server, slug, "/login?signed_up=1")
@@ -190,6 +191,7 @@ def test_sign_up_refuses_a_taken_subdomain_and_keeps_the_form(browser_page, serv
     page.fill("#f-slug", taken.slug)
     page.fill("#f-email", f"someone@{taken.slug}.example")
     page.fill("#f-password", "a long enough password")
+    page.check("#f-accept_privacy")
     response = submit(page)
     assert response.status == 422
     assert page.url == url(server, None, "/signup")

@@ -98,6 +98,7 @@ def fill_signup(page, slug, owner, company="Pending & Co"):
     page.fill("#f-slug", slug)
     page.fill("#f-email", owner)
     page.fill("#f-password", PASSWORD)
+    page.check("#f-accept_privacy")
 
 
 def confirmation_mails(server, owner):

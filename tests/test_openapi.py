@@ -417,6 +417,9 @@ def test_happy_paths_keep_the_contract(live_server, tenant, served, monkeypatch)
     call("GET", "/api/v1/suppressions", 200, token=api)
     call("DELETE", "/api/v1/suppressions/{phone}", 204, token=api, phone="+14155550199")
 
+    # The workspace's privacy requests (a token with the privacy:manage scope).
+    call("GET", "/api/v1/privacy/requests", 200, token=api_token(tenant.slug, ["privacy:manage"]))
+
     # The webhook's life: read, change, test, log, redeliver, rotate, delete.
     call("GET", "/api/v1/webhooks", 200, token=api)
     call("GET", "/api/v1/webhooks/{webhook_id}", 200, token=api, webhook_id=hook["id"])

@@ -23,7 +23,7 @@ from core.throttle import ThrottlePolicy, account_key, account_source_key
 from core.users import User
 from tests.conftest import make_settings
 from tests.support.identity import (OWNER_PASSWORD, add_user, api_sign_in, audit_rows, client, fetch_xsrf, fresh_ip,
-                                    link_token, mails_to, owner_email, post_form, sign_in, wait_for_mail)
+                                    link_token, mails_to, owner_email, post_form, sign_in, signup_acceptance, wait_for_mail)
 from tests.support.worker import run_worker_until
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -117,7 +117,7 @@ def signup(live_server, slug, password):
     c = client(live_server, None)
     fetch_xsrf(c, "/signup")
     return post_form(c, "/signup", {"company": "Policy Co", "slug": slug, "email": f"owner@{slug}.example",
-                                    "password": password})
+                                    "password": password, **signup_acceptance(c)})
 
 
 @pytest.mark.parametrize("password, message", [

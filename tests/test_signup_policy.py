@@ -18,7 +18,7 @@ from core.identity import create_api_token
 from core.tasks import TaskQueue, make_huey
 from core.users import User
 from tests.support.identity import (admin_sign_in, admin_sql, audit_rows, bearer, client, fetch_xsrf,
-                                    fresh_ip, link_token, mails_to, post_form, sign_in, smsgw, wait_for_mail)
+                                    fresh_ip, link_token, mails_to, post_form, sign_in, signup_acceptance, smsgw, wait_for_mail)
 from tests.support.messaging import sql
 from tests.support.serve import start_serve, stop_serve
 from tests.support.worker import run_huey_until
@@ -32,7 +32,8 @@ def signup(server_or_url, slug, ip, company="Signup Co", email_address=None):
     c = client(server_or_url, None, ip)
     fetch_xsrf(c, "/signup")
     return post_form(c, "/signup", {"company": company, "slug": slug,
-                                    "email": email_address or f"owner@{slug}.example", "password": PASSWORD})
+                                    "email": email_address or f"owner@{slug}.example", "password": PASSWORD,
+                                    **signup_acceptance(c)})
 
 
 def new_slug(prefix="su") -> str:

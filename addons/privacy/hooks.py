@@ -8,9 +8,10 @@ A feature module may define any of: ``configure(platform)``, ``MODELS`` (declara
 
 from core.addons import hookimpl
 
-from . import erasure, exports, page, policy, rectification, requests, restriction, retention
+from . import erasure, exports, page, policy, queue, rectification, requests, restriction, retention
 
 FEATURES = (retention, exports, erasure, rectification, restriction, requests, policy)
+FEATURES += (queue,)  # requests, handled: admin queue, contact form, the workspace's list and API
 
 
 def _each(attr: str):
@@ -69,3 +70,34 @@ def smsgw_openapi():
 @hookimpl
 def smsgw_admin_sections():
     return {name: section for sections in _each("ADMIN_SECTIONS") for name, section in sections.items()} or None
+
+
+# -- restriction, requests, policy (items 5-7 of issue 15) ---------------------------------------
+# Named apart (specname) so that other features' implementations of the same hooks can sit here too.
+
+@hookimpl(specname="smsgw_mail_suppressed")
+def restriction_mail_suppressed(to, category):
+    from core.db import connection
+
+    if category == "service":
+        return None
+    with connection():
+        return restriction.mail_suppressed(to, category)
+
+
+@hookimpl(specname="smsgw_template_context")
+def policy_template_context(handler):
+    ctx = policy.template_context(handler)
+    if handler.tenant is None:
+        ctx["admin_links"] = queue.ADMIN_LINKS
+    return ctx
+
+
+@hookimpl(specname="smsgw_signup_check")
+def policy_signup_check(handler):
+    return policy.signup_check(handler)
+
+
+@hookimpl(specname="smsgw_signed_up")
+def policy_signed_up(handler, tenant):
+    policy.signed_up(handler, tenant)

@@ -62,8 +62,33 @@ def for_tenant(tenant_id: int, limit: int = 200) -> list[dict]:
 
 
 def open_queue(limit: int = 500) -> list[dict]:
-    """Every open request, the one due first at the top (the platform admin's queue)."""
+    """Every open request, the one due first at the top (the platform admin's queue); ``overdue``
+    says whether its due date has passed (the database's clock)."""
     rows = app_db.execute_sql(
-        f"SELECT {', '.join(_COLUMNS)} FROM public.privacy_request WHERE state IN ('open', 'in_progress') "
-        "ORDER BY due_at, id LIMIT %s", (limit,)).fetchall()
+        f"SELECT {', '.join(_COLUMNS)}, due_at < now() FROM public.privacy_request "
+        "WHERE state IN ('open', 'in_progress') ORDER BY due_at, id LIMIT %s", (limit,)).fetchall()
+    return [{**dict(zip(_COLUMNS, row)), "overdue": row[-1]} for row in rows]
+
+
+def recently_closed(limit: int = 50) -> list[dict]:
+    """The last requests closed (done, refused, cancelled), newest first."""
+    rows = app_db.execute_sql(
+        f"SELECT {', '.join(_COLUMNS)} FROM public.privacy_request WHERE completed_at IS NOT NULL "
+        "ORDER BY completed_at DESC, id DESC LIMIT %s", (limit,)).fetchall()
+    return [dict(zip(_COLUMNS, row)) for row in rows]
+
+
+def get(request_id: int, lock: bool = False) -> dict | None:
+    row = app_db.execute_sql(
+        f"SELECT {', '.join(_COLUMNS)} FROM public.privacy_request WHERE id = %s{' FOR UPDATE' if lock else ''}",
+        (request_id,)).fetchone()
+    return dict(zip(_COLUMNS, row)) if row else None
+
+
+def for_subject(tenant_id: int, subject: str, limit: int = 200) -> list[dict]:
+    """One person's requests in a workspace (as subject or as the one who asked), newest first."""
+    rows = app_db.execute_sql(
+        f"SELECT {', '.join(_COLUMNS)} FROM public.privacy_request WHERE tenant_id = %s "
+        "AND (subject = %s OR requested_by = %s) ORDER BY created_at DESC, id DESC LIMIT %s",
+        (tenant_id, subject, subject, limit)).fetchall()
     return [dict(zip(_COLUMNS, row)) for row in rows]

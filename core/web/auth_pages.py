@@ -65,6 +65,8 @@ class SignupHandler(PageHandler):
             passwords.check_policy(password)
         except passwords.PasswordPolicyError as exc:
             errors["password"] = str(exc)
+        for refusal in self.platform.registry.hook.smsgw_signup_check(handler=self):
+            errors.update(refusal or {})
         status = 422
         if not errors:
             # Shared by every web process (a table): a few workspaces per address and hour, and a
@@ -91,6 +93,7 @@ class SignupHandler(PageHandler):
             return
         await self.run_db(emit, self.platform, audit(self, "tenant.signup", tenant=tenant, actor="user:1",
                                                      actor_name=form["email"], mode=mode))
+        await self.run_db(self.platform.registry.hook.smsgw_signed_up, handler=self, tenant=tenant)
         if tenant.is_pending:
             # No mail yet: the address gets its confirmation link once an Admin approves.
             self.render("signup.html", errors={}, form={}, mode=mode, pending=tenant)

@@ -65,6 +65,13 @@ def fetch_xsrf(c, path="/login") -> str:
     return token
 
 
+def signup_acceptance(c) -> dict:
+    """The sign-up form's privacy-policy fields, ticked: the version the form shows (GET /signup;
+    none while sign-up is closed)."""
+    found = re.search(r'name="privacy_version" value="([^"]+)"', c.get("/signup").text)
+    return {"accept_privacy": "yes", "privacy_version": found.group(1) if found else ""}
+
+
 def post_form(c, path, data, **kwargs):
     data = dict(data)
     if "_xsrf" not in data:
