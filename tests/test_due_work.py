@@ -269,6 +269,23 @@ def test_the_repair_pass_restores_a_deleted_entry_and_the_work_then_runs(platfor
         scheduler.stop()
 
 
+def test_the_repair_pass_goes_a_few_workspaces_per_transaction_and_misses_none(platform, make_tenant):
+    """A slice is cut into transactions of ``chunk`` workspaces (each transaction holds locks on the
+    relations of every workspace it entered until it ends: one over 1,400 workspaces overflowed
+    PostgreSQL's lock table in bench_idle); the chunks continue where the last one stopped."""
+    made = [make_tenant("duechunk") for _ in range(5)]
+    for t in made:
+        with tenant_transaction(t.ref) as db:
+            db.execute_sql("INSERT INTO idempotency_keys (key, request_hash, status, response) "
+                           "VALUES ('k', 'h', 202, '{}')")
+        delete_entries(t)
+    jobs = [j for j in platform.setup_tasks().due_jobs.values() if j.name == lifecycle.JOB]
+    first = min(t.id for t in made)
+    last, visited, armed = due.repair(jobs, after_id=first - 1, limit=5, chunk=2)
+    assert (visited, armed) == (5, 5) and last == max(t.id for t in made)
+    assert all(entry(t, lifecycle.JOB) is not None for t in made)
+
+
 def test_a_run_that_raises_keeps_its_entry_and_is_tried_again_later(platform, make_tenant):
     t = make_tenant("duefail")
     calls = []
