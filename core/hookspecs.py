@@ -347,6 +347,25 @@ def smsgw_tenant_deleted(tenant: TenantInfo) -> None:
 
 
 @hookspec
+@every_addon
+def smsgw_revoke_credentials(tenant: TenantInfo, user_id: int | None) -> None:
+    """Revoke, inside the tenant's transaction, the credentials this addon issues (device tokens ...).
+
+    The kernel revokes its own (sessions, refresh tokens with their access tokens, API tokens) and
+    then calls this: for the whole workspace (``user_id`` ``None``: it is being deleted) or for one
+    member (their account is being deleted). The caller tells every process afterwards
+    (``platform.credentials_changed``), so nothing stays cached.
+
+    :param tenant: the :class:`core.tenancy.TenantInfo` whose credentials die.
+    :param user_id: the member whose credentials die, or ``None`` for every credential of the workspace.
+
+    Result: none.
+    Order: dependencies first.
+    Reaches: every installed addon (a credential of an addon the tenant disabled must die too).
+    """
+
+
+@hookspec
 def smsgw_configure(platform: Platform) -> None:
     """Called once when a :class:`core.platform.Platform` is built (web, worker, CLI, tests).
 
