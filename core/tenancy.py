@@ -276,6 +276,14 @@ class TenantService:
                      sending_paused_reason=(reason or "").strip()[:500])
         return self.get(slug)
 
+    def rename(self, slug: str, name: str) -> TenantInfo:
+        """Correct the company's name (its Customer, on the Privacy page)."""
+        name = (name or "").strip()
+        if not name or len(name) > 200:
+            raise TenantError("Give the company a name of 1 to 200 characters.")
+        self._update(slug, name=name)
+        return self.get(slug)
+
     def schedule_deletion(self, slug: str, at: dt.datetime | None) -> TenantInfo:
         """Mark the workspace for deletion at ``at`` (its sending pauses meanwhile), or cancel that (``None``)."""
         self._update(slug, deletion_scheduled_at=at)

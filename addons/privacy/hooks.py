@@ -9,8 +9,10 @@ A feature module may define any of: ``configure(platform)``, ``MODELS`` (declara
 from core.addons import hookimpl
 
 from . import erasure, exports, page, policy, rectification, requests, restriction, retention
+from . import account_deletion, freeze  # erasure: a member's own account; item 5's "freeze sending"
 
 FEATURES = (retention, exports, erasure, rectification, restriction, requests, policy)
+FEATURES += (account_deletion, freeze)
 
 
 def _each(attr: str):
@@ -69,3 +71,11 @@ def smsgw_openapi():
 @hookimpl
 def smsgw_admin_sections():
     return {name: section for sections in _each("ADMIN_SECTIONS") for name, section in sections.items()} or None
+
+
+# -- erasure: the notice on every page of a workspace waiting for deletion or paused --------------
+
+@hookimpl
+def smsgw_template_context(handler):
+    found = erasure.notices(handler)
+    return {"page_notices": found} if found else None
