@@ -129,8 +129,9 @@ async def cancel(handler) -> None:
                              target=f"tenant:{tenant.slug}"))
 
     await handler.run_db(undo)
-    handler.flash("success", handler.gettext()[0]("The deletion was cancelled. Create new API tokens and pair your "
-                                                  "phones again: the old ones stay revoked."))
+    _ = handler.gettext()[0]
+    handler.flash("success", _("The deletion was cancelled. Create new API tokens and pair your phones again: "
+                               "the old ones stay revoked."))
 
 
 SECTION = Section("delete-workspace", 90, "privacy/erasure_workspace.html", load, post)
@@ -233,16 +234,17 @@ class AdminDeletionsPage(AdminHandler):
         pending = {p["slug"]: p for p in await self.run_db(pending_deletions)}
         if slug not in pending:
             raise Problem(404, "not-found", "That workspace is not waiting for deletion.")
+        _ = self.gettext()[0]
         if len(reason) < MIN_REASON:
             self.set_status(422)
             self.render("privacy/erasure_admin.html", pending=list(pending.values()),
-                        error=self.gettext()[0]("Write why you erase this workspace before its date "
-                                                "(at least %(n)d characters).") % {"n": MIN_REASON})
+                        error=_("Write why you erase this workspace before its date (at least %(n)d characters).")
+                        % {"n": MIN_REASON})
             return
         admin = self.principal
         await self.run_db(erase_workspace, self.platform, slug, actor=admin.actor, actor_name=admin.email,
                           reason=reason, ip=client_ip(self))
-        self.flash("success", self.gettext()[0]("The workspace %(slug)s was erased.") % {"slug": slug})
+        self.flash("success", _("The workspace %(slug)s was erased.") % {"slug": slug})
         self.redirect("/admin/privacy/deletions", status=303)
 
 
