@@ -41,17 +41,17 @@ def test_deleting_the_organisation_and_cancelling_it(browser_page, server, make_
     fits(page, "#delete-workspace button.danger")
 
     # A wrong name is refused next to the field, and nothing happens.
-    page.fill("#dw-confirm-name", "Löschen und Co KG")
+    page.fill("#dw-confirm_name", "Löschen und Co KG")
     page.fill("#dw-password", OWNER_PASSWORD)
     response = submit(page, "#delete-workspace button.danger")
     assert response.status == 422
-    assert page.inner_text("#dw-e-confirm-name") == "Type the workspace's name exactly as shown to confirm."
-    assert page.get_attribute("#dw-confirm-name", "aria-invalid") == "true"
-    fits(page, "#dw-e-confirm-name")
+    assert page.inner_text("#dw-e-confirm_name") == "Type the workspace's name exactly as shown to confirm."
+    assert page.get_attribute("#dw-confirm_name", "aria-invalid") == "true"
+    fits(page, "#dw-e-confirm_name")
     assert platform.tenants.get(tenant.slug).deletion_scheduled_at is None
 
     # The right name and password: everyone is signed out, this browser too.
-    page.fill("#dw-confirm-name", tenant.name)
+    page.fill("#dw-confirm_name", tenant.name)
     page.fill("#dw-password", OWNER_PASSWORD)
     submit(page, "#delete-workspace button.danger")
     assert page.url.startswith(url(server, tenant.slug, "/login"))
@@ -74,5 +74,5 @@ def test_deleting_the_organisation_and_cancelling_it(browser_page, server, make_
     assert platform.tenants.get(tenant.slug).deletion_scheduled_at is None
     assert page.locator("#deletion-notice").count() == 0
     assert "The deletion was cancelled." in page.inner_text(".flash")
-    assert page.locator("#dw-confirm-name").count() == 1
+    assert page.locator("#dw-confirm_name").count() == 1
     assert problems(page, (422, privacy)) == []
