@@ -433,3 +433,13 @@ def test_a_parked_long_poll_does_not_hand_out_work_after_a_freeze(platform, live
     poll.join(20)
     assert poll.response.status_code == 200
     assert poll.response.json()["messages"] == []
+
+
+def test_a_workspace_whose_deletion_was_cancelled_is_not_erased(platform, live_server, tenant):
+    platform.tenants.schedule_deletion(tenant.slug, utcnow() + dt.timedelta(days=1))
+    platform.tenants.schedule_deletion(tenant.slug, None)  # cancelled before the run
+    assert erasure.erase_workspace(platform, tenant.slug) is None
+    assert erasure.run_due(platform, utcnow() + dt.timedelta(days=30)) == []
+    assert platform.tenants.get(tenant.slug).is_active
+    assert admin_sql(platform, "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (tenant.schema_name,),
+                     fetch=True) == [(1,)]

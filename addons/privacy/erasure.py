@@ -33,6 +33,7 @@ from core.db import app_db, connection, tenant_transaction
 from core.events import AuditEvent, emit
 from core.identity import check_password, revoke_workspace_credentials
 from core.tasks import crontab
+from core.tenancy import load_tenant
 from core.users import User
 from core.web.admin_pages import AdminHandler
 from core.web.auth_pages import audit, client_ip
@@ -153,7 +154,8 @@ def run_due(platform, now: dt.datetime | None = None) -> list[str]:
     done = []
     for slug in slugs:
         try:
-            erase_workspace(platform, slug)
+            if erase_workspace(platform, slug, due_by=now) is None:
+                continue  # cancelled meanwhile
         except Exception:  # one workspace's failure must not keep the others: the next run retries it
             log.exception("erasing workspace %s failed; the next run tries again", slug)
             continue
@@ -162,10 +164,14 @@ def run_due(platform, now: dt.datetime | None = None) -> list[str]:
 
 
 def erase_workspace(platform, slug: str, *, actor: str = "system", actor_name: str = "",
-                    reason: str | None = None, ip: str = "") -> dict:
-    """Erase a workspace now: shared tables by declaration, queued tasks, schema, role, catalogue;
-    leave the pseudonymised audit trail, the request's record and the tombstone. What was touched."""
-    info = platform.tenants.get(slug)
+                    reason: str | None = None, ip: str = "", due_by: dt.datetime | None = None) -> dict | None:
+    """Erase a workspace waiting for deletion (with ``due_by``: only if its date is not after it) now:
+    shared tables by declaration, queued tasks, schema, role, catalogue; leave the pseudonymised audit
+    trail, the request's record and the tombstone. What was touched; ``None`` if it is not waiting
+    (its Customer cancelled meanwhile)."""
+    info = load_tenant(slug)
+    if info is None or info.deletion_scheduled_at is None or (due_by and info.deletion_scheduled_at > due_by):
+        return None
     salt = new_salt()
     with tenant_transaction(info.ref):
         emails = [e for (e,) in User.select(User.email).tuples()]
@@ -242,8 +248,9 @@ class AdminDeletionsPage(AdminHandler):
                         % {"n": MIN_REASON})
             return
         admin = self.principal
-        await self.run_db(erase_workspace, self.platform, slug, actor=admin.actor, actor_name=admin.email,
-                          reason=reason, ip=client_ip(self))
+        if await self.run_db(erase_workspace, self.platform, slug, actor=admin.actor, actor_name=admin.email,
+                             reason=reason, ip=client_ip(self)) is None:
+            raise Problem(409, "not-pending", f"The workspace {slug} is no longer waiting for deletion.")
         self.flash("success", _("The workspace %(slug)s was erased.") % {"slug": slug})
         self.redirect("/admin/privacy/deletions", status=303)
 
