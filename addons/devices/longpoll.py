@@ -235,7 +235,10 @@ class ParkedPoll:
             while not self.request.done:
                 self.again = False
                 if not self.touch:  # woken after parking: the workspace may have changed (paused, deleted) meanwhile
-                    self.tenant = await tenant_by_slug(self.platform, self.tenant.slug) or self.tenant
+                    fresh = await tenant_by_slug(self.platform, self.tenant.slug)
+                    if fresh is None:
+                        raise Problem(404, "tenant-not-found", f"The workspace {self.tenant.slug} no longer exists.")
+                    self.tenant = fresh
                 item = Look(self.platform, self.tenant, self.device_id, self.limit, self.touch, self.token_hash,
                             self.online if self.touch else None)
                 batch, version, came_online = await look(self.tenant.ref, item)
