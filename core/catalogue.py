@@ -33,6 +33,9 @@ class Tenant(CatalogueModel):
     deletion_scheduled_at = DateTimeField(null=True)
     verified_at = DateTimeField(null=True)  # the owner confirmed their address (or the operator made it)
     approved_at = DateTimeField(null=True)  # an Admin approved a sign-up made under SMSGW_SIGNUP=approval
+    # Sending paused by the workspace's Customer (public migration 0007), with the reason they gave.
+    sending_paused_at = DateTimeField(null=True)
+    sending_paused_reason = TextField(default="")
 
     class Meta:
         table_name = "tenant"
@@ -72,4 +75,17 @@ class TenantMigration(CatalogueModel):
         primary_key = CompositeKey("tenant", "addon", "version")
 
 
-CATALOGUE_MODELS = [Tenant, TenantAddon, TenantMigration]
+class ReservedSlug(CatalogueModel):
+    """A subdomain no sign-up may take before ``reserved_until`` (a deleted workspace's, for a while)."""
+
+    slug = TextField(primary_key=True)
+    reserved_until = DateTimeField()
+    reason = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "reserved_slug"
+        privacy = NO_PERSONAL_DATA  # a subdomain and dates: what a deleted workspace leaves behind
+
+
+CATALOGUE_MODELS = [Tenant, TenantAddon, TenantMigration, ReservedSlug]

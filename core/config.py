@@ -89,6 +89,9 @@ class Settings:
     signup_per_ip_hour: int = 3  # workspaces one client address may create per hour
     signup_per_hour: int = 50  # workspaces the whole platform accepts per hour
     unverified_ttl_days: int = 7  # a sign-up whose owner never confirms the address is removed after this
+    # A workspace its Customer deleted waits this many days (at most 30) before it is erased, and
+    # can be restored meanwhile.
+    deletion_grace_days: int = 14
     # Due work (core/due.py): the slow repair pass visits every workspace once per this many
     # seconds, spread evenly; a pooled connection that entered more schemas than this is closed
     # when it returns to the pool (each schema leaves catalogue cache in its backend).
@@ -135,6 +138,7 @@ class Settings:
             signup_per_ip_hour=_int(env, "SMSGW_SIGNUP_PER_IP_HOUR", 3, 0),
             signup_per_hour=_int(env, "SMSGW_SIGNUP_PER_HOUR", 50, 0),
             unverified_ttl_days=_int(env, "SMSGW_UNVERIFIED_TTL_DAYS", 7, 1),
+            deletion_grace_days=_int(env, "SMSGW_DELETION_GRACE_DAYS", 14, 0),
             due_repair_seconds=_int(env, "SMSGW_DUE_REPAIR_SECONDS", 3600, 60),
             db_schemas_per_connection=_int(env, "SMSGW_DB_SCHEMAS_PER_CONNECTION", 100, 1),
             privacy_email=(env.get("SMSGW_PRIVACY_EMAIL") or "").strip(),
@@ -143,6 +147,9 @@ class Settings:
         if values["webhook_timeout"] > 30:
             raise ConfigError("SMSGW_WEBHOOK_TIMEOUT is the most seconds one webhook attempt may take; "
                               f"at most 30, got {values['webhook_timeout']}")
+        if values["deletion_grace_days"] > 30:
+            raise ConfigError("SMSGW_DELETION_GRACE_DAYS is how long a deleted workspace can still be restored; "
+                              f"at most 30 days (the privacy policy's promise), got {values['deletion_grace_days']}")
         if not values["webhook_lease"]:
             # Outlives the whole attempt even if a renewal is missed (a slow database).
             values["webhook_lease"] = values["webhook_timeout"] + 30

@@ -181,8 +181,12 @@ def smsgw_menu_items(tenant: TenantInfo, user: Principal | None) -> list[MenuIte
 def smsgw_template_context(handler: BaseHandler) -> dict | None:
     """Return a dict of extra variables for every template rendered by ``handler``.
 
-    Result: per addon (``call_each``); the dicts are merged into the context.
-    Order: dependencies first; for a name two addons set, the later addon's value wins.
+    Slots of the kernel's templates are lists every addon may add to: ``page_notices`` (template
+    names included above the page's content), ``footer_links``, ``admin_links`` and
+    ``signup_parts``.
+
+    Result: per addon (``call_each``); the dicts are merged into the context, lists joined.
+    Order: dependencies first; for a name two addons set (not a list), the later addon's value wins.
     """
 
 
@@ -343,6 +347,25 @@ def smsgw_tenant_deleted(tenant: TenantInfo) -> None:
     Result: none.
     Order: dependencies first.
     Reaches: every installed addon (one disabled after it stored data must still clean up).
+    """
+
+
+@hookspec
+@every_addon
+def smsgw_revoke_credentials(tenant: TenantInfo, user_id: int | None) -> None:
+    """Revoke, inside the tenant's transaction, the credentials this addon issues (device tokens ...).
+
+    The kernel revokes its own (sessions, refresh tokens with their access tokens, API tokens) and
+    then calls this: for the whole workspace (``user_id`` ``None``: it is being deleted) or for one
+    member (their account is being deleted). The caller tells every process afterwards
+    (``platform.credentials_changed``), so nothing stays cached.
+
+    :param tenant: the :class:`core.tenancy.TenantInfo` whose credentials die.
+    :param user_id: the member whose credentials die, or ``None`` for every credential of the workspace.
+
+    Result: none.
+    Order: dependencies first.
+    Reaches: every installed addon (a credential of an addon the tenant disabled must die too).
     """
 
 

@@ -166,6 +166,26 @@ def revoke_user_credentials(user_id: int, keep_session_id: int | None = None) ->
     q.execute()
 
 
+def revoke_workspace_credentials(platform, tenant, user_id: int | None = None) -> None:
+    """Inside the tenant transaction: every credential of the workspace dies (``user_id`` ``None``),
+    or every credential of one member: sessions, refresh tokens with their access tokens, the API
+    tokens (a member's: those they created, whose secret they saw), and what addons issue
+    (``smsgw_revoke_credentials``: device tokens ...). The caller tells every process afterwards
+    (``platform.credentials_changed``)."""
+    now = utcnow()
+    tokens = ApiToken.select(ApiToken.id).where(ApiToken.revoked_at.is_null())
+    users = User.select(User.id)
+    if user_id is not None:
+        tokens, users = tokens.where(ApiToken.created_by == user_id), users.where(User.id == user_id)
+    for (token_id,) in tokens.tuples():
+        revoke_api_token(token_id)
+    for (uid,) in users.tuples():
+        revoke_user_credentials(uid)
+    if user_id is None:  # families of no user (an API token's) died with their token above; any left over too
+        RefreshToken.update(revoked_at=now).where(RefreshToken.revoked_at.is_null()).execute()
+    platform.registry.hook.smsgw_revoke_credentials(tenant=tenant, user_id=user_id)
+
+
 # -- browser sessions ------------------------------------------------------------
 
 def create_session(user: User, ip: str, user_agent: str) -> str:

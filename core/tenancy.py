@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from peewee import fn
 
 from . import passwords
-from .catalogue import Tenant, TenantAddon
+from .catalogue import ReservedSlug, Tenant, TenantAddon
 from .clock import utcnow
 from .db import TenantRef, app_db, connection, enter_tenant
 from .dbsetup import RoleNames
@@ -75,6 +75,11 @@ class TenantInfo:
     # False until the owner of a self-service sign-up confirms their address: such a workspace may
     # not use the permissions registered verified_only (core.permissions; checked in BaseHandler.check_permission).
     verified: bool = True
+    # Sending paused for the whole workspace: the reason, in words for people ("" while it sends). Set
+    # by its Customer (``sending_paused_at``) or implied by a scheduled deletion; whoever sends or
+    # hands messages to phones refuses while it is set (read from this cached snapshot: no query).
+    sending_paused: str = ""
+    deletion_scheduled_at: dt.datetime | None = None
 
     @property
     def ref(self) -> TenantRef:
@@ -91,7 +96,20 @@ class TenantInfo:
     @classmethod
     def from_model(cls, t: Tenant, enabled) -> "TenantInfo":
         return cls(t.id, t.slug, t.name, t.status, t.plan, t.schema_name, t.role_name, t.theme,
-                   t.default_region, frozenset(enabled), t.verified_at is not None)
+                   t.default_region, frozenset(enabled), t.verified_at is not None,
+                   sending_paused_reason(t), t.deletion_scheduled_at)
+
+
+def sending_paused_reason(t: Tenant) -> str:
+    """Why a workspace may not send now ("" when it may): its deletion is scheduled, or its Customer paused it."""
+    if t.deletion_scheduled_at is not None:
+        return (f"the workspace is scheduled for deletion on {t.deletion_scheduled_at:%Y-%m-%d}; its owner can "
+                "cancel the deletion on the Privacy page until then")
+    if t.sending_paused_at is not None:
+        reason = (t.sending_paused_reason or "").strip()
+        return "its owner paused sending" + (f" ({reason})" if reason else "") + \
+            "; the owner can resume it on the Privacy page"
+    return ""
 
 
 def load_tenant(slug: str) -> TenantInfo | None:
@@ -182,6 +200,10 @@ class TenantService:
             with app_db.atomic():
                 if Tenant.select().where(Tenant.slug == slug).exists():
                     raise TenantError(f"The subdomain {slug!r} is already taken; please choose another.")
+                if ReservedSlug.select().where((ReservedSlug.slug == slug)
+                                               & (ReservedSlug.reserved_until > utcnow())).exists():
+                    raise TenantError(f"The subdomain {slug!r} belonged to a workspace deleted recently and cannot "
+                                      "be taken yet; please choose another.")
                 t = Tenant.create(
                     slug=slug, name=name, plan=plan, default_region=default_region,
                     schema_name=self.roles.tenant_schema(slug), role_name=self.roles.tenant_role(slug),
@@ -247,6 +269,40 @@ class TenantService:
                 _notify_change(slug)
         self.platform.tenant_cache.invalidate(slug)
         return self.get(slug)
+
+    def pause_sending(self, slug: str, reason: str | None) -> TenantInfo:
+        """Pause the workspace's sending with ``reason`` (its Customer's words), or resume it (``None``)."""
+        self._update(slug, sending_paused_at=utcnow() if reason is not None else None,
+                     sending_paused_reason=(reason or "").strip()[:500])
+        return self.get(slug)
+
+    def rename(self, slug: str, name: str) -> TenantInfo:
+        """Correct the company's name (its Customer, on the Privacy page)."""
+        name = (name or "").strip()
+        if not name or len(name) > 200:
+            raise TenantError("Give the company a name of 1 to 200 characters.")
+        self._update(slug, name=name)
+        return self.get(slug)
+
+    def schedule_deletion(self, slug: str, at: dt.datetime | None) -> TenantInfo:
+        """Mark the workspace for deletion at ``at`` (its sending pauses meanwhile), or cancel that (``None``)."""
+        self._update(slug, deletion_scheduled_at=at)
+        return self.get(slug)
+
+    def _update(self, slug: str, **fields) -> None:
+        self.get(slug)
+        with connection():
+            with app_db.atomic():
+                Tenant.update(updated_at=utcnow(), **fields).where(Tenant.slug == slug).execute()
+                _notify_change(slug)
+        self.platform.tenant_cache.invalidate(slug)
+
+    def reserve_slug(self, slug: str, until: dt.datetime, reason: str = "") -> None:
+        """No sign-up may take ``slug`` before ``until``."""
+        with connection():
+            (ReservedSlug.insert(slug=slug, reserved_until=until, reason=reason)
+             .on_conflict(conflict_target=[ReservedSlug.slug],
+                          update={ReservedSlug.reserved_until: until, ReservedSlug.reason: reason}).execute())
 
     def mark_verified(self, slug: str) -> bool:
         """The owner confirmed their address: lift the unverified workspace's limits. True if it changed."""

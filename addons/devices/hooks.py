@@ -90,3 +90,11 @@ def smsgw_security_schemes(register):
         "description": "`Authorization: Bearer sgd_<workspace>_…`: the token a phone receives when it pairs "
                        "(`POST /api/device/v1/register`). It only reaches the device protocol.",
     }, accepted_by_kernel=True)
+
+
+@hookimpl
+def smsgw_revoke_credentials(tenant, user_id):
+    # Device tokens belong to the workspace, not to a member: they die only with the workspace.
+    # The phones stay listed (name, settings, history); pairing again gives each a new token.
+    if user_id is None:
+        service.revoke_all_tokens()

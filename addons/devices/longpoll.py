@@ -32,6 +32,7 @@ from core.clock import utcnow
 from core.db import run_in_tenant
 from core.groupcommit import GroupCommit, with_refusals
 from core.outage import database_outage, is_unavailable
+from core.web.hosts import tenant_by_slug
 from core.web.problem import Problem, database_unavailable
 
 from . import service
@@ -233,6 +234,11 @@ class ParkedPoll:
         try:
             while not self.request.done:
                 self.again = False
+                if not self.touch:  # woken after parking: the workspace may have changed (paused, deleted) meanwhile
+                    fresh = await tenant_by_slug(self.platform, self.tenant.slug)
+                    if fresh is None:
+                        raise Problem(404, "tenant-not-found", f"The workspace {self.tenant.slug} no longer exists.")
+                    self.tenant = fresh
                 item = Look(self.platform, self.tenant, self.device_id, self.limit, self.touch, self.token_hash,
                             self.online if self.touch else None)
                 batch, version, came_online = await look(self.tenant.ref, item)

@@ -111,6 +111,11 @@ def _sims(value) -> list:
     return out
 
 
+def revoke_all_tokens() -> int:
+    """Every phone's token stops working (the workspace is being deleted); pairing again gives a new one."""
+    return Device.update(token_hash=None).where(Device.token_hash.is_null(False)).execute()
+
+
 def rotate_token(device_id: int, tenant_slug: str) -> str:
     token = tokenformat.generate("sgd", tenant_slug)
     Device.update(token_hash=tokenformat.digest(token), token_hint=tokenformat.hint(token)).where(

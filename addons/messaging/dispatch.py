@@ -118,6 +118,8 @@ def _claim_statement(hold: str, arm: str) -> str:
 
 def claim(tenant, device: Device, limit: int) -> list[dict]:
     """Claim up to ``limit`` recipients for ``device`` (its row is locked by the caller)."""
+    if tenant.sending_paused:  # frozen or being deleted: queued messages wait (the cached tenant's field)
+        return []
     allowed, _reason = budget(device)
     n = min(limit, allowed)
     if n <= 0:

@@ -209,6 +209,8 @@ PATHS = {
                 api_errors(write=True, body=True),
                 (400, "invalid-idempotency-key", "`Idempotency-Key` is not 1 to 255 printable characters."),
                 (409, "idempotency-in-flight", "A request with this key is still being processed; retry shortly."),
+                (409, "sending-paused", "The workspace does not send now: its owner paused sending, or it is "
+                                        "scheduled for deletion (`detail` says which); nothing was stored."),
                 (413, "batch-too-large", f"More than {MAX_BATCH} messages in one batch."),
                 (422, "validation-failed", "Invalid fields (each listed in `errors`, batch fields as "
                                            "`messages[i].field`), or a requested device is missing or disabled; "

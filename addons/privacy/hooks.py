@@ -9,9 +9,11 @@ A feature module may define any of: ``configure(platform)``, ``MODELS`` (declara
 from core.addons import hookimpl
 
 from . import erasure, exports, page, policy, queue, rectification, requests, restriction, retention
+from . import account_deletion, freeze  # erasure: a member's own account; item 5's "freeze sending"
 
 FEATURES = (retention, exports, erasure, rectification, restriction, requests, policy)
 FEATURES += (queue,)  # requests, handled: admin queue, contact form, the workspace's list and API
+FEATURES += (account_deletion, freeze)
 
 
 def _each(attr: str):
@@ -90,6 +92,11 @@ def policy_template_context(handler):
     ctx = policy.template_context(handler)
     if handler.tenant is None:
         ctx["admin_links"] = queue.ADMIN_LINKS
+    # erasure: the notice on every page of a workspace waiting for deletion or paused
+    found = erasure.notices(handler)
+    if found:
+        ctx["page_notices"] = ctx.get("page_notices", []) + ["privacy/erasure_notice.html"]
+        ctx["erasure_notices"] = found
     return ctx
 
 

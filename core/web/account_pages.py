@@ -172,8 +172,13 @@ class ProfileHandler(PageHandler):
                     if check_password(user.email, current, platform.pepper, platform.bcrypt_cost) is None:
                         raise FieldError("current_password", "Enter your current password to change your email.")
                     change = request_email_change(platform, tenant.slug, user, email)
-                User.update(name=name, phone=phone, job_title=job_title, updated_at=utcnow()
-                            ).where(User.id == user.id).execute()
+                changed = [f for f, v in (("name", name), ("phone", phone), ("job_title", job_title))
+                           if getattr(user, f) != v]
+                if changed:
+                    User.update(name=name, phone=phone, job_title=job_title, updated_at=utcnow()
+                                ).where(User.id == user.id).execute()
+                    emit_with_work(platform, audit(self, "profile.updated", actor=principal.actor,
+                                                   actor_name=user.email, target=principal.actor, fields=changed))
                 return user, change
 
             if not errors:

@@ -309,7 +309,8 @@ class BaseHandler(tornado.web.RequestHandler):
             "current_user": self.principal, "flash_messages": self.flash_messages, "menu": self.menu(),
         }
         for _name, extra in self.platform.registry.call_each("smsgw_template_context", handler=self):
-            ctx.update(extra)
+            for key, value in extra.items():  # a list (a slot: page_notices, footer_links ...) is joined
+                ctx[key] = ctx[key] + value if isinstance(value, list) and isinstance(ctx.get(key), list) else value
         return ctx
 
     def menu(self) -> list:
