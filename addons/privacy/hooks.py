@@ -69,3 +69,10 @@ def smsgw_openapi():
 @hookimpl
 def smsgw_admin_sections():
     return {name: section for sections in _each("ADMIN_SECTIONS") for name, section in sections.items()} or None
+
+
+# -- retention: a message that ends or an SMS that arrives arms the removal of its text ----------
+
+@hookimpl
+def smsgw_message_events(tenant, events):
+    retention.on_message_events(tenant, events)
