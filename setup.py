@@ -70,6 +70,7 @@ setup(
             "compat = addons.compat",
             "devices = addons.devices",
             "messaging = addons.messaging",
+            "privacy = addons.privacy",
             "webhooks = addons.webhooks",
         ],
     },

@@ -53,8 +53,8 @@ class PersonalData:
         about (see :data:`SUBJECTS`).
     :param export: columns a subject's data export includes (never hashes or ciphertexts).
     :param redact_after: the time column the retention period of ``content`` counts from. A
-        ``content`` entry ``"column.key"`` names a key of a JSON object column: only that key's
-        value is blanked (set to JSON ``null``), the rest of the object stays.
+        ``content`` entry ``"column.key[.key...]"`` names a value inside a JSON column: only that
+        value is blanked (set to JSON ``null``, where the key exists), the rest stays.
     :param ended: for rows whose content must outlive their start: an SQL expression of the
         declaring addon's own code (never input) giving the row's end time, ``NULL`` while the row
         is still going on (never redacted then), e.g. the time a message's last recipient became

@@ -94,7 +94,8 @@ def message_json(m: Message, with_history: bool = False) -> dict:
     return {"id": m.id, "state": message_state(recipients), "created_at": m.created_at.isoformat(),
             # Retention (privacy addon) removes texts N days after the message ended: then null, and when.
             "text": None if m.redacted_at else m.text,
-            "redacted_at": m.redacted_at.isoformat() if m.redacted_at else None, "encoding": m.encoding, "segments": m.segments, "priority": m.priority,
+            "redacted_at": m.redacted_at.isoformat() if m.redacted_at else None, "encoding": m.encoding,
+            "segments": m.segments, "priority": m.priority,
             "reference": m.reference, "device_id": m.device_id, "sim_slot": m.sim_slot,
             "send_at": m.send_at.isoformat() if m.send_at else None,
             "valid_until": m.valid_until.isoformat() if m.valid_until else None,

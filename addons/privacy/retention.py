@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from core import due
 from core.clock import utcnow
+from core.datamap import NO_PERSONAL_DATA, Table
 from core.db import app_db, quote_ident, tenant_transaction
 from core.events import AuditEvent, emit
 from core.openapi import VALIDATION, api_errors, json_body, json_response, ref, responses, security
@@ -43,6 +44,8 @@ MAX_DAYS = 365
 NEXT_DUE_SCAN = 10_000  # unredacted rows past the cut-off whose end next_due reads, at most
 FINAL_EVENTS = frozenset({"delivered", "failed", "cancelled", "expired", "received"})
 
+MODELS = [Table("privacy_retention", "tenant", NO_PERSONAL_DATA)]  # the setting; who changed it: the audit trail
+
 
 # -- the setting ------------------------------------------------------------------
 
@@ -58,14 +61,13 @@ def settings_json() -> dict:
     return {"keep_message_text_days": days, "updated_at": updated.isoformat() if updated else None}
 
 
-def set_keep_days(days: int, actor: str, platform) -> int:
+def set_keep_days(days: int, platform) -> int:
     """Inside a tenant transaction: change the retention; the old value. Arms the job for what the
     new value makes due (a shorter period: texts now already past it go at once)."""
     old = keep_days()
     app_db.execute_sql(
-        "INSERT INTO privacy_retention (id, keep_days, updated_at, updated_by) VALUES (true, %s, now(), %s) "
-        "ON CONFLICT (id) DO UPDATE SET keep_days = excluded.keep_days, updated_at = excluded.updated_at, "
-        "updated_by = excluded.updated_by", (days, actor))
+        "INSERT INTO privacy_retention (id, keep_days, updated_at) VALUES (true, %s, now()) "
+        "ON CONFLICT (id) DO UPDATE SET keep_days = excluded.keep_days, updated_at = excluded.updated_at", (days,))
     when = next_due(None, platform=platform)
     if when is not None:
         due.arm(JOB, when)
@@ -123,9 +125,9 @@ def target(declared) -> Target:
             if kind != "jsonb":
                 raise TypeError(f"{declared.addon}: {declared.table}.{column} holds {kind}, not a JSON object; "
                                 f"content {entry!r} names a key in it")
-            pending.append(f"({col} ->> {_literal(key)}) IS NOT NULL")
-            sets.append((column, f"CASE WHEN {col} ? {_literal(key)} THEN jsonb_set({{v}}, "
-                                 f"{_literal('{' + key + '}')}, 'null') ELSE {{v}} END"))
+            path = _literal("{" + ",".join(key.split(".")) + "}")
+            pending.append(f"({col} #>> {path}) IS NOT NULL")
+            sets.append((column, f"jsonb_set({{v}}, {path}, 'null', false)"))  # only where the key is
         elif kind == "jsonb":
             pending.append(f"({col} IS NOT NULL AND {col} <> 'null'::jsonb)")
             sets.append((column, "NULL" if nullable else "'null'::jsonb"))
@@ -187,10 +189,11 @@ class Progress:
 def redact(platform, tenant, now: dt.datetime | None = None, budget: float | None = None,
            models=None, batch: int | None = None) -> Progress:
     """Remove every content the workspace's retention makes due at ``now`` (default: the clock),
-    in batches, each a transaction of its own; stops after ``budget`` seconds (None: when done).
-    ``models``: the declarations to walk (default: the platform's)."""
+    in batches of at most ``batch`` rows (default ``SMSGW_RETENTION_BATCH``), each a transaction of
+    its own; stops after ``budget`` seconds (None: when done). ``models``: the declarations to walk
+    (default: the platform's)."""
     settings = platform.settings
-    size = batch or settings.retention_batch
+    ceiling = size = batch or settings.retention_batch
     goal_ms = settings.retention_batch_ms
     models = platform.registry.models() if models is None else models
     with tenant_transaction(tenant.ref):
@@ -214,8 +217,8 @@ def redact(platform, tenant, now: dt.datetime | None = None, budget: float | Non
             out.by_table[t.table.strip('"')] = out.by_table.get(t.table.strip('"'), 0) + n
             if took > goal_ms and size > 50:
                 size = max(50, size // 2)
-            elif took < goal_ms / 3 and size < settings.retention_batch and n == size:
-                size = min(settings.retention_batch, size * 2)
+            elif took < goal_ms / 3 and size < ceiling and n == size:
+                size = min(ceiling, size * 2)
             if n == 0:
                 break
             after = latest
@@ -343,7 +346,7 @@ class SettingsHandler(ApiHandler):
         days = self.json_body()["keep_message_text_days"]  # the schema asks for it, 0 to MAX_DAYS
 
         def change():
-            old = set_keep_days(days, self.principal.actor, self.platform)
+            old = set_keep_days(days, self.platform)
             return old, settings_json()
 
         old, out = await self.in_tenant(change, audit=lambda done: _audit(self, done[0], days))
@@ -412,7 +415,7 @@ async def post(handler) -> dict | None:
     days = int(raw)
 
     def change():
-        return set_keep_days(days, handler.principal.actor, handler.platform)
+        return set_keep_days(days, handler.platform)
 
     await handler.in_tenant(change, audit=lambda old: _audit(handler, old, days))
     handler.flash("success", handler.gettext()[0]("Message-text retention saved."))

@@ -37,9 +37,9 @@ class Event(TenantModel):
 
     class Meta:
         table_name = "webhook_events"
-        # An inbound SMS's text is the payload's "body"; retention removes it and nothing else.
-        privacy = PersonalData(personal=("payload",), content=("payload.body",), subjects={"tenant": WHOLE_TABLE},
-                               redact_after="created_at", erase="delete")
+        # An inbound SMS's text is the payload's data.body; retention removes it and nothing else.
+        privacy = PersonalData(personal=("payload",), content=("payload.data.body",),
+                               subjects={"tenant": WHOLE_TABLE}, redact_after="created_at", erase="delete")
 
 
 class Delivery(TenantModel):

@@ -3,7 +3,6 @@
 CREATE TABLE privacy_retention (
     id boolean PRIMARY KEY DEFAULT true CHECK (id),
     keep_days integer NOT NULL DEFAULT 7 CHECK (keep_days BETWEEN 0 AND 365),
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    updated_by text NOT NULL DEFAULT ''
+    updated_at timestamptz NOT NULL DEFAULT now()  -- who changed it: the audit trail says
 );
 INSERT INTO privacy_retention DEFAULT VALUES;
