@@ -23,7 +23,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core import due
 from core.clock import utcnow
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 JOB = "privacy.retention"
 DEFAULT_DAYS = 7
 MAX_DAYS = 365
+START_BATCH = 250  # rows in a run's first batch
 NEXT_DUE_SCAN = 10_000  # unredacted rows past the cut-off whose end next_due reads, at most
 FINAL_EVENTS = frozenset({"delivered", "failed", "cancelled", "expired", "received"})
 
@@ -180,27 +181,32 @@ def redact_batch(t: Target, cutoff: dt.datetime, now: dt.datetime, limit: int,
 
 @dataclass
 class Progress:
+    """What a :func:`redact` call did: rows, batches, each batch's transaction time (ms), per table."""
+
     rows: int = 0
     batches: int = 0
     longest_ms: float = 0.0
-    by_table: dict | None = None
+    by_table: dict = field(default_factory=dict)
+    batch_ms: list = field(default_factory=list)
 
 
 def redact(platform, tenant, now: dt.datetime | None = None, budget: float | None = None,
-           models=None, batch: int | None = None) -> Progress:
+           models=None, batch: int | None = None, pause_ms: int | None = None) -> Progress:
     """Remove every content the workspace's retention makes due at ``now`` (default: the clock),
     in batches of at most ``batch`` rows (default ``SMSGW_RETENTION_BATCH``), each a transaction of
-    its own; stops after ``budget`` seconds (None: when done). ``models``: the declarations to walk
-    (default: the platform's)."""
+    its own, ``pause_ms`` apart (default ``SMSGW_RETENTION_PAUSE_MS``); stops after ``budget`` seconds
+    (None: when done). ``models``: the declarations to walk (default: the platform's)."""
     settings = platform.settings
-    ceiling = size = batch or settings.retention_batch
+    ceiling = batch or settings.retention_batch
+    size = min(ceiling, START_BATCH)  # grows while batches stay quick
     goal_ms = settings.retention_batch_ms
+    pause = (settings.retention_pause_ms if pause_ms is None else pause_ms) / 1000
     models = platform.registry.models() if models is None else models
     with tenant_transaction(tenant.ref):
         days = keep_days()
         walk = targets(models)
     started = time.monotonic()
-    out = Progress(by_table={})
+    out = Progress()
     last_log = started
     for t in walk:
         after = None
@@ -212,6 +218,7 @@ def redact(platform, tenant, now: dt.datetime | None = None, budget: float | Non
                 n, latest = redact_batch(t, cutoff, clock, size, after)
             took = (time.perf_counter() - t0) * 1000
             out.longest_ms = max(out.longest_ms, took)
+            out.batch_ms.append(took)
             out.batches += 1
             out.rows += n
             out.by_table[t.table.strip('"')] = out.by_table.get(t.table.strip('"'), 0) + n
@@ -222,6 +229,8 @@ def redact(platform, tenant, now: dt.datetime | None = None, budget: float | Non
             if n == 0:
                 break
             after = latest
+            if pause:
+                time.sleep(pause)
             if time.monotonic() - last_log >= 5:
                 last_log = time.monotonic()
                 log.info("retention %s: %d texts removed so far (%s, batch %d rows, longest batch %.0f ms)",
