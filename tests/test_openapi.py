@@ -430,6 +430,11 @@ def test_happy_paths_keep_the_contract(live_server, tenant, served, monkeypatch)
     call("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret", 200, token=api, webhook_id=hook["id"])
     call("DELETE", "/api/v1/webhooks/{webhook_id}", 204, token=api, webhook_id=hook["id"])
 
+    # Privacy: message-text retention.
+    privacy = api_token(tenant.slug, ["privacy:manage"])
+    call("GET", "/api/v1/privacy/settings", 200, token=privacy)
+    call("PATCH", "/api/v1/privacy/settings", 200, token=privacy, body={"keep_message_text_days": 30})
+
     # Token rotations, sign-out, and the phone's removal.
     device = call("POST", "/api/v1/devices/{device_id}/token", 200, token=api, device_id=device_id)["token"]
     device = call("POST", "/api/device/v1/token", 200, token=device)["token"]

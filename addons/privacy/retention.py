@@ -427,7 +427,8 @@ async def post(handler) -> dict | None:
         return set_keep_days(days, handler.platform)
 
     await handler.in_tenant(change, audit=lambda old: _audit(handler, old, days))
-    handler.flash("success", handler.gettext()[0]("Message-text retention saved."))
+    _ = handler.gettext()[0]
+    handler.flash("success", _("Message-text retention saved."))
     return None
 
 
