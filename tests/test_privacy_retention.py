@@ -474,3 +474,27 @@ def test_csv_uploads_leave_no_text_behind_to_keep(live_server, make_tenant):
     for (table,) in tables:
         rows = sql(t, f'SELECT count(*) FROM "{table}" x WHERE x::text LIKE %s', (f"%{SECRET} csv%",))
         assert rows == [(0,)], table
+
+
+def test_the_due_run_removes_what_is_due_and_clears_its_entry(platform, make_tenant):
+    """The worker's path: the job armed for the workspace runs (core.due.run_due), the texts past the
+    period go, and with nothing left kept the workspace's entry is gone."""
+    from core import due
+
+    t, other = make_tenant("ret"), make_tenant("ret")
+    now = dt.datetime.now(dt.timezone.utc)
+    old, fresh = outbound(t, now - days(8)), outbound(t, now - days(1))
+    untouched = outbound(other, now - days(8))
+    job = platform.setup_tasks().due_jobs[retention.JOB]
+    with tenant_transaction(t.ref):
+        due.arm(retention.JOB, now - SECOND)
+    assert due.run_due(platform, job, t.id, t.slug) == "ran"
+    assert message_row(t, old)["text"] == "" and message_row(t, fresh)["text"] == SECRET
+    assert message_row(other, untouched)["text"] == SECRET
+    # The fresh one is next: armed for the minute after its text can first be due (created an hour before
+    # it ended, and not yet past the cut-off: its start is the earliest its end can be).
+    (due_at,) = _due_rows(platform, t)
+    start = now - days(1) - dt.timedelta(hours=1)
+    assert due_at == (start + days(7)).replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    (event,) = audit_rows(platform, t.id, "privacy.retention_applied")
+    assert event["details"]["rows"] == 1 and event["actor"] == "system"
