@@ -35,9 +35,11 @@ SHIPPED_MATRIX = {
     "tokens:manage": {C},
     "audit:read": {C, A},
     "platform:admin": {A},
+    "privacy:self": {C, U},  # the privacy addon (issue 15)
+    "privacy:manage": {C},
 }
 SHIPPED_SCOPES = {"messages:send", "messages:read", "devices:read", "devices:write", "webhooks:read",
-                  "webhooks:write", "settings:write"}
+                  "webhooks:write", "settings:write", "privacy:manage"}
 SHIPPED_VERIFIED_ONLY = {"messages:send", "users:manage", "tokens:manage"}
 
 
@@ -58,7 +60,8 @@ def test_each_addon_registers_its_own_permissions():
     assert {p.name: p.addon for p in access.permissions.values() if p.addon != "core"} == {
         "audit:read": "audit", "devices:read": "devices", "devices:write": "devices",
         "device:protocol": "devices", "messages:send": "messaging", "messages:read": "messaging",
-        "webhooks:read": "webhooks", "webhooks:write": "webhooks"}
+        "webhooks:read": "webhooks", "webhooks:write": "webhooks",
+        "privacy:self": "privacy", "privacy:manage": "privacy"}
     assert access.matrix["device:protocol"] == frozenset()
     assert set(access.default_scopes) == {"messages:send", "messages:read"}  # ticked for a new token
     assert all(p.label for p in access.permissions.values())
