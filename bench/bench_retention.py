@@ -197,8 +197,10 @@ async def run(args, scratch) -> int:
     say(f"  {base.line()}")
     say(f"  backlog: {removed:,} of {args.messages:,} texts removed in {redact_s:.1f} s of redacting "
         f"({removed / redact_s if redact_s else 0:,.0f} rows/s), {len(batch_ms)} batches: p50 "
-        f"{pct(batch_ms, 50):.1f} ms, p99 {pct(batch_ms, 99):.1f} ms, longest {longest:.1f} ms; left in the table: "
+        f"{pct(batch_ms, 50):.1f} ms, p99 {pct(batch_ms, 99):.1f} ms, longest {longest:.1f} ms, "
+        f"{sum(1 for b in batch_ms if b > BATCH_TARGET_MS)} over {BATCH_TARGET_MS:.0f} ms; left in the table: "
         f"{unredacted:,} without redacted_at, {with_text:,} with text; {time.perf_counter() - t_all:.0f} s in all")
+    say(f"  load average at the end {loadavg()}")
     say(f"  submit ratio while redacting {ratio:.3f} (target ≥ {RATIO_TARGET}) {verdict(ratio >= RATIO_TARGET)}; "
         f"longest batch {longest:.1f} ms (target ≤ {BATCH_TARGET_MS:.0f}) {verdict(longest <= BATCH_TARGET_MS)}")
     return 0
