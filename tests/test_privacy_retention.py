@@ -498,3 +498,16 @@ def test_the_due_run_removes_what_is_due_and_clears_its_entry(platform, make_ten
     assert due_at == (start + days(7)).replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
     (event,) = audit_rows(platform, t.id, "privacy.retention_applied")
     assert event["details"]["rows"] == 1 and event["actor"] == "system"
+
+
+def test_retention_fields_without_content_are_refused_at_start_up():
+    from core.datamap import DeclarationError, PersonalData, Table, declare
+
+    for extra in ({"redacted_at": "removed_at"}, {"ended": "(SELECT now())"}):
+        with pytest.raises(DeclarationError, match="ended and redacted_at are for retention of content"):
+            declare("notes", Table("tp_things", "tenant", PersonalData(
+                personal=("who",), subjects={"tenant": "*"}, erase="delete", **extra)))
+    # Named columns are checked: a content path names its column, redacted_at its own.
+    p = PersonalData(content=("payload.data.body",), subjects={"tenant": "*"}, redact_after="at",
+                     redacted_at="removed_at", erase="delete")
+    assert p.columns() == {"payload", "at", "removed_at"}
