@@ -252,7 +252,7 @@ def redact(platform, tenant, now: dt.datetime | None = None, budget: float | Non
 # -- due work -------------------------------------------------------------------------
 
 _platform = None
-RUN_BUDGET = 50.0  # seconds one run removes before it hands over to the next (a second later)
+RUN_BUDGET = 20.0  # seconds a run removes a backlog (in a thread of the due pool) before the next run goes on
 
 
 def next_due(tenant, platform=None, now: dt.datetime | None = None) -> dt.datetime | None:
