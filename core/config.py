@@ -100,6 +100,13 @@ class Settings:
     # Where "contact us about privacy" requests are mailed (the privacy page's form, and the address
     # the published policy names); empty means privacy@<base domain>.
     privacy_email: str = ""
+    # Message-text retention (privacy addon): a backlog is removed in batches of at most this many
+    # rows, each a transaction of its own that should hold its row locks no longer than this many ms
+    # (a slower batch halves the next one's size), with this pause between two batches so the
+    # removal leaves the database to the sends (bench/bench_retention.py).
+    retention_batch: int = 1000
+    retention_batch_ms: int = 50
+    retention_pause_ms: int = 100
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -142,6 +149,9 @@ class Settings:
             due_repair_seconds=_int(env, "SMSGW_DUE_REPAIR_SECONDS", 3600, 60),
             db_schemas_per_connection=_int(env, "SMSGW_DB_SCHEMAS_PER_CONNECTION", 100, 1),
             privacy_email=(env.get("SMSGW_PRIVACY_EMAIL") or "").strip(),
+            retention_batch=_int(env, "SMSGW_RETENTION_BATCH", 1000, 1),
+            retention_batch_ms=_int(env, "SMSGW_RETENTION_BATCH_MS", 50, 1),
+            retention_pause_ms=_int(env, "SMSGW_RETENTION_PAUSE_MS", 100, 0),
         )
         values.update(overrides)
         if values["webhook_timeout"] > 30:

@@ -11,7 +11,8 @@ The privacy addon walks these declarations and nothing else:
 * **export** (right of access, portability): for a subject, the ``export`` columns of the rows
   whose ``subjects`` column names that subject;
 * **retention**: the ``content`` columns (message bodies) are blanked once the tenant's retention
-  period has passed since ``redact_after``;
+  period has passed since ``redact_after`` (and since ``ended``, for rows that end later than they
+  start: a message ends when its last recipient is final);
 * **erasure**: a subject's rows are deleted, their ``personal`` and ``content`` columns blanked
   together with their subject columns (``redact``: metadata such as states, times and error
   codes stay for counts and invoices), their subject columns replaced by a stable pseudonym
@@ -51,7 +52,15 @@ class PersonalData:
     :param subjects: ``{subject kind: column}``: the column naming each kind of subject a row is
         about (see :data:`SUBJECTS`).
     :param export: columns a subject's data export includes (never hashes or ciphertexts).
-    :param redact_after: the time column the retention period of ``content`` counts from.
+    :param redact_after: the time column the retention period of ``content`` counts from. A
+        ``content`` entry ``"column.key[.key...]"`` names a value inside a JSON column: only that
+        value is blanked (set to JSON ``null``, where the key exists), the rest stays.
+    :param ended: for rows whose content must outlive their start: an SQL expression of the
+        declaring addon's own code (never input) giving the row's end time, ``NULL`` while the row
+        is still going on (never redacted then), e.g. the time a message's last recipient became
+        final. It may name the row's table by its name. Empty: ``redact_after`` is the end.
+    :param redacted_at: a column retention stamps with the time it blanked the row's content
+        (answers then say when); without one, blank content is what marks a redacted row.
     :param erase: what erasing a subject does to its rows (see the module docstring).
     :param why: the reason, when ``erase="keep"``.
     """
@@ -63,6 +72,8 @@ class PersonalData:
     redact_after: str | None = None
     erase: str = "none"
     why: str = ""
+    ended: str = ""
+    redacted_at: str | None = None
 
     @property
     def holds_personal_data(self) -> bool:
@@ -71,8 +82,9 @@ class PersonalData:
 
     def columns(self) -> set[str]:
         """Every column the declaration names."""
-        named = {*self.personal, *self.content, *self.subjects.values(), *self.export} - {WHOLE_TABLE}
-        return named | ({self.redact_after} if self.redact_after else set())
+        content = {c.split(".", 1)[0] for c in self.content}
+        named = {*self.personal, *content, *self.subjects.values(), *self.export} - {WHOLE_TABLE}
+        return named | {c for c in (self.redact_after, self.redacted_at) if c}
 
     def problems(self) -> list[str]:
         """What is wrong with this declaration on its own (empty when nothing is)."""
@@ -95,6 +107,8 @@ class PersonalData:
             out.append(f"only the tenant subject may be {WHOLE_TABLE!r}")
         if self.content and not self.redact_after:
             out.append("holds message content but names no redact_after column for retention")
+        if (self.ended or self.redacted_at) and not self.content:
+            out.append("ended and redacted_at are for retention of content, and it declares none")
         secret = [c for c in self.export if c.endswith(SECRET_SUFFIXES)]
         if secret:
             out.append(f"exports secrets {secret}")

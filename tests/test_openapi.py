@@ -439,6 +439,10 @@ def test_happy_paths_keep_the_contract(live_server, tenant, served, monkeypatch)
     call("POST", "/api/v1/privacy/exports", 200, token=privacy, body={})
     call("GET", "/api/v1/privacy/exports/{export_id}", 200, token=privacy, export_id=export["id"])
 
+    # Privacy: message-text retention.
+    call("GET", "/api/v1/privacy/settings", 200, token=privacy)
+    call("PATCH", "/api/v1/privacy/settings", 200, token=privacy, body={"keep_message_text_days": 30})
+
     # Token rotations, sign-out, and the phone's removal.
     device = call("POST", "/api/v1/devices/{device_id}/token", 200, token=api, device_id=device_id)["token"]
     device = call("POST", "/api/device/v1/token", 200, token=device)["token"]

@@ -75,12 +75,13 @@ class DeviceInbound(TenantModel):
     sim_slot = IntegerField(null=True)
     received_at = DateTimeField()
     uploaded_at = DateTimeField(default=utcnow)
+    redacted_at = DateTimeField(null=True)  # the body was removed (retention): ``body`` is empty
 
     class Meta:
         table_name = "device_inbound"
         privacy = PersonalData(personal=("sender",), content=("body",), subjects={"phone": "sender"},
                                export=("sender", "body", "sim_slot", "received_at"), redact_after="received_at",
-                               erase="redact")
+                               redacted_at="redacted_at", erase="redact")
 
 
 MODELS = [Device, PairingCode, DeviceInbound]

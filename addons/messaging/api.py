@@ -92,7 +92,10 @@ def message_state(recipients: list[Recipient]) -> str:
 def message_json(m: Message, with_history: bool = False) -> dict:
     recipients = list(Recipient.select().where(Recipient.message == m.id).order_by(Recipient.id))
     return {"id": m.id, "state": message_state(recipients), "created_at": m.created_at.isoformat(),
-            "text": m.text, "encoding": m.encoding, "segments": m.segments, "priority": m.priority,
+            # Retention (privacy addon) removes texts N days after the message ended: then null, and when.
+            "text": None if m.redacted_at else m.text,
+            "redacted_at": m.redacted_at.isoformat() if m.redacted_at else None, "encoding": m.encoding,
+            "segments": m.segments, "priority": m.priority,
             "reference": m.reference, "device_id": m.device_id, "sim_slot": m.sim_slot,
             "send_at": m.send_at.isoformat() if m.send_at else None,
             "valid_until": m.valid_until.isoformat() if m.valid_until else None,
@@ -208,8 +211,9 @@ class CancelHandler(ApiHandler):
 
 
 def inbox_json(m: DeviceInbound) -> dict:
-    return {"id": m.id, "from": m.sender, "body": m.body, "device_id": m.device_id, "sim_slot": m.sim_slot,
-            "received_at": m.received_at.isoformat(), "phone_message_id": m.phone_message_id}
+    return {"id": m.id, "from": m.sender, "body": None if m.redacted_at else m.body, "device_id": m.device_id,
+            "sim_slot": m.sim_slot, "received_at": m.received_at.isoformat(), "phone_message_id": m.phone_message_id,
+            "redacted_at": m.redacted_at.isoformat() if m.redacted_at else None}
 
 
 class InboxHandler(ApiHandler):

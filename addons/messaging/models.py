@@ -8,6 +8,13 @@ from core.clock import utcnow
 from core.datamap import NO_PERSONAL_DATA, PersonalData, WHOLE_TABLE
 from core.users import TenantModel
 
+from .states import TERMINAL
+
+# When a message ended: its last recipient's final state change; NULL while any is not final
+# (retention, in the privacy addon, never removes the text of a message still going on).
+MESSAGE_ENDED = ("(SELECT max(r.updated_at) FROM recipients r WHERE r.message_id = messages.id HAVING "
+                 f"bool_and(r.state IN ({', '.join(repr(s) for s in sorted(TERMINAL))})))")
+
 
 class Message(TenantModel):
     id = BigAutoField()
@@ -24,12 +31,14 @@ class Message(TenantModel):
     sim_slot = SmallIntegerField(null=True)
     source = TextField(default="api")
     created_by = TextField(default="")
+    redacted_at = DateTimeField(null=True)  # the text was removed (retention): ``text`` is empty
 
     class Meta:
         table_name = "messages"
         privacy = PersonalData(content=("text",), subjects={"actor": "created_by"},
                                export=("created_at", "text", "reference", "send_at", "source"),
-                               redact_after="created_at", erase="redact")
+                               redact_after="created_at", ended=MESSAGE_ENDED, redacted_at="redacted_at",
+                               erase="redact")
 
 
 class Recipient(TenantModel):

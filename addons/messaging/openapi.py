@@ -21,6 +21,9 @@ LIMIT = param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500
 CURSOR = param("cursor", "query", {"type": "string"}, "The `next_cursor` of the previous page.")
 NEXT_CURSOR = {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; `null`: no more."}
 ISO_PARAM = {"type": "string", "format": "date-time"}
+REMOVABLE_TEXT = {"type": ["string", "null"],
+                  "description": "`null` once the workspace's message-text retention removed it (see `redacted_at`)."}
+REDACTED_AT = date_time("When retention removed the text; `null` while it is kept.", null=True)
 
 SCHEMAS = {
     "SendMessage": {
@@ -139,7 +142,8 @@ SCHEMAS = {
         "properties": {
             "id": {"type": "integer"},
             "state": {"enum": list(STATES), "description": "The least advanced state of its recipients."},
-            "created_at": date_time(), "text": {"type": "string"}, "encoding": {"enum": ["GSM-7", "UCS-2"]},
+            "created_at": date_time(), "text": REMOVABLE_TEXT, "redacted_at": REDACTED_AT,
+            "encoding": {"enum": ["GSM-7", "UCS-2"]},
             "segments": {"type": "integer"}, "priority": {"type": "integer"},
             "reference": {"type": ["string", "null"]}, "device_id": {"type": ["integer", "null"]},
             "sim_slot": {"type": ["integer", "null"]}, "send_at": date_time(null=True),
@@ -157,9 +161,9 @@ SCHEMAS = {
     "InboxMessage": {
         "type": "object", "required": ["id", "from", "body", "device_id", "received_at"],
         "properties": {
-            "id": {"type": "integer"}, "from": {"type": "string"}, "body": {"type": "string"},
+            "id": {"type": "integer"}, "from": {"type": "string"}, "body": REMOVABLE_TEXT,
             "device_id": {"type": "integer"}, "sim_slot": {"type": ["integer", "null"]},
-            "received_at": date_time(), "phone_message_id": {"type": "string"},
+            "received_at": date_time(), "phone_message_id": {"type": "string"}, "redacted_at": REDACTED_AT,
         },
     },
     "InboxPage": {"type": "object", "required": ["messages", "next_cursor"], "properties": {

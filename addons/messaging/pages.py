@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from core.clock import parse_iso
 from core.db import app_db
 from core.web.base import PageHandler
 from core.web.params import is_digits, number_or_none
@@ -27,6 +28,8 @@ class MessagesPage(PageHandler):
                                                                        "device_id")}
         args["_region"] = self.tenant.default_region
         page = await self.in_tenant(list_messages, args, 50)
+        for m in page["messages"]:
+            m["removed_after_days"] = removed_after_days(m["created_at"], m["redacted_at"])
         self.render("messaging/messages.html", page=page, args=args, states=states.STATES)
 
 
@@ -58,6 +61,7 @@ class MessagePage(PageHandler):
 
     async def get(self, raw_id):
         msg = await self.in_tenant(lambda: message_json(get_message(raw_id), with_history=True))
+        msg["removed_after_days"] = removed_after_days(msg["created_at"], msg["redacted_at"])
         self.render("messaging/message.html", m=msg)
 
 
@@ -156,9 +160,15 @@ class InboxPage(PageHandler):
         def load():
             rows = app_db.execute_sql("""
                 SELECT sender, count(*), max(received_at),
-                       (array_agg(body ORDER BY received_at DESC))[1]
+                       (array_agg(body ORDER BY received_at DESC))[1],
+                       (array_agg(redacted_at ORDER BY received_at DESC))[1]
                   FROM device_inbound GROUP BY sender ORDER BY max(received_at) DESC LIMIT 200""").fetchall()
-            return [{"phone": r[0], "count": r[1], "last_at": r[2], "last_body": r[3]} for r in rows]
+            out = []
+            for phone, count, last_at, body, redacted in rows:
+                days = removed_after_days(last_at, redacted)
+                out.append({"phone": phone, "count": count, "last_at": last_at, "last_body": body,
+                            "removed_after_days": days})
+            return out
 
         self.render("messaging/inbox.html", conversations=await self.in_tenant(load))
 
@@ -179,12 +189,14 @@ class ConversationPage(PageHandler):
             items = []
             for m in DeviceInbound.select().where(DeviceInbound.sender.in_({phone, normal})).order_by(
                     DeviceInbound.received_at.desc()).limit(200):
-                items.append({"dir": "in", "at": m.received_at, "text": m.body, "state": None})
+                items.append({"dir": "in", "at": m.received_at, "text": m.body, "state": None,
+                              "removed_after_days": removed_after_days(m.received_at, m.redacted_at)})
             q = (Recipient.select(Recipient, Message).join(Message).where(Recipient.phone == normal)
                  .order_by(Recipient.id.desc()).limit(200))
             for r in q:
                 items.append({"dir": "out", "at": r.created_at, "text": r.message.text, "state": r.state,
-                              "message_id": r.message_id})
+                              "message_id": r.message_id,
+                              "removed_after_days": removed_after_days(r.message.created_at, r.message.redacted_at)})
             return sorted(items, key=lambda i: i["at"])
 
         items = await self.in_tenant(load)
@@ -245,6 +257,15 @@ class OverviewPage(PageHandler):
         rows, pending = await self.in_tenant(load)
         totals = [sum(r[i] for r in rows) for i in range(2, 8)]
         self.render("messaging/overview.html", rows=rows, totals=totals, pending=pending)
+
+
+def removed_after_days(start, redacted_at) -> int | None:
+    """A removed text (retention, privacy addon) shows "text removed after N days": whole days from
+    the message (or the incoming SMS) to the removal; None while the text is there."""
+    if redacted_at is None:
+        return None
+    start, redacted_at = (parse_iso(t) if isinstance(t, str) else t for t in (start, redacted_at))
+    return max(0, (redacted_at - start).days)
 
 
 ROUTES = [

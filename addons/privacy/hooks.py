@@ -108,3 +108,10 @@ def policy_signup_check(handler):
 @hookimpl(specname="smsgw_signed_up")
 def policy_signed_up(handler, tenant):
     policy.signed_up(handler, tenant)
+
+
+# -- retention: a message that ends or an SMS that arrives arms the removal of its text ----------
+
+@hookimpl
+def smsgw_message_events(tenant, events):
+    retention.on_message_events(tenant, events)

@@ -37,8 +37,9 @@ class Event(TenantModel):
 
     class Meta:
         table_name = "webhook_events"
-        privacy = PersonalData(personal=("payload",), content=("payload",), subjects={"tenant": WHOLE_TABLE},
-                               redact_after="created_at", erase="delete")
+        # An inbound SMS's text is the payload's data.body; retention removes it and nothing else.
+        privacy = PersonalData(personal=("payload",), content=("payload.data.body",),
+                               subjects={"tenant": WHOLE_TABLE}, redact_after="created_at", erase="delete")
 
 
 class Delivery(TenantModel):
@@ -73,7 +74,9 @@ class Attempt(TenantModel):
 
     class Meta:
         table_name = "webhook_attempts"
-        privacy = NO_PERSONAL_DATA
+        # An endpoint's answer may echo the SMS text it was sent: removed with the texts (retention).
+        privacy = PersonalData(content=("response_excerpt",), subjects={"tenant": WHOLE_TABLE}, redact_after="at",
+                               erase="delete")
 
 
 MODELS = [Endpoint, Event, Delivery, Attempt]

@@ -110,7 +110,9 @@ SCHEMAS = {
         "properties": {
             "inbound_id": {"type": "integer", "description": "Its id in `GET /api/v1/inbox`."},
             "from": {"type": "string", "description": "E.164 where it could be normalised."},
-            "body": {"type": "string"}, "device_id": {"type": "integer"},
+            "body": {"type": ["string", "null"],
+                     "description": "`null` in an event redelivered after the workspace's message-text retention "
+                                    "removed the text."}, "device_id": {"type": "integer"},
             "sim_slot": {"type": ["integer", "null"]}, "received_at": date_time(),
             "keyword": {"enum": ["stop", "start", None],
                         "description": "`stop`: the sender opted out (added to the opt-outs); `start`: opted in."},
