@@ -21,7 +21,7 @@ from huey.consumer import Consumer
 from huey.contrib.sql_huey import SqlHuey
 from playhouse.pool import PooledPostgresqlDatabase
 
-from .db import TenantContextMissing, current_tenant
+from .db import TenantContextMissing, connection, current_tenant
 from .due import DueJob
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,18 @@ class TenantTask:
     def run_now(self, tenant_slug: str, *args, **kwargs):
         """Run in this process (the sweeper's and tests' entry point), with the same checks."""
         return self._task.call_local(tenant_slug, *args, **kwargs)
+
+
+def returning_connection(fn):
+    """``fn`` holding one pooled connection while it runs and giving it back after. Work that
+    touches the database outside a transaction (``app_db`` connects by itself) would otherwise keep
+    its worker thread's connection checked out for good: a consumer restarted in the process (the
+    tests' in-process workers) then leaks one per thread until the pool is exhausted."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with connection():
+            return fn(*args, **kwargs)
+    return run
 
 
 class TaskQueue:
@@ -104,7 +116,7 @@ class TaskQueue:
         if fn is None:
             return functools.partial(self.task, name=name, retries=retries, retry_delay=retry_delay)
         name = name or f"{fn.__module__}.{fn.__qualname__}"
-        t = self.huey.task(retries=retries, retry_delay=retry_delay, name=name)(fn)
+        t = self.huey.task(retries=retries, retry_delay=retry_delay, name=name)(returning_connection(fn))
         self.tasks[name] = t
         return t
 
@@ -141,7 +153,8 @@ class TaskQueue:
                 return None
             token = current_tenant.set(tenant.ref)
             try:
-                return fn(*args, **kwargs)
+                with connection():
+                    return fn(*args, **kwargs)
             finally:
                 current_tenant.reset(token)
 
@@ -167,7 +180,7 @@ class TaskQueue:
                              "(queue.due_job), run when the workspace has something due; platform-wide "
                              "work passes per_tenant=False")
         name = name or f"{fn.__module__}.{fn.__qualname__}"
-        t = self.huey.periodic_task(schedule, name=name)(fn)
+        t = self.huey.periodic_task(schedule, name=name)(returning_connection(fn))
         self.periodic_tasks[name] = t
         return t
 

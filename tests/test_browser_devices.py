@@ -10,30 +10,13 @@ from __future__ import annotations
 import pytest
 
 from tests.support.browser import browser_page, chromium, page_problems  # noqa: F401
+from tests.support.browser import address, overflowing, submit  # noqa: F401
 from tests.support.devices import device_client, phone, raw_device, register, sql
 from tests.support.identity import OWNER_PASSWORD, owner_email
 from tests.support.phones import api_client
 from tests.support.problems import problem
 
 pytestmark = pytest.mark.browser
-
-
-def address(server, slug: str, path: str = "/") -> str:
-    return f"http://{slug}.{server.platform.settings.base_domain}:{server.port}{path}"
-
-
-def submit(page, selector: str):
-    with page.expect_navigation() as nav:
-        page.click(selector)
-    return nav.value
-
-
-def overflowing(page) -> list[str]:
-    """Elements of the page's content that reach past the right edge of the screen. (The top
-    navigation is the layout's, shared by every page, and left out.)"""
-    return page.evaluate("""Array.from(document.querySelectorAll('main, main *'))
-        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
-        .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
 
 
 @pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])

@@ -10,7 +10,6 @@ Tenant addresses ``<slug>.localhost`` reach the test server through Chromium's
 
 from __future__ import annotations
 
-import dataclasses
 import email
 import email.policy
 import re
@@ -24,6 +23,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from core.admins import PlatformAdmin, create_admin
 from core.db import connection
 from tests.support.browser import browser_page, chromium, new_page, page_problems  # noqa: F401
+from tests.support.browser import server, submit  # noqa: F401
 from tests.support.worker import run_worker_until
 
 pytestmark = pytest.mark.browser
@@ -32,23 +32,6 @@ OWNER_PASSWORD = "a long enough password"  # what make_tenant gives the owner
 
 
 # -- set-up ----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def server(live_server):
-    """The live server, with the platform's public port set to the port it really listens on.
-
-    Redirects across hosts (sign-up → ``<slug>.localhost``) and links in mail
-    are built from the configured public address, as in production where
-    ``SMSGW_PORT`` is the port people reach; the test server listens on a
-    random port, so the configuration follows it for this module.
-    """
-    platform = live_server.platform
-    configured = platform.settings
-    platform.settings = dataclasses.replace(configured, port=live_server.port)
-    try:
-        yield live_server
-    finally:
-        platform.settings = configured
 
 
 @pytest.fixture
@@ -79,13 +62,6 @@ def problems(page, *expected_statuses):
     expected = [re.compile(rf"status of {status} \(.*\) @ {re.escape(address)}$")
                 for status, address in expected_statuses]
     return [p for p in page_problems(page) if not any(e.search(p) for e in expected)]
-
-
-def submit(page, selector: str = "main form button[type=submit]"):
-    """Click a form's submit button and wait for the page it leads to; return its response."""
-    with page.expect_navigation() as nav:
-        page.click(selector)
-    return nav.value
 
 
 def menu(page) -> list[str]:

@@ -3,28 +3,17 @@ desktop (1280x800) and a phone (390x844)."""
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 
 from tests.support.browser import browser_page, chromium, page_problems  # noqa: F401
+from tests.support.browser import server, submit  # noqa: F401
 from tests.support.identity import add_user, admin_sql, fresh_ip, owner_email
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "a long enough password"
 SCREENS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
-
-
-@pytest.fixture(scope="module")
-def server(live_server):
-    platform = live_server.platform
-    configured = platform.settings
-    platform.settings = dataclasses.replace(configured, port=live_server.port)
-    try:
-        yield live_server
-    finally:
-        platform.settings = configured
 
 
 @pytest.fixture(params=list(SCREENS))
@@ -37,12 +26,6 @@ def page(request, browser_page):
 def url(server, slug, path="/"):
     host = f"{slug}.{server.platform.settings.base_domain}" if slug else server.platform.settings.base_domain
     return f"http://{host}:{server.port}{path}"
-
-
-def submit(page, selector):
-    with page.expect_navigation() as nav:
-        page.click(selector)
-    return nav.value
 
 
 def fits_the_screen(page, selector: str = "main") -> bool:

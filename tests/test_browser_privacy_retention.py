@@ -10,26 +10,11 @@ import pytest
 
 from addons.privacy import retention
 from tests.support.browser import browser_page, chromium, page_problems  # noqa: F401
+from tests.support.browser import address, overflowing, submit  # noqa: F401
 from tests.support.identity import OWNER_PASSWORD, audit_rows, owner_email
 from tests.support.messaging import sql
 
 pytestmark = pytest.mark.browser
-
-
-def address(server, slug: str, path: str = "/") -> str:
-    return f"http://{slug}.{server.platform.settings.base_domain}:{server.port}{path}"
-
-
-def submit(page, selector: str):
-    with page.expect_navigation() as nav:
-        page.click(selector)
-    return nav.value
-
-
-def overflowing(page) -> list[str]:
-    return page.evaluate("""Array.from(document.querySelectorAll('main, main *'))
-        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
-        .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
 
 
 @pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])

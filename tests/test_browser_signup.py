@@ -13,6 +13,7 @@ import pytest
 
 from core.admins import create_admin
 from tests.support.browser import browser_page, chromium, page_problems  # noqa: F401
+from tests.support.browser import server, submit  # noqa: F401
 from tests.support.identity import fresh_ip
 
 pytestmark = pytest.mark.browser
@@ -20,19 +21,6 @@ pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery staple"
 ADMIN_PASSWORD = "admin password 123"
 SCREENS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
-
-
-@pytest.fixture(scope="module")
-def server(live_server):
-    """The live server, its public port set to the one it listens on (redirects and mail links
-    cross hosts; see tests/test_browser_identity.py)."""
-    platform = live_server.platform
-    configured = platform.settings
-    platform.settings = dataclasses.replace(configured, port=live_server.port)
-    try:
-        yield live_server
-    finally:
-        platform.settings = configured
 
 
 @pytest.fixture
@@ -68,12 +56,6 @@ def signed_up(server):
 def url(server, slug, path="/"):
     host = f"{slug}.{server.platform.settings.base_domain}" if slug else server.platform.settings.base_domain
     return f"http://{host}:{server.port}{path}"
-
-
-def submit(page, selector="main form button[type=submit]"):
-    with page.expect_navigation() as nav:
-        page.click(selector)
-    return nav.value
 
 
 def fits_the_screen(page, selector: str = "main") -> bool:

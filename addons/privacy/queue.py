@@ -9,6 +9,8 @@ outcome text, mails it to the requester, and is audited; closing a restriction l
 
 from __future__ import annotations
 
+import datetime as dt
+
 import logging
 import re
 from dataclasses import replace
@@ -282,7 +284,12 @@ class RequestsApiHandler(ApiHandler):
 
     async def get(self):
         rows = await run_sync(workspace_requests, self.tenant.id, None)
-        self.write_json({"requests": [{k: row[k] for k in PUBLIC_FIELDS} for row in rows]})
+        self.write_json({"requests": [{k: _iso(row[k]) for k in PUBLIC_FIELDS} for row in rows]})
+
+
+def _iso(value):
+    """Times as ISO 8601 (``date-time``, as the published schema says), everything else as it is."""
+    return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
 ROUTES = [

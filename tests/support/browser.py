@@ -18,6 +18,8 @@ person, or a fresh browser).
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 from pathlib import Path
 
@@ -163,3 +165,38 @@ def page_problems(page, allow=()) -> list[str]:
         found.append(f"could not read CSP violations: {exc}")
     found += [f"CSP violation: {text}" for text in violations.values()]
     return [p for p in found if not any(a in p for a in allow)]
+
+
+# -- shared by the browser tests ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server(live_server):
+    """The live server, its public port set to the one it listens on (redirects and mail links
+    cross hosts: the configured port would be the default's, not the test server's)."""
+    platform = live_server.platform
+    configured = platform.settings
+    platform.settings = dataclasses.replace(configured, port=live_server.port)
+    try:
+        yield live_server
+    finally:
+        platform.settings = configured
+
+
+def address(server, slug: str, path: str = "/") -> str:
+    """The URL of ``path`` in workspace ``slug`` of the live server."""
+    return f"http://{slug}.{server.platform.settings.base_domain}:{server.port}{path}"
+
+
+def submit(page, selector: str = "main form button[type=submit]"):
+    """Click ``selector`` and wait for the page it leads to; the navigation's response."""
+    with page.expect_navigation() as nav:
+        page.click(selector)
+    return nav.value
+
+
+def overflowing(page) -> list[str]:
+    """Elements of the page's content that reach past the right edge of the screen. (The top
+    navigation is the layout's, shared by every page, and left out.)"""
+    return page.evaluate("""Array.from(document.querySelectorAll('main, main *'))
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+        .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
