@@ -207,3 +207,21 @@ class EmbeddedConsumer(Consumer):
 
     def _set_signal_handlers(self):
         pass
+
+    def _create_process(self, process, name):
+        """Each of the consumer's threads gives its queue connection back when it ends: huey's SQL
+        storage connects once per thread and never closes, so a consumer stopped and started again
+        in the same process (the tests' in-process workers) would leave the pool a connection short
+        each time, until nothing could reach the queue."""
+        shutdown = process.shutdown
+        database = getattr(self.huey.storage, "database", None)
+
+        def shutdown_and_close():
+            try:
+                shutdown()
+            finally:
+                if database is not None and not database.is_closed():
+                    database.close()
+
+        process.shutdown = shutdown_and_close
+        return super()._create_process(process, name)

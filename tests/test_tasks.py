@@ -93,3 +93,16 @@ def test_urgent_tasks_run_before_a_backlog_of_housekeeping(platform, make_tenant
     urgent(t.slug)
     assert run_huey_until(huey, lambda: len(order) == 31)
     assert order.index(("urgent", 0)) < 3, order[:5]  # at most the chores already taken ran first
+
+
+def test_consumers_stopped_and_started_again_leave_the_queue_reachable(queue, make_tenant):
+    """An in-process consumer's threads give their queue connections back when it stops: started
+    and stopped more times than the queue's pool holds connections, the queue still works (before,
+    each stop left one connection per thread checked out, and the pool ran dry)."""
+    t = make_tenant("tqpool")
+    task = queue.tenant_task(mark, name="test.pool_mark")
+    pool_size = queue.huey.storage.database._max_connections
+    for _ in range(pool_size // 2 + 2):  # a worker and a scheduler thread each time
+        run_huey_until(queue.huey, lambda: False, timeout=0.05)
+    task(t.slug, "after", 1)
+    assert run_huey_until(queue.huey, lambda: read_mark(t, "after") == 1, timeout=20)
