@@ -236,18 +236,38 @@ class EmbeddedPostgres:
         finally:
             os.close(fd)
 
+    def postmaster_pid(self) -> int | None:
+        """The pid ``postmaster.pid`` names, or None (not running, or the file being written)."""
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
     def postmaster_alive(self) -> bool:
         """Cheap liveness (no subprocess): the pid in ``postmaster.pid`` is a live process."""
-        try:
-            pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
-            os.kill(pid, 0)
-            return True
-        except (OSError, ValueError):
-            return False
+        pid = self.postmaster_pid()
+        return pid is not None and process_running(pid)
 
     def destroy(self):
         self.stop()
         shutil.rmtree(self.pgdata, ignore_errors=True)
+
+
+def process_running(pid: int) -> bool:
+    """True while ``pid`` runs. A zombie (dead, not yet reaped) counts as gone: a postmaster killed
+    with SIGKILL stays one where PID 1 does not reap orphans (some containers), and the pid file it
+    leaves behind must not make it look alive to the supervisor."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: fall back to a signal probe
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
 
 
 class Supervisor:
@@ -292,6 +312,9 @@ class Supervisor:
                 log.error("the embedded PostgreSQL in %s is not running; restarting it", self.pg.pgdata)
                 try:
                     self.pg.start()
+                    if not self.pg.postmaster_alive():
+                        # pg_ctl counts a dead postmaster its parent has not reaped yet as running
+                        raise EmbeddedPostgresError("the old postmaster has exited but is not reaped yet")
                     self.restarts += 1
                     log.warning("the embedded PostgreSQL is running again")
                     backoff = 1.0
