@@ -21,10 +21,15 @@ So two workers never run one workspace's job at once, and a worker that dies mid
 row as it was: the work runs again (jobs are idempotent, as the sweeps always were). A run that
 fails is tried again a minute later.
 
-Safety net: every ``due_repair_seconds`` (an hour by default) the scheduler visits every active
-workspace once, a slice each minute, in one read-only transaction per slice: for each job it asks
-``next_due`` and arms what is missing or too late. Jobs that need no precision better than that
-(purging expired keys and tokens) can rely on the repair pass alone and arm nothing themselves.
+Safety net: every ``due_repair_seconds`` (an hour by default) the scheduler checks every active
+workspace once, a slice each minute, ``REPAIR_CHUNK`` workspaces per transaction: for each job it
+asks ``next_due`` and arms what is missing or too late. A workspace is entered only if something
+changed since its last check: its fingerprint (the rows written in its schema, from the statistics
+PostgreSQL keeps anyway; its armed rows; the jobs its addons declare) is compared with the one
+stored then (``public.due_repair_seen``). So an idle workspace costs the pass no transaction and
+no catalogue cache; a lost entry (its row deleted, a write that failed to arm) changes the
+fingerprint and is found. Jobs that need no precision better than that (purging expired keys and
+tokens) can rely on the repair pass alone and arm nothing themselves.
 """
 
 from __future__ import annotations
@@ -179,11 +184,37 @@ def postpone_failed(tenant_id: int, job: str) -> None:
 
 _SLICE_SQL = """
 SELECT t.id, t.slug, t.name, t.status, t.plan, t.schema_name, t.role_name, t.theme, t.default_region,
-       coalesce(array_agg(a.addon) FILTER (WHERE a.enabled), '{}'), t.verified_at IS NOT NULL
+       coalesce(array_agg(a.addon) FILTER (WHERE a.enabled), '{}'), t.verified_at IS NOT NULL,
+       seen.fingerprint, (%s)
   FROM public.tenant t LEFT JOIN public.tenant_addon a ON a.tenant_id = t.id
- WHERE t.id > %s AND t.status = 'active'
- GROUP BY t.id ORDER BY t.id LIMIT %s
+       LEFT JOIN public.due_repair_seen seen ON seen.tenant_id = t.id
+ WHERE t.id > %%s AND t.status = 'active'
+ GROUP BY t.id, seen.fingerprint ORDER BY t.id LIMIT %%s
 """
+# A workspace's armed rows, as text: part of what the repair pass compares (a row run, re-armed,
+# cleared or deleted by hand since the last check makes the workspace checked again).
+_ARMED_SQL = ("SELECT coalesce(string_agg(w.job || '@' || extract(epoch FROM w.due_at)::text, ',' "
+              "ORDER BY w.job), '') FROM public.due_work w WHERE w.tenant_id = t.id")
+_SLICE_SQL = _SLICE_SQL % _ARMED_SQL
+
+# Rows inserted, updated and deleted in each active workspace's schema since the statistics began
+# (one read of the statistics views for a whole pass: it scans pg_class once, whatever the slice).
+_COUNTERS_SQL = """
+SELECT s.schemaname, sum(s.n_tup_ins + s.n_tup_upd + s.n_tup_del)::bigint
+  FROM pg_stat_user_tables s JOIN public.tenant t ON t.schema_name = s.schemaname AND t.status = 'active'
+ GROUP BY 1
+"""
+
+READ = object()  # repair(counters=READ): read the write counters first
+
+
+def write_counters() -> dict[str, int] | None:
+    """Each active workspace's write counter (by schema), or None when the server keeps no counts
+    (``track_counts`` off): then the repair pass checks every workspace every time."""
+    with connection():
+        if app_db.execute_sql("SELECT current_setting('track_counts')::bool").fetchone()[0] is not True:
+            return None
+        return dict(app_db.execute_sql(_COUNTERS_SQL).fetchall())
 
 
 # Workspaces per repair transaction. A transaction keeps a lock on every relation it read until it
@@ -192,27 +223,33 @@ SELECT t.id, t.slug, t.name, t.status, t.plan, t.schema_name, t.role_name, t.the
 REPAIR_CHUNK = 25
 
 
-def repair(jobs, after_id: int = 0, limit: int | None = None, chunk: int = REPAIR_CHUNK) -> tuple[int, int, int]:
-    """Arm what ``next_due`` says for up to ``limit`` active workspaces with ids above ``after_id``
-    (all with ``limit=None``), ``chunk`` workspaces per transaction. Returns ``(last id visited or
-    0 at the end, workspaces visited, entries armed)``. A workspace that fails is logged and skipped."""
-    visited = armed = 0
+def repair(jobs, after_id: int = 0, limit: int | None = None, chunk: int = REPAIR_CHUNK,
+           counters=READ) -> tuple[int, int, int]:
+    """Arm what ``next_due`` says for the active workspaces with ids above ``after_id`` (up to
+    ``limit`` of them; all with ``limit=None``), ``chunk`` workspaces per transaction. A workspace
+    whose fingerprint (write counter from ``counters``, armed rows, jobs) is what it was at its last
+    check is skipped without being entered. Returns ``(last id looked at or 0 at the end, workspaces
+    entered, entries armed)``. A workspace that fails is logged, skipped and checked next time."""
+    if counters is READ:
+        counters = write_counters()
+    entered = armed = 0
     last = after_id
     left = limit if limit is not None else 2**62
     while left > 0:
         size = min(left, chunk)
-        last, n, a = _repair_chunk(jobs, last, size)
-        visited, armed, left = visited + n, armed + a, left - n
+        last, n, e, a = _repair_chunk(jobs, last, size, counters)
+        entered, armed, left = entered + e, armed + a, left - n
         if n < size:  # the end of the workspaces: the next slice starts again from the first
-            return 0, visited, armed
-    return last, visited, armed
+            return 0, entered, armed
+    return last, entered, armed
 
 
-def _repair_chunk(jobs, after_id: int, limit: int) -> tuple[int, int, int]:
+def _repair_chunk(jobs, after_id: int, limit: int, counters) -> tuple[int, int, int, int]:
     from .tenancy import TenantInfo
 
-    visited = armed = 0
+    entered = armed = 0
     last = after_id
+    checked: dict[int, str] = {}  # tenant id -> the fingerprint's counter and jobs part
     with connection():
         with app_db.atomic():
             rows = app_db.execute_sql(_SLICE_SQL, (after_id, limit)).fetchall()
@@ -221,25 +258,37 @@ def _repair_chunk(jobs, after_id: int, limit: int) -> tuple[int, int, int]:
                                     schema_name=row[5], role_name=row[6], theme=row[7], default_region=row[8],
                                     enabled_addons=frozenset(row[9]), verified=row[10])
                 last = tenant.id
-                visited += 1
                 wanted = [j for j in jobs if j.addon is None or j.addon in tenant.enabled_addons]
-                if not wanted:
-                    continue
-                token = current_tenant.set(tenant.ref)
-                try:
-                    with app_db.atomic():  # a savepoint: one workspace's failure costs the others nothing
-                        enter_tenant(app_db, tenant.ref)
-                        for job in wanted:
-                            when = job.next_due(tenant)
-                            if when is not None:
-                                arm(job.name, when)
-                                armed += 1
-                except Exception:
-                    log.exception("the due-work repair pass could not check %s", tenant.slug)
-                finally:
-                    current_tenant.reset(token)
+                written = None if counters is None else counters.get(tenant.schema_name)
+                seen = f"{written}|{','.join(sorted(j.name for j in wanted))}"
+                if written is not None and row[11] == f"{seen}|{row[12]}":
+                    continue  # nothing written, run or armed since its last check
+                if wanted:
+                    entered += 1
+                    token = current_tenant.set(tenant.ref)
+                    try:
+                        with app_db.atomic():  # a savepoint: one workspace's failure costs the others nothing
+                            enter_tenant(app_db, tenant.ref)
+                            for job in wanted:
+                                when = job.next_due(tenant)
+                                if when is not None:
+                                    arm(job.name, when)
+                                    armed += 1
+                    except Exception:
+                        log.exception("the due-work repair pass could not check %s", tenant.slug)
+                        continue
+                    finally:
+                        current_tenant.reset(token)
+                checked[tenant.id] = seen
             app_db.execute_sql("RESET ROLE; SET LOCAL search_path TO ''")
-    return last, visited, armed
+            if checked:
+                app_db.execute_sql(
+                    f"INSERT INTO public.due_repair_seen (tenant_id, fingerprint) "
+                    f"SELECT t.id, c.seen || '|' || ({_ARMED_SQL}) "
+                    f"FROM unnest(%s::bigint[], %s::text[]) AS c(id, seen) JOIN public.tenant t ON t.id = c.id "
+                    f"ON CONFLICT (tenant_id) DO UPDATE SET fingerprint = excluded.fingerprint, checked_at = now()",
+                    (list(checked), list(checked.values())))
+    return last, len(rows), entered, armed
 
 
 def active_count() -> int:
@@ -263,6 +312,7 @@ class DueScheduler(threading.Thread):
         self._failing = False
         self._next_repair = time.monotonic() + random.uniform(0, REPAIR_STEP)  # spread across workers
         self._repair_after = 0
+        self._counters: dict[str, int] | None = None
         self.runs = 0
 
     def notify(self, _payload=None) -> None:
@@ -341,12 +391,17 @@ class DueScheduler(threading.Thread):
                 self._wake.set()
 
     def repair_slice(self) -> int:
-        """One step of the repair pass: the next ``1/(repair_seconds/REPAIR_STEP)`` of the workspaces."""
+        """One step of the repair pass: the next ``1/(repair_seconds/REPAIR_STEP)`` of the workspaces.
+        The write counters are read once, when a pass begins; a counter read before a workspace's
+        check can only be older than its state, so a write it missed makes a later pass look."""
+        if self._repair_after == 0:
+            self._counters = write_counters()
         size = max(1, math.ceil(active_count() * REPAIR_STEP / self.repair_seconds))
-        self._repair_after, visited, armed = repair(list(self.jobs.values()), self._repair_after, size)
+        self._repair_after, entered, armed = repair(list(self.jobs.values()), self._repair_after, size,
+                                                    counters=self._counters)
         if armed:
             self._wake.set()
-        return visited
+        return entered
 
 
 def start_scheduler(platform) -> DueScheduler:

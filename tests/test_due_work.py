@@ -286,6 +286,35 @@ def test_the_repair_pass_goes_a_few_workspaces_per_transaction_and_misses_none(p
     assert all(entry(t, lifecycle.JOB) is not None for t in made)
 
 
+def test_the_repair_pass_enters_only_workspaces_changed_since_their_last_check(platform, make_tenant):
+    """Issue 25: an idle workspace costs the safety net nothing (not entered: no transaction in its
+    schema, no catalogue cache), and each kind of change makes the next pass look again: rows
+    written in its schema that armed nothing, an entry deleted by hand."""
+    t = make_tenant("dueseen")
+    jobs = list(platform.setup_tasks().due_jobs.values())
+
+    def check():
+        _last, entered, armed = due.repair(jobs, after_id=t.id - 1, limit=1)
+        return entered, armed
+
+    assert check()[0] == 1  # never checked
+    assert check() == (0, 0)  # nothing changed since: skipped
+    assert entry(t, lifecycle.JOB) is None
+
+    written = due.write_counters()[t.schema_name]
+    with tenant_transaction(t.ref) as db:  # work with a time that armed nothing (a lost entry)
+        db.execute_sql("INSERT INTO idempotency_keys (key, request_hash, status, response) "
+                       "VALUES ('k', 'h', 202, '{}')")
+    wait_until(lambda: due.write_counters()[t.schema_name] != written, timeout=30,
+               message="the write in the statistics")
+    assert check() == (1, 1) and entry(t, lifecycle.JOB) is not None
+    assert check() == (0, 0)
+
+    delete_entries(t)  # its entry lost
+    assert check() == (1, 1) and entry(t, lifecycle.JOB) is not None
+    assert check() == (0, 0)
+
+
 def test_a_run_that_raises_keeps_its_entry_and_is_tried_again_later(platform, make_tenant):
     t = make_tenant("duefail")
     calls = []
