@@ -12,6 +12,8 @@ from pathlib import Path
 
 import jinja2
 
+from . import charts
+
 CORE_TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -41,6 +43,7 @@ class Templates:
             env = jinja2.Environment(loader=loader, autoescape=jinja2.select_autoescape(default=True),
                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
             env.globals.update(self.globals)
+            env.globals.update(chart_bars=charts.bars, chart_lines=charts.lines)  # _charts.html
             env.globals["theme"] = theme
             self._envs[theme] = env
         return env
