@@ -353,6 +353,24 @@ def flush_queue(scratch) -> int:
         conn.close()
 
 
+# Runs an older checkout's server with its own modules first, and only the addons that checkout has
+# (the environment's entry points also name this tree's newer addons, which the old kernel lacks).
+OLD_CODE_BOOT = """
+import importlib.metadata, pathlib, runpy, sys
+sys.path.insert(0, {code!r})
+_all = importlib.metadata.entry_points
+def _theirs(**kw):
+    found = _all(**kw)
+    if kw.get("group") != "smsgw.addons":
+        return found
+    return [ep for ep in found
+            if pathlib.Path({code!r}, *ep.value.split(":")[0].split(".")).is_dir()]
+importlib.metadata.entry_points = _theirs
+sys.argv = ["smsgw", *{argv!r}]
+runpy.run_module("core.cli", run_name="__main__")
+"""
+
+
 def start_server(scratch, size: int, code: Path | None, tag: str):
     """``smsgw serve --with-worker`` of this tree, or of the checkout ``code`` (its modules first),
     on an empty queue."""
@@ -364,8 +382,7 @@ def start_server(scratch, size: int, code: Path | None, tag: str):
     if code is None:
         cmd = [sys.executable, "-m", "core.cli", *argv]
     else:
-        cmd = [sys.executable, "-c", f"import sys, runpy; sys.path.insert(0, {str(code)!r}); "
-                                     f"sys.argv = ['smsgw', *{argv!r}]; runpy.run_module('core.cli', run_name='__main__')"]
+        cmd = [sys.executable, "-c", OLD_CODE_BOOT.format(code=str(code), argv=argv)]
     server = scratch.spawn(f"serve-{tag}-{size}", cmd, SMSGW_BIND="127.0.0.1", SMSGW_WEBHOOK_ALLOW_PRIVATE="1")
     wait_http(port, child=server, timeout=300)
     return server, port

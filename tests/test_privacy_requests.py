@@ -347,3 +347,12 @@ def test_marketing_mail_follows_the_objecting_persons_current_address(platform, 
     assert c.get("/account/privacy").status_code == 200
     assert marketing_mail(platform, new_address) == []
     assert len(marketing_mail(platform, member["email"])) == 1
+
+
+def test_every_member_finds_the_privacy_page_in_the_menu(platform, live_server, tenant, member):
+    """The rights are self-service: the dashboard's menu leads each member to them."""
+    c = sign_in(live_server, tenant.slug, member["email"], PASSWORD, ip=fresh_ip())
+    page = c.get("/")
+    assert page.status_code == 200
+    assert re.search(r'<a[^>]+href="/account/privacy"', page.text), page.text[:2000]
+    assert c.get("/account/privacy").status_code == 200

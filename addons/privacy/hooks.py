@@ -54,7 +54,7 @@ def smsgw_permissions(register):
 
 @hookimpl
 def smsgw_menu_items():
-    return [item for items in _each("MENU") for item in items]
+    return page.MENU + [item for items in _each("MENU") for item in items]
 
 
 @hookimpl
