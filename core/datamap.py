@@ -205,6 +205,7 @@ def kernel_models() -> list:
     return [*CATALOGUE_MODELS, PlatformAdmin, *TENANT_MODELS,
             public("smsgw_public_migration"), public("signing_key"), public("login_failure"), public("signup_attempt"),
             public("periodic_mark"), public("due_work"),  # due_work: workspace id, job name, a time
+            public("due_repair_seen"),  # workspace id, a fingerprint of counters and times
             public("admin_session", PersonalData(personal=("ip", "user_agent"), subjects={"admin": "admin_id"},
                                                  export=("created_at", "expires_at", "ip", "user_agent"),
                                                  erase="delete")),
