@@ -194,18 +194,21 @@ def test_the_schema_allows_nothing_but_the_fixed_words(make_tenant, platform):
 
 def test_an_event_recorded_with_work_leaves_the_transaction_as_the_serving_role(live_server, make_tenant):
     """``emit_with_work`` hands the recorders a tenant transaction as the serving role: after this
-    addon's row, the recorders that follow still write the catalogue as that role."""
+    addon's row (written as the workspace), the recorders that follow still write the catalogue as
+    that role, and the work's transaction goes on as the workspace afterwards."""
     platform = live_server.platform
     t = make_tenant("sgn")
     uid = owner_id(t)
+    event = AuditEvent("login.success", t.id, t.slug, actor=f"user:{uid}", ip="192.0.2.1", user_agent=CHROME_WINDOWS)
     with tenant_transaction(t.ref) as db:
-        emit_with_work(platform, AuditEvent("login.success", t.id, t.slug, actor=f"user:{uid}", ip="192.0.2.1",
-                                            user_agent=CHROME_WINDOWS))
         with as_serving_role():
-            role = db.execute_sql("SELECT current_user = session_user").fetchone()[0]
-        assert role
-        assert db.execute_sql("SELECT current_setting('search_path')").fetchone()[0] in (t.schema_name, f'"{t.schema_name}"')
-    assert [r["ip"] for r in rows(t)] == ["192.0.2.1"]
+            signins.on_audit_event(event)
+            state = db.execute_sql("SELECT current_user = session_user, current_setting('search_path')").fetchone()
+            assert state == (True, "public")
+        emit_with_work(platform, event)
+        assert db.execute_sql("SELECT current_user").fetchone()[0] == t.role_name
+    assert [r["ip"] for r in rows(t)] == ["192.0.2.1", "192.0.2.1"]
+    assert len(audit_rows(platform, t.id, "login.success")) == 1
 
 
 def test_a_workspace_that_disabled_privacy_keeps_no_history(live_server, make_tenant):
