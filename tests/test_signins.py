@@ -17,7 +17,7 @@ from core import due
 from core.db import as_serving_role, tenant_transaction
 from core.events import AuditEvent, emit_with_work
 from tests.support.identity import (OWNER_PASSWORD, add_user, admin_sql, api_sign_in, audit_rows, bearer, client,
-                                    fetch_xsrf, owner_email, post_form, sign_in)
+                                    fetch_xsrf, owner_email, post_form)
 from tests.support.messaging import sql
 
 PASSWORD = "another long password"

@@ -142,7 +142,7 @@ def on_audit_event(event) -> None:
 
 # -- due work: cut addresses, remove old rows -----------------------------------------------------
 
-def next_due(tenant=None, now: dt.datetime | None = None) -> dt.datetime | None:
+def next_due(tenant=None) -> dt.datetime | None:
     """Inside the tenant's transaction: when a row next needs work (past: now), or ``None``."""
     return app_db.execute_sql(
         f"SELECT least((SELECT min(at) FROM privacy_signins WHERE {_EXACT}) + %s, "
