@@ -198,19 +198,22 @@ class AddonRegistry:
     def call_each(self, hook_name: str, **kwargs) -> list[tuple[str, object]]:
         """Call one hook addon by addon, in dependency order: ``[(addon_name, result)]``.
 
-        ``None`` results are skipped. Implementations may take any subset of ``kwargs``.
+        ``None`` results are skipped. Implementations may take any subset of ``kwargs``. An addon
+        with several implementations of the hook (``specname``: one per feature) gives one entry each.
         A tenant-scoped hook (see :meth:`tenant_scoped`) skips addons ``kwargs["tenant"]`` has not enabled.
         """
-        impls = {impl.plugin_name: impl for impl in getattr(self.pm.hook, hook_name).get_hookimpls()}
+        impls: dict[str, list] = {}
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            impls.setdefault(impl.plugin_name, []).append(impl)
         enabled = kwargs["tenant"].enabled_addons if self.tenant_scoped(hook_name) else None
         out = []
         for addon in self.addons:
-            impl = impls.get(addon.name)
-            if impl is None or (enabled is not None and addon.name not in enabled):
+            if enabled is not None and addon.name not in enabled:
                 continue
-            result = impl.function(**{k: kwargs[k] for k in impl.argnames})
-            if result is not None:
-                out.append((addon.name, result))
+            for impl in impls.get(addon.name, ()):
+                result = impl.function(**{k: kwargs[k] for k in impl.argnames})
+                if result is not None:
+                    out.append((addon.name, result))
         return out
 
     def folders(self, hook_name: str, folder: str) -> list[tuple[str, Path]]:

@@ -10,10 +10,12 @@ from core.addons import hookimpl
 
 from . import erasure, exports, page, policy, queue, rectification, requests, restriction, retention
 from . import account_deletion, freeze  # erasure: a member's own account; item 5's "freeze sending"
+from . import signins  # issue 16 item 4: sign-in history on Account -> Security
 
 FEATURES = (retention, exports, erasure, rectification, restriction, requests, policy)
 FEATURES += (queue,)  # requests, handled: admin queue, contact form, the workspace's list and API
 FEATURES += (account_deletion, freeze)
+FEATURES += (signins,)
 
 
 def _each(attr: str):
@@ -115,3 +117,15 @@ def policy_signed_up(handler, tenant):
 @hookimpl
 def smsgw_message_events(tenant, events):
     retention.on_message_events(tenant, events)
+
+
+# -- sign-ins: each sign-in goes into the member's history; the account pages link Security -------
+
+@hookimpl(specname="smsgw_audit_event")
+def signins_audit_event(event):
+    signins.on_audit_event(event)
+
+
+@hookimpl(specname="smsgw_template_context")
+def signins_template_context(handler):
+    return signins.template_context(handler)
