@@ -242,3 +242,18 @@ def test_the_cookie_policy_version_setting_is_checked():
     for bad in ("has space", "a" * 41, "x:y", "ü"):
         with pytest.raises(ConfigError, match="SMSGW_COOKIE_POLICY_VERSION"):
             Settings.from_env({"SMSGW_COOKIE_POLICY_VERSION": bad})
+
+
+def test_analytics_rows_are_kept_thirteen_months(platform):
+    from addons.cookies import analytics
+
+    admin_sql(platform, "INSERT INTO public.analytics_view (viewed_at, path, visitor) VALUES "
+                        "(now() - interval '396 days', '/', 'OLDOLDOLDOLDOLD1'), (now() - interval '394 days', '/', 'OLDOLDOLDOLDOLD2')")
+    admin_sql(platform, "INSERT INTO public.analytics_signup (signed_up_at, visitor) VALUES "
+                        "(now() - interval '396 days', 'OLDOLDOLDOLDOLD1')")
+    assert analytics.purge() >= 2
+    left = admin_sql(platform, "SELECT visitor FROM public.analytics_view WHERE visitor LIKE 'OLDOLD%%'", fetch=True)
+    assert left == [("OLDOLDOLDOLDOLD2",)]
+    assert admin_sql(platform, "SELECT count(*) FROM public.analytics_signup WHERE visitor LIKE 'OLDOLD%%'",
+                     fetch=True) == [(0,)]
+    assert "cookies.purge_analytics" in platform.setup_tasks().periodic_tasks

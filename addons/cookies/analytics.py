@@ -8,7 +8,7 @@ page is answered. A row holds the path, the referrer's host (another site) or pa
 the time and the random id of the analytics cookie ``smsgw_analytics`` (set only after consent,
 deleted when it is withdrawn; it names no one and is never sent anywhere else). No IP address, no
 user agent. A browser whose signed-in member objected to profiling is left out, and its rows are
-deleted (:func:`.consent.enforce_objection`).
+deleted (:func:`.consent.enforce_objection`). Rows are kept thirteen months (:func:`purge`, nightly).
 
 The platform admin's page ``/admin/analytics`` shows the last 30 days as charts.
 """
@@ -37,6 +37,7 @@ _VISITOR = re.compile(r"[A-Za-z0-9_-]{16}")
 PUBLIC_PAGES = frozenset({"/", "/signup", "/api/docs", "/privacy", "/pricing"})
 DAYS = 30
 TOP = 10
+KEEP_DAYS = 395  # thirteen months: rows older than this are deleted every night (purge)
 
 # The visitor id is random, set only after consent, and tied to no account, workspace or address:
 # there is nobody an export or an erasure could find it for (an objection deletes a browser's rows).
@@ -113,6 +114,22 @@ def signed_up(handler) -> None:
         return
     with connection():
         app_db.execute_sql("INSERT INTO public.analytics_signup (visitor) VALUES (%s)", (visitor_id,))
+
+
+def purge(keep_days: int = KEEP_DAYS) -> int:
+    """Delete views and sign-ups older than ``keep_days``; how many rows went (a nightly task)."""
+    with connection():
+        gone = app_db.execute_sql("DELETE FROM public.analytics_view WHERE viewed_at < now() - %s * interval '1 day'",
+                                  (keep_days,)).rowcount
+        gone += app_db.execute_sql("DELETE FROM public.analytics_signup WHERE signed_up_at < now() - %s * "
+                                   "interval '1 day'", (keep_days,)).rowcount
+    return gone
+
+
+def tasks(queue) -> None:
+    from core.tasks import crontab
+
+    queue.periodic(crontab(hour="3", minute="41"), purge, name="cookies.purge_analytics", per_tenant=False)
 
 
 # -- figures -------------------------------------------------------------------------------------

@@ -16,6 +16,11 @@ def smsgw_routes():
 
 
 @hookimpl
+def smsgw_tasks(queue):
+    analytics.tasks(queue)
+
+
+@hookimpl
 def smsgw_template_context(handler):
     ctx = {}
     if handler.tenant is None:
