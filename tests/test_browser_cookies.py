@@ -8,14 +8,14 @@ one choice holds on the main site and on every workspace's subdomain. axe-core i
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.browser import browser_page, chromium, new_page, page_problems, submit  # noqa: F401
+from tests.support.browser import browser_page, chromium, new_page, page_problems  # noqa: F401
 from tests.support.identity import admin_sql, fresh_ip
+from tests.support.messaging import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -71,15 +71,6 @@ def count_views(platform) -> int:
 def consent_rows(platform, consent_id) -> list:
     return admin_sql(platform, "SELECT version, choice, source FROM public.cookie_consent WHERE consent_id = %s "
                                "ORDER BY id", (consent_id,), fetch=True)
-
-
-def wait_until(check, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def test_nothing_is_counted_before_consent_and_reject_leaves_no_analytics(page, site, platform):
