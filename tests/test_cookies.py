@@ -257,3 +257,20 @@ def test_analytics_rows_are_kept_thirteen_months(platform):
     assert admin_sql(platform, "SELECT count(*) FROM public.analytics_signup WHERE visitor LIKE 'OLDOLD%%'",
                      fetch=True) == [(0,)]
     assert "cookies.purge_analytics" in platform.setup_tasks().periodic_tasks
+
+
+def test_erasing_a_member_walks_their_recorded_choices(live_server, platform, make_tenant):
+    """The consent table is declared (subject, tenant): the privacy addon's erasure walk finds it."""
+    from addons.privacy.erasure_walk import forget_member_shared, new_salt
+    from core.db import tenant_transaction
+
+    t = make_tenant("ckerase")
+    member = sign_in(live_server, t.slug, owner_email(t))
+    choose(member, "essential")
+    consent_id = member.cookies.get("smsgw_consent").split(":")[2]
+    assert consent_rows(platform, consent_id)[0][3:] == (t.id, "user:1")
+    with tenant_transaction(t.ref):
+        touched = forget_member_shared(platform, t, 1, owner_email(t), new_salt())
+    assert touched["cookie_consent"] == 1  # found and scrubbed like every public table naming the member
+    (row,) = consent_rows(platform, consent_id)
+    assert row[:3] == ("1", "essential", "banner")  # the proof stays; it never held an address
