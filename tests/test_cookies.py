@@ -274,3 +274,15 @@ def test_erasing_a_member_walks_their_recorded_choices(live_server, platform, ma
     assert touched["cookie_consent"] == 1  # found and scrubbed like every public table naming the member
     (row,) = consent_rows(platform, consent_id)
     assert row[:3] == ("1", "essential", "banner")  # the proof stays; it never held an address
+
+
+def test_a_forged_analytics_cookie_is_replaced_not_recorded(live_server, platform):
+    c = client(live_server)
+    choose(c, "analytics")
+    consent_value = c.cookies.get("smsgw_consent")
+    bogus = "x" * 500
+    r = c.get("/", headers={"Cookie": f"smsgw_consent={consent_value}; smsgw_analytics={bogus}"})
+    assert r.status_code == 200
+    fresh = re.search(r"smsgw_analytics=([A-Za-z0-9_-]{16});", r.headers["Set-Cookie"])
+    assert fresh and views(platform, fresh.group(1)) == [("/", "", "")]
+    assert views(platform, bogus) == [] and views(platform, bogus[:16]) == []
