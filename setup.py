@@ -68,6 +68,7 @@ setup(
         "smsgw.addons": [
             "audit = addons.audit",
             "compat = addons.compat",
+            "cookies = addons.cookies",
             "devices = addons.devices",
             "messaging = addons.messaging",
             "privacy = addons.privacy",

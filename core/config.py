@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +108,9 @@ class Settings:
     retention_batch: int = 1000
     retention_batch_ms: int = 50
     retention_pause_ms: int = 100
+    # The cookie policy's version (cookies addon): a browser whose recorded choice names another
+    # version is asked again, and analytics stays off until it answers.
+    cookie_policy_version: str = "1"
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -152,6 +156,7 @@ class Settings:
             retention_batch=_int(env, "SMSGW_RETENTION_BATCH", 1000, 1),
             retention_batch_ms=_int(env, "SMSGW_RETENTION_BATCH_MS", 50, 1),
             retention_pause_ms=_int(env, "SMSGW_RETENTION_PAUSE_MS", 100, 0),
+            cookie_policy_version=(env.get("SMSGW_COOKIE_POLICY_VERSION") or "1").strip(),
         )
         values.update(overrides)
         if values["webhook_timeout"] > 30:
@@ -171,6 +176,9 @@ class Settings:
                         or any(c.isspace() or c in "<>,;\"" for c in address)):
             raise ConfigError(f"SMSGW_PRIVACY_EMAIL must be one plain e-mail address such as "
                               f"privacy@example.com, got {address!r}")
+        if not re.fullmatch(r"[0-9A-Za-z._-]{1,40}", values["cookie_policy_version"]):
+            raise ConfigError("SMSGW_COOKIE_POLICY_VERSION must be 1 to 40 letters, digits, '.', '_' or '-' "
+                              f"(e.g. 2026-12-07), got {values['cookie_policy_version'][:60]!r}")
         return cls(**values)
 
     @property

@@ -182,9 +182,11 @@ def smsgw_template_context(handler: BaseHandler) -> dict | None:
     """Return a dict of extra variables for every template rendered by ``handler``.
 
     Slots of the kernel's templates are lists every addon may add to: ``page_notices`` (template
-    names included above the page's content), ``footer_links``, ``admin_links``,
-    ``signup_parts`` and ``account_links`` (``{"label", "url"}``: the account pages' own
-    navigation, after the kernel's *Details*).
+    names included above the page's content), ``body_start`` (template names included first in the
+    page's body, before the header: what keyboard and screen-reader users must meet first, such as
+    a cookie banner, which places itself on screen with its own CSS), ``footer_links``,
+    ``admin_links``, ``signup_parts`` and ``account_links`` (``{"label", "url"}``: the account
+    pages' own navigation, after the kernel's *Details*).
 
     Result: per addon (``call_each``); the dicts are merged into the context, lists joined.
     Order: dependencies first; for a name two addons set (not a list), the later addon's value wins.
