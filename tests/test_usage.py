@@ -283,3 +283,33 @@ def test_a_range_in_the_future_is_clipped_and_days_without_activity_are_zero(liv
     data = r.json()
     assert data["to"] == today.isoformat() and len(data["days"]) == 366
     assert all(d["messages"] == 0 for d in data["days"])
+
+
+def test_the_operator_sees_every_workspaces_counts_and_no_message_content(live_server, platform, make_tenant):
+    from core.admins import create_admin
+    from tests.support.identity import admin_sign_in, client as identity_client
+
+    busy, quiet = make_tenant("opb"), make_tenant("opq")
+    cb = api_client(live_server, busy.slug, USAGE_SCOPES)
+    secret_text = "SECRET-CONTENT-" + busy.slug
+    for _ in range(3):
+        assert cb.post("/api/v1/messages", json={"to": ["+14155550177"], "text": secret_text}).status_code == 202
+    admin = create_admin(platform, f"ops-{busy.slug}@platform.example", "admin password long enough", "Ops")
+    console = admin_sign_in(live_server, admin.email, "admin password long enough")
+    r = console.get("/admin/usage")
+    assert r.status_code == 200
+    row = re.search(rf'<tr data-slug="{busy.slug}">(.*?)</tr>', r.text).group(1)
+    cells = re.findall(r"<td>([^<]*)</td>", row)
+    assert cells[1:3] == ["3", "3"]  # recipients and segments submitted
+    assert re.search(rf'<tr data-slug="{quiet.slug}">', r.text)
+    assert secret_text not in r.text and "+14155550177" not in r.text
+    assert r.text.index(busy.slug) < r.text.index(quiet.slug)  # busiest first
+    assert console.get("/admin/usage?days=90").status_code == 200
+    assert console.get("/admin/usage?days=1").status_code == 400
+    # Not for a workspace's people, nor without signing in.
+    owner = sign_in(live_server, busy.slug, owner_email(busy))
+    owner.headers["Host"] = f"{live_server.platform.settings.base_domain}:{live_server.port}"
+    assert owner.get("/admin/usage").status_code in (302, 401, 403)
+    stranger = identity_client(live_server)
+    r = stranger.get("/admin/usage")
+    assert r.status_code == 302 and r.headers["Location"].startswith("/admin/login"), r.status_code
