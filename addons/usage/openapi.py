@@ -28,7 +28,7 @@ SCHEMAS = {
             "days": {"type": "array", "items": {"$ref": "#/components/schemas/UsageDay"},
                      "description": "One entry per day, oldest first, days without activity included."},
             "totals": {"type": "object", "additionalProperties": COUNT},
-            "devices": {"type": "array", "description": "Per phone and day: recipients submitted for it, claimed, "
+            "devices": {"type": "array", "description": "Per phone and day: recipients submitted for it, "
                                                         "sent, delivered, failed (and their segments), inbound.",
                         "items": {"type": "object", "additionalProperties": {"type": ["integer", "string"]}}},
             "api_calls": {"type": "array", "description": "API calls per credential (`token:<id>`, `device:<id>`, "
@@ -45,6 +45,10 @@ SCHEMAS = {
 INVALID = (400, "invalid-parameter", f"`from`/`to` is not a date (YYYY-MM-DD), `from` is after `to`, the range is "
                                      f"longer than {MAX_DAYS} days, `granularity` is not `day`, `format` is not "
                                      "`json` or `csv`, or a parameter is given twice.")
+
+FIGURES = json_response("The figures (`format=csv`: the days as CSV, a header row, then one row per day "
+                        "with the columns of `days`).", {"$ref": "#/components/schemas/Usage"})
+FIGURES["content"]["text/csv"] = {"schema": {"type": "string"}}
 
 PATHS = {
     "/api/v1/usage": {
@@ -63,8 +67,7 @@ PATHS = {
                 param("granularity", "query", {"enum": ["day"]}, "Only `day`."),
                 param("format", "query", {"enum": ["json", "csv"]}, "`json` (default) or `csv`."),
             ],
-            "responses": responses({200: json_response("The figures.", {"$ref": "#/components/schemas/Usage"})},
-                                   api_errors(), INVALID),
+            "responses": responses({200: FIGURES}, api_errors(), INVALID),
         },
     },
 }

@@ -23,7 +23,6 @@ COLUMNS = (
     ("messages", "messages", "n"),
     ("recipients_submitted", "submitted", "n"),
     ("segments_submitted", "submitted", "segments"),
-    ("recipients_claimed", "claimed", "n"),
     ("recipients_sent", "sent", "n"),
     ("segments_sent", "sent", "segments"),
     ("recipients_delivered", "delivered", "n"),
@@ -36,8 +35,8 @@ COLUMNS = (
     ("api_calls", "api", "n"),
     ("signins", "signin", "n"),
 )
-DEVICE_METRICS = ("submitted", "claimed", "sent", "delivered", "failed", "inbound")
-ACTIVE_METRICS = ("claimed", "sent", "delivered", "failed", "inbound")  # a phone that did one was active
+DEVICE_METRICS = ("submitted", "sent", "delivered", "failed", "inbound")
+ACTIVE_METRICS = ("sent", "delivered", "failed", "inbound")  # a phone that reported one was active
 HISTOGRAMS = ("api_ms", "delivery_ms")
 
 

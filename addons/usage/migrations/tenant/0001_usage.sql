@@ -56,12 +56,16 @@ $fn$;
 CREATE TRIGGER usage_recipients_added AFTER INSERT ON recipients
     REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION usage_recipients_added();
 
--- Each recorded state change: claimed (to processed), sent (to sent, or straight to delivered from
--- a state before sent: it left the phone), delivered, failed; per phone. Delivered also adds to the
--- delivery-time histogram (accepted -> delivered).
+-- Each recorded state change that counts: sent (to sent, or straight to delivered from a state
+-- before sent: it left the phone), delivered, failed; per phone. Delivered also adds to the
+-- delivery-time histogram (accepted -> delivered). Claims (to processed) are the hottest statement
+-- and count for nothing here: the trigger returns after one look at the statement's rows.
 CREATE FUNCTION usage_events_added() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM added WHERE to_state IN ('sent', 'delivered', 'failed')) THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO usage_counts AS u (day, metric, device_id, key, shard, n, segments)
     SELECT c.day, c.metric, c.device_id, c.key, pg_backend_pid(), count(*), sum(c.segments)
       FROM (SELECT (e.at AT TIME ZONE 'UTC')::date AS day, x.metric, coalesce(e.device_id, r.device_id, 0) AS device_id,
@@ -72,11 +76,10 @@ BEGIN
               JOIN recipients r ON r.id = e.recipient_id
               JOIN messages m ON m.id = r.message_id
              CROSS JOIN LATERAL (VALUES
-                   (CASE e.to_state WHEN 'processed' THEN 'claimed' WHEN 'sent' THEN 'sent'
-                        WHEN 'delivered' THEN 'delivered' WHEN 'failed' THEN 'failed' END),
+                   (e.to_state),
                    (CASE WHEN e.to_state = 'delivered' AND e.from_state IS DISTINCT FROM 'sent' THEN 'sent' END),
                    (CASE WHEN e.to_state = 'delivered' THEN 'delivery_ms' END)) AS x (metric)
-             WHERE e.to_state IN ('processed', 'sent', 'delivered', 'failed') AND x.metric IS NOT NULL) c
+             WHERE e.to_state IN ('sent', 'delivered', 'failed') AND x.metric IS NOT NULL) c
      GROUP BY c.day, c.metric, c.device_id, c.key
     ON CONFLICT (day, metric, device_id, key, shard)
     DO UPDATE SET n = u.n + excluded.n, segments = u.segments + excluded.segments;
