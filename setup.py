@@ -72,6 +72,7 @@ setup(
             "devices = addons.devices",
             "messaging = addons.messaging",
             "privacy = addons.privacy",
+            "usage = addons.usage",
             "webhooks = addons.webhooks",
         ],
     },

@@ -97,6 +97,9 @@ class Settings:
     # seconds, spread evenly; a pooled connection that entered more schemas than this is closed
     # when it returns to the pool (each schema leaves catalogue cache in its backend).
     due_repair_seconds: int = 3600
+    # Usage metering: a web process writes the API calls and latencies it counted this often (a
+    # process killed without warning loses at most this window of API-call counts).
+    usage_flush_seconds: int = 10
     db_schemas_per_connection: int = 100
     # Where "contact us about privacy" requests are mailed (the privacy page's form, and the address
     # the published policy names); empty means privacy@<base domain>.
@@ -151,6 +154,7 @@ class Settings:
             unverified_ttl_days=_int(env, "SMSGW_UNVERIFIED_TTL_DAYS", 7, 1),
             deletion_grace_days=_int(env, "SMSGW_DELETION_GRACE_DAYS", 14, 0),
             due_repair_seconds=_int(env, "SMSGW_DUE_REPAIR_SECONDS", 3600, 60),
+            usage_flush_seconds=_int(env, "SMSGW_USAGE_FLUSH_SECONDS", 10, 1),
             db_schemas_per_connection=_int(env, "SMSGW_DB_SCHEMAS_PER_CONNECTION", 100, 1),
             privacy_email=(env.get("SMSGW_PRIVACY_EMAIL") or "").strip(),
             retention_batch=_int(env, "SMSGW_RETENTION_BATCH", 1000, 1),

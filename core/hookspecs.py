@@ -422,6 +422,21 @@ def smsgw_shutdown(app: Application) -> None:
     """
 
 
+@hookspec
+def smsgw_request_finished(tenant: TenantInfo, handler: BaseHandler, elapsed_ms: float) -> None:
+    """Called when a web process finished answering a request of ``tenant`` (as it logs it), on the
+    IOLoop: implementations only note something in memory (metering, latency) and return at once.
+
+    :param tenant: the request's workspace (requests without one are not reported).
+    :param handler: the finished handler (``handler.principal``, ``handler.request``, status).
+    :param elapsed_ms: the time from the request's arrival to its answer, in milliseconds.
+
+    Result: none.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
+    """
+
+
 # ---------------------------------------------------------------------------
 # Registrations: what an addon adds to the kernel's registries
 # ---------------------------------------------------------------------------

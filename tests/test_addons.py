@@ -124,9 +124,14 @@ def test_third_party_addon_route_served_only_to_tenants_that_enabled_it(
             time.sleep(0.1)
         assert r.status_code == 200
         assert "Hello from a third-party addon to Enabled Co (2 greetings stored)" in r.text
+        assert "0 requests heard" in r.text  # this one finishes after its page was drawn
         r = requests.get(base + "/hello", headers={"Host": f"{off.slug}.localhost"}, timeout=5)
         assert r.status_code == 404
         assert "Hello from" not in r.text
+        # smsgw_request_finished reached hello for its own workspace's page only: not for the 404s of
+        # the workspace without it, nor for "on" before it was enabled.
+        r = requests.get(base + "/hello", headers={"Host": f"{on.slug}.localhost"}, timeout=5)
+        assert "1 requests heard" in r.text, r.text
         # Disabling takes it away again.
         subprocess.run(smsgw + ["addons", "disable", on.slug, "hello"], env=env, cwd=ROOT, check=True,
                        capture_output=True)

@@ -421,6 +421,11 @@ def test_happy_paths_keep_the_contract(live_server, tenant, served, monkeypatch)
 
     # The workspace's privacy requests (a token with the privacy:manage scope).
     call("GET", "/api/v1/privacy/requests", 200, token=api_token(tenant.slug, ["privacy:manage"]))
+    # The workspace's usage figures (a token with the usage:read scope), as JSON and as CSV.
+    usage = api_token(tenant.slug, ["usage:read"])
+    figures = call("GET", "/api/v1/usage", 200, token=usage, query={"granularity": "day"})
+    assert figures["totals"]["recipients_submitted"] >= 1
+    call("GET", "/api/v1/usage", 200, token=usage, query={"format": "csv"})
 
     # The webhook's life: read, change, test, log, redeliver, rotate, delete.
     call("GET", "/api/v1/webhooks", 200, token=api)

@@ -31,7 +31,11 @@ def redact_query(query: str, depth: int = 0) -> str:
 
 def log_request(handler) -> None:
     req = handler.request
-    log_line(handler.get_status(), req.method, req.host_name, req.path, req.query, 1000.0 * req.request_time())
+    elapsed_ms = 1000.0 * req.request_time()
+    log_line(handler.get_status(), req.method, req.host_name, req.path, req.query, elapsed_ms)
+    tenant = getattr(handler, "tenant", None)
+    if tenant is not None:  # metering and latency per workspace (smsgw_request_finished)
+        handler.platform.registry.hook.smsgw_request_finished(tenant=tenant, handler=handler, elapsed_ms=elapsed_ms)
 
 
 def log_line(status: int, method: str, host: str, path: str, query: str, elapsed_ms: float) -> None:
