@@ -89,8 +89,8 @@ def cookie_domain(settings) -> str | None:
 
 
 def cookie_kwargs(handler) -> dict:
-    return {"domain": cookie_domain(handler.settings_), "path": "/", "httponly": True, "samesite": "Lax",
-            "secure": handler.request.protocol == "https"}
+    """The session cookie's flags, on the base domain."""
+    return {**handler.session_cookie_kwargs(), "domain": cookie_domain(handler.settings_)}
 
 
 def write(handler, consent: Consent) -> None:
