@@ -67,6 +67,7 @@ setup(
         # Shipped addons are found exactly like resellers' packages.
         "smsgw.addons": [
             "audit = addons.audit",
+            "billing = addons.billing",
             "compat = addons.compat",
             "cookies = addons.cookies",
             "devices = addons.devices",
