@@ -28,6 +28,13 @@ from playhouse.pool import PooledPostgresqlDatabase
 from .outage import database_outage
 
 
+class _Retired(set):
+    """FastPool.retire_connection's mark: the connection is closed when it comes back."""
+
+
+_RETIRED = _Retired()
+
+
 class FastPool(PooledPostgresqlDatabase):
     """A pool that checks a connection with a round trip only after it sat idle for a while.
 
@@ -53,9 +60,14 @@ class FastPool(PooledPostgresqlDatabase):
     def schemas_touched(self) -> int:
         return len(self._schemas.get(id(self.connection()), ()))
 
+    def retire_connection(self) -> None:
+        """Close the current connection when it comes back instead of pooling it: for work that
+        leaves a backend holding much memory (a read over every workspace's relations)."""
+        self._schemas[id(self.connection())] = _RETIRED
+
     def _can_reuse(self, conn):
         seen = self._schemas.get(id(conn))
-        if seen is not None and len(seen) > self.schemas_per_connection:
+        if seen is _RETIRED or (seen is not None and len(seen) > self.schemas_per_connection):
             self._schemas.pop(id(conn), None)
             return False
         return super()._can_reuse(conn)

@@ -199,9 +199,18 @@ _SLICE_SQL = _SLICE_SQL % _ARMED_SQL
 
 # Rows inserted, updated and deleted in each active workspace's schema since the statistics began
 # (one read of the statistics views for a whole pass: it scans pg_class once, whatever the slice).
+# One sum of inserted, updated and deleted rows per active workspace, from the statistics
+# functions themselves rather than pg_stat_user_tables (which computes some twenty figures for
+# each relation). Read with stats_fetch_consistency = none, so the backend fetches each counter
+# from shared memory instead of caching an entry per relation (150,000 relations at 3,000
+# workspaces left 26 MB in the backend); and that connection is closed after, not pooled.
 _COUNTERS_SQL = """
-SELECT s.schemaname, sum(s.n_tup_ins + s.n_tup_upd + s.n_tup_del)::bigint
-  FROM pg_stat_user_tables s JOIN public.tenant t ON t.schema_name = s.schemaname AND t.status = 'active'
+SELECT t.schema_name, sum(pg_stat_get_tuples_inserted(c.oid) + pg_stat_get_tuples_updated(c.oid)
+                          + pg_stat_get_tuples_deleted(c.oid))::bigint
+  FROM public.tenant t
+  JOIN pg_namespace n ON n.nspname = t.schema_name
+  JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
+ WHERE t.status = 'active'
  GROUP BY 1
 """
 
@@ -211,9 +220,11 @@ READ = object()  # repair(counters=READ): read the write counters first
 def write_counters() -> dict[str, int] | None:
     """Each active workspace's write counter (by schema), or None when the server keeps no counts
     (``track_counts`` off): then the repair pass checks every workspace every time."""
-    with connection():
+    with connection(), app_db.atomic():
+        app_db.retire_connection()
         if app_db.execute_sql("SELECT current_setting('track_counts')::bool").fetchone()[0] is not True:
             return None
+        app_db.execute_sql("SET LOCAL stats_fetch_consistency = none")
         return dict(app_db.execute_sql(_COUNTERS_SQL).fetchall())
 
 
