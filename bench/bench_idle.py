@@ -157,6 +157,28 @@ class Meter:
     def wal_between(self, a: str, b: str) -> int:
         return int(self._sql("SELECT pg_wal_lsn_diff(%s, %s)", (b, a))[0])
 
+    def wal_by_kind(self, a: str, b: str, top: int = 4) -> str:
+        """What the WAL between two positions was made of (pg_waldump --stats): the largest
+        resource managers by bytes, e.g. "Heap 61 %, Btree 20 %"."""
+        import subprocess
+
+        from core.embedded_pg import _bin
+
+        run = subprocess.run([_bin("pg_waldump"), "-p", str(Path(self.scratch.pg.pgdata) / "pg_wal"), "-s", a,
+                              "-e", b, "--stats"], capture_output=True, text=True)
+        kinds = []
+        for line in run.stdout.splitlines():
+            parts = line.split()
+            # "Heap   123 ( 45.67)   4567 ( 12.34)   89 ( 1.0)   4656 ( 40.0)": the last figure is
+            # the share of all bytes (record + full-page images).
+            if len(parts) >= 9 and parts[0] not in ("Type", "Total") and not parts[0].startswith("-"):
+                try:
+                    kinds.append((float(parts[-1].strip("()")), parts[0]))
+                except ValueError:
+                    continue
+        kinds.sort(reverse=True)
+        return ", ".join(f"{name} {share:.0f} %" for share, name in kinds[:top]) or "(pg_waldump gave nothing)"
+
     def queue_depth(self) -> int:
         try:
             return self._sql(f'SELECT count(*) FROM "{self.queue_schema}".task')[0]
@@ -200,6 +222,7 @@ def measure(meter: Meter, windows: int, seconds: float) -> list[dict]:
         say(f"    window: server {w['server']:.2f} CPU-s/min, PostgreSQL {w['pg']:.2f} CPU-s/min, "
             f"{w['commits']:.0f} commits/min, {w['wal']:.1f} KB WAL/min, queue mean {w['queue_mean']:.1f} "
             f"max {w['queue_max']}")
+        say(f"      WAL by kind: {meter.wal_by_kind(a['lsn'], b['lsn'])}")
         out.append(w)
     return out
 
