@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from .addons import AddonError, AddonRegistry
+from .addons import AddonError, AddonRegistry, CommandError
 from .admins import AdminError
 from .config import ConfigError, Settings
 from .embedded_pg import EmbeddedPostgresError
@@ -19,10 +19,6 @@ unset = embedded PostgreSQL under SMSGW_DATA_DIR), REDIS_URL, SMSGW_BASE_DOMAIN
 (default localhost), SMSGW_DATA_DIR (default ./var), SMSGW_PORT (default 8888),
 SMSGW_BIND (default 127.0.0.1), SMSGW_HTTPS (1: served as HTTPS only, Secure cookies and HSTS).
 """
-
-
-class CommandError(Exception):
-    """An addon's command refused its input (``smsgw_cli``): the message says what to do."""
 
 
 def build_parser(registry: AddonRegistry | None = None) -> argparse.ArgumentParser:

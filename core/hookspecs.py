@@ -279,7 +279,7 @@ def smsgw_cli(subparsers: argparse._SubParsersAction) -> None:
     command with its arguments. Each command's parser names what runs it with
     ``set_defaults(addon_command=run)``: ``run(platform, args) -> int`` (the exit status) is called
     with the database started and the catalogue migrated, outside any transaction. Refuse bad input
-    by raising :class:`core.cli.CommandError` with a message for people: ``smsgw`` prints it and
+    by raising :class:`core.addons.CommandError` with a message for people: ``smsgw`` prints it and
     exits with status 2. Name commands after what they manage (``plans``), not after the addon.
 
     :param subparsers: the argparse sub-parser group of ``smsgw``'s commands.

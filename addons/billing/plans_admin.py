@@ -15,6 +15,7 @@ ADMIN_LINKS = [{"label": N_("Plans"), "url": "/admin/billing/plans"},
                {"label": N_("Subscriptions"), "url": "/admin/billing/subscriptions"}]
 FORM_FIELDS = ("plan_code", "name", "currency", "monthly_price", "yearly_price", "included_segments", "max_devices",
                "max_members", "api_per_minute", "overage_per_1000", "trial_days", "addons", "sort_order")
+BLANK = {**{f: "" for f in FORM_FIELDS}, "currency": "EUR", "trial_days": 0, "sort_order": 0, "public": "true"}
 
 
 def _all_versions() -> list:
@@ -28,7 +29,7 @@ class AdminPlansPage(AdminHandler):
         lang = self.lang
         self.render("billing/plans_admin.html", current=[p for p in found if p.retired_at is None],
                     retired=[p for p in found if p.retired_at is not None], errors=errors or {}, form=form or {},
-                    editing=editing, addons=self.platform.registry.names(),
+                    editing=editing, new_form=form if form and not editing else BLANK, addons=self.platform.registry.names(),
                     money=lambda amount, currency: plans.format_price(amount, currency, lang))
 
     async def post(self):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.cli import CommandError
+from core.addons import CommandError
 
 from . import plans
 

@@ -12,3 +12,11 @@ ALTER TABLE public.billing_subscriptions
     ADD COLUMN pending_interval text CHECK (pending_interval IN ('month', 'year')),
     ADD COLUMN cancelled_at timestamptz;
 CREATE INDEX billing_subscriptions_status ON public.billing_subscriptions (status, tenant_id);
+
+-- Workspaces made before billing was installed get the default plan's subscription, a month from
+-- now; the due-work repair pass arms their renewals (within its hour).
+INSERT INTO public.billing_subscriptions (tenant_id, plan_version_id, status, period_start, period_end, anchor_day)
+SELECT t.id, p.id, 'active', now(), now() + interval '1 month', extract(day FROM now() AT TIME ZONE 'UTC')::smallint
+  FROM public.tenant t
+  JOIN public.billing_plan_versions p ON p.plan_code = 'free' AND p.retired_at IS NULL
+ON CONFLICT (tenant_id) DO NOTHING;
