@@ -11,7 +11,7 @@ import pytest
 from addons.billing import plans, subscriptions
 from core.admins import create_admin
 from core.db import connection
-from tests.support.identity import admin_sign_in, audit_rows, client, post_form, smsgw
+from tests.support.identity import admin_sign_in, audit_rows, client, fetch_xsrf, post_form, smsgw
 
 ADMIN_PASSWORD = "admin password 123"
 
@@ -154,6 +154,7 @@ def test_the_admin_creates_changes_and_retires_plans_on_the_console(platform, li
     (event,) = plan_audit(platform, "billing.plan_retired", c)
     assert event["actor"].startswith("admin:")
     # Without an admin session the form changes nothing.
+    fetch_xsrf(stranger, "/admin/login")
     r = post_form(stranger, "/admin/billing/plans", {**form, "plan_code": code()}, allow_redirects=False)
     assert r.status_code in (401, 403) or r.headers.get("Location", "").startswith("/admin/login")
     assert len(versions(c)) == 2

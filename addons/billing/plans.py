@@ -13,6 +13,7 @@ from babel.numbers import format_currency, get_currency_precision, list_currenci
 from core.datamap import NO_PERSONAL_DATA, Table
 from core.db import app_db, connection
 from core.events import AuditEvent, emit
+from core.i18n import N_
 
 MODELS = [Table("billing_plan_versions", "public", NO_PERSONAL_DATA)]
 
@@ -99,34 +100,46 @@ NUMBERS = {
 
 
 class PlanError(ValueError):
-    """Refused plan input: ``errors`` maps each field to what is wrong with it (English)."""
+    """Refused plan input. ``messages`` maps each field to what is wrong with it as ``(msgid, params)``
+    (pages translate it, :meth:`translated`); ``errors`` gives the same in English."""
 
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+    def __init__(self, messages: dict[str, tuple[str, dict]]):
+        self.messages = messages
+        self.errors = {field: msgid % params if params else msgid for field, (msgid, params) in messages.items()}
+        super().__init__("; ".join(f"{field}: {message}" for field, message in self.errors.items()))
+
+    def translated(self, gettext) -> dict[str, str]:
+        return {field: gettext(msgid) % params if params else gettext(msgid)
+                for field, (msgid, params) in self.messages.items()}
+
+
+def _m(msgid: str, **params) -> tuple[str, dict]:
+    return msgid, params
 
 
 def currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
 
-def _integer(raw, low: int, high: int, optional: bool, money: bool) -> tuple[int | None, str | None]:
+def _integer(raw, low: int, high: int, optional: bool, money: bool) -> tuple[int | None, tuple | None]:
     if raw is None or (isinstance(raw, str) and raw.strip() == ""):
-        return (None, None) if optional else (None, "Enter a whole number.")
+        return (None, None) if optional else (None, _m(N_("Enter a whole number.")))
     if isinstance(raw, bool):
-        return None, "Enter a whole number."
+        return None, _m(N_("Enter a whole number."))
     if isinstance(raw, int):
         value = raw
     else:
         text = str(raw).strip()
         if not re.fullmatch(r"[+-]?\d{1,19}", text):
-            return None, "Enter a whole number (amounts in minor units, e.g. cents: 990 for 9.90)."
+            return None, _m(N_("Enter a whole number (amounts in minor units, e.g. cents: 990 for 9.90)."))
         value = int(text)
     if value < low:
-        return None, f"Must be at least {low}." if low else "Must not be negative."
+        return None, _m(N_("Must be at least %(low)s."), low=low) if low else _m(N_("Must not be negative."))
     if value > high:
-        hint = ": check the amount (prices are in minor units, e.g. cents)" if money else "."
-        return None, f"Must be at most {high:,}{hint}"
+        if money:
+            return None, _m(N_("Must be at most %(high)s: check the amount (prices are in minor units, e.g. cents)."),
+                            high=f"{high:,}")
+        return None, _m(N_("Must be at most %(high)s."), high=f"{high:,}")
     return value, None
 
 
@@ -136,21 +149,22 @@ def validate(values: dict, *, partial: bool = False, installed_addons=None) -> d
     ``partial`` only the fields given are checked (a change); otherwise every required one must be
     there (a new plan). ``installed_addons``: the names a plan may unlock (None: any valid name)."""
     out: dict = {}
-    errors: dict[str, str] = {}
+    errors: dict[str, tuple] = {}
     if "plan_code" in values or not partial:
         code = str(values.get("plan_code") or "").strip()
         if not CODE_RE.match(code):
-            errors["plan_code"] = "Use 1-40 lowercase letters, digits and hyphens, starting with a letter or digit."
+            errors["plan_code"] = _m(N_("Use 1-40 lowercase letters, digits and hyphens, starting with a letter or "
+                                        "digit."))
         out["plan_code"] = code
     if "name" in values or not partial:
         name = " ".join(str(values.get("name") or "").split())
         if not 1 <= len(name) <= 80:
-            errors["name"] = "Enter a name of 1 to 80 characters."
+            errors["name"] = _m(N_("Enter a name of 1 to 80 characters."))
         out["name"] = name
     if "currency" in values or not partial:
         currency = str(values.get("currency") or "").strip().upper()
         if currency not in currencies():
-            errors["currency"] = "Enter an ISO 4217 currency code such as EUR, USD or GBP."
+            errors["currency"] = _m(N_("Enter an ISO 4217 currency code such as EUR, USD or GBP."))
         out["currency"] = currency
     for field, (low, high, optional) in NUMBERS.items():
         if field not in values and (partial or optional or field in ("trial_days", "sort_order")):
@@ -165,7 +179,7 @@ def validate(values: dict, *, partial: bool = False, installed_addons=None) -> d
         bad = [a for a in names if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", a)
                or (installed_addons is not None and a not in installed_addons)]
         if bad:
-            errors["addons"] = f"Not an installed addon: {', '.join(sorted(bad))[:200]}."
+            errors["addons"] = _m(N_("Not an installed addon: %(names)s."), names=", ".join(sorted(bad))[:200])
         out["addons"] = sorted(set(names))
     if "public" in values:
         out["public"] = str(values["public"]).lower() in ("1", "true", "yes", "on")
@@ -232,7 +246,8 @@ def create(platform, values: dict, *, actor: str, actor_name: str = "") -> PlanV
             app_db.execute_sql("LOCK TABLE public.billing_plan_versions IN SHARE ROW EXCLUSIVE MODE")
             if app_db.execute_sql("SELECT 1 FROM public.billing_plan_versions WHERE plan_code = %s",
                                   (clean["plan_code"],)).fetchone():
-                raise PlanError({"plan_code": f"A plan {clean['plan_code']!r} exists already: change it instead."})
+                raise PlanError({"plan_code": _m(N_("A plan %(code)s exists already: change it instead."),
+                                                 code=clean["plan_code"])})
             plan = _insert(clean, 1)
             _audit(platform, "billing.plan_created", plan, actor, actor_name,
                    terms={t: _comparable(getattr(plan, t)) for t in TERMS})
@@ -252,7 +267,7 @@ def update(platform, plan_code: str, values: dict, *, actor: str, actor_name: st
             row = app_db.execute_sql(SELECT + " WHERE plan_code = %s AND retired_at IS NULL FOR UPDATE",
                                      (plan_code,)).fetchone()
             if row is None:
-                raise PlanError({"plan_code": f"There is no current plan {str(plan_code)[:40]!r}."})
+                raise PlanError({"plan_code": _m(N_("There is no current plan %(code)s."), code=str(plan_code)[:40])})
             old = _row(row)
             terms = {t: v for t, v in clean.items() if t in TERMS and _comparable(v) != _comparable(getattr(old, t))}
             shown = {f: v for f, v in clean.items() if f in PRESENTATION and v != getattr(old, f)}
@@ -281,13 +296,14 @@ def retire(platform, plan_code: str, *, actor: str, actor_name: str = "") -> Pla
     on it keep it (they renew on the version they have). The default plan cannot be retired: a new
     workspace needs it. Audited as ``billing.plan_retired``."""
     if plan_code == DEFAULT_PLAN:
-        raise PlanError({"plan_code": f"The {DEFAULT_PLAN!r} plan is what new workspaces get; change it instead."})
+        raise PlanError({"plan_code": _m(N_("The %(code)s plan is what new workspaces get; change it instead."),
+                                         code=DEFAULT_PLAN)})
     with connection():
         with app_db.atomic():
             row = app_db.execute_sql("UPDATE public.billing_plan_versions SET retired_at = now() WHERE plan_code = %s "
                                      "AND retired_at IS NULL RETURNING id", (plan_code,)).fetchone()
             if row is None:
-                raise PlanError({"plan_code": f"There is no current plan {str(plan_code)[:40]!r}."})
+                raise PlanError({"plan_code": _m(N_("There is no current plan %(code)s."), code=str(plan_code)[:40])})
             plan = by_id(row[0])
             _audit(platform, "billing.plan_retired", plan, actor, actor_name)
     _forget_public()

@@ -56,7 +56,7 @@ class AdminPlansPage(AdminHandler):
                 raise Problem(400, "invalid-action", "Unknown action.")
         except plans.PlanError as exc:
             self.set_status(422)
-            await self.get(errors={f: _(m) for f, m in exc.errors.items()}, form=form,
+            await self.get(errors=exc.translated(_), form=form,
                            editing=form.get("plan_code") if action != "create" else None)
             return
         self.flash("success", message)

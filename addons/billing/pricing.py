@@ -64,7 +64,7 @@ def signup_check(handler) -> dict | None:
     if interval not in subscriptions.INTERVALS:
         return {"plan": _("Choose monthly or yearly billing.")}
     if not any(p.plan_code == code for p in plans.public_cached()):
-        return {"plan": _("There is no plan %(code)r to choose. Pick one of the plans listed.") % {"code": code[:40]}}
+        return {"plan": _("There is no plan %(code)s to choose. Pick one of the plans listed.") % {"code": code[:40]}}
     return None
 
 

@@ -12,6 +12,7 @@ from core.clock import utcnow
 from core.datamap import PersonalData, Table
 from core.db import app_db, as_serving_role, connection, tenant_transaction
 from core.events import AuditEvent, emit
+from core.i18n import N_
 from core.tenancy import load_tenant
 
 from . import charges, plans
@@ -146,12 +147,12 @@ def _in_workspace(tenant_id: int, change):
     Returns what ``change`` returns; :class:`SubscriptionError` when there is no subscription."""
     tenant = _workspace(tenant_id)
     if tenant is None:
-        raise SubscriptionError("There is no such workspace.")
+        raise SubscriptionError(N_("There is no such workspace."))
     with tenant_transaction(tenant.ref):
         with as_serving_role():
             sub = _locked(tenant_id)
             if sub is None:
-                raise SubscriptionError("This workspace has no subscription.")
+                raise SubscriptionError(N_("This workspace has no subscription."))
             result = change(sub, tenant)
             after = _locked(tenant_id)
         if after.status != "cancelled":
@@ -176,7 +177,7 @@ def create_for(tenant, plan_code: str | None = None, interval: str = "month", *,
         with as_serving_role():
             plan = plans.current(plan_code or plans.DEFAULT_PLAN)
             if plan is None:
-                raise SubscriptionError("There is no plan %(code)r.", code=plan_code or plans.DEFAULT_PLAN)
+                raise SubscriptionError(N_("There is no plan %(code)s."), code=plan_code or plans.DEFAULT_PLAN)
             now = utcnow()
             values = {"tenant_id": tenant.id, "plan_version_id": plan.id, "billing_interval": interval,
                       **_start_values(plan, interval, now, True)}
@@ -218,11 +219,11 @@ def start(tenant_id: int, plan_code: str, interval: str = "month", *, actor: str
 
 def _target(plan_code: str, interval: str, only_public: bool) -> tuple[PlanVersion, str]:
     if interval not in INTERVALS:
-        raise SubscriptionError("Choose monthly or yearly billing.")
+        raise SubscriptionError(N_("Choose monthly or yearly billing."))
     with connection():
         target = plans.current(str(plan_code or "")[:40])
     if target is None or (only_public and not target.public):
-        raise SubscriptionError("There is no plan %(code)r to choose. Pick one of the plans listed.",
+        raise SubscriptionError(N_("There is no plan %(code)s to choose. Pick one of the plans listed."),
                                 code=str(plan_code)[:40])
     return target, interval
 
@@ -276,7 +277,7 @@ def change_plan(tenant_id: int, plan_code: str, interval: str = "month", *, acto
                                                            or old.price(interval) == 0)
         if dearer and comparable:
             if sub.status in ("past_due", "suspended"):
-                raise SubscriptionError("Pay the overdue invoice first; then you can upgrade.")
+                raise SubscriptionError(N_("Pay the overdue invoice first; then you can upgrade."))
             lines = charges.bill(
                 tenant_id, [charges.upgrade_line(old, target, interval, now, sub.period_start, sub.period_end)],
                 reason="upgrade", currency=target.currency, period_start=now, period_end=sub.period_end)
@@ -286,7 +287,7 @@ def change_plan(tenant_id: int, plan_code: str, interval: str = "month", *, acto
                    version_from=old.version, plan=target.plan_code, version=target.version, lines=_lines(lines))
             return {"kind": "upgraded", "subscription": new, "lines": lines}
         if dearer and sub.status in ("past_due", "suspended"):
-            raise SubscriptionError("Pay the overdue invoice first; then you can upgrade.")
+            raise SubscriptionError(N_("Pay the overdue invoice first; then you can upgrade."))
         new = _save(sub, pending_plan_version_id=target.id, pending_interval=interval, cancel_at_period_end=False)
         _event(tenant, "billing.subscription_change_scheduled", actor, actor_name, plan_from=old.plan_code,
                plan=target.plan_code, version=target.version, interval=interval, at=sub.period_end.isoformat())
@@ -299,7 +300,7 @@ def cancel(tenant_id: int, *, actor: str, actor_name: str = "") -> Subscription:
     """Cancel at the period's end: the workspace keeps its plan until then (undone by :func:`resume`)."""
     def change(sub, tenant):
         if sub.status == "cancelled":
-            raise SubscriptionError("The subscription has ended already.")
+            raise SubscriptionError(N_("The subscription has ended already."))
         new = _save(sub, cancel_at_period_end=True, pending_plan_version_id=None, pending_interval=None)
         _event(tenant, "billing.subscription_cancel_scheduled", actor, actor_name, at=sub.period_end.isoformat())
         return new
