@@ -60,10 +60,7 @@ def get(tenant_id: int, db=app_db) -> Subscription | None:
     """The workspace's subscription with its plan version, or None (inside an open connection)."""
     row = db.execute_sql(f"SELECT {', '.join(COLUMNS)} FROM public.billing_subscriptions WHERE tenant_id = %s",
                          (tenant_id,)).fetchone()
-    if row is None:
-        return None
-    sub = Subscription(**dict(zip(COLUMNS, row)))
-    return Subscription(**{**{c: getattr(sub, c) for c in COLUMNS}, "plan": plans.by_id(sub.plan_version_id, db)})
+    return _row_to_sub(row, db) if row else None
 
 
 # -- the lifecycle ------------------------------------------------------------------------------
