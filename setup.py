@@ -58,6 +58,8 @@ setup(
             "openapi-spec-validator>=0.7",
             # ... and fuzzes the live API against it (property-based, on hypothesis).
             "schemathesis>=4.0,<5",
+            # Property tests of money arithmetic (billing's proration), used directly by the tests.
+            "hypothesis>=6",
             # The fault tests run the platform with Redis wake-ups (what the redis extra installs).
             "redis>=5",
         ],

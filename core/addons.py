@@ -43,6 +43,11 @@ class AddonError(RuntimeError):
     """An addon cannot be loaded; the message names it and says why."""
 
 
+class CommandError(Exception):
+    """An addon's ``smsgw`` command (``smsgw_cli``) refused its input: the message says what to do.
+    (Here, not in :mod:`core.cli`, which also runs as ``__main__``: one class for both.)"""
+
+
 @dataclass(frozen=True)
 class Addon:
     name: str

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from .addons import AddonError
+from .addons import AddonError, AddonRegistry, CommandError
 from .admins import AdminError
 from .config import ConfigError, Settings
 from .embedded_pg import EmbeddedPostgresError
@@ -21,7 +21,7 @@ SMSGW_BIND (default 127.0.0.1), SMSGW_HTTPS (1: served as HTTPS only, Secure coo
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(registry: AddonRegistry | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="smsgw", description="Multi-tenant SMS gateway: run it, migrate it, manage tenants and addons.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -105,17 +105,33 @@ def build_parser() -> argparse.ArgumentParser:
         x = asub.add_parser(action, help=f"{action} an addon for one tenant")
         x.add_argument("slug", help="the tenant")
         x.add_argument("name", help="the addon")
+    if registry is not None:
+        add_addon_commands(registry, sub)
     return p
 
 
-def _platform(settings):
+def add_addon_commands(registry: AddonRegistry, sub) -> None:
+    """The addons' commands (``smsgw_cli``), addon by addon so a clash names the addon."""
+    for addon in registry.names():
+        try:
+            registry.call_one(addon, "smsgw_cli", subparsers=sub)
+        except argparse.ArgumentError as exc:
+            raise AddonError(f"addon {addon}: its command clashes with another one ({exc}); rename it") from None
+
+
+def _platform(settings, registry: AddonRegistry | None = None):
     from .platform import Platform
 
-    return Platform(settings)
+    return Platform(settings, registry)
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    try:
+        registry = AddonRegistry()
+        parser = build_parser(registry)
+    except AddonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -123,27 +139,28 @@ def main(argv=None) -> int:
         logging.getLogger("huey").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
-        return dispatch(args, settings)
-    except (ConfigError, TenantError, AddonError, MigrationError, AdminError, EmbeddedPostgresError) as exc:
+        return dispatch(args, settings, registry)
+    except (ConfigError, TenantError, AddonError, MigrationError, AdminError, EmbeddedPostgresError,
+            CommandError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
 
 
-def dispatch(args, settings) -> int:
+def dispatch(args, settings, registry: AddonRegistry | None = None) -> int:
     from . import server
 
     if args.command == "serve":
-        platform = _platform(settings)
+        platform = _platform(settings, registry)
         server.serve(platform, args.port or settings.port, args.with_worker, args.demo,
                      args.certfile, args.keyfile, bind=args.host or settings.bind)
         return 0
     if args.command == "worker":
-        server.run_worker(_platform(settings), args.workers)
+        server.run_worker(_platform(settings, registry), args.workers)
         return 0
 
-    platform = _platform(settings)
+    platform = _platform(settings, registry)
     try:
         if args.command == "addons" and args.addons_command == "list":
             for addon in platform.registry.addons:
@@ -180,6 +197,9 @@ def dispatch(args, settings) -> int:
             print(f"{args.name} {'enabled' if args.addons_command == 'enable' else 'disabled'} for {info.slug}; "
                   f"enabled now: {', '.join(sorted(info.enabled_addons)) or 'none'}")
             return 0
+        addon_command = getattr(args, "addon_command", None)
+        if addon_command is not None:
+            return addon_command(platform, args)
     finally:
         platform.close()
     return 0

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pluggy
 
 if TYPE_CHECKING:
+    import argparse
     import datetime as dt
     from pathlib import Path
 
@@ -185,7 +186,8 @@ def smsgw_template_context(handler: BaseHandler) -> dict | None:
     names included above the page's content), ``body_start`` (template names included first in the
     page's body, before the header: what keyboard and screen-reader users must meet first, such as
     a cookie banner, which places itself on screen with its own CSS), ``footer_links``,
-    ``admin_links``, ``signup_parts`` and ``account_links`` (``{"label", "url"}``: the account
+    ``admin_links``, ``home_links`` (beside the landing page's sign-up button), ``signup_parts``
+    and ``account_links`` (``{"label", "url"}``: the account
     pages' own navigation, after the kernel's *Details*).
 
     Result: per addon (``call_each``); the dicts are merged into the context, lists joined.
@@ -262,6 +264,29 @@ def smsgw_tasks(queue: TaskQueue) -> None:
 
     Result: none (per addon, ``call_one``: each addon gets a queue that knows its name).
     Order: dependencies first.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Parts: command line
+# ---------------------------------------------------------------------------
+
+@hookspec
+def smsgw_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add this addon's commands to ``smsgw`` (:mod:`core.cli`).
+
+    ``subparsers`` is the ``smsgw COMMAND`` group: ``subparsers.add_parser(name, help=...)`` adds a
+    command with its arguments. Each command's parser names what runs it with
+    ``set_defaults(addon_command=run)``: ``run(platform, args) -> int`` (the exit status) is called
+    with the database started and the catalogue migrated, outside any transaction. Refuse bad input
+    by raising :class:`core.addons.CommandError` with a message for people: ``smsgw`` prints it and
+    exits with status 2. Name commands after what they manage (``plans``), not after the addon.
+
+    :param subparsers: the argparse sub-parser group of ``smsgw``'s commands.
+
+    Result: none.
+    Order: dependencies first; a name taken already (by the kernel or an earlier addon) stops
+    ``smsgw`` with an error naming the addon.
     """
 
 

@@ -94,6 +94,11 @@ def test_third_party_addon_route_served_only_to_tenants_that_enabled_it(
     listed = subprocess.run(smsgw + ["addons", "list"], env=env, cwd=ROOT, capture_output=True, text=True)
     assert listed.returncode == 0, listed.stderr
     assert "hello" in listed.stdout and "a reseller's example addon" in listed.stdout
+    # Its command (smsgw_cli) runs with the platform started; refused input is a message and status 2.
+    greeted = subprocess.run(smsgw + ["hello", "--name", "Ada"], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert greeted.returncode == 0 and "Hello, Ada, from a third-party addon's command" in greeted.stdout
+    refused = subprocess.run(smsgw + ["hello", "--name", " "], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode == 2 and "error: say whom to greet" in refused.stderr
 
     on, off = make_tenant("hello-on", name="Enabled Co"), make_tenant("hello-off", name="Other Co")
     port = free_port()

@@ -258,7 +258,12 @@ def test_on_the_date_nothing_of_the_workspace_remains_but_the_pseudonymised_audi
     assert admin_sql(platform, "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,), fetch=True) == [(0,)]
     assert admin_sql(platform, "SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,), fetch=True) == [(0,)]
     left = traces(platform, [slug, schema, role, owner_addr, member_addr, "Carla Contact"], tenant.id)
-    assert set(left) <= {"public.audit_event", "public.reserved_slug", "public.privacy_request"}, left
+    # The billing record stays (tax law keeps what invoices rest on), cancelled, naming no one: the
+    # workspace's id, its plan and dates (addons/billing/subscriptions.py declares it erase="keep").
+    assert set(left) <= {"public.audit_event", "public.reserved_slug", "public.privacy_request",
+                         "public.billing_subscriptions"}, left
+    assert admin_sql(platform, "SELECT status FROM public.billing_subscriptions WHERE tenant_id = %s",
+                     (tenant.id,), fetch=True) == [("cancelled",)]
     assert admin_sql(platform, "SELECT count(*) FROM public.reserved_slug WHERE slug = %s AND reserved_until > "
                                "now() + interval '89 days'", (slug,), fetch=True) == [(1,)]
 

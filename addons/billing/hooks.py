@@ -3,15 +3,21 @@
 A feature module may define any of: ``configure(platform)``, ``MODELS`` (declarations for
 ``smsgw_models``), ``ROUTES``, ``tasks(queue)``, ``permissions(register)``, ``MENU`` (menu items),
 ``openapi()`` (a fragment), ``ADMIN_SECTIONS`` (a dict), ``template_context(handler)`` (a dict
-merged into every page's context) and ``cli(group)`` (commands).
+merged into every page's context) and ``cli(subparsers)`` (``smsgw`` commands).
 Hooks that a feature implements beyond these are named apart with ``specname`` below.
 """
+
+import logging
 
 from core.addons import hookimpl
 
 from . import plans, subscriptions
+from . import billing_page, plans_admin, plans_cli, pricing  # A (billing-plans): pages, CLI
 
 FEATURES: tuple = (plans, subscriptions)
+FEATURES += (billing_page, pricing, plans_admin, plans_cli)  # A: Billing, Pricing, admin pages, `smsgw plans`
+
+log = logging.getLogger(__name__)
 
 
 def _each(attr: str):
@@ -81,3 +87,35 @@ def smsgw_template_context(handler):
             else:
                 merged[key] = value
     return merged or None
+
+
+@hookimpl
+def smsgw_cli(subparsers):
+    for cli in _each("cli"):
+        cli(subparsers)
+
+
+# -- subscriptions (A): one per workspace, the plan picked at sign-up, cancelled at erasure ---------
+
+@hookimpl(specname="smsgw_tenant_created")
+def subscriptions_tenant_created(tenant):
+    try:
+        subscriptions.create_for(tenant)
+    except Exception:  # the workspace exists: its Billing page subscribes it to the default plan later
+        log.exception("could not subscribe the new workspace %s to the default plan", tenant.slug)
+
+
+@hookimpl(specname="smsgw_tenant_deleted")
+def subscriptions_tenant_deleted(tenant):
+    """The workspace was erased (or deleted otherwise): its subscription ends now, nothing more is charged."""
+    subscriptions.cancel_now(tenant.id, "the workspace was deleted", tenant=tenant)
+
+
+@hookimpl(specname="smsgw_signup_check")
+def pricing_signup_check(handler):
+    return pricing.signup_check(handler)
+
+
+@hookimpl(specname="smsgw_signed_up")
+def pricing_signed_up(handler, tenant):
+    pricing.signed_up(handler, tenant)
