@@ -10,8 +10,10 @@ Hooks that a feature implements beyond these are named apart with ``specname`` b
 from core.addons import hookimpl
 
 from . import plans, subscriptions
+from . import accounts, dunning, invoice_pages, invoicing, payments, stripe_provider, tax
 
 FEATURES: tuple = (plans, subscriptions)
+FEATURES += (accounts, tax, invoicing, payments, stripe_provider, dunning, invoice_pages)  # B: invoices, payments
 
 
 def _each(attr: str):
@@ -81,3 +83,10 @@ def smsgw_template_context(handler):
             else:
                 merged[key] = value
     return merged or None
+
+
+# -- payments: the providers this addon ships (resellers' addons add theirs) ----------------------
+
+@hookimpl(specname="smsgw_billing_payment_providers")
+def payment_providers():
+    return [payments.ManualProvider(), stripe_provider.StripeProvider()]
