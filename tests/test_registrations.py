@@ -38,6 +38,8 @@ SHIPPED_MATRIX = {
     "privacy:self": {C, U},  # the privacy addon (issue 15)
     "privacy:manage": {C},
     "usage:read": {C, A},  # the usage addon (issue 16)
+    "invoices:read": {C, A},  # the billing addon's invoices (issue 17)
+    "billing:payment": {C},
 }
 SHIPPED_SCOPES = {"messages:send", "messages:read", "devices:read", "devices:write", "webhooks:read",
                   "webhooks:write", "settings:write", "privacy:manage", "usage:read"}
@@ -62,7 +64,7 @@ def test_each_addon_registers_its_own_permissions():
         "audit:read": "audit", "devices:read": "devices", "devices:write": "devices",
         "device:protocol": "devices", "messages:send": "messaging", "messages:read": "messaging",
         "webhooks:read": "webhooks", "webhooks:write": "webhooks", "privacy:self": "privacy",
-        "privacy:manage": "privacy", "usage:read": "usage"}
+        "privacy:manage": "privacy", "usage:read": "usage", "invoices:read": "billing", "billing:payment": "billing"}
     assert access.matrix["device:protocol"] == frozenset()
     assert set(access.default_scopes) == {"messages:send", "messages:read"}  # ticked for a new token
     assert all(p.label for p in access.permissions.values())

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 
 from core.datamap import PersonalData, Table
 from core.db import app_db
+from core.i18n import N_
 
 from . import tax
 
@@ -54,16 +55,16 @@ def validate(form: dict, languages) -> tuple[dict, dict]:
     }
     errors = {}
     if values["country"] and not tax.COUNTRY.fullmatch(values["country"]):
-        errors["country"] = "Write the country as two letters, such as DE, FR or US."
+        errors["country"] = N_("Write the country as two letters, such as DE, FR or US.")
     if values["vat_id"] and (len(values["vat_id"]) > 20 or not re.fullmatch(r"[A-Z0-9+*]+", values["vat_id"])):
-        errors["vat_id"] = "A VAT id is letters and digits only, at most 20."
+        errors["vat_id"] = N_("A VAT id is letters and digits only, at most 20.")
     elif values["vat_id"] and values["country"] in tax.EU and not tax.vat_id_format_valid(values["country"],
                                                                                           values["vat_id"]):
-        errors["vat_id"] = "This is not the format of a VAT id of the country you chose (it starts with the country's code)."
+        errors["vat_id"] = N_("This is not the format of a VAT id of the country you chose (it starts with the country's code).")
     if values["email"] and (len(values["email"]) > 254 or not EMAIL.fullmatch(values["email"])):
-        errors["email"] = "Write one e-mail address, such as accounts@example.com."
+        errors["email"] = N_("Write one e-mail address, such as accounts@example.com.")
     if values["language"] and values["language"] not in languages:
-        errors["language"] = "Choose one of the languages offered."
+        errors["language"] = N_("Choose one of the languages offered.")
     return values, errors
 
 

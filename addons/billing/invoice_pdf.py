@@ -60,11 +60,11 @@ def render(invoice, gettext, corrects_number: str = "") -> bytes:
         block([_("Due: %(date)s", date=invoice.due_at.date().isoformat())])
     pdf.ln(4)
     seller, buyer = invoice.seller, invoice.buyer
-    block([_("From")], 10, "B")
+    block([_("Billed by")], 10, "B")
     block([seller.get("name"), *(seller.get("address") or "").splitlines(), seller.get("country"),
            _("VAT id: %(id)s", id=seller["vat_id"]) if seller.get("vat_id") else ""])
     pdf.ln(3)
-    block([_("To")], 10, "B")
+    block([_("Billed to")], 10, "B")
     block([buyer.get("company"), *(buyer.get("address") or "").splitlines(), buyer.get("country"),
            _("VAT id: %(id)s", id=buyer["vat_id"]) if buyer.get("vat_id") else ""])
     pdf.ln(5)
