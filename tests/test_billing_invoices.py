@@ -195,6 +195,8 @@ def test_billing_details_are_validated_and_copied_into_the_next_invoice(live_ser
     ok = post_form(c, "/billing/details", {"company": "Société SA", "address": "1 rue X\n75001 Paris", "country": "fr",
                                            "vat_id": "FR 12 345678901", "email": "compta@example.fr", "language": "fr"})
     assert ok.status_code == 302
+    changed = audit_rows(platform, t.id, "billing.details_changed")
+    assert len(changed) == 1 and changed[0]["actor"].startswith("user:")  # the refused form recorded nothing
     inv = issue_for(t, seller)
     assert inv.reverse_charge and inv.buyer["vat_id"] == "FR12345678901" and inv.language == "fr"
     assert "Facture" in c.get(f"/billing/invoices/{inv.id}").text
@@ -226,6 +228,17 @@ def test_the_admin_lists_all_invoices_marks_one_paid_and_sees_revenue(live_serve
     assert post_form(console, "/admin/billing/tax", {"country": "AT", "rate": "-3"}).status_code == 422
     with connection():
         assert {r["country"]: r["rate_bp"] for r in tax.rates()}["AT"] == 2000
+    assert audit_rows(platform, None, "billing.tax_rate_set")[-1]["target"] == "tax:AT"
+    # A correction is a credit note, issued from the console and audited.
+    assert post_form(console, "/admin/billing/invoices", {"action": "credit", "invoice_id": str(ib.id),
+                                                          "reason": "wrong plan"}).status_code == 302
+    with connection():
+        assert invoicing.get(ib.id).status == "credited"
+        note = [i for i in invoicing.for_tenant(b.id) if i.kind == "credit_note"]
+    assert len(note) == 1 and note[0].total == -ib.total
+    assert [e["reason"] for e in audit_rows(platform, b.id, "billing.credit_note")] == ["wrong plan"]
+    again = post_form(console, "/admin/billing/invoices", {"action": "credit", "invoice_id": str(ib.id), "reason": "x"})
+    assert again.status_code == 409
 
 
 def test_dunning_reminds_at_1_3_7_days_once_each_then_suspends_never_deletes(platform, make_tenant, seller):

@@ -159,7 +159,11 @@ def test_checkout_portal_and_saved_card_charges_send_requests_of_stripes_shape(l
     with StripeStandIn(KEY) as stand_in:
         platform.settings = dataclasses.replace(platform.settings, stripe_api_base=stand_in.url)
         c = sign_in(live_server, t.slug, owner_email(t))
-        assert "Card (Stripe)" in c.get("/billing/payment").text
+        method = c.get("/billing/payment")
+        assert "Card (Stripe)" in method.text
+        # The forms' redirects to Stripe's hosts are allowed by the page's CSP (form-action).
+        assert "form-action 'self' https://checkout.stripe.com https://billing.stripe.com" in \
+            method.headers["Content-Security-Policy"]
         assert post_form(c, "/billing/payment", {"action": "choose", "provider": "stripe"}).status_code == 302
         pay = post_form(c, f"/billing/invoices/{inv.id}/pay", {})
         assert pay.status_code == 303, pay.text
@@ -185,3 +189,37 @@ def test_checkout_portal_and_saved_card_charges_send_requests_of_stripes_shape(l
         assert len(charges) == 1 and charges[0]["form"]["amount"] == "2500"
         assert charges[0]["idempotency_key"] == f"invoice-{later.id}"
         assert stand_in.problems == []
+
+
+RESELLER_HOOKS = '''
+    from core.addons import hookimpl
+    from addons.billing.payments import PaymentProvider
+
+
+    class Invoiced(PaymentProvider):
+        name = "invoiced"
+        label = "Pay by direct debit"
+        template = "billing/payment_manual.html"
+
+
+    class Impostor(PaymentProvider):
+        name = "manual"
+        label = "Not the real bank transfer"
+
+
+    @hookimpl
+    def smsgw_billing_payment_providers():
+        return [Invoiced(), Impostor()]
+'''
+
+
+def test_a_resellers_addon_adds_a_payment_provider_and_cannot_replace_a_shipped_one(tmp_path):
+    from core.addons import AddonRegistry, discover
+    from tests.support.addons import addon_folder, make_addon
+
+    with addon_folder(tmp_path):
+        reseller = make_addon(tmp_path, "resellerpay", RESELLER_HOOKS, depends=("billing",))
+        found = payments.providers(AddonRegistry(addons=[*discover(), reseller]))
+    assert list(found) == ["manual", "stripe", "invoiced"]
+    assert isinstance(found["manual"], payments.ManualProvider)
+    assert found["invoiced"].label == "Pay by direct debit"

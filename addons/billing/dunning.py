@@ -75,10 +75,8 @@ def _advance(invoice_id: int, now: dt.datetime, settings) -> list[str]:
         to = recipients(tenant_id)
     # The steps and their mail: a mail that cannot be sent rolls the steps back (tried next pass).
     with connection(), app_db.atomic():
-        row = app_db.execute_sql("SELECT status FROM public.billing_invoices WHERE id = %s FOR UPDATE",
-                                 (invoice_id,)).fetchone()
-        invoice = invoicing.get(invoice_id)
-        if row is None or invoice.status != "open":
+        invoice = invoicing.get(invoice_id, lock=True)  # a payment recorded meanwhile waits, or wins
+        if invoice is None or invoice.status != "open":
             return []
         done = {r[0] for r in app_db.execute_sql(
             "SELECT step FROM public.billing_dunning_steps WHERE invoice_id = %s", (invoice_id,))}
@@ -140,14 +138,12 @@ def _mail(invoice, step: str, settings, to: list[str]) -> None:
 
 
 def past_due(db=app_db) -> list[dict]:
-    """Open invoices in dunning, oldest first, with their workspace and the steps taken (Admin)."""
-    out = []
-    for entry in invoicing.everyone(status="open", limit=1000, db=db):
-        inv = entry["invoice"]
-        if inv.dunning_since is None:
-            continue
-        steps = [r[0] for r in db.execute_sql("SELECT step FROM public.billing_dunning_steps WHERE invoice_id = %s "
-                                              "ORDER BY done_at, step", (inv.id,))]
-        out.append({**entry, "steps": steps})
-    out.sort(key=lambda e: e["invoice"].dunning_since)
-    return out
+    """Open invoices in dunning, longest unpaid first, with their workspace and the steps taken (Admin)."""
+    cols = ", ".join(f"i.{c}" for c in invoicing.COLUMNS)
+    rows = db.execute_sql(
+        f"SELECT {cols}, t.slug, coalesce((SELECT array_agg(s.step ORDER BY s.done_at, s.step) "
+        "FROM public.billing_dunning_steps s WHERE s.invoice_id = i.id), '{}') "
+        "FROM public.billing_invoices i LEFT JOIN public.tenant t ON t.id = i.tenant_id "
+        "WHERE i.status = 'open' AND i.dunning_since IS NOT NULL ORDER BY i.dunning_since, i.id LIMIT 1000")
+    n = len(invoicing.COLUMNS)
+    return [{"invoice": invoicing.from_row(r[:n]), "slug": r[n] or f"#{r[1]}", "steps": list(r[n + 1])} for r in rows]

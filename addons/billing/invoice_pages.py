@@ -44,6 +44,22 @@ def template_context(handler) -> dict:
     return ctx
 
 
+class StripeFormsMixin:
+    """Pages whose forms a provider's checkout answers with a redirect off the site: browsers hold
+    a redirect after a form submission to the page's CSP ``form-action``, so these pages allow the
+    provider's hosts there too (Stripe's Checkout and customer portal)."""
+
+    FORM_HOSTS = "https://checkout.stripe.com https://billing.stripe.com"
+
+    def set_default_headers(self):
+        super().set_default_headers()
+        from core.web.security_headers import CSP
+
+        if self.application.platform.settings.stripe_secret_key:
+            self.set_header("Content-Security-Policy", CSP.replace("form-action 'self'",
+                                                                   f"form-action 'self' {self.FORM_HOSTS}"))
+
+
 def _in_public(fn, *args, **kwargs):
     with connection():
         return fn(*args, **kwargs)
@@ -77,7 +93,7 @@ class InvoicesPage(PageHandler, InvoiceMixin):
         self.render("billing/invoices.html", invoices=rows)
 
 
-class InvoicePage(PageHandler, InvoiceMixin):
+class InvoicePage(StripeFormsMixin, PageHandler, InvoiceMixin):
     addon = "billing"
     permissions = {"GET": READ}
 
@@ -131,7 +147,19 @@ class InvoicePay(PageHandler, InvoiceMixin):
 LANGUAGE_FIELD = "language"
 
 
-class BillingDetailsPage(PageHandler):
+class AuditedChange:
+    def save_audited(self, action: str, change, *args, **details):
+        """``change(*args)`` and its audit event in one transaction of the catalogue."""
+        from core.events import emit
+        from core.web.auth_pages import audit
+
+        with connection(), app_db.atomic():
+            change(*args)
+            emit(self.platform, audit(self, action, actor=self.principal.actor,
+                                      actor_name=self.principal.email or "", **details))
+
+
+class BillingDetailsPage(AuditedChange, PageHandler):
     addon = "billing"
     permissions = {"GET": PAY, "POST": PAY}
 
@@ -148,12 +176,13 @@ class BillingDetailsPage(PageHandler):
             self.set_status(422)
             self.render("billing/payment_details.html", values=values, errors={k: _(v) for k, v in errors.items()})
             return
-        await self.run_db(_in_public, accounts.save, self.tenant.id, values)
+        await self.run_db(self.save_audited, "billing.details_changed", accounts.save, self.tenant.id, values,
+                          fields=sorted(values))
         self.flash("success", self.gettext()[0]("Billing details saved. Invoices issued from now on use them."))
         self.redirect("/billing/details")
 
 
-class PaymentMethodPage(PageHandler):
+class PaymentMethodPage(StripeFormsMixin, AuditedChange, PageHandler):
     addon = "billing"
     permissions = {"GET": PAY, "POST": PAY}
 
@@ -171,7 +200,8 @@ class PaymentMethodPage(PageHandler):
             chosen = self.get_body_argument("provider", "")
             if chosen not in {p.name for p in payments.offered(self.settings_)}:
                 raise Problem(400, "invalid-provider", "Choose one of the payment methods offered.")
-            await self.run_db(_in_public, accounts.set_provider, self.tenant.id, chosen)
+            await self.run_db(self.save_audited, "billing.payment_method_changed", accounts.set_provider,
+                              self.tenant.id, chosen, provider=chosen)
             self.flash("success", self.gettext()[0]("Payment method changed."))
             self.redirect("/billing/payment")
             return
@@ -245,6 +275,15 @@ class AdminRevenuePage(AdminHandler):
 
 
 class AdminTaxPage(AdminHandler):
+    def audited(self, action: str, country: str, change, *args):
+        from core.events import AuditEvent, emit
+
+        with connection(), app_db.atomic():
+            change(*args)
+            rate = next((r for r in tax.rates() if r["country"] == country), None)
+            emit(self.platform, AuditEvent(action, actor=self.principal.actor, actor_name=self.principal.email,
+                                           target=f"tax:{country}", details={"rate": rate}))
+
     async def get(self, error=None):
         rates = await self.run_db(_in_public, tax.rates)
         self.render("billing/revenue_admin_tax.html", rates=rates, error=error,
@@ -254,10 +293,11 @@ class AdminTaxPage(AdminHandler):
         country = self.get_body_argument("country", "").strip().upper()
         try:
             if self.get_body_argument("action", "") == "remove":
-                await self.run_db(_in_public, tax.remove_rate, country)
+                await self.run_db(self.audited, "billing.tax_rate_removed", country, tax.remove_rate, country)
             else:
                 rate = parse_rate(self.get_body_argument("rate", ""))
-                await self.run_db(_in_public, tax.set_rate, country, rate, self.get_body_argument("name", ""))
+                await self.run_db(self.audited, "billing.tax_rate_set", country, tax.set_rate, country, rate,
+                                  self.get_body_argument("name", ""))
         except (MoneyError, ValueError) as exc:
             self.set_status(422)
             await self.get(error=str(exc))

@@ -68,20 +68,16 @@ def render(invoice, gettext, corrects_number: str = "") -> bytes:
     block([buyer.get("company"), *(buyer.get("address") or "").splitlines(), buyer.get("country"),
            _("VAT id: %(id)s", id=buyer["vat_id"]) if buyer.get("vat_id") else ""])
     pdf.ln(5)
-    cols = (width * 0.52, width * 0.12, width * 0.18, width * 0.18)
-    pdf.set_font(family, "B", 10)
-    for w, head, align in zip(cols, (_("Description"), _("Quantity"), _("Unit price"), _("Amount")),
-                              ("L", "R", "R", "R")):
-        pdf.cell(w, 7, text(head), border="B", align=align)
-    pdf.ln()
+    widths = (52, 12, 18, 18)  # proportions of the page's width
     pdf.set_font(family, "", 10)
-    for line in invoice.lines:
-        pdf.cell(cols[0], 7, text(line["description"])[:70])
-        pdf.cell(cols[1], 7, str(line["quantity"]), align="R")
-        pdf.cell(cols[2], 7, money(line["unit_amount"]), align="R")
-        pdf.cell(cols[3], 7, money(line["amount"]), align="R")
-        pdf.ln()
+    with pdf.table(col_widths=widths, text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT"), first_row_as_headings=True,
+                   line_height=6, borders_layout="HORIZONTAL_LINES") as table:
+        table.row([text(h) for h in (_("Description"), _("Quantity"), _("Unit price"), _("Amount"))])
+        for line in invoice.lines:  # a long description wraps within its column; nothing is cut off
+            table.row([text(line["description"]), str(line["quantity"]), money(line["unit_amount"]),
+                       money(line["amount"])])
     pdf.ln(2)
+    cols = [width * w / 100 for w in widths]
 
     def total_row(label, amount, style=""):
         pdf.set_font(family, style, 10)

@@ -89,7 +89,7 @@ COLUMNS = tuple(f.name for f in fields(Invoice))
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM public.billing_invoices"
 
 
-def _row(row) -> Invoice:
+def from_row(row) -> Invoice:
     return Invoice(**dict(zip(COLUMNS, row)))
 
 
@@ -133,7 +133,10 @@ def buyer_details(tenant_id: int, db=app_db) -> tuple[dict, str]:
     from . import accounts
 
     account = accounts.get(tenant_id, db)
-    (name,) = db.execute_sql("SELECT name FROM public.tenant WHERE id = %s", (tenant_id,)).fetchone() or ("",)
+    found = db.execute_sql("SELECT name FROM public.tenant WHERE id = %s", (tenant_id,)).fetchone()
+    if found is None:
+        raise InvoiceError(f"There is no workspace {tenant_id}.")
+    (name,) = found
     return ({"company": account.company or name, "address": account.address, "country": account.country,
              "vat_id": account.vat_id, "email": account.email}, account.language)
 
@@ -200,10 +203,9 @@ def credit_note(invoice_id: int, reason: str, *, settings=None, db=app_db) -> In
     if not 1 <= len(reason) <= 200:
         raise InvoiceError("Say why the invoice is corrected (1 to 200 characters).")
     with connection(db), db.atomic():
-        row = db.execute_sql(SELECT + " WHERE id = %s FOR UPDATE", (invoice_id,)).fetchone()
-        if row is None:
+        original = get(invoice_id, db=db, lock=True)
+        if original is None:
             raise InvoiceError("There is no such invoice.")
-        original = _row(row)
         if original.kind != "invoice" or original.status == "credited":
             raise InvoiceError(f"{original.number} is already corrected, or is itself a credit note.")
         lines = [Line(f"{line['description']} ({original.number})", line["quantity"], -line["unit_amount"],
@@ -231,21 +233,23 @@ def _insert(db, **values) -> Invoice:
     row = db.execute_sql(f"INSERT INTO public.billing_invoices ({', '.join(names)}) "
                          f"VALUES ({', '.join(['%s'] * len(names))}) RETURNING {', '.join(COLUMNS)}",
                          [values[n] for n in names]).fetchone()
-    return _row(row)
+    return from_row(row)
 
 
-def get(invoice_id: int, tenant_id: int | None = None, db=app_db) -> Invoice | None:
-    """An invoice by id; with ``tenant_id``, only if it is that workspace's (inside a connection)."""
+def get(invoice_id: int, tenant_id: int | None = None, db=app_db, *, lock: bool = False) -> Invoice | None:
+    """An invoice by id; with ``tenant_id``, only if it is that workspace's (inside a connection;
+    ``lock``: inside a transaction, locked until it ends)."""
+    lock_sql = " FOR UPDATE" if lock else ""
     if tenant_id is None:
-        row = db.execute_sql(SELECT + " WHERE id = %s", (invoice_id,)).fetchone()
+        row = db.execute_sql(SELECT + " WHERE id = %s" + lock_sql, (invoice_id,)).fetchone()
     else:
-        row = db.execute_sql(SELECT + " WHERE id = %s AND tenant_id = %s", (invoice_id, tenant_id)).fetchone()
-    return _row(row) if row else None
+        row = db.execute_sql(SELECT + " WHERE id = %s AND tenant_id = %s" + lock_sql, (invoice_id, tenant_id)).fetchone()
+    return from_row(row) if row else None
 
 
 def for_tenant(tenant_id: int, db=app_db) -> list[Invoice]:
     """The workspace's invoices and credit notes, newest first (inside a connection)."""
-    return [_row(r) for r in db.execute_sql(SELECT + " WHERE tenant_id = %s ORDER BY issued_at DESC, id DESC",
+    return [from_row(r) for r in db.execute_sql(SELECT + " WHERE tenant_id = %s ORDER BY issued_at DESC, id DESC",
                                             (tenant_id,))]
 
 
@@ -258,5 +262,5 @@ def everyone(status: str | None = None, limit: int = 500, db=app_db) -> list[dic
     for row in db.execute_sql(f"SELECT {cols}, t.slug FROM public.billing_invoices i "
                               f"LEFT JOIN public.tenant t ON t.id = i.tenant_id {where} "
                               "ORDER BY i.issued_at DESC, i.id DESC LIMIT %s", params):
-        out.append({"invoice": _row(row[:-1]), "slug": row[-1] or f"#{row[1]}"})
+        out.append({"invoice": from_row(row[:-1]), "slug": row[-1] or f"#{row[1]}"})
     return out

@@ -93,10 +93,11 @@ class Outcome:
     invoice: invoicing.Invoice | None
 
 
-def providers() -> dict[str, PaymentProvider]:
-    """Every provider the addons offer, by name (the first of a name wins; a clash is logged)."""
+def providers(registry=None) -> dict[str, PaymentProvider]:
+    """Every provider the addons offer, by name, in dependency order (the first of a name wins, so
+    a reseller cannot replace ``manual`` or ``stripe``; a clash is logged)."""
     found: dict[str, PaymentProvider] = {}
-    for batch in platform().registry.hook.smsgw_billing_payment_providers():
+    for batch in (registry or platform().registry).hook.smsgw_billing_payment_providers():
         for provider in batch or ():
             if provider.name in found:
                 log.error("two payment providers are called %r; the second is ignored", provider.name)
@@ -148,10 +149,9 @@ def record_outcome(invoice_id: int, *, provider: str, outcome: str, amount: int,
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}")
     with connection(db), db.atomic():
-        invoice = invoicing.get(invoice_id, db=db)
+        invoice = invoicing.get(invoice_id, db=db, lock=True)  # concurrent outcomes of one invoice queue here
         if invoice is None:
             return Outcome(False, None)
-        db.execute_sql("SELECT 1 FROM public.billing_invoices WHERE id = %s FOR UPDATE", (invoice_id,))
         inserted = db.execute_sql(
             "INSERT INTO public.billing_payments (invoice_id, tenant_id, provider, provider_ref, outcome, amount, "
             "currency, detail, recorded_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
