@@ -293,3 +293,39 @@ def test_an_unpaid_bank_transfer_enters_dunning_at_its_due_date_and_payment_ends
                                   (inv.id,)).fetchall()
     assert [r[0] for r in done] == ["past_due"]
     assert mails_to(platform, owner_email(t), "Reminder") == []
+
+
+def test_mrr_counts_paying_subscriptions_and_revenue_per_month_nets_credit_notes(live_server, platform, make_tenant,
+                                                                                  seller):
+    from addons.billing import revenue
+
+    code = f"chf-{secrets.token_hex(3)}"
+    (plan_id,), = admin_sql(platform, "INSERT INTO public.billing_plan_versions (plan_code, version, name, currency, "
+                                      "monthly_price, yearly_price, included_segments) VALUES (%s, 1, 'Swiss', 'CHF', "
+                                      "1900, 19000, 1000) RETURNING id", (code,), fetch=True)
+    monthly, yearly, trial, suspended = (make_tenant("mrr") for _ in range(4))
+    for t, interval, status in ((monthly, "month", "active"), (yearly, "year", "past_due"), (trial, "month", "trial"),
+                                (suspended, "month", "suspended")):
+        admin_sql(platform, "INSERT INTO public.billing_subscriptions (tenant_id, plan_version_id, billing_interval, "
+                            "status, period_start, period_end) VALUES (%s, %s, %s, %s, now(), now() + interval '1 month')",
+                  (t.id, plan_id, interval, status))
+    with connection():
+        assert revenue.mrr()["CHF"] == 1900 + 1583  # 19000 / 12 = 1583.33
+
+    paid = invoicing.issue(monthly.id, [Line("Swiss plan", 1, 1000)], reason="renewal", currency="CHF", settings=seller)
+    wrong = invoicing.issue(yearly.id, [Line("Swiss plan", 1, 2000)], reason="renewal", currency="CHF", settings=seller)
+    payments.record_outcome(paid.id, provider="manual", outcome="succeeded", amount=1000, currency="CHF",
+                            provider_ref=f"manual:{paid.id}")
+    invoicing.credit_note(wrong.id, "wrong plan", settings=seller)
+    month = paid.issued_at.strftime("%Y-%m")
+    with connection():
+        figures = revenue.per_month()["CHF"]
+    assert figures[month] == {"invoiced": 1000, "paid": 1000}
+    assert len(figures) == 12 and list(figures)[-1] == month
+
+    admin = create_admin(platform, f"ops-{monthly.slug}@platform.example", ADMIN_PASSWORD, "Ops")
+    console = admin_sign_in(live_server, admin.email, ADMIN_PASSWORD)
+    page = console.get("/admin/billing/revenue")
+    assert '<dd data-currency="CHF">CHF34.83</dd>' in page.text  # MRR, as English writes francs
+    assert f'<tr data-month="{month}"><th scope="row">{month}</th><td class="num">CHF' in page.text
+    assert {"billing.dunning", "billing.collect"} <= set(platform.setup_tasks().periodic_tasks)
