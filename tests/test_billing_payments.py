@@ -223,3 +223,16 @@ def test_a_resellers_addon_adds_a_payment_provider_and_cannot_replace_a_shipped_
     assert list(found) == ["manual", "stripe", "invoiced"]
     assert isinstance(found["manual"], payments.ManualProvider)
     assert found["invoiced"].label == "Pay by direct debit"
+
+
+def test_the_same_event_delivered_eight_times_at_once_pays_once(live_server, make_tenant, stripe_on):
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = make_tenant("pay")
+    inv = new_invoice(t, stripe_on)
+    payload = event("checkout.session.completed", checkout_completed(inv, pi=f"pi_{secrets.token_hex(6)}"))
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _i: post_event(live_server, payload, sign(payload)), range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    assert sorted(a.json()["result"] for a in answers) == ["applied"] + ["duplicate"] * 7
+    assert state(inv.id)[2] == [("stripe", "succeeded", inv.total)]

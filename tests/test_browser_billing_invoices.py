@@ -113,3 +113,37 @@ def test_billing_details_form_explains_a_bad_vat_id_and_saves_a_good_one(browser
         assert accounts.get(t.id).vat_id == "FR12345678901"
     fits(page, viewport)
     assert page_problems(page, allow=["422"]) == []
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
+def test_the_admin_marks_a_transfer_paid_and_reads_revenue_and_past_due(browser_page, server, make_tenant, seller,
+                                                                       viewport):
+    from core.admins import create_admin
+
+    page = browser_page
+    page.set_viewport_size(VIEWPORTS[viewport])
+    t = make_tenant("badm")
+    inv = invoicing.issue(t.id, [Line("Pro plan", 1, 4900)], reason="renewal", currency="EUR", settings=seller)
+    admin = create_admin(server.platform, f"ops-{t.slug}@platform.example", "admin password long enough", "Ops")
+    page.goto(address(server, None, "/admin/login").replace("None.", ""))
+    page.fill("input[name=email]", admin.email)
+    page.fill("input[name=password]", "admin password long enough")
+    submit(page)
+    page.goto(address(server, None, "/admin/billing/invoices").replace("None.", ""))
+    row = page.locator(f"tr[data-invoice='{inv.id}']")
+    assert inv.number in row.inner_text() and t.slug in row.inner_text()
+    fits(page, viewport)
+    with page.expect_navigation():
+        row.locator("button", has_text="Mark paid").click()
+    assert "Paid" in page.locator(f"tr[data-invoice='{inv.id}']").inner_text()
+    with connection():
+        assert invoicing.get(inv.id).status == "paid"
+    page.click("a[href='/admin/billing/revenue']")
+    page.wait_for_url("**/admin/billing/revenue")
+    assert page.locator("figure.chart svg[role=img]").count() >= 1
+    fits(page, viewport)
+    page.click("a[href='/admin/billing/invoices']")
+    page.click("a[href='/admin/billing/past-due']")
+    page.wait_for_url("**/admin/billing/past-due")
+    fits(page, viewport)
+    assert page_problems(page) == []

@@ -85,7 +85,6 @@ def _corrected(invoice):
 
 
 class InvoicesPage(PageHandler, InvoiceMixin):
-    addon = "billing"
     permissions = {"GET": READ}
 
     async def get(self):
@@ -94,7 +93,6 @@ class InvoicesPage(PageHandler, InvoiceMixin):
 
 
 class InvoicePage(StripeFormsMixin, PageHandler, InvoiceMixin):
-    addon = "billing"
     permissions = {"GET": READ}
 
     async def get(self, raw_id):
@@ -111,7 +109,6 @@ class InvoicePage(StripeFormsMixin, PageHandler, InvoiceMixin):
 
 
 class InvoicePdf(PageHandler, InvoiceMixin):
-    addon = "billing"
     permissions = {"GET": READ}
 
     async def get(self, raw_id):
@@ -128,7 +125,6 @@ class InvoicePdf(PageHandler, InvoiceMixin):
 class InvoicePay(PageHandler, InvoiceMixin):
     """``POST /billing/invoices/<id>/pay``: off to the provider's checkout (Stripe)."""
 
-    addon = "billing"
     permissions = {"POST": PAY}
 
     async def post(self, raw_id):
@@ -160,7 +156,6 @@ class AuditedChange:
 
 
 class BillingDetailsPage(AuditedChange, PageHandler):
-    addon = "billing"
     permissions = {"GET": PAY, "POST": PAY}
 
     async def get(self):
@@ -183,7 +178,6 @@ class BillingDetailsPage(AuditedChange, PageHandler):
 
 
 class PaymentMethodPage(StripeFormsMixin, AuditedChange, PageHandler):
-    addon = "billing"
     permissions = {"GET": PAY, "POST": PAY}
 
     async def get(self):
