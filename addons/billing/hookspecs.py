@@ -20,7 +20,7 @@ def smsgw_billing_payment_providers() -> list[PaymentProvider]:
     provider reports outcomes through :func:`addons.billing.payments.record_outcome`, which marks
     the invoice and tells the subscription.
 
-    Result: collected: every addon's providers; a later addon's provider of the same name is
-    refused at start-up.
+    Result: collected: every addon's providers; of two with one name the first (dependency
+    order) wins and the other is ignored, with an error logged.
     Order: dependencies first.
     """

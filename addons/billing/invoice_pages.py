@@ -38,7 +38,7 @@ ADMIN_LINKS = [{"label": N_("Invoices"), "url": "/admin/billing/invoices"},
 
 
 def template_context(handler) -> dict:
-    ctx = {"money": format_money, "tax_rate": format_rate}
+    ctx = {"format_money": format_money, "format_tax_rate": format_rate}
     if handler.tenant is None:
         ctx["admin_links"] = ADMIN_LINKS
     return ctx
