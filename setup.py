@@ -36,6 +36,12 @@ setup(
         "orjson>=3.10",
         # The server's event loop: asyncio's loop in C on libuv (single sends 10-20 % faster).
         "uvloop>=0.19",
+        # Invoice PDFs (billing addon): pure Python, maintained, embeds TrueType fonts (so invoices
+        # print any Latin, Greek or Cyrillic name), no system library to install.
+        "fpdf2>=2.7,<3",
+        # Stripe payments (billing addon): Checkout, the customer portal and webhook signature checks
+        # by the library itself (stripe.Webhook.construct_event).
+        "stripe>=8",
     ],
     extras_require={
         # Embedded PostgreSQL 16 binaries in a wheel, used when DATABASE_URL is unset: `make run` needs
@@ -62,6 +68,8 @@ setup(
             "hypothesis>=6",
             # The fault tests run the platform with Redis wake-ups (what the redis extra installs).
             "redis>=5",
+            # Property tests of the billing addon's money arithmetic (rounding, tax, totals).
+            "hypothesis>=6.100",
         ],
     },
     entry_points={

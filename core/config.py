@@ -114,6 +114,23 @@ class Settings:
     # The cookie policy's version (cookies addon): a browser whose recorded choice names another
     # version is asked again, and analytics stays off until it answers.
     cookie_policy_version: str = "1"
+    # Billing (issue 17): the seller on every invoice (the operator), its bank details for manual
+    # payment, invoice numbering (one gapless series per issuer and kind), payment terms, dunning,
+    # and the Stripe account (empty key: the Stripe provider is not offered).
+    billing_seller_name: str = ""
+    billing_seller_address: str = ""
+    billing_seller_country: str = ""
+    billing_seller_vat_id: str = ""
+    billing_seller_email: str = ""
+    billing_bank_details: str = ""
+    billing_issuer: str = "default"
+    billing_invoice_prefix: str = "INV-"
+    billing_credit_note_prefix: str = "CN-"
+    billing_payment_terms_days: int = 14
+    billing_dunning_grace_days: int = 14
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -161,6 +178,21 @@ class Settings:
             retention_batch_ms=_int(env, "SMSGW_RETENTION_BATCH_MS", 50, 1),
             retention_pause_ms=_int(env, "SMSGW_RETENTION_PAUSE_MS", 100, 0),
             cookie_policy_version=(env.get("SMSGW_COOKIE_POLICY_VERSION") or "1").strip(),
+            billing_seller_name=(env.get("SMSGW_BILLING_SELLER_NAME") or "").strip(),
+            # Lines separated by newlines, or by "\\n" where the environment cannot hold a newline.
+            billing_seller_address=(env.get("SMSGW_BILLING_SELLER_ADDRESS") or "").replace("\\n", "\n").strip(),
+            billing_seller_country=(env.get("SMSGW_BILLING_SELLER_COUNTRY") or "").strip().upper(),
+            billing_seller_vat_id=(env.get("SMSGW_BILLING_SELLER_VAT_ID") or "").strip(),
+            billing_seller_email=(env.get("SMSGW_BILLING_SELLER_EMAIL") or "").strip(),
+            billing_bank_details=(env.get("SMSGW_BILLING_BANK_DETAILS") or "").replace("\\n", "\n").strip(),
+            billing_issuer=(env.get("SMSGW_BILLING_ISSUER") or "default").strip(),
+            billing_invoice_prefix=(env.get("SMSGW_BILLING_INVOICE_PREFIX") or "INV-").strip(),
+            billing_credit_note_prefix=(env.get("SMSGW_BILLING_CREDIT_NOTE_PREFIX") or "CN-").strip(),
+            billing_payment_terms_days=_int(env, "SMSGW_BILLING_PAYMENT_TERMS_DAYS", 14, 0),
+            billing_dunning_grace_days=_int(env, "SMSGW_BILLING_DUNNING_GRACE_DAYS", 14, 8),
+            stripe_secret_key=(env.get("SMSGW_STRIPE_SECRET_KEY") or "").strip(),
+            stripe_webhook_secret=(env.get("SMSGW_STRIPE_WEBHOOK_SECRET") or "").strip(),
+            stripe_api_base=(env.get("SMSGW_STRIPE_API_BASE") or "").strip().rstrip("/"),
         )
         values.update(overrides)
         if values["webhook_timeout"] > 30:
@@ -183,6 +215,16 @@ class Settings:
         if not re.fullmatch(r"[0-9A-Za-z._-]{1,40}", values["cookie_policy_version"]):
             raise ConfigError("SMSGW_COOKIE_POLICY_VERSION must be 1 to 40 letters, digits, '.', '_' or '-' "
                               f"(e.g. 2026-12-07), got {values['cookie_policy_version'][:60]!r}")
+        if values["billing_seller_country"] and not re.fullmatch(r"[A-Z]{2}", values["billing_seller_country"]):
+            raise ConfigError("SMSGW_BILLING_SELLER_COUNTRY is the seller's country as two letters (ISO 3166-1, "
+                              f"e.g. DE), got {values['billing_seller_country'][:20]!r}")
+        for name, prefix in (("SMSGW_BILLING_INVOICE_PREFIX", values["billing_invoice_prefix"]),
+                             ("SMSGW_BILLING_CREDIT_NOTE_PREFIX", values["billing_credit_note_prefix"])):
+            if not re.fullmatch(r"[0-9A-Za-z/_-]{0,12}", prefix):
+                raise ConfigError(f"{name} must be at most 12 letters, digits, '/', '_' or '-', got {prefix[:20]!r}")
+        if values["billing_invoice_prefix"] == values["billing_credit_note_prefix"]:
+            raise ConfigError("SMSGW_BILLING_INVOICE_PREFIX and SMSGW_BILLING_CREDIT_NOTE_PREFIX must differ: "
+                              "invoices and credit notes are two series whose numbers must not look alike")
         return cls(**values)
 
     @property

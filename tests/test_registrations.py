@@ -40,6 +40,8 @@ SHIPPED_MATRIX = {
     "usage:read": {C, A},  # the usage addon (issue 16)
     "billing:read": {C, A},  # the billing addon (issue 17)
     "billing:manage": {C},
+    "invoices:read": {C, A},
+    "billing:payment": {C},
 }
 SHIPPED_SCOPES = {"messages:send", "messages:read", "devices:read", "devices:write", "webhooks:read",
                   "webhooks:write", "settings:write", "privacy:manage", "usage:read"}
@@ -64,7 +66,8 @@ def test_each_addon_registers_its_own_permissions():
         "audit:read": "audit", "devices:read": "devices", "devices:write": "devices",
         "device:protocol": "devices", "messages:send": "messaging", "messages:read": "messaging",
         "webhooks:read": "webhooks", "webhooks:write": "webhooks", "privacy:self": "privacy",
-        "privacy:manage": "privacy", "usage:read": "usage", "billing:read": "billing", "billing:manage": "billing"}
+        "privacy:manage": "privacy", "usage:read": "usage", "billing:read": "billing", "billing:manage": "billing",
+        "invoices:read": "billing", "billing:payment": "billing"}
     assert access.matrix["device:protocol"] == frozenset()
     assert set(access.default_scopes) == {"messages:send", "messages:read"}  # ticked for a new token
     assert all(p.label for p in access.permissions.values())

@@ -12,10 +12,12 @@ import logging
 from core.addons import hookimpl
 
 from . import plans, subscriptions
-from . import billing_page, plans_admin, plans_cli, pricing  # A (billing-plans): pages, CLI
+from . import billing_page, plans_admin, plans_cli, pricing  # Billing, Pricing, admin pages, `smsgw plans`
+from . import accounts, dunning, invoice_pages, invoicing, payments, stripe_provider, tax  # invoices, payments
 
 FEATURES: tuple = (plans, subscriptions)
-FEATURES += (billing_page, pricing, plans_admin, plans_cli)  # A: Billing, Pricing, admin pages, `smsgw plans`
+FEATURES += (billing_page, pricing, plans_admin, plans_cli)
+FEATURES += (accounts, tax, invoicing, payments, stripe_provider, dunning, invoice_pages)
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +121,9 @@ def pricing_signup_check(handler):
 @hookimpl(specname="smsgw_signed_up")
 def pricing_signed_up(handler, tenant):
     pricing.signed_up(handler, tenant)
+
+# -- payments: the providers this addon ships (resellers' addons add theirs) ----------------------
+
+@hookimpl(specname="smsgw_billing_payment_providers")
+def payment_providers():
+    return [payments.ManualProvider(), stripe_provider.StripeProvider()]
