@@ -222,6 +222,7 @@ def tenant_transaction(tenant: TenantRef | None = None, db=app_db):
     tenant = tenant or current_tenant.get()
     if tenant is None:
         raise TenantContextMissing("tenant-scoped work needs a tenant; none was given")
+    outer = current_tenant.get()
     token = current_tenant.set(tenant)
     try:
         with connection(db):
@@ -230,9 +231,16 @@ def tenant_transaction(tenant: TenantRef | None = None, db=app_db):
                     db.note_schema(tenant.schema_name)
                     yield db
             else:
+                # Inside a transaction already (a savepoint): on the way out the outer work is what
+                # it was before (its tenant, or the serving role), not this tenant's role for the
+                # rest of the transaction. A failure rolls the savepoint back, and that undoes it too.
                 with db.atomic():
                     enter_tenant(db, tenant)
                     yield db
+                    if outer is not None:
+                        enter_tenant(db, outer)
+                    else:
+                        db.execute_sql("SET LOCAL ROLE NONE; SET LOCAL search_path TO DEFAULT")
     finally:
         current_tenant.reset(token)
 

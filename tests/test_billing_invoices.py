@@ -306,8 +306,11 @@ def test_mrr_counts_paying_subscriptions_and_revenue_per_month_nets_credit_notes
     monthly, yearly, trial, suspended = (make_tenant("mrr") for _ in range(4))
     for t, interval, status in ((monthly, "month", "active"), (yearly, "year", "past_due"), (trial, "month", "trial"),
                                 (suspended, "month", "suspended")):
+        # Every workspace is subscribed (to the free plan) when it is made: put it on the test's plan.
         admin_sql(platform, "INSERT INTO public.billing_subscriptions (tenant_id, plan_version_id, billing_interval, "
-                            "status, period_start, period_end) VALUES (%s, %s, %s, %s, now(), now() + interval '1 month')",
+                            "status, period_start, period_end) VALUES (%s, %s, %s, %s, now(), now() + interval '1 month') "
+                            "ON CONFLICT (tenant_id) DO UPDATE SET plan_version_id = excluded.plan_version_id, "
+                            "billing_interval = excluded.billing_interval, status = excluded.status",
                   (t.id, plan_id, interval, status))
     with connection():
         assert revenue.mrr()["CHF"] == 1900 + 1583  # 19000 / 12 = 1583.33

@@ -143,3 +143,23 @@ def test_a_tenant_transaction_that_cannot_enter_leaves_the_connection_usable(pla
         assert app_db.execute_sql("SELECT 1").fetchone() == (1,)
         with app_db.atomic():
             assert app_db.execute_sql("SELECT current_user = session_user").fetchone() == (True,)
+
+
+def test_a_tenant_transaction_inside_another_gives_the_outer_work_its_own_role_back(platform, make_tenant):
+    """A workspace's work done as a savepoint of a catalogue transaction (billing: a payment recorded
+    in public tables moves the workspace's subscription) leaves the rest of that transaction as it
+    was: the serving role, or the outer workspace's role, not the inner workspace's."""
+    from core.db import app_db, connection
+
+    a, b = make_tenant("nesta"), make_tenant("nestb")
+    who = "SELECT current_user, current_setting('search_path')"
+    with connection(), app_db.atomic():
+        outside = app_db.execute_sql(who).fetchone()
+        with tenant_transaction(a.ref):
+            assert app_db.execute_sql(who).fetchone()[0] == a.role_name
+        assert app_db.execute_sql(who).fetchone() == outside
+        assert app_db.execute_sql("SELECT count(*) FROM public.tenant").fetchone()[0] >= 2  # the catalogue again
+    with tenant_transaction(a.ref):
+        with tenant_transaction(b.ref):
+            assert app_db.execute_sql(who).fetchone() == (b.role_name, b.schema_name)
+        assert app_db.execute_sql(who).fetchone() == (a.role_name, a.schema_name)

@@ -1,9 +1,9 @@
 """What a subscription change costs, as invoice lines in integer minor units, and the one place
 that hands them on to be invoiced (:func:`bill`).
 
-Rounding: :func:`prorate` rounds half up (to the nearer minor unit; an exact half goes up), on
-integers only, so ``prorate(1000, 1, 3)`` is 333 and ``prorate(1001, 1, 2)`` is 501. An upgrade is
-charged one line: the price difference of the two plans for the interval, prorated by the seconds
+Rounding: :func:`prorate` rounds to the nearer minor unit, an exact half away from zero (up, for
+the positive amounts charged here), on integers only, so ``prorate(1000, 1, 3)`` is 333 and ``prorate(1001, 1, 2)`` is 501. An
+upgrade is charged one line: the price difference of the two plans for the interval, prorated by the seconds
 left in the period (rounded once, not per plan, so the charge is never off by the sum of two
 roundings). Overage: segments beyond the included ones, times the price per 1,000, rounded half up.
 """
@@ -11,33 +11,23 @@ roundings). Overage: segments beyond the included ones, times the price per 1,00
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
+from . import invoicing
+from .invoicing import Line
+from .money import divide_round
 from .plans import PlanVersion
 
 
-@dataclass(frozen=True)
-class Line:
-    """One invoice line (the shape of ``invoicing.Line``): ``unit_amount`` in minor units."""
-
-    description: str
-    quantity: int
-    unit_amount: int
-
-    @property
-    def amount(self) -> int:
-        return self.quantity * self.unit_amount
-
-
 def scale(amount: int, numerator: int, denominator: int) -> int:
-    """``amount * numerator / denominator`` rounded half up, in integers (``denominator`` > 0)."""
+    """``amount * numerator / denominator`` in integers, rounded as all billing money is
+    (:func:`money.divide_round`: the nearer minor unit, a half away from zero)."""
     if denominator <= 0:
         raise ValueError("a positive denominator is needed")
-    return (2 * amount * numerator + denominator) // (2 * denominator)
+    return divide_round(amount * numerator, denominator)
 
 
 def prorate(amount: int, part: int, whole: int) -> int:
-    """The share ``part / whole`` of ``amount`` (``part`` held to 0..``whole``), rounded half up."""
+    """The share ``part / whole`` of ``amount`` (``part`` held to 0..``whole``), rounded as :func:`scale`."""
     return scale(amount, min(max(part, 0), whole), whole)
 
 
@@ -73,11 +63,12 @@ def overage_line(plan: PlanVersion, used: int, start: dt.datetime, end: dt.datet
 
 def bill(tenant_id: int, lines: list[Line], *, reason: str, currency: str, period_start: dt.datetime | None = None,
          period_end: dt.datetime | None = None) -> list[Line]:
-    """Charge ``lines`` to the workspace: the one call site of ``invoicing.issue`` (renewal, upgrade,
-    sign-up). Called inside the transaction that makes the change, so the invoice and the change
-    commit together. Lines of no amount are left out; nothing left, nothing is charged.
-
-    Until the invoicing module is merged this records nothing and returns the lines that would be
-    invoiced (the lead replaces the return with ``invoicing.issue(tenant_id, lines, reason=reason,
-    period_start=period_start, period_end=period_end, currency=currency)``)."""
-    return [line for line in lines if line.amount]
+    """Charge ``lines`` to the workspace: the one call site of :func:`invoicing.issue` (renewal,
+    upgrade, sign-up). Called inside the transaction that makes the change, so the invoice and the
+    change commit together. Lines of no amount are left out; nothing left, no invoice. Returns the
+    lines invoiced."""
+    charged = [line for line in lines if line.amount]
+    if charged:  # the callers run as the serving role already (public tables), in the workspace's transaction
+        invoicing.issue(tenant_id, charged, reason=reason, currency=currency, period_start=period_start,
+                        period_end=period_end)
+    return charged

@@ -122,22 +122,16 @@ def provider_of(account) -> PaymentProvider:
 def _subscription_changed(tenant_id: int, invoice_id: int | None, outcome: str) -> None:
     """The one place payments and dunning change a subscription's state: ``succeeded`` (past_due or
     suspended becomes active), ``failed`` (active becomes past_due) or ``suspended`` (after the
-    dunning grace). Runs inside the transaction that recorded the outcome.
-
-    Wired at merge to ``subscriptions.payment_succeeded / payment_failed / suspend`` (helper A's);
-    until then it only logs, and this branch's tests assert on its own records."""
+    dunning grace). Runs inside the transaction that recorded the outcome (the subscription's change
+    is a savepoint of it, in the workspace's role, so its renewal stays armed)."""
     from . import subscriptions
 
-    action = {"succeeded": "payment_succeeded", "failed": "payment_failed", "suspended": "suspend"}[outcome]
-    change = getattr(subscriptions, action, None)
-    if change is None:
-        log.warning("billing: subscription of tenant %s not told %s (subscriptions.%s missing)",
-                    tenant_id, outcome, action)
-        return
-    if outcome == "suspended":
-        change(tenant_id, f"unpaid invoice {invoice_id}")
+    if outcome == "succeeded":
+        subscriptions.payment_succeeded(tenant_id, invoice_id)
+    elif outcome == "failed":
+        subscriptions.payment_failed(tenant_id, invoice_id)
     else:
-        change(tenant_id, invoice_id)
+        subscriptions.suspend(tenant_id, f"unpaid invoice {invoice_id}")
 
 
 def record_outcome(invoice_id: int, *, provider: str, outcome: str, amount: int, currency: str,
