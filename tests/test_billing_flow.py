@@ -76,3 +76,17 @@ def test_an_outcome_for_another_workspaces_invoice_leaves_this_subscription_alon
     assert subscriptions.get_now(other.id).status == "past_due"
     assert public("SELECT count(*) FROM public.billing_invoices WHERE tenant_id = %s AND id = %s",
                   (mine.id, invoice.id))[0][0] == 0
+
+
+def test_a_suspended_workspace_is_not_charged_for_the_period_it_cannot_send_in(platform, make_tenant):
+    plan = make_plan(platform, price=1200)
+    t = make_tenant("bflow")
+    subscriptions.start(t.id, plan.plan_code, actor="test")
+    subscriptions.suspend(t.id, "unpaid invoice")
+    before = {i.id for i in invoices_of(t)}
+    now = utcnow()
+    set_period(t, now - 30 * DAY, now - dt.timedelta(seconds=5))
+    assert run_renewal(platform, t) == "ran"
+    assert [i for i in invoices_of(t) if i.id not in before] == []
+    sub = subscriptions.get_now(t.id)
+    assert sub.status == "suspended" and sub.period_end > now  # the period moved on, uncharged

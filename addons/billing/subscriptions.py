@@ -401,8 +401,10 @@ def _renew_once(sub: Subscription, tenant, used: int, now: dt.datetime) -> Subsc
         lines += charges.bill(sub.tenant_id, [overage], reason="renewal", currency=old.currency,
                               period_start=ended_start, period_end=ended_end)
         overage = None
-    lines += charges.bill(sub.tenant_id, ([overage] if overage else []) + [charges.plan_line(target, interval, start,
-                                                                                              end)],
+    # A suspended workspace cannot send: the period it starts suspended is not charged (what it used
+    # before is). Paying the invoice that suspended it makes it active; its next renewal charges again.
+    plan_lines = [] if sub.status == "suspended" else [charges.plan_line(target, interval, start, end)]
+    lines += charges.bill(sub.tenant_id, ([overage] if overage else []) + plan_lines,
                           reason="renewal", currency=target.currency, period_start=start, period_end=end)
     status = "active" if sub.status == "trial" else sub.status
     new = _save(sub, plan_version_id=target.id, billing_interval=interval, period_start=start, period_end=end,
