@@ -10,8 +10,10 @@ Hooks that a feature implements beyond these are named apart with ``specname`` b
 from core.addons import hookimpl
 
 from . import plans, subscriptions
+from . import metering, quotas
 
 FEATURES: tuple = (plans, subscriptions)
+FEATURES += (metering, quotas)
 
 
 def _each(attr: str):
@@ -81,3 +83,25 @@ def smsgw_template_context(handler):
             else:
                 merged[key] = value
     return merged or None
+
+
+# -- quotas (quotas.py): hooks of their own ---------------------------------------------------------
+
+@hookimpl(specname="smsgw_messages_submitting")
+def quotas_messages_submitting(tenant, segments):
+    return quotas.messages_submitting(tenant, segments)
+
+
+@hookimpl(specname="smsgw_limit_check")
+def quotas_limit_check(tenant, resource, current):
+    return quotas.limit_check(tenant, resource, current)
+
+
+@hookimpl(specname="smsgw_request_check")
+def quotas_request_check(tenant, handler):
+    quotas.request_check(tenant, handler)
+
+
+@hookimpl(specname="smsgw_startup")
+def quotas_startup(app):
+    quotas.startup(app)
