@@ -359,10 +359,15 @@ def notice_context(handler) -> dict | None:
     if tenant is None or principal is None or principal.tenant != tenant.slug or principal.kind == "device":
         return None
     view = view_of(tenant)
+    _ = handler.gettext()[0]
     if view.status in ("suspended", "cancelled"):
+        text = (_("Sending is stopped: this workspace's subscription is cancelled. Choose a plan to send again.")
+                if view.status == "cancelled" else
+                _("Sending is stopped: this workspace's subscription is suspended for an unpaid invoice. Pay it to "
+                  "send again; you can still read and export everything."))
         return {"page_notices": ["billing/quota_notice.html"],
-                "quota_notice": {"kind": "error", "text": status_refusal(view).detail, "id": "quota-notice",
-                                 "link": "/billing"}}
+                "quota_notice": {"kind": "error", "text": text, "id": "quota-notice", "link": "/billing",
+                                 "link_label": _("Open billing")}}
     if view.plan is None or view.plan.included_segments <= 0:
         return None
     if view.used is None or time.monotonic() - view.read_at >= _settings().billing_refresh_seconds:
@@ -373,7 +378,6 @@ def notice_context(handler) -> dict | None:
     used, included = view.estimate, view.plan.included_segments
     if used * 100 < LEVELS[0] * included:
         return None
-    _ = handler.gettext()[0]
     percent = min(100, used * 100 // included)
     if used >= included:
         text = (_("All %(included)s segments of your plan are used for this period: new sends are refused until "
