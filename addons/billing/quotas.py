@@ -51,6 +51,7 @@ import time
 from dataclasses import dataclass, field
 
 from core.clock import utcnow
+from core.datamap import NO_PERSONAL_DATA, Table
 from core.db import app_db, as_serving_role, connection, current_tenant, run_sync, tenant_transaction
 from core.i18n import N_
 from core.web.problem import Problem
@@ -59,6 +60,7 @@ from . import metering, plans, subscriptions
 
 log = logging.getLogger(__name__)
 
+MODELS = [Table("billing_quota_notices", "public", NO_PERSONAL_DATA)]  # levels and counts, no addresses
 CHANNEL = "smsgw_billing_changed"
 LEVELS = (80, 100)
 INFLIGHT_SECONDS = 3.0  # a fast-path send is committed (or rolled back) by then
