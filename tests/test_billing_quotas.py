@@ -300,3 +300,23 @@ def test_a_workspace_without_a_subscription_is_on_the_free_plan(cli_env, make_te
     finally:
         stop_serve(proc)
     assert billed(t) == 200
+
+
+def test_enabling_a_disabled_member_counts_against_the_member_limit(live_server, platform, make_tenant):
+    t = make_tenant("qenable")
+    subscribe(platform, t, make_plan(platform, members=2))
+    dormant = add_user(platform, t, f"dormant@{t.slug}.example", active=False)
+    add_user(platform, t, f"active@{t.slug}.example")
+    s = sign_in(live_server, t.slug, owner_email(t))
+    r = post_form(s, "/team", {"action": "enable", "user_id": str(dormant)})
+    assert r.status_code == 402 and "allows 2 members" in r.text
+    assert sql(t, "SELECT is_active FROM users WHERE id = %s", (dormant,))[0][0] is False
+
+
+def test_the_dashboards_own_session_calls_are_not_counted_against_the_api_rate(live_server, platform, make_tenant):
+    t = make_tenant("qsess")
+    subscribe(platform, t, make_plan(platform, per_minute=2))
+    s = sign_in(live_server, t.slug, owner_email(t))
+    for _ in range(4):
+        r = s.get("/api/v1/messages")
+        assert r.status_code == 200 and "RateLimit-Limit" not in r.headers

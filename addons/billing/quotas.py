@@ -13,9 +13,10 @@
   ``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset`` / ``RateLimit-Policy``
   headers (on every counted answer, not only the refusal). Counted: requests under ``/api/`` and
   ``/3rdparty/`` made with a workspace credential other than a phone's (phones hold long polls and
-  report; the plan limits the customer's own API use). Counted **in each web process**, in fixed
-  windows of 60 s per workspace: with P server processes behind a load balancer a workspace gets
-  up to P x its limit per minute (spread evenly, about its limit per process). No database work.
+  report; the dashboard's own calls with a browser session are not API use either). Counted **in
+  each web process**, in fixed windows of 60 s per workspace: with P server processes behind a load
+  balancer a workspace gets up to P x its limit per minute (spread evenly, about its limit per
+  process). No database work.
 * **Warnings** at 80 % and 100 % of the included segments: a banner on every dashboard page (the
   ``page_notices`` slot) while it holds, and one e-mail to the workspace's owner per level and
   period, recorded in ``public.billing_quota_notices`` so a restart never sends it again.
@@ -164,8 +165,10 @@ def view_of(tenant) -> View:
     """The workspace's cached view; loaded from the catalogue on a miss (inside the tenant's
     transaction: as the serving role for that one read; outside: on a pooled connection)."""
     view = cache.get(tenant.id)
-    if view is not None:
+    if view is not None and view.period_end > utcnow():
         return view
+    if view is not None:  # its period ended: the next one (a renewal also tells us by NOTIFY)
+        cache.forget(str(tenant.id))
     if app_db.in_transaction() and current_tenant.get() is not None:
         with as_serving_role():
             plan, sub = _read_plan(tenant.id)
@@ -412,7 +415,8 @@ def limit_check(tenant, resource: str, current: int) -> Problem | None:
 def request_check(tenant, handler) -> None:
     """``smsgw_request_check``: the plan's API requests per minute, counted in this process."""
     principal = handler.principal
-    if principal is None or principal.kind == "device" or not handler.request.path.startswith(RATE_PATHS):
+    if (principal is None or principal.kind == "device" or principal.via == "session"
+            or not handler.request.path.startswith(RATE_PATHS)):
         return
     view = view_of(tenant)
     limit = view.plan.api_per_minute if view.plan else None

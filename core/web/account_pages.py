@@ -267,6 +267,8 @@ class TeamHandler(PageHandler):
                 revoke_user_credentials(user_id)  # new rights take effect at next sign-in
                 return user, "user.role_changed", {"from": user.role, "to": role}
             if action in ("disable", "enable"):
+                if action == "enable" and not user.is_active:  # one more member: the workspace's limit
+                    limits.check(platform, tenant, "member", User.select().where(User.is_active).count)
                 User.update(is_active=action == "enable", updated_at=utcnow()).where(User.id == user_id).execute()
                 if action == "disable":
                     revoke_user_credentials(user_id)
