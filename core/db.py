@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import peewee
@@ -214,15 +216,45 @@ def tenant_transaction(tenant: TenantRef | None = None, db=app_db):
     try:
         with connection(db):
             if db.transaction_depth() == 0 and isinstance(db, FastPool):
-                with db.atomic(setup_sql=enter_sql(tenant)):  # BEGIN and enter: one round trip
+                with _ending(), db.atomic(setup_sql=enter_sql(tenant)):  # BEGIN and enter: one round trip
                     db.note_schema(tenant.schema_name)
                     yield db
             else:
-                with db.atomic():
+                with _ending() if db.transaction_depth() == 0 else nullcontext(), db.atomic():
                     enter_tenant(db, tenant)
                     yield db
     finally:
         current_tenant.reset(token)
+
+
+_ends = threading.local()
+
+
+def after_transaction(callback) -> None:
+    """Inside a tenant transaction: call ``callback(committed)`` in this thread once the outermost
+    transaction ended (after its COMMIT: ``True``; rolled back: ``False``). For bookkeeping in memory
+    about work that is in flight (a quota's sends not yet visible to other transactions); a callback
+    that raises is logged, never the transaction's problem."""
+    pending = getattr(_ends, "pending", None)
+    if pending is None:
+        raise TenantContextMissing("after_transaction needs an open tenant transaction")
+    pending.append(callback)
+
+
+@contextmanager
+def _ending():
+    _ends.pending = pending = []
+    committed = False
+    try:
+        yield
+        committed = True
+    finally:
+        _ends.pending = None
+        for callback in pending:
+            try:
+                callback(committed)
+            except Exception:
+                logging.getLogger(__name__).exception("an after_transaction callback failed")
 
 
 # -- running database work off the IOLoop -----------------------------------

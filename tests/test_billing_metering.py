@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from addons.billing import metering
-from tests.support.messaging import raw_device, sql
+from tests.support.messaging import raw_device, sql, wait_until
 from tests.support.phones import api_client, api_token
 from tests.support.quotas import make_plan, subscribe
 from tests.test_faults_usage import Served
@@ -107,14 +107,10 @@ def test_sixteen_clients_idempotent_retries_and_a_sigkill_are_metered_exactly_on
     servers[1].proc.wait(60)
     assert len(answered) >= 210, "too few sends were answered"
 
-    def settled():
-        a = rows_segments(t)
-        time.sleep(0.5)
-        return a == rows_segments(t)
-
-    deadline = time.monotonic() + 30
-    while not settled() and time.monotonic() < deadline:
-        pass
+    # PostgreSQL aborts the killed process's open transactions once it sees their connections close.
+    readings = [rows_segments(t)]
+    wait_until(lambda: readings.append(rows_segments(t)) or readings[-1] == readings[-2], timeout=30, interval=0.5,
+               what="the killed server's transactions to end")
     stored = sql(t, "SELECT count(*) FROM messages")[0][0]
     assert stored >= len(set(answered.values()))  # every answered send is stored (some cut off unanswered too)
     assert whole(t) == rows_segments(t) > 0

@@ -36,9 +36,9 @@ transaction: one statement (``billing_usage(..., lock)``) takes a per-workspace 
 advisory lock and sums the period's usage in a fresh snapshot, so sends near the limit are
 serialized and each sees every send committed before it; the requests of a group are then let
 through in order while they fit, the rest refused. Sends this process let through on the fast path
-moments ago and not yet committed are counted too (the estimate is used when it is higher, for a
-few seconds after such a send). Entering the margin tells the other processes (the same NOTIFY),
-which then take the exact path as well. With several processes the guarantee holds as long as the
+and not committed yet are added to that sum (each is counted in flight until its transaction ends:
+:func:`core.db.after_transaction`). Entering the margin tells the other processes (the same NOTIFY,
+``near:<id>``), which then take the exact path as well. With several processes the guarantee holds as long as the
 other processes together let through fewer than the margin's segments on their fast path between
 two of this process's exact reads; with one process it always holds.
 """
@@ -53,7 +53,8 @@ from dataclasses import dataclass, field
 
 from core.clock import utcnow
 from core.datamap import NO_PERSONAL_DATA, Table
-from core.db import app_db, as_serving_role, connection, current_tenant, run_sync, tenant_transaction
+from core.db import (after_transaction, app_db, as_serving_role, connection, current_tenant, run_sync,
+                     tenant_transaction)
 from core.i18n import N_
 from core.web.problem import Problem
 
@@ -64,7 +65,6 @@ log = logging.getLogger(__name__)
 MODELS = [Table("billing_quota_notices", "public", NO_PERSONAL_DATA)]  # levels and counts, no addresses
 CHANNEL = "smsgw_billing_changed"
 LEVELS = (80, 100)
-INFLIGHT_SECONDS = 3.0  # a fast-path send is committed (or rolled back) by then
 RATE_WINDOW = 60
 RATE_PATHS = ("/api/", "/3rdparty/")
 LOCK_SPACE = 0x42494C4C  # "BILL": the advisory lock key's high half; the workspace id is the low half
@@ -86,10 +86,11 @@ class View:
     used: int | None = None  # exact usage of the period, read at ``read_at``
     read_at: float = 0.0
     local: int = 0  # segments this process let through since that read
-    last_fast: float = 0.0  # when this process last let a send through without the lock
+    inflight: int = 0  # segments this process let through without the lock, not committed yet
     near: bool = False  # within the margin (or another process said so): exact path
     queued: set = field(default_factory=set)  # warning levels handed to the notice sender
     lock: threading.Lock = field(default_factory=threading.Lock)
+    count_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def estimate(self) -> int:
@@ -106,12 +107,18 @@ class Cache:
         self._lock = threading.Lock()
 
     def forget(self, payload: str | None) -> None:
-        """A NOTIFY: ``*`` or ``None`` (a reconnect) forgets every workspace, else the one named."""
+        """A NOTIFY: ``*`` or ``None`` (a reconnect) forgets every workspace, a number the one named;
+        ``near:<id>``: that workspace came within the margin of its limit (its view stays, with what
+        this process let through lately, and takes the exact path from now on)."""
         with self._lock:
             if not payload or payload == "*":
                 self._views.clear()
             elif payload.isdigit():
                 self._views.pop(int(payload), None)
+            elif payload.startswith("near:") and payload[5:].isdigit():
+                view = self._views.get(int(payload[5:]))
+                if view is not None:
+                    view.near = True
 
     def get(self, tenant_id: int) -> View | None:
         return self._views.get(tenant_id)
@@ -243,23 +250,16 @@ def messages_submitting(tenant, segments: list[int]) -> list | None:
         now = time.monotonic()
         fresh = view.used is not None and now - view.read_at < settings.billing_refresh_seconds
         if fresh and (not view.hard_stop or (not view.near and view.estimate + total <= included - margin)):
-            view.local += total
-            view.last_fast = now
-            _note_level(tenant, view)
-            return None
-        if not view.hard_stop:  # overage accrues: read only to keep the warnings true
-            view.used, view.local, view.read_at = _exact(view, None), total, now
-            _note_level(tenant, view)
-            return None
+            return _let_through(tenant, view, total)
+        if not fresh:  # re-read what is committed; this process's sends still in flight are on top
+            view.used, view.local, view.read_at = _exact(view, None) + view.inflight, 0, now
+            if not view.hard_stop or (not view.near and view.estimate + total <= included - margin):
+                return _let_through(tenant, view, total)
         was_near = view.near
-        if not view.near and view.estimate + total <= included - margin:
-            exact = _exact(view, None)  # stale: refresh, and see whether the lock is needed
-            if exact + total <= included - margin:
-                view.used, view.local, view.read_at, view.last_fast = exact, total, now, now
-                _note_level(tenant, view)
-                return None
-        exact = _exact(view, LOCK_SPACE << 32 | tenant.id)  # serialized until this transaction ends
-        base = max(exact, view.estimate) if now - view.last_fast < INFLIGHT_SECONDS else exact
+        # Within the margin: serialized with every other send of the workspace near its limit until this
+        # transaction ends; what this process let through without the lock and is not committed yet is
+        # not in the sum, so it is added.
+        base = _exact(view, LOCK_SPACE << 32 | tenant.id) + view.inflight
         refusals, granted = [], 0
         for n in segments:
             if n and base + granted + n > included:
@@ -270,9 +270,26 @@ def messages_submitting(tenant, segments: list[int]) -> list | None:
         view.used, view.local, view.read_at = base, granted, now
         view.near = included - (base + granted) < margin
         if view.near and not was_near:  # the other processes: take the exact path too
-            app_db.execute_sql("SELECT pg_notify(%s, %s)", (CHANNEL, str(tenant.id)))
+            app_db.execute_sql("SELECT pg_notify(%s, %s)", (CHANNEL, f"near:{tenant.id}"))
         _note_level(tenant, view)
         return refusals if any(refusals) else None
+
+
+def _let_through(tenant, view: View, total: int) -> None:
+    """A send passes without the lock (with ``view.lock`` held): counted as in flight until its
+    transaction ends (:func:`core.db.after_transaction`)."""
+    view.local += total
+    if view.hard_stop and total:
+        with view.count_lock:
+            view.inflight += total
+
+        def ended(_committed: bool) -> None:
+            with view.count_lock:
+                view.inflight -= total
+
+        after_transaction(ended)
+    _note_level(tenant, view)
+    return None
 
 
 def _exact(view: View, lock: int | None) -> int:
@@ -314,7 +331,6 @@ def send_notices(tenant) -> int:
     """Record and mail each warning level ``tenant`` reached in its period and was not told of."""
     from core.users import ROLE_CUSTOMER, User
 
-    cache.forget(str(tenant.id))
     view = view_of(tenant)
     if view.plan is None or view.plan.included_segments <= 0:
         return 0
@@ -322,7 +338,6 @@ def send_notices(tenant) -> int:
     with tenant_transaction(tenant.ref):
         used = metering.usage_here(view.period_start, view.period_end)
         owners = [u.email for u in User.select(User.email).where((User.role == ROLE_CUSTOMER) & User.is_active)]
-    view.used, view.read_at = used, time.monotonic()
     sent = 0
     for level in LEVELS:
         if used * 100 < level * included:
@@ -379,7 +394,7 @@ def notice_context(handler) -> dict | None:
         with tenant_transaction(tenant.ref):
             used = metering.usage_here(view.period_start, view.period_end)
         with view.lock:
-            view.used, view.local, view.read_at = used, 0, time.monotonic()
+            view.used, view.local, view.read_at = used + view.inflight, 0, time.monotonic()
     used, included = view.estimate, view.plan.included_segments
     if used * 100 < LEVELS[0] * included:
         return None
