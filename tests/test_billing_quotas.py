@@ -16,16 +16,17 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import threading
-from urllib.parse import urlsplit
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from addons.billing import metering, quotas
 from core.clock import utcnow
-from tests.support.identity import (OWNER_PASSWORD, add_user, admin_sql, fetch_xsrf, mails_to, owner_email,
-                                    post_form, sign_in, wait_for_mail)
+from core.db import TenantContextMissing, after_transaction, app_db, tenant_transaction
+from tests.support.identity import (OWNER_PASSWORD, add_user, admin_sql, mails_to, owner_email, post_form,
+                                    sign_in, wait_for_mail)
 from tests.support.messaging import row_counts, sql, wait_until
 from tests.support.phones import api_client, api_token, pair_phone
 from tests.support.problems import PROBLEM, problem
@@ -320,3 +321,51 @@ def test_the_dashboards_own_session_calls_are_not_counted_against_the_api_rate(l
     for _ in range(4):
         r = s.get("/api/v1/messages")
         assert r.status_code == 200 and "RateLimit-Limit" not in r.headers
+
+
+# -- the mechanism: sends let through without the lock and not committed yet ------------------------
+
+def test_an_exact_check_counts_the_sends_let_through_without_the_lock_that_are_not_committed_yet(platform,
+                                                                                                make_tenant):
+    """600 included, margin 500: a send of 100 passes from the cache alone and stays uncommitted; a
+    send of 501 then takes the exact path, whose sum cannot see the 100 yet: it must still refuse."""
+    t = make_tenant("qflight")
+    subscribe(platform, t, make_plan(platform, included=600))
+    assert platform.settings.billing_exact_margin == 500
+    first_in, release = threading.Event(), threading.Event()
+
+    def first():
+        with tenant_transaction(t.ref):
+            assert quotas.messages_submitting(t, [100]) is None  # the fast path: no statement, no lock
+            first_in.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    try:
+        assert first_in.wait(10)
+        assert quotas.cache.get(t.id).inflight == 100
+        with tenant_transaction(t.ref):
+            refusals = quotas.messages_submitting(t, [501, 400])
+        assert refusals[0].status == 402 and refusals[0].extra["used"] == 100 and refusals[1] is None
+    finally:
+        release.set()
+        holder.join(10)
+    assert quotas.cache.get(t.id).inflight == 0  # the first transaction ended
+
+
+def test_after_transaction_callbacks_run_once_the_outermost_transaction_ended(platform, make_tenant):
+    t = make_tenant("qafter")
+    seen = []
+    with tenant_transaction(t.ref):
+        with tenant_transaction(t.ref):  # joins the outer one
+            after_transaction(lambda committed: seen.append(("nested", committed, app_db.in_transaction())))
+        assert seen == []
+    assert seen == [("nested", True, False)]
+    with pytest.raises(ZeroDivisionError):
+        with tenant_transaction(t.ref):
+            after_transaction(lambda committed: seen.append(("failed", committed)))
+            1 / 0
+    assert seen[-1] == ("failed", False)
+    with pytest.raises(TenantContextMissing):
+        after_transaction(seen.append)
