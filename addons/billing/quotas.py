@@ -16,7 +16,8 @@
   report; the dashboard's own calls with a browser session are not API use either). Counted **in
   each web process**, in fixed windows of 60 s per workspace: with P server processes behind a load
   balancer a workspace gets up to P x its limit per minute (spread evenly, about its limit per
-  process). No database work.
+  process). No database work on the request: a workspace not cached yet is loaded in the background,
+  and the requests before it is are not counted.
 * **Warnings** at 80 % and 100 % of the included segments: a banner on every dashboard page (the
   ``page_notices`` slot) while it holds, and one e-mail to the workspace's owner per level and
   period, recorded in ``public.billing_quota_notices`` so a restart never sends it again.
@@ -53,7 +54,7 @@ from dataclasses import dataclass, field
 
 from core.clock import utcnow
 from core.datamap import NO_PERSONAL_DATA, Table
-from core.db import (after_transaction, app_db, as_serving_role, connection, current_tenant, run_sync,
+from core.db import (after_transaction, app_db, as_serving_role, connection, current_tenant, executor, run_sync,
                      tenant_transaction)
 from core.i18n import N_
 from core.web.problem import Problem
@@ -433,7 +434,10 @@ def request_check(tenant, handler) -> None:
     if (principal is None or principal.kind == "device" or principal.via == "session"
             or not handler.request.path.startswith(RATE_PATHS)):
         return
-    view = view_of(tenant)
+    view = cache.get(tenant.id)
+    if view is None:  # on the IOLoop: never wait for the database; count from when it is loaded
+        _load_soon(tenant)
+        return
     limit = view.plan.api_per_minute if view.plan else None
     if not limit:
         return
@@ -453,6 +457,26 @@ def request_check(tenant, handler) -> None:
                       upgrade_url=billing_url(tenant.slug))
     for name, value in headers.items():
         handler.set_header(name, value)
+
+
+_loading: set[int] = set()
+
+
+def _load_soon(tenant) -> None:
+    """Load a workspace's view off the IOLoop (the requests before it is loaded are not counted)."""
+    if tenant.id in _loading:
+        return
+    _loading.add(tenant.id)
+
+    def load():
+        try:
+            view_of(tenant)
+        except Exception:
+            log.exception("billing: could not load the plan of %s", tenant.slug)
+        finally:
+            _loading.discard(tenant.id)
+
+    executor().submit(load)
 
 
 # -- wiring (hooks.py collects) ---------------------------------------------------------------------
