@@ -361,7 +361,28 @@ def run_main(tag: str, fast: bool, body) -> int:
 # -- tenants, tokens, devices ------------------------------------------------------------------
 
 def make_tenant(platform, slug: str, name: str | None = None):
-    return platform.tenants.create(slug, name or f"Bench {slug}", f"owner@{slug}.example", "bench password 1234")
+    tenant = platform.tenants.create(slug, name or f"Bench {slug}", f"owner@{slug}.example", "bench password 1234")
+    subscribe_to_bench_plan(tenant)
+    return tenant
+
+
+def subscribe_to_bench_plan(tenant) -> None:
+    """A paying workspace's subscription: a plan with overage (so its sends take the billing addon's
+    quota path as they would in production: from the cache) and no device, member or rate limit
+    (the free plan's would stop a benchmark)."""
+    from core.db import app_db, connection
+
+    with connection(), app_db.atomic():
+        app_db.execute_sql("""
+            INSERT INTO public.billing_plan_versions (plan_code, version, name, currency, monthly_price,
+                   yearly_price, included_segments, overage_per_1000, public)
+            SELECT 'bench', 1, 'Bench', 'EUR', 0, 0, 1000000000, 100, false
+             WHERE NOT EXISTS (SELECT 1 FROM public.billing_plan_versions WHERE plan_code = 'bench')""")
+        app_db.execute_sql("""
+            INSERT INTO public.billing_subscriptions (tenant_id, plan_version_id, status, period_start, period_end)
+            SELECT %s, id, 'active', now() - interval '1 day', now() + interval '29 days'
+              FROM public.billing_plan_versions WHERE plan_code = 'bench' AND retired_at IS NULL
+            ON CONFLICT (tenant_id) DO NOTHING""", (tenant.id,))
 
 
 def api_token(tenant) -> str:

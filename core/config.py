@@ -100,6 +100,13 @@ class Settings:
     # Usage metering: a web process writes the API calls and latencies it counted this often (a
     # process killed without warning loses at most this window of API-call counts).
     usage_flush_seconds: int = 10
+    # Billing quotas (addons/billing/quotas.py): the plan code of a workspace without a subscription
+    # ("" = no limits for such workspaces, e.g. an operator who does not sell); the remaining
+    # allowance (segments) below which a hard-stop workspace's sends take the exact, serialized path;
+    # how often a process re-reads a workspace's exact usage on the submit path at most.
+    billing_default_plan: str = "free"
+    billing_exact_margin: int = 500
+    billing_refresh_seconds: int = 5
     db_schemas_per_connection: int = 100
     # Where "contact us about privacy" requests are mailed (the privacy page's form, and the address
     # the published policy names); empty means privacy@<base domain>.
@@ -172,6 +179,9 @@ class Settings:
             deletion_grace_days=_int(env, "SMSGW_DELETION_GRACE_DAYS", 14, 0),
             due_repair_seconds=_int(env, "SMSGW_DUE_REPAIR_SECONDS", 3600, 60),
             usage_flush_seconds=_int(env, "SMSGW_USAGE_FLUSH_SECONDS", 10, 1),
+            billing_default_plan=env.get("SMSGW_BILLING_DEFAULT_PLAN", "free").strip(),
+            billing_exact_margin=_int(env, "SMSGW_BILLING_EXACT_MARGIN", 500, 0),
+            billing_refresh_seconds=_int(env, "SMSGW_BILLING_REFRESH_SECONDS", 5, 1),
             db_schemas_per_connection=_int(env, "SMSGW_DB_SCHEMAS_PER_CONNECTION", 100, 1),
             privacy_email=(env.get("SMSGW_PRIVACY_EMAIL") or "").strip(),
             retention_batch=_int(env, "SMSGW_RETENTION_BATCH", 1000, 1),

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import peewee
@@ -227,22 +229,54 @@ def tenant_transaction(tenant: TenantRef | None = None, db=app_db):
     try:
         with connection(db):
             if db.transaction_depth() == 0 and isinstance(db, FastPool):
-                with db.atomic(setup_sql=enter_sql(tenant)):  # BEGIN and enter: one round trip
+                with _ending(), db.atomic(setup_sql=enter_sql(tenant)):  # BEGIN and enter: one round trip
                     db.note_schema(tenant.schema_name)
                     yield db
             else:
-                # Inside a transaction already (a savepoint): on the way out the outer work is what
-                # it was before (its tenant, or the serving role), not this tenant's role for the
-                # rest of the transaction. A failure rolls the savepoint back, and that undoes it too.
-                with db.atomic():
+                # Inside a transaction already (a savepoint), or a database that is not the pool: on
+                # the way out of a savepoint the outer work is what it was before (its tenant, or the
+                # serving role), not this tenant's role for the rest of the transaction. A failure
+                # rolls the savepoint back, and that undoes it too.
+                nested = db.transaction_depth() > 0
+                with nullcontext() if nested else _ending(), db.atomic():
                     enter_tenant(db, tenant)
                     yield db
-                    if outer is not None:
+                    if nested and outer is not None:
                         enter_tenant(db, outer)
-                    else:
+                    elif nested:
                         db.execute_sql("SET LOCAL ROLE NONE; SET LOCAL search_path TO DEFAULT")
     finally:
         current_tenant.reset(token)
+
+
+_ends = threading.local()
+
+
+def after_transaction(callback) -> None:
+    """Inside a tenant transaction: call ``callback(committed)`` in this thread once the outermost
+    transaction ended (after its COMMIT: ``True``; rolled back: ``False``). For bookkeeping in memory
+    about work that is in flight (a quota's sends not yet visible to other transactions); a callback
+    that raises is logged, never the transaction's problem."""
+    pending = getattr(_ends, "pending", None)
+    if pending is None:
+        raise TenantContextMissing("after_transaction needs an open tenant transaction")
+    pending.append(callback)
+
+
+@contextmanager
+def _ending():
+    _ends.pending = pending = []
+    committed = False
+    try:
+        yield
+        committed = True
+    finally:
+        _ends.pending = None
+        for callback in pending:
+            try:
+                callback(committed)
+            except Exception:
+                logging.getLogger(__name__).exception("an after_transaction callback failed")
 
 
 # -- running database work off the IOLoop -----------------------------------

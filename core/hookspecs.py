@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .web.app import Application
     from .web.base import BaseHandler
     from .web.menu import MenuItem
+    from .web.problem import Problem
 
 hookspec = pluggy.HookspecMarker("smsgw")
 
@@ -457,6 +458,42 @@ def smsgw_request_finished(tenant: TenantInfo, handler: BaseHandler, elapsed_ms:
     :param elapsed_ms: the time from the request's arrival to its answer, in milliseconds.
 
     Result: none.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
+    """
+
+
+@hookspec
+def smsgw_request_check(tenant: TenantInfo, handler: BaseHandler) -> None:
+    """Called for every request of ``tenant`` once its caller is known and its permission checked,
+    before the handler's method runs, on the IOLoop: implementations decide from memory (a rate
+    limit, a cached flag) and return at once, or raise a :class:`core.web.problem.Problem` to refuse
+    the request. They may set answer headers on ``handler`` (they are kept on the refusal too).
+
+    :param tenant: the request's workspace (requests without one are not checked).
+    :param handler: the handler about to run (``handler.principal`` may be ``None`` on public pages).
+
+    Result: none (a raised Problem refuses the request; the first addon to raise wins).
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
+    """
+
+
+@hookspec(firstresult=True)
+def smsgw_limit_check(tenant: TenantInfo, resource: str, current: int) -> Problem | None:
+    """One more ``resource`` is about to be added to the workspace, which has ``current`` of them:
+    return the :class:`core.web.problem.Problem` that refuses it (a plan's limit: ``402``), or ``None``.
+
+    Called inside the tenant's transaction that adds it, which holds a lock that serializes additions of
+    that resource in the workspace (so two additions cannot both pass a limit of one). Resources: ``"member"``
+    (a member invited: :class:`core.web.account_pages.TeamHandler`), ``"device"`` (a pairing code for a new
+    phone made, or spent: ``addons/devices``); addons may ask about resources of their own.
+
+    :param tenant: the :class:`core.tenancy.TenantInfo`.
+    :param resource: what is added.
+    :param current: how many the workspace has now (without the one being added).
+
+    Result: first: stops at the first non-``None`` result (the refusal).
     Order: dependencies first.
     Reaches: addons enabled for ``tenant``.
     """

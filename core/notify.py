@@ -25,6 +25,9 @@ class Listener:
         self.connected = threading.Event()
 
     def subscribe(self, channel: str, callback) -> None:
+        """Call ``callback(payload)`` for each notification on ``channel``. A channel subscribed
+        after :meth:`start` (an addon's ``smsgw_startup``) is listened to within a second; the
+        callback is also called with ``None`` then, as after a reconnect."""
         self.callbacks.setdefault(channel, []).append(callback)
 
     def start(self) -> None:
@@ -42,14 +45,23 @@ class Listener:
             try:
                 conn = psycopg2.connect(self.url)
                 conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+                listening = set(self.callbacks)
                 with conn.cursor() as cur:
-                    for channel in self.callbacks:
+                    for channel in listening:
                         cur.execute(f'LISTEN "{channel}"')
                 self.connected.set()
                 backoff = 0.5
                 # A reconnect may have missed notifications: tell everyone to refresh.
                 self._dispatch_all(None)
                 while not self._stop.is_set():
+                    late = [channel for channel in list(self.callbacks) if channel not in listening]
+                    if late:
+                        with conn.cursor() as cur:
+                            for channel in late:
+                                cur.execute(f'LISTEN "{channel}"')
+                        listening.update(late)
+                        for channel in late:
+                            self._dispatch(channel, None)
                     if select.select([conn], [], [], 1.0) == ([], [], []):
                         continue
                     conn.poll()

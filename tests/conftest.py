@@ -46,6 +46,9 @@ def test_env(pg_server_url, tmp_path_factory):
         "SMSGW_DB_ROLE_PREFIX": prefix,
         "SMSGW_DATA_DIR": str(data_dir),
         "SMSGW_BASE_DOMAIN": "localhost",
+        # Workspaces without a subscription have no plan limits here; the billing tests give theirs
+        # a plan (tests/test_billing_quotas.py), and one the shipped default (free).
+        "SMSGW_BILLING_DEFAULT_PLAN": "",
     }
     yield env
     dbsetup.drop_database(pg_server_url, dbname, prefix)

@@ -138,7 +138,8 @@ def cluster(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SMSGW_APP_DATABASE_URL")}
     env.update(DATABASE_URL=url, SMSGW_DB_ROLE_PREFIX=prefix, SMSGW_DATA_DIR=str(base / "var"),
                SMSGW_BASE_DOMAIN="localhost", REDIS_URL=f"redis://127.0.0.1:{redis.port}/0",
-               PYTHONPATH=str(ROOT), SMSGW_TRUST_PROXY="1")
+               PYTHONPATH=str(ROOT), SMSGW_TRUST_PROXY="1",
+               SMSGW_BILLING_DEFAULT_PLAN="")  # the demo workspace pairs 12 phones: no plan limits
     a = Server(env, "A", demo=True)  # migrates, creates the demo workspace and the secrets
     b = Server(env, "B")
     out = subprocess.run([sys.executable, "-m", "core.cli", "token", "create", "--tenant", "demo", "--name", "faults",

@@ -14,10 +14,12 @@ from core.addons import hookimpl
 from . import plans, subscriptions
 from . import billing_page, plans_admin, plans_cli, pricing  # Billing, Pricing, admin pages, `smsgw plans`
 from . import accounts, dunning, invoice_pages, invoicing, payments, stripe_provider, tax  # invoices, payments
+from . import metering, quotas  # exact usage per period, limits answered where work is asked for
 
 FEATURES: tuple = (plans, subscriptions)
 FEATURES += (billing_page, pricing, plans_admin, plans_cli)
 FEATURES += (accounts, tax, invoicing, payments, stripe_provider, dunning, invoice_pages)
+FEATURES += (metering, quotas)
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +129,25 @@ def pricing_signed_up(handler, tenant):
 @hookimpl(specname="smsgw_billing_payment_providers")
 def payment_providers():
     return [payments.ManualProvider(), stripe_provider.StripeProvider()]
+
+
+# -- quotas (quotas.py): hooks of their own ---------------------------------------------------------
+
+@hookimpl(specname="smsgw_messages_submitting")
+def quotas_messages_submitting(tenant, segments):
+    return quotas.messages_submitting(tenant, segments)
+
+
+@hookimpl(specname="smsgw_limit_check")
+def quotas_limit_check(tenant, resource, current):
+    return quotas.limit_check(tenant, resource, current)
+
+
+@hookimpl(specname="smsgw_request_check")
+def quotas_request_check(tenant, handler):
+    quotas.request_check(tenant, handler)
+
+
+@hookimpl(specname="smsgw_startup")
+def quotas_startup(app):
+    quotas.startup(app)

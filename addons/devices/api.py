@@ -117,6 +117,7 @@ class PairingCodeHandler(ApiHandler):
 
     async def post(self):
         code, expires = await self.in_tenant(service.create_pairing_code, self.principal.actor,
+                                             limit=lambda: service.check_device_limit(self.platform, self.tenant),
                                              audit=audit_event(self, "device.pairing_code_created", None))
         self.set_header("Cache-Control", "no-store")
         self.write_json(pairing_payload(self.settings_.public_url(self.tenant.slug), code, expires), 201)

@@ -43,7 +43,13 @@ class PairPage(PageHandler):
         self.render("devices/pair.html", pairing=None)
 
     async def post(self):
-        code, expires = await self.in_tenant(service.create_pairing_code, self.principal.actor)
+        try:
+            code, expires = await self.in_tenant(service.create_pairing_code, self.principal.actor,
+                                                 limit=lambda: service.check_device_limit(self.platform, self.tenant))
+        except Problem as exc:  # a limit of the workspace's plan (402): said on the page
+            self.set_status(exc.status)
+            self.render("devices/pair.html", pairing=None, refusal=exc.detail)
+            return
         await self.run_db(emit, self.platform, audit_event(self, "device.pairing_code_created", None))
         self.set_header("Cache-Control", "no-store")
         self.render("devices/pair.html",

@@ -104,7 +104,9 @@ class RegisterHandler(DeviceApiHandler):
                           headers={"Retry-After": str(verdict.retry_after)})
         info = body.get("device") if isinstance(body.get("device"), dict) else {}
         def register():
-            device, token, repaired = service.register(self.tenant.slug, body.get("code"), info)
+            device, token, repaired = service.register(
+                self.tenant.slug, body.get("code"), info,
+                limit=lambda: service.check_device_limit(platform, self.tenant))
             if repaired:  # the old token is dead: no process may keep it cached (NOTIFY goes with the commit)
                 platform.credentials_changed(self.tenant.slug)
             return device, token, repaired

@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 import secrets
 
-from core import due, tokenformat
+from core import due, limits, tokenformat
 from core.clock import utcnow
 from core.db import app_db
 from core.permissions import Principal
@@ -41,12 +41,22 @@ def _hash_code(code: str) -> str:
     return hashlib.sha256(code.strip().upper().encode()).hexdigest()
 
 
-def create_pairing_code(created_by: str, repair_device_id: int | None = None) -> tuple[str, dt.datetime]:
+def check_device_limit(platform, tenant) -> None:
+    """Inside the tenant transaction, before a new phone is paired (or a code for one made): the
+    workspace's limit on devices (``smsgw_limit_check``, e.g. its plan), serialized per workspace."""
+    limits.check(platform, tenant, "device", Device.select().where(Device.removed_at.is_null()).count)
+
+
+def create_pairing_code(created_by: str, repair_device_id: int | None = None, *,
+                        limit=None) -> tuple[str, dt.datetime]:
     """A one-time code. With ``repair_device_id`` (the Customer's "Re-pair this phone" on that
-    device's page) the code re-pairs that device; without it, it pairs a new one."""
+    device's page) the code re-pairs that device; without it, it pairs a new one, after
+    ``limit()`` (:func:`check_device_limit`) if given."""
     if repair_device_id is not None and Device.get_or_none(
             (Device.id == repair_device_id) & Device.removed_at.is_null()) is None:
         raise DeviceError("There is no such device here.", 404, "not-found")
+    if repair_device_id is None and limit is not None:
+        limit()
     code = "".join(secrets.choice(PAIRING_ALPHABET) for _ in range(8))
     expires = utcnow() + PAIRING_TTL
     PairingCode.create(code_hash=_hash_code(code), expires_at=expires, created_by=created_by,
@@ -54,7 +64,7 @@ def create_pairing_code(created_by: str, repair_device_id: int | None = None) ->
     return code, expires
 
 
-def register(tenant_slug: str, code: str, info: dict) -> tuple[Device, str, bool]:
+def register(tenant_slug: str, code: str, info: dict, *, limit=None) -> tuple[Device, str, bool]:
     """Spend a pairing code: pair a new phone, or re-pair the device the code was made for.
 
     Returns the device, its token and whether an existing device's token was replaced (the
@@ -91,6 +101,8 @@ def register(tenant_slug: str, code: str, info: dict) -> tuple[Device, str, bool
         Device.update(**fields).where(Device.id == device.id).execute()
         device = Device.get_by_id(device.id)
     else:
+        if limit is not None:  # a new phone: the workspace's limit on devices (check_device_limit)
+            limit()
         name = _s(info.get("name"), 100) or fields["model"] or "Phone"
         device = Device.create(name=name, settings=device_settings.merged({}), **fields)
     PairingCode.update(used_at=utcnow(), device_id=device.id).where(PairingCode.code_hash == row.code_hash).execute()

@@ -32,3 +32,27 @@ def smsgw_message_events(tenant: TenantInfo, events: list[tuple[str, dict]]) -> 
     Order: dependencies first.
     Reaches: addons enabled for ``tenant``.
     """
+
+
+@hookspec
+def smsgw_messages_submitting(tenant: TenantInfo, segments: list[int]) -> list | None:
+    """Sends are about to be stored: the last word before anything of them is written (quotas,
+    a suspended workspace). Called inside the tenant's transaction that will store them, after
+    validation, idempotent replays and opt-outs, once per group of requests (group commit stores
+    several requests in one transaction; each may be refused alone).
+
+    An implementation that refuses must be exact at its boundary: what it lets through here is
+    stored in this transaction unless the transaction fails, in which case each request comes
+    back through this hook on its own. Keep the usual case free of database work (a cache); a
+    statement here is paid by every send.
+
+    :param tenant: the :class:`core.tenancy.TenantInfo`.
+    :param segments: per request of the group, in order, the segments it would store: the sum over
+        its messages of (recipients that will be stored) x (the message's segments).
+
+    Result: collected: each result is ``None`` (nothing refused) or a list as long as ``segments``
+        holding ``None`` or the :class:`core.web.problem.Problem` that refuses that request (nothing
+        of it is stored; its client gets the problem). A request is refused when any addon refuses it.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
+    """

@@ -212,6 +212,11 @@ PATHS = {
                     {"Idempotency-Key": {"description": "Echoed when sent.", "schema": {"type": "string"}}})},
                 api_errors(write=True, body=True),
                 (400, "invalid-idempotency-key", "`Idempotency-Key` is not 1 to 255 printable characters."),
+                (402, "quota-exceeded", "Refused before anything was stored by an addon that answers "
+                                        "`smsgw_messages_submitting`: with billing, a hard-stop plan's included "
+                                        "segments would be exceeded (`limit`, `included`, `used`, `requested`, "
+                                        "`upgrade_url`), or the subscription is suspended or cancelled (codes "
+                                        "`subscription-suspended`, `subscription-cancelled`)."),
                 (409, "idempotency-in-flight", "A request with this key is still being processed; retry shortly."),
                 (409, "sending-paused", "The workspace does not send now: its owner paused sending, or it is "
                                         "scheduled for deletion (`detail` says which); nothing was stored."),

@@ -87,9 +87,9 @@ class SendPage(PageHandler):
                                                           source="dashboard", created_by=self.principal.actor)
         except Problem as exc:
             devices = await self.in_tenant(lambda: list(Device.select().where(Device.removed_at.is_null())))
-            self.set_status(422)
-            self.render("messaging/send.html", form=form, errors=exc.errors or [{"field": "", "message": exc.detail}],
-                        devices=devices, result=None)
+            self.set_status(402 if exc.status == 402 else 422)  # 402: a plan's limit (addons/billing)
+            self.render("messaging/send.html", form=form, devices=devices, result=None,
+                        errors=exc.errors or [{"field": "", "message": exc.detail, "link": exc.extra.get("upgrade_url")}])
             return
         self.platform.wake_now(*keys)
         if response.get("rejected"):
@@ -119,7 +119,7 @@ class CsvPage(PageHandler):
                 status, response, keys = await self.in_tenant(submit.accept, self.tenant, clean, rejected, batch,
                                                               source="csv", created_by=self.principal.actor)
             except Problem as exc:
-                self.set_status(422)
+                self.set_status(402 if exc.status == 402 else 422)  # 402: a plan's limit (addons/billing)
                 self.render("messaging/csv.html", preview=None, payload=None,
                             errors=[{"row": 0, "message": exc.detail}])
                 return

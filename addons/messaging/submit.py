@@ -211,7 +211,7 @@ def accept_many(tenant, subs: list[Submission]) -> list:
               JOIN devices d ON d.id = r.device_id AND d.enabled AND d.online AND d.removed_at IS NULL
              WHERE r.phone = ANY (%s::text[]) AND r.device_id IS NOT NULL ORDER BY r.phone, r.id DESC
         """, (array_literal(all_phones),)).fetchall())
-    plans, rows = {}, []  # request -> [(clean, phones, rejected)]; messages to store
+    plans = {}  # request -> [(clean, phones, rejected)]
     for i in live:
         sub, plan = subs[i], []
         for c, rejected in zip(sub.clean, sub.rejected):
@@ -219,8 +219,6 @@ def accept_many(tenant, subs: list[Submission]) -> list:
                                          for p in c["phones"] if p in suppressed]
             phones = [p for p in c["phones"] if p not in suppressed]
             plan.append((c, phones, rejected))
-            if phones:
-                rows.append((c, phones, sub.source, sub.created_by))
         if any(phones for _, phones, _ in plan):
             plans[i] = plan
         else:
@@ -228,6 +226,9 @@ def accept_many(tenant, subs: list[Submission]) -> list:
                                   "No recipient can receive this (invalid or opted out); nothing was sent.",
                                   errors=[{"field": "to", "message": r["reason"], "input": r["input"]}
                                           for _, _, rejected in plan for r in rejected][:200])
+    _last_word(tenant, plans, outcomes)
+    rows = [(c, phones, subs[i].source, subs[i].created_by) for i, plan in plans.items()
+            for c, phones, _ in plan if phones]
     stored = iter(_insert(rows, sticky)) if rows else iter(())
     now_iso = utcnow().isoformat()
     events = []
@@ -264,6 +265,19 @@ def accept_many(tenant, subs: list[Submission]) -> list:
 
         due.arm(JOB, min(timed))
     return outcomes
+
+
+def _last_word(tenant, plans: dict, outcomes: list) -> None:
+    """Ask the addons (``smsgw_messages_submitting``: quotas, a suspended workspace) about the
+    requests still going, with the segments each would store; drop the ones refused."""
+    order = list(plans)
+    segments = [sum(len(phones) * c["segments"] for c, phones, _ in plans[i]) for i in order]
+    for refusals in runtime.platform().registry.hook.smsgw_messages_submitting(tenant=tenant, segments=segments):
+        for n, refusal in enumerate(refusals or ()):
+            if refusal is not None and segments[n]:
+                outcomes[order[n]] = refusal
+                segments[n] = 0
+                del plans[order[n]]
 
 
 def paused(tenant) -> Problem:

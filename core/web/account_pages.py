@@ -8,7 +8,7 @@ import secrets
 
 from peewee import IntegrityError, fn
 
-from .. import passwords
+from .. import limits, passwords
 from ..clock import utcnow
 from ..db import app_db
 from ..events import emit, emit_with_work
@@ -229,15 +229,17 @@ class TeamHandler(PageHandler):
             def invite():
                 if User.by_email(email):
                     raise AuthError(f"{email} is already a member of this workspace.")
+                limits.check(platform, tenant, "member", User.select().where(User.is_active).count)
                 user = User.create(email=email, role=role, invited_by=principal.id)
                 return user, platform.links.make("invite", tenant.slug, user.id, {"e": email})
 
             try:
                 user, token = await self.in_tenant(invite)
-            except AuthError as exc:
+            except (AuthError, Problem) as exc:  # a Problem: a limit of the workspace's plan (402)
                 users = await self.in_tenant(lambda: list(User.select().order_by(User.created_at)))
-                self.set_status(422)
-                self.render("team.html", users=users, roles=TENANT_ROLES, errors={"invite": str(exc)})
+                self.set_status(exc.status if isinstance(exc, Problem) else 422)
+                self.render("team.html", users=users, roles=TENANT_ROLES,
+                            errors={"invite": exc.detail if isinstance(exc, Problem) else str(exc)})
                 return
             url = f"{self.settings_.public_url(tenant.slug)}/accept-invite?token={token}"
             await self.run_db(platform.mailer.send, email, f"You are invited to {tenant.name}",
@@ -265,6 +267,8 @@ class TeamHandler(PageHandler):
                 revoke_user_credentials(user_id)  # new rights take effect at next sign-in
                 return user, "user.role_changed", {"from": user.role, "to": role}
             if action in ("disable", "enable"):
+                if action == "enable" and not user.is_active:  # one more member: the workspace's limit
+                    limits.check(platform, tenant, "member", User.select().where(User.is_active).count)
                 User.update(is_active=action == "enable", updated_at=utcnow()).where(User.id == user_id).execute()
                 if action == "disable":
                     revoke_user_credentials(user_id)

@@ -128,6 +128,8 @@ class BaseHandler(tornado.web.RequestHandler):
             raise Problem(401, "unauthorized", "Send a token that names your workspace.",
                           headers={"WWW-Authenticate": "Bearer"})
         self.check_permission()
+        if self.tenant is not None:  # addons' per-request limits (e.g. a plan's API rate), from memory
+            self.platform.registry.hook.smsgw_request_check(tenant=self.tenant, handler=self)
 
     def _enter_tenant(self, tenant):
         self.tenant = tenant

@@ -43,7 +43,8 @@ def N_(message: str) -> str:
 
 
 TITLES = {
-    400: N_("Bad request"), 401: N_("Unauthorized"), 403: N_("Forbidden"), 404: N_("Not found"),
+    400: N_("Bad request"), 401: N_("Unauthorized"), 402: N_("Payment required"), 403: N_("Forbidden"),
+    404: N_("Not found"),
     405: N_("Method not allowed"), 409: N_("Conflict"), 413: N_("Payload too large"),
     415: N_("Unsupported media type"), 422: N_("Unprocessable content"), 429: N_("Too many requests"),
     500: N_("Internal server error"), 503: N_("Service unavailable"),
