@@ -162,6 +162,8 @@ def test_the_admin_creates_changes_and_retires_plans_on_the_console(platform, li
 
 def test_the_admin_lists_subscriptions_by_status(platform, console, make_tenant):
     t, other = make_tenant("bplan"), make_tenant("bplan")
+    for tenant in (t, other):  # the tests' platform subscribes nobody by itself (no default plan)
+        subscriptions.create_for(tenant, "free")
     subscriptions.payment_failed(t.id, "inv-9")
     r = console.get("/admin/billing/subscriptions?status=past_due")
     assert r.status_code == 200

@@ -20,11 +20,22 @@ from core import due
 from core.clock import utcnow
 from core.db import app_db, connection, tenant_transaction
 from tests.support.identity import (OWNER_PASSWORD, add_user, audit_rows, client, fetch_xsrf, owner_email,
-                                    post_form, sign_in, signup_acceptance)
+                                    post_form, sign_in, signup_acceptance, smsgw)
 from tests.support.messaging import sql
 
 DAY = dt.timedelta(days=1)
 
+
+
+@pytest.fixture
+def make_tenant(make_tenant):
+    """Workspaces subscribed to the free plan when made, as an installation's are (the tests' platform
+    runs with SMSGW_BILLING_DEFAULT_PLAN empty so that tests of other things meet no plan limits)."""
+    def make(*args, **kwargs):
+        tenant = make_tenant(*args, **kwargs)
+        subscriptions.create_for(tenant, plans.DEFAULT_PLAN)
+        return tenant
+    return make
 
 def public(query: str, params=()) -> list[tuple]:
     with connection():
@@ -93,8 +104,14 @@ def test_periods_keep_their_day_of_the_month():
 
 # -- the lifecycle ---------------------------------------------------------------------------------
 
-def test_a_new_workspace_is_subscribed_to_the_free_plan_and_its_renewal_is_armed(platform, make_tenant):
-    t = make_tenant("bsub")
+def test_a_new_workspace_is_subscribed_to_the_free_plan_and_its_renewal_is_armed(platform, cli_env):
+    # The tests' own platform runs with SMSGW_BILLING_DEFAULT_PLAN empty (no plan limits in tests of
+    # other things); an installation's default is "free", as here.
+    slug = f"bsub{secrets.token_hex(3)}"
+    r = smsgw({**cli_env, "SMSGW_BILLING_DEFAULT_PLAN": "free"}, "tenant", "create", slug, "--name", "Sub Co",
+              "--owner-email", f"o@{slug}.example", "--owner-password", OWNER_PASSWORD)
+    assert r.returncode == 0, r.stderr
+    t = platform.tenants.get(slug)
     sub = subscriptions.get_now(t.id)
     assert sub.plan.plan_code == "free" and sub.status == "active" and sub.billing_interval == "month"
     assert sub.period_end == subscriptions.add_interval(sub.period_start, "month", sub.period_start.day)

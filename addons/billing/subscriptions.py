@@ -166,15 +166,25 @@ def _start_values(plan: PlanVersion, interval: str, now: dt.datetime, trial: boo
             "trial_end": None, "anchor_day": now.day}
 
 
+def default_plan_code() -> str:
+    """The plan a new workspace is subscribed to: ``SMSGW_BILLING_DEFAULT_PLAN`` (``free``). Empty: new
+    workspaces get no subscription and no plan limits (an installation that does not bill)."""
+    return _platform.settings.billing_default_plan if _platform is not None else plans.DEFAULT_PLAN
+
+
 def create_for(tenant, plan_code: str | None = None, interval: str = "month", *, actor: str = "system",
                actor_name: str = "") -> Subscription | None:
     """The subscription of a new workspace (``smsgw_tenant_created``): the default plan unless one is
-    named; a plan with trial days starts in trial. Nothing when it has one already (idempotent)."""
+    named (none when the default is empty); a plan with trial days starts in trial. Nothing when it
+    has one already (idempotent)."""
+    plan_code = plan_code or default_plan_code()
+    if not plan_code:
+        return None
     with tenant_transaction(tenant.ref):
         with as_serving_role():
-            plan = plans.current(plan_code or plans.DEFAULT_PLAN)
+            plan = plans.current(plan_code)
             if plan is None:
-                raise SubscriptionError(N_("There is no plan %(code)s."), code=plan_code or plans.DEFAULT_PLAN)
+                raise SubscriptionError(N_("There is no plan %(code)s."), code=plan_code)
             now = utcnow()
             values = {"tenant_id": tenant.id, "plan_version_id": plan.id, "billing_interval": interval,
                       **_start_values(plan, interval, now, True)}
@@ -197,6 +207,10 @@ def start(tenant_id: int, plan_code: str, interval: str = "month", *, actor: str
     subscribes again): a new period from now, in trial when the plan has trial days and the
     workspace had none yet, otherwise charged in full."""
     target, interval = _target(plan_code, interval, only_public)
+    if get_now(tenant_id) is None:  # never subscribed (an installation whose default plan is empty)
+        tenant = _workspace(tenant_id)
+        if tenant is not None:
+            create_for(tenant, target.plan_code, interval, actor=actor, actor_name=actor_name)
 
     def change(sub, tenant):
         now = utcnow()
@@ -331,6 +345,8 @@ def _set_status(tenant_id: int, action: str, wanted: str, from_states: tuple, ac
         _event(tenant, action, actor, reason=reason, status_from=sub.status, status=wanted, **details)
         return new
 
+    if get_now(tenant_id) is None:  # a workspace never subscribed (no default plan): a payment is just a payment
+        return None
     return _in_workspace(tenant_id, change)
 
 
