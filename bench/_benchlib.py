@@ -367,9 +367,9 @@ def make_tenant(platform, slug: str, name: str | None = None):
 
 
 def subscribe_to_bench_plan(tenant) -> None:
-    """A paying workspace's subscription: a plan with overage (so its sends take the billing addon's
-    quota path as they would in production: from the cache) and no device, member or rate limit
-    (the free plan's would stop a benchmark)."""
+    """A paying workspace's subscription, in place of the default plan's it got when it was made: a
+    plan with overage (so its sends take the billing addon's quota path as they would in production:
+    from the cache) and no device, member or rate limit (the free plan's would stop a benchmark)."""
     from core.db import app_db, connection
 
     with connection(), app_db.atomic():
@@ -382,7 +382,8 @@ def subscribe_to_bench_plan(tenant) -> None:
             INSERT INTO public.billing_subscriptions (tenant_id, plan_version_id, status, period_start, period_end)
             SELECT %s, id, 'active', now() - interval '1 day', now() + interval '29 days'
               FROM public.billing_plan_versions WHERE plan_code = 'bench' AND retired_at IS NULL
-            ON CONFLICT (tenant_id) DO NOTHING""", (tenant.id,))
+            ON CONFLICT (tenant_id) DO UPDATE SET plan_version_id = excluded.plan_version_id, status = 'active',
+                   period_start = excluded.period_start, period_end = excluded.period_end""", (tenant.id,))
 
 
 def api_token(tenant) -> str:
