@@ -14,6 +14,7 @@ import secrets
 import psycopg2
 import pytest
 
+from addons.billing import subscriptions
 from addons.privacy import erasure
 from core.admins import create_admin
 from core.clock import utcnow
@@ -245,6 +246,7 @@ def test_on_the_date_nothing_of_the_workspace_remains_but_the_pseudonymised_audi
     assert privacy_post(c, "company-details", name=tenant.name, contact_name="Carla Contact",
                         contact_email=f"billing@{slug}.example", contact_phone="+49 30 1234567",
                         billing_address="Street 1\n10115 Berlin", vat_id="DE123").status_code == 303
+    subscriptions.create_for(tenant, "free")  # a billing record (the tests' platform subscribes nobody itself)
     platform.setup_tasks()
     platform.queue.tasks[RESET_MAIL_TASK](slug, owner_addr)  # a task of the workspace waiting in the queue
     assert traces(platform, [slug], tenant.id).get(f"{platform.settings.role_prefix}_queue.task")
