@@ -66,14 +66,12 @@ def smsgw_menu_items():
 
 @hookimpl
 def smsgw_openapi():
-    merged: dict = {"paths": {}, "components": {"schemas": {}}, "tags": []}
+    from core.openapi import merge_fragment  # the kernel's own merge: it refuses what would overwrite
+
+    merged: dict = {"paths": {}, "components": {}, "tags": [], "webhooks": {}}
     for openapi in _each("openapi"):
-        fragment = openapi() or {}
-        merged["paths"].update(fragment.get("paths", {}))
-        for kind, entries in fragment.get("components", {}).items():
-            merged["components"].setdefault(kind, {}).update(entries)
-        merged["tags"] += fragment.get("tags", [])
-    return merged if merged["paths"] else None
+        merge_fragment(merged, "billing", openapi() or {})
+    return {key: value for key, value in merged.items() if value} or None
 
 
 @hookimpl
