@@ -9,6 +9,7 @@ import sys
 from .addons import AddonError, AddonRegistry, CommandError
 from .admins import AdminError
 from .config import ConfigError, Settings
+from . import logformat
 from .embedded_pg import EmbeddedPostgresError
 from .migrations import MigrationError
 from .tenancy import TenantError
@@ -133,8 +134,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logformat.configure(args.verbose)
     if not args.verbose:
         logging.getLogger("huey").setLevel(logging.WARNING)
     try:

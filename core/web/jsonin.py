@@ -45,7 +45,7 @@ def loads(raw: bytes | str):
     text = raw.decode(json.detect_encoding(raw), "surrogatepass") if isinstance(raw, (bytes, bytearray)) else raw
     if depth_exceeds(text, MAX_DEPTH):
         raise TooDeep(f"it nests deeper than {MAX_DEPTH} levels")
-    return json.loads(text, parse_float=_number, parse_constant=_not_json)
+    return _DECODER.decode(text)
 
 
 def _number(text: str):
@@ -59,6 +59,10 @@ def _number(text: str):
 
 def _not_json(name: str):
     raise ValueError(f"{name} is not a JSON number")
+
+
+# One decoder for every body (``json.loads`` with these options would build a new one per call).
+_DECODER = json.JSONDecoder(parse_float=_number, parse_constant=_not_json)
 
 
 def depth_exceeds(text: str, limit: int) -> bool:
