@@ -23,12 +23,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 
 from core.db import tenant_transaction
 
 from . import service
 
 log = logging.getLogger(__name__)
+
+EPOCH = dt.date(1970, 1, 1)
 
 
 def credential(principal) -> str:
@@ -57,6 +60,10 @@ class Recorder:
     def __init__(self):
         self._lock = threading.Lock()
         self._pending: dict[tuple, dict[tuple, int]] = {}  # tenant ref -> {(metric, day, key): n}
+        # Every API request passes here: what its counter key is made of is worked out once per
+        # (credential, path) and per UTC day, then read back (bounded: paths carry ids).
+        self._keys: dict[tuple, tuple[str, str]] = {}
+        self._day: tuple[int, dt.date] = (-1, dt.date.min)
 
     def request_finished(self, handler, elapsed_ms: float) -> None:
         tenant = getattr(handler, "tenant", None)
@@ -64,15 +71,28 @@ class Recorder:
         path = handler.request.path
         if tenant is None or principal is None or not path.startswith("/api/"):
             return
-        fam = family(path)
-        day = dt.datetime.now(dt.timezone.utc).date()
+        found = self._keys.get((principal.kind, principal.id, path))
+        if found is None:
+            if len(self._keys) >= 10_000:
+                self._keys.clear()
+            fam = family(path)
+            found = self._keys[(principal.kind, principal.id, path)] = (f"{credential(principal)}|{fam}", fam)
+        api_key, fam = found
+        day = self.today()
         with self._lock:
             counts = self._pending.setdefault(tenant.ref, {})
-            key = ("api", day, f"{credential(principal)}|{fam}")
+            key = ("api", day, api_key)
             counts[key] = counts.get(key, 0) + 1
             if fam != "device":
                 key = ("api_ms", day, str(service.bucket_of(elapsed_ms)))
                 counts[key] = counts.get(key, 0) + 1
+
+    def today(self) -> dt.date:
+        """The UTC date now (made once per day)."""
+        number = int(time.time() // 86400)
+        if number != self._day[0]:
+            self._day = (number, EPOCH + dt.timedelta(days=number))
+        return self._day[1]
 
     def flush(self) -> int:
         """Write what was counted; returns the number of workspaces written."""

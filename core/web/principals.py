@@ -65,6 +65,8 @@ def prefetch_principal(platform, authorization: str | None, host: str | None = N
     credential = credential.strip()
     if scheme.lower() != "bearer" or credential.count(".") == 2:
         return None
+    if _cached(platform, credential):  # what nearly every request of a busy phone or client finds
+        return None
     parsed = tokenformat.parse(credential)
     if parsed is None:
         return None
@@ -81,6 +83,16 @@ def prefetch_principal(platform, authorization: str | None, host: str | None = N
         return None
 
     return functools.partial(_warm_principal, platform, slug, tenant if hit else None, kind, credential)
+
+
+def _cached(platform, credential: str) -> bool:
+    """Whether a principal for this token is cached and fresh: nothing to warm. Only the token's
+    shape is read to find its workspace (the checksum and the host are the handler's to check)."""
+    shape = tokenformat.TOKEN_RE.match(credential) if len(credential) <= 120 else None
+    if shape is None:
+        return False
+    entry = platform.principal_cache.get((shape.group(2), tokenformat.digest(credential)))
+    return entry is not None and entry[0] > time.monotonic()
 
 
 async def _warm_principal(platform, slug: str, tenant, kind: str, credential: str) -> None:
