@@ -69,6 +69,16 @@ def smsgw_device_waiting_reasons(tenant):
 
 
 @hookimpl
+def smsgw_device_waiting_work(tenant):
+    return dispatch.waiting_work()
+
+
+@hookimpl
+def smsgw_overview_parts(tenant, principal, gettext):
+    return pages.overview_part(principal, gettext)
+
+
+@hookimpl
 def smsgw_device_counts(tenant):
     rows = app_db.execute_sql(
         "SELECT device_id, count(*) FROM recipients WHERE sent_at >= date_trunc('day', now()) "

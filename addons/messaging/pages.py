@@ -8,6 +8,7 @@ import json
 from core.clock import parse_iso
 from core.db import app_db
 from core.web.base import PageHandler
+from core.web.overview import FirstStep, OverviewPart
 from core.web.params import is_digits, number_or_none
 from core.web.problem import Problem
 
@@ -257,6 +258,14 @@ class OverviewPage(PageHandler):
         rows, pending = await self.in_tenant(load)
         totals = [sum(r[i] for r in rows) for i in range(2, 8)]
         self.render("messaging/overview.html", rows=rows, totals=totals, pending=pending)
+
+
+def overview_part(principal, gettext):
+    """The Overview's first step of this addon (one statement): a first message sent."""
+    if not principal.can("messages:send"):
+        return None
+    sent = app_db.execute_sql("SELECT EXISTS (SELECT 1 FROM messages)").fetchone()[0]
+    return OverviewPart(steps=[FirstStep("message", gettext("Send a test message"), sent, "/send", 20)])
 
 
 def removed_after_days(start, redacted_at) -> int | None:

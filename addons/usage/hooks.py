@@ -9,7 +9,7 @@ from core.db import tenant_transaction
 from core.i18n import N_
 from core.web.menu import MenuItem
 
-from . import api, pages, service
+from . import api, overview, pages, service
 from .recorder import recorder
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,11 @@ def smsgw_template_context(handler):
     if handler.tenant is None:
         return {"admin_links": pages.ADMIN_LINKS}
     return None
+
+
+@hookimpl
+def smsgw_overview_parts(tenant, principal, gettext, params):
+    return overview.overview_part(principal, gettext, params)
 
 
 @hookimpl
