@@ -8,6 +8,8 @@ import json
 from core.clock import parse_iso
 from core.db import app_db
 from core.web.base import PageHandler
+from core.web.pages import safe_next
+from core.web.live import answer_version, version_of, wants_version
 from core.web.overview import FirstStep, OverviewPart
 from core.web.params import is_digits, number_or_none
 from core.web.problem import Problem
@@ -57,13 +59,26 @@ class MessageStatusJson(PageHandler):
         self.finish(json.dumps(await self.in_tenant(load)))
 
 
+def message_version(message_id: int) -> str:
+    """A message's live version: its recipients' last change (index ``recipients_message``)."""
+    return version_of(*app_db.execute_sql("SELECT max(updated_at), count(*) FROM recipients WHERE message_id = %s",
+                                          (message_id,)).fetchone())
+
+
 class MessagePage(PageHandler):
     permission = "messages:read"
 
     async def get(self, raw_id):
-        msg = await self.in_tenant(lambda: message_json(get_message(raw_id), with_history=True))
+        def load():
+            msg = message_json(get_message(raw_id), with_history=True)
+            return msg, message_version(msg["id"])
+
+        if wants_version(self):
+            answer_version(self, await self.in_tenant(lambda: message_version(get_message(raw_id).id)))
+            return
+        msg, version = await self.in_tenant(load)
         msg["removed_after_days"] = removed_after_days(msg["created_at"], msg["redacted_at"])
-        self.render("messaging/message.html", m=msg)
+        self.render("messaging/message.html", m=msg, live_version=version)
 
 
 class SendPage(PageHandler):
@@ -98,6 +113,11 @@ class SendPage(PageHandler):
                        ", ".join(f"{r['input']} ({r['reason']})" for r in response["rejected"][:10]))
         else:
             self.flash("success", "Accepted: the message is on its way.")
+        # A reply from a conversation goes back to it (only ever to a conversation of this site).
+        back = self.get_body_argument("return_to", "")
+        if back.startswith("/inbox/") and safe_next(back) == back:
+            self.redirect(back)
+            return
         self.redirect(f"/messages/{response['id']}")
 
 
@@ -154,10 +174,18 @@ class CsvPage(PageHandler):
         return rows
 
 
+def inbox_version() -> str:
+    return version_of(app_db.execute_sql("SELECT max(id) FROM device_inbound").fetchone()[0])
+
+
 class InboxPage(PageHandler):
     permission = "messages:read"
 
     async def get(self):
+        if wants_version(self):
+            answer_version(self, await self.in_tenant(inbox_version))
+            return
+
         def load():
             rows = app_db.execute_sql("""
                 SELECT sender, count(*), max(received_at),
@@ -169,9 +197,10 @@ class InboxPage(PageHandler):
                 days = removed_after_days(last_at, redacted)
                 out.append({"phone": phone, "count": count, "last_at": last_at, "last_body": body,
                             "removed_after_days": days})
-            return out
+            return out, inbox_version()
 
-        self.render("messaging/inbox.html", conversations=await self.in_tenant(load))
+        conversations, version = await self.in_tenant(load)
+        self.render("messaging/inbox.html", conversations=conversations, live_version=version)
 
 
 class ConversationPage(PageHandler):
@@ -183,6 +212,17 @@ class ConversationPage(PageHandler):
         if len(phone) > 40:
             raise Problem(404, "not-found", "There is no such conversation.")
         normal = try_normalise(phone, self.tenant.default_region) or phone
+
+        def version():
+            """The conversation's live version: its newest SMS in, its replies' last change."""
+            return version_of(*app_db.execute_sql(
+                "SELECT (SELECT max(id) FROM device_inbound WHERE sender = ANY (%s)), "
+                "(SELECT max(updated_at) FROM (SELECT updated_at FROM recipients WHERE phone = %s "
+                "ORDER BY id DESC LIMIT 200) r)", (list({phone, normal}), normal)).fetchone())
+
+        if wants_version(self):
+            answer_version(self, await self.in_tenant(version))
+            return
 
         def load():
             from .models import Message, Recipient
@@ -198,12 +238,12 @@ class ConversationPage(PageHandler):
                 items.append({"dir": "out", "at": r.created_at, "text": r.message.text, "state": r.state,
                               "message_id": r.message_id,
                               "removed_after_days": removed_after_days(r.message.created_at, r.message.redacted_at)})
-            return sorted(items, key=lambda i: i["at"])
+            return sorted(items, key=lambda i: i["at"]), version()
 
-        items = await self.in_tenant(load)
+        items, live = await self.in_tenant(load)
         if not items:
             raise Problem(404, "not-found", "There is no conversation with this number.")
-        self.render("messaging/conversation.html", phone=normal, items=items)
+        self.render("messaging/conversation.html", phone=normal, items=items, live_version=live)
 
 
 class SuppressionsPage(PageHandler):
