@@ -32,8 +32,7 @@ def smsgw_menu_items():
     return [MenuItem(N_("Messages"), "/messages", "messages:read", 10),
             MenuItem(N_("Send"), "/send", "messages:send", 11),
             MenuItem(N_("Inbox"), "/inbox", "messages:read", 12),
-            MenuItem(N_("Opt-outs"), "/suppressions", "messages:read", 30),
-            MenuItem(N_("Statistics"), "/overview", "messages:read", 31)]
+            MenuItem(N_("Opt-outs"), "/suppressions", "messages:read", 30)]
 
 
 # -- the devices addon's hooks ------------------------------------------------

@@ -1,5 +1,5 @@
 """Dashboard pages: messages with live status, detail with history, send form, CSV upload,
-inbox and conversations, opt-outs, and an overview of today and this month per device."""
+inbox and conversations, opt-outs. (Statistics are the usage addon's, from its exact counts.)"""
 
 from __future__ import annotations
 
@@ -273,33 +273,6 @@ class SuppressionsPage(PageHandler):
         self.redirect("/suppressions")
 
 
-class OverviewPage(PageHandler):
-    """Sent, delivered, failed today and this month, per device."""
-
-    permission = "messages:read"
-
-    async def get(self):
-        def load():
-            rows = app_db.execute_sql("""
-                SELECT r.device_id, coalesce(d.name, '—'),
-                       count(*) FILTER (WHERE r.sent_at >= date_trunc('day', now())),
-                       count(*) FILTER (WHERE r.delivered_at >= date_trunc('day', now())),
-                       count(*) FILTER (WHERE r.failed_at >= date_trunc('day', now())),
-                       count(*) FILTER (WHERE r.sent_at >= date_trunc('month', now())),
-                       count(*) FILTER (WHERE r.delivered_at >= date_trunc('month', now())),
-                       count(*) FILTER (WHERE r.failed_at >= date_trunc('month', now()))
-                  FROM recipients r LEFT JOIN devices d ON d.id = r.device_id
-                 WHERE coalesce(r.sent_at, r.failed_at, r.delivered_at) >= date_trunc('month', now())
-                 GROUP BY r.device_id, d.name ORDER BY d.name""").fetchall()
-            pending = app_db.execute_sql("SELECT count(*) FROM recipients WHERE state IN ('pending', 'processed')"
-                                         ).fetchone()[0]
-            return rows, pending
-
-        rows, pending = await self.in_tenant(load)
-        totals = [sum(r[i] for r in rows) for i in range(2, 8)]
-        self.render("messaging/overview.html", rows=rows, totals=totals, pending=pending)
-
-
 def overview_part(principal, gettext):
     """The Overview's first step of this addon (one statement): a first message sent."""
     if not principal.can("messages:send"):
@@ -326,5 +299,4 @@ ROUTES = [
     (r"/inbox", InboxPage),
     (r"/inbox/([^/]{1,60})", ConversationPage),
     (r"/suppressions", SuppressionsPage),
-    (r"/overview", OverviewPage),
 ]

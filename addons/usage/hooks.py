@@ -9,7 +9,7 @@ from core.db import tenant_transaction
 from core.i18n import N_
 from core.web.menu import MenuItem
 
-from . import api, overview, pages, service
+from . import api, overview, pages, service, statistics
 from .recorder import recorder
 
 log = logging.getLogger(__name__)
@@ -30,12 +30,13 @@ def smsgw_models():
 
 @hookimpl
 def smsgw_routes():
-    return api.ROUTES + pages.ROUTES
+    return api.ROUTES + pages.ROUTES + statistics.ROUTES
 
 
 @hookimpl
 def smsgw_menu_items():
-    return [MenuItem(N_("Usage"), "/usage", api.PERMISSION, 60)]
+    return [MenuItem(N_("Usage"), "/usage", api.PERMISSION, 60),
+            MenuItem(N_("Statistics"), "/overview", statistics.PERMISSION, 31)]
 
 
 @hookimpl
