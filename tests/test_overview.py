@@ -140,3 +140,13 @@ def test_an_idle_phone_going_offline_alerts_nobody_and_low_battery_does(platform
     assert sql(t, "SELECT count(*) FROM device_alerts WHERE ended_at IS NULL") == [(0,)]
     assert run_notices(platform, t) == "ran"
     assert len(mails_to(platform, owner_email(t), "charging again")) == 1
+
+
+def test_a_reply_returns_to_its_conversation_and_nowhere_else(live_server, make_tenant):
+    t = make_tenant("ovr")
+    owner = sign_in(live_server, t.slug, owner_email(t))
+    xsrf = owner.cookies.get("_xsrf")
+    for back, where in (("/inbox/%2B14155550100", "/inbox/%2B14155550100"),
+                        ("//evil.example/inbox/x", "/messages/"), ("/account", "/messages/")):
+        r = owner.post("/send", data={"to": "+14155550100", "text": "reply", "return_to": back, "_xsrf": xsrf})
+        assert r.status_code == 302 and r.headers["Location"].startswith(where), (back, r.headers.get("Location"))
