@@ -1,4 +1,4 @@
-"""Devices addon hooks: routes, pages, device-token principals, offline sweep, menu."""
+"""Devices addon hooks: routes, pages, device-token principals, offline sweep and alerts, menu, Overview."""
 
 from core.addons import hookimpl
 from core.i18n import N_
@@ -12,6 +12,7 @@ from .models import MODELS
 def smsgw_configure(platform):
     service.configure(platform.settings.device_offline_seconds)
     health.configure(platform)
+
 
 @hookimpl
 def smsgw_models():

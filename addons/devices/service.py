@@ -167,6 +167,8 @@ def configure(offline_seconds: int) -> None:
     OFFLINE_AFTER = dt.timedelta(seconds=offline_seconds)
     TOUCH_EVERY = dt.timedelta(seconds=min(15.0, offline_seconds / 8))
     MAX_WAIT = min(60, offline_seconds // 2)
+
+
 _DEVICE_COLUMNS = tuple(Device._meta.sorted_field_names)
 _LOCK_DEVICES = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices WHERE id = ANY (%s) ORDER BY id FOR UPDATE"
 
