@@ -100,6 +100,10 @@ class Settings:
     # Usage metering: a web process writes the API calls and latencies it counted this often (a
     # process killed without warning loses at most this window of API-call counts).
     usage_flush_seconds: int = 10
+    # Devices: a phone with no contact (a poll, its end, a report, a heartbeat) for this many
+    # seconds is offline; its long polls wait at most half of it, so a phone that polls is never
+    # taken for offline.
+    device_offline_seconds: int = 120
     # Billing quotas (addons/billing/quotas.py): the plan code of a workspace without a subscription
     # ("" = no limits for such workspaces, e.g. an operator who does not sell); the remaining
     # allowance (segments) below which a hard-stop workspace's sends take the exact, serialized path;
@@ -179,6 +183,7 @@ class Settings:
             deletion_grace_days=_int(env, "SMSGW_DELETION_GRACE_DAYS", 14, 0),
             due_repair_seconds=_int(env, "SMSGW_DUE_REPAIR_SECONDS", 3600, 60),
             usage_flush_seconds=_int(env, "SMSGW_USAGE_FLUSH_SECONDS", 10, 1),
+            device_offline_seconds=_int(env, "SMSGW_DEVICE_OFFLINE_SECONDS", 120, 4),
             billing_default_plan=env.get("SMSGW_BILLING_DEFAULT_PLAN", "free").strip(),
             billing_exact_margin=_int(env, "SMSGW_BILLING_EXACT_MARGIN", 500, 0),
             billing_refresh_seconds=_int(env, "SMSGW_BILLING_REFRESH_SECONDS", 5, 1),

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .web.app import Application
     from .web.base import BaseHandler
     from .web.menu import MenuItem
+    from .web.overview import OverviewPart
     from .web.problem import Problem
 
 hookspec = pluggy.HookspecMarker("smsgw")
@@ -193,6 +194,28 @@ def smsgw_template_context(handler: BaseHandler) -> dict | None:
 
     Result: per addon (``call_each``); the dicts are merged into the context, lists joined.
     Order: dependencies first; for a name two addons set (not a list), the later addon's value wins.
+    """
+
+
+@hookspec
+def smsgw_overview_parts(tenant: TenantInfo, principal: Principal, gettext: Callable[[str], str],
+                         params: dict[str, str]) -> OverviewPart | list[OverviewPart] | None:
+    """Return what this addon shows on the workspace's Overview (``/``), as
+    :class:`core.web.overview.OverviewPart` objects: a section (a template included with the part
+    as ``part``), lines for *Needs attention* and steps of the first-steps checklist.
+
+    Called inside the Overview's tenant transaction: run only a few indexed statements (read
+    counters such as the usage addon's, never scan message tables). Show only what ``principal``
+    may see (``principal.can(permission)``).
+
+    :param tenant: the current :class:`core.tenancy.TenantInfo`.
+    :param principal: the signed-in member.
+    :param gettext: translates a message id into the member's language (for attention lines and steps).
+    :param params: the page's query arguments (e.g. ``days`` for a chart's range), as strings.
+
+    Result: collected; the kernel sorts sections by ``order`` and steps by ``order``.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
     """
 
 

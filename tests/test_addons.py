@@ -85,6 +85,21 @@ def hello_installed(tmp_path_factory):
     return target
 
 
+def signed_in_overview(base: str, tenant) -> str:
+    """The Overview (``/``) of ``tenant`` as its owner sees it, signed in through the form."""
+    from tests.support.identity import OWNER_PASSWORD, owner_email
+
+    session = requests.Session()
+    session.headers["Host"] = f"{tenant.slug}.localhost"
+    session.get(base + "/login", timeout=5)
+    r = session.post(base + "/login", data={"email": owner_email(tenant), "password": OWNER_PASSWORD,
+                                            "_xsrf": session.cookies.get("_xsrf")}, timeout=10)
+    assert r.status_code in (200, 302), r.text[:300]
+    page = session.get(base + "/", timeout=10)
+    assert page.status_code == 200, page.text[:300]
+    return page.text
+
+
 @pytest.mark.slow
 def test_third_party_addon_route_served_only_to_tenants_that_enabled_it(
         platform, make_tenant, cli_env, hello_installed):
@@ -137,6 +152,12 @@ def test_third_party_addon_route_served_only_to_tenants_that_enabled_it(
         # the workspace without it, nor for "on" before it was enabled.
         r = requests.get(base + "/hello", headers={"Host": f"{on.slug}.localhost"}, timeout=5)
         assert "1 requests heard" in r.text, r.text
+        # Its part of the Overview (smsgw_overview_parts): a section and a line under Needs attention,
+        # for the workspace that enabled it only.
+        for tenant, shown in ((on, True), (off, False)):
+            overview = signed_in_overview(base, tenant)
+            assert ("A third-party section with 2 greetings" in overview) == shown, tenant.slug
+            assert ("2 greetings wait to be read" in overview) == shown, tenant.slug
         # Disabling takes it away again.
         subprocess.run(smsgw + ["addons", "disable", on.slug, "hello"], env=env, cwd=ROOT, check=True,
                        capture_output=True)

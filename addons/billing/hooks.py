@@ -146,6 +146,11 @@ def quotas_request_check(tenant, handler):
     quotas.request_check(tenant, handler)
 
 
+@hookimpl(specname="smsgw_overview_parts")
+def quotas_overview_parts(tenant, principal, gettext):
+    return quotas.overview_part(tenant, principal, gettext)
+
+
 @hookimpl(specname="smsgw_startup")
 def quotas_startup(app):
     quotas.startup(app)

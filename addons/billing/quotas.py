@@ -413,6 +413,28 @@ def notice_context(handler) -> dict | None:
                              "id": "quota-notice", "link": "/billing", "link_label": _("See plans")}}
 
 
+def overview_part(tenant, principal, gettext):
+    """The Overview's *Needs attention*: sending stopped, or the plan's segments used from 80 %
+    (inside the Overview's transaction: the cached view, or one statement for the exact usage)."""
+    from core.web.overview import Attention, OverviewPart
+
+    if principal.kind == "device":
+        return None
+    view = view_of(tenant)
+    if view.status in ("suspended", "cancelled"):
+        return OverviewPart(attention=[Attention(gettext("Sending is stopped: see your subscription."), "/billing",
+                                                 "error")])
+    if view.plan is None or view.plan.included_segments <= 0:
+        return None
+    used = view.estimate if view.used is not None else metering.usage_here(view.period_start, view.period_end)
+    included = view.plan.included_segments
+    if used * 100 < LEVELS[0] * included:
+        return None
+    text = gettext("You have used %(percent)s %% of your plan's %(included)s segments (%(used)s) for this period.") % {
+        "percent": min(100, used * 100 // included), "included": included, "used": used}
+    return OverviewPart(attention=[Attention(text, "/billing", "error" if used >= included else "warning")])
+
+
 # -- devices and members ---------------------------------------------------------------------------
 
 def limit_check(tenant, resource: str, current: int) -> Problem | None:

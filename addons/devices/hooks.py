@@ -1,20 +1,27 @@
-"""Devices addon hooks: routes, pages, device-token principals, offline sweep, menu."""
+"""Devices addon hooks: routes, pages, device-token principals, offline sweep and alerts, menu, Overview."""
 
 from core.addons import hookimpl
 from core.i18n import N_
 from core.web.menu import MenuItem
 
-from . import api, pages, protocol, service
+from . import api, health, pages, protocol, service
 from .models import MODELS
+
+
+@hookimpl
+def smsgw_configure(platform):
+    service.configure(platform.settings.device_offline_seconds)
+    health.configure(platform)
+
 
 @hookimpl
 def smsgw_models():
-    return MODELS
+    return MODELS + health.MODELS
 
 
 @hookimpl
 def smsgw_routes():
-    return protocol.ROUTES + api.ROUTES + pages.ROUTES
+    return protocol.ROUTES + api.ROUTES + pages.ROUTES + health.ROUTES
 
 
 @hookimpl
@@ -49,6 +56,7 @@ def offline_job(platform, tenant):
     gone = service.sweep_offline()
     for device in gone:
         platform.registry.hook.smsgw_device_offline(tenant=tenant, device=device)
+    health.on_offline(platform, tenant, gone)  # after the hand-back: what still waits because they are away
 
     def record():
         for device in gone:
@@ -64,6 +72,18 @@ def smsgw_tasks(queue):
     # A phone that came online may go silent: run when the one seen longest ago would be overdue.
     queue.due_job(service.OFFLINE_JOB, lambda tenant: offline_job(platform, tenant)[1],
                   service.next_offline_due)
+    # Phone alerts to tell by e-mail (armed when one opens or ends).
+    queue.due_job(health.NOTICE_JOB, lambda tenant: health.notice_run(platform, tenant), health.notice_next_due)
+
+
+@hookimpl
+def smsgw_template_context(handler):
+    return health.banner_context(handler)
+
+
+@hookimpl
+def smsgw_overview_parts(tenant, principal, gettext):
+    return health.overview_part(tenant, principal, gettext)
 
 
 @hookimpl

@@ -124,3 +124,16 @@ def smsgw_device_counts(tenant: TenantInfo) -> dict[int, dict[str, int]]:
     Order: dependencies first; for a count two addons give, the later addon's wins.
     Reaches: addons enabled for ``tenant``.
     """
+
+
+@hookspec
+def smsgw_device_waiting_work(tenant: TenantInfo) -> dict[int, int]:
+    """Return how much work waits for phones: ``{device_id: n}`` for work only that phone may
+    take (sent to it, or claimed by it and not reported yet), ``{0: n}`` for work any phone may
+    take. The Overview and the offline alerts use it to tell a phone that matters from an idle one.
+    Keep it to an indexed count or two (it runs on every Overview).
+
+    Result: collected: the devices addon adds up the counts.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
+    """

@@ -5,7 +5,9 @@ from __future__ import annotations
 from core.bodyschema import public, request_schemas
 from core.clock import utcnow
 from core.events import emit
+from core.db import app_db
 from core.web.base import PageHandler
+from core.web.live import answer_version, version_of, wants_version
 from core.web.params import is_digits, number_or_none
 from core.web.problem import Problem
 
@@ -28,12 +30,40 @@ def fleet(tenant, registry):
     return devices, extra, reasons
 
 
-class DevicesPage(PageHandler):
+def fleet_version(device_id: int | None = None) -> str:
+    """The live version of the Devices page (or of one device's): what it shows of each phone,
+    with whether it counts as online now (which changes with time alone)."""
+    rows = app_db.execute_sql(
+        "SELECT id, name, enabled, online, last_seen_at, battery_level, charging, signal, queue_length, sims::text "
+        "FROM devices WHERE removed_at IS NULL AND (%s::bigint IS NULL OR id = %s) ORDER BY id",
+        (device_id, device_id)).fetchall()
+    now = utcnow()
+    return version_of(rows, [service.online_now(Device(online=r[3], last_seen_at=r[4]), now) for r in rows])
+
+
+class HealthPage(PageHandler):
+    """A devices page: shows a phone online only while it is seen within the offline timeout, and
+    has a live region (``?live=1`` answers its version)."""
+
+    def render(self, template_name: str, **kwargs):
+        kwargs.setdefault("is_online", service.online_now)
+        super().render(template_name, **kwargs)
+
+
+class DevicesPage(HealthPage):
     permission = "devices:read"
 
     async def get(self):
-        devices, extra, reasons = await self.in_tenant(fleet, self.tenant, self.platform.registry)
-        self.render("devices/list.html", devices=devices, extra=extra, reasons=reasons, now=utcnow())
+        if wants_version(self):
+            answer_version(self, await self.in_tenant(fleet_version))
+            return
+
+        def load():
+            return fleet(self.tenant, self.platform.registry), fleet_version()
+
+        (devices, extra, reasons), version = await self.in_tenant(load)
+        self.render("devices/list.html", devices=devices, extra=extra, reasons=reasons, now=utcnow(),
+                    live_version=version)
 
 
 class PairPage(PageHandler):
@@ -56,21 +86,24 @@ class PairPage(PageHandler):
                     pairing=pairing_payload(self.settings_.public_url(self.tenant.slug), code, expires))
 
 
-class DevicePage(PageHandler):
+class DevicePage(HealthPage):
     permissions = {"GET": "devices:read", "POST": "devices:write"}
 
     async def get(self, raw_id):
         device_id = device_id_or_404(raw_id)
+        if wants_version(self):
+            answer_version(self, await self.in_tenant(fleet_version, device_id))
+            return
 
         def load():
             device = get_device(device_id)
             inbound = list(DeviceInbound.select().where(DeviceInbound.device == device_id)
                            .order_by(DeviceInbound.id.desc()).limit(20))
-            return device, inbound
+            return device, inbound, fleet_version(device_id)
 
-        device, inbound = await self.in_tenant(load)
+        device, inbound, version = await self.in_tenant(load)
         self.render("devices/detail.html", device=device, settings=merged(device.settings), inbound=inbound,
-                    errors=[], sim_modes=SIM_MODES, new_token=None, pairing=None)
+                    errors=[], sim_modes=SIM_MODES, new_token=None, pairing=None, live_version=version)
 
     async def post(self, raw_id):
         device_id = device_id_or_404(raw_id)

@@ -22,7 +22,7 @@ from core.web.detach import detach
 from core.web.params import whole_number
 from core.web.problem import Problem
 
-from . import longpoll, service
+from . import health, longpoll, service
 from .models import Device
 from .service import DEVICE_PERMISSION, DeviceError, wake_key
 from .settings import merged
@@ -145,7 +145,7 @@ class FetchHandler(DeviceApiHandler):
             self._request.closed()
 
     async def get(self):
-        wait = self.int_arg("wait", 30, 0, 60)
+        wait = self.int_arg("wait", min(30, service.MAX_WAIT), 0, service.MAX_WAIT)
         limit = self.int_arg("limit", 10, 1, 100)
         known_version = self.int_arg("settings_version", 0, 0, 2**31 - 1)
         platform, tenant, device_id = self.platform, self.tenant, self.principal.id
@@ -292,6 +292,7 @@ class HeartbeatHandler(DeviceApiHandler):
 
         def beat():
             self.announce_if_online(service.touch(device_id, status))
+            health.note_battery(device_id, status)
             return Device.get_by_id(device_id).settings_version
 
         version = await self.in_tenant(beat)

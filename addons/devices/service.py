@@ -20,7 +20,9 @@ from .models import Device, DeviceInbound, PairingCode
 
 PAIRING_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud and typed on phones
 PAIRING_TTL = dt.timedelta(minutes=10)
+# A phone with no contact for OFFLINE_AFTER is offline (SMSGW_DEVICE_OFFLINE_SECONDS, see configure).
 OFFLINE_AFTER = dt.timedelta(seconds=120)  # long-poll cap (60 s) + a generous margin
+MAX_WAIT = 60  # the longest long poll, in seconds: at most half of OFFLINE_AFTER
 DEVICE_PERMISSION = "device:protocol"
 
 
@@ -151,7 +153,22 @@ def principal_for_token(token: str, tenant_slug: str) -> Principal | None:
                      permissions=_DEVICE_PERMISSIONS, name=row[1], via="device_token")
 
 
-TOUCH_EVERY = dt.timedelta(seconds=15)  # between recorded contacts of one phone (offline comes after 120 s)
+TOUCH_EVERY = dt.timedelta(seconds=15)  # between recorded contacts of one phone (an eighth of OFFLINE_AFTER)
+
+
+def configure(offline_seconds: int) -> None:
+    """Set how long a silent phone stays online (the platform's ``device_offline_seconds``).
+
+    A phone that polls is seen at least every ``MAX_WAIT + TOUCH_EVERY`` (a poll waits at most
+    ``MAX_WAIT``; a contact is recorded when the last recorded one is older than ``TOUCH_EVERY``),
+    which stays below ``OFFLINE_AFTER`` with a quarter of it to spare for the network; so a phone
+    is offline at most ``OFFLINE_AFTER`` after its last contact, and never while it polls."""
+    global OFFLINE_AFTER, TOUCH_EVERY, MAX_WAIT
+    OFFLINE_AFTER = dt.timedelta(seconds=offline_seconds)
+    TOUCH_EVERY = dt.timedelta(seconds=min(15.0, offline_seconds / 8))
+    MAX_WAIT = min(60, offline_seconds // 2)
+
+
 _DEVICE_COLUMNS = tuple(Device._meta.sorted_field_names)
 _LOCK_DEVICES = f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices WHERE id = ANY (%s) ORDER BY id FOR UPDATE"
 
@@ -199,6 +216,9 @@ def announce_online(platform, tenant, device: Device, audit_event) -> None:
     and the event is never lost after it (the contact is told only once)."""
     from core.events import emit_with_work
 
+    from .health import on_online
+
+    on_online(device.id)
     platform.registry.hook.smsgw_device_online(tenant=tenant, device=device)
     if audit_event is not None:
         emit_with_work(platform, audit_event)
@@ -237,9 +257,16 @@ def touch(device_id: int, status: dict | None = None) -> bool:
     return came_online
 
 
-def sweep_offline(now: dt.datetime | None = None, after: dt.timedelta = OFFLINE_AFTER) -> list[Device]:
+def online_now(device: Device, now: dt.datetime | None = None) -> bool:
+    """Online, and seen within the offline timeout: what pages show, so a phone that went silent
+    reads as offline at its deadline even before the sweep (a due job) has marked it."""
+    return bool(device.online and device.last_seen_at is not None
+                and (now or utcnow()) - device.last_seen_at <= OFFLINE_AFTER)
+
+
+def sweep_offline(now: dt.datetime | None = None, after: dt.timedelta | None = None) -> list[Device]:
     """Mark devices that missed their expected contact offline; return them."""
-    cutoff = (now or utcnow()) - after
+    cutoff = (now or utcnow()) - (after or OFFLINE_AFTER)
     ids = [r[0] for r in app_db.execute_sql(
         "UPDATE devices SET online = false WHERE online AND (last_seen_at IS NULL OR last_seen_at < %s) "
         "RETURNING id", (cutoff,)).fetchall()]
@@ -290,6 +317,9 @@ def remove(platform, tenant, device_id: int) -> Device:
         raise DeviceError("There is no such device here.", 404, "not-found")
     Device.update(removed_at=utcnow(), enabled=False, online=False, token_hash=None).where(
         Device.id == device_id).execute()
+    from .health import on_removed
+
+    on_removed(device_id)
     platform.registry.hook.smsgw_device_offline(tenant=tenant, device=device)
     platform.wake_on_commit(app_db, wake_key(tenant.slug, device_id))
     return device

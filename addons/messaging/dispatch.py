@@ -19,6 +19,7 @@ from core.clock import utcnow
 from core.db import app_db
 
 from addons.devices.models import Device
+from addons.devices.service import online_now
 from addons.devices.settings import merged as merged_settings, within_working_hours
 
 from .models import MessagingSettings, Recipient
@@ -162,7 +163,7 @@ def waiting_reasons(now=None) -> dict:
     """``{device_id: reason}`` for enabled devices that cannot take work now."""
     out = {}
     for device in Device.select().where(Device.enabled & Device.removed_at.is_null()):
-        if not device.online:
+        if not online_now(device):
             out[device.id] = "offline"
             continue
         left, reason = budget(device, now)
@@ -186,7 +187,7 @@ def why_waiting(recipient: Recipient, now=None) -> str | None:
     devices = [d for d in devices if d.id not in (recipient.excluded_devices or [])]
     if not devices:
         return "no device can send it (none enabled, or all already failed it)"
-    online = [d for d in devices if d.online]
+    online = [d for d in devices if online_now(d, now)]
     if not online:
         return "no online device"
     reasons = []
@@ -196,6 +197,18 @@ def why_waiting(recipient: Recipient, now=None) -> str | None:
             return "queued: a phone will take it at its next fetch"
         reasons.append(reason)
     return "; ".join(sorted(set(reasons)))
+
+
+def waiting_work() -> dict[int, int]:
+    """``smsgw_device_waiting_work``: pending recipients only one phone may take (sent to it),
+    those any phone may (``0``), and what each phone claimed and has not reported (two index scans
+    of the partial indexes ``recipients_queue`` and ``recipients_claimed``)."""
+    out: dict[int, int] = {}
+    for device_id, n in app_db.execute_sql(
+            "SELECT coalesce(requested_device_id, 0), count(*) FROM recipients WHERE state = 'pending' GROUP BY 1 "
+            "UNION ALL SELECT device_id, count(*) FROM recipients WHERE state = 'processed' GROUP BY 1").fetchall():
+        out[device_id] = out.get(device_id, 0) + n
+    return out
 
 
 def settings() -> MessagingSettings:

@@ -32,8 +32,7 @@ def smsgw_menu_items():
     return [MenuItem(N_("Messages"), "/messages", "messages:read", 10),
             MenuItem(N_("Send"), "/send", "messages:send", 11),
             MenuItem(N_("Inbox"), "/inbox", "messages:read", 12),
-            MenuItem(N_("Opt-outs"), "/suppressions", "messages:read", 30),
-            MenuItem(N_("Statistics"), "/overview", "messages:read", 31)]
+            MenuItem(N_("Opt-outs"), "/suppressions", "messages:read", 30)]
 
 
 # -- the devices addon's hooks ------------------------------------------------
@@ -66,6 +65,16 @@ def smsgw_device_offline(tenant, device):
 @hookimpl
 def smsgw_device_waiting_reasons(tenant):
     return dispatch.waiting_reasons()
+
+
+@hookimpl
+def smsgw_device_waiting_work(tenant):
+    return dispatch.waiting_work()
+
+
+@hookimpl
+def smsgw_overview_parts(tenant, principal, gettext):
+    return pages.overview_part(principal, gettext)
 
 
 @hookimpl

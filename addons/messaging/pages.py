@@ -1,5 +1,5 @@
 """Dashboard pages: messages with live status, detail with history, send form, CSV upload,
-inbox and conversations, opt-outs, and an overview of today and this month per device."""
+inbox and conversations, opt-outs. (Statistics are the usage addon's, from its exact counts.)"""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import json
 from core.clock import parse_iso
 from core.db import app_db
 from core.web.base import PageHandler
+from core.web.pages import safe_next
+from core.web.live import answer_version, version_of, wants_version
+from core.web.overview import FirstStep, OverviewPart
 from core.web.params import is_digits, number_or_none
 from core.web.problem import Problem
 
@@ -56,13 +59,26 @@ class MessageStatusJson(PageHandler):
         self.finish(json.dumps(await self.in_tenant(load)))
 
 
+def message_version(message_id: int) -> str:
+    """A message's live version: its recipients' last change (index ``recipients_message``)."""
+    return version_of(*app_db.execute_sql("SELECT max(updated_at), count(*) FROM recipients WHERE message_id = %s",
+                                          (message_id,)).fetchone())
+
+
 class MessagePage(PageHandler):
     permission = "messages:read"
 
     async def get(self, raw_id):
-        msg = await self.in_tenant(lambda: message_json(get_message(raw_id), with_history=True))
+        def load():
+            msg = message_json(get_message(raw_id), with_history=True)
+            return msg, message_version(msg["id"])
+
+        if wants_version(self):
+            answer_version(self, await self.in_tenant(lambda: message_version(get_message(raw_id).id)))
+            return
+        msg, version = await self.in_tenant(load)
         msg["removed_after_days"] = removed_after_days(msg["created_at"], msg["redacted_at"])
-        self.render("messaging/message.html", m=msg)
+        self.render("messaging/message.html", m=msg, live_version=version)
 
 
 class SendPage(PageHandler):
@@ -97,6 +113,11 @@ class SendPage(PageHandler):
                        ", ".join(f"{r['input']} ({r['reason']})" for r in response["rejected"][:10]))
         else:
             self.flash("success", "Accepted: the message is on its way.")
+        # A reply from a conversation goes back to it (only ever to a conversation of this site).
+        back = self.get_body_argument("return_to", "")
+        if back.startswith("/inbox/") and safe_next(back) == back:
+            self.redirect(back)
+            return
         self.redirect(f"/messages/{response['id']}")
 
 
@@ -153,10 +174,18 @@ class CsvPage(PageHandler):
         return rows
 
 
+def inbox_version() -> str:
+    return version_of(app_db.execute_sql("SELECT max(id) FROM device_inbound").fetchone()[0])
+
+
 class InboxPage(PageHandler):
     permission = "messages:read"
 
     async def get(self):
+        if wants_version(self):
+            answer_version(self, await self.in_tenant(inbox_version))
+            return
+
         def load():
             rows = app_db.execute_sql("""
                 SELECT sender, count(*), max(received_at),
@@ -168,9 +197,10 @@ class InboxPage(PageHandler):
                 days = removed_after_days(last_at, redacted)
                 out.append({"phone": phone, "count": count, "last_at": last_at, "last_body": body,
                             "removed_after_days": days})
-            return out
+            return out, inbox_version()
 
-        self.render("messaging/inbox.html", conversations=await self.in_tenant(load))
+        conversations, version = await self.in_tenant(load)
+        self.render("messaging/inbox.html", conversations=conversations, live_version=version)
 
 
 class ConversationPage(PageHandler):
@@ -182,6 +212,17 @@ class ConversationPage(PageHandler):
         if len(phone) > 40:
             raise Problem(404, "not-found", "There is no such conversation.")
         normal = try_normalise(phone, self.tenant.default_region) or phone
+
+        def version():
+            """The conversation's live version: its newest SMS in, its replies' last change."""
+            return version_of(*app_db.execute_sql(
+                "SELECT (SELECT max(id) FROM device_inbound WHERE sender = ANY (%s)), "
+                "(SELECT max(updated_at) FROM (SELECT updated_at FROM recipients WHERE phone = %s "
+                "ORDER BY id DESC LIMIT 200) r)", (list({phone, normal}), normal)).fetchone())
+
+        if wants_version(self):
+            answer_version(self, await self.in_tenant(version))
+            return
 
         def load():
             from .models import Message, Recipient
@@ -197,12 +238,12 @@ class ConversationPage(PageHandler):
                 items.append({"dir": "out", "at": r.created_at, "text": r.message.text, "state": r.state,
                               "message_id": r.message_id,
                               "removed_after_days": removed_after_days(r.message.created_at, r.message.redacted_at)})
-            return sorted(items, key=lambda i: i["at"])
+            return sorted(items, key=lambda i: i["at"]), version()
 
-        items = await self.in_tenant(load)
+        items, live = await self.in_tenant(load)
         if not items:
             raise Problem(404, "not-found", "There is no conversation with this number.")
-        self.render("messaging/conversation.html", phone=normal, items=items)
+        self.render("messaging/conversation.html", phone=normal, items=items, live_version=live)
 
 
 class SuppressionsPage(PageHandler):
@@ -232,31 +273,12 @@ class SuppressionsPage(PageHandler):
         self.redirect("/suppressions")
 
 
-class OverviewPage(PageHandler):
-    """Sent, delivered, failed today and this month, per device."""
-
-    permission = "messages:read"
-
-    async def get(self):
-        def load():
-            rows = app_db.execute_sql("""
-                SELECT r.device_id, coalesce(d.name, '—'),
-                       count(*) FILTER (WHERE r.sent_at >= date_trunc('day', now())),
-                       count(*) FILTER (WHERE r.delivered_at >= date_trunc('day', now())),
-                       count(*) FILTER (WHERE r.failed_at >= date_trunc('day', now())),
-                       count(*) FILTER (WHERE r.sent_at >= date_trunc('month', now())),
-                       count(*) FILTER (WHERE r.delivered_at >= date_trunc('month', now())),
-                       count(*) FILTER (WHERE r.failed_at >= date_trunc('month', now()))
-                  FROM recipients r LEFT JOIN devices d ON d.id = r.device_id
-                 WHERE coalesce(r.sent_at, r.failed_at, r.delivered_at) >= date_trunc('month', now())
-                 GROUP BY r.device_id, d.name ORDER BY d.name""").fetchall()
-            pending = app_db.execute_sql("SELECT count(*) FROM recipients WHERE state IN ('pending', 'processed')"
-                                         ).fetchone()[0]
-            return rows, pending
-
-        rows, pending = await self.in_tenant(load)
-        totals = [sum(r[i] for r in rows) for i in range(2, 8)]
-        self.render("messaging/overview.html", rows=rows, totals=totals, pending=pending)
+def overview_part(principal, gettext):
+    """The Overview's first step of this addon (one statement): a first message sent."""
+    if not principal.can("messages:send"):
+        return None
+    sent = app_db.execute_sql("SELECT EXISTS (SELECT 1 FROM messages)").fetchone()[0]
+    return OverviewPart(steps=[FirstStep("message", gettext("Send a test message"), sent, "/send", 20)])
 
 
 def removed_after_days(start, redacted_at) -> int | None:
@@ -277,5 +299,4 @@ ROUTES = [
     (r"/inbox", InboxPage),
     (r"/inbox/([^/]{1,60})", ConversationPage),
     (r"/suppressions", SuppressionsPage),
-    (r"/overview", OverviewPage),
 ]

@@ -9,7 +9,7 @@ from core.db import tenant_transaction
 from core.i18n import N_
 from core.web.menu import MenuItem
 
-from . import api, pages, service
+from . import api, overview, pages, service, statistics
 from .recorder import recorder
 
 log = logging.getLogger(__name__)
@@ -30,12 +30,13 @@ def smsgw_models():
 
 @hookimpl
 def smsgw_routes():
-    return api.ROUTES + pages.ROUTES
+    return api.ROUTES + pages.ROUTES + statistics.ROUTES
 
 
 @hookimpl
 def smsgw_menu_items():
-    return [MenuItem(N_("Usage"), "/usage", api.PERMISSION, 60)]
+    return [MenuItem(N_("Usage"), "/usage", api.PERMISSION, 60),
+            MenuItem(N_("Statistics"), "/overview", statistics.PERMISSION, 31)]
 
 
 @hookimpl
@@ -56,6 +57,11 @@ def smsgw_template_context(handler):
     if handler.tenant is None:
         return {"admin_links": pages.ADMIN_LINKS}
     return None
+
+
+@hookimpl
+def smsgw_overview_parts(tenant, principal, gettext, params):
+    return overview.overview_part(principal, gettext, params)
 
 
 @hookimpl

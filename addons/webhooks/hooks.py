@@ -30,6 +30,11 @@ def smsgw_menu_items():
 
 
 @hookimpl
+def smsgw_overview_parts(tenant, principal, gettext):
+    return pages.overview_part(principal, gettext)
+
+
+@hookimpl
 def smsgw_encrypted_fields():
     return [EncryptedField("tenant", "webhook_endpoints", "id", "secret_enc"),
             EncryptedField("tenant", "webhook_endpoints", "id", "previous_secret_enc")]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from core.db import app_db
 from core.web.base import PageHandler
+from core.web.overview import Attention, FirstStep, OverviewPart
 from core.web.params import parse_id
 from core.web.problem import Problem
 
@@ -82,6 +84,25 @@ class DeliveriesPage(PageHandler):
             raise problem(exc) from None
         self.flash("success", "Queued for redelivery with the same webhook-id.")
         self.redirect(f"/webhooks/{raw}/deliveries")
+
+
+def overview_part(principal, gettext):
+    """The Overview: endpoints that fail or were switched off for failing, and the first step
+    "add a webhook" (one statement over the small endpoints table)."""
+    if not principal.can("webhooks:read"):
+        return None
+    rows = app_db.execute_sql("SELECT id, url, enabled, disabled_reason, failing_since FROM webhook_endpoints "
+                              "ORDER BY id").fetchall()
+    attention = []
+    for _id, url, enabled, disabled_reason, failing_since in rows:
+        if not enabled and disabled_reason:
+            attention.append(Attention(gettext("Webhook %(url)s was switched off after failing deliveries.")
+                                       % {"url": url[:80]}, "/webhooks", "error"))
+        elif enabled and failing_since is not None:
+            attention.append(Attention(gettext("Webhook %(url)s has been failing since %(time)s UTC.")
+                                       % {"url": url[:80], "time": f"{failing_since:%Y-%m-%d %H:%M}"}, "/webhooks"))
+    steps = [FirstStep("webhook", gettext("Add a webhook"), bool(rows), "/webhooks", 40)]
+    return OverviewPart(attention=attention, steps=steps)
 
 
 ROUTES = [(r"/webhooks", WebhooksPage), (r"/webhooks/([0-9]{1,18})/deliveries", DeliveriesPage)]

@@ -19,6 +19,7 @@ from ..permissions import PUBLIC, catalogue
 from ..users import TENANT_ROLES, ApiToken, User
 from .auth_pages import audit
 from .base import PageHandler
+from .overview import FirstStep, OverviewPart, collect
 from .params import parse_id
 from .problem import Problem
 
@@ -94,11 +95,21 @@ class DashboardHandler(PageHandler):
     permission = "dashboard:view"
 
     async def get(self):
-        def stats():
-            return {"users": User.select(fn.count(User.id)).where(User.is_active == True).scalar(),  # noqa: E712
-                    "tokens": ApiToken.select(fn.count(ApiToken.id)).where(ApiToken.revoked_at.is_null()).scalar()}
+        principal, tenant, registry = self.principal, self.tenant, self.platform.registry
+        _ = self.gettext()[0]
+        params = {k: self.get_query_argument(k) for k in self.request.query_arguments}
 
-        self.render("dashboard.html", stats=await self.in_tenant(stats))
+        def load():
+            stats = {"users": User.select(fn.count(User.id)).where(User.is_active == True).scalar(),  # noqa: E712
+                     "tokens": ApiToken.select(fn.count(ApiToken.id)).where(ApiToken.revoked_at.is_null()).scalar()}
+            own = OverviewPart(steps=[FirstStep("token", _("Create an API token"), bool(stats["tokens"]), "/tokens",
+                                                30)] if principal.can("tokens:manage") else [])
+            found = registry.hook.smsgw_overview_parts(tenant=tenant, principal=principal, gettext=_, params=params)
+            return stats, collect([own, *found])
+
+        stats, (parts, attention, steps) = await self.in_tenant(load)
+        self.render("dashboard.html", stats=stats, parts=parts, attention=attention, steps=steps,
+                    steps_left=sum(not s.done for s in steps))
 
 
 class ProfileHandler(PageHandler):
