@@ -316,26 +316,30 @@ class BaseHandler(tornado.web.RequestHandler):
         return ctx
 
     def menu(self) -> list:
-        """Dashboard navigation from core and every enabled addon, filtered by permission."""
+        """Dashboard navigation from core and every enabled addon, filtered by permission, in groups
+        (:func:`core.web.menu.grouped`): ``[{"label": group label or "", "items": [...]}]``."""
         if self.tenant is None or self.principal is None or self.principal.tenant != self.tenant.slug:
             return []
-        from .menu import MenuItem
+        from .menu import ACCOUNT, SETTINGS, MenuItem, grouped
 
         from ..i18n import N_
 
-        items = [MenuItem(N_("Overview"), "/", "dashboard:view", 0), MenuItem(N_("Team"), "/team", "users:read", 80),
-                 MenuItem(N_("API tokens"), "/tokens", "tokens:manage", 85),
-                 MenuItem(N_("Account"), "/account", "profile:edit", 90)]
+        items = [MenuItem(N_("Overview"), "/", "dashboard:view", 0),
+                 MenuItem(N_("Team"), "/team", "users:read", 80, SETTINGS),
+                 MenuItem(N_("API tokens"), "/tokens", "tokens:manage", 85, SETTINGS),
+                 MenuItem(N_("Account"), "/account", "profile:edit", 90, ACCOUNT)]
         for _addon, entries in self.platform.registry.call_each("smsgw_menu_items", tenant=self.tenant,
                                                                 user=self.principal):
             items.extend(entries)
+        allowed = [item for item in items if self.principal.can(item.permission)]
+        # The current page's entry: the longest address the path is (or is below), so /account/privacy
+        # marks Privacy, not Account too.
         path = self.request.path
-        out = []
-        for item in sorted(items, key=lambda i: (i.order, i.label)):
-            if self.principal.can(item.permission):
-                active = path == item.url or (item.url != "/" and path.startswith(item.url))
-                out.append({"label": item.label, "url": item.url, "active": active})
-        return out
+        matches = [i.url for i in allowed if path == i.url or (i.url != "/" and path.startswith(i.url.rstrip("/") + "/"))]
+        current = max(matches, key=len, default=None)
+        return [{"label": group.label if group else "",
+                 "items": [{"label": i.label, "url": i.url, "active": i.url == current} for i in entries]}
+                for group, entries in grouped(allowed)]
 
     def render(self, template_name: str, **kwargs):
         if hasattr(self, "pop_flash"):
