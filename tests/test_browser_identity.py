@@ -314,7 +314,7 @@ def test_api_token_is_shown_once_and_works(browser_page, server, make_tenant):
     assert page.is_checked("input[name=scope][value='messages:send']")
     assert page.is_checked("input[name=scope][value='messages:read']")
     response = submit(page, "form:has(#f-token-name) button[type=submit]")
-    assert response.status == 200
+    assert response.status == 200 and page.url == url(server, tenant.slug, "/tokens")  # after a redirect
     assert "no-store" in response.headers["cache-control"]
     token = page.inner_text("#new-token").strip()
     assert re.fullmatch(rf"sgw_{tenant.slug}_[0-9A-Za-z]{{38}}", token), token
@@ -337,6 +337,8 @@ def test_api_token_is_shown_once_and_works(browser_page, server, make_tenant):
 
     # Revoked, it stops working at once.
     submit(page, "tr:has(td:text-is('CRM integration')) button[type=submit]")
+    assert page.inner_text("h1") == "Revoke the API token “CRM integration”?"
+    submit(page, "main form button[type=submit]")
     assert page.inner_text(".flash") == "Token “CRM integration” revoked."
     assert "Revoked" in page.locator("tr:has(td:text-is('CRM integration'))").inner_text()
     me = requests.get(f"{server.url}/api/v1/me", timeout=30, headers={

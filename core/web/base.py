@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import traceback
 
 import tornado.web
@@ -432,6 +433,42 @@ class PageHandler(BaseHandler):
             self.redirect(f"{self.login_path}?{urlencode({'next': self.request.uri})}")
             raise tornado.web.Finish()
         super().unauthenticated()
+
+    def confirmed(self, question: str, button: str, back: str, detail: str = "") -> bool:
+        """Whether this POST was confirmed. If not, the answer is a page asking ``question`` (which
+        names the object: what cannot be undone is never done by one slip of a click) with the same
+        form once more and ``confirmed=1``; the caller returns without changing anything.
+
+        :param question: translated, naming the object ("Revoke the API token “CRM”?").
+        :param button: the translated label of the button that does it.
+        :param back: where *Cancel* leads.
+        :param detail: a translated sentence on what follows.
+        """
+        if self.get_body_argument("confirmed", "") == "1":
+            return True
+        fields = [(name, value) for name in self.request.body_arguments if name not in ("_xsrf", "confirmed")
+                  for value in self.get_body_arguments(name)]
+        self.set_header("Cache-Control", "no-store")
+        self.render("confirm.html", question=question, button=button, back=back, detail=detail,
+                    action=self.request.path, fields=fields)
+        return False
+
+    def show_once(self, name: str, value: str, path: str) -> None:
+        """Keep a just-made secret (a new token) for the next GET of ``path`` only, which shows it
+        with :meth:`take_shown_once`: the POST that made it answers with a redirect, so reloading
+        the page that shows it never makes a second one (post/redirect/get). A signed cookie for
+        that path alone, HttpOnly and SameSite=Strict, gone after one read or five minutes."""
+        self.set_signed_cookie(f"smsgw_once_{name}", value, path=path, expires=time.time() + 300,
+                               httponly=True, samesite="Strict", secure=self.request.protocol == "https")
+
+    def take_shown_once(self, name: str, path: str) -> str | None:
+        """The secret :meth:`show_once` kept for this page, once; ``None`` after that."""
+        raw = self.get_signed_cookie(f"smsgw_once_{name}", max_age_days=300 / 86400)
+        if raw is None:
+            return None
+        self.clear_cookie(f"smsgw_once_{name}", path=path)
+        self.set_header("Cache-Control", "no-store")
+        return raw.decode()
 
     def flash(self, kind: str, message: str) -> None:
         """Show ``message`` on the next page this browser loads."""
