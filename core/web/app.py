@@ -55,6 +55,7 @@ def core_routes():
         (r"/signup", auth_pages.SignupHandler),
         (r"/", account_pages.DashboardHandler),
         (r"/login", auth_pages.LoginHandler),
+        (r"/welcome", auth_pages.WelcomeHandler),
         (r"/logout", auth_pages.LogoutHandler),
         (r"/verify-email", auth_pages.VerifyEmailHandler),
         (r"/verify-email/resend", auth_pages.ResendVerificationHandler),

@@ -99,7 +99,51 @@ class SignupHandler(PageHandler):
             self.render("signup.html", errors={}, form={}, mode=mode, pending=tenant)
             return
         await self.run_db(send_verification, self.platform, tenant, email=form["email"])
-        self.redirect(self.settings_.public_url(tenant.slug) + "/login?signed_up=1")
+        # The owner is signed in already: the redirect carries a one-time link (two minutes) that the
+        # workspace's own address turns into its session cookie (WelcomeHandler).
+        token = await self.run_db(welcome_link, self.platform, tenant)
+        self.redirect(f"{self.settings_.public_url(tenant.slug)}/welcome?token={token}")
+
+
+def welcome_link(platform, tenant) -> str:
+    from ..db import tenant_transaction
+
+    with tenant_transaction(tenant.ref):
+        owner = User.select().where(User.role == ROLE_CUSTOMER).order_by(User.id).first()
+        return platform.links.make("welcome", tenant.slug, owner.id, {"e": owner.email})
+
+
+class WelcomeHandler(PageHandler):
+    """``GET /welcome?token=…``: where sign-up sends the new owner. Spends the one-time link, signs the
+    owner in and shows the overview; a spent or expired link leads to the sign-in page."""
+
+    permission = PUBLIC
+
+    async def get(self):
+        token = self.get_query_argument("token", "")
+
+        def welcome():
+            data = self.platform.links.spend("welcome", token, self.tenant.slug)
+            user = User.get_or_none(User.id == data["u"])
+            if user is None or not user.is_active or user.email.lower() != str(data.get("e", "")).lower():
+                raise AuthError(N_("This link no longer matches an account. Ask for a new one."))
+            return user, create_session(user, client_ip(self), self.request.headers.get("User-Agent", ""))
+
+        try:
+            user, session = await self.in_tenant(welcome)
+        except AuthError:
+            self.redirect("/login?signed_up=1")  # the workspace exists: its owner signs in by hand
+            return
+        self.set_signed_cookie(SESSION_COOKIE, session, expires_days=14, **self.session_cookie_kwargs())
+        self.set_signed_cookie(KNOWN_DEVICE_COOKIE, f"{self.tenant.slug}:{user.id}", expires_days=365,
+                               **self.session_cookie_kwargs())
+        await self.run_db(emit, self.platform, audit(self, "login.success", actor=f"user:{user.id}",
+                                                     actor_name=user.email, via="signup"))
+        self.flash("success", self.gettext()[0](WELCOME))
+        self.redirect("/", status=303)
+
+
+WELCOME = N_("Your workspace is ready. We sent you an email to confirm your address.")
 
 
 SIGNUP_TOO_MANY = N_("Too many workspaces were created recently from your address or on this platform. "
