@@ -53,6 +53,7 @@ def core_routes():
         (r"/\.well-known/jwks\.json", auth_api.JwksHandler),
         (r"/", pages.PlatformHomeHandler),
         (r"/signup", auth_pages.SignupHandler),
+        (r"/find-workspace", auth_pages.FindWorkspaceHandler),
         (r"/", account_pages.DashboardHandler),
         (r"/login", auth_pages.LoginHandler),
         (r"/welcome", auth_pages.WelcomeHandler),
