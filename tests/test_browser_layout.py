@@ -69,7 +69,7 @@ NOT_PAGES = {
     r"/audit/export\.json", r"/billing/invoices/([^/]+)/pay", r"/billing/invoices/([^/]+)\.pdf",
     r"/billing/stripe/webhook", r"/cookies/consent", r"/health/live", r"/health/ready", r"/lang", r"/logout",
     r"/messages/status\.json", r"/privacy/acknowledge", r"/privacy/contact", r"/usage\.csv",
-    r"/verify-email/resend", r"/\.well-known/jwks\.json", r"/welcome",
+    r"/verify-email/resend", r"/\.well-known/jwks\.json", r"/welcome", r"/find-workspace",
 }
 
 
