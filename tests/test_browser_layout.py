@@ -173,7 +173,7 @@ def test_the_page_fits_the_screen_and_passes_axe(site, visitor, host, path, view
     if visitor != "anonymous":  # still signed in: not sent to a sign-in page
         assert "/login" not in page.url, page.url
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^a-z0-9]+", "-", f"{visitor}-{path.split('{')[0]}".lower()).strip("-")
+    name = re.sub(r"[^a-z0-9]+", "-", f"{visitor}-{re.sub(r'[{}]', '', path)}".lower()).strip("-")
     page.screenshot(path=str(SCREENSHOTS / f"{viewport}-{name}.png"))
     assert horizontal_scroll(page) <= 0
     assert run_axe(page) == []
