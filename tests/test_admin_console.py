@@ -140,6 +140,12 @@ def test_customer_sees_the_admin_access_on_the_audit_page_and_export(platform, l
 
 
 def test_suspend_and_resume_from_the_console(platform, live_server, tenant, console):
+    # First a question that names the workspace; nothing is suspended until it is answered.
+    r = post_form(console, f"/admin/tenants/{tenant.slug}", {"action": "suspend"})
+    assert r.status_code == 200 and f"Suspend the workspace {tenant.slug} ({tenant.name})?" in r.text
+    assert 'name="confirmed" value="1"' in r.text and 'name="action" value="suspend"' in r.text
+    assert platform.tenants.get(tenant.slug).status == "active"
+    assert audit_rows(platform, tenant.id, "admin.tenant_suspended") == []
     r = post_form(console, f"/admin/tenants/{tenant.slug}", {"action": "suspend", "confirmed": "1"})
     assert r.status_code == 302
     assert platform.tenants.get(tenant.slug).status == "suspended"
