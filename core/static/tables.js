@@ -5,7 +5,8 @@
   "use strict";
   function label(table) {
     var head = table.tHead && table.tHead.rows[table.tHead.rows.length - 1];
-    if (!head) { return; }
+    // A table whose template labels its cells itself also lays them out itself (privacy's sign-ins).
+    if (!head || (!table.classList.contains("stacked") && table.querySelector("td[data-label]"))) { return; }
     var names = Array.prototype.map.call(head.cells, function (c) { return c.textContent.trim(); });
     Array.prototype.forEach.call(table.tBodies, function (body) {
       Array.prototype.forEach.call(body.rows, function (row) {
