@@ -88,6 +88,7 @@ class Settings:
     # Self-service sign-up: "open", "approval" (an Admin approves each new workspace) or "closed".
     signup: str = "open"
     signup_per_ip_hour: int = 3  # workspaces one client address may create per hour
+    find_workspace_per_ip_hour: int = 10  # "find my workspace" requests per client address and hour
     signup_per_hour: int = 50  # workspaces the whole platform accepts per hour
     unverified_ttl_days: int = 7  # a sign-up whose owner never confirms the address is removed after this
     # A workspace its Customer deleted waits this many days (at most 30) before it is erased, and
@@ -178,6 +179,7 @@ class Settings:
             webhook_lease=_int(env, "SMSGW_WEBHOOK_LEASE", 0, 2),
             signup=_choice(env, "SMSGW_SIGNUP", "open", ("open", "approval", "closed")),
             signup_per_ip_hour=_int(env, "SMSGW_SIGNUP_PER_IP_HOUR", 3, 0),
+            find_workspace_per_ip_hour=_int(env, "SMSGW_FIND_WORKSPACE_PER_IP_HOUR", 10, 0),
             signup_per_hour=_int(env, "SMSGW_SIGNUP_PER_HOUR", 50, 0),
             unverified_ttl_days=_int(env, "SMSGW_UNVERIFIED_TTL_DAYS", 7, 1),
             deletion_grace_days=_int(env, "SMSGW_DELETION_GRACE_DAYS", 14, 0),

@@ -206,6 +206,9 @@ def kernel_models() -> list:
             public("smsgw_public_migration"), public("signing_key"), public("login_failure"), public("signup_attempt"),
             public("periodic_mark"), public("due_work"),  # due_work: workspace id, job name, a time
             public("due_repair_seen"),  # workspace id, a fingerprint of counters and times
+            # "Find my workspace" (core.directory): a keyed hash of an address, per workspace.
+            public("member_directory", PersonalData(personal=("email_key",), subjects={"tenant": "tenant_id"},
+                                                    export=("tenant_id", "seen_at"), erase="delete")),
             public("admin_session", PersonalData(personal=("ip", "user_agent"), subjects={"admin": "admin_id"},
                                                  export=("created_at", "expires_at", "ip", "user_agent"),
                                                  erase="delete")),

@@ -171,10 +171,15 @@ def smsgw_static_dirs() -> str | Path | None:
 def smsgw_menu_items(tenant: TenantInfo, user: Principal | None) -> list[MenuItem]:
     """Return dashboard menu entries as a list of :class:`core.web.menu.MenuItem`.
 
+    An entry's ``group`` (a :class:`core.web.menu.MenuGroup`: core's ``INSIGHTS``, ``SETTINGS``,
+    ``ACCOUNT`` or one the addon declares) puts it under that heading; without one it is a main
+    entry, shown first.
+
     :param tenant: the current :class:`core.tenancy.TenantInfo`.
     :param user: the signed-in principal (or ``None``).
 
-    Result: per addon (``call_each``); the kernel sorts all entries by ``order``, then label.
+    Result: per addon (``call_each``); the kernel groups the entries (main entries first, then
+    groups by their ``order``) and sorts each group by ``order``, then label.
     Order: dependencies first.
     Reaches: addons enabled for ``tenant``.
     """

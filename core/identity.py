@@ -27,7 +27,9 @@ SESSION_TTL = dt.timedelta(days=14)
 REFRESH_FAMILY_TTL = dt.timedelta(days=30)
 LINK_TTL = {"verify": 2 * 86400, "reset": 3600, "invite": 7 * 86400,
             # A new sign-in address, confirmed from that address; the old address may undo it for a week.
-            "email": 86400, "email-undo": 7 * 86400}
+            "email": 86400, "email-undo": 7 * 86400,
+            # From the sign-up form straight into the new workspace, signed in: a redirect, never mailed.
+            "welcome": 120}
 
 
 class AuthError(ValueError):

@@ -140,7 +140,13 @@ def test_customer_sees_the_admin_access_on_the_audit_page_and_export(platform, l
 
 
 def test_suspend_and_resume_from_the_console(platform, live_server, tenant, console):
+    # First a question that names the workspace; nothing is suspended until it is answered.
     r = post_form(console, f"/admin/tenants/{tenant.slug}", {"action": "suspend"})
+    assert r.status_code == 200 and f"Suspend the workspace {tenant.slug} ({tenant.name})?" in r.text
+    assert 'name="confirmed" value="1"' in r.text and 'name="action" value="suspend"' in r.text
+    assert platform.tenants.get(tenant.slug).status == "active"
+    assert audit_rows(platform, tenant.id, "admin.tenant_suspended") == []
+    r = post_form(console, f"/admin/tenants/{tenant.slug}", {"action": "suspend", "confirmed": "1"})
     assert r.status_code == 302
     assert platform.tenants.get(tenant.slug).status == "suspended"
     assert client(live_server, tenant.slug).get("/login").status_code == 403
@@ -151,7 +157,7 @@ def test_suspend_and_resume_from_the_console(platform, live_server, tenant, cons
     assert client(live_server, tenant.slug).get("/login").status_code == 200
     assert len(audit_rows(platform, tenant.id, "admin.tenant_resumed")) == 1
     # Without the form's XSRF token nothing happens.
-    r = console.post(f"/admin/tenants/{tenant.slug}", data={"action": "suspend"})
+    r = console.post(f"/admin/tenants/{tenant.slug}", data={"action": "suspend", "confirmed": "1"})
     assert r.status_code == 403
     assert platform.tenants.get(tenant.slug).status == "active"
 
@@ -170,7 +176,7 @@ def test_a_tenant_session_gets_nothing_from_the_console(platform, live_server, t
     for path in ("/admin", f"/admin/tenants/{tenant.slug}", f"/admin/tenants/{tenant.slug}/data/users"):
         r = c.get(path)
         assert r.status_code == 302 and r.headers["Location"].startswith("/admin/login"), path
-    r = post_form(c, f"/admin/tenants/{tenant.slug}", {"action": "suspend"})
+    r = post_form(c, f"/admin/tenants/{tenant.slug}", {"action": "suspend", "confirmed": "1"})
     assert r.status_code in (401, 403)
     for credential in (jwt_token, api_token):
         plain = client(live_server, None)

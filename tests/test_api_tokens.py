@@ -45,6 +45,8 @@ def me(live_server, slug, token):
 
 def create_on_dashboard(browser, name, scopes):
     r = post_form(browser, "/tokens", {"action": "create", "name": name, "scope": list(scopes)})
+    assert r.status_code == 303 and r.headers["Location"] == "/tokens", r.text[:500]  # post/redirect/get
+    r = browser.get("/tokens")
     assert r.status_code == 200, r.text[:500]
     found = re.search(r'<pre class="secret" id="new-token">([^<]+)</pre>', r.text)
     assert found, "the new token is not shown on the creation page"
@@ -187,7 +189,7 @@ def test_revoked_token_stops_working(platform, live_server, tenant):
     with tenant_transaction(tenant.ref):
         token_id = ApiToken.get(ApiToken.token_hash == tokenformat.digest(token)).id
     assert me(live_server, tenant.slug, token).status_code == 200
-    r = post_form(browser, "/tokens", {"action": "revoke", "token_id": str(token_id)})
+    r = post_form(browser, "/tokens", {"action": "revoke", "token_id": str(token_id), "confirmed": "1"})
     assert r.status_code == 302
     r = me(live_server, tenant.slug, token)
     assert r.status_code == 401 and r.json()["code"] == "invalid-token" and "revoked" in r.json()["detail"]

@@ -151,13 +151,13 @@ def test_token_creation_and_revocation_are_recorded_from_dashboard_and_cli(platf
                                                                              cli_env):
     browser = sign_in(live_server, tenant.slug, owner_email(tenant))
     r = post_form(browser, "/tokens", {"action": "create", "name": "Audited", "scope": ["messages:read"]})
-    assert r.status_code == 200
+    assert r.status_code == 303
     created = audit_rows(platform, tenant.id, "token.created")
     assert len(created) == 1
     assert created[0]["actor"] == "user:1" and created[0]["actor_name"] == owner_email(tenant)
     assert created[0]["details"]["name"] == "Audited" and created[0]["details"]["scopes"] == ["messages:read"]
     token_id = created[0]["target"].split(":")[1]
-    r = post_form(browser, "/tokens", {"action": "revoke", "token_id": token_id})
+    r = post_form(browser, "/tokens", {"action": "revoke", "token_id": token_id, "confirmed": "1"})
     assert r.status_code == 302
     revoked = audit_rows(platform, tenant.id, "token.revoked")
     assert len(revoked) == 1 and revoked[0]["target"] == f"token:{token_id}" and revoked[0]["actor"] == "user:1"
@@ -182,7 +182,7 @@ def test_password_change_and_role_change_are_recorded(platform, live_server, ten
     assert changed[0]["target"] == f"user:{member_id}" and changed[0]["actor"] == "user:1"
     assert changed[0]["details"]["from"] == "user" and changed[0]["details"]["to"] == "customer"
 
-    r = post_form(browser, "/team", {"action": "disable", "user_id": str(member_id)})
+    r = post_form(browser, "/team", {"action": "disable", "user_id": str(member_id), "confirmed": "1"})
     assert r.status_code == 302
     disabled = audit_rows(platform, tenant.id, "user.disabled")
     assert len(disabled) == 1 and disabled[0]["target"] == f"user:{member_id}"

@@ -119,8 +119,8 @@ def test_sign_up_creates_a_workspace_and_its_owner_signs_in(browser_page, server
     page.fill("#f-password", password)
     page.check("#f-accept_privacy")
     signed_up.append(slug)
-    # The browser is sent from the main site to the new workspace's own address.
-    landing = url(server, slug, "/login?signed_up=1")
+    # The browser is sent from the main site to the new workspace's own address, signed in.
+    landing = url(server, slug, "/")
     with page.expect_response(landing) as landed:
         page.click("main form button[type=submit]")
         try:
@@ -129,15 +129,22 @@ def test_sign_up_creates_a_workspace_and_its_owner_signs_in(browser_page, server
             pytest.fail(f"sign-up did not lead to {landing}; the browser is at {page.url}; "
                         f"problems: {problems(page)}")
     assert landed.value.status == 200
-    assert landed.value.request.redirected_from.url == url(server, None, "/signup")
-    assert landed.value.request.redirected_from.method == "POST"
-    assert page.inner_text("h1") == "Sign in to Acme & Söhne"
+    welcome = landed.value.request.redirected_from
+    assert welcome.url.startswith(url(server, slug, "/welcome?token="))
+    assert welcome.redirected_from.url == url(server, None, "/signup")
+    assert welcome.redirected_from.method == "POST"
     assert "Your workspace is ready" in page.inner_text(".flash")
     assert page.inner_text(".tenant-name") == "Acme & Söhne"
-
-    page.fill("#f-email", owner)
-    page.fill("#f-password", password)
-    submit(page)
+    assert page.inner_text(".user-name") == owner
+    # The link that signed the owner in works once: opened again, it leads to the sign-in page.
+    again = page.context.browser.new_context()
+    try:
+        other = again.new_page()
+        other.goto(welcome.url)
+        assert other.url == url(server, slug, "/login?signed_up=1")
+    finally:
+        again.close()
+    page.goto(url(server, slug, "/"))
     assert page.url == url(server, slug, "/")
     assert page.inner_text("h1") == "Welcome to Acme & Söhne"
     assert page.inner_text(".tenant-name") == "Acme & Söhne"
@@ -314,7 +321,7 @@ def test_api_token_is_shown_once_and_works(browser_page, server, make_tenant):
     assert page.is_checked("input[name=scope][value='messages:send']")
     assert page.is_checked("input[name=scope][value='messages:read']")
     response = submit(page, "form:has(#f-token-name) button[type=submit]")
-    assert response.status == 200
+    assert response.status == 200 and page.url == url(server, tenant.slug, "/tokens")  # after a redirect
     assert "no-store" in response.headers["cache-control"]
     token = page.inner_text("#new-token").strip()
     assert re.fullmatch(rf"sgw_{tenant.slug}_[0-9A-Za-z]{{38}}", token), token
@@ -337,6 +344,8 @@ def test_api_token_is_shown_once_and_works(browser_page, server, make_tenant):
 
     # Revoked, it stops working at once.
     submit(page, "tr:has(td:text-is('CRM integration')) button[type=submit]")
+    assert page.inner_text("h1") == "Revoke the API token “CRM integration”?"
+    submit(page, "main form button[type=submit]")
     assert page.inner_text(".flash") == "Token “CRM integration” revoked."
     assert "Revoked" in page.locator("tr:has(td:text-is('CRM integration'))").inner_text()
     me = requests.get(f"{server.url}/api/v1/me", timeout=30, headers={

@@ -103,7 +103,7 @@ def test_revoking_the_api_token_kills_everything_minted_from_it_at_once(live_ser
 
     # The Customer revokes the token from the dashboard.
     owner = sign_in(live_server, tenant.slug, owner_email(tenant), ip=fresh_ip())
-    r = post_form(owner, "/tokens", {"action": "revoke", "token_id": str(token_id)})
+    r = post_form(owner, "/tokens", {"action": "revoke", "token_id": str(token_id), "confirmed": "1"})
     assert r.status_code == 302, r.text[:300]
 
     for access in live:  # no waiting for expiry or a cache

@@ -228,7 +228,7 @@ def test_an_unverified_workspace_cannot_send_invite_or_mint_tokens_until_its_own
     assert [e["actor"] for e in audit_rows(platform, tenant.id, "tenant.verified")] == ["user:1"]
     answers = every_sending_path(platform, live_server, slug, owner, session, token)
     assert {path: r.status_code for path, r in answers.items()} == {
-        "dashboard send form": 302, "dashboard invite": 302, "dashboard new API token": 200,
+        "dashboard send form": 302, "dashboard invite": 302, "dashboard new API token": 303,
         "API with a JWT": 202, "API with an API token": 202, "compat with Basic": 202,
         "compat with an API token": 202}
     assert "notice-unverified" not in session.get("/").text

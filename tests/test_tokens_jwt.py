@@ -434,7 +434,7 @@ def test_disabling_a_user_revokes_refresh_tokens_and_stops_their_access_token(pl
     assert me(live_server, tenant.slug, tokens["access_token"]).json()["id"] == user_id
 
     owner = sign_in(live_server, tenant.slug, owner_email(tenant))
-    r = post_form(owner, "/team", {"action": "disable", "user_id": str(user_id)})
+    r = post_form(owner, "/team", {"action": "disable", "user_id": str(user_id), "confirmed": "1"})
     assert r.status_code == 302, r.text[:500]
 
     assert_refused(me(live_server, tenant.slug, tokens["access_token"]), www_authenticate=False)

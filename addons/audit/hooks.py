@@ -5,7 +5,7 @@ from core.datamap import PersonalData, Table
 from core.hookspecs import AdminSection
 from core.i18n import N_
 from core.tasks import crontab
-from core.web.menu import MenuItem
+from core.web.menu import INSIGHTS, MenuItem
 
 from . import trail
 from .handlers import AuditExportHandler, AuditPageHandler
@@ -23,7 +23,7 @@ def smsgw_routes():
 
 @hookimpl
 def smsgw_menu_items():
-    return [MenuItem(N_("Audit trail"), "/audit", "audit:read", 88)]
+    return [MenuItem(N_("Audit trail"), "/audit", "audit:read", 88, INSIGHTS)]
 
 
 @hookimpl

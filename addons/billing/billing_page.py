@@ -7,7 +7,7 @@ from core.clock import utcnow
 from core.db import as_serving_role
 from core.i18n import N_
 from core.web.base import PageHandler
-from core.web.menu import MenuItem
+from core.web.menu import SETTINGS, MenuItem
 from core.web.problem import Problem
 
 from . import charges, plans, subscriptions
@@ -23,7 +23,7 @@ def permissions(register) -> None:
     register(MANAGE, "Change the workspace's plan or cancel its subscription", ["customer"])
 
 
-MENU = [MenuItem(N_("Billing"), "/billing", READ, 70)]
+MENU = [MenuItem(N_("Billing"), "/billing", READ, 70, SETTINGS)]
 
 
 def projected(sub, used: int) -> dict:

@@ -16,7 +16,7 @@ from core.db import app_db, connection
 from core.i18n import N_
 from core.web.admin_pages import AdminHandler
 from core.web.base import PageHandler
-from core.web.menu import MenuItem
+from core.web.menu import SETTINGS, MenuItem
 from core.web.params import is_digits
 from core.web.problem import Problem
 
@@ -32,7 +32,7 @@ def permissions(register) -> None:
     register(PAY, "Change the workspace's billing details and payment method, and pay invoices", ["customer"])
 
 
-MENU = [MenuItem(N_("Invoices"), "/billing/invoices", READ, 72)]
+MENU = [MenuItem(N_("Invoices"), "/billing/invoices", READ, 72, SETTINGS)]
 ADMIN_LINKS = [{"label": N_("Invoices"), "url": "/admin/billing/invoices"},
                {"label": N_("Revenue"), "url": "/admin/billing/revenue"}]
 

@@ -103,13 +103,26 @@ class DevicePage(HealthPage):
 
         device, inbound, version = await self.in_tenant(load)
         self.render("devices/detail.html", device=device, settings=merged(device.settings), inbound=inbound,
-                    errors=[], sim_modes=SIM_MODES, new_token=None, pairing=None, live_version=version)
+                    errors=[], sim_modes=SIM_MODES, pairing=None, live_version=version,
+                    new_token=self.take_shown_once("device_token", f"/devices/{device_id}"))
 
     async def post(self, raw_id):
         device_id = device_id_or_404(raw_id)
         action = self.get_body_argument("action", "")
         key = service.wake_key(self.tenant.slug, device_id)
         new_token, errors = None, []
+        if action in ("remove", "rotate"):
+            device = await self.in_tenant(get_device, device_id)
+            _ = self.gettext()[0]
+            question, button, detail = ((_("Remove the phone “%(name)s”?"), _("Remove phone"),
+                                         _("It can no longer fetch or send; its waiting messages go to your other "
+                                           "phones. To use it again, pair it anew."))
+                                        if action == "remove" else
+                                        (_("Make a new token for the phone “%(name)s”?"), _("Make a new token"),
+                                         _("The phone's current token stops working at once: the phone must be "
+                                           "given the new one.")))
+            if not self.confirmed(question % {"name": device.name}, button, f"/devices/{device_id}", detail):
+                return
         if action == "rename":
             name = self.get_body_argument("name", "").strip()
             if not 1 <= len(name) <= 100:
@@ -164,7 +177,11 @@ class DevicePage(HealthPage):
         self.platform.wake_now(key)
         if not errors:
             await self.run_db(emit, self.platform, audit_event(self, f"device.{action}", device_id))
-        if errors or new_token:
+        if new_token:  # shown on the page this redirect leads to: a reload makes no second token
+            self.show_once("device_token", new_token, f"/devices/{device_id}")
+            self.redirect(f"/devices/{device_id}", status=303)
+            return
+        if errors:
             device = await self.in_tenant(get_device, device_id)
             if errors:
                 self.set_status(422)

@@ -4,7 +4,7 @@
 from core.addons import hookimpl
 from core.db import app_db
 from core.i18n import N_
-from core.web.menu import MenuItem
+from core.web.menu import SETTINGS, MenuItem
 
 from . import api, dispatch, inbound, lifecycle, pages, runtime
 from . import reports as report_handling
@@ -32,7 +32,7 @@ def smsgw_menu_items():
     return [MenuItem(N_("Messages"), "/messages", "messages:read", 10),
             MenuItem(N_("Send"), "/send", "messages:send", 11),
             MenuItem(N_("Inbox"), "/inbox", "messages:read", 12),
-            MenuItem(N_("Opt-outs"), "/suppressions", "messages:read", 30)]
+            MenuItem(N_("Opt-outs"), "/suppressions", "messages:read", 30, SETTINGS)]
 
 
 # -- the devices addon's hooks ------------------------------------------------

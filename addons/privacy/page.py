@@ -12,14 +12,14 @@ from typing import Awaitable, Callable
 
 from core.i18n import N_
 from core.web.base import PageHandler
-from core.web.menu import MenuItem
+from core.web.menu import ACCOUNT, MenuItem
 from core.web.problem import Problem
 
 SELF = "privacy:self"  # a member's own rights: export their data, delete their account, object, restrict
 MANAGE = "privacy:manage"  # the workspace's: retention, workspace export, deleting the organisation
 
 # Every member reaches their own privacy rights (and the workspace's settings, if they manage them).
-MENU = [MenuItem(N_("Privacy"), "/account/privacy", SELF, 89)]
+MENU = [MenuItem(N_("Privacy"), "/account/privacy", SELF, 89, ACCOUNT)]
 
 
 def permissions(register) -> None:

@@ -7,7 +7,7 @@ import logging
 from core.addons import hookimpl
 from core.db import tenant_transaction
 from core.i18n import N_
-from core.web.menu import MenuItem
+from core.web.menu import INSIGHTS, MenuItem
 
 from . import api, overview, pages, service, statistics
 from .recorder import recorder
@@ -35,8 +35,8 @@ def smsgw_routes():
 
 @hookimpl
 def smsgw_menu_items():
-    return [MenuItem(N_("Usage"), "/usage", api.PERMISSION, 60),
-            MenuItem(N_("Statistics"), "/overview", statistics.PERMISSION, 31)]
+    return [MenuItem(N_("Usage"), "/usage", api.PERMISSION, 60, INSIGHTS),
+            MenuItem(N_("Statistics"), "/overview", statistics.PERMISSION, 31, INSIGHTS)]
 
 
 @hookimpl

@@ -4,7 +4,7 @@ from core.addons import hookimpl
 from core.hookspecs import EncryptedField
 from core.i18n import N_
 from core.tasks import URGENT
-from core.web.menu import MenuItem
+from core.web.menu import SETTINGS, MenuItem
 
 from . import api, delivery, pages, runtime, service
 from .models import MODELS
@@ -26,7 +26,7 @@ def smsgw_routes():
 
 @hookimpl
 def smsgw_menu_items():
-    return [MenuItem(N_("Webhooks"), "/webhooks", "webhooks:read", 40)]
+    return [MenuItem(N_("Webhooks"), "/webhooks", "webhooks:read", 40, SETTINGS)]
 
 
 @hookimpl

@@ -34,6 +34,12 @@ class WebhooksPage(PageHandler):
                 errors = exc.errors
         else:
             raw = self.get_body_argument("endpoint_id", "")
+            if action == "delete":
+                url = await self.in_tenant(lambda: endpoint_or_404(raw).url)
+                _ = self.gettext()[0]
+                if not self.confirmed(_("Delete the webhook to %(url)s?") % {"url": url}, _("Delete webhook"),
+                                      "/webhooks", _("Events are no longer sent there. This cannot be undone.")):
+                    return
 
             def act():
                 ep = endpoint_or_404(raw)

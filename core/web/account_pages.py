@@ -265,6 +265,19 @@ class TeamHandler(PageHandler):
         user_id = parse_id(self.get_body_argument("user_id", ""))
         if user_id == principal.id:
             raise Problem(400, "cannot-change-self", "You cannot change your own role or disable yourself.")
+        if action in ("disable", "delete"):
+            member = await self.in_tenant(lambda: User.get_or_none(User.id == user_id))
+            if member is None:
+                raise Problem(404, "not-found", "There is no such member here.")
+            _ = self.gettext()[0]
+            name = member.email if not member.name else f"{member.name} ({member.email})"
+            question, button, detail = ((_("Disable %(name)s?"), _("Disable member"),
+                                         _("They are signed out everywhere and cannot sign in until enabled again."))
+                                        if action == "disable" else
+                                        (_("Remove %(name)s from this workspace?"), _("Remove member"),
+                                         _("They are signed out everywhere. This cannot be undone.")))
+            if not self.confirmed(question % {"name": name}, button, "/team", detail):
+                return
 
         def change():
             user = User.get_or_none(User.id == user_id)
@@ -308,13 +321,21 @@ class TokensHandler(PageHandler):
 
     async def get(self):
         tokens = await self.in_tenant(lambda: list(ApiToken.select().order_by(ApiToken.created_at.desc())))
-        self.render_tokens(tokens)
+        self.render_tokens(tokens, new_token=self.take_shown_once("token", "/tokens"))
 
     async def post(self):
         action = self.get_body_argument("action", "create")
         principal = self.principal
         if action == "revoke":
             token_id = parse_id(self.get_body_argument("token_id", ""))
+            named = await self.in_tenant(lambda: ApiToken.get_or_none(ApiToken.id == token_id))
+            if named is None:
+                raise Problem(404, "not-found", "There is no such token here.")
+            _ = self.gettext()[0]
+            if not self.confirmed(_("Revoke the API token “%(name)s”?") % {"name": named.name},
+                                  _("Revoke token"), "/tokens",
+                                  _("Systems that use it are refused from now on. This cannot be undone.")):
+                return
 
             def revoke():
                 row = revoke_api_token(token_id)
@@ -342,10 +363,10 @@ class TokensHandler(PageHandler):
             self.set_status(422)
             self.render_tokens(tokens, error=str(exc))
             return
-        tokens = await self.in_tenant(lambda: list(ApiToken.select().order_by(ApiToken.created_at.desc())))
-        # Shown once, on this response only; never stored or shown again.
-        self.set_header("Cache-Control", "no-store")
-        self.render_tokens(tokens, new_token=token)
+        # Shown once, on the page this redirect leads to; never stored or shown again. A reload of
+        # that page shows the list, and makes no second token.
+        self.show_once("token", token, "/tokens")
+        self.redirect("/tokens", status=303)
 
 
 class EmailLinkHandler(PageHandler):

@@ -133,6 +133,14 @@ class AdminTenantHandler(AdminHandler):
         tenant = await self.tenant_or_404(slug)
         action = self.get_body_argument("action", "")
         admin = self.principal
+        if action == "suspend":
+            _ = self.gettext()[0]
+            if not self.confirmed(_("Suspend the workspace %(slug)s (%(name)s)?") % {"slug": tenant.slug,
+                                                                                      "name": tenant.name},
+                                  _("Suspend workspace"), f"/admin/tenants/{tenant.slug}",
+                                  _("Nobody can sign in or send there, and its phones are refused, until it "
+                                    "is resumed.")):
+                return
         if action in ("suspend", "resume"):
             try:
                 await self.run_db(getattr(self.platform.tenants, action), tenant.slug)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
-from .. import passwords
+from .. import directory, passwords
 from ..clock import utcnow
 from ..events import AuditEvent, emit
 from ..i18n import N_
@@ -99,7 +100,97 @@ class SignupHandler(PageHandler):
             self.render("signup.html", errors={}, form={}, mode=mode, pending=tenant)
             return
         await self.run_db(send_verification, self.platform, tenant, email=form["email"])
-        self.redirect(self.settings_.public_url(tenant.slug) + "/login?signed_up=1")
+        # The owner is signed in already: the redirect carries a one-time link (two minutes) that the
+        # workspace's own address turns into its session cookie (WelcomeHandler).
+        token = await self.run_db(welcome_link, self.platform, tenant)
+        self.redirect(f"{self.settings_.public_url(tenant.slug)}/welcome?token={token}")
+
+
+def welcome_link(platform, tenant) -> str:
+    from ..db import tenant_transaction
+
+    with tenant_transaction(tenant.ref):
+        owner = User.select().where(User.role == ROLE_CUSTOMER).order_by(User.id).first()
+        return platform.links.make("welcome", tenant.slug, owner.id, {"e": owner.email})
+
+
+class WelcomeHandler(PageHandler):
+    """``GET /welcome?token=…``: where sign-up sends the new owner. Spends the one-time link, signs the
+    owner in and shows the overview; a spent or expired link leads to the sign-in page."""
+
+    permission = PUBLIC
+
+    async def get(self):
+        token = self.get_query_argument("token", "")
+
+        def welcome():
+            data = self.platform.links.spend("welcome", token, self.tenant.slug)
+            user = User.get_or_none(User.id == data["u"])
+            if user is None or not user.is_active or user.email.lower() != str(data.get("e", "")).lower():
+                raise AuthError(N_("This link no longer matches an account. Ask for a new one."))
+            return user, create_session(user, client_ip(self), self.request.headers.get("User-Agent", ""))
+
+        try:
+            user, session = await self.in_tenant(welcome)
+        except AuthError:
+            self.redirect("/login?signed_up=1")  # the workspace exists: its owner signs in by hand
+            return
+        self.set_signed_cookie(SESSION_COOKIE, session, expires_days=14, **self.session_cookie_kwargs())
+        self.set_signed_cookie(KNOWN_DEVICE_COOKIE, f"{self.tenant.slug}:{user.id}", expires_days=365,
+                               **self.session_cookie_kwargs())
+        await self.run_db(emit, self.platform, audit(self, "login.success", actor=f"user:{user.id}",
+                                                     actor_name=user.email, via="signup"))
+        await self.run_db(directory.remember, self.platform, self.tenant.id, user.email)
+        self.flash("success", self.gettext()[0](WELCOME))
+        self.redirect("/", status=303)
+
+
+WELCOME = N_("Your workspace is ready. We sent you an email to confirm your address.")
+
+
+class FindWorkspaceHandler(PageHandler):
+    """``POST /find-workspace`` (the landing page's form): mails the address the sign-in links of its
+    workspaces. The page answers the same whether or not the address is known (and before the
+    lookup, so neither its words nor its time tell); unknown addresses get no mail. Throttled per
+    client address and per email address, shared by every web process."""
+
+    scope = "platform"
+    permission = PUBLIC
+
+    def get(self):
+        self.redirect("/#find-workspace")
+
+    async def post(self):
+        email = self.get_body_argument("email", "").strip()[:254]
+        if not re.fullmatch(r"[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}", email):
+            self.set_status(422)
+            self.render("platform_home.html", find_error=FIND_BAD_ADDRESS, find_email=email, find_sent=False)
+            return
+        per_source = SignupThrottle(self.settings_.find_workspace_per_ip_hour, 10**9, scope="find")
+        per_address = SignupThrottle(3, 3, scope="find:" + directory.email_key(self.platform, email))
+        for throttle in (per_source, per_address):
+            verdict = await self.run_db(throttle.begin, client_ip(self))
+            if not verdict.allowed:
+                self.set_status(429)
+                self.set_header("Retry-After", str(verdict.retry_after))
+                self.render("platform_home.html", find_error=FIND_TOO_MANY, find_email=email, find_sent=False)
+                return
+        self.render("platform_home.html", find_error=None, find_email="", find_sent=True)
+        await self.run_db(mail_workspaces, self.platform, email)
+
+
+def mail_workspaces(platform, email: str) -> None:
+    """Mail ``email`` the sign-in links of its workspaces; nothing if it has none."""
+    found = directory.workspaces_of(platform, email)
+    if not found:
+        return
+    lines = "\n".join(f"{t.name}: {platform.settings.public_url(t.slug)}/login" for t in found)
+    platform.mailer.send(email, "Your workspaces", "You asked which workspaces you can sign in to with this "
+                         f"address (SMS Gateway).\n\n{lines}\n\nIf it was not you, ignore this email.\n")
+
+
+FIND_BAD_ADDRESS = N_("Enter the email address you sign in with.")
+FIND_TOO_MANY = N_("Too many requests for this address or from your network. Try again in an hour.")
 
 
 SIGNUP_TOO_MANY = N_("Too many workspaces were created recently from your address or on this platform. "
@@ -189,6 +280,7 @@ async def login_attempt(handler, email: str, password: str):
         await handler.run_db(emit, platform, audit(handler, "login.failure", actor_name=email[:254]))
         return None, SAME_ANSWER
     await handler.run_db(platform.throttle.succeeded, key, verdict)
+    await handler.run_db(directory.remember, platform, handler.tenant.id, user.email)
     await handler.run_db(emit, platform, audit(handler, "login.success", actor=f"user:{user.id}",
                                                  actor_name=user.email))
     return user, None
@@ -391,6 +483,7 @@ class AcceptInviteHandler(PageHandler):
             return
         await self.run_db(emit, platform, audit(self, "invite.accepted", actor=f"user:{user.id}",
                                                 actor_name=user.email))
+        await self.run_db(directory.remember, platform, self.tenant.id, user.email)
         token = await self.in_tenant(create_session, user, client_ip(self), self.request.headers.get("User-Agent", ""))
         self.set_signed_cookie(SESSION_COOKIE, token, expires_days=14, **self.session_cookie_kwargs())
         self.redirect("/")

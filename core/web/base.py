@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import traceback
 
 import tornado.web
@@ -317,26 +318,30 @@ class BaseHandler(tornado.web.RequestHandler):
         return ctx
 
     def menu(self) -> list:
-        """Dashboard navigation from core and every enabled addon, filtered by permission."""
+        """Dashboard navigation from core and every enabled addon, filtered by permission, in groups
+        (:func:`core.web.menu.grouped`): ``[{"label": group label or "", "items": [...]}]``."""
         if self.tenant is None or self.principal is None or self.principal.tenant != self.tenant.slug:
             return []
-        from .menu import MenuItem
+        from .menu import ACCOUNT, SETTINGS, MenuItem, grouped
 
         from ..i18n import N_
 
-        items = [MenuItem(N_("Overview"), "/", "dashboard:view", 0), MenuItem(N_("Team"), "/team", "users:read", 80),
-                 MenuItem(N_("API tokens"), "/tokens", "tokens:manage", 85),
-                 MenuItem(N_("Account"), "/account", "profile:edit", 90)]
+        items = [MenuItem(N_("Overview"), "/", "dashboard:view", 0),
+                 MenuItem(N_("Team"), "/team", "users:read", 80, SETTINGS),
+                 MenuItem(N_("API tokens"), "/tokens", "tokens:manage", 85, SETTINGS),
+                 MenuItem(N_("Account"), "/account", "profile:edit", 90, ACCOUNT)]
         for _addon, entries in self.platform.registry.call_each("smsgw_menu_items", tenant=self.tenant,
                                                                 user=self.principal):
             items.extend(entries)
+        allowed = [item for item in items if self.principal.can(item.permission)]
+        # The current page's entry: the longest address the path is (or is below), so /account/privacy
+        # marks Privacy, not Account too.
         path = self.request.path
-        out = []
-        for item in sorted(items, key=lambda i: (i.order, i.label)):
-            if self.principal.can(item.permission):
-                active = path == item.url or (item.url != "/" and path.startswith(item.url))
-                out.append({"label": item.label, "url": item.url, "active": active})
-        return out
+        matches = [i.url for i in allowed if path == i.url or (i.url != "/" and path.startswith(i.url.rstrip("/") + "/"))]
+        current = max(matches, key=len, default=None)
+        return [{"label": group.label if group else "",
+                 "items": [{"label": i.label, "url": i.url, "active": i.url == current} for i in entries]}
+                for group, entries in grouped(allowed)]
 
     def render(self, template_name: str, **kwargs):
         if hasattr(self, "pop_flash"):
@@ -429,6 +434,42 @@ class PageHandler(BaseHandler):
             self.redirect(f"{self.login_path}?{urlencode({'next': self.request.uri})}")
             raise tornado.web.Finish()
         super().unauthenticated()
+
+    def confirmed(self, question: str, button: str, back: str, detail: str = "") -> bool:
+        """Whether this POST was confirmed. If not, the answer is a page asking ``question`` (which
+        names the object: what cannot be undone is never done by one slip of a click) with the same
+        form once more and ``confirmed=1``; the caller returns without changing anything.
+
+        :param question: translated, naming the object ("Revoke the API token “CRM”?").
+        :param button: the translated label of the button that does it.
+        :param back: where *Cancel* leads.
+        :param detail: a translated sentence on what follows.
+        """
+        if self.get_body_argument("confirmed", "") == "1":
+            return True
+        fields = [(name, value) for name in self.request.body_arguments if name not in ("_xsrf", "confirmed")
+                  for value in self.get_body_arguments(name)]
+        self.set_header("Cache-Control", "no-store")
+        self.render("confirm.html", question=question, button=button, back=back, detail=detail,
+                    action=self.request.path, fields=fields)
+        return False
+
+    def show_once(self, name: str, value: str, path: str) -> None:
+        """Keep a just-made secret (a new token) for the next GET of ``path`` only, which shows it
+        with :meth:`take_shown_once`: the POST that made it answers with a redirect, so reloading
+        the page that shows it never makes a second one (post/redirect/get). A signed cookie for
+        that path alone, HttpOnly and SameSite=Strict, gone after one read or five minutes."""
+        self.set_signed_cookie(f"smsgw_once_{name}", value, path=path, expires=time.time() + 300,
+                               httponly=True, samesite="Strict", secure=self.request.protocol == "https")
+
+    def take_shown_once(self, name: str, path: str) -> str | None:
+        """The secret :meth:`show_once` kept for this page, once; ``None`` after that."""
+        raw = self.get_signed_cookie(f"smsgw_once_{name}", max_age_days=300 / 86400)
+        if raw is None:
+            return None
+        self.clear_cookie(f"smsgw_once_{name}", path=path)
+        self.set_header("Cache-Control", "no-store")
+        return raw.decode()
 
     def flash(self, kind: str, message: str) -> None:
         """Show ``message`` on the next page this browser loads."""

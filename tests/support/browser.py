@@ -167,6 +167,14 @@ def page_problems(page, allow=()) -> list[str]:
     return [p for p in found if not any(a in p for a in allow)]
 
 
+def forget_problems(page) -> None:
+    """Start :func:`page_problems` afresh for ``page`` (a page kept open for many checks)."""
+    problems, violations = _problems.get(id(page), ([], {}))
+    problems.clear()
+    violations.clear()
+    page.evaluate("window.__cspViolations = []")
+
+
 # -- shared by the browser tests ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,239 @@
+"""Every page of the dashboard, the public site and the admin console, in Chromium at phone size
+(390x844) and desktop size (1280x800): nothing scrolls sideways, axe-core finds no serious or
+critical violation (its colour-contrast rule holds all visible text to 4.5:1), no script error or
+CSP violation. Screenshots go to build/screenshots/ (ignored by git) for anyone to look at.
+
+axe-core is vendored (tests/vendor/axe.min.js, see tests/vendor/README.md) and injected through the
+DevTools protocol, so the pages' strict CSP does not apply to it. One browser, one signed-in context
+per visitor for the whole module: the pages are only read here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from pathlib import Path
+
+import pytest
+
+from core.db import connection
+from tests.support.browser import address, chromium, forget_problems, open_page, page_problems, server  # noqa: F401
+from tests.support.browser import submit
+from tests.support.devices import device_client, phone, raw_device
+from tests.support.identity import OWNER_PASSWORD, add_user, owner_email
+from tests.support.phones import api_client
+from tests.support.quotas import make_plan, subscribe
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+AXE = ROOT / "tests" / "vendor" / "axe.min.js"
+SCREENSHOTS = ROOT / "build" / "screenshots"
+VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
+ADMIN_PASSWORD = "admin password long enough"
+
+# (visitor, path); {…} fields are filled from the data the module fixture creates.
+PAGES = [
+    ("anonymous", "platform", "/"), ("anonymous", "platform", "/signup"), ("anonymous", "platform", "/pricing"),
+    ("anonymous", "platform", "/privacy"), ("anonymous", "platform", "/cookies"),
+    ("anonymous", "platform", "/api/docs"), ("anonymous", "platform", "/admin/login"),
+    ("anonymous", "tenant", "/login"), ("anonymous", "tenant", "/forgot-password"),
+    ("anonymous", "tenant", "/reset-password"), ("anonymous", "tenant", "/verify-email"),
+    ("anonymous", "tenant", "/accept-invite"), ("anonymous", "tenant", "/confirm-email"),
+    ("anonymous", "tenant", "/undo-email-change"), ("anonymous", "tenant", "/no-such-page"),
+    ("owner", "tenant", "/"), ("owner", "tenant", "/messages"), ("owner", "tenant", "/messages/{message}"),
+    ("owner", "tenant", "/send"), ("owner", "tenant", "/send/csv"), ("owner", "tenant", "/inbox"),
+    ("owner", "tenant", "/inbox/{sender}"), ("owner", "tenant", "/suppressions"), ("owner", "tenant", "/overview"),
+    ("owner", "tenant", "/devices"), ("owner", "tenant", "/devices/pair"), ("owner", "tenant", "/devices/{device}"),
+    ("owner", "tenant", "/webhooks"), ("owner", "tenant", "/webhooks/{webhook}/deliveries"),
+    ("owner", "tenant", "/team"), ("owner", "tenant", "/tokens"), ("owner", "tenant", "/account"),
+    ("owner", "tenant", "/account/privacy"), ("owner", "tenant", "/account/security"),
+    ("owner", "tenant", "/audit"), ("owner", "tenant", "/usage"), ("owner", "tenant", "/billing"),
+    ("owner", "tenant", "/billing/invoices"), ("owner", "tenant", "/billing/invoices/{invoice}"),
+    ("owner", "tenant", "/billing/details"), ("owner", "tenant", "/billing/payment"),
+    ("owner", "tenant", "/privacy"), ("owner", "tenant", "/cookies"),
+    ("admin", "platform", "/admin"), ("admin", "platform", "/admin/tenants/{slug}"),
+    ("admin", "platform", "/admin/tenants/{slug}/data/users"), ("admin", "platform", "/admin/privacy"),
+    ("admin", "platform", "/admin/privacy/{request}"), ("admin", "platform", "/admin/privacy/deletions"),
+    ("admin", "platform", "/admin/usage"), ("admin", "platform", "/admin/analytics"),
+    ("admin", "platform", "/admin/billing/invoices"), ("admin", "platform", "/admin/billing/past-due"),
+    ("admin", "platform", "/admin/billing/plans"), ("admin", "platform", "/admin/billing/subscriptions"),
+    ("admin", "platform", "/admin/billing/revenue"), ("admin", "platform", "/admin/billing/tax"),
+]
+
+# Addresses that answer with something other than a page of their own: files, JSON, form targets
+# and redirects. Every other GET route must be in PAGES (test_every_page_is_checked).
+NOT_PAGES = {
+    r"/account/privacy/exports/([^/]+)/download", r"/account/security/signed-out", r"/admin/logout",
+    r"/audit/export\.json", r"/billing/invoices/([^/]+)/pay", r"/billing/invoices/([^/]+)\.pdf",
+    r"/billing/stripe/webhook", r"/cookies/consent", r"/health/live", r"/health/ready", r"/lang", r"/logout",
+    r"/messages/status\.json", r"/privacy/acknowledge", r"/privacy/contact", r"/usage\.csv",
+    r"/verify-email/resend", r"/\.well-known/jwks\.json", r"/welcome", r"/find-workspace",
+}
+
+
+# Link pages opened without their link's token say so (a page of its own, not an error page).
+EXPECTED_STATUS = {"/no-such-page": 404, "/reset-password": 400, "/verify-email": 400, "/accept-invite": 400,
+                   "/confirm-email": 400, "/undo-email-change": 400}
+
+
+def run_axe(page) -> list[str]:
+    """Serious and critical axe-core violations of the whole page, one line each."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text())  # through the DevTools protocol: the page's CSP does not apply
+    return page.evaluate("""async () => {
+        const r = await axe.run(document, {resultTypes: ['violations']});
+        return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .map(v => v.id + ': ' + v.help + ' @ ' + v.nodes.slice(0, 5).map(n => n.target.join(' ')
+                 + (n.any[0] ? ' (' + n.any[0].message + ')' : '')).join(' | '));
+    }""")
+
+
+def horizontal_scroll(page) -> int:
+    """How far the page scrolls sideways (0: not at all)."""
+    return page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
+
+
+@pytest.fixture(scope="module")
+def site(server, chromium):
+    """A workspace with something on every page (a phone, messages sent and received, a webhook,
+    a member, an invoice, a privacy request), its owner and a platform admin signed in, each in a
+    browser context of their own."""
+    from addons.billing import invoicing
+    from addons.billing.invoicing import Line
+    from addons.privacy.requests import open_request
+    from core.admins import create_admin
+
+    platform = server.platform
+    slug = f"look-{secrets.token_hex(4)}"
+    tenant = platform.tenants.create(slug, "Layout & Co", f"owner@{slug}.example", OWNER_PASSWORD)
+    api = api_client(server, slug)
+    device_id, device_token = raw_device(server, slug, api, uid="layout-phone", name="Shop counter phone")
+    device = device_client(server, slug, device_token)
+    sent = api.post("/api/v1/messages", json={"text": "Your order 4711 is ready for pick-up", "to": [phone(1), phone(2)]})
+    assert sent.status_code == 202, sent.text
+    assert device.post("/api/device/v1/inbound", json={"messages": [
+        {"id": "in-1", "from": phone(3), "body": "Is the shop open on Sunday?",
+         "received_at": "2026-01-01T10:00:00Z"}]}).status_code == 200
+    with pytest.MonkeyPatch.context() as env:  # a loopback endpoint nobody listens on: never called here
+        env.setenv("SMSGW_WEBHOOK_ALLOW_PRIVATE", "1")
+        hook = api.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/sms", "events": ["sms:received"]})
+    assert hook.status_code == 201, hook.text
+    add_user(platform, tenant, f"member@{slug}.example")
+    subscribe(platform, tenant, make_plan(platform))
+    with connection():
+        invoice = invoicing.issue(tenant.id, [Line("Pro plan", 1, 4900)], reason="renewal", currency="EUR")
+        request_id = open_request("export", f"owner@{slug}.example", tenant=tenant, requested_by="owner")
+    admin = create_admin(platform, f"ops-{slug}@platform.example", ADMIN_PASSWORD, "Ops")
+
+    fields = {"slug": slug, "message": sent.json()["id"], "sender": phone(3).replace("+", "%2B"),
+              "device": device_id, "webhook": hook.json()["id"], "invoice": invoice.id, "request": request_id}
+    visitors = {name: open_page(chromium) for name in ("anonymous", "owner", "admin")}
+    owner = visitors["owner"]
+    owner.goto(address(server, slug, "/login"))
+    owner.fill("#f-email", owner_email(tenant))
+    owner.fill("#f-password", OWNER_PASSWORD)
+    submit(owner)
+    admin_page = visitors["admin"]
+    admin_page.goto(f"http://{platform.settings.base_domain}:{server.port}/admin/login")
+    admin_page.fill("#f-email", admin.email)
+    admin_page.fill("#f-password", ADMIN_PASSWORD)
+    submit(admin_page)
+    for page in (owner, admin_page):  # the signed-in see their pages, not the cookie banner (anonymous does)
+        page.click("#cookie-banner button[value=essential]")
+        page.wait_for_selector("#cookie-banner", state="hidden")
+    try:
+        yield {"server": server, "slug": slug, "fields": fields, "visitors": visitors}
+    finally:
+        for page in visitors.values():
+            page.context.close()
+        try:
+            platform.tenants.delete(slug)
+        except Exception:
+            pass
+
+
+def url_of(site, host: str, path: str) -> str:
+    server = site["server"]
+    path = path.format(**site["fields"])
+    if host == "platform":
+        return f"http://{server.platform.settings.base_domain}:{server.port}{path}"
+    return address(server, site["slug"], path)
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
+@pytest.mark.parametrize("visitor, host, path", PAGES, ids=[f"{v}:{h}:{p}" for v, h, p in PAGES])
+def test_the_page_fits_the_screen_and_passes_axe(site, visitor, host, path, viewport):
+    page = site["visitors"][visitor]
+    page.set_viewport_size(VIEWPORTS[viewport])
+    forget_problems(page)  # the page object serves the whole module: only this visit's problems count
+    response = page.goto(url_of(site, host, path))
+    assert response.status == EXPECTED_STATUS.get(path, 200), (response.status, page.url)
+    if visitor != "anonymous":  # still signed in: not sent to a sign-in page
+        assert "/login" not in page.url, page.url
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^a-z0-9]+", "-", f"{visitor}-{re.sub(r'[{}]', '', path)}".lower()).strip("-")
+    page.screenshot(path=str(SCREENSHOTS / f"{viewport}-{name}.png"))
+    assert horizontal_scroll(page) <= 0
+    assert run_axe(page) == []
+    assert page_problems(page, allow=["404", "400"]) == []
+
+
+def test_every_page_is_checked(server):
+    """Every address that answers GET with a page is in PAGES (or, with a reason, in NOT_PAGES)."""
+    from core.web.base import BaseHandler, PageHandler
+
+    covered = {re.sub(r"\{[a-z]+\}", "X", p) for _v, _h, p in PAGES}
+    missing = []
+    for pattern, handler, _kwargs, _addon in server.app.route_table:
+        if "/api/" in pattern or pattern in NOT_PAGES or not issubclass(handler, PageHandler):
+            continue
+        if getattr(handler, "get", None) is getattr(BaseHandler, "get", None):
+            continue  # answers no GET
+        if not any(re.fullmatch(pattern.rstrip("$"), path.replace("X", "1")) for path in covered):
+            missing.append(pattern)
+    assert missing == []
+
+
+def test_the_menu_is_a_sidebar_on_desktop_and_a_button_on_phones(site):
+    """Desktop: the grouped menu is always there, main entries first. Phone: one menu button that
+    opens it (a <details>: no JavaScript needed); the current page is marked."""
+    page = site["visitors"]["owner"]
+    page.set_viewport_size(VIEWPORTS["desktop"])
+    page.goto(url_of(site, "tenant", "/messages"))
+    assert not page.is_visible(".menu-button")
+    assert page.is_visible(".sidenav a[href='/team']")
+    first = page.locator(".sidenav ul").first.locator("a").all_inner_texts()
+    assert first[:5] == ["Overview", "Messages", "Send", "Inbox", "Devices"]
+    assert page.locator(".nav-heading").all_inner_texts() == ["INSIGHTS", "SETTINGS", "YOUR ACCOUNT"]
+    assert page.get_attribute(".sidenav a[aria-current=page]", "href") == "/messages"
+    box = page.locator("main").bounding_box()
+    assert box["x"] >= page.locator(".sidebar").bounding_box()["width"] - 1  # beside the menu, not below
+
+    page.set_viewport_size(VIEWPORTS["phone"])
+    page.goto(url_of(site, "tenant", "/account/privacy"))
+    assert page.is_visible(".menu-button") and not page.is_visible(".sidenav a[href='/team']")
+    page.click(".menu-button")
+    assert page.is_visible(".sidenav a[href='/team']")
+    assert page.locator(".sidenav a[aria-current=page]").all_inner_texts() == ["Privacy"]
+    # Keyboard: the button is reached by Tab and opens with Enter.
+    page.reload()
+    page.focus(".menu-button")
+    page.keyboard.press("Enter")
+    assert page.is_visible(".sidenav a[href='/team']")
+
+
+def test_tables_are_cards_on_phones(site):
+    """On a phone each row is a card whose cells carry their column's name; on a desktop a table."""
+    page = site["visitors"]["owner"]
+    page.set_viewport_size(VIEWPORTS["phone"])
+    page.goto(url_of(site, "tenant", "/messages"))
+    cell = page.locator("main table tbody tr").first.locator("td").first
+    header = page.locator("main table thead th").first.inner_text().strip()
+    assert cell.get_attribute("data-label") == header
+    assert page.evaluate("getComputedStyle(document.querySelector('main table tbody tr')).display") == "block"
+    assert page.evaluate("""getComputedStyle(document.querySelector('main table tbody td[data-label]'),
+                            '::before').content""") == f'"{header}"'
+    page.set_viewport_size(VIEWPORTS["desktop"])
+    assert page.evaluate("getComputedStyle(document.querySelector('main table tbody tr')).display") == "table-row"
