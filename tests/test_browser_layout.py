@@ -49,6 +49,7 @@ PAGES = [
     ("owner", "tenant", "/webhooks"), ("owner", "tenant", "/webhooks/{webhook}/deliveries"),
     ("owner", "tenant", "/team"), ("owner", "tenant", "/tokens"), ("owner", "tenant", "/account"),
     ("owner", "tenant", "/account/privacy"), ("owner", "tenant", "/account/security"),
+    ("owner", "tenant", "/account/alerts"),
     ("owner", "tenant", "/audit"), ("owner", "tenant", "/usage"), ("owner", "tenant", "/billing"),
     ("owner", "tenant", "/billing/invoices"), ("owner", "tenant", "/billing/invoices/{invoice}"),
     ("owner", "tenant", "/billing/details"), ("owner", "tenant", "/billing/payment"),
@@ -68,7 +69,7 @@ NOT_PAGES = {
     r"/account/privacy/exports/([^/]+)/download", r"/account/security/signed-out", r"/admin/logout",
     r"/audit/export\.json", r"/billing/invoices/([^/]+)/pay", r"/billing/invoices/([^/]+)\.pdf",
     r"/billing/stripe/webhook", r"/cookies/consent", r"/health/live", r"/health/ready", r"/lang", r"/logout",
-    r"/messages/status\.json", r"/privacy/acknowledge", r"/privacy/contact", r"/usage\.csv",
+    r"/messages/status\.json", r"/privacy/acknowledge", r"/privacy/contact", r"/usage\.csv", r"/overview\.csv",
     r"/verify-email/resend", r"/\.well-known/jwks\.json", r"/welcome", r"/find-workspace",
 }
 
