@@ -49,6 +49,21 @@ def smsgw_device_unclaim(tenant: TenantInfo, device_id: int, ids: list[int]) -> 
     """
 
 
+@hookspec
+def smsgw_device_held(tenant: TenantInfo, device_id: int, ids: list[int]) -> list[dict]:
+    """Of ``ids`` (items :func:`smsgw_device_claim` handed to ``device_id``), those the device still
+    holds: claimed by it and since neither reported on, handed back, cancelled nor expired. A
+    protocol whose phones acknowledge what they were given (the app's ``GET /message`` keeps
+    offering a message until the phone reports on it) offers these again.
+
+    :param ids: item ids, as :func:`smsgw_device_claim` returned them.
+
+    Result: collected: each addon returns its own items, in the shape of a claimed item.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
+    """
+
+
 @hookspec(firstresult=True)
 def smsgw_device_reports(tenant: TenantInfo, batches: list[tuple[Device, list[dict]]]) -> list[list[dict]] | None:
     """Apply status reports; return one list of results per batch, each one result per report, in order.

@@ -1,0 +1,3 @@
+"""Dashboard: Devices → Connect the Android app."""
+
+ROUTES = []
