@@ -305,3 +305,58 @@ def test_a_stream_holds_no_handler_and_wakes_in_process(live_server, make_tenant
             s.close()
     wait_until(lambda: key not in events.STREAMS, message="the hung-up stream is forgotten")
 
+
+
+# -- version awareness -----------------------------------------------------------------------------
+
+def test_the_app_version_is_read_from_the_user_agent():
+    assert service.app_version("me.capcom.smsgateway/1.68.0") == (1, 68, 0)
+    assert service.app_version("me.capcom.smsgateway/1.66") == (1, 66, 0)
+    assert service.app_version("okhttp/4.12") is None and service.app_version(None) is None
+    assert service.knows_cancelling((1, 67, 0)) and not service.knows_cancelling((1, 66, 9))
+    assert not service.knows_cancelling(None)
+
+
+def held_message(live_server, t, version):
+    api = api_client(live_server, t.slug)
+    p = enrolled(live_server, t, version=version)
+    unlimited(api, int(p.device_id))
+    sent = submit(api, [phone(30)])
+    [m] = p.messages()[2]
+    assert p.report([{"id": m["id"], "state": "Processed", "recipients": []}])[0] == 204
+    return api, p, sent, m
+
+
+def test_cancel_is_refused_with_a_reason_for_a_message_an_old_app_holds(live_server, make_tenant):
+    t = make_tenant("appo")
+    api, p, sent, m = held_message(live_server, t, "1.66.2")
+    r = api.post(f"/api/v1/messages/{sent['id']}/cancel")
+    assert r.status_code == 409, r.text
+    assert "1.66.2" in r.json()["detail"] and "1.67" in r.json()["detail"]
+    assert recipient_of(api, sent["id"])["state"] == "processed"
+    assert p.messages()[2] == []  # the old app is never sent a state it does not know
+
+
+def test_a_new_app_is_asked_to_cancel_and_its_report_ends_the_message(live_server, make_tenant):
+    t = make_tenant("appn")
+    api, p, sent, m = held_message(live_server, t, "1.68.0")
+    stream = p.open_events()
+    try:
+        r = api.post(f"/api/v1/messages/{sent['id']}/cancel")
+        assert r.status_code == 200, r.text
+        assert r.json()["cancelling"] == 1 and r.json()["cancelled"] == 0
+        seen = {}
+        for _ in range(3):
+            event, data = stream.next_event(timeout=10)
+            seen[event] = data
+            if "MessageCancelled" in seen:
+                break
+        assert seen["MessageCancelled"] == {"messageId": m["id"]}
+    finally:
+        stream.close()
+    [again] = p.messages()[2]
+    assert again["id"] == m["id"] and again["state"] == "Cancelling"
+    assert p.report([{"id": m["id"], "state": "Cancelled", "recipients": []}])[0] == 204
+    rec = recipient_of(api, sent["id"])
+    assert rec["state"] == "failed" and rec["error_code"] == "CANCELLED"
+    assert p.messages()[2] == []

@@ -2,7 +2,7 @@
 
 from core.addons import hookimpl
 
-from . import api, pages
+from . import api, pages, service
 from .models import MODELS
 
 
@@ -37,3 +37,17 @@ def smsgw_security_schemes(register):
         "description": "`Authorization: Bearer sge_<workspace>_…`: the Android app's *Private Token*. It only "
                        "enrolls phones (`POST /api/mobile/v1/device`).",
     })
+
+
+@hookimpl
+def smsgw_configure(platform):
+    from . import runtime
+
+    runtime.PLATFORM[0] = platform
+
+
+@hookimpl
+def smsgw_device_recall(tenant, device_id, ids):
+    from . import runtime
+
+    return service.recall(runtime.PLATFORM[0], tenant, device_id, ids)

@@ -351,7 +351,7 @@ def verify_signature(key: str, body: bytes, timestamp: str | None, signature: st
         raise unauthorized("The webhook's signature does not match this phone's signing key.")
 
 
-APP_STATES = ("Pending", "Processed", "Sent", "Delivered", "Failed")
+APP_STATES = ("Pending", "Processed", "Sent", "Delivered", "Failed", "Cancelled")
 
 
 def reports_from_app(item: dict, at_fallback: dt.datetime) -> tuple[int | None, list[dict], bool]:
@@ -380,7 +380,10 @@ def reports_from_app(item: dict, at_fallback: dt.datetime) -> tuple[int | None, 
         reports.append({"message_id": rid, "state": "delivered", "error_code": None, "at": when("Delivered")})
     elif state == "Failed":
         reports.append({"message_id": rid, "state": "failed", "error_code": error or "FAILED", "at": when("Failed")})
-    return rid, reports, state in ("Sent", "Delivered", "Failed")
+    elif state == "Cancelled":  # the app did not send it, as asked (Cancelling): failed, not sent
+        reports.append({"message_id": rid, "state": "failed", "error_code": "CANCELLED",
+                        "at": when("Cancelled") if times.get("Cancelled") else at_fallback})
+    return rid, reports, state in ("Sent", "Delivered", "Failed", "Cancelled")
 
 
 def check_patch_items(items) -> list[dict]:
@@ -429,3 +432,26 @@ def acknowledge(device_id: int, acked: list[int], final: list[int]) -> None:
                                               & Offer.acked_at.is_null()).execute()
     if final:
         Offer.delete().where((Offer.device_id == device_id) & Offer.recipient_id.in_(final)).execute()
+
+
+def recall(platform, tenant, device_id: int, ids: list[int]) -> dict[int, str | None] | None:
+    """``smsgw_device_recall`` for app phones: from 1.67 the app is told the message is
+    ``Cancelling`` (``GET /message``, after a ``MessageEnqueued`` and a ``MessageCancelled``);
+    an older app does not know that state and would send the message anyway, so it is not asked."""
+    row = MobileDevice.get_or_none(MobileDevice.device_id == device_id)
+    if row is None:
+        return None
+    version = parse_version_text(row.app_version)
+    if not knows_cancelling(version):
+        reason = (f"the phone holding it runs the Android app {row.app_version or 'of an unknown version'}, which "
+                  "cannot cancel a message it was given (that needs version 1.67 or later) and will send it.")
+        return {i: reason for i in ids}
+    Offer.update(cancel_requested_at=utcnow()).where((Offer.device_id == device_id) & Offer.recipient_id.in_(ids)
+                                                     & Offer.cancel_requested_at.is_null()).execute()
+    found = {o.recipient_id for o in Offer.select(Offer.recipient_id).where(
+        (Offer.device_id == device_id) & Offer.recipient_id.in_(ids))}
+    from .events import cancel_key
+
+    platform.wake_on_commit(app_db, devices.wake_key(tenant.slug, device_id))
+    platform.wake_on_commit(app_db, cancel_key(tenant.slug, device_id))
+    return {i: None if i in found else "the phone was not given it yet." for i in ids}
