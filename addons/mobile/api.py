@@ -15,7 +15,6 @@ from core.clock import parse_iso, utcnow
 from core.events import AuditEvent
 from core.permissions import PUBLIC
 from core.web import jsonin
-from core.web.base import ApiHandler
 from core.web.detach import detach
 from core.web.mediatype import is_json
 from core.web.params import parse_id

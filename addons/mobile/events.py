@@ -30,7 +30,6 @@ from core.web.jsonout import json_bytes
 from addons.devices import service as devices
 from addons.devices.models import Device
 
-from . import service
 from .models import Offer
 
 log = logging.getLogger(__name__)

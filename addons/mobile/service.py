@@ -28,7 +28,6 @@ from .models import Enrollment, MobileDevice, Offer
 
 USER_AGENT = re.compile(r"me\.capcom\.smsgateway/v?(\d{1,4})\.(\d{1,4})(?:\.(\d{1,4}))?")
 CANCELLING_SINCE = (1, 67)  # older apps do not know the Cancelling state: they would send the message anyway
-SUPPORTED_SINCE = (1, 40)   # the first release with a private server and SSE we test against (see docs)
 
 
 def app_version(user_agent: str | None) -> tuple[int, int, int] | None:
