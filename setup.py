@@ -82,6 +82,7 @@ setup(
             "cookies = addons.cookies",
             "devices = addons.devices",
             "messaging = addons.messaging",
+            "mobile = addons.mobile",
             "privacy = addons.privacy",
             "usage = addons.usage",
             "webhooks = addons.webhooks",

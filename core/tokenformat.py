@@ -16,8 +16,8 @@ import zlib
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_LEN = 32
 CHECK_LEN = 6
-KINDS = {"sgw": "API token", "sgd": "device token", "sgr": "refresh token"}
-TOKEN_RE = re.compile(r"^(sgw|sgd|sgr)_([a-z0-9][a-z0-9-]{1,38}[a-z0-9])_([0-9A-Za-z]{%d})([0-9A-Za-z]{%d})$"
+KINDS = {"sgw": "API token", "sgd": "device token", "sgr": "refresh token", "sge": "enrollment token"}
+TOKEN_RE = re.compile(r"^(sgw|sgd|sgr|sge)_([a-z0-9][a-z0-9-]{1,38}[a-z0-9])_([0-9A-Za-z]{%d})([0-9A-Za-z]{%d})$"
                       % (RANDOM_LEN, CHECK_LEN))
 
 

@@ -62,6 +62,8 @@ class DeviceHandler(ApiHandler):
                 except SettingsError as exc:
                     raise Problem(422, "validation-failed", "Some settings are invalid; nothing was changed.",
                                   errors=[dict(e, field="settings." + e["field"]) for e in exc.errors]) from None
+                self.platform.wake_on_commit(Device._meta.database,
+                                             service.settings_wake_key(self.tenant.slug, device_id))
             fields = {}
             if name is not None:
                 fields["name"] = name.strip()
@@ -76,6 +78,8 @@ class DeviceHandler(ApiHandler):
 
         result = await self.in_tenant(change, audit=audit_event(self, "device.updated", device_id, sorted(body)))
         self.platform.wake_now(service.wake_key(self.tenant.slug, device_id))
+        if "settings" in body:
+            self.platform.wake_now(service.settings_wake_key(self.tenant.slug, device_id))
         self.write_json(result)
 
     async def delete(self, raw_id):

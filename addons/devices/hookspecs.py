@@ -49,6 +49,34 @@ def smsgw_device_unclaim(tenant: TenantInfo, device_id: int, ids: list[int]) -> 
     """
 
 
+@hookspec
+def smsgw_device_held(tenant: TenantInfo, device_id: int, ids: list[int]) -> list[dict]:
+    """Of ``ids`` (items :func:`smsgw_device_claim` handed to ``device_id``), those the device still
+    holds: claimed by it and since neither reported on, handed back, cancelled nor expired. A
+    protocol whose phones acknowledge what they were given (the app's ``GET /message`` keeps
+    offering a message until the phone reports on it) offers these again.
+
+    :param ids: item ids, as :func:`smsgw_device_claim` returned them.
+
+    Result: collected: each addon returns its own items, in the shape of a claimed item.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
+    """
+
+
+@hookspec
+def smsgw_device_recall(tenant: TenantInfo, device_id: int, ids: list[int]) -> dict[int, str | None] | None:
+    """Items claimed by ``device_id`` are to be cancelled: ask the phone not to send them, if its
+    protocol can. Answer ``{id: None}`` for those the phone will be asked to cancel (they stay
+    claimed until it reports on them), ``{id: reason}`` for those it cannot be asked (a reason for
+    people, e.g. its app version does not know cancelling), ``None`` for a device that is not yours.
+
+    Result: collected: the answers are merged; an id nobody answered for cannot be called back.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
+    """
+
+
 @hookspec(firstresult=True)
 def smsgw_device_reports(tenant: TenantInfo, batches: list[tuple[Device, list[dict]]]) -> list[list[dict]] | None:
     """Apply status reports; return one list of results per batch, each one result per report, in order.

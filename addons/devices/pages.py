@@ -138,8 +138,12 @@ class DevicePage(HealthPage):
             errors = public(request_schemas(self.platform).component(SETTINGS_SCHEMA).errors(patch))
             try:
                 if not errors:
+                    settings_key = service.settings_wake_key(self.tenant.slug, device_id)
                     await self.in_tenant(lambda: (service.update_settings(device_id, patch),
-                                                  self.platform.wake_on_commit(Device._meta.database, key)))
+                                                  self.platform.wake_on_commit(Device._meta.database, key),
+                                                  self.platform.wake_on_commit(Device._meta.database,
+                                                                               settings_key)))
+                    self.platform.wake_now(settings_key)
             except SettingsError as exc:
                 errors = exc.errors
         elif action == "rotate":

@@ -39,6 +39,12 @@ def wake_key(tenant_slug: str, device_id: int) -> str:
     return f"{tenant_slug}:device:{device_id}"
 
 
+def settings_wake_key(tenant_slug: str, device_id: int) -> str:
+    """Woken when the device's settings change (an event stream tells its phone; a long poll learns
+    it from ``settings_version``)."""
+    return f"{tenant_slug}:device:{device_id}:settings"
+
+
 def _hash_code(code: str) -> str:
     return hashlib.sha256(code.strip().upper().encode()).hexdigest()
 

@@ -196,18 +196,47 @@ class CancelHandler(ApiHandler):
     async def post(self, raw_id):
         tenant = self.tenant
 
+        registry = self.platform.registry
+
         def cancel():
             m = get_message(raw_id)
             pending = Recipient.select().where((Recipient.message == m.id) & (Recipient.state == "pending"))
-            return transition_all(tenant, pending.for_update(), "cancelled", "api"), message_json(m)
+            cancelled = transition_all(tenant, pending.for_update(), "cancelled", "api")
+            recalling, refusals = recall(registry, tenant, m.id)
+            return cancelled, recalling, refusals, message_json(m)
 
-        cancelled, result = await self.in_tenant(cancel)
-        if not cancelled and result["state"] not in ("cancelled",):
+        cancelled, recalling, refusals, result = await self.in_tenant(cancel)
+        if not cancelled and not recalling and result["state"] not in ("cancelled",):
+            why = " ".join(sorted(set(refusals)))
             raise Problem(409, "not-cancellable",
                           f"Nothing to cancel: the message is already {result['state']}. Only pending or scheduled "
-                          "recipients can be cancelled.")
+                          "recipients can be cancelled" + (f"; {why}" if why else "."))
         result["cancelled"] = cancelled
+        if recalling:
+            result["cancelling"] = recalling
         self.write_json(result)
+
+
+def recall(registry, tenant, message_id: int) -> tuple[int, list[str]]:
+    """Recipients of the message that a phone holds: asked back where its protocol can
+    (``smsgw_device_recall``). Returns how many the phones were asked to cancel and, for the
+    others, why not."""
+    held: dict[int, list[int]] = {}
+    for rid, device_id in (Recipient.select(Recipient.id, Recipient.device_id)
+                           .where((Recipient.message == message_id) & (Recipient.state == "processed"))
+                           .tuples()):
+        held.setdefault(device_id, []).append(rid)
+    recalling, refusals = 0, []
+    for device_id, ids in held.items():
+        answers: dict = {}
+        for result in registry.hook.smsgw_device_recall(tenant=tenant, device_id=device_id, ids=ids):
+            answers.update(result or {})
+        for rid in ids:
+            if rid in answers and answers[rid] is None:
+                recalling += 1
+            else:
+                refusals.append(answers.get(rid) or "a phone has it already and cannot be asked to give it back.")
+    return recalling, refusals
 
 
 def inbox_json(m: DeviceInbound) -> dict:

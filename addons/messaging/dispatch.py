@@ -130,15 +130,29 @@ def claim(tenant, device: Device, limit: int) -> list[dict]:
 
     rows = app_db.execute_sql(_claim_statement(*arm_claims_sql()), {
         "d": device.id, "slots": slots, "n": n, "due_job": JOB, "due_tenant": due.tenant_lock_key(tenant)}).fetchall()
-    out = []
-    for rid, mid, phone, sim, valid_until, text, delivery_report, _armed in rows:
-        item = {"id": rid, "message_id": mid, "to": phone, "text": text, "delivery_report": delivery_report}
-        if sim:
-            item["sim_slot"] = sim
-        if valid_until:
-            item["valid_until"] = valid_until.isoformat()
-        out.append(item)
-    return out
+    return [_item(*row[:-1]) for row in rows]
+
+
+def held(device_id: int, ids: list[int]) -> list[dict]:
+    """Of the recipients ``ids``, those still claimed by ``device_id`` (``processed`` and not handed
+    back), as :func:`claim` returns them."""
+    if not ids:
+        return []
+    rows = app_db.execute_sql(
+        "SELECT r.id, r.message_id, r.phone, r.sim_slot, r.valid_until, m.text, m.delivery_report "
+        "FROM recipients r JOIN messages m ON m.id = r.message_id "
+        "WHERE r.id = ANY (%s) AND r.device_id = %s AND r.state = 'processed' ORDER BY r.id",
+        (list(ids), device_id)).fetchall()
+    return [_item(*row) for row in rows]
+
+
+def _item(rid, mid, phone, sim, valid_until, text, delivery_report) -> dict:
+    item = {"id": rid, "message_id": mid, "to": phone, "text": text, "delivery_report": delivery_report}
+    if sim:
+        item["sim_slot"] = sim
+    if valid_until:
+        item["valid_until"] = valid_until.isoformat()
+    return item
 
 
 def devices_to_wake(count: int) -> list[int]:

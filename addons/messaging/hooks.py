@@ -43,6 +43,11 @@ def smsgw_device_claim(tenant, device, limit):
 
 
 @hookimpl
+def smsgw_device_held(tenant, device_id, ids):
+    return dispatch.held(device_id, ids)
+
+
+@hookimpl
 def smsgw_device_reports(tenant, batches):
     return report_handling.apply(tenant, batches)
 

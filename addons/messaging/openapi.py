@@ -154,7 +154,11 @@ SCHEMAS = {
     "CancelledMessage": {
         "allOf": [ref("Message")],
         "required": ["cancelled"],
-        "properties": {"cancelled": {"type": "integer", "description": "How many recipients were cancelled."}},
+        "properties": {"cancelled": {"type": "integer", "description": "How many recipients were cancelled."},
+                       "cancelling": {"type": "integer",
+                                      "description": "How many recipients a phone holds and was asked to cancel "
+                                                     "(phones on the Android app from version 1.67); they end "
+                                                     "as the phone reports."}},
     },
     "MessagePage": {"type": "object", "required": ["messages", "next_cursor"], "properties": {
         "messages": {"type": "array", "items": ref("Message")}, "next_cursor": NEXT_CURSOR}},
@@ -260,7 +264,8 @@ PATHS = {
         "post": {
             "operationId": "cancelMessage", "tags": [MESSAGES], "summary": "Cancel a message",
             "description": "Cancels every recipient still pending (including scheduled ones). Those already "
-                           "handed to a phone cannot be called back. Cancelling a cancelled message again "
+                           "handed to a phone are called back only from a phone whose app can cancel (the Android app from "
+                           "1.67: `cancelling` counts them); otherwise the refusal says why. Cancelling a cancelled message again "
                            "answers 200 with `cancelled: 0`. No body.",
             "security": security("messages:send"),
             "responses": responses(

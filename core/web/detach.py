@@ -267,6 +267,16 @@ class Detached:
         """Answer with a :class:`core.web.problem.Problem` (its headers too, e.g. ``Retry-After``)."""
         self.respond_json(problem.to_dict(), problem.status, PROBLEM_CONTENT_TYPE, problem.headers)
 
+    def _headers(self, content_type: str, extra_headers: dict | None) -> httputil.HTTPHeaders:
+        headers = httputil.HTTPHeaders()
+        for name, value in security_headers(self.https):
+            headers[name] = value
+        for name, value in (extra_headers or {}).items():
+            headers[name] = value
+        headers["Content-Type"] = content_type
+        headers["Date"] = httputil.format_timestamp(time.time())
+        return headers
+
     def respond(self, status: int, body: bytes, content_type: str, extra_headers: dict | None = None) -> None:
         self.settled()
         if self.done:
@@ -274,14 +284,8 @@ class Detached:
         self.done = True
         self.on_close = None
         conn, self.conn = self.conn, None
-        headers = httputil.HTTPHeaders()
-        for name, value in security_headers(self.https):
-            headers[name] = value
-        for name, value in (extra_headers or {}).items():
-            headers[name] = value
-        headers["Content-Type"] = content_type
+        headers = self._headers(content_type, extra_headers)
         headers["Content-Length"] = str(len(body))
-        headers["Date"] = httputil.format_timestamp(time.time())
         conn.set_close_callback(None)
         try:
             conn.write_headers(httputil.ResponseStartLine("", status, httputil.responses.get(status, "Unknown")),
@@ -290,6 +294,41 @@ class Detached:
         except StreamClosedError:
             pass  # the client went away just now; nothing more to do
         log_line(status, self.method, self.host, self.path, self.query, 1000.0 * (time.time() - self.started))
+
+    # -- a streamed answer (server-sent events): headers now, the body in pieces, until end() ---------
+
+    def open_stream(self, content_type: str, extra_headers: dict | None = None) -> bool:
+        """Answer 200 with the headers only (chunked); the body follows in :meth:`write` calls until
+        :meth:`end`, or until the client hangs up (``on_close``, as for any detached request).
+        False when the client is gone already."""
+        self.settled()
+        if self.done:
+            return False
+        try:
+            self.conn.write_headers(httputil.ResponseStartLine("", 200, "OK"),
+                                    self._headers(content_type, extra_headers))
+        except StreamClosedError:
+            return False
+        return True
+
+    def write(self, chunk: bytes) -> None:
+        """A piece of a streamed body (after :meth:`open_stream`); nothing once the client is gone."""
+        if not self.done:
+            self.conn.write(chunk)  # a closed stream fails the returned future, which Tornado retrieves
+
+    def end(self) -> None:
+        """Finish a streamed body (the server ends the stream: stopping, or the device is gone)."""
+        if self.done:
+            return
+        self.done = True
+        self.on_close = None
+        conn, self.conn = self.conn, None
+        conn.set_close_callback(None)
+        try:
+            conn.finish()
+        except StreamClosedError:
+            pass
+        log_line(200, self.method, self.host, self.path, self.query, 1000.0 * (time.time() - self.started))
 
 
 def detach(handler) -> Detached | None:

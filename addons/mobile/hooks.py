@@ -1,0 +1,53 @@
+"""Mobile addon hooks: the app's API, the Connect page, the enrollment-token command."""
+
+from core.addons import hookimpl
+
+from . import api, pages, service
+from .models import MODELS
+
+
+@hookimpl
+def smsgw_models():
+    return MODELS
+
+
+@hookimpl
+def smsgw_routes():
+    return api.ROUTES + pages.ROUTES
+
+
+@hookimpl
+def smsgw_openapi():
+    from . import openapi
+
+    return openapi.fragment()
+
+
+@hookimpl
+def smsgw_cli(subparsers):
+    from . import cli
+
+    cli.cli(subparsers)
+
+
+@hookimpl
+def smsgw_security_schemes(register):
+    register("enrollmentToken", {
+        "type": "http", "scheme": "bearer", "bearerFormat": "enrollment token (sge_…)",
+        "description": "`Authorization: Bearer sge_<workspace>_…`: the Android app's *Private Token*. It only "
+                       "enrolls phones (`POST /api/mobile/v1/device`).",
+    })
+
+
+@hookimpl
+def smsgw_configure(platform):
+    from . import runtime
+
+    runtime.PLATFORM[0] = platform
+
+
+@hookimpl
+def smsgw_device_recall(tenant, device_id, ids):
+    from . import runtime
+
+    return service.recall(runtime.PLATFORM[0], tenant, device_id, ids)
