@@ -47,6 +47,7 @@ import psycopg2  # noqa: E402
 import requests  # noqa: E402
 
 from _benchlib import (  # noqa: E402
+    Profiler,
     code_version, free_port, loadavg, pg_cpu_s, run_main, say, section, verdict, wait_http,
 )
 
@@ -67,6 +68,8 @@ def parse_args(argv=None):
                    help="also measure the server of an older checkout (e.g. a `git worktree` of main) on the same "
                         "database and workspaces, before this tree's: before/after from one run")
     p.add_argument("--fast", action="store_true", help="PostgreSQL with fsync=off, short windows (not realistic)")
+    p.add_argument("--profile", metavar="DIR", help="record each server's Python stacks with py-spy during its "
+                   "windows into DIR/<side>-<size>.txt (what the idle CPU is spent on)")
     args = p.parse_args(argv)
     args.sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     if args.sizes != sorted(args.sizes) or args.sizes[0] < 1:
@@ -477,6 +480,7 @@ def body(args, scratch) -> int:
         f"warm-up; PostgreSQL {'fast (fsync=off)' if args.fast else 'durable (fsync=on)'}")
     scratch.start()
     platform = scratch.platform
+    prof = Profiler(args.profile)
     have = 0
     sides = ([("before", Path(args.before_code).resolve())] if args.before_code else []) + [("after", None)]
     results = {tag: {} for tag, _ in sides}
@@ -492,7 +496,9 @@ def body(args, scratch) -> int:
             say(f"  [{tag}] smsgw serve --with-worker pid {server.pid}; warming up {args.warmup:.0f} s")
             time.sleep(args.warmup)
             meter = Meter(scratch, server)
+            prof.start(server.pid, f"{tag}-{size}")
             windows = measure(meter, args.windows, args.window_seconds)
+            prof.stop()
             mem = meter.backend_rss_anon_mb()
             say(f"    largest backend RssAnon {mem:.1f} MB")
             for w in windows:
