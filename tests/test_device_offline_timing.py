@@ -79,3 +79,42 @@ def test_a_stopped_phone_is_offline_within_the_timeout_and_the_workspace_is_told
             again.stop()
     finally:
         stop_serve(proc)
+
+
+def test_a_phone_holding_the_apps_event_stream_stays_online(platform, make_tenant, cli_env):
+    """The app's phones do not poll: an open event stream records their contact often enough
+    that a short offline timeout never takes them for offline; once the stream ends they are."""
+    from core.db import tenant_transaction
+
+    from addons.mobile import service as mobile
+    from tests.support.mobile_app import AppPhone
+
+    t = make_tenant("streaming")
+    with tenant_transaction(t.ref):
+        token, _row = mobile.create_enrollment(t.slug, "user:test", "desk", 1, 7)
+    proc, port, _ = start_serve(dict(cli_env, SMSGW_DEVICE_OFFLINE_SECONDS=str(OFFLINE)), "--with-worker")
+    try:
+        server = SimpleNamespace(platform=platform, port=port, url=f"http://127.0.0.1:{port}")
+        api = HostClient(server, t.slug)
+        api.headers["Authorization"] = f"Bearer {api_token(t.slug)}"
+        app = AppPhone(f"{t.slug}.{platform.settings.base_domain}", port)
+        status, _headers, body = app.register(token)
+        assert status == 201, body
+
+        def online() -> bool:
+            r = api.get(f"/api/v1/devices/{app.device_id}")
+            assert r.status_code == 200, r.text
+            return r.json()["online"]
+
+        stream = app.open_events()
+        assert stream.status == 200
+        try:
+            until = time.monotonic() + 2 * OFFLINE
+            while time.monotonic() < until:
+                assert online()
+                time.sleep(0.5)
+        finally:
+            stream.close()
+        wait_until(lambda: not online(), OFFLINE + 6, interval=0.2, what="the phone to go offline")
+    finally:
+        stop_serve(proc)

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE = b":keepalive\n\n"
 KEEPALIVE_EVERY = 15  # seconds, as the app's own server does
-CONTACT_EVERY = 60    # seconds between recorded contacts of an open stream (offline comes after 120 s)
+CONTACT_EVERY = 60    # at most, seconds between recorded contacts of an open stream (see contact_every)
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -164,12 +164,19 @@ class Ticker:
                 stream.keepalive()
             except Exception:
                 log.exception("an event stream's keepalive failed")
-        if self.tick % CONTACT_EVERY == 0:
+        if self.tick % contact_every() == 0:
             task = asyncio.ensure_future(record_contacts())
             RUNNING.add(task)
             task.add_done_callback(RUNNING.discard)
         if len(self):
             self._arm()
+
+
+def contact_every() -> int:
+    """Seconds between recorded contacts of the open streams: each minute, or half the time after
+    which a silent phone is offline (``SMSGW_DEVICE_OFFLINE_SECONDS``) if that is shorter, so a
+    phone holding a stream never reads as offline."""
+    return max(1, min(CONTACT_EVERY, int(devices.OFFLINE_AFTER.total_seconds()) // 2))
 
 
 TICKER = Ticker()
