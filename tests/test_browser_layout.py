@@ -46,6 +46,7 @@ PAGES = [
     ("owner", "tenant", "/send"), ("owner", "tenant", "/send/csv"), ("owner", "tenant", "/inbox"),
     ("owner", "tenant", "/inbox/{sender}"), ("owner", "tenant", "/suppressions"), ("owner", "tenant", "/overview"),
     ("owner", "tenant", "/devices"), ("owner", "tenant", "/devices/pair"), ("owner", "tenant", "/devices/{device}"),
+    ("owner", "tenant", "/devices/connect"),
     ("owner", "tenant", "/webhooks"), ("owner", "tenant", "/webhooks/{webhook}/deliveries"),
     ("owner", "tenant", "/team"), ("owner", "tenant", "/tokens"), ("owner", "tenant", "/account"),
     ("owner", "tenant", "/account/privacy"), ("owner", "tenant", "/account/security"),
