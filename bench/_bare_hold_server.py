@@ -9,7 +9,13 @@ handler awaiting a wake-up; ``--mode protocol`` is a plain ``asyncio.Protocol``;
 never answers (no ``RequestHandler``): the least a Tornado server holds per
 waiting request, i.e. the floor for anything built on Tornado.
 
-Usage: ``python bench/_bare_hold_server.py PORT STATUS_FILE [--mode streams|protocol|tornado]``.
+``--keepalive SECONDS`` (streams mode) answers each request with the head of an event stream
+(``200``, ``text/event-stream``, chunked) and then writes a ``:keepalive`` comment to every
+connection once per SECONDS, spread over that many one-second turns by one timer: the least a
+Python asyncio server does to keep event streams alive, the floor for ``bench_sse.py``.
+
+Usage: ``python bench/_bare_hold_server.py PORT STATUS_FILE [--mode streams|protocol|tornado]
+[--keepalive SECONDS]``.
 Writes the number of requests read so far to STATUS_FILE (at most 5 times a second,
 only when it changed). Stops on SIGTERM / SIGINT.
 """
@@ -25,23 +31,57 @@ import signal
 held = 0
 
 
-async def main(port: int, status_file: str, mode: str) -> None:
+STREAM_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n")
+KEEPALIVE_CHUNK = b"c\r\n:keepalive\n\n\r\n"  # 12 bytes of comment, chunked
+
+
+class Ticker:
+    """One timer: each second, a keepalive to the writers of one of ``every`` turns."""
+
+    def __init__(self, every: int):
+        self.turns = [set() for _ in range(every)]
+        self.next = 0
+        self.tick = 0
+        asyncio.get_running_loop().call_later(1.0, self.fire)
+
+    def add(self, writer) -> int:
+        turn, self.next = self.next, (self.next + 1) % len(self.turns)
+        self.turns[turn].add(writer)
+        return turn
+
+    def fire(self) -> None:
+        self.tick += 1
+        for writer in self.turns[self.tick % len(self.turns)]:
+            writer.write(KEEPALIVE_CHUNK)
+        asyncio.get_running_loop().call_later(1.0, self.fire)
+
+
+async def main(port: int, status_file: str, mode: str, keepalive: int = 0) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     loop = asyncio.get_running_loop()
 
     if mode == "streams":
+        ticker = Ticker(keepalive) if keepalive else None
+
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
             global held
+            turn = None
             try:
                 await reader.readuntil(b"\r\n\r\n")
                 held += 1
+                if ticker is not None:
+                    writer.write(STREAM_HEAD)
+                    turn = ticker.add(writer)
                 while await reader.read(4096):  # never answer; end when the client hangs up
                     pass
             except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
                 pass
             finally:
+                if turn is not None:
+                    ticker.turns[turn].discard(writer)
                 writer.close()
 
         server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=4096)
@@ -112,5 +152,7 @@ if __name__ == "__main__":
     p.add_argument("port", type=int)
     p.add_argument("status_file")
     p.add_argument("--mode", choices=("streams", "protocol", "tornado"), default="streams")
+    p.add_argument("--keepalive", type=int, default=0, help="streams mode: answer as an event stream and write a "
+                   "keepalive comment to each connection every SECONDS (default 0: never answer)")
     a = p.parse_args()
-    asyncio.run(main(a.port, a.status_file, a.mode))
+    asyncio.run(main(a.port, a.status_file, a.mode, a.keepalive))

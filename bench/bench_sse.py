@@ -34,12 +34,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _benchlib import (  # noqa: E402
-    NO_LIMITS, ApiClient, HttpClient, api_token, code_version, http_request, loadavg, make_tenant, ms, pct,
-    raise_nofile, run_main, say, section, self_cpu_s, tenant_host, verdict, wait_quiet,
+    BENCH, NO_LIMITS, ApiClient, HttpClient, api_token, code_version, free_port, http_request, loadavg,
+    make_tenant, ms, pct, raise_nofile, run_main, say, section, self_cpu_s, tenant_host, verdict, wait_quiet,
 )
 from bench_devices import IDLE_CPU_NOTE, LATENCY_RATIO_TARGET, MEMORY_TARGET, P50_TARGET, bare_baseline  # noqa: E402
 
 APP_UA = "me.capcom.smsgateway/1.68.0"
+KEEPALIVE_EVERY = 15  # seconds, as the app expects (addons/mobile/events.py)
+FLOOR_TARGET = 2.0    # idle CPU of our streams against a bare asyncio server writing the same keepalives
 
 
 def parse_args(argv=None):
@@ -296,6 +298,10 @@ async def run(args, scratch) -> int:
     fleet.close_all()
     server.stop()
 
+    section(f"floor: a bare asyncio server writing the same keepalives to {n} event streams")
+    floor = await keepalive_floor(scratch, devices, args.cpu_window)
+    floor_ratio = (idle_cpu / window) / (floor["cpu"] / floor["window"]) if floor["cpu"] > 0 else float("inf")
+
     section("summary")
     ratio = caseN["p99"] / case0["p99"] if case0["p99"] > 0 else float("inf")
     worst_p50 = max(case0["p50"], caseN["p50"])
@@ -303,6 +309,9 @@ async def run(args, scratch) -> int:
         f"(target ≤ {MEMORY_TARGET:.1f}x)   {verdict(mem_ratio <= MEMORY_TARGET)}")
     say(f"  idle CPU        {idle_cpu:.2f} CPU-s over {window:.0f} s with {n} open ({keepalives} keepalives "
         f"written; target ~0, ≤ {IDLE_CPU_NOTE:.2f} per 10 s)   {verdict(idle_cpu / window * 10 <= IDLE_CPU_NOTE)}")
+    say(f"  idle CPU floor  {floor['cpu']:.2f} CPU-s over {floor['window']:.0f} s for a bare asyncio server writing "
+        f"{floor['keepalives']} keepalives: ours is {floor_ratio:.2f}x that (≤ {FLOOR_TARGET:.1f}x)   "
+        f"{verdict(floor_ratio <= FLOOR_TARGET)}")
     say(f"  p99 ratio       {ratio:.2f} = {ms(caseN['p99'])} with {n} open / {ms(case0['p99'])} with 0 "
         f"(target ≤ {LATENCY_RATIO_TARGET:.1f})   {verdict(ratio <= LATENCY_RATIO_TARGET)}")
     full_ratio = caseN["full_p99"] / case0["full_p99"] if case0["full_p99"] > 0 else float("inf")
@@ -313,6 +322,42 @@ async def run(args, scratch) -> int:
         f"{P50_TARGET * 1000:.0f} ms)   {verdict(worst_p50 < P50_TARGET)}")
     say(f"  PostgreSQL {scratch.pg_version}, fsync={scratch.fsync}; {os.cpu_count()} CPU(s); load average {loadavg()}")
     return 0
+
+
+async def keepalive_floor(scratch, devices, window: float) -> dict:
+    """Server CPU of ``_bare_hold_server.py --keepalive`` over ``window`` seconds while the same
+    phones hold event streams on it: what keeping that many streams alive costs at the least."""
+    port = free_port()
+    status = scratch.tmp / "bare-keepalive.status"
+    child = scratch.spawn("bare-keepalive", [sys.executable, str(BENCH / "_bare_hold_server.py"), str(port),
+                                             str(status), "--mode", "streams", "--keepalive", str(KEEPALIVE_EVERY)])
+    t0 = time.monotonic()
+    while not status.exists():
+        if not child.alive() or time.monotonic() - t0 > 30:
+            raise RuntimeError(f"bare keepalive server did not start:\n{child.tail()}")
+        await asyncio.sleep(0.05)
+    fleet = StreamFleet(port)
+    await fleet.connect_all([(d, tok, "bare.localhost") for d, tok, _slug in devices])
+    for k in range(0, len(fleet.phones), 500):
+        for ph in fleet.phones[k:k + 500]:
+            ph.open_stream()
+        await asyncio.sleep(0)
+    t1 = time.perf_counter()
+    while fleet.open_count < len(devices):
+        if time.perf_counter() - t1 > 300:
+            raise RuntimeError(f"the bare server opened only {fleet.open_count} of {len(devices)} streams")
+        await asyncio.sleep(0.25)
+    await wait_quiet(child, threshold=0.5, window=1.0)
+    keep0 = sum(ph.events.get("comment", 0) for ph in fleet.phones)
+    c0, w0 = child.cpu_s(), time.perf_counter()
+    await asyncio.sleep(window)
+    cpu, elapsed = child.cpu_s() - c0, time.perf_counter() - w0
+    keepalives = sum(ph.events.get("comment", 0) for ph in fleet.phones) - keep0
+    say(f"  bare asyncio: {fleet.open_count} streams, {cpu:.2f} CPU-s over {elapsed:.1f} s "
+        f"({cpu / elapsed * 100:.2f}% of a core), {keepalives} keepalive comments received; lost {fleet.lost}")
+    fleet.close_all()
+    child.stop()
+    return {"cpu": cpu, "window": elapsed, "keepalives": keepalives}
 
 
 if __name__ == "__main__":
