@@ -273,7 +273,9 @@ def test_on_the_date_nothing_of_the_workspace_remains_but_the_pseudonymised_audi
     rows = audit_rows(platform, tenant.id)
     assert {"login.success", "tenant.deletion_scheduled", "tenant.erased"} <= {r["action"] for r in rows}
     text = repr(rows).lower()
-    for secret in (owner_addr, member_addr, member_ip, owner_ip, "carla", "+12025550177", "member"):
+    # "member@": the member's address in any form (the bare word is also a table's name in the
+    # erasure record's row counts, e.g. member_directory, which names no one)
+    for secret in (owner_addr, member_addr, member_ip, owner_ip, "carla", "+12025550177", "member@"):
         assert secret.lower() not in text, secret
     assert all(r["ip"] == "" or re.fullmatch(r"ip-[0-9a-f]{12}", r["ip"]) for r in rows)
     assert all(r["user_agent"] == "" for r in rows if r["action"] != "tenant.erased")
