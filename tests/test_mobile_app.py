@@ -307,6 +307,29 @@ def test_a_stream_holds_no_handler_and_wakes_in_process(live_server, make_tenant
 
 
 
+
+def test_a_keepalive_reaches_the_stream_as_an_sse_comment(live_server, make_tenant):
+    """The timer's keepalive (written pre-framed, straight to the connection) arrives as one
+    well-formed chunk holding the ``:keepalive`` comment, and the stream goes on after it."""
+    from addons.mobile import events
+
+    t = make_tenant("appk")
+    api = api_client(live_server, t.slug)
+    p = enrolled(live_server, t)
+    unlimited(api, int(p.device_id))
+    stream = p.open_events()
+    try:
+        key = f"{t.slug}:device:{p.device_id}"
+        wait_until(lambda: key in events.STREAMS)
+        for _ in range(2):
+            live_server.loop.call_soon_threadsafe(events.STREAMS[key].keepalive)
+            assert stream.next_frame(timeout=5) == (None, None, ":keepalive")
+        submit(api, [phone(21)])
+        assert stream.next_event(timeout=10)[0] == "MessageEnqueued"
+    finally:
+        stream.close()
+
+
 # -- version awareness -----------------------------------------------------------------------------
 
 def test_the_app_version_is_read_from_the_user_agent():

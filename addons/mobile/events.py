@@ -24,6 +24,7 @@ import contextvars
 import logging
 
 from core.db import app_db, run_in_tenant
+from core.web.detach import Detached
 from core.web.hosts import tenant_by_slug
 from core.web.jsonout import json_bytes
 
@@ -34,7 +35,7 @@ from .models import Offer
 
 log = logging.getLogger(__name__)
 
-KEEPALIVE = b":keepalive\n\n"
+KEEPALIVE = Detached.framed(b":keepalive\n\n")
 KEEPALIVE_EVERY = 15  # seconds, as the app's own server does
 CONTACT_EVERY = 60    # at most, seconds between recorded contacts of an open stream (see contact_every)
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -100,7 +101,7 @@ class Stream:
             self.request.write(frame("MessageCancelled", {"messageId": str(rid)}))
 
     def keepalive(self) -> None:
-        self.request.write(KEEPALIVE)
+        self.request.write_framed(KEEPALIVE)
 
     def drain(self) -> None:
         """The server is stopping: end the stream; the app reconnects (to another process)."""
