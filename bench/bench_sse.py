@@ -77,7 +77,7 @@ def create_app_devices(platform, tenant, n: int, label: str, settings_patch: dic
             token, _ = service.create_enrollment(tenant.slug, "bench", label, chunk, 1)
             for i in range(start, min(n, start + chunk)):
                 device, device_token, _row = service.register(
-                    platform, tenant, token, {"name": f"{label} {i}", "simCards": [{"slotIndex": 0, "simNumber": 1}]},
+                    platform, tenant, service.spend_enrollment(token), {"name": f"{label} {i}", "simCards": [{"slotIndex": 0, "simNumber": 1}]},
                     (1, 68, 0), lambda: None)
                 if settings_patch:
                     devices.update_settings(device.id, settings_patch)

@@ -67,7 +67,7 @@ def test_the_app_enrolls_syncs_is_woken_sends_and_reports(live_server, make_tena
     status, headers, body = p.register(private)
     assert status == 201, body
     assert headers["Cache-Control"] == "no-store"
-    assert set(body) == {"id", "token", "login"} and body["id"].isdigit()  # Gson: nothing null is sent
+    assert set(body) == {"id", "token", "login", "password"} and body["id"].isdigit()  # Gson: nothing null is sent
     assert tokenformat.parse(body["token"]) == ("sgd", t.slug)
     device_id = int(body["id"])
     unlimited(api, device_id)
@@ -206,6 +206,103 @@ def test_an_enrollment_token_is_good_for_n_phones_until_it_expires_or_is_revoked
         row_id = sql_one("SELECT id FROM mobile_enrollments WHERE token_hash = %s", tokenformat.digest(revoked))
         service.revoke_enrollment(row_id)
     assert app_phone(live_server, t).register(revoked)[0] == 401
+
+
+def basic(login: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()
+
+
+def register_with(p: AppPhone, auth: str, name: str):
+    status, _headers, body = p.call("POST", "/device", {"name": name, "simCards": [{"slotIndex": 0, "simNumber": 1}]},
+                                    auth=auth)
+    if status == 201:
+        p.token, p.device_id = body["token"], body["id"]
+    return status, body
+
+
+def test_the_apps_login_and_one_time_codes_add_phones_only_as_far_as_the_token_allows(live_server, make_tenant):
+    t, other = make_tenant("appl"), make_tenant("applx")
+    token = enrollment(t, phones=3)
+    first = app_phone(live_server, t)
+    status, _h, joined = first.register(token)
+    assert status == 201 and joined["login"] == f"device-{joined['id']}" and len(joined["password"]) == 20
+    login = basic(joined["login"], joined["password"])
+
+    # A second phone joins with the login and password: the same login back, no password.
+    status, body = register_with(app_phone(live_server, t), login, "Second")
+    assert status == 201 and body["login"] == joined["login"] and "password" not in body
+    # The app asks for a one-time code; a third phone types it.
+    status, headers, code = first.call("GET", "/user/code", auth=login)
+    assert status == 200 and headers["Cache-Control"] == "no-store"
+    assert re.fullmatch(r"\d{8}", code["code"]) and TIME_RE.match(code["validUntil"])
+    third = app_phone(live_server, t)
+    assert register_with(third, f"Code {code['code']}", "Third")[0] == 201
+    assert register_with(app_phone(live_server, t), f"Code {code['code']}", "Again")[0] == 401  # one time
+    # Three phones were what the token allowed: neither the login nor a new code adds a fourth.
+    assert register_with(app_phone(live_server, t), login, "Fourth")[0] == 401
+    assert first.call("GET", "/user/code", auth=login)[0] == 401
+    assert sql(t, "SELECT used, phones FROM mobile_enrollments") == [(3, 3)]
+    assert sql(t, "SELECT count(*) FROM devices WHERE removed_at IS NULL")[0][0] == 3
+    ways = sorted(r["details"]["with"] for r in audit_rows(live_server.platform, t.id, "device.enrolled"))
+    assert ways == ["login and password", "one-time code", "private token"]
+    assert len(audit_rows(live_server.platform, t.id, "enrollment.code_created")) == 1
+
+    # Wrong password, garbage, and the login on another workspace's address: 401, nothing made.
+    assert register_with(app_phone(live_server, t), basic(joined["login"], "wrong"), "X")[0] == 401
+    assert register_with(app_phone(live_server, t), "Basic %%%", "X")[0] == 401
+    assert register_with(app_phone(live_server, t), "Code 1234", "X")[0] == 401
+    assert register_with(app_phone(live_server, other), login, "X")[0] == 401
+    assert app_phone(live_server, other).call("GET", "/user/code", auth=login)[0] == 401
+    assert sql(other, "SELECT count(*) FROM devices")[0][0] == 0
+    # The stored password is a bcrypt hash, the code a keyed digest: neither is readable back.
+    stored = sql(t, "SELECT password_hash FROM mobile_logins")[0][0]
+    assert stored.startswith("$2") and joined["password"] not in stored
+    assert code["code"] not in str(sql(t, "SELECT code_hash FROM mobile_codes"))
+
+
+def test_the_apps_password_changes_and_dies_with_its_token_or_its_phone(live_server, make_tenant):
+    t = make_tenant("appw")
+    api = api_client(live_server, t.slug)
+    token = enrollment(t, phones=10)
+    first = app_phone(live_server, t)
+    _s, _h, joined = first.register(token)
+    old = basic(joined["login"], joined["password"])
+    status, _h, code = first.call("GET", "/user/code", auth=old)
+    assert status == 200
+
+    change = lambda current, new: first.call("PATCH", "/user/password",  # noqa: E731
+                                             {"currentPassword": current, "newPassword": new})[0]
+    assert change("wrong", "a new password here") == 401
+    assert change(joined["password"], "short") == 400
+    assert change(joined["password"], "a new password here") == 204
+    assert register_with(app_phone(live_server, t), old, "Old password")[0] == 401
+    assert register_with(app_phone(live_server, t), f"Code {code['code']}", "Old code")[0] == 401
+    new = basic(joined["login"], "a new password here")
+    second = app_phone(live_server, t)
+    assert register_with(second, new, "New password")[0] == 201
+    # A phone added with the login may change it too; a companion-paired device has no login.
+    assert second.call("PATCH", "/user/password", {"currentPassword": "a new password here",
+                                                   "newPassword": "the third password"})[0] == 204
+    new = basic(joined["login"], "the third password")
+    assert len(audit_rows(live_server.platform, t.id, "enrollment.password_changed")) == 2
+
+    # Removing the phone the password was given to kills the login (and its codes).
+    status, _h, code = first.call("GET", "/user/code", auth=new)
+    assert status == 200
+    assert api.delete(f"/api/v1/devices/{joined['id']}").status_code in (200, 204)
+    assert register_with(app_phone(live_server, t), new, "After removal")[0] == 401
+    assert register_with(app_phone(live_server, t), f"Code {code['code']}", "After removal")[0] == 401
+
+    # Revoking the enrollment token kills the logins that came from it.
+    token2 = enrollment(t, phones=10)
+    third = app_phone(live_server, t)
+    _s, _h, joined3 = third.register(token2)
+    with tenant_transaction(t.ref):
+        service.revoke_enrollment(sql_one("SELECT id FROM mobile_enrollments WHERE token_hash = %s",
+                                          tokenformat.digest(token2)))
+    assert register_with(app_phone(live_server, t), basic(joined3["login"], joined3["password"]), "X")[0] == 401
 
 
 def sql_one(statement, *params):

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import base64
 import collections
 import copy
 import json
@@ -379,7 +380,7 @@ def test_happy_paths_keep_the_contract(live_server, tenant, served, monkeypatch)
     from core.db import tenant_transaction
 
     with tenant_transaction(tenant.ref):
-        private, _row = mobile.create_enrollment(tenant.slug, "user:contract", "contract", 1, 7)
+        private, _row = mobile.create_enrollment(tenant.slug, "user:contract", "contract", 2, 7)
     app = call("POST", "/api/mobile/v1/device", 201, token=private, body={
         "name": "Contract App", "simCards": [{"slotIndex": 0, "simNumber": 1, "carrierName": "Op"}]})
     app_ua = {"User-Agent": "me.capcom.smsgateway/1.68.0"}
@@ -388,6 +389,10 @@ def test_happy_paths_keep_the_contract(live_server, tenant, served, monkeypatch)
     call("GET", "/api/mobile/v1/settings", 200, token=app["token"], headers=app_ua)
     call("GET", "/api/mobile/v1/webhooks", 200, token=app["token"], headers=app_ua)
     call("GET", "/api/mobile/v1/message", 200, token=app["token"], query={"order": "fifo"}, headers=app_ua)
+    app_login = "Basic " + base64.b64encode(f"{app['login']}:{app['password']}".encode()).decode()
+    call("GET", "/api/mobile/v1/user/code", 200, headers={**app_ua, "Authorization": app_login})
+    call("PATCH", "/api/mobile/v1/user/password", 204, token=app["token"], headers=app_ua,
+         body={"currentPassword": app["password"], "newPassword": "a new app password"})
     call("PATCH", "/api/mobile/v1/message", 204, token=app["token"], headers=app_ua,
          body=[{"id": "1", "state": "Processed", "recipients": [], "states": {}}])
 
@@ -538,7 +543,7 @@ class FuzzRun:
         self.api_token = api_token(tenant.slug, scopes)
         self.api = api_client(live_server, tenant.slug, scopes)
         self.device_token = None
-        self.app_token = self.enrollment_token = None
+        self.app_token = self.enrollment_token = self.app_login = None
         self.stats = collections.defaultdict(collections.Counter)
         self.failures = collections.defaultdict(list)
         self.calls = 0
@@ -556,6 +561,7 @@ class FuzzRun:
                                                     headers={"Authorization": f"Bearer {self.enrollment_token}"})
         assert r.status_code == 201, r.text[:300]
         self.app_token = r.json()["token"]
+        self.app_login = "Basic " + base64.b64encode(f"{r.json()['login']}:{r.json()['password']}".encode()).decode()
         return int(r.json()["id"])
 
     def new_enrollment(self) -> None:
@@ -595,6 +601,8 @@ class FuzzRun:
             headers["Authorization"] = f"Bearer {self.device_token}"
         elif op.label == "POST /api/mobile/v1/device":
             headers["Authorization"] = f"Bearer {self.enrollment_token}"
+        elif op.label == "GET /api/mobile/v1/user/code":
+            headers["Authorization"] = self.app_login
         elif op.path.startswith("/api/mobile/v1/") and op.definition.raw.get("security") != []:
             headers["Authorization"] = f"Bearer {self.app_token}"
             headers["User-Agent"] = "me.capcom.smsgateway/1.68.0"

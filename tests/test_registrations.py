@@ -76,7 +76,8 @@ def test_each_addon_registers_its_own_permissions():
 def test_security_schemes_come_from_their_addons(platform):
     settings = platform.settings
     shipped = build_document(AddonRegistry(), settings)
-    assert list(shipped["components"]["securitySchemes"]) == ["bearer", "deviceToken", "basic", "enrollmentToken"]
+    assert list(shipped["components"]["securitySchemes"]) == ["bearer", "deviceToken", "basic", "enrollmentToken",
+                                                                    "appLogin"]
     assert shipped["paths"]["/api/v1/me"]["get"]["security"] == [{"bearer": []}, {"deviceToken": []}]
     # Without the addons, the kernel describes only its own credential.
     bare = build_document(AddonRegistry(addons=[]), settings)

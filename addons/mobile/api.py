@@ -70,18 +70,23 @@ class DeviceHandler(MobileHandler):
         self.principal = None  # the private token is checked by post() itself: it is no principal
 
     async def post(self):
+        """Register a phone with the private token (``Bearer``: the answer carries a new login and
+        password), or with the login and password of a phone that did (``Basic``), or with a one-time
+        code one of them asked for (``Code``)."""
         platform, tenant = self.platform, self.tenant
         scheme, _, credential = self.request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not credential.strip():
+        scheme, credential = scheme.lower(), credential.strip()
+        basic = service.parse_basic(credential) if scheme == "basic" else None
+        if not credential or scheme not in ("bearer", "basic", "code") or (scheme == "basic" and basic is None):
             raise service.unauthorized(
                 "Enter the private token from the Devices page (Connect the Android app) in the app's Cloud Server "
-                "settings; signing in with a login and password or a one-time code is not offered here.")
+                "settings, or sign in with the login and password, or a one-time code, of a phone that joined.")
         ip = self.request.remote_ip or ""
         key = f"enroll:{tenant.slug}:{ip}"
         verdict = await self.run_db(platform.throttle.check, key, ip, False)
         if not verdict.allowed:
-            raise Problem(429, "too-many-attempts", "Too many wrong private tokens. Wait a while and try again.",
-                          headers={"Retry-After": str(verdict.retry_after)})
+            raise Problem(429, "too-many-attempts", "Too many wrong private tokens, passwords or codes. Wait a while "
+                                                    "and try again.", headers={"Retry-After": str(verdict.retry_after)})
         body = self.json_body()
         errors = service.check_device_body(body, register=True)
         if errors:
@@ -90,25 +95,40 @@ class DeviceHandler(MobileHandler):
         version = self.version
 
         def enroll():
-            return service.register(platform, tenant, credential.strip(), body, version,
-                                    lambda: devices.check_device_limit(platform, tenant))
+            if scheme == "bearer":
+                login, enrollment = None, service.spend_enrollment(credential)
+            elif scheme == "basic":
+                login, enrollment = service.login_enrollment(platform, *basic)
+            else:
+                login, enrollment = service.code_enrollment(platform, credential)
+            device, token, row = service.register(platform, tenant, enrollment, body, version,
+                                                  lambda: devices.check_device_limit(platform, tenant),
+                                                  login.id if login else None)
+            answer = {"id": str(device.id), "token": token}
+            if login is None:
+                answer["login"], answer["password"] = service.new_login(platform, enrollment.id, device.id)
+            else:
+                answer["login"] = login.login
+            return device, answer, row
 
         def audit(done) -> AuditEvent:
-            device, _token, row = done
+            device, _answer, row = done
             return AuditEvent("device.enrolled", tenant.id, tenant.slug, actor=f"device:{device.id}",
                               actor_name=device.name, ip=ip,
                               user_agent=self.request.headers.get("User-Agent", "")[:300],
                               details={"enrollment": row.enrollment_id, "app_version": row.app_version,
-                                       "replaces_device": row.replaces_device_id})
+                                       "replaces_device": row.replaces_device_id,
+                                       "with": {"bearer": "private token", "basic": "login and password",
+                                                "code": "one-time code"}[scheme]})
 
         try:
-            device, token, _row = await self.in_tenant(enroll, audit=audit)
+            _device, answer, _row = await self.in_tenant(enroll, audit=audit)
         except Problem as exc:
             if exc.status == 401:
                 await self.run_db(platform.throttle.record_failure, key, ip)
             raise
         self.set_header("Cache-Control", "no-store")
-        self.write_json({"id": str(device.id), "token": token, "login": f"device-{device.id}"}, 201)
+        self.write_json(answer, 201)
 
     async def patch(self):
         body = self.json_body()
@@ -130,6 +150,68 @@ class DeviceHandler(MobileHandler):
     async def get(self):
         self.write_json(without_nulls({"id": str(self.principal.id), "name": self.principal.name,
                                        "externalIp": self.request.remote_ip}))
+
+
+class UserCodeHandler(MobileHandler):
+    """``GET /user/code`` (``Basic`` login and password): a one-time code that adds one more phone."""
+
+    permissions = {"GET": PUBLIC}
+
+    async def prepare_user(self):
+        self.principal = None  # the login and password are checked by get() itself: they are no principal
+
+    async def get(self):
+        platform, tenant = self.platform, self.tenant
+        scheme, _, credential = self.request.headers.get("Authorization", "").partition(" ")
+        basic = service.parse_basic(credential) if scheme.lower() == "basic" else None
+        if basic is None:
+            raise service.unauthorized("Sign in with the login and password the app was given when it joined.")
+        ip = self.request.remote_ip or ""
+        key = f"enroll:{tenant.slug}:{ip}"
+        verdict = await self.run_db(platform.throttle.check, key, ip, False)
+        if not verdict.allowed:
+            raise Problem(429, "too-many-attempts", "Too many wrong passwords. Wait a while and try again.",
+                          headers={"Retry-After": str(verdict.retry_after)})
+
+        def make():
+            login, _enrollment = service.login_enrollment(platform, *basic)
+            return login, *service.new_code(platform, login)
+
+        def audit(done) -> AuditEvent:
+            login, _code, expires = done
+            return AuditEvent("enrollment.code_created", tenant.id, tenant.slug, actor=f"device:{login.device_id}",
+                              ip=ip, details={"enrollment": login.enrollment_id, "login": login.login,
+                                              "expires_at": expires.isoformat()})
+
+        try:
+            _login, code, expires = await self.in_tenant(make, audit=audit)
+        except Problem as exc:
+            if exc.status == 401:
+                await self.run_db(platform.throttle.record_failure, key, ip)
+            raise
+        self.set_header("Cache-Control", "no-store")
+        self.write_json({"code": code, "validUntil": service.gson_time(expires)})
+
+
+class PasswordHandler(MobileHandler):
+    """``PATCH /user/password`` (device token): ``{currentPassword, newPassword}``."""
+
+    permission = devices.DEVICE_PERMISSION
+
+    async def patch(self):
+        body = self.json_body()
+        current, new = body.get("currentPassword"), body.get("newPassword")
+        if not isinstance(new, str):
+            raise Problem(400, "validation-failed", "Give the new password as text; nothing was changed.",
+                          errors=[{"field": "newPassword", "message": "required"}])
+        platform, tenant, device_id = self.platform, self.tenant, self.principal.id
+
+        def audit(login) -> AuditEvent:
+            return AuditEvent("enrollment.password_changed", tenant.id, tenant.slug, actor=f"device:{device_id}",
+                              ip=self.request.remote_ip or "", details={"login": login.login})
+
+        await self.in_tenant(service.change_password, platform, device_id, current, new, audit=audit)
+        self.no_content()
 
 
 class MessagesHandler(MobileHandler):
@@ -338,6 +420,8 @@ class IngestHandler(MobileHandler):
 
 ROUTES = [
     (r"/api/mobile/v1/device", DeviceHandler),
+    (r"/api/mobile/v1/user/code", UserCodeHandler),
+    (r"/api/mobile/v1/user/password", PasswordHandler),
     (r"/api/mobile/v1/message", MessagesHandler),
     (r"/api/mobile/v1/events", EventsHandler),
     (r"/api/mobile/v1/settings", SettingsHandler),

@@ -37,6 +37,12 @@ def smsgw_security_schemes(register):
         "description": "`Authorization: Bearer sge_<workspace>_…`: the Android app's *Private Token*. It only "
                        "enrolls phones (`POST /api/mobile/v1/device`).",
     })
+    register("appLogin", {
+        "type": "http", "scheme": "basic",
+        "description": "The login and password the app was given when it joined with the private token. They "
+                       "only enroll more phones, as far as that token still allows (`POST /api/mobile/v1/device`, "
+                       "`GET /api/mobile/v1/user/code`); they are not an API credential.",
+    })
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""Tenant tables of the mobile addon (``migrations/tenant/0020_mobile.sql``)."""
+"""Tenant tables of the mobile addon (``migrations/tenant/0020_mobile.sql``, ``0021_mobile_logins.sql``)."""
 
 from peewee import BigAutoField, BigIntegerField, DateTimeField, IntegerField, TextField
 
@@ -38,6 +38,7 @@ class MobileDevice(TenantModel):
     app_version = TextField(default="")
     replaces_device_id = BigIntegerField(null=True)
     replaced_by_device_id = BigIntegerField(null=True)
+    login_id = BigIntegerField(null=True)
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
@@ -59,4 +60,35 @@ class Offer(TenantModel):
         privacy = NO_PERSONAL_DATA
 
 
-MODELS = [Enrollment, MobileDevice, Offer]
+class Login(TenantModel):
+    """The app's login and password: they enroll more phones on the token the first phone used."""
+
+    id = BigAutoField()
+    login = TextField(unique=True)
+    password_hash = TextField()
+    enrollment_id = BigIntegerField()
+    device_id = BigIntegerField()
+    created_at = DateTimeField(default=utcnow)
+    password_changed_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "mobile_logins"
+        privacy = NO_PERSONAL_DATA
+
+
+class Code(TenantModel):
+    """A one-time code (``GET /user/code``) that enrolls one phone, as the login it came from could."""
+
+    id = BigAutoField()
+    code_hash = TextField(unique=True)
+    login_id = BigIntegerField()
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+    used_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "mobile_codes"
+        privacy = NO_PERSONAL_DATA
+
+
+MODELS = [Enrollment, MobileDevice, Offer, Login, Code]

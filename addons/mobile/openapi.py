@@ -34,6 +34,11 @@ SCHEMAS = {
     "AppDeviceRegistered": _obj({"id": {"type": "string"}, "token": {"type": "string"},
                                  "login": {"type": "string"}, "password": {"type": "string"}},
                                 ("id", "token", "login")),
+    "AppUserCode": _obj({"code": {"type": "string", "pattern": "^[0-9]{8}$"}, "validUntil": GSON_TIME},
+                        ("code", "validUntil")),
+    "AppPasswordChange": _obj({"currentPassword": {"type": "string"},
+                               "newPassword": {"type": "string", "minLength": 10, "maxLength": 1024}},
+                              ("currentPassword", "newPassword")),
     "AppDevicePatch": _obj({"id": {"type": "string", "maxLength": 40},
                             "pushToken": {"type": ["string", "null"], "maxLength": 4096},
                             "simCards": {"type": ["array", "null"], "items": SIM_CARD, "maxItems": 8}}, ("id",)),
@@ -68,17 +73,20 @@ PATHS = {
         "post": {
             "operationId": "appRegisterDevice", "tags": [MOBILE], "summary": "Enroll a phone running the app",
             "description": "`Authorization: Bearer <enrollment token>` (the app's *Private Token*, made on "
-                           "Devices → Connect the Android app or by `smsgw devices enrollment-token`). Each "
-                           "registration is a new device; one that may replace an older one is shown to the "
-                           "Customer to confirm.",
-            "security": [{"enrollmentToken": []}],
+                           "Devices → Connect the Android app or by `smsgw devices enrollment-token`): the answer "
+                           "also carries a `login` and `password`. With `Authorization: Basic <login:password>`, "
+                           "or `Authorization: Code <one-time code>` from `GET /user/code`, another phone joins "
+                           "on the same enrollment token (one of its uses, while it is valid). Each registration "
+                           "is a new device; one that may replace an older one is shown to the Customer to "
+                           "confirm.",
+            "security": [{"enrollmentToken": []}, {"appLogin": []}],
             "requestBody": json_body(ref("AppDeviceRegister")),
             "responses": responses(
                 {201: json_response("Enrolled: the device token the app uses from now on.",
                                     ref("AppDeviceRegistered"), NO_STORE)},
                 WORKSPACE_ERRORS, JSON_BODY_ERRORS, BAD_INPUT,
-                (401, "invalid-token", "No enrollment token, or one that is unknown here, revoked, expired or "
-                                       "used by as many phones as it allows."),
+                (401, "invalid-token", "No enrollment token, login or code, or one that is unknown here, "
+                                       "wrong, revoked, expired or used by as many phones as it allows."),
                 (402, "limit-reached", "The workspace's plan allows no more phones."),
                 (429, "too-many-attempts", "Too many wrong tokens from this address; wait."),
             ),
@@ -97,6 +105,25 @@ PATHS = {
             "responses": responses({200: json_response("The device.", ref("AppDevice"))}, ERRORS),
         },
     },
+    "/api/mobile/v1/user/code": {"get": {
+        "operationId": "appUserCode", "tags": [MOBILE], "summary": "A one-time code that adds one more phone",
+        "description": "Eight digits, valid for 5 minutes, for `Authorization: Code <code>` on `POST /device`. "
+                       "It spends one use of the enrollment token the login came from.",
+        "security": [{"appLogin": []}],
+        "responses": responses(
+            {200: json_response("The code.", ref("AppUserCode"), NO_STORE)}, WORKSPACE_ERRORS,
+            (401, "invalid-token", "Wrong login or password, a removed phone, or a token that can enroll no "
+                                   "more phones."),
+            (429, "too-many-attempts", "Too many wrong passwords from this address; wait.")),
+    }},
+    "/api/mobile/v1/user/password": {"patch": {
+        "operationId": "appChangePassword", "tags": [MOBILE], "summary": "Change the app's password",
+        "description": "From a phone that joined with this login. Open one-time codes stop working.",
+        "security": DEVICE,
+        "requestBody": json_body(ref("AppPasswordChange")),
+        "responses": responses({204: no_content("Changed.")}, ERRORS, JSON_BODY_ERRORS, BAD_INPUT,
+                               (401, "invalid-password", "The current password is wrong.")),
+    }},
     "/api/mobile/v1/message": {
         "get": {
             "operationId": "appPullMessages", "tags": [MOBILE], "summary": "SMS for the phone to send",

@@ -7,13 +7,15 @@ stores its inbound SMS through the devices addon's hooks; this module only trans
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import hmac
 import re
 import secrets
 
-from core import tokenformat
+from core import passwords, tokenformat
 from core.clock import parse_iso, utcnow
 from core.db import app_db
 from core.web.problem import Problem
@@ -22,7 +24,7 @@ from addons.devices import service as devices
 from addons.devices import settings as device_settings
 from addons.devices.models import Device
 
-from .models import Enrollment, MobileDevice, Offer
+from .models import Code, Enrollment, Login, MobileDevice, Offer
 
 # -- versions ------------------------------------------------------------------------------------
 
@@ -111,13 +113,127 @@ def spend_enrollment(token: str) -> Enrollment:
     if row is None:
         raise unauthorized("This private token is unknown here. Create one on the Devices page, "
                            "Connect the Android app.")
+    return usable(row, "This private token")
+
+
+def usable(row: Enrollment, what: str) -> Enrollment:
+    """``row`` if it may still enroll a phone; 401 saying why not (``what`` names the credential)."""
     if row.revoked_at is not None:
-        raise unauthorized("This private token was revoked. Create a new one on the Devices page.")
+        raise unauthorized(f"{what} was revoked. Create a new private token on the Devices page.")
     if row.expires_at <= utcnow():
-        raise unauthorized("This private token has expired. Create a new one on the Devices page.")
+        raise unauthorized(f"{what} has expired. Create a new private token on the Devices page.")
     if row.used >= row.phones:
-        raise unauthorized(f"This private token was good for {row.phones} phone(s) and all have joined. "
-                           "Create a new one on the Devices page.")
+        raise unauthorized(f"{what} was good for {row.phones} phone(s) and all have joined. "
+                           "Create a new private token on the Devices page.")
+    return row
+
+
+# -- the app's login, password and one-time codes ------------------------------------------------
+#
+# After it registers with the private token the app is given a login and a password (shown in its
+# Cloud Server settings). With ``Authorization: Basic`` they register another phone, or ask
+# ``GET /user/code`` for a one-time code that the other phone types (``Authorization: Code``).
+# Neither carries more than the enrollment token they came from: every phone they add spends one of
+# its uses, and they stop working when it expires or is revoked, or when the phone given the
+# password is removed. They are no API credential: sending needs an API token.
+
+CODE_MINUTES = 5
+PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+
+
+def new_login(platform, enrollment_id: int, device_id: int) -> tuple[str, str]:
+    """The login and password for the phone that just registered with the private token."""
+    password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(20))
+    login = f"device-{device_id}"
+    row = Login.create(login=login, password_hash=passwords.hash_password(password, platform.pepper,
+                                                                          platform.bcrypt_cost),
+                       enrollment_id=enrollment_id, device_id=device_id)
+    MobileDevice.update(login_id=row.id).where(MobileDevice.device_id == device_id).execute()
+    return login, password
+
+
+def parse_basic(credential: str) -> tuple[str, str] | None:
+    """``(login, password)`` from the value of ``Authorization: Basic``, or None."""
+    try:
+        text = base64.b64decode(credential.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    login, sep, password = text.partition(":")
+    return (login, password) if sep and 0 < len(login) <= 100 and len(password) <= passwords.MAX_LENGTH else None
+
+
+def _live_login(row: Login | None) -> bool:
+    return row is not None and Device.select().where(
+        (Device.id == row.device_id) & Device.removed_at.is_null()).exists()
+
+
+def _enrollment_of(login: Login) -> Enrollment:
+    row = Enrollment.select().where(Enrollment.id == login.enrollment_id).for_update().first()
+    return usable(row, "The private token this login came from")
+
+
+def login_enrollment(platform, login: str, password: str) -> tuple[Login, Enrollment]:
+    """The login (locked) and the enrollment it may still spend; 401 otherwise, with one answer for an
+    unknown login, a wrong password and a removed phone."""
+    row = Login.select().where(Login.login == login).for_update().first()
+    live = _live_login(row)
+    if not passwords.verify_password(password, row.password_hash if live else None, platform.pepper,
+                                     platform.bcrypt_cost):
+        raise unauthorized("The login or password is wrong, or the phone they were given to was removed.")
+    return row, _enrollment_of(row)
+
+
+def code_digest(platform, code: str) -> str:
+    return hmac.new(platform.pepper, b"mobile-code:" + code.encode(), hashlib.sha256).hexdigest()
+
+
+def new_code(platform, login: Login) -> tuple[str, dt.datetime]:
+    """A one-time code (8 digits, ``CODE_MINUTES`` minutes) that enrolls one phone as ``login`` could."""
+    _enrollment_of(login)  # no code from a login that could not enroll a phone itself
+    app_db.execute_sql("DELETE FROM mobile_codes WHERE expires_at < now() OR used_at IS NOT NULL")
+    expires = utcnow() + dt.timedelta(minutes=CODE_MINUTES)
+    for _ in range(8):
+        code = f"{secrets.randbelow(10 ** 8):08d}"
+        made = app_db.execute_sql(
+            "INSERT INTO mobile_codes (code_hash, login_id, expires_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT (code_hash) DO NOTHING RETURNING id", (code_digest(platform, code), login.id, expires)).fetchone()
+        if made:
+            return code, expires
+    raise Problem(503, "try-again", "No free one-time code was found. Ask for one again.")
+
+
+def code_enrollment(platform, code: str) -> tuple[Login, Enrollment]:
+    """Spend a one-time code: the login it came from and the enrollment it may still spend; 401 otherwise."""
+    code = code.strip()
+    row = (Code.select().where(Code.code_hash == code_digest(platform, code)).for_update().first()
+           if len(code) == 8 and code.isdigit() else None)
+    if row is None or row.used_at is not None or row.expires_at <= utcnow():
+        raise unauthorized(f"This one-time code is unknown, used or expired. Ask the first phone for a new one "
+                           f"(a code lasts {CODE_MINUTES} minutes and adds one phone).")
+    login = Login.select().where(Login.id == row.login_id).for_update().first()
+    if not _live_login(login):
+        raise unauthorized("The phone this code came from was removed; its codes no longer work.")
+    Code.update(used_at=utcnow()).where(Code.id == row.id).execute()
+    return login, _enrollment_of(login)
+
+
+def change_password(platform, device_id: int, current: str, new: str) -> Login:
+    """``PATCH /user/password`` from a phone that joined with this login: 401 for a wrong current
+    password, 400 for a new one that breaks the policy. Open one-time codes die with the old password."""
+    mobile = MobileDevice.get_or_none(MobileDevice.device_id == device_id)
+    row = (Login.select().where(Login.id == mobile.login_id).for_update().first()
+           if mobile is not None and mobile.login_id is not None else None)
+    live = _live_login(row)
+    if not passwords.verify_password(current if isinstance(current, str) else "", row.password_hash if live else None,
+                                     platform.pepper, platform.bcrypt_cost):
+        raise Problem(401, "invalid-password", "The current password is wrong, or this phone has no login.")
+    try:
+        hashed = passwords.hash_password(new, platform.pepper, platform.bcrypt_cost)
+    except passwords.PasswordPolicyError as exc:
+        raise Problem(400, "validation-failed", f"{exc} Nothing was changed.",
+                      errors=[{"field": "newPassword", "message": str(exc)}]) from None
+    Login.update(password_hash=hashed, password_changed_at=utcnow()).where(Login.id == row.id).execute()
+    Code.delete().where((Code.login_id == row.id) & Code.used_at.is_null()).execute()
     return row
 
 
@@ -160,14 +276,15 @@ def check_device_body(body: dict, *, register: bool) -> list[dict]:
     return errors
 
 
-def register(platform, tenant, token: str, body: dict, version: tuple | None, limit) -> tuple:
-    """Enroll a phone: spend one use of the enrollment token, make its device.
+def register(platform, tenant, enrollment: Enrollment, body: dict, version: tuple | None, limit,
+             login_id: int | None = None) -> tuple:
+    """Enroll a phone: spend one use of the enrollment (locked and checked by :func:`spend_enrollment`,
+    :func:`login_enrollment` or :func:`code_enrollment`), make its device.
 
     Returns ``(device, device_token, mobile_row)``. A phone that registers again (the app does so
     silently after a 401) is a new device; if a device of the same enrollment with the same name
     is still listed, the new one is marked as possibly replacing it, for the Customer to confirm
     (:func:`confirm_replacement`)."""
-    enrollment = spend_enrollment(token)
     limit()
     name = body["name"].strip()[:100]
     device_token = tokenformat.generate("sgd", tenant.slug)
@@ -184,7 +301,7 @@ def register(platform, tenant, token: str, body: dict, version: tuple | None, li
     row = MobileDevice.create(device_id=device.id, enrollment_id=enrollment.id,
                               signing_key_enc=platform.data_cipher().encrypt(key),
                               push_token=_text(body.get("pushToken"), 4096), app_version=version_text(version),
-                              replaces_device_id=ghost[0] if ghost else None)
+                              replaces_device_id=ghost[0] if ghost else None, login_id=login_id)
     Enrollment.update(used=Enrollment.used + 1).where(Enrollment.id == enrollment.id).execute()
     return device, device_token, row
 
