@@ -305,6 +305,52 @@ def test_the_apps_password_changes_and_dies_with_its_token_or_its_phone(live_ser
     assert register_with(app_phone(live_server, t), basic(joined3["login"], joined3["password"]), "X")[0] == 401
 
 
+def test_a_phone_is_asked_to_send_its_received_sms_again_now_or_when_it_reconnects(live_server, make_tenant):
+    t, other = make_tenant("appx"), make_tenant("appxo")
+    api = api_client(live_server, t.slug)
+    p = enrolled(live_server, t)
+    p.patch_device()
+    window = {"since": "2026-11-01T00:00:00Z", "until": "2026-11-02T12:00:00+02:00"}
+    refresh = lambda device_id, body, client=api: client.post(  # noqa: E731
+        f"/api/v1/devices/{device_id}/inbox-refresh", json=body)
+
+    stream = p.open_events()
+    try:
+        wait_until(lambda: sql(t, "SELECT online FROM devices WHERE id = %s", (int(p.device_id),))[0][0])
+        r = refresh(p.device_id, window)
+        assert r.status_code == 202, r.text[:300]
+        assert stream.next_event() == ("MessagesExportRequested",
+                                       {"since": "2026-11-01T00:00:00Z", "until": "2026-11-02T10:00:00Z"})
+    finally:
+        stream.close()
+    # Asked while the phone is away: told when it opens its stream again, once.
+    assert refresh(p.device_id, {"since": "2026-11-05T00:00:00Z", "until": "2026-11-06T00:00:00Z"}).status_code == 202
+    stream = p.open_events()
+    try:
+        assert stream.next_event() == ("MessagesExportRequested",
+                                       {"since": "2026-11-05T00:00:00Z", "until": "2026-11-06T00:00:00Z"})
+    finally:
+        stream.close()
+    assert sql(t, "SELECT count(*) FROM mobile_exports WHERE sent_at IS NULL")[0][0] == 0
+    assert sql(t, "SELECT export_pending FROM mobile_devices")[0][0] is False
+    assert len(audit_rows(live_server.platform, t.id, "device.inbox_refresh_requested")) == 2
+
+    # Refused, and nothing recorded: a bad window, an old app, a companion phone, another workspace's id.
+    for body in ({"since": "2026-11-02T00:00:00Z", "until": "2026-11-01T00:00:00Z"},
+                 {"since": "2026-01-01T00:00:00Z", "until": "2026-03-01T00:00:00Z"},
+                 {"since": "yesterday", "until": None}, {"since": "2999-01-01T00:00:00Z", "until": "2999-01-02T00:00:00Z"}):
+        r = refresh(p.device_id, body)
+        assert r.status_code == 400 and r.headers["Content-Type"].startswith("application/problem+json"), r.text
+    old = enrolled(live_server, t, version="1.66.0", name="Old")
+    old.patch_device()
+    r = refresh(old.device_id, window)
+    assert r.status_code == 409 and "1.68" in r.json()["detail"]
+    companion_id, _token = raw_device(live_server, t.slug, api=api)
+    assert refresh(companion_id, window).status_code == 404
+    assert refresh(p.device_id, window, api_client(live_server, other.slug)).status_code == 404
+    assert sql(t, "SELECT count(*) FROM mobile_exports")[0][0] == 2
+
+
 def sql_one(statement, *params):
     from core.db import app_db
 

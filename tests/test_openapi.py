@@ -389,6 +389,8 @@ def test_happy_paths_keep_the_contract(live_server, tenant, served, monkeypatch)
     call("GET", "/api/mobile/v1/settings", 200, token=app["token"], headers=app_ua)
     call("GET", "/api/mobile/v1/webhooks", 200, token=app["token"], headers=app_ua)
     call("GET", "/api/mobile/v1/message", 200, token=app["token"], query={"order": "fifo"}, headers=app_ua)
+    call("POST", "/api/v1/devices/{device_id}/inbox-refresh", 202, token=api, device_id=int(app["id"]),
+         body={"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"})
     app_login = "Basic " + base64.b64encode(f"{app['login']}:{app['password']}".encode()).decode()
     call("GET", "/api/mobile/v1/user/code", 200, headers={**app_ua, "Authorization": app_login})
     call("PATCH", "/api/mobile/v1/user/password", 204, token=app["token"], headers=app_ua,
@@ -577,7 +579,8 @@ class FuzzRun:
         names = {p.name for p in op.path_parameters}
         out = {}
         if "device_id" in names:
-            out["device_id"] = self.new_app_device() if op.path.startswith("/api/mobile/") else self.new_device()
+            app = op.path.startswith("/api/mobile/") or op.path.endswith("/inbox-refresh")
+            out["device_id"] = self.new_app_device() if app else self.new_device()
         if "message_id" in names:
             r = self.api.post("/api/v1/messages", json={"text": "fuzz target", "to": "+14155550100"})
             out["message_id"] = r.json()["id"]

@@ -288,19 +288,20 @@ class EventsHandler(MobileHandler):
         version, online = self.version, self.online_event()
 
         def contact():
-            service.mobile_row(device_id)
+            row = service.mobile_row(device_id)
             device = devices.require_usable(devices.locked_many([device_id]).get(device_id), token_hash)
             service.note_version(device_id, version)
             if devices.note_contacts([device]).get(device_id):
                 devices.announce_online(platform, tenant, device, online)
+            return service.take_exports(device_id) if row.export_pending else []
 
-        await self.in_tenant(contact)
+        exports = await self.in_tenant(contact)
         request = detach(self)
         if request is None:
             self._stream = request = events.InHandler(self)
         if not request.open_stream("text/event-stream; charset=utf-8", events.HEADERS):
             return
-        events.Stream(platform, tenant, device_id, request, token_hash)
+        events.Stream(platform, tenant, device_id, request, token_hash).tell_exports(exports)
         if isinstance(request, events.InHandler):
             await request.ended()
 

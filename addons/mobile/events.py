@@ -5,7 +5,8 @@ detaches (:mod:`core.web.detach`), the answer's headers go out, and a small
 :class:`Stream` listens on the device's wake-up keys (:mod:`core.wakeups`): the
 one messaging wakes for new work (``MessageEnqueued``), the one the devices addon
 wakes when the device's settings change (``SettingsUpdated``) and one for
-cancellations (``MessageCancelled``). A wake writes a frame; nothing touches the
+cancellations (``MessageCancelled``), and one for requests to send received SMS again
+(``MessagesExportRequested``). A wake writes a frame; nothing touches the
 database while a stream waits, except:
 
 * one ticker per process, every second, writes the ``:keepalive`` comment to the
@@ -32,6 +33,7 @@ from addons.devices import service as devices
 from addons.devices.models import Device
 
 from .models import Offer
+from .service import export_key, take_exports
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class Stream:
         hub.listen(self.key, self)
         hub.listen(devices.settings_wake_key(tenant.slug, device_id), self.settings_changed)
         hub.listen(cancel_key(tenant.slug, device_id), self.cancelled)
+        hub.listen(export_key(tenant.slug, device_id), self.export_requested)
         self.turn = TICKER.add(self)
 
     def __call__(self) -> None:
@@ -100,6 +103,23 @@ class Stream:
         for rid in ids:
             self.request.write(frame("MessageCancelled", {"messageId": str(rid)}))
 
+    def export_requested(self) -> None:
+        task = asyncio.ensure_future(self._tell_exports())
+        RUNNING.add(task)
+        task.add_done_callback(RUNNING.discard)
+
+    async def _tell_exports(self) -> None:
+        try:
+            requests = await run_in_tenant(self.tenant.ref, take_exports, self.device_id)
+        except Exception:  # still waiting in the table: told when the stream next opens
+            log.warning("could not read the export requests of device %s", self.device_id, exc_info=True)
+            return
+        self.tell_exports(requests)
+
+    def tell_exports(self, requests: list[dict]) -> None:
+        for data in requests:
+            self.request.write(frame("MessagesExportRequested", data))
+
     def keepalive(self) -> None:
         self.request.write_framed(KEEPALIVE)
 
@@ -118,6 +138,7 @@ class Stream:
         hub.discard(self.key, self)
         hub.discard(devices.settings_wake_key(self.tenant.slug, self.device_id), self.settings_changed)
         hub.discard(cancel_key(self.tenant.slug, self.device_id), self.cancelled)
+        hub.discard(export_key(self.tenant.slug, self.device_id), self.export_requested)
         TICKER.remove(self)
 
 

@@ -2,7 +2,7 @@
 
 from core.addons import hookimpl
 
-from . import api, pages, service
+from . import api, inbox, pages, service
 from .models import MODELS
 
 
@@ -13,7 +13,7 @@ def smsgw_models():
 
 @hookimpl
 def smsgw_routes():
-    return api.ROUTES + pages.ROUTES
+    return api.ROUTES + inbox.ROUTES + pages.ROUTES
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """Tenant tables of the mobile addon (``migrations/tenant/0020_mobile.sql``, ``0021_mobile_logins.sql``)."""
 
-from peewee import BigAutoField, BigIntegerField, DateTimeField, IntegerField, TextField
+from peewee import BigAutoField, BooleanField, BigIntegerField, DateTimeField, IntegerField, TextField
 
 from core.clock import utcnow
 from core.datamap import NO_PERSONAL_DATA, PersonalData
@@ -39,6 +39,7 @@ class MobileDevice(TenantModel):
     replaces_device_id = BigIntegerField(null=True)
     replaced_by_device_id = BigIntegerField(null=True)
     login_id = BigIntegerField(null=True)
+    export_pending = BooleanField(default=False)
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
@@ -91,4 +92,22 @@ class Code(TenantModel):
         privacy = NO_PERSONAL_DATA
 
 
-MODELS = [Enrollment, MobileDevice, Offer, Login, Code]
+class Export(TenantModel):
+    """A request to an app phone to send again the SMS it received between ``since`` and ``until``."""
+
+    id = BigAutoField()
+    device_id = BigIntegerField()
+    since = DateTimeField()
+    until = DateTimeField()
+    requested_by = TextField(default="")
+    requested_at = DateTimeField(default=utcnow)
+    sent_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "mobile_exports"
+        privacy = PersonalData(subjects={"actor": "requested_by"}, export=("device_id", "since", "until",
+                                                                          "requested_at", "sent_at"),
+                               erase="redact")
+
+
+MODELS = [Enrollment, MobileDevice, Offer, Login, Code, Export]

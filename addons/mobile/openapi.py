@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.openapi import (AUTH_ERRORS, JSON_BODY_ERRORS, NO_STORE, PUBLIC, WORKSPACE_ERRORS, json_body,
+from core.openapi import (AUTH_ERRORS, JSON_BODY_ERRORS, NO_STORE, PUBLIC, WORKSPACE_ERRORS, api_errors, json_body,
                           json_response, no_content, param, path_id, ref, responses, security)
 
 from .service import APP_STATES, INGEST_EVENTS
@@ -34,6 +34,13 @@ SCHEMAS = {
     "AppDeviceRegistered": _obj({"id": {"type": "string"}, "token": {"type": "string"},
                                  "login": {"type": "string"}, "password": {"type": "string"}},
                                 ("id", "token", "login")),
+    "InboxRefresh": _obj({"since": {"type": "string", "format": "date-time"},
+                          "until": {"type": "string", "format": "date-time"}}, ("since", "until")),
+    "InboxRefreshRequested": _obj({"id": {"type": "integer"}, "device_id": {"type": "integer"},
+                                   "since": {"type": "string", "format": "date-time"},
+                                   "until": {"type": "string", "format": "date-time"},
+                                   "requested_at": {"type": "string", "format": "date-time"}},
+                                  ("id", "device_id", "since", "until", "requested_at")),
     "AppUserCode": _obj({"code": {"type": "string", "pattern": "^[0-9]{8}$"}, "validUntil": GSON_TIME},
                         ("code", "validUntil")),
     "AppPasswordChange": _obj({"currentPassword": {"type": "string"},
@@ -69,6 +76,22 @@ SCHEMAS = {
 }
 
 PATHS = {
+    "/api/v1/devices/{device_id}/inbox-refresh": {
+        "parameters": [path_id("device_id", "device")],
+        "post": {
+            "operationId": "refreshDeviceInbox", "tags": ["Devices"],
+            "summary": "Ask a phone on the Android app to send its received SMS again",
+            "description": "The phone is told on its event stream (`MessagesExportRequested`) at once, or when it "
+                           "next connects, and posts the SMS it received in the window to us again; ones already "
+                           "stored are not stored twice. For app 1.68 and later; at most 31 days at once.",
+            "security": security("devices:write"),
+            "requestBody": json_body(ref("InboxRefresh")),
+            "responses": responses(
+                {202: json_response("Asked.", ref("InboxRefreshRequested"))}, api_errors(write=True, body=True),
+                BAD_INPUT, (404, "not-found", "No phone on the Android app with this id."),
+                (409, "app-too-old", "The phone's app is older than 1.68.")),
+        },
+    },
     "/api/mobile/v1/device": {
         "post": {
             "operationId": "appRegisterDevice", "tags": [MOBILE], "summary": "Enroll a phone running the app",
@@ -147,7 +170,8 @@ PATHS = {
     "/api/mobile/v1/events": {"get": {
         "operationId": "appEvents", "tags": [MOBILE], "summary": "Server-sent events",
         "description": "`text/event-stream`: `MessageEnqueued`, `SettingsUpdated`, `MessageCancelled` "
-                       "(`{messageId}`), and a `:keepalive` comment every 15 seconds.",
+                       "(`{messageId}`), `MessagesExportRequested` (`{since, until}`, RFC 3339, to apps from 1.68), "
+                       "and a `:keepalive` comment every 15 seconds.",
         "security": DEVICE,
         "responses": responses({200: {"description": "The stream.",
                                       "content": {"text/event-stream": {"schema": {"type": "string"}}}}},

@@ -9,7 +9,7 @@ from core.web.problem import Problem
 
 from addons.devices import service as devices
 
-from . import service
+from . import inbox, service
 from .cli import enrollment_event
 
 APP_DOWNLOAD = "https://github.com/capcom6/android-sms-gateway/releases/latest"
@@ -34,6 +34,7 @@ def page_state() -> dict:
         "SELECT o.id, o.name, n.id, n.name FROM mobile_devices m JOIN devices o ON o.id = m.device_id "
         "JOIN devices n ON n.id = m.replaced_by_device_id ORDER BY o.id DESC LIMIT 20").fetchall()
     return {"enrollments": [service.enrollment_json(e) for e in service.enrollments()],
+            "app_phones": service.app_phones(), "exports": service.export_requests(),
             "replacements": service.pending_replacements(), "newest": newest,
             "replaced": [{"old_id": r[0], "old_name": r[1], "new_id": r[2], "new_name": r[3]} for r in replaced]}
 
@@ -43,11 +44,12 @@ class ConnectPage(PageHandler):
 
     permissions = {"GET": "devices:write", "POST": "devices:write"}
 
-    def render_page(self, state: dict, token: str | None = None, error: str | None = None, status: int = 200):
+    def render_page(self, state: dict, token: str | None = None, error: str | None = None, status: int = 200,
+                    form: dict | None = None):
         self.set_status(status)
         self.set_header("Cache-Control", "no-store")
         self.render("mobile/connect.html", api_url=self.settings_.public_url(self.tenant.slug) + "/api/mobile/v1",
-                    token=token, error=error, download_url=APP_DOWNLOAD, **state)
+                    token=token, error=error, download_url=APP_DOWNLOAD, form=form or {}, **state)
 
     async def get(self):
         self.render_page(await self.in_tenant(page_state))
@@ -56,7 +58,20 @@ class ConnectPage(PageHandler):
         action = self.get_body_argument("action", "")
         platform, tenant, actor = self.platform, self.tenant, self.principal.actor
         token = error = None
-        if action == "create":
+        form = {}
+        if action == "refresh":
+            form = {name: self.get_body_argument(name, "")[:40] for name in ("device", "since", "until")}
+            try:
+                await inbox.ask(self, parse_id(form["device"], "device"), form["since"], form["until"])
+            except Problem as exc:
+                if exc.status >= 500:
+                    raise
+                error = " ".join([exc.detail] + [f"{e['field']}: {e['message']}." for e in exc.errors or []])
+            else:
+                self.flash("success", "The phone was asked to send its received SMS again.")
+                self.redirect("/devices/connect")
+                return
+        elif action == "create":
             try:
                 phones = int(self.get_body_argument("phones", "1") or 1)
                 days = int(self.get_body_argument("expires_days", str(service.ENROLLMENT_DAYS)) or 7)
@@ -110,7 +125,8 @@ class ConnectPage(PageHandler):
             self.flash("success", "Saved.")
             self.redirect("/devices/connect")
             return
-        self.render_page(await self.in_tenant(page_state), token=token, error=error, status=422 if error else 201)
+        self.render_page(await self.in_tenant(page_state), token=token, error=error, status=422 if error else 201,
+                         form=form)
 
 
 class JoinedHandler(ApiHandler):

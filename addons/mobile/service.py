@@ -24,12 +24,13 @@ from addons.devices import service as devices
 from addons.devices import settings as device_settings
 from addons.devices.models import Device
 
-from .models import Code, Enrollment, Login, MobileDevice, Offer
+from .models import Code, Enrollment, Export, Login, MobileDevice, Offer
 
 # -- versions ------------------------------------------------------------------------------------
 
 USER_AGENT = re.compile(r"me\.capcom\.smsgateway/v?(\d{1,4})\.(\d{1,4})(?:\.(\d{1,4}))?")
 CANCELLING_SINCE = (1, 67)  # older apps do not know the Cancelling state: they would send the message anyway
+EXPORT_SINCE = (1, 68)  # the version whose protocol we serve lists MessagesExportRequested; older ones are not asked
 
 
 def app_version(user_agent: str | None) -> tuple[int, int, int] | None:
@@ -381,6 +382,79 @@ def replaced_by() -> dict[int, int]:
     return dict(app_db.execute_sql(
         "SELECT device_id, replaced_by_device_id FROM mobile_devices WHERE replaced_by_device_id IS NOT NULL"
     ).fetchall())
+
+
+# -- received SMS sent again (MessagesExportRequested) ------------------------------------------
+
+MAX_EXPORT_DAYS = 31
+
+
+def export_key(tenant_slug: str, device_id: int) -> str:
+    return f"{tenant_slug}:device:{device_id}:export"
+
+
+def check_export_window(since: dt.datetime | None, until: dt.datetime | None, now: dt.datetime) -> list[dict]:
+    errors = []
+    if since is None:
+        errors.append({"field": "since", "message": "a date and time (ISO 8601) is required"})
+    if until is None:
+        errors.append({"field": "until", "message": "a date and time (ISO 8601) is required"})
+    if errors:
+        return errors
+    if until <= since:
+        errors.append({"field": "until", "message": "must be after since"})
+    elif until - since > dt.timedelta(days=MAX_EXPORT_DAYS):
+        errors.append({"field": "since", "message": f"ask for at most {MAX_EXPORT_DAYS} days at once"})
+    if since > now:
+        errors.append({"field": "since", "message": "must not be in the future"})
+    return errors
+
+
+def request_export(platform, tenant, device_id: int, since: dt.datetime, until: dt.datetime, actor: str) -> Export:
+    """Ask app phone ``device_id`` to send again what it received from ``since`` to ``until``: on its
+    open stream at once, or when it next opens one. 404 for no such app phone, 409 for an app that
+    does not know the request."""
+    row = MobileDevice.select().where(MobileDevice.device_id == device_id).first()
+    device = Device.get_or_none((Device.id == device_id) & Device.removed_at.is_null())
+    if row is None or device is None:
+        raise Problem(404, "not-found", "There is no phone on the Android app with this id here.")
+    if not (parse_version_text(row.app_version) or (0,))[:2] >= EXPORT_SINCE:
+        raise Problem(409, "app-too-old", f"This phone runs the Android app {row.app_version or 'of an unknown version'}; "
+                                          "asking it to send received SMS again needs version 1.68 or later. "
+                                          "Update the app and try again.")
+    errors = check_export_window(since, until, utcnow())
+    if errors:
+        raise Problem(400, "validation-failed", "The time window is wrong; nothing was asked.", errors=errors)
+    made = Export.create(device_id=device_id, since=since, until=until, requested_by=actor)
+    MobileDevice.update(export_pending=True).where(MobileDevice.device_id == device_id).execute()
+    platform.wake_on_commit(app_db, export_key(tenant.slug, device_id))
+    return made
+
+
+def take_exports(device_id: int) -> list[dict]:
+    """Inside the tenant transaction: the waiting export requests of the device, marked sent, as
+    the app's event data (RFC 3339 times, as strings)."""
+    rows = app_db.execute_sql(
+        "UPDATE mobile_exports SET sent_at = now() WHERE device_id = %s AND sent_at IS NULL "
+        "RETURNING id, since, until", (device_id,)).fetchall()
+    MobileDevice.update(export_pending=False).where(MobileDevice.device_id == device_id).execute()
+    fmt = lambda t: t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    return [{"since": fmt(r[1]), "until": fmt(r[2])} for r in sorted(rows)]
+
+
+def export_requests(limit: int = 20) -> list[dict]:
+    rows = app_db.execute_sql(
+        "SELECT e.id, d.name, e.since, e.until, e.requested_at, e.sent_at FROM mobile_exports e "
+        "JOIN devices d ON d.id = e.device_id ORDER BY e.id DESC LIMIT %s", (limit,)).fetchall()
+    return [{"id": r[0], "device": r[1], "since": r[2], "until": r[3], "requested_at": r[4], "sent_at": r[5]}
+            for r in rows]
+
+
+def app_phones() -> list[dict]:
+    rows = app_db.execute_sql(
+        "SELECT d.id, d.name, m.app_version FROM mobile_devices m JOIN devices d ON d.id = m.device_id "
+        "WHERE d.removed_at IS NULL ORDER BY d.name, d.id LIMIT 500").fetchall()
+    return [{"id": r[0], "name": r[1], "app_version": r[2]} for r in rows]
 
 
 # -- what the app reads --------------------------------------------------------------------------
