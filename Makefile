@@ -17,7 +17,7 @@ $(VENV)/.installed: setup.py android_companion/pyproject.toml
 	@$(BIN)/pip install --quiet --disable-pip-version-check -e ./android_companion
 	@touch $@
 
-$(VENV)/.dev-installed: $(VENV)/.installed
+$(VENV)/.dev-installed: $(VENV)/.installed setup.py
 	@echo "Installing test dependencies ..."
 	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[embedded,dev]'
 	@touch $@
@@ -25,8 +25,12 @@ $(VENV)/.dev-installed: $(VENV)/.installed
 run: $(VENV)/.installed
 	@$(BIN)/smsgw serve --with-worker --demo
 
+# The suite runs in one process per core (JOBS), each taking whole test files (a file's tests keep
+# their order: some build on the state the ones before left). `make test JOBS=1` for one process;
+# PYTEST_ARGS adds to the command (`make test PYTEST_ARGS="-k routing -x"`).
+JOBS ?= auto
 test: $(VENV)/.dev-installed
-	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev-installed
 	@$(BIN)/python bench/bench_kernel.py

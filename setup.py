@@ -51,6 +51,8 @@ setup(
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            # Runs the suite in one process per core (make test): it outgrew 20 minutes in one.
+            "pytest-xdist>=3.5",
             "setuptools>=68",
             "wheel",
             # Drives Debian's chromium for browser tests (no browser download).
