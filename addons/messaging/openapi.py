@@ -181,6 +181,11 @@ SCHEMAS = {
     },
     "SuppressionList": {"type": "object", "required": ["suppressions"], "properties": {
         "suppressions": {"type": "array", "items": ref("Suppression")}}},
+    "RetryMessage": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"device_id": {"type": "integer", "minimum": 1,
+                                     "description": "Send through this phone; without it, any phone."}},
+    },
     "NewSuppression": {
         "type": "object", "required": ["phone"],
         "properties": {"phone": PHONE, "reason": {"type": "string", "maxLength": 200, "default": ""}},
@@ -273,6 +278,26 @@ PATHS = {
                 api_errors(write=True), NO_MESSAGE,
                 (409, "not-cancellable", "Nothing is pending any more (and the message is not cancelled): "
                                          "it was handed to a phone, sent or finished."),
+            ),
+        },
+    },
+    "/api/v1/messages/{message_id}/retry": {
+        "parameters": [MESSAGE_ID],
+        "post": {
+            "operationId": "retryMessage", "tags": [MESSAGES], "summary": "Send a failed message again",
+            "description": "Stores a new message with the same text, reference and priority to the recipients "
+                           "that failed, on any phone or on `device_id` (the failed ones stay failed: their "
+                           "history is kept). It is a send like any other: opt-outs, quotas and a paused "
+                           "workspace refuse it the same way. The body is optional.",
+            "security": security("messages:send"),
+            "requestBody": json_body(ref("RetryMessage"), required=False),
+            "responses": responses(
+                {202: json_response("The new message.", ref("AcceptedMessage"))},
+                api_errors(write=True), NO_MESSAGE,
+                (409, "nothing-to-retry", "No recipient of the message failed."),
+                (409, "text-removed", "Retention removed the text; it cannot be sent again."),
+                (409, "sending-paused", "The workspace does not send now; nothing was stored."),
+                (422, "validation-failed", "The requested device is missing or disabled; nothing was sent."),
             ),
         },
     },
