@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from peewee import SQL
+from peewee import Expression
 
 from core.web.params import parse_id
 from core.web.problem import Problem
@@ -30,7 +30,8 @@ MAX_TEXT = 100
 
 
 def like_pattern(raw: str, name: str) -> str:
-    """``%raw%`` for ILIKE, with ``%``, ``_`` and ``\\`` taken literally."""
+    """``%raw%`` for ILIKE, with ``%``, ``_`` and ``\\`` taken literally (backslash is LIKE's
+    default escape character in PostgreSQL)."""
     if len(raw) > MAX_TEXT or not raw.isprintable():
         raise Problem(400, "invalid-parameter", f"{name} must be printable text of at most {MAX_TEXT} characters.")
     return "%" + re.sub(r"([\\%_])", r"\\\1", raw) + "%"
@@ -63,7 +64,7 @@ def message_query(args: dict):
     if until:
         q = q.where(Message.created_at < until)
     if args.get("q"):
-        q = q.where(SQL("messages.text ILIKE %s ESCAPE '\\'", [like_pattern(args["q"], "q")])
+        q = q.where(Expression(Message.text, "ILIKE", like_pattern(args["q"], "q"))
                     & Message.redacted_at.is_null())
     if args.get("campaign"):
         q = q.where(Message.campaign_id == parse_id(args["campaign"], field="campaign"))
@@ -81,7 +82,7 @@ def message_query(args: dict):
             raise Problem(400, "invalid-parameter", "phone is not a valid phone number.")
         sub, filtered = sub.where(Recipient.phone == phone), True
     if args.get("number"):
-        sub, filtered = sub.where(SQL("recipients.phone LIKE %s", [number_pattern(args["number"])])), True
+        sub, filtered = sub.where(Expression(Recipient.phone, "LIKE", number_pattern(args["number"]))), True
     if filtered:
         q = q.where(Message.id.in_(sub))
     return q
@@ -104,8 +105,8 @@ def inbox_query(args: dict):
     if args.get("device_id"):
         q = q.where(DeviceInbound.device == parse_id(args["device_id"], field="device_id"))
     if args.get("number"):
-        q = q.where(SQL("device_inbound.sender LIKE %s", [number_pattern(args["number"])]))
+        q = q.where(Expression(DeviceInbound.sender, "LIKE", number_pattern(args["number"])))
     if args.get("q"):
-        q = q.where(SQL("device_inbound.body ILIKE %s ESCAPE '\\'", [like_pattern(args["q"], "q")])
+        q = q.where(Expression(DeviceInbound.body, "ILIKE", like_pattern(args["q"], "q"))
                     & DeviceInbound.redacted_at.is_null())
     return q
