@@ -293,7 +293,7 @@ PATHS = {
             "requestBody": json_body(ref("RetryMessage"), required=False),
             "responses": responses(
                 {202: json_response("The new message.", ref("AcceptedMessage"))},
-                api_errors(write=True), NO_MESSAGE,
+                api_errors(write=True, body=True), NO_MESSAGE,
                 (409, "nothing-to-retry", "No recipient of the message failed."),
                 (409, "text-removed", "Retention removed the text; it cannot be sent again."),
                 (409, "sending-paused", "The workspace does not send now; nothing was stored."),

@@ -103,7 +103,8 @@ class MessageRetryPage(PageHandler):
             self.redirect(f"/messages/{parse_id(raw_id, 'message')}")
             return
         self.platform.wake_now(*keys)
-        self.flash("success", self.gettext()[0]("Sent again as a new message."))
+        _ = self.gettext()[0]
+        self.flash("success", _("Sent again as a new message."))
         self.redirect(f"/messages/{stored[0]['id']}")
 
 
@@ -207,7 +208,8 @@ class CampaignRetryPage(PageHandler):
             self.flash("error", exc.detail)
         else:
             self.platform.wake_now(*keys)
-            self.flash("success", self.gettext()[0]("Sent again: %(n)d messages.") % {"n": len(stored)})
+            _ = self.gettext()[0]
+            self.flash("success", _("Sent again: %(n)d messages.") % {"n": len(stored)})
         self.redirect(f"/campaigns/{c.id}")
 
 
