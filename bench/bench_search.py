@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _benchlib import make_tenant, run_main, say, section  # noqa: E402
-from bench_overview import FILL, Count  # noqa: E402
+from bench_overview import Count, fill, signed_in  # noqa: E402
 
 
 class Statements(Count):
@@ -58,10 +58,7 @@ def body(scratch, args) -> int:
             db.execute_sql("INSERT INTO devices (name, device_uid, online, last_seen_at) VALUES (%s, %s, true, now())",
                            (f"Phone {i}", f"bench-{i}"))
         first = db.execute_sql("SELECT min(id) FROM devices").fetchone()[0]
-    step = 20_000
-    for lo in range(1, args.messages + 1, step):
-        with tenant_transaction(tenant.ref) as db:
-            db.execute_sql(FILL, {"lo": lo, "hi": min(args.messages, lo + step - 1), "dev": first})
+    fill(tenant, args.messages, first)
     with tenant_transaction(tenant.ref) as db:
         campaign = db.execute_sql("INSERT INTO campaigns (name, source) VALUES ('bench', 'csv') RETURNING id"
                                   ).fetchone()[0]
@@ -80,15 +77,11 @@ def body(scratch, args) -> int:
 
     server = LiveServer(platform).start()
     try:
-        client = server.client(tenant.slug)
-        client.get("/login")
-        r = client.post("/login", data={"email": f"owner@{tenant.slug}.example", "password": "bench password 1234",
-                                        "_xsrf": client.cookies.get("_xsrf")})
-        assert r.status_code == 302, (r.status_code, r.text[:300])
+        client = signed_in(server, tenant)
         log = logging.getLogger("peewee")
         log.setLevel(logging.DEBUG)
         log.propagate = False
-        for raw in [p for p in PATHS if args.only in p]:
+        for raw in [p for p in PATHS if any(o in p for o in args.only.split(","))]:
             path = raw.format(device=first + 1, day=day, campaign=campaign)
             page = client.get(path)
             assert page.status_code == 200, (path, page.status_code, page.text[:300])
@@ -123,7 +116,7 @@ def main(argv=None) -> int:
     p.add_argument("--messages", type=int, default=100_000)
     p.add_argument("--fast", action="store_true", help="PostgreSQL with fsync=off")
     p.add_argument("--explain", action="store_true", help="print the plans of the list statements")
-    p.add_argument("--only", default="", help="only the paths containing this")
+    p.add_argument("--only", default="", help="only the paths containing one of these (a,b)")
     args = p.parse_args(argv)
     return run_main("search", args.fast, lambda scratch: body(scratch, args))
 

@@ -18,19 +18,10 @@ import pytest
 from core.db import tenant_transaction
 from tests.support.browser import address, browser_page, chromium, page_problems, server, submit  # noqa: F401
 from tests.support.devices import device_client, fetch, raw_device, sql
-from tests.support.identity import OWNER_PASSWORD, owner_email
 from tests.support.phones import api_client
+from tests.test_browser_confirmations import VIEWPORTS, sign_in
 
 pytestmark = pytest.mark.browser
-
-VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
-
-
-def sign_in(page, server, tenant):
-    page.goto(address(server, tenant.slug, "/login"))
-    page.fill("#f-email", owner_email(tenant))
-    page.fill("#f-password", OWNER_PASSWORD)
-    submit(page)
 
 
 def report(dev, *reports):

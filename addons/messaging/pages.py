@@ -223,7 +223,7 @@ class InboxPage(PageHandler):
             except Problem as exc:
                 found, refusal = {"messages": [], "next_cursor": None}, exc.detail
                 self.set_status(422)
-        conversations, version = await self.in_tenant(load)
+        conversations, version = await self.in_tenant(load) if found is None else ([], "")
         choices = await self.in_tenant(filters.choices)
         self.render("messaging/inbox.html", conversations=conversations, live_version=version, args=args,
                     found=found, refusal=refusal, kept=filters.kept(args), devices=choices["devices"])

@@ -46,11 +46,23 @@ def number_pattern(raw: str) -> str:
     return ("+" + digits[1:] + "%") if digits.startswith("+") else ("%" + digits + "%")
 
 
+def in_period(q, column, args: dict):
+    """``q`` limited to ``since`` (at or after) and ``until`` (before) on ``column``."""
+    from .api import parse_date
+
+    since, until = parse_date(args.get("since"), "since"), parse_date(args.get("until"), "until")
+    if since:
+        q = q.where(column >= since)
+    if until:
+        q = q.where(column < until)
+    return q
+
+
 def message_query(args: dict):
     """Messages (newest first) matching ``args``: ``cursor``, ``reference``, ``since``/``until``
     (ISO times), ``state``, ``device_id``, ``phone`` (a whole number), ``number`` (part of one),
     ``q`` (words of the text) and ``campaign``; ``_region`` reads national numbers."""
-    from .api import decode_cursor, parse_date
+    from .api import decode_cursor
 
     q = Message.select().order_by(Message.id.desc())
     before = decode_cursor(args.get("cursor"))
@@ -58,14 +70,11 @@ def message_query(args: dict):
         q = q.where(Message.id < before)
     if args.get("reference"):
         q = q.where(Message.reference == args["reference"])
-    since, until = parse_date(args.get("since"), "since"), parse_date(args.get("until"), "until")
-    if since:
-        q = q.where(Message.created_at >= since)
-    if until:
-        q = q.where(Message.created_at < until)
+    q = in_period(q, Message.created_at, args)
     if args.get("q"):
-        q = q.where(Expression(Message.text, "ILIKE", like_pattern(args["q"], "q"))
-                    & Message.redacted_at.is_null())
+        # A removed text is empty: it matches nothing (no redacted_at condition, which the planner
+        # misjudged into an index probe per message: 1.9 s instead of 0.1 s on 100k in bench_search).
+        q = q.where(Expression(Message.text, "ILIKE", like_pattern(args["q"], "q")))
     if args.get("campaign"):
         q = q.where(Message.campaign_id == parse_id(args["campaign"], field="campaign"))
     sub = Recipient.select(Recipient.message)
@@ -91,22 +100,17 @@ def message_query(args: dict):
 def inbox_query(args: dict):
     """Received SMS (newest first) matching ``args``: ``cursor``, ``since``/``until``, ``device_id``,
     ``number`` (part of the sender) and ``q`` (words of the body)."""
-    from .api import decode_cursor, parse_date
+    from .api import decode_cursor
 
     q = DeviceInbound.select().order_by(DeviceInbound.id.desc())
     before = decode_cursor(args.get("cursor"))
     if before:
         q = q.where(DeviceInbound.id < before)
-    since, until = parse_date(args.get("since"), "since"), parse_date(args.get("until"), "until")
-    if since:
-        q = q.where(DeviceInbound.received_at >= since)
-    if until:
-        q = q.where(DeviceInbound.received_at < until)
+    q = in_period(q, DeviceInbound.received_at, args)
     if args.get("device_id"):
         q = q.where(DeviceInbound.device == parse_id(args["device_id"], field="device_id"))
     if args.get("number"):
         q = q.where(Expression(DeviceInbound.sender, "LIKE", number_pattern(args["number"])))
     if args.get("q"):
-        q = q.where(Expression(DeviceInbound.body, "ILIKE", like_pattern(args["q"], "q"))
-                    & DeviceInbound.redacted_at.is_null())
+        q = q.where(Expression(DeviceInbound.body, "ILIKE", like_pattern(args["q"], "q")))  # removed: empty
     return q
