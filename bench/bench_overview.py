@@ -60,6 +60,27 @@ class Count(logging.Handler):
         self.statements.append(" ".join(str(record.msg[0]).split()))
 
 
+def fill(tenant, messages: int, first_device: int) -> None:
+    """``messages`` messages (and their recipients and history) over 30 days, on the 5 phones from
+    ``first_device``, 20,000 per transaction."""
+    from core.db import tenant_transaction
+
+    step = 20_000
+    for lo in range(1, messages + 1, step):
+        with tenant_transaction(tenant.ref) as db:
+            db.execute_sql(FILL, {"lo": lo, "hi": min(messages, lo + step - 1), "dev": first_device})
+
+
+def signed_in(server, tenant):
+    """An HTTP client of the live server with the workspace's owner signed in."""
+    client = server.client(tenant.slug)
+    client.get("/login")
+    r = client.post("/login", data={"email": f"owner@{tenant.slug}.example", "password": "bench password 1234",
+                                    "_xsrf": client.cookies.get("_xsrf")})
+    assert r.status_code == 302, (r.status_code, r.text[:300])
+    return client
+
+
 def body(scratch, args) -> int:
     from core.db import tenant_transaction
 
@@ -75,10 +96,7 @@ def body(scratch, args) -> int:
         first = db.execute_sql("SELECT min(id) FROM devices").fetchone()[0]
         db.execute_sql("INSERT INTO webhook_endpoints (url, events, secret_enc, failing_since) "
                        "VALUES ('https://example.com/hook', '{sms:delivered}', 'x', now())")
-    step = 20_000
-    for lo in range(1, args.messages + 1, step):
-        with tenant_transaction(tenant.ref) as db:
-            db.execute_sql(FILL, {"lo": lo, "hi": min(args.messages, lo + step - 1), "dev": first})
+    fill(tenant, args.messages, first)
     with tenant_transaction(tenant.ref) as db:
         counts = db.execute_sql("SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM recipients), "
                                 "(SELECT count(*) FROM recipient_events), (SELECT count(*) FROM usage_counts)"
@@ -94,11 +112,7 @@ def body(scratch, args) -> int:
 
     server = LiveServer(platform).start()
     try:
-        client = server.client(tenant.slug)
-        client.get("/login")
-        r = client.post("/login", data={"email": f"owner@{tenant.slug}.example", "password": "bench password 1234",
-                                        "_xsrf": client.cookies.get("_xsrf")})
-        assert r.status_code == 302, (r.status_code, r.text[:300])
+        client = signed_in(server, tenant)
         log = logging.getLogger("peewee")
         log.setLevel(logging.DEBUG)
         log.propagate = False

@@ -439,6 +439,14 @@ def test_happy_paths_keep_the_contract(live_server, tenant, served, monkeypatch)
     assert again["cancelled"] == 0
     call("POST", "/api/v1/messages/{message_id}/cancel", 409, token=api, message_id=first["id"])
 
+    # A failed message, sent again (only what failed can be).
+    failing = call("POST", "/api/v1/messages", 202, token=api, body={"text": "Fails", "to": "+14155550103"})
+    work = call("GET", "/api/device/v1/messages", 200, token=device, query={"wait": 0, "limit": 10})
+    call("POST", "/api/device/v1/reports", 200, token=device, body={"reports": [
+        {"message_id": item["id"], "state": "failed", "error_code": "RESULT_ERROR_NULL_PDU"} for item in work["messages"]]})
+    call("POST", "/api/v1/messages/{message_id}/retry", 202, token=api, message_id=failing["id"], body={})
+    call("POST", "/api/v1/messages/{message_id}/retry", 409, token=api, message_id=first["id"])
+
     # Opt-outs.
     call("GET", "/api/v1/suppressions", 200, token=api)
     call("DELETE", "/api/v1/suppressions/{phone}", 204, token=api, phone="+14155550199")

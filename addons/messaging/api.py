@@ -15,10 +15,9 @@ from core.web.problem import Problem
 
 from addons.devices.models import DeviceInbound
 
-from . import dispatch, states, submit
+from . import dispatch, recovery, search, submit
 from .models import Message, Recipient, RecipientEvent, Suppression
 from .phones import PhoneError, normalise, try_normalise
-from .transitions import transition_all
 
 
 def encode_cursor(value: int) -> str:
@@ -89,8 +88,10 @@ def message_state(recipients: list[Recipient]) -> str:
     return recipients[0].state
 
 
-def message_json(m: Message, with_history: bool = False) -> dict:
-    recipients = list(Recipient.select().where(Recipient.message == m.id).order_by(Recipient.id))
+def message_json(m: Message, with_history: bool = False, recipients: list[Recipient] | None = None) -> dict:
+    """A message as the API shows it; ``recipients`` (in id order) when the caller read them already."""
+    if recipients is None:
+        recipients = list(Recipient.select().where(Recipient.message == m.id).order_by(Recipient.id))
     return {"id": m.id, "state": message_state(recipients), "created_at": m.created_at.isoformat(),
             # Retention (privacy addon) removes texts N days after the message ended: then null, and when.
             "text": None if m.redacted_at else m.text,
@@ -99,7 +100,7 @@ def message_json(m: Message, with_history: bool = False) -> dict:
             "reference": m.reference, "device_id": m.device_id, "sim_slot": m.sim_slot,
             "send_at": m.send_at.isoformat() if m.send_at else None,
             "valid_until": m.valid_until.isoformat() if m.valid_until else None,
-            "delivery_report": m.delivery_report,
+            "delivery_report": m.delivery_report, "campaign_id": m.campaign_id,
             "recipients": [recipient_json(r, m.source if with_history else None) for r in recipients]}
 
 
@@ -111,36 +112,16 @@ def get_message(raw_id: str) -> Message:
 
 
 def list_messages(args: dict, limit: int) -> dict:
-    q = Message.select().order_by(Message.id.desc())
-    before = decode_cursor(args.get("cursor"))
-    if before:
-        q = q.where(Message.id < before)
-    if args.get("reference"):
-        q = q.where(Message.reference == args["reference"])
-    since, until = parse_date(args.get("since"), "since"), parse_date(args.get("until"), "until")
-    if since:
-        q = q.where(Message.created_at >= since)
-    if until:
-        q = q.where(Message.created_at < until)
-    sub = Recipient.select(Recipient.message)
-    filtered = False
-    if args.get("state"):
-        if args["state"] not in states.STATES:
-            raise Problem(400, "invalid-parameter", f"state must be one of {', '.join(states.STATES)}.")
-        sub, filtered = sub.where(Recipient.state == args["state"]), True
-    if args.get("device_id"):
-        sub, filtered = sub.where(Recipient.device_id == parse_id(args["device_id"], field="device_id")), True
-    if args.get("phone"):
-        phone = try_normalise(args["phone"], args.get("_region", "US"))
-        if phone is None:
-            raise Problem(400, "invalid-parameter", "phone is not a valid phone number.")
-        sub, filtered = sub.where(Recipient.phone == phone), True
-    if filtered:
-        q = q.where(Message.id.in_(sub))
-    rows = list(q.limit(limit + 1))
+    """A page of messages, newest first, filtered by ``args`` (see :func:`.search.message_query`):
+    two statements, the messages and all their recipients."""
+    rows = list(search.message_query(args).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"messages": [message_json(m) for m in rows],
+    recipients: dict[int, list[Recipient]] = {m.id: [] for m in rows}
+    if rows:
+        for r in Recipient.select().where(Recipient.message.in_(list(recipients))).order_by(Recipient.id):
+            recipients[r.message_id].append(r)
+    return {"messages": [message_json(m, recipients=recipients[m.id]) for m in rows],
             "next_cursor": encode_cursor(rows[-1].id) if more else None}
 
 
@@ -175,8 +156,7 @@ class MessagesHandler(ApiHandler):
 
     async def get(self):
         limit = page_size(self.get_query_argument("limit", "50"))
-        args = {k: self.get_query_argument(k, None) for k in ("cursor", "reference", "since", "until", "state",
-                                                             "device_id", "phone")}
+        args = {k: self.get_query_argument(k, None) for k in ("cursor", *search.MESSAGE_FILTERS)}
         args["_region"] = self.tenant.default_region
         self.write_json(await self.in_tenant(list_messages, args, limit))
 
@@ -200,43 +180,38 @@ class CancelHandler(ApiHandler):
 
         def cancel():
             m = get_message(raw_id)
-            pending = Recipient.select().where((Recipient.message == m.id) & (Recipient.state == "pending"))
-            cancelled = transition_all(tenant, pending.for_update(), "cancelled", "api")
-            recalling, refusals = recall(registry, tenant, m.id)
+            cancelled, recalling, refusals = recovery.cancel(tenant, registry, [m.id], "api")
             return cancelled, recalling, refusals, message_json(m)
 
         cancelled, recalling, refusals, result = await self.in_tenant(cancel)
         if not cancelled and not recalling and result["state"] not in ("cancelled",):
-            why = " ".join(sorted(set(refusals)))
-            raise Problem(409, "not-cancellable",
-                          f"Nothing to cancel: the message is already {result['state']}. Only pending or scheduled "
-                          "recipients can be cancelled" + (f"; {why}" if why else "."))
+            raise not_cancellable(result["state"], refusals)
         result["cancelled"] = cancelled
         if recalling:
             result["cancelling"] = recalling
         self.write_json(result)
 
 
-def recall(registry, tenant, message_id: int) -> tuple[int, list[str]]:
-    """Recipients of the message that a phone holds: asked back where its protocol can
-    (``smsgw_device_recall``). Returns how many the phones were asked to cancel and, for the
-    others, why not."""
-    held: dict[int, list[int]] = {}
-    for rid, device_id in (Recipient.select(Recipient.id, Recipient.device_id)
-                           .where((Recipient.message == message_id) & (Recipient.state == "processed"))
-                           .tuples()):
-        held.setdefault(device_id, []).append(rid)
-    recalling, refusals = 0, []
-    for device_id, ids in held.items():
-        answers: dict = {}
-        for result in registry.hook.smsgw_device_recall(tenant=tenant, device_id=device_id, ids=ids):
-            answers.update(result or {})
-        for rid in ids:
-            if rid in answers and answers[rid] is None:
-                recalling += 1
-            else:
-                refusals.append(answers.get(rid) or "a phone has it already and cannot be asked to give it back.")
-    return recalling, refusals
+def not_cancellable(state: str, refusals: list[str]) -> Problem:
+    why = " ".join(sorted(set(refusals)))
+    return Problem(409, "not-cancellable",
+                   f"Nothing to cancel: the message is already {state}. Only pending or scheduled "
+                   "recipients can be cancelled" + (f"; {why}" if why else "."))
+
+
+class RetryHandler(ApiHandler):
+    """``POST /api/v1/messages/{id}/retry``: send the message again to its failed recipients, on any
+    phone or on ``device_id``; answers the new message as a send does (202)."""
+
+    permissions = {"POST": "messages:send"}
+    body_schemas = {"POST": "retryMessage"}
+
+    async def post(self, raw_id):
+        device = (self.json_body() if self.request.body else {}).get("device_id")
+        tenant, actor, region = self.tenant, self.principal.actor, self.tenant.default_region
+        stored, keys = await self.in_tenant(lambda: recovery.retry(tenant, get_message(raw_id), device, actor, region))
+        self.platform.wake_now(*keys)
+        self.write_json(stored[0], 202)
 
 
 def inbox_json(m: DeviceInbound) -> dict:
@@ -324,6 +299,7 @@ ROUTES = [
     (r"/api/v1/messages", MessagesHandler),
     (r"/api/v1/messages/([^/]+)", MessageHandler),
     (r"/api/v1/messages/([^/]+)/cancel", CancelHandler),
+    (r"/api/v1/messages/([^/]+)/retry", RetryHandler),
     (r"/api/v1/inbox", InboxHandler),
     (r"/api/v1/suppressions", SuppressionsHandler),
     (r"/api/v1/suppressions/([^/]{1,64})", SuppressionHandler),

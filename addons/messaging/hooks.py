@@ -6,7 +6,7 @@ from core.db import app_db
 from core.i18n import N_
 from core.web.menu import SETTINGS, MenuItem
 
-from . import api, dispatch, inbound, lifecycle, pages, runtime
+from . import api, dispatch, export, inbound, lifecycle, pages, recovery_pages, runtime
 from . import reports as report_handling
 from .models import MODELS
 
@@ -24,7 +24,7 @@ def smsgw_models():
 
 @hookimpl
 def smsgw_routes():
-    return api.ROUTES + pages.ROUTES
+    return api.ROUTES + pages.ROUTES + recovery_pages.ROUTES + export.ROUTES
 
 
 @hookimpl
@@ -32,6 +32,7 @@ def smsgw_menu_items():
     return [MenuItem(N_("Messages"), "/messages", "messages:read", 10),
             MenuItem(N_("Send"), "/send", "messages:send", 11),
             MenuItem(N_("Inbox"), "/inbox", "messages:read", 12),
+            MenuItem(N_("Campaigns"), "/campaigns", "messages:read", 13),
             MenuItem(N_("Opt-outs"), "/suppressions", "messages:read", 30, SETTINGS)]
 
 

@@ -32,6 +32,7 @@ class Message(TenantModel):
     source = TextField(default="api")
     created_by = TextField(default="")
     redacted_at = DateTimeField(null=True)  # the text was removed (retention): ``text`` is empty
+    campaign_id = BigIntegerField(null=True)  # the dashboard's bulk submission it came from (Campaign)
 
     class Meta:
         table_name = "messages"
@@ -111,6 +112,22 @@ class Suppression(TenantModel):
                                why="an opt-out must outlive an erasure, or the number gets messages again")
 
 
+class Campaign(TenantModel):
+    """One bulk submission from the dashboard (a CSV upload, a send to several numbers); its messages
+    name it (``messages.campaign_id``)."""
+
+    id = BigAutoField()
+    created_at = DateTimeField(default=utcnow)
+    name = TextField()  # the file's name, or the first words of the text
+    source = TextField()
+    created_by = TextField(default="")
+
+    class Meta:
+        table_name = "campaigns"
+        privacy = PersonalData(personal=("name",), subjects={"actor": "created_by"},
+                               export=("created_at", "name", "source"), erase="redact")
+
+
 class MessagingSettings(TenantModel):
     id = BooleanField(primary_key=True, default=True)
     max_attempts = IntegerField(default=3)
@@ -122,4 +139,4 @@ class MessagingSettings(TenantModel):
         privacy = NO_PERSONAL_DATA
 
 
-MODELS = [Message, Recipient, RecipientEvent, IdempotencyKey, Suppression, MessagingSettings]
+MODELS = [Message, Recipient, RecipientEvent, IdempotencyKey, Suppression, Campaign, MessagingSettings]

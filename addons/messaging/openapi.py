@@ -148,6 +148,8 @@ SCHEMAS = {
             "reference": {"type": ["string", "null"]}, "device_id": {"type": ["integer", "null"]},
             "sim_slot": {"type": ["integer", "null"]}, "send_at": date_time(null=True),
             "valid_until": date_time(null=True), "delivery_report": {"type": "boolean"},
+            "campaign_id": {"type": ["integer", "null"],
+                            "description": "The dashboard campaign (CSV upload, send to several numbers) it is part of."},
             "recipients": {"type": "array", "items": ref("Recipient")},
         },
     },
@@ -181,6 +183,11 @@ SCHEMAS = {
     },
     "SuppressionList": {"type": "object", "required": ["suppressions"], "properties": {
         "suppressions": {"type": "array", "items": ref("Suppression")}}},
+    "RetryMessage": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"device_id": {"type": "integer", "minimum": 1,
+                                     "description": "Send through this phone; without it, any phone."}},
+    },
     "NewSuppression": {
         "type": "object", "required": ["phone"],
         "properties": {"phone": PHONE, "reason": {"type": "string", "maxLength": 200, "default": ""}},
@@ -245,6 +252,12 @@ PATHS = {
                 param("device_id", "query", {"type": "integer", "minimum": 0},
                       "Having a recipient handed to this device."),
                 param("phone", "query", PHONE, "Having this recipient."),
+                param("number", "query", {"type": "string", "maxLength": 200},
+                      "Having a recipient whose number contains these digits (`+` first: starts with them)."),
+                param("q", "query", {"type": "string", "maxLength": 100},
+                      "Whose text contains this (case-insensitive; `%` and `_` are plain characters)."),
+                param("campaign", "query", {"type": "integer", "minimum": 1},
+                      "From this campaign (a CSV upload or a send to several numbers from the dashboard)."),
             ],
             "responses": responses({200: json_response("A page of messages.", ref("MessagePage"))},
                                    api_errors(), INVALID_PARAMETER, INVALID_CURSOR),
@@ -273,6 +286,26 @@ PATHS = {
                 api_errors(write=True), NO_MESSAGE,
                 (409, "not-cancellable", "Nothing is pending any more (and the message is not cancelled): "
                                          "it was handed to a phone, sent or finished."),
+            ),
+        },
+    },
+    "/api/v1/messages/{message_id}/retry": {
+        "parameters": [MESSAGE_ID],
+        "post": {
+            "operationId": "retryMessage", "tags": [MESSAGES], "summary": "Send a failed message again",
+            "description": "Stores a new message with the same text, reference and priority to the recipients "
+                           "that failed, on any phone or on `device_id` (the failed ones stay failed: their "
+                           "history is kept). It is a send like any other: opt-outs, quotas and a paused "
+                           "workspace refuse it the same way. The body is optional.",
+            "security": security("messages:send"),
+            "requestBody": json_body(ref("RetryMessage"), required=False),
+            "responses": responses(
+                {202: json_response("The new message.", ref("AcceptedMessage"))},
+                api_errors(write=True, body=True), NO_MESSAGE,
+                (409, "nothing-to-retry", "No recipient of the message failed."),
+                (409, "text-removed", "Retention removed the text; it cannot be sent again."),
+                (409, "sending-paused", "The workspace does not send now; nothing was stored."),
+                (422, "validation-failed", "The requested device is missing or disabled; nothing was sent."),
             ),
         },
     },

@@ -16,7 +16,7 @@ from core.web.problem import Problem
 
 from addons.devices.models import Device, DeviceInbound
 
-from . import states, submit
+from . import filters, recovery, recovery_pages, search, states, submit
 from .csvfile import CSV_MAX_BYTES, read_upload
 from .api import get_message, list_messages, message_json
 from .models import Suppression
@@ -27,13 +27,18 @@ class MessagesPage(PageHandler):
     permission = "messages:read"
 
     async def get(self):
-        args = {k: self.get_query_argument(k, None) or None for k in ("cursor", "state", "phone", "reference",
-                                                                       "device_id")}
-        args["_region"] = self.tenant.default_region
-        page = await self.in_tenant(list_messages, args, 50)
+        args = filters.read(self, search.MESSAGE_FILTERS)
+        try:
+            page = await self.in_tenant(list_messages, filters.query_args(self, args), 50)
+            refusal = None
+        except Problem as exc:  # a bad filter: said above the list, which is empty
+            page, refusal = {"messages": [], "next_cursor": None}, exc.detail
+            self.set_status(422)
         for m in page["messages"]:
             m["removed_after_days"] = removed_after_days(m["created_at"], m["redacted_at"])
-        self.render("messaging/messages.html", page=page, args=args, states=states.STATES)
+        choices = await self.in_tenant(filters.choices)
+        self.render("messaging/messages.html", page=page, args=args, states=states.STATES, refusal=refusal,
+                    kept=filters.kept(args), **choices)
 
 
 class MessageStatusJson(PageHandler):
@@ -71,14 +76,18 @@ class MessagePage(PageHandler):
     async def get(self, raw_id):
         def load():
             msg = message_json(get_message(raw_id), with_history=True)
-            return msg, message_version(msg["id"])
+            return msg, message_version(msg["id"]), recovery_pages.device_names()
 
         if wants_version(self):
             answer_version(self, await self.in_tenant(lambda: message_version(get_message(raw_id).id)))
             return
-        msg, version = await self.in_tenant(load)
+        msg, version, names = await self.in_tenant(load)
         msg["removed_after_days"] = removed_after_days(msg["created_at"], msg["redacted_at"])
-        self.render("messaging/message.html", m=msg, live_version=version)
+        for r in msg["recipients"]:
+            r["explanation"] = recovery.explain(r["error_code"])
+        self.render("messaging/message.html", m=msg, live_version=version, device_names=names,
+                    retry_devices=sorted({r["device_id"] for r in msg["recipients"]
+                                          if r["state"] == "failed" and r["device_id"] in names}))
 
 
 class SendPage(PageHandler):
@@ -86,7 +95,9 @@ class SendPage(PageHandler):
 
     async def get(self):
         devices = await self.in_tenant(lambda: list(Device.select().where(Device.removed_at.is_null())))
-        self.render("messaging/send.html", form={}, errors=[], devices=devices, result=None)
+        raw = self.get_query_argument("resend", "")
+        form = await self.in_tenant(recovery_pages.resend_form, raw) if raw else {}
+        self.render("messaging/send.html", form=form, errors=[], devices=devices, result=None)
 
     async def post(self):
         form = {"to": self.get_body_argument("to", ""), "text": self.get_body_argument("text", ""),
@@ -98,9 +109,11 @@ class SendPage(PageHandler):
         if form["send_at"]:
             body["send_at"] = form["send_at"] if form["send_at"].endswith("Z") else form["send_at"] + ":00Z"
         try:
+            recovery_pages.refuse_past(body.get("send_at"), self.gettext()[0])
             clean, rejected, batch = submit.validate_request(body, self.tenant.default_region)
-            status, response, keys = await self.in_tenant(submit.accept, self.tenant, clean, rejected, batch,
-                                                          source="dashboard", created_by=self.principal.actor)
+            status, response, keys = await self.in_tenant(recovery_pages.accept_from_page, self.tenant, clean,
+                                                          rejected, batch, "dashboard", self.principal.actor,
+                                                          form["text"][:40])
         except Problem as exc:
             devices = await self.in_tenant(lambda: list(Device.select().where(Device.removed_at.is_null())))
             self.set_status(402 if exc.status == 402 else 422)  # 402: a plan's limit (addons/billing)
@@ -137,8 +150,9 @@ class CsvPage(PageHandler):
             body = {"messages": [{"text": r["text"], "to": [r["to"]]} for r in data]}
             try:
                 clean, rejected, batch = submit.validate_request(body, self.tenant.default_region)
-                status, response, keys = await self.in_tenant(submit.accept, self.tenant, clean, rejected, batch,
-                                                              source="csv", created_by=self.principal.actor)
+                name = self.get_body_argument("filename", "")[:120] or "CSV"
+                status, response, keys = await self.in_tenant(recovery_pages.accept_from_page, self.tenant, clean,
+                                                              rejected, batch, "csv", self.principal.actor, name)
             except Problem as exc:
                 self.set_status(402 if exc.status == 402 else 422)  # 402: a plan's limit (addons/billing)
                 self.render("messaging/csv.html", preview=None, payload=None,
@@ -146,7 +160,8 @@ class CsvPage(PageHandler):
                 return
             self.platform.wake_now(*keys)
             self.flash("success", f"Accepted {len(response['messages'])} messages from the file.")
-            self.redirect("/messages")
+            campaign = response.get("campaign_id")
+            self.redirect(f"/campaigns/{campaign}" if campaign else "/messages")
             return
         files = self.request.files.get("file") or []
         if not files:
@@ -160,7 +175,8 @@ class CsvPage(PageHandler):
                                                             self.platform.link_secret)
         if not total:
             self.set_status(422)
-        self.render("messaging/csv.html", preview=preview, total=total, errors=errors, payload=payload)
+        self.render("messaging/csv.html", preview=preview, total=total, errors=errors, payload=payload,
+                    filename=files[0].get("filename", "")[:120])
 
     def decode_payload(self, payload: str) -> list[dict]:
         from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -199,8 +215,29 @@ class InboxPage(PageHandler):
                             "removed_after_days": days})
             return out, inbox_version()
 
-        conversations, version = await self.in_tenant(load)
-        self.render("messaging/inbox.html", conversations=conversations, live_version=version)
+        args = filters.read(self, search.INBOX_FILTERS)
+        found, refusal = None, None
+        if args:  # a search: the received SMS that match, newest first, a page at a time
+            try:
+                found = await self.in_tenant(inbox_page, filters.query_args(self, args))
+            except Problem as exc:
+                found, refusal = {"messages": [], "next_cursor": None}, exc.detail
+                self.set_status(422)
+        conversations, version = await self.in_tenant(load) if found is None else ([], "")
+        choices = await self.in_tenant(filters.choices)
+        self.render("messaging/inbox.html", conversations=conversations, live_version=version, args=args,
+                    found=found, refusal=refusal, kept=filters.kept(args), devices=choices["devices"])
+
+
+def inbox_page(args: dict, limit: int = 50) -> dict:
+    from .api import encode_cursor
+
+    rows = list(search.inbox_query(args).limit(limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"messages": [{"id": m.id, "from": m.sender, "body": m.body, "received_at": m.received_at,
+                          "removed_after_days": removed_after_days(m.received_at, m.redacted_at)} for m in rows],
+            "next_cursor": encode_cursor(rows[-1].id) if more else None}
 
 
 class ConversationPage(PageHandler):
