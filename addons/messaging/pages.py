@@ -16,7 +16,7 @@ from core.web.problem import Problem
 
 from addons.devices.models import Device, DeviceInbound
 
-from . import states, submit
+from . import sendform, states, submit
 from .csvfile import CSV_MAX_BYTES, read_upload
 from .api import get_message, list_messages, message_json
 from .models import Suppression
@@ -33,7 +33,8 @@ class MessagesPage(PageHandler):
         page = await self.in_tenant(list_messages, args, 50)
         for m in page["messages"]:
             m["removed_after_days"] = removed_after_days(m["created_at"], m["redacted_at"])
-        self.render("messaging/messages.html", page=page, args=args, states=states.STATES)
+        labels = await contact_labels(self, [m["recipients"][0]["phone"] for m in page["messages"] if m["recipients"]])
+        self.render("messaging/messages.html", page=page, args=args, states=states.STATES, labels=labels)
 
 
 class MessageStatusJson(PageHandler):
@@ -78,7 +79,8 @@ class MessagePage(PageHandler):
             return
         msg, version = await self.in_tenant(load)
         msg["removed_after_days"] = removed_after_days(msg["created_at"], msg["redacted_at"])
-        self.render("messaging/message.html", m=msg, live_version=version)
+        labels = await contact_labels(self, [r["phone"] for r in msg["recipients"]])
+        self.render("messaging/message.html", m=msg, live_version=version, labels=labels)
 
 
 class SendPage(PageHandler):
@@ -86,7 +88,8 @@ class SendPage(PageHandler):
 
     async def get(self):
         devices = await self.in_tenant(lambda: list(Device.select().where(Device.removed_at.is_null())))
-        self.render("messaging/send.html", form={}, errors=[], devices=devices, result=None)
+        parts = await self.in_tenant(sendform.parts, self.tenant, self.principal, "send", form_args(self, posted=False))
+        self.render("messaging/send.html", form={}, errors=[], devices=devices, result=None, parts=parts)
 
     async def post(self):
         form = {"to": self.get_body_argument("to", ""), "text": self.get_body_argument("text", ""),
@@ -97,20 +100,25 @@ class SendPage(PageHandler):
             body["device_id"] = int(form["device_id"])
         if form["send_at"]:
             body["send_at"] = form["send_at"] if form["send_at"].endswith("Z") else form["send_at"] + ":00Z"
+        posted = form_args(self, posted=True)
         try:
+            # Fields other addons add (a contact group, a template) make the request what it is.
+            body = await self.in_tenant(sendform.form_body, self.tenant, self.principal, posted, body)
             clean, rejected, batch = submit.validate_request(body, self.tenant.default_region)
             status, response, keys = await self.in_tenant(submit.accept, self.tenant, clean, rejected, batch,
                                                           source="dashboard", created_by=self.principal.actor)
         except Problem as exc:
             devices = await self.in_tenant(lambda: list(Device.select().where(Device.removed_at.is_null())))
+            parts = await self.in_tenant(sendform.parts, self.tenant, self.principal, "send", posted)
             self.set_status(402 if exc.status == 402 else 422)  # 402: a plan's limit (addons/billing)
-            self.render("messaging/send.html", form=form, devices=devices, result=None,
+            self.render("messaging/send.html", form=form, devices=devices, result=None, parts=parts,
                         errors=exc.errors or [{"field": "", "message": exc.detail, "link": exc.extra.get("upgrade_url")}])
             return
         self.platform.wake_now(*keys)
-        if response.get("rejected"):
+        refused = sendform.rejected_of(response)
+        if refused:
             self.flash("error", "Sent to the valid numbers; not to: " +
-                       ", ".join(f"{r['input']} ({r['reason']})" for r in response["rejected"][:10]))
+                       ", ".join(f"{r['input']} ({r['reason']})" for r in refused[:10]))
         else:
             self.flash("success", "Accepted: the message is on its way.")
         # A reply from a conversation goes back to it (only ever to a conversation of this site).
@@ -118,7 +126,7 @@ class SendPage(PageHandler):
         if back.startswith("/inbox/") and safe_next(back) == back:
             self.redirect(back)
             return
-        self.redirect(f"/messages/{response['id']}")
+        self.redirect(sendform.landing(response))
 
 
 class CsvPage(PageHandler):
@@ -200,7 +208,8 @@ class InboxPage(PageHandler):
             return out, inbox_version()
 
         conversations, version = await self.in_tenant(load)
-        self.render("messaging/inbox.html", conversations=conversations, live_version=version)
+        labels = await contact_labels(self, [c["phone"] for c in conversations])
+        self.render("messaging/inbox.html", conversations=conversations, live_version=version, labels=labels)
 
 
 class ConversationPage(PageHandler):
@@ -243,7 +252,11 @@ class ConversationPage(PageHandler):
         items, live = await self.in_tenant(load)
         if not items:
             raise Problem(404, "not-found", "There is no conversation with this number.")
-        self.render("messaging/conversation.html", phone=normal, items=items, live_version=live)
+        labels = await contact_labels(self, [normal])
+        parts = (await self.in_tenant(sendform.parts, self.tenant, self.principal, "reply", {"to": [normal]})
+                 if self.principal.can("messages:send") else [])
+        self.render("messaging/conversation.html", phone=normal, items=items, live_version=live, labels=labels,
+                    parts=parts)
 
 
 class SuppressionsPage(PageHandler):
@@ -251,7 +264,8 @@ class SuppressionsPage(PageHandler):
 
     async def get(self):
         rows = await self.in_tenant(lambda: list(Suppression.select().order_by(Suppression.created_at.desc())))
-        self.render("messaging/suppressions.html", rows=rows, error=None)
+        labels = await contact_labels(self, [r.phone for r in rows])
+        self.render("messaging/suppressions.html", rows=rows, error=None, labels=labels, typed={})
 
     async def post(self):
         action = self.get_body_argument("action", "add")
@@ -260,8 +274,10 @@ class SuppressionsPage(PageHandler):
             phone = normalise(raw, self.tenant.default_region)
         except PhoneError as exc:
             rows = await self.in_tenant(lambda: list(Suppression.select().order_by(Suppression.created_at.desc())))
+            labels = await contact_labels(self, [r.phone for r in rows])
             self.set_status(422)
-            self.render("messaging/suppressions.html", rows=rows, error=f"{raw[:40]} {exc}")
+            self.render("messaging/suppressions.html", rows=rows, error=f"{raw[:40]} {exc}", labels=labels,
+                        typed={"phone": raw[:40], "reason": self.get_body_argument("reason", "")[:200]})
             return
         if action == "remove":
             await self.in_tenant(lambda: Suppression.delete().where(Suppression.phone == phone).execute())
@@ -271,6 +287,19 @@ class SuppressionsPage(PageHandler):
                                  .on_conflict_ignore().execute())
         self.flash("success", "Saved.")
         self.redirect("/suppressions")
+
+
+def form_args(handler, posted: bool) -> dict[str, list[str]]:
+    """The form's fields as ``{name: [values]}`` (decoded and checked like any argument), for the
+    addons that add fields to it (:mod:`addons.messaging.sendform`)."""
+    names = handler.request.body_arguments if posted else handler.request.query_arguments
+    get = handler.get_body_arguments if posted else handler.get_query_arguments
+    return {name: get(name) for name in list(names)[:50] if not name.startswith("_xsrf")}
+
+
+async def contact_labels(handler, phones) -> dict:
+    """Names other addons give the numbers a page shows (``smsgw_contact_labels``), for ``who()``."""
+    return await handler.in_tenant(sendform.labels, handler.tenant, phones) if phones else {}
 
 
 def overview_part(principal, gettext):
