@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from peewee import fn
+from peewee import JOIN, fn
 
 from core.clock import utcnow
 from core.web.problem import Problem
@@ -138,7 +138,7 @@ def group_ids_of(contact_id: int) -> set[int]:
 def groups() -> list[dict]:
     """Every group with its number of contacts, by name."""
     rows = (ContactGroup.select(ContactGroup, fn.count(GroupMember.contact_id).alias("size"))
-            .join(GroupMember, on=(GroupMember.group_id == ContactGroup.id), join_type="LEFT OUTER")
+            .join(GroupMember, on=(GroupMember.group_id == ContactGroup.id), join_type=JOIN.LEFT_OUTER)
             .group_by(ContactGroup.id).order_by(fn.lower(ContactGroup.name)))
     return [{"id": g.id, "name": g.name, "size": g.size} for g in rows]
 
