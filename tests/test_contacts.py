@@ -161,3 +161,19 @@ def test_one_workspaces_ids_mean_nothing_in_another(two_workspaces):
     assert "Alice of A" not in cb.get("/contacts").text and "Alice of A" not in cb.get("/contacts/export.csv").text
     assert sql(a, "SELECT name FROM contacts") == [("Alice of A",)]
     assert sql(a, "SELECT name FROM message_templates") == [("A's secret",)]
+
+
+def test_a_saved_reply_in_a_conversation_is_filled_for_the_contact_and_stays_there(live_server, make_tenant):
+    t = make_tenant("ct-reply")
+    c = sign_in(live_server, t.slug, owner_email(t))
+    assert post_form(c, "/contacts", {"name": "Finn Reply", "phone": "+4915112345673"}).status_code == 303
+    assert post_form(c, "/templates", {"name": "Thanks", "body": "Thanks, {first_name}!"}).status_code == 303
+    template_id = sql(t, "SELECT id FROM message_templates")[0][0]
+    assert post_form(c, "/send", {"to": "+4915112345673", "text": "First"}).status_code == 302
+    page = c.get("/inbox/%2B4915112345673").text
+    assert re.search(r'Conversation with <a href="/contacts/\d+" class="contact-name">Finn Reply</a>', page)
+    assert 'id="f-template-reply"' in page and 'data-body="Thanks, {first_name}!"' in page
+    r = post_form(c, "/send", {"to": "+4915112345673", "text": "", "template": str(template_id),
+                               "return_to": "/inbox/%2B4915112345673"})
+    assert r.status_code == 302 and r.headers["Location"] == "/inbox/%2B4915112345673"
+    assert sql(t, "SELECT text FROM messages ORDER BY id") == [("First",), ("Thanks, Finn!",)]
