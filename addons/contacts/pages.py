@@ -21,21 +21,23 @@ def _filters(handler) -> dict:
             "tag": handler.get_query_argument("tag", "").strip()[:40]}
 
 
+async def show_contacts(handler, errors: dict | None = None, typed: dict | None = None):
+    """The contacts page (its list filtered by the query), with a form's errors and what was typed."""
+    filters = _filters(handler)
+
+    def load():
+        return service.search(filters["q"], filters["group"], filters["tag"]), service.groups()
+
+    rows, groups = await handler.in_tenant(load)
+    handler.render("contacts/list.html", rows=rows, groups=groups, filters=filters, errors=errors or {},
+                   typed=typed or {})
+
+
 class ContactsPage(PageHandler):
     permissions = {"GET": READ, "POST": WRITE}
 
-    async def show(self, errors: dict | None = None, typed: dict | None = None):
-        filters = _filters(self)
-
-        def load():
-            return service.search(filters["q"], filters["group"], filters["tag"]), service.groups()
-
-        rows, groups = await self.in_tenant(load)
-        self.render("contacts/list.html", rows=rows, groups=groups, filters=filters, errors=errors or {},
-                    typed=typed or {})
-
     async def get(self):
-        await self.show()
+        await show_contacts(self)
 
     async def post(self):
         typed = {k: self.get_body_argument(k, "")[:300] for k in ("name", "phone", "tags")}
@@ -47,7 +49,7 @@ class ContactsPage(PageHandler):
                                  service.parse_tags(typed["tags"]), group_ids)
         except ContactError as exc:
             self.set_status(422)
-            await self.show({exc.field: str(exc)}, typed)
+            await show_contacts(self, {exc.field: str(exc)}, typed)
             return
         self.flash("success", "Contact saved.")
         self.redirect("/contacts", status=303)
@@ -95,10 +97,10 @@ class ContactPage(PageHandler):
         self.redirect(f"/contacts/{contact_id}", status=303)
 
 
-class GroupsPage(ContactsPage):
+class GroupsPage(PageHandler):
     """``POST /contacts/groups``: create a group, or delete one (confirmed; its contacts stay)."""
 
-    permissions = {"POST": WRITE}
+    permission = WRITE
 
     async def post(self):
         if self.get_body_argument("action", "create") == "delete":
@@ -117,7 +119,7 @@ class GroupsPage(ContactsPage):
             await self.in_tenant(service.create_group, name)
         except ContactError as exc:
             self.set_status(422)
-            await self.show({exc.field: str(exc)}, {"group_name": name})
+            await show_contacts(self, {exc.field: str(exc)}, {"group_name": name})
             return
         self.flash("success", "Group created.")
         self.redirect("/contacts", status=303)
