@@ -12,19 +12,12 @@ import pytest
 from addons.contacts import service
 from core.db import tenant_transaction
 from tests.support.browser import address, browser_page, chromium, page_problems, server, submit  # noqa: F401
-from tests.support.identity import OWNER_PASSWORD, owner_email
+from tests.support.browser import sign_in_owner
 from tests.support.messaging import sql
 
 pytestmark = pytest.mark.browser
 
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
-
-
-def sign_in(page, server, tenant):
-    page.goto(address(server, tenant.slug, "/login"))
-    page.fill("#f-email", owner_email(tenant))
-    page.fill("#f-password", OWNER_PASSWORD)
-    submit(page)
 
 
 def test_a_group_picked_in_the_send_form_gets_the_template_and_the_list_shows_names(browser_page, server,
@@ -38,7 +31,7 @@ def test_a_group_picked_in_the_send_form_gets_the_template_and_the_list_shows_na
         for name, number in (("Ann Smith", "+4915112345678"), ("Bob Jones", "+14155550140")):
             service.save_contact("US", name, number, [], [team.id])
         service.save_template("Pick-up", "Hello {first_name}, your order is ready.")
-    sign_in(page, server, tenant)
+    sign_in_owner(page, server, tenant)
     page.goto(address(server, tenant.slug, "/send"))
     page.select_option("#f-group", label="Regulars (2 contacts)")
     page.select_option("#f-template-send", label="Pick-up")
@@ -57,7 +50,7 @@ def test_a_german_number_without_plus_is_sent_once_the_workspace_is_german(brows
     page = browser_page
     page.set_viewport_size(VIEWPORTS["desktop"])
     tenant = make_tenant("bc-de")
-    sign_in(page, server, tenant)
+    sign_in_owner(page, server, tenant)
     page.goto(address(server, tenant.slug, "/workspace"))
     page.select_option("#f-default_region", "DE")
     submit(page, "main form button[type=submit]")

@@ -9,6 +9,7 @@ import re
 
 from peewee import fn
 
+from addons.messaging.csvfile import csv_text
 from addons.messaging.phones import PhoneError, normalise
 
 from .models import Contact, ContactGroup, GroupMember
@@ -25,15 +26,9 @@ def read(raw: bytes, region: str) -> tuple[list[dict], list[dict]]:
     """``(good rows, errors)`` of a file whose first line names its columns: ``name`` and ``phone``
     (or ``number``), optionally ``tags`` and ``groups`` (several separated by ``;``). Each error is
     ``{"row": line number, "message": ...}``; a number twice in the file is an error on its second row."""
-    if len(raw) > MAX_BYTES:
-        return [], [{"row": 0, "message": f"The file is larger than {MAX_BYTES // 1024 // 1024} MB."}]
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return [], [{"row": 0, "message": "The file is not UTF-8 text. Save it as CSV UTF-8 and try again."}]
-    if "\x00" in content:
-        return [], [{"row": 0, "message": "The file holds NUL characters, so it is not CSV text. Save it as "
-                                          "CSV UTF-8 and try again."}]
+    content = csv_text(raw, MAX_BYTES)
+    if isinstance(content, dict):
+        return [], [content]
     reader = csv.reader(io.StringIO(content))
     try:
         header = [h.strip().lower() for h in next(reader, [])]
