@@ -177,3 +177,16 @@ def test_a_saved_reply_in_a_conversation_is_filled_for_the_contact_and_stays_the
                                "return_to": "/inbox/%2B4915112345673"})
     assert r.status_code == 302 and r.headers["Location"] == "/inbox/%2B4915112345673"
     assert sql(t, "SELECT text FROM messages ORDER BY id") == [("First",), ("Thanks, Finn!",)]
+
+
+def test_contacts_and_templates_are_declared_personal_data_the_workspace_export_takes(platform):
+    from addons.privacy.exporter import ExportSubject, declared_parts
+
+    models = platform.registry.models()
+    contacts = next(d for d in models if d.table == "contacts")
+    assert contacts.privacy.subjects == {"phone": "phone"} and contacts.privacy.erase == "delete"
+    workspace = {p.table: p.columns for p in declared_parts(models, ExportSubject("workspace"), 1)}
+    assert workspace["contacts"] == ("name", "phone", "tags", "created_at", "updated_at")
+    assert workspace["message_templates"] == ("name", "body", "created_at", "updated_at")
+    member = {p.table for p in declared_parts(models, ExportSubject("user", 1), 1)}
+    assert "contacts" not in member  # a contact is about the person at the number, not about a member

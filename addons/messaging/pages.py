@@ -89,7 +89,9 @@ class SendPage(PageHandler):
     async def get(self):
         devices = await self.in_tenant(lambda: list(Device.select().where(Device.removed_at.is_null())))
         parts = await self.in_tenant(sendform.parts, self.tenant, self.principal, "send", form_args(self, posted=False))
-        self.render("messaging/send.html", form={}, errors=[], devices=devices, result=None, parts=parts)
+        # A link may fill the recipients in (a contact's "Send a message").
+        form = {"to": self.get_query_argument("to", "")[:2000]}
+        self.render("messaging/send.html", form=form, errors=[], devices=devices, result=None, parts=parts)
 
     async def post(self):
         form = {"to": self.get_body_argument("to", ""), "text": self.get_body_argument("text", ""),
