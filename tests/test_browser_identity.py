@@ -440,6 +440,6 @@ def test_signed_in_pages_follow_the_language_switch(browser_page, server, make_t
     assert page.inner_text(".user-box button") == "Abmelden"
     submit(page, ".topnav a:text-is('Team')")
     assert page.inner_text("h1") == "Team"
-    assert page.inner_text("tr[data-email] td >> nth=2") == "Kunde"
+    assert page.inner_text("tr[data-email] td >> nth=2") == "Inhaber"
     assert page.inner_text("tr[data-email] td >> nth=3") == "Aktiv"
     assert problems(page) == []
