@@ -81,6 +81,7 @@ setup(
             "audit = addons.audit",
             "billing = addons.billing",
             "compat = addons.compat",
+            "contacts = addons.contacts",
             "cookies = addons.cookies",
             "devices = addons.devices",
             "messaging = addons.messaging",

@@ -42,8 +42,11 @@ from .openapi import SECURITY_SCHEMES
 CUSTOMER, USER, ADMIN = "customer", "user", "admin"
 ROLES = (CUSTOMER, USER, ADMIN)
 KERNEL = "core"  # who registered the kernel's own permissions and schemes
-# Shown as _(role|capitalize) and _(status|capitalize) in templates.
-LABELS = (N_("Customer"), N_("User"), N_("Admin"), N_("Token"), N_("Active"), N_("Suspended"))
+# Shown as _(status|capitalize) in templates.
+LABELS = (N_("Active"), N_("Suspended"))
+# What people read for a role (``role_label`` in templates): the role called "customer" in code is the
+# workspace's *Owner* on every page and in every language.
+ROLE_LABELS = {CUSTOMER: N_("Owner"), USER: N_("User"), ADMIN: N_("Admin"), "token": N_("Token")}
 
 PUBLIC = "public"  # a handler method anyone may call (sign-in pages, health, JWKS)
 # Any principal of this tenant, whatever its scope: only for what every credential may do (say who it
@@ -272,6 +275,7 @@ class Principal:
     reason: str | None = None  # the written reason of an admin access grant
     session_id: int | None = None
     family: str | None = None  # the refresh family a JWT was minted with (credentials derived from it die with it)
+    time_zone: str = ""  # a member's time zone for the times on pages (core.localtime); empty: UTC
 
     def can(self, permission: str) -> bool:
         if permission == PUBLIC:

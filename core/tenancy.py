@@ -170,6 +170,23 @@ def _notify_change(slug: str) -> None:
     app_db.execute_sql("SELECT pg_notify(%s, %s)", (TENANT_CHANNEL, slug))
 
 
+def check_email(email: str) -> str:
+    """``email`` stripped, or :class:`TenantError` when it does not look like an address."""
+    email = (email or "").strip()
+    if not re.match(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$", email):
+        raise TenantError(f"{email[:80]!r} does not look like an email address.")
+    return email
+
+
+def _slug_unavailable(slug: str) -> str | None:
+    if Tenant.select().where(Tenant.slug == slug).exists():
+        return f"The subdomain {slug!r} is already taken; please choose another."
+    if ReservedSlug.select().where((ReservedSlug.slug == slug) & (ReservedSlug.reserved_until > utcnow())).exists():
+        return (f"The subdomain {slug!r} belonged to a workspace deleted recently and cannot be taken yet; "
+                "please choose another.")
+    return None
+
+
 class TenantService:
     """Creates, suspends, resumes and deletes tenants; used by the CLI, sign-up and admin."""
 
@@ -186,9 +203,7 @@ class TenantService:
         name = (name or "").strip()
         if not name or len(name) > 200:
             raise TenantError("Give the company a name of 1 to 200 characters.")
-        owner_email = (owner_email or "").strip()
-        if not re.match(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$", owner_email):
-            raise TenantError(f"{owner_email[:80]!r} does not look like an email address.")
+        owner_email = check_email(owner_email)
         try:
             password_hash = passwords.hash_password(owner_password, self.platform.pepper,
                                                     self.platform.bcrypt_cost)
@@ -198,12 +213,9 @@ class TenantService:
         addons = self.platform.registry.addons
         with connection():
             with app_db.atomic():
-                if Tenant.select().where(Tenant.slug == slug).exists():
-                    raise TenantError(f"The subdomain {slug!r} is already taken; please choose another.")
-                if ReservedSlug.select().where((ReservedSlug.slug == slug)
-                                               & (ReservedSlug.reserved_until > utcnow())).exists():
-                    raise TenantError(f"The subdomain {slug!r} belonged to a workspace deleted recently and cannot "
-                                      "be taken yet; please choose another.")
+                taken = _slug_unavailable(slug)
+                if taken:
+                    raise TenantError(taken)
                 t = Tenant.create(
                     slug=slug, name=name, plan=plan, default_region=default_region,
                     schema_name=self.roles.tenant_schema(slug), role_name=self.roles.tenant_role(slug),
@@ -225,6 +237,12 @@ class TenantService:
         self.platform.tenant_cache.invalidate(slug)
         self.platform.registry.hook.smsgw_tenant_created(tenant=info)
         return info
+
+    def slug_unavailable(self, slug: str) -> str | None:
+        """Why ``slug`` cannot be taken now (taken, or reserved after a deletion), or ``None``: sign-up
+        asks before creating, to show this with its other errors; :meth:`create` checks it again."""
+        with connection():
+            return _slug_unavailable(slug)
 
     def get(self, slug: str) -> TenantInfo:
         info = load_tenant(slug)
@@ -282,6 +300,16 @@ class TenantService:
         if not name or len(name) > 200:
             raise TenantError("Give the company a name of 1 to 200 characters.")
         self._update(slug, name=name)
+        return self.get(slug)
+
+    def set_default_region(self, slug: str, region: str) -> TenantInfo:
+        """The workspace's default country: numbers without ``+`` are read in it (its Customer, on the
+        Workspace page)."""
+        from .regions import valid_region
+
+        if not valid_region(region):
+            raise TenantError(f"{region[:8]!r} is not a country we can read phone numbers in; choose one from the list.")
+        self._update(slug, default_region=region)
         return self.get(slug)
 
     def schedule_deletion(self, slug: str, at: dt.datetime | None) -> TenantInfo:

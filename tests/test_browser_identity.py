@@ -149,7 +149,7 @@ def test_sign_up_creates_a_workspace_and_its_owner_signs_in(browser_page, server
     assert page.inner_text("h1") == "Welcome to Acme & Söhne"
     assert page.inner_text(".tenant-name") == "Acme & Söhne"
     assert page.is_visible(".user-box form[action='/logout']")
-    assert page.inner_text(".role-badge") == "Customer"
+    assert page.inner_text(".role-badge") == "Owner"
     items = menu(page)
     for label in ("Overview", "Team", "API tokens", "Audit trail", "Account"):
         assert label in items, items
@@ -436,10 +436,10 @@ def test_signed_in_pages_follow_the_language_switch(browser_page, server, make_t
     items = menu(page)
     for label in ("Übersicht", "Team", "API-Tokens", "Audit-Protokoll", "Konto"):
         assert label in items, items
-    assert page.inner_text(".role-badge") == "Kunde"
+    assert page.inner_text(".role-badge") == "Inhaber"
     assert page.inner_text(".user-box button") == "Abmelden"
     submit(page, ".topnav a:text-is('Team')")
     assert page.inner_text("h1") == "Team"
-    assert page.inner_text("tr[data-email] td >> nth=2") == "Kunde"
+    assert page.inner_text("tr[data-email] td >> nth=2") == "Inhaber"
     assert page.inner_text("tr[data-email] td >> nth=3") == "Aktiv"
     assert problems(page) == []

@@ -52,7 +52,9 @@ PAGES = [
     ("owner", "tenant", "/webhooks"), ("owner", "tenant", "/webhooks/{webhook}/deliveries"),
     ("owner", "tenant", "/team"), ("owner", "tenant", "/tokens"), ("owner", "tenant", "/account"),
     ("owner", "tenant", "/account/privacy"), ("owner", "tenant", "/account/security"),
-    ("owner", "tenant", "/account/alerts"),
+    ("owner", "tenant", "/account/alerts"), ("owner", "tenant", "/workspace"),
+    ("owner", "tenant", "/contacts"), ("owner", "tenant", "/contacts/{contact}"), ("owner", "tenant", "/contacts/import"),
+    ("owner", "tenant", "/templates"), ("owner", "tenant", "/templates/{template}"),
     ("owner", "tenant", "/audit"), ("owner", "tenant", "/usage"), ("owner", "tenant", "/billing"),
     ("owner", "tenant", "/billing/invoices"), ("owner", "tenant", "/billing/invoices/{invoice}"),
     ("owner", "tenant", "/billing/details"), ("owner", "tenant", "/billing/payment"),
@@ -74,6 +76,7 @@ NOT_PAGES = {
     r"/billing/stripe/webhook", r"/cookies/consent", r"/health/live", r"/health/ready", r"/lang", r"/logout",
     r"/messages/status\.json", r"/messages\.csv", r"/inbox\.csv", r"/privacy/acknowledge", r"/privacy/contact", r"/usage\.csv", r"/overview\.csv",
     r"/verify-email/resend", r"/\.well-known/jwks\.json", r"/welcome", r"/find-workspace",
+    r"/contacts/groups", r"/contacts/export\.csv",  # a form target (POST only) and a file
 }
 
 
@@ -127,6 +130,13 @@ def site(server, chromium):
         hook = api.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/sms", "events": ["sms:received"]})
     assert hook.status_code == 201, hook.text
     add_user(platform, tenant, f"member@{slug}.example")
+    from addons.contacts import service as contacts
+    from core.db import tenant_transaction
+
+    with tenant_transaction(tenant.ref):  # a named recipient, a group for the send form, a template
+        regulars = contacts.create_group("Regulars")
+        contact = contacts.save_contact("US", "Ann Example", phone(1), ["vip"], [regulars.id])
+        template = contacts.save_template("Pick-up", "Hello {first_name}, your order is ready.")
     subscribe(platform, tenant, make_plan(platform))
     with connection():
         invoice = invoicing.issue(tenant.id, [Line("Pro plan", 1, 4900)], reason="renewal", currency="EUR")
@@ -136,7 +146,8 @@ def site(server, chromium):
         campaign = start_campaign("Spring sale", "dashboard", "owner", [sent.json()["id"]])
 
     fields = {"slug": slug, "message": sent.json()["id"], "sender": phone(3).replace("+", "%2B"),
-              "device": device_id, "webhook": hook.json()["id"], "invoice": invoice.id, "request": request_id, "campaign": campaign}
+              "device": device_id, "webhook": hook.json()["id"], "invoice": invoice.id, "request": request_id,
+              "campaign": campaign, "contact": contact.id, "template": template.id}
     visitors = {name: open_page(chromium) for name in ("anonymous", "owner", "admin")}
     owner = visitors["owner"]
     owner.goto(address(server, slug, "/login"))

@@ -13,7 +13,7 @@ from babel.messages.pofile import read_po
 
 from core.addons import AddonRegistry
 from core.i18n import Catalogues
-from core.permissions import ADMIN
+from core.permissions import ADMIN, ROLE_LABELS
 from core.users import TENANT_ROLES
 from core.web.admin_pages import CORE_SECTIONS
 from core.web.auth_pages import SAME_ANSWER, TOO_MANY
@@ -415,7 +415,7 @@ def test_compiled_catalogues_translate_at_run_time(lang, catalogues, shipped):
 #
 # Templates translate some strings they are handed: _(error) in login.html and
 # admin/login.html, _(title) and _(message) in message.html, _(problem.title) in
-# error.html, _(item.label) in the menu, _(role|capitalize), _(status|capitalize)
+# error.html, _(item.label) in the menu, role_label(role), _(status|capitalize)
 # and _(label) of the admin's data sections. Babel cannot find those in the
 # templates: the Python code that defines them marks them with N_().
 
@@ -453,9 +453,9 @@ def messages_shown_through_variables() -> dict[str, str]:
     for addon in registry.names():  # every addon's entries, whatever a tenant enabled
         for item in registry.call_one(addon, "smsgw_menu_items", tenant=None, user=None) or []:
             found[item.label] = f"base.html: _(item.label) ({addon} addon)"
-    # base.html, team.html: _(role|capitalize); admin/*.html: _(t.status|capitalize).
+    # base.html, team.html: role_label(role) (core.permissions.ROLE_LABELS); admin/*.html: _(t.status|capitalize).
     for role in (*TENANT_ROLES, ADMIN, "token"):
-        found[role.capitalize()] = "base.html, team.html: _(role|capitalize)"
+        found[ROLE_LABELS[role]] = "base.html, team.html: role_label(role)"
     for status in ("active", "suspended"):  # the CHECK of public.tenant.status
         found[status.capitalize()] = "admin/tenant.html, admin/tenants.html: _(t.status|capitalize)"
     # admin/tenant_data.html: _(label), _(title) of the data sections.

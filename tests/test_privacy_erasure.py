@@ -370,7 +370,7 @@ def test_the_last_customer_cannot_delete_their_own_account(platform, live_server
     c = owner(live_server, tenant)
     assert 'id="last-customer"' in c.get("/account/privacy").text
     r = privacy_post(c, "delete-account", password=OWNER_PASSWORD)
-    assert r.status_code == 422 and "only Customer" in r.text
+    assert r.status_code == 422 and "only owner" in r.text
     with tenant_transaction(tenant.ref):
         assert User.get_by_id(1).is_active
     assert not signed_out(c)

@@ -42,9 +42,12 @@ SHIPPED_MATRIX = {
     "billing:manage": {C},
     "invoices:read": {C, A},
     "billing:payment": {C},
+    "contacts:read": {C, U, A},  # the contacts addon (issue 22)
+    "contacts:write": {C, U},
 }
 SHIPPED_SCOPES = {"messages:send", "messages:read", "devices:read", "devices:write", "webhooks:read",
-                  "webhooks:write", "settings:write", "privacy:manage", "usage:read"}
+                  "webhooks:write", "settings:write", "privacy:manage", "usage:read", "contacts:read",
+                  "contacts:write"}
 SHIPPED_VERIFIED_ONLY = {"messages:send", "users:manage", "tokens:manage"}
 
 
@@ -67,7 +70,8 @@ def test_each_addon_registers_its_own_permissions():
         "device:protocol": "devices", "messages:send": "messaging", "messages:read": "messaging",
         "webhooks:read": "webhooks", "webhooks:write": "webhooks", "privacy:self": "privacy",
         "privacy:manage": "privacy", "usage:read": "usage", "billing:read": "billing", "billing:manage": "billing",
-        "invoices:read": "billing", "billing:payment": "billing"}
+        "invoices:read": "billing", "billing:payment": "billing", "contacts:read": "contacts",
+        "contacts:write": "contacts"}
     assert access.matrix["device:protocol"] == frozenset()
     assert set(access.default_scopes) == {"messages:send", "messages:read"}  # ticked for a new token
     assert all(p.label for p in access.permissions.values())

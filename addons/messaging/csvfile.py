@@ -88,20 +88,29 @@ def sign_rows(rows: list[dict], secret: str) -> str:
     return URLSafeTimedSerializer(secret, salt="smsgw-csv").dumps([{"to": r["to"], "text": r["text"]} for r in rows])
 
 
+def csv_text(raw: bytes, max_bytes: int) -> str | dict:
+    """An uploaded file's text, or the error (``{"row": 0, "message": ...}``) that refuses it whole:
+    too large, not UTF-8, or holding NUL characters. (Also used by other addons' CSV uploads.)"""
+    if len(raw) > max_bytes:
+        return {"row": 0, "message": f"The file is larger than {max_bytes // 1024 // 1024} MB."}
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return {"row": 0, "message": "The file is not UTF-8 text. Save it as CSV UTF-8 and try again."}
+    if "\x00" in content:  # PostgreSQL stores no NUL; a NUL means a binary or UTF-16 file
+        return {"row": 0, "message": "The file holds NUL characters, so it is not CSV text. Save it as "
+                                     "CSV UTF-8 and try again."}
+    return content
+
+
 def parse_csv(raw: bytes, region: str) -> tuple[list[dict], list[dict]]:
     """Rows of (recipient, text, variables...) → ``(good, errors)``; ``{name}`` in text takes a column.
 
     CPU work bounded by the caps (bytes, rows, and each text by :func:`smstext.fill`). A placeholder
     is a column's value and nothing else (see ``fill``)."""
-    if len(raw) > CSV_MAX_BYTES:
-        return [], [{"row": 0, "message": f"The file is larger than {CSV_MAX_BYTES // 1024 // 1024} MB."}]
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return [], [{"row": 0, "message": "The file is not UTF-8 text. Save it as CSV UTF-8 and try again."}]
-    if "\x00" in content:  # PostgreSQL stores no NUL; a NUL means a binary or UTF-16 file
-        return [], [{"row": 0, "message": "The file holds NUL characters, so it is not CSV text. Save it as "
-                                          "CSV UTF-8 and try again."}]
+    content = csv_text(raw, CSV_MAX_BYTES)
+    if isinstance(content, dict):
+        return [], [content]
     reader = csv.DictReader(io.StringIO(content))
     try:
         fields = [f.strip().lower() for f in (reader.fieldnames or [])]

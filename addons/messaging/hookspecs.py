@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from core.permissions import Principal
     from core.tenancy import TenantInfo
 
 hookspec = pluggy.HookspecMarker("smsgw")
@@ -53,6 +54,63 @@ def smsgw_messages_submitting(tenant: TenantInfo, segments: list[int]) -> list |
     Result: collected: each result is ``None`` (nothing refused) or a list as long as ``segments``
         holding ``None`` or the :class:`core.web.problem.Problem` that refuses that request (nothing
         of it is stored; its client gets the problem). A request is refused when any addon refuses it.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
+    """
+
+
+# -- the dashboard: names for numbers, and what other addons add to the send form ---------------
+
+@hookspec
+def smsgw_contact_labels(tenant: TenantInfo, phones: list[str]) -> dict | None:
+    """Names to show instead of bare numbers on the messaging pages (messages, inbox, conversations,
+    opt-outs). Called inside the tenant's transaction, once per page with the numbers it shows.
+
+    :param tenant: the :class:`core.tenancy.TenantInfo`.
+    :param phones: E.164 numbers (no duplicates).
+
+    Result: collected: each result is ``None`` or ``{phone: ContactLabel}`` (see
+        :class:`addons.messaging.sendform.ContactLabel`); for a number several addons name, the first
+        (in dependency order) wins.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
+    """
+
+
+@hookspec
+def smsgw_send_form_parts(tenant: TenantInfo, principal: Principal, where: str, form: dict) -> list | None:
+    """Fields another addon adds to the send form (``where="send"``) or to a conversation's reply
+    form (``where="reply"``), e.g. a contact group or a template. Called inside the tenant's
+    transaction each time the form is shown.
+
+    :param tenant: the :class:`core.tenancy.TenantInfo`.
+    :param principal: who is looking (:class:`core.permissions.Principal`).
+    :param where: ``"send"`` or ``"reply"``.
+    :param form: what the form holds now: ``{name: [values]}`` from the query (a link that fills the
+        form) or from the posted form being shown again with its errors.
+
+    Result: collected: each result is ``None`` or a list of
+        :class:`addons.messaging.sendform.SendFormPart` (a template included inside the form, and its context).
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
+    """
+
+
+@hookspec(firstresult=True)
+def smsgw_send_form_body(tenant: TenantInfo, principal: Principal, form: dict, body: dict) -> dict | None:
+    """Turn the send form's extra fields (those of :func:`smsgw_send_form_parts`) into the send
+    request: add a group's numbers to the recipients, fill a template's fields per recipient (a
+    ``{"messages": [...]}`` batch then). Called inside the tenant's transaction, before the request
+    is validated like any API request. Stops at first non-None result.
+
+    :param tenant: the :class:`core.tenancy.TenantInfo`.
+    :param principal: who sends (:class:`core.permissions.Principal`).
+    :param form: the posted form, ``{name: [values]}`` (strings).
+    :param body: the request the form's own fields make: ``text``, ``to`` (as typed), and
+        ``device_id``/``send_at`` when given (the body of ``POST /api/v1/messages``).
+
+    Result: first non-None: the body to send instead (``{"messages": [...]}`` or the shape of
+        ``body``); ``None`` from every addon: ``body`` as it is.
     Order: dependencies first.
     Reaches: addons enabled for ``tenant``.
     """

@@ -16,7 +16,7 @@ from core.web.problem import Problem
 
 from addons.devices.models import Device, DeviceInbound
 
-from . import filters, recovery, recovery_pages, search, states, submit
+from . import filters, recovery, recovery_pages, search, sendform, states, submit
 from .csvfile import CSV_MAX_BYTES, read_upload
 from .api import get_message, list_messages, message_json
 from .models import Suppression
@@ -37,8 +37,9 @@ class MessagesPage(PageHandler):
         for m in page["messages"]:
             m["removed_after_days"] = removed_after_days(m["created_at"], m["redacted_at"])
         choices = await self.in_tenant(filters.choices)
+        labels = await contact_labels(self, [m["recipients"][0]["phone"] for m in page["messages"] if m["recipients"]])
         self.render("messaging/messages.html", page=page, args=args, states=states.STATES, refusal=refusal,
-                    kept=filters.kept(args), **choices)
+                    kept=filters.kept(args), labels=labels, **choices)
 
 
 class MessageStatusJson(PageHandler):
@@ -85,7 +86,8 @@ class MessagePage(PageHandler):
         msg["removed_after_days"] = removed_after_days(msg["created_at"], msg["redacted_at"])
         for r in msg["recipients"]:
             r["explanation"] = recovery.explain(r["error_code"])
-        self.render("messaging/message.html", m=msg, live_version=version, device_names=names,
+        labels = await contact_labels(self, [r["phone"] for r in msg["recipients"]])
+        self.render("messaging/message.html", m=msg, live_version=version, device_names=names, labels=labels,
                     retry_devices=sorted({r["device_id"] for r in msg["recipients"]
                                           if r["state"] == "failed" and r["device_id"] in names}))
 
@@ -96,8 +98,12 @@ class SendPage(PageHandler):
     async def get(self):
         devices = await self.in_tenant(lambda: list(Device.select().where(Device.removed_at.is_null())))
         raw = self.get_query_argument("resend", "")
-        form = await self.in_tenant(recovery_pages.resend_form, raw) if raw else {}
-        self.render("messaging/send.html", form=form, errors=[], devices=devices, result=None)
+        # A resend copies a message into the form; a link may fill the recipients in (a contact's
+        # "Send a message").
+        form = (await self.in_tenant(recovery_pages.resend_form, raw) if raw
+                else {"to": self.get_query_argument("to", "")[:2000]})
+        parts = await self.in_tenant(sendform.parts, self.tenant, self.principal, "send", form_args(self, posted=False))
+        self.render("messaging/send.html", form=form, errors=[], devices=devices, result=None, parts=parts)
 
     async def post(self):
         form = {"to": self.get_body_argument("to", ""), "text": self.get_body_argument("text", ""),
@@ -108,22 +114,27 @@ class SendPage(PageHandler):
             body["device_id"] = int(form["device_id"])
         if form["send_at"]:
             body["send_at"] = form["send_at"] if form["send_at"].endswith("Z") else form["send_at"] + ":00Z"
+        posted = form_args(self, posted=True)
         try:
             recovery_pages.refuse_past(body.get("send_at"), self.gettext()[0])
+            # Fields other addons add (a contact group, a template) make the request what it is.
+            body = await self.in_tenant(sendform.form_body, self.tenant, self.principal, posted, body)
             clean, rejected, batch = submit.validate_request(body, self.tenant.default_region)
             status, response, keys = await self.in_tenant(recovery_pages.accept_from_page, self.tenant, clean,
                                                           rejected, batch, "dashboard", self.principal.actor,
                                                           form["text"][:40])
         except Problem as exc:
             devices = await self.in_tenant(lambda: list(Device.select().where(Device.removed_at.is_null())))
+            parts = await self.in_tenant(sendform.parts, self.tenant, self.principal, "send", posted)
             self.set_status(402 if exc.status == 402 else 422)  # 402: a plan's limit (addons/billing)
-            self.render("messaging/send.html", form=form, devices=devices, result=None,
+            self.render("messaging/send.html", form=form, devices=devices, result=None, parts=parts,
                         errors=exc.errors or [{"field": "", "message": exc.detail, "link": exc.extra.get("upgrade_url")}])
             return
         self.platform.wake_now(*keys)
-        if response.get("rejected"):
+        refused = sendform.rejected_of(response)
+        if refused:
             self.flash("error", "Sent to the valid numbers; not to: " +
-                       ", ".join(f"{r['input']} ({r['reason']})" for r in response["rejected"][:10]))
+                       ", ".join(f"{r['input']} ({r['reason']})" for r in refused[:10]))
         else:
             self.flash("success", "Accepted: the message is on its way.")
         # A reply from a conversation goes back to it (only ever to a conversation of this site).
@@ -131,7 +142,7 @@ class SendPage(PageHandler):
         if back.startswith("/inbox/") and safe_next(back) == back:
             self.redirect(back)
             return
-        self.redirect(f"/messages/{response['id']}")
+        self.redirect(sendform.landing(response))
 
 
 class CsvPage(PageHandler):
@@ -225,8 +236,11 @@ class InboxPage(PageHandler):
                 self.set_status(422)
         conversations, version = await self.in_tenant(load) if found is None else ([], "")
         choices = await self.in_tenant(filters.choices)
+        labels = await contact_labels(self, [c["phone"] for c in conversations]
+                                      + [m["from"] for m in (found or {}).get("messages", [])])
         self.render("messaging/inbox.html", conversations=conversations, live_version=version, args=args,
-                    found=found, refusal=refusal, kept=filters.kept(args), devices=choices["devices"])
+                    found=found, refusal=refusal, kept=filters.kept(args), devices=choices["devices"],
+                    labels=labels)
 
 
 def inbox_page(args: dict, limit: int = 50) -> dict:
@@ -280,7 +294,11 @@ class ConversationPage(PageHandler):
         items, live = await self.in_tenant(load)
         if not items:
             raise Problem(404, "not-found", "There is no conversation with this number.")
-        self.render("messaging/conversation.html", phone=normal, items=items, live_version=live)
+        labels = await contact_labels(self, [normal])
+        parts = (await self.in_tenant(sendform.parts, self.tenant, self.principal, "reply", {"to": [normal]})
+                 if self.principal.can("messages:send") else [])
+        self.render("messaging/conversation.html", phone=normal, items=items, live_version=live, labels=labels,
+                    parts=parts)
 
 
 class SuppressionsPage(PageHandler):
@@ -288,7 +306,8 @@ class SuppressionsPage(PageHandler):
 
     async def get(self):
         rows = await self.in_tenant(lambda: list(Suppression.select().order_by(Suppression.created_at.desc())))
-        self.render("messaging/suppressions.html", rows=rows, error=None)
+        labels = await contact_labels(self, [r.phone for r in rows])
+        self.render("messaging/suppressions.html", rows=rows, error=None, labels=labels, typed={})
 
     async def post(self):
         action = self.get_body_argument("action", "add")
@@ -297,8 +316,10 @@ class SuppressionsPage(PageHandler):
             phone = normalise(raw, self.tenant.default_region)
         except PhoneError as exc:
             rows = await self.in_tenant(lambda: list(Suppression.select().order_by(Suppression.created_at.desc())))
+            labels = await contact_labels(self, [r.phone for r in rows])
             self.set_status(422)
-            self.render("messaging/suppressions.html", rows=rows, error=f"{raw[:40]} {exc}")
+            self.render("messaging/suppressions.html", rows=rows, error=f"{raw[:40]} {exc}", labels=labels,
+                        typed={"phone": raw[:40], "reason": self.get_body_argument("reason", "")[:200]})
             return
         if action == "remove":
             await self.in_tenant(lambda: Suppression.delete().where(Suppression.phone == phone).execute())
@@ -308,6 +329,19 @@ class SuppressionsPage(PageHandler):
                                  .on_conflict_ignore().execute())
         self.flash("success", "Saved.")
         self.redirect("/suppressions")
+
+
+def form_args(handler, posted: bool) -> dict[str, list[str]]:
+    """The form's fields as ``{name: [values]}`` (decoded and checked like any argument), for the
+    addons that add fields to it (:mod:`addons.messaging.sendform`)."""
+    names = handler.request.body_arguments if posted else handler.request.query_arguments
+    get = handler.get_body_arguments if posted else handler.get_query_arguments
+    return {name: get(name) for name in list(names)[:50] if not name.startswith("_xsrf")}
+
+
+async def contact_labels(handler, phones) -> dict:
+    """Names other addons give the numbers a page shows (``smsgw_contact_labels``), for ``who()``."""
+    return await handler.in_tenant(sendform.labels, handler.tenant, phones) if phones else {}
 
 
 def overview_part(principal, gettext):

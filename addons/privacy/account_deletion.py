@@ -62,7 +62,7 @@ async def post(handler) -> dict | None:
         if not password_ok(platform, principal, password):
             return {"password": _("Your password is not right.")}
         if principal.is_customer and not _other_customers(principal.id):
-            return {"password": _("You are the only Customer of this workspace: make another member a Customer "
+            return {"password": _("You are the only owner of this workspace: make another member an owner "
                                   "first, or delete the whole organisation.")}
         erase_member(platform, tenant, principal.id)
         return None

@@ -71,7 +71,7 @@ async def load(handler) -> dict | None:
 async def post(handler) -> dict | None:
     _ = handler.gettext()[0]
     if not handler.principal.can(MANAGE):
-        return {"name": _("Only the workspace's Customer can change the company's details.")}
+        return {"name": _("Only the workspace's owner can change the company's details.")}
     form = {k: " ".join(handler.get_body_argument(k, "").split()) if k != "billing_address"
             else handler.get_body_argument(k, "").strip().replace("\r\n", "\n")
             for k in ("name", *FIELDS)}

@@ -9,6 +9,9 @@ import secrets
 from peewee import IntegrityError, fn
 
 from .. import limits, passwords
+from ..localtime import time_zones, valid_zone
+from ..regions import regions
+from ..tenancy import TenantError
 from ..clock import utcnow
 from ..db import app_db
 from ..events import emit, emit_with_work
@@ -117,13 +120,14 @@ class ProfileHandler(PageHandler):
 
     async def get(self):
         user, pending = await self.in_tenant(_user_and_pending, self.principal.id)
-        self.render("profile.html", user=user, pending=pending, errors={})
+        self.render("profile.html", user=user, pending=pending, errors={}, form={}, time_zones=time_zones())
 
     async def post(self):
         action = self.get_body_argument("action", "profile")
         platform = self.platform
         principal = self.principal
         errors = {}
+        typed = {}  # what the member typed, shown again with the errors
         if action == "password":
             current = self.get_body_argument("current_password", "")
             new = self.get_body_argument("new_password", "")
@@ -165,6 +169,10 @@ class ProfileHandler(PageHandler):
             phone = self.get_body_argument("phone", "").strip()[:40]
             job_title = self.get_body_argument("job_title", "").strip()[:100]
             current = self.get_body_argument("current_password", "")[:2048]
+            time_zone = self.get_body_argument("time_zone", "").strip()[:64]
+            typed = {"name": name, "email": email, "phone": phone, "job_title": job_title, "time_zone": time_zone}
+            if not valid_zone(time_zone):
+                errors["time_zone"] = "Choose a time zone from the list."
             if not EMAIL_RE.match(email):
                 errors["email"] = "Enter a valid email address."
             if phone and not re.match(r"^\+?[0-9 ()./-]{3,40}$", phone):
@@ -183,10 +191,10 @@ class ProfileHandler(PageHandler):
                     if check_password(user.email, current, platform.pepper, platform.bcrypt_cost) is None:
                         raise FieldError("current_password", "Enter your current password to change your email.")
                     change = request_email_change(platform, tenant.slug, user, email)
-                changed = [f for f, v in (("name", name), ("phone", phone), ("job_title", job_title))
-                           if getattr(user, f) != v]
+                changed = [f for f, v in (("name", name), ("phone", phone), ("job_title", job_title),
+                                          ("time_zone", time_zone)) if getattr(user, f) != v]
                 if changed:
-                    User.update(name=name, phone=phone, job_title=job_title, updated_at=utcnow()
+                    User.update(name=name, phone=phone, job_title=job_title, time_zone=time_zone, updated_at=utcnow()
                                 ).where(User.id == user.id).execute()
                     emit_with_work(platform, audit(self, "profile.updated", actor=principal.actor,
                                                    actor_name=user.email, target=principal.actor, fields=changed))
@@ -211,7 +219,7 @@ class ProfileHandler(PageHandler):
                     return
         user, pending = await self.in_tenant(_user_and_pending, principal.id)
         self.set_status(422)
-        self.render("profile.html", user=user, pending=pending, errors=errors)
+        self.render("profile.html", user=user, pending=pending, errors=errors, form=typed, time_zones=time_zones())
 
 
 class TeamHandler(PageHandler):
@@ -220,7 +228,7 @@ class TeamHandler(PageHandler):
 
     async def get(self):
         users = await self.in_tenant(lambda: list(User.select().order_by(User.created_at)))
-        self.render("team.html", users=users, errors={}, roles=TENANT_ROLES)
+        self.render("team.html", users=users, errors={}, roles=TENANT_ROLES, form={})
 
     async def post(self):
         action = self.get_body_argument("action", "")
@@ -233,7 +241,7 @@ class TeamHandler(PageHandler):
             if not EMAIL_RE.match(email) or role not in TENANT_ROLES:
                 users = await self.in_tenant(lambda: list(User.select().order_by(User.created_at)))
                 self.set_status(422)
-                self.render("team.html", users=users, roles=TENANT_ROLES,
+                self.render("team.html", users=users, roles=TENANT_ROLES, form={"email": email, "role": role},
                             errors={"invite": "Enter a valid email address and a role."})
                 return
 
@@ -249,7 +257,7 @@ class TeamHandler(PageHandler):
             except (AuthError, Problem) as exc:  # a Problem: a limit of the workspace's plan (402)
                 users = await self.in_tenant(lambda: list(User.select().order_by(User.created_at)))
                 self.set_status(exc.status if isinstance(exc, Problem) else 422)
-                self.render("team.html", users=users, roles=TENANT_ROLES,
+                self.render("team.html", users=users, roles=TENANT_ROLES, form={"email": email, "role": role},
                             errors={"invite": exc.detail if isinstance(exc, Problem) else str(exc)})
                 return
             url = f"{self.settings_.public_url(tenant.slug)}/accept-invite?token={token}"
@@ -286,7 +294,7 @@ class TeamHandler(PageHandler):
             if action == "role":
                 role = self.get_body_argument("role", "")
                 if role not in TENANT_ROLES:
-                    raise Problem(400, "invalid-role", "Choose Customer or User.")
+                    raise Problem(400, "invalid-role", "Choose Owner or User.")
                 User.update(role=role, updated_at=utcnow()).where(User.id == user_id).execute()
                 revoke_user_credentials(user_id)  # new rights take effect at next sign-in
                 return user, "user.role_changed", {"from": user.role, "to": role}
@@ -464,3 +472,30 @@ class UndoEmailChangeHandler(EmailLinkHandler):
         clear_pending_email_change(user.id)
         revoke_user_credentials(user.id)
         return user, "email.change_undone", {"from": user.email, "to": old, "undone": data["e"]}
+
+
+class WorkspaceHandler(PageHandler):
+    """The workspace's own settings (its Customer): the default country numbers without ``+`` are read in."""
+
+    permission = "settings:write"
+
+    def show(self, region: str, error: str | None = None):
+        self.render("workspace.html", regions=regions(self.lang), region=region, error=error)
+
+    def get(self):
+        self.show(self.tenant.default_region)
+
+    async def post(self):
+        region = self.get_body_argument("default_region", "").strip().upper()[:8]
+        before = self.tenant.default_region
+        try:
+            await self.run_db(self.platform.tenants.set_default_region, self.tenant.slug, region)
+        except TenantError:
+            self.set_status(422)
+            self.show(region, N_("Choose a country from the list."))
+            return
+        await self.run_db(emit, self.platform, audit(self, "workspace.settings_changed", actor=self.principal.actor,
+                                                     actor_name=self.principal.email, default_region=region,
+                                                     previous=before))
+        self.flash("success", "Saved.")
+        self.redirect("/workspace", status=303)

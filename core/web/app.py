@@ -66,6 +66,7 @@ def core_routes():
         (r"/account", account_pages.ProfileHandler),
         (r"/team", account_pages.TeamHandler),
         (r"/tokens", account_pages.TokensHandler),
+        (r"/workspace", account_pages.WorkspaceHandler),
         (r"/confirm-email", account_pages.ConfirmEmailHandler),
         (r"/undo-email-change", account_pages.UndoEmailChangeHandler),
         (r"/api/v1/auth/token", auth_api.TokenHandler),

@@ -12,7 +12,7 @@ from ..i18n import N_
 from ..identity import (AuthError, check_password, create_session, revoke_session, revoke_user_credentials,
                         set_password)
 from ..permissions import PUBLIC
-from ..tenancy import TenantError
+from ..tenancy import TenantError, check_email, validate_slug
 from ..throttle import SignupThrottle, account_key
 from ..users import ROLE_CUSTOMER, User
 from .base import KNOWN_DEVICE_COOKIE, SESSION_COOKIE, PageHandler
@@ -62,6 +62,16 @@ class SignupHandler(PageHandler):
         errors = {}
         if not form["company"]:
             errors["company"] = "Enter your company's name."
+        # Every field is checked before anything is created, so the form shows all its errors at once.
+        for name, check in (("slug", validate_slug), ("email", check_email)):
+            try:
+                check(form[name])
+            except TenantError as exc:
+                errors[name] = str(exc)
+        if "slug" not in errors:
+            taken = await self.run_db(self.platform.tenants.slug_unavailable, form["slug"])
+            if taken:
+                errors["slug"] = taken
         try:
             passwords.check_policy(password)
         except passwords.PasswordPolicyError as exc:

@@ -22,13 +22,13 @@ import traceback
 
 import tornado.web
 
-from .. import tokenformat
+from .. import localtime, tokenformat
 from ..bodyschema import invalid, request_schemas
 from ..db import current_tenant, run_in_tenant, run_sync
 from ..events import emit_with_work
 from ..i18n import N_
 from ..outage import database_outage, is_unavailable
-from ..permissions import PUBLIC, Principal, catalogue
+from ..permissions import PUBLIC, ROLE_LABELS, Principal, catalogue
 from . import jsonin
 from .jsonout import json_bytes
 from .mediatype import is_json
@@ -311,6 +311,9 @@ class BaseHandler(tornado.web.RequestHandler):
             "settings": self.settings_, "request": self.request, "xsrf_form_html": self.xsrf_form_html,
             "static_url": self.static_url, "platform_url": self.settings_.public_url(),
             "current_user": self.principal, "flash_messages": self.flash_messages, "menu": self.menu(),
+            # Times in the reader's zone, UTC on hover (core.localtime); roles by their names for people.
+            "when": localtime.formatter(self.principal.time_zone if self.principal else ""),
+            "role_label": lambda role: _(ROLE_LABELS.get(role, role.capitalize())),
         }
         for _name, extra in self.platform.registry.call_each("smsgw_template_context", handler=self):
             for key, value in extra.items():  # a list (a slot: page_notices, footer_links ...) is joined
@@ -329,6 +332,7 @@ class BaseHandler(tornado.web.RequestHandler):
         items = [MenuItem(N_("Overview"), "/", "dashboard:view", 0),
                  MenuItem(N_("Team"), "/team", "users:read", 80, SETTINGS),
                  MenuItem(N_("API tokens"), "/tokens", "tokens:manage", 85, SETTINGS),
+                 MenuItem(N_("Workspace"), "/workspace", "settings:write", 75, SETTINGS),
                  MenuItem(N_("Account"), "/account", "profile:edit", 90, ACCOUNT)]
         for _addon, entries in self.platform.registry.call_each("smsgw_menu_items", tenant=self.tenant,
                                                                 user=self.principal):

@@ -208,3 +208,13 @@ def overflowing(page) -> list[str]:
     return page.evaluate("""Array.from(document.querySelectorAll('main, main *'))
         .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
         .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+
+
+def sign_in_owner(page, server, tenant) -> None:
+    """Sign ``tenant``'s owner in on ``page`` through the sign-in form."""
+    from tests.support.identity import OWNER_PASSWORD, owner_email
+
+    page.goto(address(server, tenant.slug, "/login"))
+    page.fill("#f-email", owner_email(tenant))
+    page.fill("#f-password", OWNER_PASSWORD)
+    submit(page)

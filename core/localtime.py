@@ -1,0 +1,60 @@
+"""Times on pages in the reader's time zone, with the UTC time on hover.
+
+Each member chooses a time zone on their account page (``users.time_zone``, an IANA name; empty:
+UTC). Templates write a stored time as ``{{ when(t) }}``: a ``<time>`` element whose text is the
+time in the member's zone and whose ``title`` (shown on hover) and ``datetime`` give it in UTC, so
+two people in different zones can still compare what they see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from functools import lru_cache
+
+from markupsafe import Markup, escape
+
+from .clock import parse_iso
+
+UTC = dt.timezone.utc
+
+
+@lru_cache(maxsize=1)
+def time_zones() -> tuple[str, ...]:
+    """The IANA zone names a member can choose, sorted (``UTC`` included)."""
+    return tuple(sorted(z for z in zoneinfo.available_timezones() if "/" in z or z == "UTC"))
+
+
+def valid_zone(name: str) -> bool:
+    return name == "" or name in time_zones()
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> dt.tzinfo:
+    return zoneinfo.ZoneInfo(name) if name and name in time_zones() else UTC
+
+
+def as_utc(value) -> dt.datetime | None:
+    """A stored time (an aware or naive-UTC ``datetime``, or an ISO 8601 string) as aware UTC."""
+    if isinstance(value, str):
+        return parse_iso(value)
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    return None
+
+
+def formatter(zone_name: str):
+    """``when(value, fmt="%Y-%m-%d %H:%M")`` for templates: ``value`` in the zone ``zone_name``,
+    marked up as ``<time datetime="…Z" title="… UTC">``; an empty string for no time."""
+    zone = _zone(zone_name)
+
+    def when(value, fmt: str = "%Y-%m-%d %H:%M") -> Markup:
+        t = as_utc(value)
+        if t is None:
+            return Markup("")
+        local = t.astimezone(zone)
+        utc_text = t.strftime(fmt) + " UTC"
+        return Markup('<time datetime="{}" title="{}">{}</time>').format(
+            t.strftime("%Y-%m-%dT%H:%M:%SZ"), utc_text, escape(local.strftime(fmt)))
+
+    return when
