@@ -18,7 +18,9 @@ EPILOG = """\
 Configuration comes from the environment: DATABASE_URL (external PostgreSQL;
 unset = embedded PostgreSQL under SMSGW_DATA_DIR), REDIS_URL, SMSGW_BASE_DOMAIN
 (default localhost), SMSGW_DATA_DIR (default ./var), SMSGW_PORT (default 8888),
-SMSGW_BIND (default 127.0.0.1), SMSGW_HTTPS (1: served as HTTPS only, Secure cookies and HSTS).
+SMSGW_BIND (default 127.0.0.1), SMSGW_HTTPS (1: served as HTTPS only, Secure cookies and HSTS),
+SMSGW_METRICS_ADDRESS (HOST:PORT for Prometheus' /metrics; SMSGW_METRICS_TOKEN to require a
+bearer token), SMSGW_LOG_FORMAT (text or json). docs/operations.md has the rest.
 """
 
 
@@ -134,11 +136,11 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    logformat.configure(args.verbose)
-    if not args.verbose:
-        logging.getLogger("huey").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
+        logformat.configure(args.verbose, settings.log_format, settings.trust_proxy_headers)
+        if not args.verbose:
+            logging.getLogger("huey").setLevel(logging.WARNING)
         return dispatch(args, settings, registry)
     except (ConfigError, TenantError, AddonError, MigrationError, AdminError, EmbeddedPostgresError,
             CommandError) as exc:
