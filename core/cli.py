@@ -8,6 +8,7 @@ import sys
 
 from .addons import AddonError, AddonRegistry, CommandError
 from .admins import AdminError
+from .backup import BackupError
 from .config import ConfigError, Settings
 from . import logformat
 from .embedded_pg import EmbeddedPostgresError
@@ -108,6 +109,9 @@ def build_parser(registry: AddonRegistry | None = None) -> argparse.ArgumentPars
         x = asub.add_parser(action, help=f"{action} an addon for one tenant")
         x.add_argument("slug", help="the tenant")
         x.add_argument("name", help="the addon")
+    from .backup import add_commands as add_backup_commands
+
+    add_backup_commands(sub)
     if registry is not None:
         add_addon_commands(registry, sub)
     return p
@@ -143,7 +147,7 @@ def main(argv=None) -> int:
             logging.getLogger("huey").setLevel(logging.WARNING)
         return dispatch(args, settings, registry)
     except (ConfigError, TenantError, AddonError, MigrationError, AdminError, EmbeddedPostgresError,
-            CommandError) as exc:
+            CommandError, BackupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -164,6 +168,10 @@ def dispatch(args, settings, registry: AddonRegistry | None = None) -> int:
 
     platform = _platform(settings, registry)
     try:
+        if args.command in ("backup", "restore"):
+            from . import backup
+
+            return backup.command(platform, args)
         if args.command == "addons" and args.addons_command == "list":
             for addon in platform.registry.addons:
                 deps = ", ".join(addon.depends) or "-"

@@ -148,6 +148,13 @@ class Settings:
     metrics_address: str = ""
     metrics_token: str = ""
     log_format: str = "text"
+    # Backups (core/backup.py): where the worker writes one every night at this hour (UTC; empty
+    # dir: no scheduled backups), and how many daily/weekly/monthly ones retention keeps.
+    backup_dir: str = ""
+    backup_hour: int = 3
+    backup_keep_daily: int = 7
+    backup_keep_weekly: int = 4
+    backup_keep_monthly: int = 6
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -218,6 +225,11 @@ class Settings:
             metrics_address=(env.get("SMSGW_METRICS_ADDRESS") or "").strip(),
             metrics_token=(env.get("SMSGW_METRICS_TOKEN") or "").strip(),
             log_format=_choice(env, "SMSGW_LOG_FORMAT", "text", ("text", "json")),
+            backup_dir=(env.get("SMSGW_BACKUP_DIR") or "").strip(),
+            backup_hour=_int(env, "SMSGW_BACKUP_HOUR", 3, 0),
+            backup_keep_daily=_int(env, "SMSGW_BACKUP_KEEP_DAILY", 7, 0),
+            backup_keep_weekly=_int(env, "SMSGW_BACKUP_KEEP_WEEKLY", 4, 0),
+            backup_keep_monthly=_int(env, "SMSGW_BACKUP_KEEP_MONTHLY", 6, 0),
         )
         values.update(overrides)
         if values["webhook_timeout"] > 30:
@@ -250,6 +262,8 @@ class Settings:
         if values["billing_invoice_prefix"] == values["billing_credit_note_prefix"]:
             raise ConfigError("SMSGW_BILLING_INVOICE_PREFIX and SMSGW_BILLING_CREDIT_NOTE_PREFIX must differ: "
                               "invoices and credit notes are two series whose numbers must not look alike")
+        if values["backup_hour"] > 23:
+            raise ConfigError(f"SMSGW_BACKUP_HOUR is an hour of the day (UTC), 0 to 23, got {values['backup_hour']}")
         if values["metrics_address"]:
             from .metrics import parse_address
 

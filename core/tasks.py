@@ -104,6 +104,11 @@ class TaskQueue:
         # The kernel's own housekeeping; addons add theirs through smsgw_tasks.
         self.periodic(crontab(minute="23"), self._remove_unverified_tenants, name="core.remove_unverified_tenants",
                       per_tenant=False)
+        if platform.settings.backup_dir:  # encrypted backups with retention (core/backup.py)
+            from .backup import scheduled
+
+            self.periodic(crontab(minute="7", hour=str(platform.settings.backup_hour)), lambda: scheduled(platform),
+                          name="core.backup", per_tenant=False)
 
     def _remove_unverified_tenants(self):
         from .throttle import SignupThrottle
