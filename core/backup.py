@@ -218,7 +218,7 @@ def backup(platform, directory: Path, progress=None, now: dt.datetime | None = N
     key = backup_key(platform.secrets)
     now = now or dt.datetime.now(dt.timezone.utc)
     name = f"smsgw-{now.strftime('%Y%m%dT%H%M%SZ')}{SUFFIX}"
-    path, tmp = directory / name, directory / (name + ".partial")
+    path = directory / name
     conn = psycopg2.connect(platform.admin_url)
     try:
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
@@ -232,45 +232,18 @@ def backup(platform, directory: Path, progress=None, now: dt.datetime | None = N
         cur.execute("SELECT addon, min(v), max(v) FROM (SELECT tenant_id, addon, max(version) AS v "
                     "FROM public.tenant_migration GROUP BY tenant_id, addon) x GROUP BY addon ORDER BY addon")
         tenant_versions = {addon: {"min": lo, "max": hi} for addon, lo, hi in cur.fetchall()}
-        facts = {"format": 1, "created": now.isoformat(timespec="seconds"), "database": dbname,
+        facts = {"format": 1, "kind": "platform", "created": now.isoformat(timespec="seconds"), "database": dbname,
                  "server_version": server_version, "role_prefix": platform.settings.role_prefix,
                  "tenants": len(tenants), "schema_versions": {"public": public_versions, "tenant": tenant_versions},
                  "key_id": key_id(key)}
         preface = dict(facts, tenant_roles=[role for _slug, role in tenants], secrets=_secrets(platform))
         say(f"Dumping database {dbname} ({len(tenants)} workspace(s)) to {path} ...")
-        args, env = _libpq_args(platform.admin_url)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as raw:
-            out = _Hashing(raw)
-            sealer = Sealer(out, key)
-            sealer.write(json.dumps(preface).encode() + b"\n")
-            proc = subprocess.Popen([pg_tool("pg_dump"), "--format=custom", f"--snapshot={snapshot}", *args],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-            dumped, shown = 0, 0
-            while True:
-                piece = proc.stdout.read(CHUNK)
-                if not piece:
-                    break
-                sealer.write(piece)
-                dumped += len(piece)
-                if dumped - shown >= 64 * CHUNK:
-                    say(f"  {dumped / CHUNK:.0f} MiB dumped ...")
-                    shown = dumped
-            err = proc.stderr.read().decode(errors="replace")
-            if proc.wait() != 0:
-                raise BackupError(f"pg_dump failed: {err.strip()[-500:]}")
-            sealer.close()
-            raw.flush()
-            os.fsync(raw.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        written = dump_sealed(platform.admin_url, snapshot, path, key, preface, progress=say)
     finally:
         conn.close()
-    os.replace(tmp, path)
-    manifest = dict(facts, file=name, size=out.size, sha256=out.sha.hexdigest())
+    manifest = dict(facts, file=name, **written)
     _write_json(path.with_suffix(".manifest.json"), manifest)
-    say(f"Backup written: {path} ({out.size / CHUNK:.1f} MiB, sha256 {manifest['sha256'][:16]}...)")
+    say(f"Backup written: {path} ({manifest['size'] / CHUNK:.1f} MiB, sha256 {manifest['sha256'][:16]}...)")
     return Written(path, manifest)
 
 
@@ -347,6 +320,8 @@ def restore(platform, path: Path, progress=None) -> dict:
     key = backup_key(platform.secrets)
     say(f"Checking {path} (every chunk, before anything is written) ...")
     preface = verify(path, key)
+    if preface.get("kind") != "platform":
+        raise BackupError(f"{path.name} is the export of one workspace: bring it in with smsgw tenant import")
     if preface["role_prefix"] != platform.settings.role_prefix:
         raise BackupError(f"the backup is of a platform with role prefix {preface['role_prefix']!r}; set "
                           f"SMSGW_DB_ROLE_PREFIX={preface['role_prefix']} to restore it")
@@ -374,19 +349,40 @@ def restore(platform, path: Path, progress=None) -> dict:
             dbsetup.bootstrap(dbsetup.with_database(server_url, scratch), platform.settings.role_prefix, app_password)
         finally:
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(scratch)))
-        roles = dbsetup.RoleNames(platform.settings.role_prefix)
-        for role in preface["tenant_roles"]:  # as the provisioning function makes them
-            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-            if not cur.fetchone():
-                cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOINHERIT").format(sql.Identifier(role)))
-            cur.execute(sql.SQL("GRANT {} TO {} WITH INHERIT FALSE, SET TRUE").format(
-                sql.Identifier(role), sql.Identifier(roles.app)))
-            cur.execute(sql.SQL("GRANT {} TO {} WITH INHERIT TRUE, SET FALSE").format(
-                sql.Identifier(roles.tenants), sql.Identifier(role)))
+        create_tenant_roles(cur, platform.settings.role_prefix, preface["tenant_roles"])
     finally:
         conn.close()
     say(f"Restoring database {dbname} ({preface['tenants']} workspace(s)) ...")
-    args, env = _libpq_args(target)
+    pg_restore(target, path, key)
+    say("Restored. Start the platform as usual (smsgw serve); it applies any newer migrations.")
+    return {k: v for k, v in preface.items() if k not in ("secrets", "tenant_roles")}
+
+
+def create_tenant_roles(cur, prefix: str, role_names) -> None:
+    """Workspaces' roles as the provisioning function makes them (``core/dbsetup.py``)."""
+    from psycopg2 import sql
+
+    from . import dbsetup
+
+    roles = dbsetup.RoleNames(prefix)
+    for role in role_names:
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+        if not cur.fetchone():
+            cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOINHERIT").format(sql.Identifier(role)))
+        cur.execute(sql.SQL("GRANT {} TO {} WITH INHERIT FALSE, SET TRUE").format(
+            sql.Identifier(role), sql.Identifier(roles.app)))
+        cur.execute(sql.SQL("GRANT {} TO {} WITH INHERIT TRUE, SET FALSE").format(
+            sql.Identifier(roles.tenants), sql.Identifier(role)))
+        # What the provisioner holds on the roles it creates itself (createrole_self_grant = 'set'):
+        # its drop function needs the admin option.
+        cur.execute(sql.SQL("GRANT {} TO {} WITH ADMIN TRUE, INHERIT FALSE, SET TRUE").format(
+            sql.Identifier(role), sql.Identifier(roles.provisioner)))
+
+
+def pg_restore(url: str, path: Path, key: bytes) -> None:
+    """Feed the dump in the sealed file ``path`` to ``pg_restore`` (one transaction, stops at the
+    first error: all or nothing)."""
+    args, env = _libpq_args(url)
     proc = subprocess.Popen([pg_tool("pg_restore"), "--exit-on-error", "--single-transaction", *args],
                             stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
@@ -401,8 +397,44 @@ def restore(platform, path: Path, progress=None) -> dict:
     err = proc.stderr.read().decode(errors="replace")
     if proc.wait() != 0:
         raise BackupError(f"pg_restore failed (nothing was restored: one transaction): {err.strip()[-800:]}")
-    say("Restored. Start the platform as usual (smsgw serve); it applies any newer migrations.")
-    return {k: v for k, v in preface.items() if k not in ("secrets", "tenant_roles")}
+
+
+def dump_sealed(admin_url: str, snapshot: str, out_path: Path, key: bytes, preface: dict, extra_args=(),
+                progress=None) -> dict:
+    """``pg_dump --format=custom`` in ``snapshot`` after ``preface``, sealed into ``out_path``
+    (written as ``.partial`` and renamed when complete, mode 0600); its size and SHA-256."""
+    say = progress or (lambda msg: None)
+    tmp = out_path.with_name(out_path.name + ".partial")
+    args, env = _libpq_args(admin_url)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as raw:
+            out = _Hashing(raw)
+            sealer = Sealer(out, key)
+            sealer.write(json.dumps(preface).encode() + b"\n")
+            proc = subprocess.Popen([pg_tool("pg_dump"), "--format=custom", f"--snapshot={snapshot}", *extra_args,
+                                     *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            dumped, shown = 0, 0
+            while True:
+                piece = proc.stdout.read(CHUNK)
+                if not piece:
+                    break
+                sealer.write(piece)
+                dumped += len(piece)
+                if dumped - shown >= 64 * CHUNK:
+                    say(f"  {dumped / CHUNK:.0f} MiB dumped ...")
+                    shown = dumped
+            err = proc.stderr.read().decode(errors="replace")
+            if proc.wait() != 0:
+                raise BackupError(f"pg_dump failed: {err.strip()[-500:]}")
+            sealer.close()
+            raw.flush()
+            os.fsync(raw.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, out_path)
+    return {"size": out.size, "sha256": out.sha.hexdigest()}
 
 
 def _restore_secrets(platform, secrets: dict) -> None:

@@ -53,7 +53,7 @@ def build_parser(registry: AddonRegistry | None = None) -> argparse.ArgumentPars
     m.add_argument("--tenant", action="append", metavar="SLUG", help="only these tenants (repeatable)")
     m.add_argument("--jobs", type=int, default=None, help="tenants migrated in parallel (default 4)")
 
-    t = sub.add_parser("tenant", help="create, list, suspend, resume or delete tenants")
+    t = sub.add_parser("tenant", help="create, list, suspend, resume, delete, export or import tenants")
     tsub = t.add_subparsers(dest="tenant_command", metavar="ACTION", required=True)
     tc = tsub.add_parser("create", help="create a tenant with its schema, role and owner",
                          description="Create a tenant: its PostgreSQL role and schema, all migrations, "
@@ -67,6 +67,9 @@ def build_parser(registry: AddonRegistry | None = None) -> argparse.ArgumentPars
                          ("resume", "allow access to a suspended tenant again")):
         a = tsub.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
         a.add_argument("slug")
+    from .tenant_transfer import add_commands as add_transfer_commands
+
+    add_transfer_commands(tsub)
     d = tsub.add_parser("delete", help="delete a tenant: drops its schema, role and data",
                         description="Delete a tenant for good: its schema with all data and its role.")
     d.add_argument("slug")
@@ -288,6 +291,10 @@ def tenant_command(platform, args) -> int:
         svc.resume(args.slug)
         print(f"Tenant {args.slug} is active again.")
         return 0
+    if cmd in ("export", "import"):
+        from . import tenant_transfer
+
+        return tenant_transfer.command(platform, args)
     if cmd == "delete":
         svc.get(args.slug)
         if not args.yes:

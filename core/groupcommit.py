@@ -118,7 +118,7 @@ class GroupCommit:
         if not queue:
             del self._waiting[key]
         if metrics.ON:
-            metrics.GROUP_SIZE.labels(getattr(self.work, "__name__", "work")).observe(len(group))
+            metrics.child(metrics.GROUP_SIZE, getattr(self.work, "__name__", "work")).observe(len(group))
         self._running[key] = self._running.get(key, 0) + 1
         # A fresh context: the group's work is not any one request's.
         task = self._loop.create_task(self._run(tenant, group), context=contextvars.Context())

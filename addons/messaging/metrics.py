@@ -16,7 +16,7 @@ TRANSITIONS = Counter("smsgw_message_transitions_total",
 
 def count(state: str, n: int = 1) -> None:
     if metrics.ON and n:
-        TRANSITIONS.labels(state).inc(n)
+        metrics.child(TRANSITIONS, state).inc(n)
 
 
 def count_history(history) -> None:
@@ -26,4 +26,4 @@ def count_history(history) -> None:
         for row in history:
             by_state[row[2]] = by_state.get(row[2], 0) + 1
         for state, n in by_state.items():
-            TRANSITIONS.labels(state).inc(n)
+            metrics.child(TRANSITIONS, state).inc(n)

@@ -3,10 +3,14 @@ they end, and the retry backlog read from the due-work index when Prometheus scr
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 
 from core import metrics
+
+log = logging.getLogger(__name__)
 
 ATTEMPTS = Counter("smsgw_webhook_attempts_total",
                    "Webhook delivery attempts, by what followed: succeeded, retry (another attempt is scheduled) "
@@ -15,7 +19,7 @@ ATTEMPTS = Counter("smsgw_webhook_attempts_total",
 
 def count_attempt(state: str | None) -> None:
     if metrics.ON and state:
-        ATTEMPTS.labels("retry" if state == "pending" else state).inc()
+        metrics.child(ATTEMPTS, "retry" if state == "pending" else state).inc()
 
 
 class BacklogCollector:
@@ -28,11 +32,15 @@ class BacklogCollector:
     def collect(self):
         from core.db import app_db, connection
 
-        with connection():
-            waiting, overdue, oldest = app_db.execute_sql(
-                "SELECT count(*), count(*) FILTER (WHERE due_at <= now()), "
-                "coalesce(extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now())), 0) "
-                "FROM public.due_work WHERE job = %s", (self.job,)).fetchone()
+        try:
+            with connection():
+                waiting, overdue, oldest = app_db.execute_sql(
+                    "SELECT count(*), count(*) FILTER (WHERE due_at <= now()), "
+                    "coalesce(extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now())), 0) "
+                    "FROM public.due_work WHERE job = %s", (self.job,)).fetchone()
+        except Exception as exc:  # a scrape during an outage shows what it can
+            log.warning("metrics: the backlog could not be read (%s)", exc.__class__.__name__)
+            return
         family = GaugeMetricFamily("smsgw_webhook_backlog_workspaces",
                                    "Workspaces with webhook deliveries waiting (retries included), by whether "
                                    "their time has come.", labels=["due"])
