@@ -59,7 +59,10 @@ class BackupError(RuntimeError):
 
 # -- the sealed stream --------------------------------------------------------------------------
 
-def backup_key(secrets) -> bytes:
+def backup_key(secrets, create: bool = True) -> bytes:
+    """The backup key; ``create=False`` (reading a backup) never makes one: a new key reads nothing."""
+    if not create and not secrets.env.get("SMSGW_BACKUP_KEY") and not secrets.path("backup-key").exists():
+        raise BackupError("no backup key here: set SMSGW_BACKUP_KEY to the key the backup was made with")
     raw = secrets.get("backup-key", "SMSGW_BACKUP_KEY",
                       generate=lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())
     try:
@@ -317,7 +320,7 @@ def restore(platform, path: Path, progress=None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise BackupError(f"{path}: no such backup file")
-    key = backup_key(platform.secrets)
+    key = backup_key(platform.secrets, create=False)
     say(f"Checking {path} (every chunk, before anything is written) ...")
     preface = verify(path, key)
     if preface.get("kind") != "platform":
@@ -551,7 +554,7 @@ def command(platform, args) -> int:
                   _or(args.keep_monthly, s.backup_keep_monthly), progress=print)
         return 0
     if args.verify_only:
-        facts = verify(Path(args.file), backup_key(platform.secrets))
+        facts = verify(Path(args.file), backup_key(platform.secrets, create=False))
         print(f"{args.file}: intact; made {facts['created']} of {facts['tenants']} workspace(s), "
               f"schema {json.dumps(facts['schema_versions']['public'])}")
         return 0

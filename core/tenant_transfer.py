@@ -69,7 +69,7 @@ def import_(platform, path: Path, progress=None) -> str:
 
     say = progress or (lambda msg: None)
     path = Path(path)
-    key = backup_key(platform.secrets)
+    key = backup_key(platform.secrets, create=False)
     say(f"Checking {path} ...")
     preface = verify(path, key)
     if preface.get("kind") != "workspace":

@@ -119,6 +119,10 @@ def test_a_tampered_backup_refuses_to_restore(backed_up, tmp_path):
     done = smsgw(env, "restore", str(copy))
     assert done.returncode == 2, done.stdout + done.stderr
     assert "checksum differs from its manifest" in done.stderr
+    # Without the key it is refused too (a key made up now would read nothing).
+    keyless = {k: v for k, v in env.items() if k != "SMSGW_BACKUP_KEY"}
+    done = smsgw(keyless, "restore", str(original))
+    assert done.returncode == 2 and "set SMSGW_BACKUP_KEY" in done.stderr
     # Nothing was written: no database cluster, no secrets.
     assert not (tmp_path / "data" / "pg").exists() and not (tmp_path / "data" / "secrets").exists()
 
