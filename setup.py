@@ -42,6 +42,8 @@ setup(
         # Stripe payments (billing addon): Checkout, the customer portal and webhook signature checks
         # by the library itself (stripe.Webhook.construct_event).
         "stripe>=8",
+        # /metrics in the Prometheus text format, across processes (core/metrics.py).
+        "prometheus_client>=0.20",
     ],
     extras_require={
         # Embedded PostgreSQL 16 binaries in a wheel, used when DATABASE_URL is unset: `make run` needs

@@ -290,8 +290,9 @@ class Scratch:
         return conn
 
     def child_env(self, **extra) -> dict:
+        # SMSGW_METRICS_ADDRESS passes: the server is then measured with its metrics on.
         env = {k: v for k, v in os.environ.items()
-               if not (k.startswith("SMSGW_") or k in ("DATABASE_URL", "REDIS_URL"))}
+               if not (k.startswith("SMSGW_") or k in ("DATABASE_URL", "REDIS_URL")) or k == "SMSGW_METRICS_ADDRESS"}
         env.update(self.env)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
         env["PYTHONWARNINGS"] = "ignore"

@@ -8,6 +8,7 @@ import sys
 
 from .addons import AddonError, AddonRegistry, CommandError
 from .admins import AdminError
+from .backup import BackupError
 from .config import ConfigError, Settings
 from . import logformat
 from .embedded_pg import EmbeddedPostgresError
@@ -18,7 +19,9 @@ EPILOG = """\
 Configuration comes from the environment: DATABASE_URL (external PostgreSQL;
 unset = embedded PostgreSQL under SMSGW_DATA_DIR), REDIS_URL, SMSGW_BASE_DOMAIN
 (default localhost), SMSGW_DATA_DIR (default ./var), SMSGW_PORT (default 8888),
-SMSGW_BIND (default 127.0.0.1), SMSGW_HTTPS (1: served as HTTPS only, Secure cookies and HSTS).
+SMSGW_BIND (default 127.0.0.1), SMSGW_HTTPS (1: served as HTTPS only, Secure cookies and HSTS),
+SMSGW_METRICS_ADDRESS (HOST:PORT for Prometheus' /metrics; SMSGW_METRICS_TOKEN to require a
+bearer token), SMSGW_LOG_FORMAT (text or json). docs/operations.md has the rest.
 """
 
 
@@ -50,7 +53,7 @@ def build_parser(registry: AddonRegistry | None = None) -> argparse.ArgumentPars
     m.add_argument("--tenant", action="append", metavar="SLUG", help="only these tenants (repeatable)")
     m.add_argument("--jobs", type=int, default=None, help="tenants migrated in parallel (default 4)")
 
-    t = sub.add_parser("tenant", help="create, list, suspend, resume or delete tenants")
+    t = sub.add_parser("tenant", help="create, list, suspend, resume, delete, export or import tenants")
     tsub = t.add_subparsers(dest="tenant_command", metavar="ACTION", required=True)
     tc = tsub.add_parser("create", help="create a tenant with its schema, role and owner",
                          description="Create a tenant: its PostgreSQL role and schema, all migrations, "
@@ -64,6 +67,9 @@ def build_parser(registry: AddonRegistry | None = None) -> argparse.ArgumentPars
                          ("resume", "allow access to a suspended tenant again")):
         a = tsub.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
         a.add_argument("slug")
+    from .tenant_transfer import add_commands as add_transfer_commands
+
+    add_transfer_commands(tsub)
     d = tsub.add_parser("delete", help="delete a tenant: drops its schema, role and data",
                         description="Delete a tenant for good: its schema with all data and its role.")
     d.add_argument("slug")
@@ -106,6 +112,9 @@ def build_parser(registry: AddonRegistry | None = None) -> argparse.ArgumentPars
         x = asub.add_parser(action, help=f"{action} an addon for one tenant")
         x.add_argument("slug", help="the tenant")
         x.add_argument("name", help="the addon")
+    from .backup import add_commands as add_backup_commands
+
+    add_backup_commands(sub)
     if registry is not None:
         add_addon_commands(registry, sub)
     return p
@@ -134,14 +143,14 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    logformat.configure(args.verbose)
-    if not args.verbose:
-        logging.getLogger("huey").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
+        logformat.configure(args.verbose, settings.log_format, settings.trust_proxy_headers)
+        if not args.verbose:
+            logging.getLogger("huey").setLevel(logging.WARNING)
         return dispatch(args, settings, registry)
     except (ConfigError, TenantError, AddonError, MigrationError, AdminError, EmbeddedPostgresError,
-            CommandError) as exc:
+            CommandError, BackupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -162,6 +171,10 @@ def dispatch(args, settings, registry: AddonRegistry | None = None) -> int:
 
     platform = _platform(settings, registry)
     try:
+        if args.command in ("backup", "restore"):
+            from . import backup
+
+            return backup.command(platform, args)
         if args.command == "addons" and args.addons_command == "list":
             for addon in platform.registry.addons:
                 deps = ", ".join(addon.depends) or "-"
@@ -278,6 +291,10 @@ def tenant_command(platform, args) -> int:
         svc.resume(args.slug)
         print(f"Tenant {args.slug} is active again.")
         return 0
+    if cmd in ("export", "import"):
+        from . import tenant_transfer
+
+        return tenant_transfer.command(platform, args)
     if cmd == "delete":
         svc.get(args.slug)
         if not args.yes:

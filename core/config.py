@@ -143,6 +143,18 @@ class Settings:
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
     stripe_api_base: str = ""
+    # Operations (issue 21): Prometheus metrics on a listener of their own (HOST:PORT; empty: no
+    # metrics and no counting), optionally behind a bearer token; log lines as text or JSON.
+    metrics_address: str = ""
+    metrics_token: str = ""
+    log_format: str = "text"
+    # Backups (core/backup.py): where the worker writes one every night at this hour (UTC; empty
+    # dir: no scheduled backups), and how many daily/weekly/monthly ones retention keeps.
+    backup_dir: str = ""
+    backup_hour: int = 3
+    backup_keep_daily: int = 7
+    backup_keep_weekly: int = 4
+    backup_keep_monthly: int = 6
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -210,6 +222,14 @@ class Settings:
             stripe_secret_key=(env.get("SMSGW_STRIPE_SECRET_KEY") or "").strip(),
             stripe_webhook_secret=(env.get("SMSGW_STRIPE_WEBHOOK_SECRET") or "").strip(),
             stripe_api_base=(env.get("SMSGW_STRIPE_API_BASE") or "").strip().rstrip("/"),
+            metrics_address=(env.get("SMSGW_METRICS_ADDRESS") or "").strip(),
+            metrics_token=(env.get("SMSGW_METRICS_TOKEN") or "").strip(),
+            log_format=_choice(env, "SMSGW_LOG_FORMAT", "text", ("text", "json")),
+            backup_dir=(env.get("SMSGW_BACKUP_DIR") or "").strip(),
+            backup_hour=_int(env, "SMSGW_BACKUP_HOUR", 3, 0),
+            backup_keep_daily=_int(env, "SMSGW_BACKUP_KEEP_DAILY", 7, 0),
+            backup_keep_weekly=_int(env, "SMSGW_BACKUP_KEEP_WEEKLY", 4, 0),
+            backup_keep_monthly=_int(env, "SMSGW_BACKUP_KEEP_MONTHLY", 6, 0),
         )
         values.update(overrides)
         if values["webhook_timeout"] > 30:
@@ -242,6 +262,12 @@ class Settings:
         if values["billing_invoice_prefix"] == values["billing_credit_note_prefix"]:
             raise ConfigError("SMSGW_BILLING_INVOICE_PREFIX and SMSGW_BILLING_CREDIT_NOTE_PREFIX must differ: "
                               "invoices and credit notes are two series whose numbers must not look alike")
+        if values["backup_hour"] > 23:
+            raise ConfigError(f"SMSGW_BACKUP_HOUR is an hour of the day (UTC), 0 to 23, got {values['backup_hour']}")
+        if values["metrics_address"]:
+            from .metrics import parse_address
+
+            parse_address(values["metrics_address"])  # a ConfigError now, not when the server starts
         return cls(**values)
 
     @property

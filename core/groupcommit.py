@@ -34,6 +34,7 @@ import asyncio
 import contextvars
 from collections import deque
 
+from . import metrics
 from .db import TenantRef, run_sync, tenant_transaction
 from .web.problem import Problem
 
@@ -116,6 +117,8 @@ class GroupCommit:
             total += n
         if not queue:
             del self._waiting[key]
+        if metrics.ON:
+            metrics.child(metrics.GROUP_SIZE, getattr(self.work, "__name__", "work")).observe(len(group))
         self._running[key] = self._running.get(key, 0) + 1
         # A fresh context: the group's work is not any one request's.
         task = self._loop.create_task(self._run(tenant, group), context=contextvars.Context())

@@ -656,3 +656,26 @@ def smsgw_signed_up(handler: BaseHandler, tenant: TenantInfo) -> None:
     Order: dependencies first.
     Reaches: addons enabled for ``tenant``.
     """
+
+
+# ---------------------------------------------------------------------------
+# Operations
+# ---------------------------------------------------------------------------
+
+@hookspec
+def smsgw_metrics(register: Callable[[Any], None]) -> None:
+    """Give the metrics listener (``SMSGW_METRICS_ADDRESS``, :mod:`core.metrics`) collectors that
+    read this addon's state when Prometheus scrapes.
+
+    ``register(collector)`` takes a ``prometheus_client`` custom collector: an object whose
+    ``collect()`` yields metric families. It runs in a database thread at every scrape (every
+    15 s or so): keep it to a few catalogue queries whatever the number of workspaces, never a
+    loop over them, and give no label a workspace's name. Counters an addon keeps as things
+    happen it creates with ``prometheus_client`` itself (they work across processes with
+    ``PROMETHEUS_MULTIPROC_DIR``); they need no registration here.
+
+    :param register: takes one collector; called any number of times.
+
+    Result: none.
+    Order: dependencies first.
+    """

@@ -95,6 +95,9 @@ def serve(platform, port: int, with_worker: bool, demo: bool, certfile=None, key
         say(f"SMS gateway is running (pid {os.getpid()}).")
         say(f"  Platform:     {scheme}://{s.base_domain}:{port}/")
         say(f"  Health:       {scheme}://{s.base_domain}:{port}/health/ready")
+        if s.metrics_address:
+            say(f"  Metrics:      http://{s.metrics_address}/metrics"
+                + (" (bearer token SMSGW_METRICS_TOKEN)" if s.metrics_token else ""))
         local = bind in ("127.0.0.1", "::1", "localhost")
         say(f"  Listening on: {bind}:{port}"
             + (" (this machine only; --host or SMSGW_BIND to change)" if local else ""))
@@ -171,6 +174,7 @@ class ServerRuntime:
         self.platform, self.app = platform, app
         self.server = None
         self.owns_platform_runtime = False
+        self.metrics = None  # core.metrics.MetricsServer with SMSGW_METRICS_ADDRESS
 
     def start(self, **server_options):
         """Start everything but accepting; returns the ``HTTPServer``
@@ -181,6 +185,11 @@ class ServerRuntime:
         if self.owns_platform_runtime:
             self.platform.start_runtime(asyncio.get_running_loop())
         self.platform.registry.hook.smsgw_startup(app=self.app)
+        if self.platform.settings.metrics_address:
+            from .metrics import MetricsServer
+
+            self.metrics = MetricsServer(self.platform)
+            self.metrics_port = self.metrics.start()
         return self.server
 
     def serve(self, sockets) -> None:
@@ -196,6 +205,9 @@ class ServerRuntime:
         except asyncio.TimeoutError:
             log.warning("some connections did not finish within %g s", timeout)
         self.server.delegate.idle.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         self.platform.registry.hook.smsgw_shutdown(app=self.app)
         return drained
 
@@ -239,6 +251,11 @@ def run_worker(platform, workers: int, say=print):
     prepare_platform(platform, say=say, migrate=False)
     platform.supervise_database()
     platform.setup_tasks()
+    from . import metrics
+
+    # The worker serves no /metrics: with a shared PROMETHEUS_MULTIPROC_DIR its counters reach the
+    # web processes' answers through their files; without one they would reach nobody.
+    metrics.ON = bool(platform.settings.metrics_address) and metrics.MULTIPROCESS
     consumer = Consumer(platform.huey, workers=workers, worker_type="thread", periodic=True,
                         max_delay=1.0, shutdown_timeout=10)
     heartbeat = WorkerHeartbeat(platform)  # web processes stand in for a worker that stops beating

@@ -21,6 +21,7 @@ from huey.consumer import Consumer
 from huey.contrib.sql_huey import SqlHuey
 from playhouse.pool import PooledPostgresqlDatabase
 
+from . import logformat
 from .db import TenantContextMissing, connection, current_tenant
 from .due import DueJob
 
@@ -28,6 +29,14 @@ log = logging.getLogger(__name__)
 
 
 URGENT = 10  # the priority of tasks a customer waits for at a set time (see TaskQueue.tenant_task)
+RID = "_smsgw_request_id"  # the keyword that carries the queuing request's id to the worker (JSON logs)
+
+
+def _with_request_id(kwargs: dict) -> dict:
+    rid = logformat.request_id.get()
+    if rid is not None:
+        kwargs[RID] = rid
+    return kwargs
 
 
 def make_huey(settings, app_url: str, name: str = "smsgw"):
@@ -51,12 +60,12 @@ class TenantTask:
     def __call__(self, tenant_slug: str, *args, **kwargs):
         if not tenant_slug:
             raise TenantContextMissing(f"task {self.name} must be given the tenant it works for")
-        return self._task(tenant_slug, *args, **kwargs)
+        return self._task(tenant_slug, *args, **_with_request_id(kwargs))
 
     def schedule(self, tenant_slug: str, *args, delay=None, eta=None, **kwargs):
         if not tenant_slug:
             raise TenantContextMissing(f"task {self.name} must be given the tenant it works for")
-        return self._task.schedule(args=(tenant_slug, *args), kwargs=kwargs, delay=delay, eta=eta)
+        return self._task.schedule(args=(tenant_slug, *args), kwargs=_with_request_id(kwargs), delay=delay, eta=eta)
 
     def run_now(self, tenant_slug: str, *args, **kwargs):
         """Run in this process (the sweeper's and tests' entry point), with the same checks."""
@@ -95,6 +104,11 @@ class TaskQueue:
         # The kernel's own housekeeping; addons add theirs through smsgw_tasks.
         self.periodic(crontab(minute="23"), self._remove_unverified_tenants, name="core.remove_unverified_tenants",
                       per_tenant=False)
+        if platform.settings.backup_dir:  # encrypted backups with retention (core/backup.py)
+            from .backup import scheduled
+
+            self.periodic(crontab(minute="7", hour=str(platform.settings.backup_hour)), lambda: scheduled(platform),
+                          name="core.backup", per_tenant=False)
 
     def _remove_unverified_tenants(self):
         from .throttle import SignupThrottle
@@ -141,6 +155,9 @@ class TaskQueue:
         platform = self.platform
 
         def run_for_tenant(tenant_slug, *args, **kwargs):
+            # The worker's lines for this work name the request that queued it (None clears the
+            # previous task's id from this thread).
+            logformat.request_id.set(kwargs.pop(RID, None))
             if not tenant_slug:
                 raise TenantContextMissing(f"task {name} ran without a tenant")
             # The request path's cache (invalidated by NOTIFY): no catalogue query per task.

@@ -15,6 +15,9 @@ import contextvars
 import logging
 import math
 import threading
+import time
+
+from . import metrics
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,13 @@ class WakeupHub:
             except Exception:  # one listener's bug must not keep the others asleep
                 log.exception("wake-up listener failed for %s", key)
         self.wakes += n
+        if n and metrics.ON:
+            metrics.WAKES.inc(n)
         return n
+
+    def _timed_wake(self, key: str, since: float) -> None:
+        if self.wake(key):
+            metrics.WAKE_LATENCY.observe(time.monotonic() - since)
 
     def wake_all(self) -> int:
         """Wake every waiter of this process (on the IOLoop thread): a wake-up channel was down and
@@ -127,7 +136,11 @@ class WakeupHub:
         except RuntimeError:
             on_loop = False
         # From the loop's own thread (a handler after its commit) no need to wake the loop up.
-        (loop.call_soon if on_loop else loop.call_soon_threadsafe)(self.wake, key)
+        schedule = loop.call_soon if on_loop else loop.call_soon_threadsafe
+        if metrics.ON:
+            schedule(self._timed_wake, key, time.monotonic())
+        else:
+            schedule(self.wake, key)
 
 
 class Deadlines:

@@ -29,7 +29,7 @@ from core.users import TenantModel
 from core.web.base import PageHandler
 from core.web.overview import Attention, FirstStep, OverviewPart
 
-from . import service
+from . import metrics, service
 from .models import Device
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ def on_offline(platform, tenant, gone: list[Device]) -> int:
         opened += row is not None
     if opened:
         due.arm(NOTICE_JOB, utcnow())
+    metrics.count_offline(len(gone), opened)
     return opened
 
 

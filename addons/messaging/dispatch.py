@@ -22,6 +22,7 @@ from addons.devices.models import Device
 from addons.devices.service import online_now
 from addons.devices.settings import merged as merged_settings, within_working_hours
 
+from . import metrics
 from .models import MessagingSettings, Recipient
 
 WINDOWS = (("per_minute", dt.timedelta(minutes=1)), ("per_hour", dt.timedelta(hours=1)),
@@ -130,6 +131,7 @@ def claim(tenant, device: Device, limit: int) -> list[dict]:
 
     rows = app_db.execute_sql(_claim_statement(*arm_claims_sql()), {
         "d": device.id, "slots": slots, "n": n, "due_job": JOB, "due_tenant": due.tenant_lock_key(tenant)}).fetchall()
+    metrics.count("processed", len(rows))
     return [_item(*row[:-1]) for row in rows]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from core.clock import utcnow
 from core.db import app_db
 
-from . import dispatch, states
+from . import dispatch, metrics, states
 from .lifecycle import wake_eligible
 from .transitions import EVENT_FOR_STATE, emit_many
 
@@ -120,6 +120,7 @@ def _write(recs: dict, ids: list[int], history: list[tuple]) -> None:
                                    "%s::timestamptz,%s,%s::timestamptz,%s::smallint)",
                                    (i, *[recs[i][c] for c in _WRITTEN])) for i in ids)
     events = b",".join(cur.mogrify("(%s::bigint,%s,%s,%s,%s::bigint,%s,%s::timestamptz)", h) for h in history)
+    metrics.count_history(history)
     cur.execute(b"""
         WITH v (id, state, device_id, excluded_devices, sent_at, delivered_at, failed_at, error_code, claimed_at,
                 sim_slot) AS (VALUES """ + values + b"""),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.clock import utcnow
 
-from . import runtime, states
+from . import metrics, runtime, states
 from .models import Message, Recipient, RecipientEvent
 
 EVENT_FOR_STATE = {"sent": "sent", "delivered": "delivered", "failed": "failed", "cancelled": "cancelled",
@@ -65,6 +65,7 @@ def transition(tenant, r: Recipient, to_state: str, source: str, *, device_id=No
     RecipientEvent.create(recipient=r.id, from_state=r.state, to_state=to_state, source=source,
                           device_id=device_id if device_id is not None else r.device_id, error_code=error_code,
                           reported_at=reported_at)
+    metrics.count(to_state)
     for k, v in fields.items():
         setattr(r, k, v)
     event = EVENT_FOR_STATE.get(to_state)

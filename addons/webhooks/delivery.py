@@ -8,7 +8,7 @@ import time
 from core.db import tenant_transaction
 from core.web.params import is_digits
 
-from . import runtime, sender, service, signing
+from . import metrics, runtime, sender, service, signing
 from .models import Delivery, Endpoint, Event
 
 
@@ -61,6 +61,7 @@ def attempt(delivery_id: int, trigger: str = "schedule", tries: int = 0, timeout
     outcome = sender.post(job["url"], job["body"], headers, timeout=timeout)
     with tenant_transaction():
         state = service.record_outcome(job, outcome, trigger)
+    metrics.count_attempt(state)
     runtime.send_notices(job.get("notices", []))
     return state
 

@@ -65,6 +65,13 @@ def smsgw_tasks(queue):
 
 
 @hookimpl
+def smsgw_metrics(register):
+    from .metrics import BacklogCollector
+
+    register(BacklogCollector(service.JOB))
+
+
+@hookimpl
 def smsgw_openapi():
     from . import openapi
 

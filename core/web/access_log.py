@@ -6,6 +6,8 @@ import logging
 import re
 from urllib.parse import parse_qsl, urlencode
 
+from .. import metrics
+
 log = logging.getLogger("smsgw.access")
 
 SENSITIVE = re.compile(r"(token|key|secret|password|passwd|code|signature|sig|auth|session|jwt)", re.I)
@@ -33,15 +35,20 @@ def log_request(handler) -> None:
     req = handler.request
     elapsed_ms = 1000.0 * req.request_time()
     log_line(handler.get_status(), req.method, req.host_name, req.path, req.query, elapsed_ms)
+    if metrics.ON:
+        metrics.observe_request(metrics.route_of(handler.__class__), req.method, handler.get_status(),
+                                elapsed_ms / 1000.0)
     tenant = getattr(handler, "tenant", None)
     if tenant is not None:  # metering and latency per workspace (smsgw_request_finished)
         handler.platform.registry.hook.smsgw_request_finished(tenant=tenant, handler=handler, elapsed_ms=elapsed_ms)
 
 
-def log_line(status: int, method: str, host: str, path: str, query: str, elapsed_ms: float) -> None:
+def log_line(status: int, method: str, host: str, path: str, query: str, elapsed_ms: float,
+             rid: str | None = None) -> None:
     # 499: the client hung up (a phone's long poll dropped by its network): routine, not a warning.
     level = logging.INFO if status < 400 or status == 499 else logging.WARNING if status < 500 else logging.ERROR
     if not log.isEnabledFor(level):
         return
     query = redact_query(query)
-    log.log(level, "%d %s %s %s %.1fms", status, method, host, path + ("?" + query if query else ""), elapsed_ms)
+    log.log(level, "%d %s %s %s %.1fms", status, method, host, path + ("?" + query if query else ""), elapsed_ms,
+            extra={"request_id": rid} if rid else None)

@@ -9,6 +9,7 @@ from pathlib import Path
 import tornado.web
 from tornado.routing import AnyMatches, HostMatches, Rule
 
+from .. import metrics
 from ..bodyschema import request_schemas
 from ..permissions import AUTHENTICATED, PUBLIC, RegistrationError
 from ..templating import Templates
@@ -157,6 +158,7 @@ class Application(tornado.web.Application):
         ]
         check_route_permissions(routes, registry.access)
         self.route_table = routes
+        metrics.name_routes(routes)
         compile_body_schemas(platform, routes)
         self.https = settings.https
         super().__init__(

@@ -25,6 +25,7 @@ from tornado import httputil
 from tornado.http1connection import HTTP1Connection, HTTP1ConnectionParameters
 from tornado.iostream import StreamClosedError
 
+from .. import logformat, metrics
 from ..config import ConfigError
 from .access_log import log_line
 from .jsonout import json_bytes
@@ -119,6 +120,8 @@ class _Message(httputil.HTTPMessageDelegate):
         conn.smsgw_message = weakref.ref(self)
 
     def headers_received(self, start_line, headers):
+        if logformat.REQUEST_IDS:  # in the connection's context, which the handler's task copies
+            logformat.request_id.set(logformat.new_request_id(headers.get("X-Request-ID")))
         if self.idle is not None:
             self.idle.forget(self.server_conn)
             if headers.get("Content-Length", "0") == "0" and "Transfer-Encoding" not in headers:
@@ -228,7 +231,8 @@ class _Message(httputil.HTTPMessageDelegate):
 class Detached:
     """A request whose handler has gone; :meth:`respond` answers it once."""
 
-    __slots__ = ("conn", "method", "host", "path", "query", "started", "https", "on_close", "done", "ticket")
+    __slots__ = ("conn", "method", "host", "path", "query", "started", "https", "on_close", "done", "ticket",
+                 "route", "rid")
 
     def __init__(self, handler):
         req = handler.request
@@ -239,6 +243,8 @@ class Detached:
         self.on_close = None  # called (once) if the client hangs up before the answer
         self.done = False
         self.ticket = None  # its place in the admission, if it took one
+        self.route = handler.__class__  # for the metrics
+        self.rid = logformat.request_id.get()
         self.conn.set_close_callback(self)  # see __call__ (a bound method would cost more per request)
 
     def settled(self) -> None:
@@ -254,7 +260,7 @@ class Detached:
         if not self.done:
             self.done = True
             # 499 (nginx's "client closed request"): the access log shows phones dropping their polls.
-            log_line(499, self.method, self.host, self.path, self.query, 1000.0 * (time.time() - self.started))
+            self._log(499)
             callback, self.on_close = self.on_close, None
             if callback is not None:
                 callback()
@@ -293,7 +299,14 @@ class Detached:
             conn.finish()
         except StreamClosedError:
             pass  # the client went away just now; nothing more to do
-        log_line(status, self.method, self.host, self.path, self.query, 1000.0 * (time.time() - self.started))
+        self._log(status)
+
+    def _log(self, status: int) -> None:
+        """The access-log line (and the metrics) of the answer."""
+        elapsed = time.time() - self.started
+        log_line(status, self.method, self.host, self.path, self.query, 1000.0 * elapsed, self.rid)
+        if metrics.ON:
+            metrics.observe_request(metrics.route_of(self.route), self.method, status, elapsed)
 
     # -- a streamed answer (server-sent events): headers now, the body in pieces, until end() ---------
 
@@ -340,7 +353,7 @@ class Detached:
             conn.finish()
         except StreamClosedError:
             pass
-        log_line(200, self.method, self.host, self.path, self.query, 1000.0 * (time.time() - self.started))
+        self._log(200)
 
 
 def detach(handler) -> Detached | None:
