@@ -103,7 +103,7 @@ class InvoicePage(StripeFormsMixin, PageHandler, InvoiceMixin):
                 return _corrected(invoice), accounts.get(self.tenant.id), payments.payments_of(invoice.id)
 
         corrects, account, paid = await self.run_db(load)
-        provider = payments.provider_of(account) if invoice.payable else None
+        provider = payments.provider_of(account, self.settings_) if invoice.payable else None
         self.render("billing/invoice.html", provider=provider, account=account, payments=paid,
                     can_pay=self.principal.can(PAY), **self.document_context(invoice, corrects))
 
@@ -132,7 +132,7 @@ class InvoicePay(PageHandler, InvoiceMixin):
         if not invoice.payable:
             raise Problem(409, "not-payable", f"Invoice {invoice.number} has nothing left to pay.")
         account = await self.run_db(_in_public, accounts.get, self.tenant.id)
-        provider = payments.provider_of(account)
+        provider = payments.provider_of(account, self.settings_)
         back = f"{self.settings_.public_url(self.tenant.slug)}/billing/invoices/{invoice.id}"
         url = await self.run_db(provider.checkout_url, self.settings_, account, invoice, back)
         if not url:
@@ -182,7 +182,7 @@ class PaymentMethodPage(StripeFormsMixin, AuditedChange, PageHandler):
 
     async def get(self):
         account = await self.run_db(_in_public, accounts.get, self.tenant.id)
-        current = payments.provider_of(account)
+        current = payments.provider_of(account, self.settings_)
         self.render("billing/payment_method.html", account=account, current=current, invoice=None,
                     offered=payments.offered(self.settings_), provider=current, can_pay=True)
 
@@ -199,7 +199,7 @@ class PaymentMethodPage(StripeFormsMixin, AuditedChange, PageHandler):
             self.flash("success", self.gettext()[0]("Payment method changed."))
             self.redirect("/billing/payment")
             return
-        provider = payments.provider_of(account)
+        provider = payments.provider_of(account, self.settings_)
         if action == "card":
             url = await self.run_db(provider.checkout_url, self.settings_, account, None, back)
         elif action == "portal":

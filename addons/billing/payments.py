@@ -110,11 +110,12 @@ def offered(settings) -> list[PaymentProvider]:
     return [p for p in providers().values() if p.available(settings)]
 
 
-def provider_of(account) -> PaymentProvider:
-    """The workspace's provider, or ``manual`` if the one it chose is gone or not configured."""
+def provider_of(account, settings=None) -> PaymentProvider:
+    """The workspace's provider, or ``manual`` if the one it chose is gone or not configured (in
+    ``settings``: the serving platform's; the configured platform's when not given)."""
     found = providers()
     chosen = found.get(account.provider)
-    if chosen is None or not chosen.available(platform().settings):
+    if chosen is None or not chosen.available(settings or platform().settings):
         return found["manual"]
     return chosen
 
@@ -218,7 +219,7 @@ def collect_open(limit: int = 200) -> int:
             account = accounts.get(claimed[0])
             invoice = invoicing.get(invoice_id)
         try:
-            if provider_of(account).collect(settings, account, invoice):
+            if provider_of(account, settings).collect(settings, account, invoice):
                 tried += 1
         except Exception as exc:  # the provider refused or was unreachable: a failed attempt
             log.warning("billing: collecting %s failed: %s", invoice.number, exc)
