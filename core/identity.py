@@ -89,7 +89,7 @@ def refresh(tenant_ref, token: str, tenant_slug: str):
 def user_principal(user: User, tenant_slug: str, via: str, session_id=None) -> Principal:
     return Principal(kind="user", id=user.id, role=user.role, tenant=tenant_slug,
                      permissions=role_permissions(user.role), name=user.name, email=user.email, via=via,
-                     session_id=session_id)
+                     session_id=session_id, language=user.language)
 
 
 def api_token_row_principal(row: ApiToken, tenant_slug: str, via: str, scope=None, family=None) -> Principal:

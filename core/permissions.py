@@ -272,6 +272,7 @@ class Principal:
     reason: str | None = None  # the written reason of an admin access grant
     session_id: int | None = None
     family: str | None = None  # the refresh family a JWT was minted with (credentials derived from it die with it)
+    language: str = ""  # a person's own language setting ("": their workspace's, or the browser's)
 
     def can(self, permission: str) -> bool:
         if permission == PUBLIC:

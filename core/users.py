@@ -49,6 +49,8 @@ User._meta.add_field("email_verified_at", DateTimeField(null=True))
 User._meta.add_field("password_changed_at", DateTimeField(null=True))
 User._meta.add_field("last_login_at", DateTimeField(null=True))
 User._meta.add_field("invited_by", BigIntegerField(null=True))
+# Tenant migration 0004_language: the person's own language for pages and mails ("" = the workspace's).
+User._meta.add_field("language", TextField(default=""))
 
 
 class Session(TenantModel):

@@ -304,7 +304,7 @@ class AlertPrefsPage(PageHandler):
             "DO UPDATE SET email = excluded.email, banner = excluded.banner, updated_at = now()",
             (user_id, email, banner)))
         _prefs.pop((self.tenant.id, user_id), None)
-        self.flash("success", "Saved.")
+        self.flash("success", N_("Saved."))
         self.redirect("/account/alerts")
 
 

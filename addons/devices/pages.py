@@ -16,6 +16,7 @@ from .api import audit_event, device_id_or_404, get_device
 from .models import Device, DeviceInbound
 from .pairing import pairing_payload
 from .settings import SCHEMA as SETTINGS_SCHEMA, SIM_MODES, SettingsError, merged
+from core.i18n import N_
 
 
 def fleet(tenant, registry):
@@ -171,11 +172,11 @@ class DevicePage(HealthPage):
             await self.run_db(self.platform.credentials_changed, self.tenant.slug)
             self.platform.wake_now(key)
             await self.run_db(emit, self.platform, audit_event(self, "device.removed", device_id))
-            self.flash("success", "The device was removed; its waiting messages go to your other phones.")
+            self.flash("success", N_("The device was removed; its waiting messages go to your other phones."))
             self.redirect("/devices")
             return
         else:
-            raise Problem(400, "invalid-action", "Unknown action.")
+            raise Problem(400, "invalid-action", N_("Unknown action."))
         if action in ("enable", "disable", "rotate"):
             await self.run_db(self.platform.credentials_changed, self.tenant.slug)
         self.platform.wake_now(key)
@@ -193,7 +194,7 @@ class DevicePage(HealthPage):
             self.render("devices/detail.html", device=device, settings=merged(device.settings), inbound=[],
                         errors=errors, sim_modes=SIM_MODES, new_token=new_token, pairing=None)
             return
-        self.flash("success", "Saved.")
+        self.flash("success", N_("Saved."))
         self.redirect(f"/devices/{device_id}")
 
     def settings_from_form(self) -> dict:

@@ -204,12 +204,14 @@ class AcknowledgeHandler(PageHandler):
 
     async def post(self):
         if not _signed_in_here(self):
-            raise Problem(403, "forbidden", "Acknowledge the privacy policy from a signed-in browser.")
+            raise Problem(403, "forbidden", N_("Acknowledge the privacy policy from a signed-in "
+                                               "browser."))
         current = version(self.application.templates, page_theme(self))
         shown = self.get_body_argument("version", "")
         if shown != current:
             raise Problem(409, "policy-changed",
-                          "The privacy policy changed since this page was shown; reload it and read the new version.")
+                          N_("The privacy policy changed since this page was shown; reload it and "
+                             "read the new version."))
         principal = self.principal
         event = audit(self, "privacy.policy_acknowledged", actor=principal.actor, actor_name=principal.email,
                       target=principal.actor, version=current)

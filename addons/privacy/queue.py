@@ -169,9 +169,10 @@ class AdminRequestHandler(AdminQueueHandler):
                                  _AdminAudit(self))
         except RequestError as exc:
             if exc.field == "missing":
-                raise Problem(404, "not-found", "There is no such privacy request.") from None
+                raise Problem(404, "not-found", N_("There is no such privacy request.")) from None
             if exc.field == "closed":
-                raise Problem(409, "request-closed", "This privacy request is already closed; nothing was changed.")
+                raise Problem(409, "request-closed", N_("This privacy request is already closed; "
+                                                        "nothing was changed."))
             await self.show({exc.field: _(str(exc))}, int(request_id), 422)
             return
         told = True

@@ -143,7 +143,7 @@ class ProfileHandler(PageHandler):
             except (AuthError, passwords.PasswordPolicyError) as exc:
                 errors["password"] = str(exc)
             else:
-                self.flash("success", "Your password was changed. Other sessions were signed out.")
+                self.flash("success", N_("Your password was changed. Other sessions were signed out."))
                 self.redirect("/account")
                 return
         elif action == "cancel-email":
@@ -156,7 +156,7 @@ class ProfileHandler(PageHandler):
                                                    to=pending["email"]))
 
             await self.in_tenant(cancel)
-            self.flash("success", "The email change was cancelled.")
+            self.flash("success", N_("The email change was cancelled."))
             self.redirect("/account")
             return
         else:
@@ -203,10 +203,10 @@ class ProfileHandler(PageHandler):
                         await self.run_db(emit, platform, audit(self, "email.change_requested",
                                                                 actor=principal.actor, actor_name=user.email,
                                                                 target=principal.actor, to=change["email"]))
-                        self.flash("success", f"Your details were saved. To use {change['email']} to sign in, "
-                                              "open the link we sent there.")
+                        self.flash("success", N_("Your details were saved. To use %(email)s to sign in, "
+                                                 "open the link we sent there."), email=change["email"])
                     else:
-                        self.flash("success", "Your details were saved.")
+                        self.flash("success", N_("Your details were saved."))
                     self.redirect("/account")
                     return
         user, pending = await self.in_tenant(_user_and_pending, principal.id)
@@ -259,16 +259,17 @@ class TeamHandler(PageHandler):
             await self.run_db(emit, platform, audit(self, "user.invited", actor=principal.actor,
                                                     actor_name=principal.email, target=f"user:{user.id}",
                                                     email=email, role=role))
-            self.flash("success", f"Invitation sent to {email}.")
+            self.flash("success", N_("Invitation sent to %(email)s."), email=email)
             self.redirect("/team")
             return
         user_id = parse_id(self.get_body_argument("user_id", ""))
         if user_id == principal.id:
-            raise Problem(400, "cannot-change-self", "You cannot change your own role or disable yourself.")
+            raise Problem(400, "cannot-change-self", N_("You cannot change your own role or disable "
+                                                        "yourself."))
         if action in ("disable", "delete"):
             member = await self.in_tenant(lambda: User.get_or_none(User.id == user_id))
             if member is None:
-                raise Problem(404, "not-found", "There is no such member here.")
+                raise Problem(404, "not-found", N_("There is no such member here."))
             _ = self.gettext()[0]
             name = member.email if not member.name else f"{member.name} ({member.email})"
             question, button, detail = ((_("Disable %(name)s?"), _("Disable member"),
@@ -282,11 +283,11 @@ class TeamHandler(PageHandler):
         def change():
             user = User.get_or_none(User.id == user_id)
             if user is None:
-                raise Problem(404, "not-found", "There is no such member here.")
+                raise Problem(404, "not-found", N_("There is no such member here."))
             if action == "role":
                 role = self.get_body_argument("role", "")
                 if role not in TENANT_ROLES:
-                    raise Problem(400, "invalid-role", "Choose Customer or User.")
+                    raise Problem(400, "invalid-role", N_("Choose Customer or User."))
                 User.update(role=role, updated_at=utcnow()).where(User.id == user_id).execute()
                 revoke_user_credentials(user_id)  # new rights take effect at next sign-in
                 return user, "user.role_changed", {"from": user.role, "to": role}
@@ -302,12 +303,12 @@ class TeamHandler(PageHandler):
                 clear_pending_email_change(user_id)
                 User.delete().where(User.id == user_id).execute()
                 return user, "user.deleted", {}
-            raise Problem(400, "invalid-action", "Unknown action.")
+            raise Problem(400, "invalid-action", N_("Unknown action."))
 
         await self.in_tenant(change, audit=lambda done: audit(
             self, done[1], actor=principal.actor, actor_name=principal.email, target=f"user:{done[0].id}",
             email=done[0].email, **done[2]))
-        self.flash("success", "Saved.")
+        self.flash("success", N_("Saved."))
         self.redirect("/team")
 
 
@@ -330,7 +331,7 @@ class TokensHandler(PageHandler):
             token_id = parse_id(self.get_body_argument("token_id", ""))
             named = await self.in_tenant(lambda: ApiToken.get_or_none(ApiToken.id == token_id))
             if named is None:
-                raise Problem(404, "not-found", "There is no such token here.")
+                raise Problem(404, "not-found", N_("There is no such token here."))
             _ = self.gettext()[0]
             if not self.confirmed(_("Revoke the API token “%(name)s”?") % {"name": named.name},
                                   _("Revoke token"), "/tokens",
@@ -340,14 +341,14 @@ class TokensHandler(PageHandler):
             def revoke():
                 row = revoke_api_token(token_id)
                 if row is None:
-                    raise Problem(404, "not-found", "There is no such token here.")
+                    raise Problem(404, "not-found", N_("There is no such token here."))
                 self.platform.credentials_changed(self.tenant.slug)  # its NOTIFY goes out with the commit
                 return row
 
             row = await self.in_tenant(revoke, audit=lambda row: audit(
                 self, "token.revoked", actor=principal.actor, actor_name=principal.email, target=f"token:{row.id}",
                 name=row.name))
-            self.flash("success", f"Token “{row.name}” revoked.")
+            self.flash("success", N_("Token “%(name)s” revoked."), name=row.name)
             self.redirect("/tokens")
             return
         name = self.get_body_argument("name", "")

@@ -340,7 +340,7 @@ class ResendVerificationHandler(PageHandler):
             self.redirect("/")
             return
         if not self.principal.is_customer:
-            raise Problem(403, "forbidden", "Only the workspace's owner can confirm its address.")
+            raise Problem(403, "forbidden", N_("Only the workspace's owner can confirm its address."))
         # A few per workspace and hour: the mail goes to the owner's own address, but no inbox is flooded.
         throttle = SignupThrottle(3, 3, scope=f"resend:{self.tenant.slug}")
         verdict = await self.run_db(throttle.begin, client_ip(self))
@@ -435,7 +435,7 @@ class ResetPasswordHandler(PageHandler):
             return
         await self.run_db(emit, platform, audit(self, "password.reset", actor=f"user:{user.id}",
                                                 actor_name=user.email))
-        self.flash("success", "Your password was changed. Sign in with the new one.")
+        self.flash("success", N_("Your password was changed. Sign in with the new one."))
         self.redirect("/login")
 
 
