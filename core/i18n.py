@@ -34,6 +34,9 @@ def N_(message: str) -> str:
     return message
 
 
+# The product's name: a name, not a word; messages take it as %(product)s, never translated.
+PRODUCT = "SMS Gateway"
+
 PSEUDO = "qps-ploc"        # accented, bracketed: finds text that is not translated
 PSEUDO_RTL = "qps-plocm"   # the same, right to left: checks the mirrored layout
 PSEUDO_LOCALES = (PSEUDO, PSEUDO_RTL)

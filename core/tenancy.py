@@ -299,6 +299,11 @@ class TenantService:
                 _notify_change(slug)
         self.platform.tenant_cache.invalidate(slug)
 
+    def set_language(self, slug: str, language: str) -> TenantInfo:
+        """The workspace's default language (``""``: the platform's), for its pages and its members' mails."""
+        self._update(slug, language=language)
+        return self.get(slug)
+
     def reserve_slug(self, slug: str, until: dt.datetime, reason: str = "") -> None:
         """No sign-up may take ``slug`` before ``until``."""
         with connection():

@@ -35,7 +35,7 @@ class User(TenantModel):
         table_name = "users"
         privacy = PersonalData(personal=("email", "name", "phone", "job_title"), subjects={"user": "id"},
                                export=("email", "name", "phone", "job_title", "role", "is_active", "created_at",
-                                       "email_verified_at", "last_login_at"), erase="delete")
+                                       "email_verified_at", "last_login_at", "language"), erase="delete")
 
     @classmethod
     def by_email(cls, email: str):

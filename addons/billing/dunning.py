@@ -130,11 +130,14 @@ def _mail(invoice, step: str, settings, to: list[str]) -> None:
                  number=invoice.number, amount=amount, link=link)
     else:
         subject = _("Reminder: invoice %(number)s is unpaid", number=invoice.number)
+        days = settings.billing_dunning_grace_days
         body = _("Invoice %(number)s of %(amount)s is unpaid. Please pay it, or update your payment method:\n\n"
-                 "%(link)s\n\nWithout payment, sending is suspended %(days)s days after the payment was due.\n",
-                 number=invoice.number, amount=amount, link=link, days=settings.billing_dunning_grace_days)
+                 "%(link)s\n\n", number=invoice.number, amount=amount, link=link) + _ngettext(
+            "Without payment, sending is suspended %(num)d day after the payment was due.",
+            "Without payment, sending is suspended %(num)d days after the payment was due.", days) + "\n"
+    lang = platform.catalogues.resolve(invoice.language)
     for address in to:
-        platform.mailer.send(address, subject, body)
+        platform.mailer.send(address, subject, body, lang=lang, direction=platform.catalogues.direction(lang))
 
 
 def past_due(db=app_db) -> list[dict]:

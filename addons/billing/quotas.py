@@ -343,7 +343,8 @@ def send_notices(tenant) -> int:
     included = view.plan.included_segments
     with tenant_transaction(tenant.ref):
         used = metering.usage_here(view.period_start, view.period_end)
-        owners = [u.email for u in User.select(User.email).where((User.role == ROLE_CUSTOMER) & User.is_active)]
+        owners = [(u.email, u.language) for u in
+                  User.select(User.email, User.language).where((User.role == ROLE_CUSTOMER) & User.is_active)]
     sent = 0
     for level in LEVELS:
         if used * 100 < level * included:
@@ -356,26 +357,36 @@ def send_notices(tenant) -> int:
                 (tenant.id, view.period_start, level, used, included, len(owners))).fetchone()
             if not fresh:
                 continue
-            subject, body = _notice_mail(view, level, used)
-            for email in owners:  # in the transaction: a mail that fails leaves no record, and is retried
-                _platform.mailer.send(email, subject, body)
+            for email, language in owners:  # in the transaction: a mail that fails leaves no record, and is retried
+                _platform.send_mail(email, lambda _, ngettext, fmt: _notice_mail(_, ngettext, fmt, view, level, used),
+                                    language=language, tenant=tenant)
                 sent += 1
     return sent
 
 
-def _notice_mail(view: View, level: int, used: int) -> tuple[str, str]:
+def _notice_mail(_, ngettext, fmt, view: View, level: int, used: int) -> tuple[str, str]:
+    """A usage warning's ``(subject, body)`` in the language of ``_``/``ngettext``/``fmt``."""
     plan = view.plan
+    included = plan.included_segments
     if level >= 100:
-        subject = f"{view.slug}: all {plan.included_segments} included segments are used"
-        after = ("New sends are refused until the next period or an upgrade." if plan.hard_stop else
-                 "Further segments are billed as overage.")
+        subject = ngettext("%(slug)s: the %(count)s included segment is used",
+                           "%(slug)s: all %(count)s included segments are used",
+                           included, slug=view.slug, count=fmt.number(included))
+        after = (_("New sends are refused until the next period or an upgrade.") if plan.hard_stop else
+                 _("Further segments are billed as overage."))
     else:
-        subject = f"{view.slug}: {level} % of the included segments are used"
-        after = ("When all are used, new sends are refused until the next period or an upgrade." if plan.hard_stop
-                 else "Segments beyond the included ones are billed as overage.")
-    body = (f"Your workspace {view.slug} has used {used} of the {plan.included_segments} segments its {plan.name} "
-            f"plan includes from {_period_text(view)}.\n\n{after}\n\nSee your usage or change your plan: "
-            f"{billing_url(view.slug)}\n")
+        subject = _("%(slug)s: %(percent)s of the included segments are used", slug=view.slug,
+                    percent=fmt.percent(level / 100))
+        after = (_("When all are used, new sends are refused until the next period or an upgrade.") if plan.hard_stop
+                 else _("Segments beyond the included ones are billed as overage."))
+    body = (ngettext("Your workspace %(slug)s has used %(used)s of the %(included)s segment its %(plan)s plan "
+                     "includes from %(start)s to %(end)s.",
+                     "Your workspace %(slug)s has used %(used)s of the %(included)s segments its %(plan)s plan "
+                     "includes from %(start)s to %(end)s.", included, slug=view.slug, used=fmt.number(used),
+                     included=fmt.number(included), plan=plan.name,
+                     start=fmt.datetime(view.period_start, "short", tzinfo=dt.timezone.utc) + " UTC",
+                     end=fmt.datetime(view.period_end, "short", tzinfo=dt.timezone.utc) + " UTC")
+            + f"\n\n{after}\n\n" + _("See your usage or change your plan:") + f" {billing_url(view.slug)}\n")
     return subject, body
 
 

@@ -12,7 +12,7 @@ from .. import limits, passwords
 from ..clock import utcnow
 from ..db import app_db
 from ..events import emit, emit_with_work
-from ..i18n import N_
+from ..i18n import N_, PRODUCT
 from ..identity import (AuthError, _password_stamp, check_password, create_api_token, revoke_api_token,
                         revoke_user_credentials, set_password)
 from ..permissions import PUBLIC, catalogue
@@ -76,19 +76,23 @@ def send_email_change_mails(platform, tenant, user: User, change: dict) -> None:
     by the requester (or by whoever named the workspace) goes into them but the new address itself:
     the workspace is named by its address."""
     base = platform.settings.public_url(tenant.slug)
-    platform.mailer.send(change["email"], "Confirm your new email address",
-                         f"Workspace: {base}\n\nSomeone asked to make {change['email']} the sign-in email "
-                         "of an account there.\n\nConfirm it here (valid for 24 hours, once):\n"
-                         f"{base}/confirm-email?token={change['confirm']}\n\n"
-                         "If it was not you, ignore this email; nothing changes.\n")
-    platform.mailer.send(change["old"], "Your sign-in email is being changed",
-                         f"Workspace: {base}\n\nSomeone signed in to your account there asked to change its "
-                         f"sign-in email from {change['old']} to {change['email']}.\n\n"
-                         "If it was you, there is nothing to do here: the change takes effect once it is "
-                         "confirmed from the new address.\n\n"
-                         "If it was not you, undo it here (valid for 7 days). This keeps or puts back "
-                         f"{change['old']} as your sign-in email and signs out every session; then reset "
-                         f"your password:\n{base}/undo-email-change?token={change['undo']}\n")
+    platform.send_mail(change["email"], lambda _, ngettext, fmt: (
+        _("Confirm your new email address"),
+        _("Workspace: %(url)s", url=base) + "\n\n"
+        + _("Someone asked to make %(email)s the sign-in email of an account there.", email=change["email"])
+        + "\n\n" + _("Confirm it here (valid for 24 hours, once):")
+        + f"\n{base}/confirm-email?token={change['confirm']}\n\n"
+        + _("If it was not you, ignore this email; nothing changes.") + "\n"), language=user.language, tenant=tenant)
+    platform.send_mail(change["old"], lambda _, ngettext, fmt: (
+        _("Your sign-in email is being changed"),
+        _("Workspace: %(url)s", url=base) + "\n\n"
+        + _("Someone signed in to your account there asked to change its sign-in email from %(old)s to "
+            "%(new)s.", old=change["old"], new=change["email"]) + "\n\n"
+        + _("If it was you, there is nothing to do here: the change takes effect once it is confirmed from "
+            "the new address.") + "\n\n"
+        + _("If it was not you, undo it here (valid for 7 days). This keeps or puts back %(old)s as your "
+            "sign-in email and signs out every session; then reset your password:", old=change["old"])
+        + f"\n{base}/undo-email-change?token={change['undo']}\n"), language=user.language, tenant=tenant)
 
 
 class DashboardHandler(PageHandler):
@@ -115,6 +119,34 @@ class DashboardHandler(PageHandler):
 class ProfileHandler(PageHandler):
     permission = "profile:edit"
 
+    async def save_language(self, action: str) -> None:
+        """A person's own language, or (``settings:write``) the workspace's default language: one of
+        the shipped languages, or ``""`` for the next one down (the workspace's, the platform's)."""
+        language = self.get_body_argument("language", "")
+        if language and language not in self.platform.catalogues.languages:
+            raise Problem(400, "unknown-language", N_("We do not ship the language %(lang)s."),
+                          args={"lang": repr(language[:20])})
+        principal = self.principal
+        if action == "workspace-language":
+            if not principal.can("settings:write"):
+                raise Problem(403, "forbidden", N_("Your role does not allow this. Ask the account owner if you "
+                                                   "need it."))
+            await self.run_db(self.platform.tenants.set_language, self.tenant.slug, language)
+            await self.run_db(emit, self.platform, audit(self, "workspace.language_changed", actor=principal.actor,
+                                                         actor_name=principal.email, target=f"tenant:{self.tenant.slug}",
+                                                         language=language))
+        else:
+            await self.in_tenant(lambda: User.update(language=language, updated_at=utcnow())
+                                 .where(User.id == principal.id).execute())
+            # The menu's language cookie would outrank the new setting in this browser: it follows it.
+            if language:
+                self.set_cookie("lang", language, max_age=365 * 86400, httponly=True, samesite="Lax",
+                                secure=self.request.protocol == "https")
+            else:
+                self.clear_cookie("lang")
+        self.flash("success", N_("Saved."))
+        self.redirect("/account")
+
     async def get(self):
         user, pending = await self.in_tenant(_user_and_pending, self.principal.id)
         self.render("profile.html", user=user, pending=pending, errors={})
@@ -124,6 +156,9 @@ class ProfileHandler(PageHandler):
         platform = self.platform
         principal = self.principal
         errors = {}
+        if action in ("language", "workspace-language"):
+            await self.save_language(action)
+            return
         if action == "password":
             current = self.get_body_argument("current_password", "")
             new = self.get_body_argument("new_password", "")
@@ -131,7 +166,7 @@ class ProfileHandler(PageHandler):
             def change():
                 user = User.get_by_id(principal.id)
                 if check_password(user.email, current, platform.pepper, platform.bcrypt_cost) is None:
-                    raise AuthError("Your current password is not right.")
+                    raise AuthError(N_("Your current password is not right."))
                 passwords.check_policy(new)
                 # Other sessions and refresh tokens die; this browser stays signed in.
                 set_password(user, new, platform.pepper, platform.bcrypt_cost, keep_session_id=principal.session_id)
@@ -166,9 +201,9 @@ class ProfileHandler(PageHandler):
             job_title = self.get_body_argument("job_title", "").strip()[:100]
             current = self.get_body_argument("current_password", "")[:2048]
             if not EMAIL_RE.match(email):
-                errors["email"] = "Enter a valid email address."
+                errors["email"] = N_("Enter a valid email address.")
             if phone and not re.match(r"^\+?[0-9 ()./-]{3,40}$", phone):
-                errors["phone"] = "Use digits, spaces and + ( ) - only."
+                errors["phone"] = N_("Use digits, spaces and + ( ) - only.")
             tenant = self.tenant
 
             def save():
@@ -179,9 +214,9 @@ class ProfileHandler(PageHandler):
                 if email.lower() != user.email.lower():
                     other = User.by_email(email)
                     if other is not None and other.id != user.id:
-                        raise FieldError("email", "Another member of this workspace uses that email.")
+                        raise FieldError("email", N_("Another member of this workspace uses that email."))
                     if check_password(user.email, current, platform.pepper, platform.bcrypt_cost) is None:
-                        raise FieldError("current_password", "Enter your current password to change your email.")
+                        raise FieldError("current_password", N_("Enter your current password to change your email."))
                     change = request_email_change(platform, tenant.slug, user, email)
                 changed = [f for f, v in (("name", name), ("phone", phone), ("job_title", job_title))
                            if getattr(user, f) != v]
@@ -253,9 +288,13 @@ class TeamHandler(PageHandler):
                             errors={"invite": exc.detail if isinstance(exc, Problem) else str(exc)})
                 return
             url = f"{self.settings_.public_url(tenant.slug)}/accept-invite?token={token}"
-            await self.run_db(platform.mailer.send, email, f"You are invited to {tenant.name}",
-                              f"{principal.name or principal.email} invited you to {tenant.name} on SMS Gateway.\n\n"
-                              f"Accept the invitation and choose a password (valid 7 days, once):\n{url}\n")
+            inviter = principal.name or principal.email
+            await self.run_db(platform.send_mail, email, lambda _, ngettext, fmt: (
+                _("You are invited to %(workspace)s", workspace=tenant.name),
+                _("%(inviter)s invited you to %(workspace)s on %(product)s.", inviter=inviter,
+                  workspace=tenant.name, product=PRODUCT) + "\n\n"
+                + _("Accept the invitation and choose a password (valid 7 days, once):") + f"\n{url}\n"),
+                tenant=tenant)
             await self.run_db(emit, platform, audit(self, "user.invited", actor=principal.actor,
                                                     actor_name=principal.email, target=f"user:{user.id}",
                                                     email=email, role=role))

@@ -273,7 +273,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
         def load():
             if self._access_token_revoked(tenant, claims):
-                raise AuthError("This access token was revoked; get a new one.")
+                raise AuthError(N_("This access token was revoked; get a new one."))
             return jwt_principal(claims, tenant.slug)
 
         try:
@@ -328,6 +328,7 @@ class BaseHandler(tornado.web.RequestHandler):
         ctx = {
             "_": _, "gettext": _, "ngettext": ngettext, "lang": self.lang, "text_direction": self.text_direction,
             "fmt": self.platform.catalogues.formats(self.lang), "language_name": language_name,
+            "error_text": lambda e: _(e.get("msgid") or e.get("message", ""), **(e.get("args") or {})),
             "languages": self.platform.catalogues.languages, "tenant": self.tenant,
             "settings": self.settings_, "request": self.request, "xsrf_form_html": self.xsrf_form_html,
             "static_url": self.static_url, "platform_url": self.settings_.public_url(),

@@ -91,7 +91,7 @@ class LanguageHandler(PageHandler):
 
     def post(self):
         lang = self.get_body_argument("lang", "")
-        if lang not in self.platform.catalogues.languages:
+        if not self.platform.catalogues.known(lang):
             raise Problem(400, "unknown-language", N_("We do not ship the language %(lang)s."),
             args={"lang": repr(lang[:20])})
         self.set_cookie("lang", lang, max_age=365 * 86400, httponly=True, samesite="Lax",

@@ -51,14 +51,14 @@ class Problem(Exception):
 
 
 def _localized_error(error, gettext):
-    """A validation error as answered: its ``message`` (an English message id, with its ``args``)
-    in the language of ``gettext``, or in English without one."""
-    if not isinstance(error, dict) or "message" not in error or not isinstance(error["message"], str):
+    """A validation error as answered: its ``message`` in the language of ``gettext`` (from its
+    ``msgid`` and ``args`` when it has them, see :func:`core.bodyschema.public`), or in English."""
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
         return error
-    args = error.get("args") or {}
-    message = gettext(error["message"], **args) if gettext is not None else (
-        error["message"] % args if args else error["message"])
-    return {**{k: v for k, v in error.items() if k != "args"}, "message": message}
+    answered = {k: v for k, v in error.items() if k not in ("msgid", "args")}
+    if gettext is not None:
+        answered["message"] = gettext(error.get("msgid") or error["message"], **(error.get("args") or {}))
+    return answered
 
 
 def N_(message: str) -> str:
