@@ -26,8 +26,8 @@ class Problem(Exception):
         self.status = status
         self.code = code
         self.msgid = detail
-        self.args = args or {}
-        self.detail = detail % self.args if args else detail
+        self.detail_args = args or {}  # (not ``args``: an exception's own ``args`` is its tuple)
+        self.detail = detail % self.detail_args if args else detail
         super().__init__(self.detail)
         self.title = title or TITLES.get(status, N_("Error"))
         self.errors = errors
@@ -36,7 +36,7 @@ class Problem(Exception):
 
     def localized(self, gettext) -> tuple[str, str]:
         """``(title, detail)`` in the language of ``gettext`` (a catalogue's ``_(msgid, **args)``)."""
-        return gettext(self.title), gettext(self.msgid, **self.args)
+        return gettext(self.title), gettext(self.msgid, **self.detail_args)
 
     def to_dict(self, instance: str | None = None, gettext=None) -> dict:
         title, detail = self.localized(gettext) if gettext is not None else (self.title, self.detail)
