@@ -32,6 +32,8 @@ def permissions(register) -> None:
     register(PAY, "Change the workspace's billing details and payment method, and pay invoices", ["customer"])
 
 
+# Why an invoice was issued (``invoice.reason``), as the invoice lists show it.
+INVOICE_REASONS = (N_("start"), N_("upgrade"), N_("renewal"), N_("final"))
 MENU = [MenuItem(N_("Invoices"), "/billing/invoices", READ, 72, SETTINGS)]
 ADMIN_LINKS = [{"label": N_("Invoices"), "url": "/admin/billing/invoices"},
                {"label": N_("Revenue"), "url": "/admin/billing/revenue"}]

@@ -1,0 +1,192 @@
+"""Translation as a workflow (issue 24): every word a person reads is translated.
+
+* the pseudo-locale renders every page and every mail with each translated string changed
+  (``[Ŝéñð]``): visible text that stays plain was never marked for translation;
+* mails go out in the recipient's language (their own, else the workspace's, else the platform's);
+* API problems answer ``title``/``detail`` in the caller's ``Accept-Language``;
+* plural forms, and adding a language with the documented command.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import secrets
+from html.parser import HTMLParser
+
+import pytest
+
+from core.db import connection, tenant_transaction
+from core.i18n import PSEUDO, PSEUDO_RTL, Catalogues, pseudo
+from core.users import User
+from tests.support.devices import device_client, phone, raw_device
+from tests.support.identity import (OWNER_PASSWORD, add_user, admin_sign_in, fetch_xsrf, mails_to, owner_email,
+                                    post_form, sign_in)
+from tests.support.phones import api_client
+from tests.test_browser_layout import EXPECTED_STATUS, PAGES
+from tests.test_i18n import LOCALE, SHIPPED
+
+# -- what may stay plain in the pseudo-locale -------------------------------------------------------
+# Not words of ours: the product's name, units and standards, codes people type, the data the fixture
+# made (names, numbers, message texts), and the language menu (each language's own name).
+ALLOWED = {
+    "SMS Gateway", "SMS", "API", "CSV", "JSON", "UTC", "URL", "HTTP", "HTTPS", "SIM", "GSM", "UCS", "ISO",
+    "PDF", "VAT", "ID", "OK", "Stripe", "Android", "iOS", "Bearer", "Basic", "Authorization", "Idempotency-Key",
+    "EUR", "USD", "GBP", "CHF", "E.164", "webhook-id", "webhook-signature", "webhook-timestamp",
+    "English", "Deutsch", "Français", "Español", "Italiano", "Pseudo", "EN", "DE", "FR", "ES", "IT", "RTL",
+    "QPS-PLOC", "QPS-PLOCM",
+}
+# Identifiers shown as they are, like error codes: permission scopes, addon names, audit actions,
+# a message event's source, plan codes.
+IDENTIFIERS = re.compile(r"\(\d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d\)|\b[a-z_]+:[a-z_0-9]+\b|\b[A-Z]{2,}-\d+\b|\b(?:api|device|dispatch|login|logout|free|"
+                         r"billing|messaging|devices|webhooks|usage|audit|privacy|cookies|mobile|compat)\b")
+SKIP_TAGS = {"script", "style", "code", "pre", "kbd", "samp", "svg"}
+ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
+BRACKETED = re.compile(r"\[[^\[\]]*\]")
+NOT_WORDS = re.compile(r"https?://\S+|[\w.+-]+@[\w.-]+|\+?\d[\d ().:/,%-]*|/[\w/.{}?=&%-]*|\b[a-z0-9]+(?:-[a-z0-9]+)+\b")
+
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+# Pages whose words are not the catalogue's, and why.
+NOT_CATALOGUED = {
+    "/api/docs": "the API reference is rendered from the OpenAPI document: developer documentation in "
+                 "English, like the API's field names and the operators' CLI",
+}
+
+
+class VisibleText(HTMLParser):
+    """The text a person sees or hears on a page: text nodes outside code, and labelling attributes.
+    An element in another language than the page (``lang="en"`` on an English invoice or policy
+    text, a language's own name in the language menu) is written in that language on purpose."""
+
+    def __init__(self, lang: str):
+        super().__init__(convert_charrefs=True)
+        self.lang = lang
+        self.skipping = 0
+        self.stack: list[bool] = []  # per open element: whether it started a skipped part
+        self.chunks: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        skip = tag in SKIP_TAGS or (attrs.get("lang") not in (None, self.lang)) or attrs.get("translate") == "no"
+        if tag not in VOID:
+            self.stack.append(skip)
+            self.skipping += skip
+        if skip or self.skipping:
+            return
+        for name in ATTRIBUTES:
+            if attrs.get(name):
+                self.chunks.append(attrs[name])
+        if tag == "input" and attrs.get("type") in ("submit", "button") and attrs.get("value"):
+            self.chunks.append(attrs["value"])
+
+    def handle_endtag(self, tag):
+        if tag not in VOID and self.stack:
+            self.skipping -= self.stack.pop()
+
+    def handle_data(self, data):
+        if not self.skipping and data.strip():
+            self.chunks.append(data.strip())
+
+
+def plain_words(text: str, allowed: set[str]) -> list[str]:
+    """Words of ``text`` outside any pseudo-translated ``[…]`` that are not data or allowed names."""
+    while True:
+        stripped = BRACKETED.sub(" ", text)
+        if stripped == text:
+            break
+        text = stripped
+    text = NOT_WORDS.sub(" ", IDENTIFIERS.sub(" ", text))
+    for name in sorted(allowed, key=len, reverse=True):
+        text = text.replace(name, " ")
+    return [w for w in re.findall(r"[A-Za-z][A-Za-z'’]+", text)]
+
+
+def untranslated(html: str, allowed: set[str], lang: str = PSEUDO) -> list[str]:
+    parser = VisibleText(lang)
+    parser.feed(html)
+    return [chunk for chunk in parser.chunks if plain_words(chunk, allowed)]
+
+
+# -- the site: a workspace with something on every page --------------------------------------------
+
+@pytest.fixture(scope="module")
+def site(live_server):
+    from addons.billing import invoicing
+    from addons.billing.invoicing import Line
+    from addons.privacy.requests import open_request
+    from core.admins import create_admin
+    from tests.support.quotas import make_plan, subscribe
+
+    platform = live_server.platform
+    slug = f"pseudo-{secrets.token_hex(4)}"
+    tenant = platform.tenants.create(slug, "Pseudo Pizza", f"owner@{slug}.example", OWNER_PASSWORD)
+    api = api_client(live_server, slug)
+    device_id, device_token = raw_device(live_server, slug, api, uid="pseudo-phone", name="Counter phone")
+    device = device_client(live_server, slug, device_token)
+    sent = api.post("/api/v1/messages", json={"text": "Your pizza is ready", "to": [phone(1), phone(2)]})
+    assert sent.status_code == 202, sent.text
+    assert device.post("/api/device/v1/inbound", json={"messages": [
+        {"id": "in-1", "from": phone(3), "body": "Open on Sunday?", "received_at": "2026-01-01T10:00:00Z"}]}
+    ).status_code == 200
+    add_user(platform, tenant, f"member@{slug}.example")
+    subscribe(platform, tenant, make_plan(platform))
+    with connection():
+        invoice = invoicing.issue(tenant.id, [Line("Pro plan", 1, 4900)], reason="renewal", currency="EUR")
+        request_id = open_request("export", f"owner@{slug}.example", tenant=tenant, requested_by="owner")
+    admin = create_admin(platform, f"ops-{slug}@platform.example", "admin password long enough", "Ops")
+    visitors = {"anonymous": {"tenant": live_server.client(slug), "platform": live_server.client(None)},
+                "owner": {"tenant": sign_in(live_server, slug, owner_email(tenant))},
+                "admin": {"platform": admin_sign_in(live_server, admin.email, "admin password long enough")}}
+    fields = {"slug": slug, "message": sent.json()["id"], "sender": phone(3).replace("+", "%2B"),
+              "device": device_id, "webhook": 0, "invoice": invoice.id, "request": request_id}
+    with pytest.MonkeyPatch.context() as env:  # a loopback endpoint nobody listens on: never called here
+        env.setenv("SMSGW_WEBHOOK_ALLOW_PRIVATE", "1")
+        hook = api.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/sms", "events": ["sms:received"]})
+    assert hook.status_code == 201, hook.text
+    fields["webhook"] = hook.json()["id"]
+    # Whatever the fixture typed, and the plan the workspace is on, are data, not our words.
+    allowed = ALLOWED | {"Pseudo Pizza", "Counter phone", "Your pizza is ready", "Open on Sunday?", "Pro plan",
+                         "Ops", "member", "pseudo-phone", slug, "Raw Phone", "Test plan", "Free", "test token", "Op", "test",
+                         # an invoice line: written into the invoice, in its language, when it is issued
+                         "plan, one month"}
+    try:
+        yield {"server": live_server, "slug": slug, "tenant": tenant, "fields": fields, "visitors": visitors,
+               "allowed": allowed, "platform": platform}
+    finally:
+        try:
+            platform.tenants.delete(slug)
+        except Exception:
+            pass
+
+
+FORM_PAGE = {("anonymous", "tenant"): "/login", ("anonymous", "platform"): "/", ("owner", "tenant"): "/",
+             ("admin", "platform"): "/admin"}
+
+
+def in_pseudo(client, page: str) -> None:
+    """Choose the pseudo-locale the way a translator previews one: the language menu's POST."""
+    fetch_xsrf(client, page)
+    r = post_form(client, "/lang", {"lang": PSEUDO, "next": "/"}, allow_redirects=False)
+    assert r.status_code == 302 and client.cookies.get("lang") == PSEUDO
+
+
+@pytest.mark.parametrize("visitor, host, path", PAGES, ids=[f"{v}:{h}:{p}" for v, h, p in PAGES])
+def test_every_page_is_translated_in_the_pseudo_locale(site, visitor, host, path):
+    client = site["visitors"][visitor][host]
+    if client.cookies.get("lang") != PSEUDO:
+        in_pseudo(client, FORM_PAGE[visitor, host])
+    r = client.get(path.format(**site["fields"]), allow_redirects=False)
+    while r.status_code in (302, 303) and r.headers["Location"].startswith("/"):  # as a browser follows them
+        r = client.get(r.headers["Location"], allow_redirects=False)
+    assert r.status_code == EXPECTED_STATUS.get(path, 200), (r.status_code, r.text[:300])
+    assert f'<html lang="{PSEUDO}"' in r.text
+    if path in NOT_CATALOGUED:
+        return
+    plain = untranslated(r.text, site["allowed"])
+    if plain:
+        with open("/tmp/h24-plain.txt", "a") as fh:
+            fh.write(f"== {path}\n" + "\n".join(plain) + "\n")
+    assert plain == []
