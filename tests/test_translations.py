@@ -190,3 +190,173 @@ def test_every_page_is_translated_in_the_pseudo_locale(site, visitor, host, path
         with open("/tmp/h24-plain.txt", "a") as fh:
             fh.write(f"== {path}\n" + "\n".join(plain) + "\n")
     assert plain == []
+
+
+# -- mails ------------------------------------------------------------------------------------------
+
+def mail_text(msg) -> tuple[str, str, str]:
+    return (msg["Subject"], msg.get_body(preferencelist=("plain",)).get_content(),
+            msg.get_body(preferencelist=("html",)).get_content())
+
+
+def mails_since(platform, seen: set) -> list:
+    out = []
+    for path in platform.mailer.outbox():
+        if path not in seen:
+            out.append(email.message_from_bytes(path.read_bytes(), policy=email.policy.default))
+    return out
+
+
+def test_every_mail_is_translated_in_the_pseudo_locale(site):
+    """Each mail we write, to a member whose workspace's language is the pseudo-locale: subject,
+    text part and HTML part all come from the catalogue."""
+    from addons.devices.health import DeviceAlert, notice_run
+    from addons.privacy.queue import tell_requester
+    from addons.webhooks.runtime import send_notices
+    from core.clock import utcnow
+    from core.db import current_tenant
+    from core.web.account_pages import send_email_change_mails
+    from core.web.auth_pages import mail_workspaces, send_reset_mail, send_verification
+
+    platform, slug = site["platform"], site["slug"]
+    tenant = platform.tenants.set_language(slug, PSEUDO)  # no member chose a language of their own
+    try:
+        owner = owner_email(tenant)
+        seen = set(platform.mailer.outbox())
+        with tenant_transaction(tenant.ref):
+            user = User.by_email(owner)
+        send_verification(platform, tenant, user_id=user.id)
+        token = current_tenant.set(tenant.ref)
+        try:
+            send_reset_mail(platform, owner)
+        finally:
+            current_tenant.reset(token)
+        mail_workspaces(platform, owner, PSEUDO)
+        send_email_change_mails(platform, tenant, user, {"email": f"new@{slug}.example", "old": owner,
+                                                         "confirm": "c", "undo": "u"})
+        r = post_form(site["visitors"]["owner"]["tenant"], "/team",
+                      {"action": "invite", "email": f"invited@{slug}.example", "role": "user"}, allow_redirects=False)
+        assert r.status_code == 302, r.text[:300]
+        send_notices([(owner, "", "http://127.0.0.1:9/sms", "HTTP 410")])
+        tell_requester({"id": 1, "state": "done", "tenant_slug": slug, "tenant_id": tenant.id, "kind": "export",
+                        "created_at": utcnow(), "outcome": "Here it is", "details": {"email": owner},
+                        "subject": owner, "requested_by": "owner"})
+        with tenant_transaction(tenant.ref):
+            DeviceAlert.create(device_id=site["fields"]["device"], kind="offline", waiting=2)
+            DeviceAlert.create(device_id=site["fields"]["device"], kind="battery", battery_level=9)
+            send = notice_run(platform, platform.tenants.get(slug))
+        send()
+        with tenant_transaction(tenant.ref):
+            DeviceAlert.update(ended_at=utcnow()).execute()
+            send = notice_run(platform, platform.tenants.get(slug))
+        send()
+        mails = mails_since(platform, seen)
+        subjects = sorted(m["Subject"] for m in mails)
+        assert len(mails) >= 11, subjects
+        allowed = site["allowed"] | {"Here it is", "HTTP", "Counter phone"}
+        for msg in mails:
+            assert msg["Content-Language"] == PSEUDO, msg["Subject"]
+            subject, text, html = mail_text(msg)
+            assert plain_words(subject, allowed) == [], subject
+            assert [line for line in text.splitlines() if plain_words(line, allowed)] == [], text
+            assert f'<html lang="{PSEUDO}"' in html
+            assert untranslated(html, allowed) == [], html
+    finally:
+        platform.tenants.set_language(slug, "")
+
+
+def test_a_password_reset_mail_in_german(live_server, make_tenant):
+    """A member who chose German gets the reset mail in German: subject, text and HTML part."""
+    from tests.support.worker import run_worker_until
+
+    platform = live_server.platform
+    tenant = make_tenant("de-reset")
+    owner = owner_email(tenant)
+    with tenant_transaction(tenant.ref):
+        User.update(language="de").where(User.email == owner).execute()
+    client = live_server.client(tenant.slug)
+    fetch_xsrf(client, "/forgot-password")
+    r = post_form(client, "/forgot-password", {"email": owner}, headers={"Accept-Language": "en"})
+    assert r.status_code in (200, 302), r.text[:300]
+    assert run_worker_until(platform, lambda: mails_to(platform, owner, "Passwort"))
+    msg = mails_to(platform, owner, "Passwort")[0]
+    subject, text, html = mail_text(msg)
+    assert subject == "Setzen Sie Ihr Passwort zurück"
+    assert f"Jemand hat darum gebeten, das Passwort von {owner} bei {tenant.name} zurückzusetzen." in text
+    assert "Wählen Sie hier ein neues Passwort (eine Stunde lang gültig, einmal):" in text
+    assert "Reset your password" not in text and "Someone asked" not in text
+    assert msg["Content-Language"] == "de" and '<html lang="de"' in html and "neues Passwort" in html
+
+
+def test_the_workspace_language_is_the_default_and_a_member_s_own_wins(live_server, make_tenant):
+    platform = live_server.platform
+    tenant = make_tenant("ws-lang")
+    platform.tenants.set_language(tenant.slug, "fr")
+    member = f"member@{tenant.slug}.example"
+    add_user(platform, tenant, member, password=OWNER_PASSWORD)
+    assert platform.language_for("", platform.tenants.get(tenant.slug)) == "fr"
+    assert platform.language_for("es", platform.tenants.get(tenant.slug)) == "es"
+    assert platform.language_for("", None) == platform.settings.default_language
+    # Its pages: French for a visitor whose browser asks for English, until they choose.
+    page = live_server.client(tenant.slug).get("/login", headers={"Accept-Language": "en"})
+    assert '<html lang="fr">' in page.text
+    # A member who chose Spanish on their account page reads Spanish.
+    client = sign_in(live_server, tenant.slug, member)
+    r = post_form(client, "/account", {"action": "language", "language": "es"}, allow_redirects=False)
+    assert r.status_code == 302
+    client.cookies.clear(name="lang") if client.cookies.get("lang") else None
+    assert '<html lang="es">' in client.get("/", headers={"Accept-Language": "de"}).text
+
+
+# -- problem+json -----------------------------------------------------------------------------------
+
+def test_a_422_from_the_api_in_french(live_server, make_tenant):
+    tenant = make_tenant("fr-api")
+    api = api_client(live_server, tenant.slug)
+    body = {"text": "", "to": [], "unknown": 1}
+    english = api.post("/api/v1/messages", json=body)
+    french = api.post("/api/v1/messages", json=body, headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    assert english.status_code == french.status_code == 422
+    en, fr = english.json(), french.json()
+    assert french.headers["Content-Type"].startswith("application/problem+json")
+    assert french.headers["Content-Language"] == "fr"
+    assert (fr["type"], fr["code"], fr["status"]) == (en["type"], en["code"], en["status"])
+    assert en["title"] == "Unprocessable content" and fr["title"] == "Contenu impossible à traiter"
+    assert fr["detail"] != en["detail"] and "champ" in fr["detail"]
+    assert [e["field"] for e in fr["errors"]] == [e["field"] for e in en["errors"]]
+    said = {e["field"]: e["message"] for e in fr["errors"]}
+    assert said["unknown"].startswith("champ inconnu")
+    assert all("msgid" not in e and "args" not in e for e in fr["errors"])
+
+
+def test_a_problem_of_the_core_in_german(live_server):
+    r = live_server.client("nobody-" + secrets.token_hex(4)).get("/api/v1/messages",
+                                                                  headers={"Accept-Language": "de"})
+    assert r.status_code == 404 and r.json()["code"] == "tenant-not-found"
+    assert r.json()["title"] == "Nicht gefunden" and r.json()["detail"].startswith("Unter ")
+
+
+# -- plural forms ------------------------------------------------------------------------------------
+
+PLURALS = {  # "%(num)d day" (dunning) in each shipped language, for 0, 1, 2 and 5
+    "de": ("0 Tage", "1 Tag", "2 Tage", "5 Tage"),
+    "fr": ("0 jour", "1 jour", "2 jours", "5 jours"),  # French counts 0 as singular
+    "es": ("0 días", "1 día", "2 días", "5 días"),
+    "it": ("0 giorni", "1 giorno", "2 giorni", "5 giorni"),
+    "en": ("0 days", "1 day", "2 days", "5 days"),
+}
+
+
+@pytest.mark.parametrize("lang", sorted(PLURALS))
+def test_plural_forms_for_0_1_2_and_5(lang):
+    catalogues = Catalogues([LOCALE])
+    _, ngettext = catalogues.gettext_for(lang)
+    said = tuple(ngettext("Without payment, sending is suspended %(num)d day after the payment was due.",
+                          "Without payment, sending is suspended %(num)d days after the payment was due.", n)
+                 for n in (0, 1, 2, 5))
+    for text, expected in zip(said, PLURALS[lang]):
+        assert expected in text, (lang, said)
+
+
+def test_every_shipped_language_has_a_plural_test():
+    assert set(SHIPPED) | {"en"} <= set(PLURALS)

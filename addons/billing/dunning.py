@@ -119,7 +119,7 @@ def recipients(tenant_id: int) -> list[str]:
 
 def _mail(invoice, step: str, settings, to: list[str]) -> None:
     platform = payments.platform()
-    _, _ngettext = platform.catalogues.gettext_for(invoice.language)
+    _, ngettext = platform.catalogues.gettext_for(invoice.language)
     amount = format_money(invoice.total, invoice.currency, invoice.language)
     slug = Tenant.get_by_id(invoice.tenant_id).slug
     link = f"{settings.public_url(slug)}/billing/invoices/{invoice.id}"
@@ -132,7 +132,7 @@ def _mail(invoice, step: str, settings, to: list[str]) -> None:
         subject = _("Reminder: invoice %(number)s is unpaid", number=invoice.number)
         days = settings.billing_dunning_grace_days
         body = _("Invoice %(number)s of %(amount)s is unpaid. Please pay it, or update your payment method:\n\n"
-                 "%(link)s\n\n", number=invoice.number, amount=amount, link=link) + _ngettext(
+                 "%(link)s\n\n", number=invoice.number, amount=amount, link=link) + ngettext(
             "Without payment, sending is suspended %(num)d day after the payment was due.",
             "Without payment, sending is suspended %(num)d days after the payment was due.", days) + "\n"
     lang = platform.catalogues.resolve(invoice.language)
