@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 CATEGORIES = ("service", "marketing")
 
 
-_URL = re.compile(r"https?://[^\s<>\"]+")
+_URL = re.compile(r"https?://[^\s<>\"]*[^\s<>\".,;:!?)\]]")  # a sentence's closing mark is not part of it
 
 
 def html_part(text: str, lang: str, direction: str = "ltr") -> str:
@@ -99,8 +99,8 @@ class Mailer:
         msg["Message-ID"] = make_msgid(domain="smsgw")
         msg.set_content(body)
         if lang:
-            msg["Content-Language"] = lang
             msg.add_alternative(html_part(body, lang, direction), subtype="html")
+            msg["Content-Language"] = lang  # after: making the alternative moves Content-* headers into the text part
         if self.backend == "file":
             self.dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self.dir, 0o700)

@@ -180,7 +180,7 @@ class ReportsHandler(DeviceApiHandler):
 
     body_schemas = {"POST": "deviceReports"}
     batch_field = "reports"
-    invalid_body_detail = "Some reports are malformed; none were applied."
+    invalid_body_detail = N_("Some reports are malformed; none were applied.")
 
     async def post(self):
         reports = [{"message_id": int(item["message_id"]), "state": item["state"],

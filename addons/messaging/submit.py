@@ -96,7 +96,7 @@ def validate_request(body: dict, region: str) -> tuple[list[dict], list[list], b
     # An error inside a message of a batch refuses that message (the others are still checked);
     # any other error refuses the request as it is.
     if errors and not (batch and all(len(e["path"]) >= 2 and e["path"][0] == "messages" for e in errors)):
-        raise invalid(errors, "The request has invalid fields; nothing was sent.")
+        raise invalid(errors, N_("The request has invalid fields; nothing was sent."))
     refused = {e["path"][1] for e in errors}
     items = body["messages"] if batch else [body]
     clean, rejected_all, total = [], [], 0
@@ -113,7 +113,7 @@ def validate_request(body: dict, region: str) -> tuple[list[dict], list[list], b
     if total > MAX_TOTAL_RECIPIENTS:
         errors.append({"field": "messages", "message": f"at most {MAX_TOTAL_RECIPIENTS} recipients per request"})
     if errors:
-        raise invalid(sorted(errors, key=_order), "The request has invalid fields; nothing was sent.")
+        raise invalid(sorted(errors, key=_order), N_("The request has invalid fields; nothing was sent."))
     return clean, rejected_all, batch
 
 

@@ -169,7 +169,7 @@ class ExportsHandler(ApiHandler):
     permissions = {"POST": AUTHENTICATED}  # which subject needs which permission: subject_for
     addon = "privacy"
     body_schemas = {"POST": "createPrivacyExport"}
-    invalid_body_detail = "The body is invalid; no export was started."
+    invalid_body_detail = N_("The body is invalid; no export was started.")
 
     async def post(self):
         body = self.json_body()

@@ -530,7 +530,7 @@ class ApiHandler(BaseHandler):
     # (:mod:`core.bodyschema`); the refusal says ``invalid_body_detail``. ``batch_field``: the
     # top-level list of a batch endpoint; more items than its schema allows is a 413.
     body_schemas: dict[str, str] = {}
-    invalid_body_detail = "Some fields are invalid; nothing was changed."
+    invalid_body_detail = N_("Some fields are invalid; nothing was changed.")
     batch_field: str | None = None
 
     def check_xsrf_cookie(self):
