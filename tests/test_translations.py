@@ -17,13 +17,13 @@ from html.parser import HTMLParser
 
 import pytest
 
-from core.db import connection, tenant_transaction
+from core.db import tenant_transaction
 from core.i18n import PSEUDO, PSEUDO_RTL, Catalogues, pseudo
 from core.users import User
-from tests.support.devices import device_client, phone, raw_device
 from tests.support.identity import (OWNER_PASSWORD, add_user, admin_sign_in, fetch_xsrf, mails_to, owner_email,
                                     post_form, sign_in)
 from tests.support.phones import api_client
+from tests.support.site import populated_workspace
 from tests.test_browser_layout import EXPECTED_STATUS, PAGES
 from tests.test_i18n import LOCALE, SHIPPED
 
@@ -115,42 +115,18 @@ def untranslated(html: str, allowed: set[str], lang: str = PSEUDO) -> list[str]:
 
 @pytest.fixture(scope="module")
 def site(live_server):
-    from addons.billing import invoicing
-    from addons.billing.invoicing import Line
-    from addons.privacy.requests import open_request
-    from core.admins import create_admin
-    from tests.support.quotas import make_plan, subscribe
-
     platform = live_server.platform
     slug = f"pseudo-{secrets.token_hex(4)}"
-    tenant = platform.tenants.create(slug, "Pseudo Pizza", f"owner@{slug}.example", OWNER_PASSWORD)
-    api = api_client(live_server, slug)
-    device_id, device_token = raw_device(live_server, slug, api, uid="pseudo-phone", name="Counter phone")
-    device = device_client(live_server, slug, device_token)
-    sent = api.post("/api/v1/messages", json={"text": "Your pizza is ready", "to": [phone(1), phone(2)]})
-    assert sent.status_code == 202, sent.text
-    assert device.post("/api/device/v1/inbound", json={"messages": [
-        {"id": "in-1", "from": phone(3), "body": "Open on Sunday?", "received_at": "2026-01-01T10:00:00Z"}]}
-    ).status_code == 200
-    add_user(platform, tenant, f"member@{slug}.example")
-    subscribe(platform, tenant, make_plan(platform))
-    with connection():
-        invoice = invoicing.issue(tenant.id, [Line("Pro plan", 1, 4900)], reason="renewal", currency="EUR")
-        request_id = open_request("export", f"owner@{slug}.example", tenant=tenant, requested_by="owner")
-    admin = create_admin(platform, f"ops-{slug}@platform.example", "admin password long enough", "Ops")
+    made = populated_workspace(live_server, slug, "Pseudo Pizza", "admin password long enough",
+                               phone_name="Counter phone", sent_text="Your pizza is ready",
+                               received_text="Open on Sunday?")
+    tenant, admin, fields = made["tenant"], made["admin"], made["fields"]
     visitors = {"anonymous": {"tenant": live_server.client(slug), "platform": live_server.client(None)},
                 "owner": {"tenant": sign_in(live_server, slug, owner_email(tenant))},
                 "admin": {"platform": admin_sign_in(live_server, admin.email, "admin password long enough")}}
-    fields = {"slug": slug, "message": sent.json()["id"], "sender": phone(3).replace("+", "%2B"),
-              "device": device_id, "webhook": 0, "invoice": invoice.id, "request": request_id}
-    with pytest.MonkeyPatch.context() as env:  # a loopback endpoint nobody listens on: never called here
-        env.setenv("SMSGW_WEBHOOK_ALLOW_PRIVATE", "1")
-        hook = api.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/sms", "events": ["sms:received"]})
-    assert hook.status_code == 201, hook.text
-    fields["webhook"] = hook.json()["id"]
     # Whatever the fixture typed, and the plan the workspace is on, are data, not our words.
     allowed = ALLOWED | {"Pseudo Pizza", "Counter phone", "Your pizza is ready", "Open on Sunday?", "Pro plan",
-                         "Ops", "member", "pseudo-phone", slug, "Raw Phone", "Test plan", "Free", "test token", "Op", "test",
+                         "Ops", "member", f"{slug}-phone", slug, "Raw Phone", "Test plan", "Free", "test token", "Op", "test",
                          # an invoice line: written into the invoice, in its language, when it is issued
                          "plan, one month"}
     try:
