@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench messages clean
+.PHONY: run test bench messages language clean
 
 # The embedded extra brings the PostgreSQL binaries `make run` starts when DATABASE_URL is unset;
 # the companion (its own distribution) gives the demo phone its `smsgw-companion` command.
@@ -39,6 +39,11 @@ bench: $(VENV)/.dev-installed
 messages: $(VENV)/.dev-installed
 	@$(BIN)/pybabel extract -F babel.cfg --project smsgw --version 0.1 -o locale/smsgw.pot .
 	@$(BIN)/pybabel update -i locale/smsgw.pot -d locale -D smsgw
+
+# Translators: start a new language, e.g. `make language CODE=it` (then translate locale/it/LC_MESSAGES/smsgw.po).
+language: $(VENV)/.dev-installed
+	@test -n "$(CODE)" || { echo "usage: make language CODE=it   (a language code: it, pt_BR ...)"; exit 2; }
+	@$(BIN)/smsgw language add $(CODE)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

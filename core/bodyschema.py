@@ -32,6 +32,7 @@ import threading
 import fastjsonschema
 
 from .clock import parse_iso
+from .i18n import N_
 from .web.problem import Problem
 
 MAX_ERRORS = 200
@@ -50,7 +51,7 @@ def _is_time(value) -> bool:
 
 
 FORMATS = {"date-time": _is_time}
-FORMAT_WORDS = {"date-time": "must be an ISO 8601 time, e.g. 2026-12-01T09:00:00Z"}
+FORMAT_WORDS = {"date-time": N_("must be an ISO 8601 time, e.g. 2026-12-01T09:00:00Z")}
 
 
 class BodySchema:
@@ -133,13 +134,26 @@ def field_name(path: tuple) -> str:
     return out
 
 
-def _error(path: tuple, message: str, keyword: str, **extra) -> dict:
-    return {"field": field_name(path) or "body", "message": message, "path": path, "keyword": keyword, **extra}
+def _error(path: tuple, message: str, keyword: str, msgid: str | None = None, args: dict | None = None,
+           **extra) -> dict:
+    """An invalid field. ``message`` is the English text; ``msgid`` and ``args``, when a catalogue can
+    translate it (``N_("must be a whole number from %(min)s to %(max)s")``), what the answer translates."""
+    error = {"field": field_name(path) or "body", "message": message, "path": path, "keyword": keyword, **extra}
+    if msgid is not None:
+        error["msgid"], error["args"] = msgid, args or {}
+    return error
+
+
+def _msg(path: tuple, msgid: str, keyword: str, **args) -> dict:
+    """An invalid field whose message is the translatable ``msgid`` with ``args``."""
+    return _error(path, msgid % args if args else msgid, keyword, msgid, args)
 
 
 def public(errors: list[dict]) -> list[dict]:
-    """Errors as answered: ``field`` and ``message`` only."""
-    return [{"field": e["field"], "message": e["message"]} for e in errors]
+    """Errors as answered: ``field`` and ``message`` (and, for translation, ``msgid`` and ``args``:
+    :class:`~core.web.problem.Problem` answers the message in the caller's language)."""
+    return [{"field": e["field"], "message": e["message"], **({"msgid": e["msgid"], "args": e["args"]}
+                                                               if "msgid" in e else {})} for e in errors]
 
 
 def _is_type(value, name: str) -> bool:
@@ -181,6 +195,31 @@ def describe(schema: dict) -> str:
     return " or ".join(words) or "valid"
 
 
+# What a value of a simple schema is, as whole translatable sentences (:func:`_said`).
+_TYPE_SAID = {"string": N_("must be text"), "integer": N_("must be a whole number"), "number": N_("must be a number"),
+              "boolean": N_("must be true or false"), "object": N_("must be an object"), "array": N_("must be a list")}
+
+
+def _said(schema: dict) -> tuple[str, dict] | None:
+    """``must be …`` for a schema of one type, as ``(msgid, args)``; ``None`` for the others
+    (several types, ``const``/``enum``), which :func:`describe` words in English."""
+    types = schema.get("type")
+    if not isinstance(types, str) or "const" in schema or "enum" in schema or types not in _TYPE_SAID:
+        return None
+    if types in ("integer", "number") and "minimum" in schema and "maximum" in schema:
+        args = {"min": _num(schema["minimum"]), "max": _num(schema["maximum"])}
+        return (N_("must be a whole number from %(min)s to %(max)s") if types == "integer" else
+                N_("must be a number from %(min)s to %(max)s")), args
+    if types == "string" and "maxLength" in schema:
+        low = schema.get("minLength", 0)
+        if low:
+            return N_("must be text of %(min)s to %(max)s characters"), {"min": low, "max": schema["maxLength"]}
+        return N_("must be text of at most %(max)s characters"), {"max": schema["maxLength"]}
+    if types == "string" and schema.get("format") in FORMAT_WORDS:
+        return N_("must be an ISO 8601 time"), {}
+    return _TYPE_SAID[types], {}
+
+
 def _json(value) -> str:
     return {True: "true", False: "false", None: "null"}.get(value, str(value)) if not isinstance(
         value, (int, float)) or isinstance(value, bool) else _num(value)
@@ -215,24 +254,27 @@ class _Walk:
         if errors:
             custom = schema.get("x-message")
             if isinstance(custom, str):
-                return [_error(path, custom, errors[0]["keyword"])]
+                return [_error(path, custom, errors[0]["keyword"], custom)]
             if isinstance(custom, dict):
                 for e in errors:
                     if e["path"] == path and e["keyword"] in custom:
-                        e["message"] = custom[e["keyword"]]
+                        e["message"] = e["msgid"] = custom[e["keyword"]]
+                        e["args"] = {}
         return errors
 
     def here(self, schema: dict, value, path: tuple) -> list[dict]:
         wrong = _wrong_kind(schema, value)
         if wrong:
-            return [_error(path, f"must be {describe(schema)}", wrong)]
+            said = _said(schema)
+            return [_msg(path, said[0], wrong, **said[1]) if said else
+                    _error(path, f"must be {describe(schema)}", wrong)]
         errors = []
         for sub in schema.get("allOf", ()):
             errors += self.node(sub, value, path)
         if "oneOf" in schema or "anyOf" in schema:
             errors += self.choice(schema.get("oneOf") or schema["anyOf"], value, path, "oneOf" in schema)
         if "not" in schema and not self.node(schema["not"], value, path):
-            errors.append(_error(path, "is not allowed in this form", "not"))
+            errors.append(_msg(path, N_("is not allowed in this form"), "not"))
         check = (self.text if isinstance(value, str) else self.array if isinstance(value, list)
                  else self.object if isinstance(value, dict) else self.number if _is_type(value, "number")
                  else None)
@@ -244,7 +286,7 @@ class _Walk:
         if passed == 1 or (passed and not exactly_one):
             return []
         if passed > 1:
-            return [_error(path, "is ambiguous: it matches more than one form", "oneOf")]
+            return [_msg(path, N_("is ambiguous: it matches more than one form"), "oneOf")]
         # The option the value was most likely meant for: fewest errors at this level, then in all.
         depth = len(path) + 1
         best = min(results, key=lambda r: (sum(1 for e in r if len(e["path"]) <= depth), len(r)))
@@ -257,20 +299,22 @@ class _Walk:
         low, high = schema.get("minLength", 0), schema.get("maxLength")
         if len(value) < low or (high is not None and len(value) > high):
             if high is None:
-                return [_error(path, "must not be empty" if low == 1 else f"must be at least {low} characters",
-                               "minLength")]
-            return [_error(path, f"must be {describe(dict(schema, type='string'))}",
-                           "maxLength" if len(value) > high else "minLength")]
+                return [_msg(path, N_("must not be empty"), "minLength") if low == 1 else
+                        _msg(path, N_("must be at least %(min)s characters"), "minLength", min=low)]
+            said = _said(dict(schema, type="string"))
+            keyword = "maxLength" if len(value) > high else "minLength"
+            return [_msg(path, said[0], keyword, **said[1]) if said else
+                    _error(path, f"must be {describe(dict(schema, type='string'))}", keyword)]
         if "pattern" in schema and not _pattern(schema["pattern"]).search(value):
             return [_error(path, f"must match {schema['pattern']}", "pattern")]
         if schema.get("format") in FORMATS and not FORMATS[schema["format"]](value):
-            return [_error(path, FORMAT_WORDS[schema["format"]], "format")]
+            return [_msg(path, FORMAT_WORDS[schema["format"]], "format")]
         return []
 
     @staticmethod
     def number(schema: dict, value, path: tuple) -> list[dict]:
         if isinstance(value, float) and not math.isfinite(value):
-            return [_error(path, "must be a finite number", "type")]
+            return [_msg(path, N_("must be a finite number"), "type")]
         if not any(key in schema and broken(value, schema[key]) for key, broken, _ in BOUNDS):
             return []
         if "minimum" in schema and "maximum" in schema:
@@ -278,16 +322,23 @@ class _Walk:
         else:
             words = ", ".join(f"{word} {_num(schema[key])}" for key, _, word in BOUNDS if key in schema)
         types = schema.get("type") or ()
+        if "minimum" in schema and "maximum" in schema:
+            low, high = _num(schema["minimum"]), _num(schema["maximum"])
+            return [_msg(path, N_("must be a whole number from %(min)s to %(max)s"), "minimum", min=low, max=high)
+                    if "integer" in types else
+                    _msg(path, N_("must be a number from %(min)s to %(max)s"), "minimum", min=low, max=high)]
         kind = "a whole number " if "integer" in types else "a number " if "number" in types else ""
         return [_error(path, f"must be {kind}{words}", "minimum")]
 
     def array(self, schema: dict, value: list, path: tuple) -> list[dict]:
         low, high = schema.get("minItems", 0), schema.get("maxItems")
         if len(value) < low:
-            return [_error(path, "must be a non-empty list" if low == 1 else f"must hold at least {low} items",
-                           "minItems")]
+            return [_msg(path, N_("must be a non-empty list"), "minItems") if low == 1 else
+                    _msg(path, N_("must hold at least %(min)s items"), "minItems", min=low)]
         if high is not None and len(value) > high:
-            return [_error(path, f"must hold at most {high} items", "maxItems", limit=high)]
+            error = _msg(path, N_("must hold at most %(max)s items"), "maxItems", max=high)
+            error["limit"] = high
+            return [error]
         errors = []
         if "items" in schema:
             for i, item in enumerate(value):
@@ -298,7 +349,7 @@ class _Walk:
 
     def object(self, schema: dict, value: dict, path: tuple) -> list[dict]:
         properties = schema.get("properties", {})
-        errors = [_error(path + (name,), "is required", "required")
+        errors = [_msg(path + (name,), N_("is required"), "required")
                   for name in schema.get("required", ()) if name not in value]
         extra = schema.get("additionalProperties", True)
         for name, item in value.items():
@@ -306,7 +357,8 @@ class _Walk:
                 errors += self.node(properties[name], item, path + (name,))
             elif extra is False:
                 known = ", ".join(properties)
-                errors.append(_error(path + (name,), f"unknown field; known: {known}", "additionalProperties"))
+                errors.append(_msg(path + (name,), N_("unknown field; known: %(known)s"), "additionalProperties",
+                                   known=known))
             elif isinstance(extra, dict):
                 errors += self.node(extra, item, path + (name,))
             if len(errors) >= MAX_ERRORS:

@@ -36,6 +36,8 @@ class Tenant(CatalogueModel):
     # Sending paused by the workspace's Customer (public migration 0007), with the reason they gave.
     sending_paused_at = DateTimeField(null=True)
     sending_paused_reason = TextField(default="")
+    # The workspace's default language for its pages and mails to its members (public migration 0011; "" = the platform's).
+    language = TextField(default="")
 
     class Meta:
         table_name = "tenant"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from .addons import AddonError, AddonRegistry, CommandError
 from .admins import AdminError
@@ -105,6 +106,13 @@ def build_parser(registry: AddonRegistry | None = None) -> argparse.ArgumentPars
                                "roles that hold it, whether an API token may have it (scope, * = preselected), "
                                "whether it waits for a verified owner, and who registered it.")
 
+    lg = sub.add_parser("language", help="start the translation of a new language",
+                        description="Create locale/<CODE>/LC_MESSAGES/smsgw.po from the template (see locale/README.md).")
+    lgsub = lg.add_subparsers(dest="language_command", metavar="ACTION", required=True)
+    lga = lgsub.add_parser("add", help="create the catalogue of a new language (e.g. it, pt_BR)")
+    lga.add_argument("code", help="the language code: it, pt_BR, zh_Hant ...")
+    lga.add_argument("--locale-dir", type=Path, default=None, help="default: the project's locale/")
+
     a = sub.add_parser("addons", help="list installed addons; enable or disable them per tenant")
     asub = a.add_subparsers(dest="addons_command", metavar="ACTION", required=True)
     asub.add_parser("list", help="installed addons in load order")
@@ -167,6 +175,17 @@ def dispatch(args, settings, registry: AddonRegistry | None = None) -> int:
         return 0
     if args.command == "worker":
         server.run_worker(_platform(settings, registry), args.workers)
+        return 0
+
+    if args.command == "language":
+        from .translations import LanguageError, add_language
+
+        try:
+            path = add_language(args.code, args.locale_dir or settings.locale_dir)
+        except LanguageError as exc:
+            raise CommandError(str(exc)) from None
+        print(f"Created {path}. Translate it (Poedit, Weblate: see locale/README.md); the language menu offers "
+              f"{args.code} after a restart.")
         return 0
 
     platform = _platform(settings, registry)

@@ -75,6 +75,9 @@ class Settings:
     migrate_jobs: int = 4
     tenant_cache_ttl: float = 60.0
     default_language: str = "en"
+    # The pseudo-locales qps-ploc and qps-plocm (core/i18n.py), chosen by ?lang= or cookie only: they show
+    # every translated string changed, so untranslated text stands out (translators' previews, tests).
+    pseudo_locales: bool = False
     embedded_pg_fast: bool = False
     trust_proxy_headers: bool = False
     debug: bool = False
@@ -182,6 +185,7 @@ class Settings:
             max_body_size=_int(env, "SMSGW_MAX_BODY_SIZE", 2 * 1024 * 1024, 1024),
             migrate_jobs=_int(env, "SMSGW_MIGRATE_JOBS", 4, 1),
             default_language=env.get("SMSGW_DEFAULT_LANGUAGE", "en"),
+            pseudo_locales=_bool(env, "SMSGW_PSEUDO_LOCALES", False),
             embedded_pg_fast=_bool(env, "SMSGW_EMBEDDED_PG_FAST", False),
             trust_proxy_headers=_bool(env, "SMSGW_TRUST_PROXY", False),
             debug=_bool(env, "SMSGW_DEBUG", False),

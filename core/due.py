@@ -185,7 +185,7 @@ def postpone_failed(tenant_id: int, job: str) -> None:
 _SLICE_SQL = """
 SELECT t.id, t.slug, t.name, t.status, t.plan, t.schema_name, t.role_name, t.theme, t.default_region,
        coalesce(array_agg(a.addon) FILTER (WHERE a.enabled), '{}'), t.verified_at IS NOT NULL,
-       seen.fingerprint, (%s)
+       seen.fingerprint, (%s), t.language
   FROM public.tenant t LEFT JOIN public.tenant_addon a ON a.tenant_id = t.id
        LEFT JOIN public.due_repair_seen seen ON seen.tenant_id = t.id
  WHERE t.id > %%s AND t.status = 'active'
@@ -267,7 +267,7 @@ def _repair_chunk(jobs, after_id: int, limit: int, counters) -> tuple[int, int, 
             for row in rows:
                 tenant = TenantInfo(id=row[0], slug=row[1], name=row[2], status=row[3], plan=row[4],
                                     schema_name=row[5], role_name=row[6], theme=row[7], default_region=row[8],
-                                    enabled_addons=frozenset(row[9]), verified=row[10])
+                                    enabled_addons=frozenset(row[9]), verified=row[10], language=row[13])
                 last = tenant.id
                 wanted = [j for j in jobs if j.addon is None or j.addon in tenant.enabled_addons]
                 written = None if counters is None else counters.get(tenant.schema_name)

@@ -1,15 +1,28 @@
 """Translations: gettext catalogues from ``locale/`` (and addons'), negotiated per request.
 
-Translators edit ``locale/<lang>/LC_MESSAGES/*.po``; we compile them in memory
-with Babel at start-up, so a fixed catalogue only needs a restart, not a build.
+Translators edit ``locale/<lang>/LC_MESSAGES/*.po`` (see ``locale/README.md``); we compile them in
+memory with Babel at start-up, so a fixed catalogue only needs a restart, not a build.
+
+Each language's ``_``/``ngettext`` pair and its Babel formatters are made once and kept
+(:meth:`Catalogues.gettext_for`, :meth:`Catalogues.formats`): a request that needs a translation
+(a page, a mail, an error's problem+json) looks them up, it never reads or compiles a catalogue.
+
+Two pseudo-locales help find text that is not marked for translation (``SMSGW_PSEUDO_LOCALES=1``):
+``qps-ploc`` shows every translated string accented and in brackets (``[Ŝéñð]``), ``qps-plocm``
+the same right to left (``dir="rtl"``). Text a page shows plainly in them was never translated.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
+import re
 from pathlib import Path
 
+from babel import Locale, UnknownLocaleError
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -21,7 +34,85 @@ def N_(message: str) -> str:
     return message
 
 
-LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français", "es": "Español"}
+# The product's name: a name, not a word; messages take it as %(product)s, never translated.
+PRODUCT = "SMS Gateway"
+
+PSEUDO = "qps-ploc"        # accented, bracketed: finds text that is not translated
+PSEUDO_RTL = "qps-plocm"   # the same, right to left: checks the mirrored layout
+PSEUDO_LOCALES = (PSEUDO, PSEUDO_RTL)
+RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur", "yi", "ps", "sd", "ug", PSEUDO_RTL})
+
+# Letters a pseudo-locale shows instead of the ASCII ones (same length, still readable).
+_ACCENTED = str.maketrans(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "ȧƀçđéƒĝĥíĵķĺɱñöƥʠŕšţüṽŵẋýžÅƁÇĐÉƑĜĤÎĴĶĹṀÑÖƤꝖŔŠŢÜṼŴẊÝŽ")
+# What must stay as it is inside a message: placeholders, HTML tags and entities, URLs.
+_KEEP = re.compile(r"%\(\w+\)[-#0 +]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]|%[-#0 +]*\d*[diouxXeEfFgGcrsa%]"
+                   r"|\{\w*\}|<[^>]*>|&#?\w+;|https?://\S+")
+
+
+def pseudo(text: str) -> str:
+    """``text`` as the pseudo-locales show it: letters accented, placeholders and markup kept, in brackets."""
+    if not text:
+        return text
+    out, last = [], 0
+    for m in _KEEP.finditer(text):
+        out.append(text[last:m.start()].translate(_ACCENTED))
+        out.append(m.group(0))
+        last = m.end()
+    out.append(text[last:].translate(_ACCENTED))
+    return "[" + "".join(out) + "]"
+
+
+class PseudoTranslations(NullTranslations):
+    """Every message, translated or not, in :func:`pseudo` form."""
+
+    def gettext(self, message):
+        return pseudo(message)
+
+    def ngettext(self, singular, plural, n):
+        return pseudo(singular if n == 1 else plural)
+
+
+def language_name(code: str) -> str:
+    """A language's own name for itself (``Deutsch``, ``Italiano``), for the language menus."""
+    if code in PSEUDO_LOCALES:
+        return "Pseudo (RTL)" if code == PSEUDO_RTL else "Pseudo"
+    try:
+        name = Locale.parse(code.replace("-", "_")).get_display_name(code.replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        return code
+    return name[:1].upper() + name[1:] if name else code
+
+
+def babel_locale(lang: str) -> Locale:
+    """The Babel locale that formats dates and numbers for ``lang`` (English for the pseudo-locales)."""
+    try:
+        return Locale.parse("en" if lang in PSEUDO_LOCALES else lang.replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        return Locale.parse("en")
+
+
+class Formats:
+    """Dates, times, numbers and money written the way ``lang`` writes them (Babel, CLDR data)."""
+
+    def __init__(self, lang: str):
+        self.locale = babel_locale(lang)
+
+    def date(self, value: dt.date | dt.datetime, format: str = "medium") -> str:
+        return babel_dates.format_date(value, format=format, locale=self.locale)
+
+    def datetime(self, value: dt.datetime, format: str = "medium", tzinfo=None) -> str:
+        return babel_dates.format_datetime(value, format=format, tzinfo=tzinfo, locale=self.locale)
+
+    def number(self, value) -> str:
+        return babel_numbers.format_decimal(value, locale=self.locale)
+
+    def percent(self, value, format: str | None = None) -> str:
+        return babel_numbers.format_percent(value, format=format, locale=self.locale)
+
+    def currency(self, value, currency: str) -> str:
+        return babel_numbers.format_currency(value, currency, locale=self.locale)
 
 
 def _load_po(path: Path) -> Translations:
@@ -36,9 +127,9 @@ def _load_po(path: Path) -> Translations:
 class Catalogues:
     """All languages we ship, merged from the core and addon ``locale/`` directories."""
 
-    def __init__(self, locale_dirs: list[Path], default: str = "en"):
+    def __init__(self, locale_dirs: list[Path], default: str = "en", pseudo_locales: bool = False):
         self.default = default
-        self.translations: dict[str, Translations] = {}
+        self.translations: dict[str, NullTranslations] = {}
         for directory in locale_dirs:
             directory = Path(directory)
             if not directory.is_dir():
@@ -51,14 +142,40 @@ class Catalogues:
                     else:
                         self.translations[lang_dir.name] = trans
         self.languages = sorted(set(self.translations) | {default})
+        # The pseudo-locales are chosen only by name (cookie, ?lang=), never offered or negotiated.
+        self.pseudo = PSEUDO_LOCALES if pseudo_locales else ()
+        for code in self.pseudo:
+            self.translations[code] = PseudoTranslations()
+        self._gettext: dict[str, tuple] = {}
+        self._formats: dict[str, Formats] = {}
 
     def get(self, lang: str) -> NullTranslations:
         return self.translations.get(lang) or NullTranslations()
 
-    def negotiate(self, cookie: str | None, accept_language: str | None) -> str:
-        """The cookie wins if it names a language we ship; then Accept-Language by q; then default."""
-        if cookie and cookie in self.languages:
+    def known(self, lang: str | None) -> bool:
+        """Whether ``lang`` (exactly our code) is a language pages can be shown in."""
+        return bool(lang) and (lang in self.languages or lang in self.pseudo)
+
+    def resolve(self, *choices: str | None) -> str:
+        """The first of ``choices`` we ship (a person's own, then their workspace's ...), else the default."""
+        for choice in choices:
+            if self.known(choice):
+                return choice
+        return self.default
+
+    def direction(self, lang: str) -> str:
+        """``rtl`` or ``ltr``: the writing direction of ``lang``, for ``<html dir>``."""
+        return "rtl" if lang.split("-")[0] in RTL_LANGUAGES or lang in RTL_LANGUAGES else "ltr"
+
+    def negotiate(self, cookie: str | None, accept_language: str | None, *chosen: str | None) -> str:
+        """The cookie wins if it names a language we ship; then the ``chosen`` ones in order (a
+        signed-in person's own setting, their workspace's default language) if we ship them; then
+        Accept-Language by q; then the platform default."""
+        if cookie and self.known(cookie):
             return cookie
+        for choice in chosen:
+            if choice and choice in self.languages:
+                return choice
         candidates = []
         for i, part in enumerate((accept_language or "").split(",")[:20]):
             piece = part.strip().split(";")
@@ -80,8 +197,15 @@ class Catalogues:
         return self.default
 
     def gettext_for(self, lang: str):
-        trans = self.get(lang)
+        """``(_, ngettext)`` of ``lang``, made once per language: ``_(msgid, **kw)`` formats ``%(kw)s``;
+        ``ngettext(singular, plural, n, **kw)`` also gives ``%(num)d``."""
+        pair = self._gettext.get(lang)
+        if pair is None:
+            pair = self._gettext[lang] = self._make_gettext(self.get(lang))
+        return pair
 
+    @staticmethod
+    def _make_gettext(trans):
         def _(message: str, **kwargs) -> str:
             text = trans.gettext(message)
             return text % kwargs if kwargs else text
@@ -91,3 +215,10 @@ class Catalogues:
             return text % dict(kwargs, num=n)
 
         return _, ngettext
+
+    def formats(self, lang: str) -> Formats:
+        """Babel formatters for ``lang``, made once per language."""
+        found = self._formats.get(lang)
+        if found is None:
+            found = self._formats[lang] = Formats(lang)
+        return found

@@ -89,7 +89,7 @@ def refresh(tenant_ref, token: str, tenant_slug: str):
 def user_principal(user: User, tenant_slug: str, via: str, session_id=None) -> Principal:
     return Principal(kind="user", id=user.id, role=user.role, tenant=tenant_slug,
                      permissions=role_permissions(user.role), name=user.name, email=user.email, via=via,
-                     session_id=session_id, time_zone=user.time_zone)
+                     session_id=session_id, time_zone=user.time_zone, language=user.language)
 
 
 def api_token_row_principal(row: ApiToken, tenant_slug: str, via: str, scope=None, family=None) -> Principal:
@@ -112,26 +112,26 @@ def jwt_principal(claims: dict, tenant_slug: str) -> Principal:
     """
     kind, _, raw_id = str(claims.get("sub", "")).partition(":")
     if kind not in ("user", "token") or number_or_none(raw_id) is None:
-        raise AuthError("The access token names no user or API token.")
+        raise AuthError(N_("The access token names no user or API token."))
     family = claims.get("fam")
     if family is not None:
         try:
             family = str(uuid.UUID(str(family)))
         except ValueError:
-            raise AuthError("The access token is malformed.") from None
+            raise AuthError(N_("The access token is malformed.")) from None
         if not family_alive(family):
-            raise AuthError("This access token's sign-in was revoked; sign in again.")
+            raise AuthError(N_("This access token's sign-in was revoked; sign in again."))
     scope = claims.get("scope")
     if scope is not None:
         scope = [str(p) for p in (scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) else [])]
     if kind == "token":
         row = ApiToken.get_or_none((ApiToken.id == int(raw_id)) & ApiToken.revoked_at.is_null())
         if row is None:
-            raise AuthError("The API token behind this access token was revoked.")
+            raise AuthError(N_("The API token behind this access token was revoked."))
         return api_token_row_principal(row, tenant_slug, "jwt", scope, family)
     user = User.get_or_none((User.id == int(raw_id)) & (User.is_active == True))  # noqa: E712
     if user is None:
-        raise AuthError("The account behind this token is disabled or gone.")
+        raise AuthError(N_("The account behind this token is disabled or gone."))
     principal = user_principal(user, tenant_slug, "jwt")
     permissions = principal.permissions if scope is None else principal.permissions & frozenset(scope)
     return dataclasses.replace(principal, permissions=permissions, family=family)
@@ -285,19 +285,19 @@ def issue_grant(principal: Principal, tenant_slug: str, permissions: frozenset |
     if principal.kind == "user":
         user = User.get_or_none((User.id == principal.id) & (User.is_active == True))  # noqa: E712
         if user is None:
-            raise AuthError("The account is disabled.")
+            raise AuthError(N_("The account is disabled."))
         scope = " ".join(sorted(wanted & role_permissions(user.role)))
         token = issue_refresh(user.id, tenant_slug, scope=scope, parent_family_id=principal.family)
         return Grant(_family_of(token), user=user, scope=scope), token
     if principal.kind == "token":
         row = ApiToken.get_or_none((ApiToken.id == principal.id) & ApiToken.revoked_at.is_null())
         if row is None:
-            raise AuthError("The API token was revoked.")
+            raise AuthError(N_("The API token was revoked."))
         scope = " ".join(sorted(wanted & frozenset(row.scopes)))
         token = issue_refresh(None, tenant_slug, api_token_id=row.id, scope=scope,
                               parent_family_id=principal.family)
         return Grant(_family_of(token), api_token=row, scope=scope), token
-    raise AuthError("Only people and API tokens can get access tokens.")
+    raise AuthError(N_("Only people and API tokens can get access tokens."))
 
 
 def _family_of(token: str) -> str:
@@ -314,29 +314,29 @@ def rotate_refresh(token: str, tenant_slug: str) -> tuple[Grant, str]:
     """
     parsed = tokenformat.parse(token or "", "sgr")
     if parsed is None or parsed[1] != tenant_slug:
-        raise AuthError("The refresh token is not valid.")
+        raise AuthError(N_("The refresh token is not valid."))
     row = (RefreshToken.select().where(RefreshToken.token_hash == tokenformat.digest(token))
            .for_update().first())
     if row is None:
-        raise AuthError("The refresh token is not valid.")
+        raise AuthError(N_("The refresh token is not valid."))
     now = utcnow()
     if row.used_at is not None:
         raise RefreshReuse(row.family_id)
     if row.revoked_at is not None:
-        raise AuthError("The refresh token was revoked; sign in again.")
+        raise AuthError(N_("The refresh token was revoked; sign in again."))
     if row.family_expires_at <= now:
-        raise AuthError("The sign-in has expired; sign in again.")
+        raise AuthError(N_("The sign-in has expired; sign in again."))
     if row.parent_family_id is not None and not family_alive(row.parent_family_id):
-        raise AuthError("The sign-in this token was derived from was revoked; sign in again.")
+        raise AuthError(N_("The sign-in this token was derived from was revoked; sign in again."))
     user = api_token = None
     if row.api_token_id is not None:
         api_token = ApiToken.get_or_none((ApiToken.id == row.api_token_id) & ApiToken.revoked_at.is_null())
         if api_token is None:
-            raise AuthError("The API token this sign-in came from was revoked.")
+            raise AuthError(N_("The API token this sign-in came from was revoked."))
     else:
         user = User.get_or_none((User.id == row.user_id) & (User.is_active == True))  # noqa: E712
         if user is None:
-            raise AuthError("The account is disabled.")
+            raise AuthError(N_("The account is disabled."))
     RefreshToken.update(used_at=now).where(RefreshToken.id == row.id).execute()
     new_token = issue_refresh(row.user_id, tenant_slug, row.family_id, row.family_expires_at,
                               api_token_id=row.api_token_id, scope=row.scope, parent_family_id=row.parent_family_id)
@@ -348,14 +348,14 @@ def rotate_refresh(token: str, tenant_slug: str) -> tuple[Grant, str]:
 def create_api_token(tenant_slug: str, name: str, scopes: list[str], created_by: int | None) -> tuple[ApiToken, str]:
     name = (name or "").strip()
     if not 1 <= len(name) <= 100:
-        raise AuthError("Give the token a name of 1 to 100 characters.")
+        raise AuthError(N_("Give the token a name of 1 to 100 characters."))
     scopes = sorted(set(scopes or []))
     known = catalogue().api_scopes
     unknown = [s for s in scopes if s not in known]
     if unknown:
         raise AuthError(f"Unknown scope(s): {', '.join(unknown)[:200]}. Known: {', '.join(known)}.")
     if not scopes:
-        raise AuthError("Choose at least one scope.")
+        raise AuthError(N_("Choose at least one scope."))
     token = tokenformat.generate("sgw", tenant_slug)
     row = ApiToken.create(name=name, token_hash=tokenformat.digest(token), hint=tokenformat.hint(token),
                           scopes=scopes, created_by=created_by)

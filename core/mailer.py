@@ -13,7 +13,9 @@ restricted, gets none).
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 import os
 import smtplib
 import ssl
@@ -27,6 +29,25 @@ from urllib.parse import unquote, urlsplit
 log = logging.getLogger(__name__)
 
 CATEGORIES = ("service", "marketing")
+
+
+_URL = re.compile(r"https?://[^\s<>\"]*[^\s<>\".,;:!?)\]]")  # a sentence's closing mark is not part of it
+
+
+def html_part(text: str, lang: str, direction: str = "ltr") -> str:
+    """The HTML part of a mail: its text, paragraph by paragraph, with its addresses as links."""
+    paragraphs = []
+    for block in text.strip().split("\n\n"):
+        pieces, last = [], 0
+        for m in _URL.finditer(block):
+            pieces.append(html.escape(block[last:m.start()]))
+            url = html.escape(m.group(0))
+            pieces.append(f'<a href="{url}">{url}</a>')
+            last = m.end()
+        pieces.append(html.escape(block[last:]))
+        paragraphs.append("<p>" + "".join(pieces).replace("\n", "<br>\n") + "</p>")
+    return (f'<!doctype html>\n<html lang="{html.escape(lang)}" dir="{direction}"><head><meta charset="utf-8">'
+            "</head>\n<body>\n" + "\n".join(paragraphs) + "\n</body></html>\n")
 
 
 class Mailer:
@@ -56,8 +77,13 @@ class Mailer:
             return "mail is printed to the console"
         return f"mail is sent through {urlsplit(self.smtp_url).hostname}"
 
-    def send(self, to: str, subject: str, body: str, category: str = "service") -> EmailMessage | None:
-        """Send one mail; ``None`` when a ``marketing`` mail was vetoed for ``to`` (logged, not sent)."""
+    def send(self, to: str, subject: str, body: str, category: str = "service", lang: str | None = None,
+             direction: str = "ltr") -> EmailMessage | None:
+        """Send one mail; ``None`` when a ``marketing`` mail was vetoed for ``to`` (logged, not sent).
+
+        With ``lang`` (the recipient's language, see :meth:`core.platform.Platform.send_mail`) the
+        mail says so (``Content-Language``) and carries an HTML part made from the same text, marked
+        with that language and its writing ``direction``."""
         if category not in CATEGORIES:
             raise ValueError(f"mail category must be one of {', '.join(CATEGORIES)}, not {category!r}")
         if category != "service" and self.veto is not None:
@@ -72,6 +98,9 @@ class Mailer:
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(domain="smsgw")
         msg.set_content(body)
+        if lang:
+            msg.add_alternative(html_part(body, lang, direction), subtype="html")
+            msg["Content-Language"] = lang  # after: making the alternative moves Content-* headers into the text part
         if self.backend == "file":
             self.dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self.dir, 0o700)

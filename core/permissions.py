@@ -276,6 +276,7 @@ class Principal:
     session_id: int | None = None
     family: str | None = None  # the refresh family a JWT was minted with (credentials derived from it die with it)
     time_zone: str = ""  # a member's time zone for the times on pages (core.localtime); empty: UTC
+    language: str = ""  # a person's own language setting ("": their workspace's, or the browser's)
 
     def can(self, permission: str) -> bool:
         if permission == PUBLIC:

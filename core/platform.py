@@ -126,12 +126,29 @@ class Platform:
 
         return LinkSigner(self.link_secret)
 
+    def language_for(self, own: str = "", tenant=None) -> str:
+        """The language of what we write to a person: their own setting, else their workspace's
+        default language, else the platform's (``SMSGW_DEFAULT_LANGUAGE``)."""
+        return self.catalogues.resolve(own, getattr(tenant, "language", "") if tenant is not None else "",
+                                       self.settings.default_language)
+
+    def send_mail(self, to: str, compose, *, language: str = "", tenant=None, category: str = "service"):
+        """Mail ``to`` in their language (:meth:`language_for` of ``language``, their own setting, and
+        ``tenant``): ``compose(_, ngettext, fmt)`` gives ``(subject, body)`` written with that
+        language's gettext and Babel formats (:class:`core.i18n.Formats`); the text part and the
+        HTML part made from it are both in it."""
+        lang = self.language_for(language, tenant)
+        _, ngettext = self.catalogues.gettext_for(lang)
+        subject, body = compose(_, ngettext, self.catalogues.formats(lang))
+        return self.mailer.send(to, subject, body, category=category, lang=lang,
+                                direction=self.catalogues.direction(lang))
+
     @property
     def catalogues(self) -> Catalogues:
         if self._catalogues is None:
             dirs = [self.settings.locale_dir] + [
                 p for _, p in self.registry.folders("smsgw_translations", "locale")]
-            self._catalogues = Catalogues(dirs, self.settings.default_language)
+            self._catalogues = Catalogues(dirs, self.settings.default_language, self.settings.pseudo_locales)
         return self._catalogues
 
     # -- database -------------------------------------------------------------

@@ -80,6 +80,8 @@ class TenantInfo:
     # hands messages to phones refuses while it is set (read from this cached snapshot: no query).
     sending_paused: str = ""
     deletion_scheduled_at: dt.datetime | None = None
+    # The workspace's default language (its pages, mails to its members); "" for the platform's.
+    language: str = ""
 
     @property
     def ref(self) -> TenantRef:
@@ -97,7 +99,7 @@ class TenantInfo:
     def from_model(cls, t: Tenant, enabled) -> "TenantInfo":
         return cls(t.id, t.slug, t.name, t.status, t.plan, t.schema_name, t.role_name, t.theme,
                    t.default_region, frozenset(enabled), t.verified_at is not None,
-                   sending_paused_reason(t), t.deletion_scheduled_at)
+                   sending_paused_reason(t), t.deletion_scheduled_at, t.language)
 
 
 def sending_paused_reason(t: Tenant) -> str:
@@ -324,6 +326,11 @@ class TenantService:
                 Tenant.update(updated_at=utcnow(), **fields).where(Tenant.slug == slug).execute()
                 _notify_change(slug)
         self.platform.tenant_cache.invalidate(slug)
+
+    def set_language(self, slug: str, language: str) -> TenantInfo:
+        """The workspace's default language (``""``: the platform's), for its pages and its members' mails."""
+        self._update(slug, language=language)
+        return self.get(slug)
 
     def reserve_slug(self, slug: str, until: dt.datetime, reason: str = "") -> None:
         """No sign-up may take ``slug`` before ``until``."""

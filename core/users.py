@@ -35,7 +35,7 @@ class User(TenantModel):
         table_name = "users"
         privacy = PersonalData(personal=("email", "name", "phone", "job_title"), subjects={"user": "id"},
                                export=("email", "name", "phone", "job_title", "role", "is_active", "created_at",
-                                       "email_verified_at", "last_login_at", "time_zone"), erase="delete")
+                                       "email_verified_at", "last_login_at", "time_zone", "language"), erase="delete")
 
     @classmethod
     def by_email(cls, email: str):
@@ -51,6 +51,8 @@ User._meta.add_field("last_login_at", DateTimeField(null=True))
 User._meta.add_field("invited_by", BigIntegerField(null=True))
 # Tenant migration 0004: the member's time zone (IANA name; empty: UTC), see core.localtime.
 User._meta.add_field("time_zone", TextField(default=""))
+# Tenant migration 0005_language: the person's own language for pages and mails ("" = the workspace's).
+User._meta.add_field("language", TextField(default=""))
 
 
 class Session(TenantModel):

@@ -49,6 +49,8 @@ def test_env(pg_server_url, tmp_path_factory):
         # Workspaces without a subscription have no plan limits here; the billing tests give theirs
         # a plan (tests/test_billing_quotas.py), and one the shipped default (free).
         "SMSGW_BILLING_DEFAULT_PLAN": "",
+        # The pseudo-locales (core/i18n.py): chosen by name only, so no other test sees them.
+        "SMSGW_PSEUDO_LOCALES": "1",
     }
     yield env
     dbsetup.drop_database(pg_server_url, dbname, prefix)

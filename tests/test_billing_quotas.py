@@ -255,7 +255,7 @@ def test_warnings_at_80_and_100_percent_are_a_banner_and_one_mail_each_per_perio
     assert c.post("/api/v1/messages", json={"to": numbers(7), "text": "seven"}).status_code == 202
     assert 'id="quota-notice"' not in s.get("/").text
     assert c.post("/api/v1/messages", json={"to": numbers(1), "text": "eight"}).status_code == 202
-    assert len(wait_for_mail(platform, owner_email(t), "80 %")) == 1
+    assert len(wait_for_mail(platform, owner_email(t), "80% of the included segments")) == 1
     page = s.get("/").text
     assert 'id="quota-notice"' in page and "80 %" in page and 'href="/billing"' in page
     assert c.post("/api/v1/messages", json={"to": numbers(4), "text": "twelve"}).status_code == 202
@@ -266,7 +266,7 @@ def test_warnings_at_80_and_100_percent_are_a_banner_and_one_mail_each_per_perio
     quotas.cache.forget(None)
     assert c.post("/api/v1/messages", json={"to": numbers(1), "text": "more"}).status_code == 202
     assert quotas.send_notices(t) == 0
-    assert len(mails_to(platform, owner_email(t), "80 %")) == 1
+    assert len(mails_to(platform, owner_email(t), "80% of the included segments")) == 1
     assert len(mails_to(platform, owner_email(t), "all 10")) == 1
     assert mails_to(platform, member) == []  # a member is not the owner
     rows = admin_sql(platform, "SELECT level, used, included FROM public.billing_quota_notices WHERE tenant_id = %s "

@@ -17,13 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from core.db import connection
 from tests.support.browser import address, chromium, forget_problems, open_page, page_problems, server  # noqa: F401
 from tests.support.browser import submit
-from tests.support.devices import device_client, phone, raw_device
-from tests.support.identity import OWNER_PASSWORD, add_user, owner_email
-from tests.support.phones import api_client
-from tests.support.quotas import make_plan, subscribe
+from tests.support.identity import OWNER_PASSWORD, owner_email
+from tests.support.site import populated_workspace
 
 pytestmark = pytest.mark.browser
 
@@ -107,47 +104,12 @@ def site(server, chromium):
     """A workspace with something on every page (a phone, messages sent and received, a webhook,
     a member, an invoice, a privacy request), its owner and a platform admin signed in, each in a
     browser context of their own."""
-    from addons.billing import invoicing
-    from addons.billing.invoicing import Line
-    from addons.privacy.requests import open_request
-    from addons.messaging.recovery import start_campaign
-    from core.admins import create_admin
-    from core.db import tenant_transaction
-
     platform = server.platform
     slug = f"look-{secrets.token_hex(4)}"
-    tenant = platform.tenants.create(slug, "Layout & Co", f"owner@{slug}.example", OWNER_PASSWORD)
-    api = api_client(server, slug)
-    device_id, device_token = raw_device(server, slug, api, uid="layout-phone", name="Shop counter phone")
-    device = device_client(server, slug, device_token)
-    sent = api.post("/api/v1/messages", json={"text": "Your order 4711 is ready for pick-up", "to": [phone(1), phone(2)]})
-    assert sent.status_code == 202, sent.text
-    assert device.post("/api/device/v1/inbound", json={"messages": [
-        {"id": "in-1", "from": phone(3), "body": "Is the shop open on Sunday?",
-         "received_at": "2026-01-01T10:00:00Z"}]}).status_code == 200
-    with pytest.MonkeyPatch.context() as env:  # a loopback endpoint nobody listens on: never called here
-        env.setenv("SMSGW_WEBHOOK_ALLOW_PRIVATE", "1")
-        hook = api.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/sms", "events": ["sms:received"]})
-    assert hook.status_code == 201, hook.text
-    add_user(platform, tenant, f"member@{slug}.example")
-    from addons.contacts import service as contacts
-    from core.db import tenant_transaction
-
-    with tenant_transaction(tenant.ref):  # a named recipient, a group for the send form, a template
-        regulars = contacts.create_group("Regulars")
-        contact = contacts.save_contact("US", "Ann Example", phone(1), ["vip"], [regulars.id])
-        template = contacts.save_template("Pick-up", "Hello {first_name}, your order is ready.")
-    subscribe(platform, tenant, make_plan(platform))
-    with connection():
-        invoice = invoicing.issue(tenant.id, [Line("Pro plan", 1, 4900)], reason="renewal", currency="EUR")
-        request_id = open_request("export", f"owner@{slug}.example", tenant=tenant, requested_by="owner")
-    admin = create_admin(platform, f"ops-{slug}@platform.example", ADMIN_PASSWORD, "Ops")
-    with tenant_transaction(tenant.ref):
-        campaign = start_campaign("Spring sale", "dashboard", "owner", [sent.json()["id"]])
-
-    fields = {"slug": slug, "message": sent.json()["id"], "sender": phone(3).replace("+", "%2B"),
-              "device": device_id, "webhook": hook.json()["id"], "invoice": invoice.id, "request": request_id,
-              "campaign": campaign, "contact": contact.id, "template": template.id}
+    made = populated_workspace(server, slug, "Layout & Co", ADMIN_PASSWORD, phone_name="Shop counter phone",
+                               sent_text="Your order 4711 is ready for pick-up",
+                               received_text="Is the shop open on Sunday?")
+    tenant, admin, fields = made["tenant"], made["admin"], made["fields"]
     visitors = {name: open_page(chromium) for name in ("anonymous", "owner", "admin")}
     owner = visitors["owner"]
     owner.goto(address(server, slug, "/login"))

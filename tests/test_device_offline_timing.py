@@ -67,7 +67,7 @@ def test_a_stopped_phone_is_offline_within_the_timeout_and_the_workspace_is_told
         assert last_seen_ago >= OFFLINE - 0.5, last_seen_ago
 
         mail = wait_until(lambda: mails_to(platform, owner_email(t), "is offline"), 10, what="the alert mail")
-        assert "1 message(s) wait for it" in mail[0].get_body().get_content()
+        assert "and 1 message waits for it" in mail[0].get_body(preferencelist=("plain",)).get_content()
         page_alert = sql(t, "SELECT kind, waiting FROM device_alerts WHERE ended_at IS NULL")
         assert page_alert == [("offline", 1)]
 

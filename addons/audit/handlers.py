@@ -10,6 +10,7 @@ from core.web.params import number_or_none
 from core.web.problem import Problem
 
 from . import trail
+from core.i18n import N_
 
 
 def parse_filters(handler) -> dict:
@@ -20,7 +21,8 @@ def parse_filters(handler) -> dict:
         try:
             return dt.datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
         except ValueError:
-            raise Problem(400, "invalid-date", f"{name} must be a date like 2026-11-26.") from None
+            raise Problem(400, "invalid-date", N_("%(name)s must be a date like 2026-11-26."),
+            args={"name": name}) from None
 
     since, until = date("from"), date("to")
     if until:

@@ -102,7 +102,7 @@ class BillingPage(PageHandler):
                                   actor_name=principal.email or "")
                 message = N_("Your subscription continues.")
             else:
-                raise Problem(400, "bad-request", "Unknown action; reload the page and try again.")
+                raise Problem(400, "bad-request", N_("Unknown action; reload the page and try again."))
         except subscriptions.SubscriptionError as exc:
             self.set_status(422)
             await self.get(error=_(exc.message) % exc.params if exc.params else _(exc.message))

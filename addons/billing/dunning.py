@@ -119,7 +119,7 @@ def recipients(tenant_id: int) -> list[str]:
 
 def _mail(invoice, step: str, settings, to: list[str]) -> None:
     platform = payments.platform()
-    _, _ngettext = platform.catalogues.gettext_for(invoice.language)
+    _, ngettext = platform.catalogues.gettext_for(invoice.language)
     amount = format_money(invoice.total, invoice.currency, invoice.language)
     slug = Tenant.get_by_id(invoice.tenant_id).slug
     link = f"{settings.public_url(slug)}/billing/invoices/{invoice.id}"
@@ -130,11 +130,14 @@ def _mail(invoice, step: str, settings, to: list[str]) -> None:
                  number=invoice.number, amount=amount, link=link)
     else:
         subject = _("Reminder: invoice %(number)s is unpaid", number=invoice.number)
+        days = settings.billing_dunning_grace_days
         body = _("Invoice %(number)s of %(amount)s is unpaid. Please pay it, or update your payment method:\n\n"
-                 "%(link)s\n\nWithout payment, sending is suspended %(days)s days after the payment was due.\n",
-                 number=invoice.number, amount=amount, link=link, days=settings.billing_dunning_grace_days)
+                 "%(link)s\n\n", number=invoice.number, amount=amount, link=link) + ngettext(
+            "Without payment, sending is suspended %(num)d day after the payment was due.",
+            "Without payment, sending is suspended %(num)d days after the payment was due.", days) + "\n"
+    lang = platform.catalogues.resolve(invoice.language)
     for address in to:
-        platform.mailer.send(address, subject, body)
+        platform.mailer.send(address, subject, body, lang=lang, direction=platform.catalogues.direction(lang))
 
 
 def past_due(db=app_db) -> list[dict]:

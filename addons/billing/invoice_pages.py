@@ -32,6 +32,8 @@ def permissions(register) -> None:
     register(PAY, "Change the workspace's billing details and payment method, and pay invoices", ["customer"])
 
 
+# Why an invoice was issued (``invoice.reason``), as the invoice lists show it.
+INVOICE_REASONS = (N_("start"), N_("upgrade"), N_("renewal"), N_("final"))
 MENU = [MenuItem(N_("Invoices"), "/billing/invoices", READ, 72, SETTINGS)]
 ADMIN_LINKS = [{"label": N_("Invoices"), "url": "/admin/billing/invoices"},
                {"label": N_("Revenue"), "url": "/admin/billing/revenue"}]
@@ -72,7 +74,7 @@ class InvoiceMixin:
         if is_digits(raw_id) and len(raw_id) < 19:
             invoice = await self.run_db(_in_public, invoicing.get, int(raw_id), self.tenant.id)
         if invoice is None:
-            raise Problem(404, "not-found", "There is no such invoice in this workspace.")
+            raise Problem(404, "not-found", N_("There is no such invoice in this workspace."))
         return invoice
 
     def document_context(self, invoice, corrects=None) -> dict:
@@ -130,13 +132,15 @@ class InvoicePay(PageHandler, InvoiceMixin):
     async def post(self, raw_id):
         invoice = await self.own_invoice(raw_id)
         if not invoice.payable:
-            raise Problem(409, "not-payable", f"Invoice {invoice.number} has nothing left to pay.")
+            raise Problem(409, "not-payable", N_("Invoice %(number)s has nothing left to pay."),
+            args={"number": invoice.number})
         account = await self.run_db(_in_public, accounts.get, self.tenant.id)
         provider = payments.provider_of(account, self.settings_)
         back = f"{self.settings_.public_url(self.tenant.slug)}/billing/invoices/{invoice.id}"
         url = await self.run_db(provider.checkout_url, self.settings_, account, invoice, back)
         if not url:
-            raise Problem(400, "no-checkout", "This invoice is paid by bank transfer: the invoice says where to.")
+            raise Problem(400, "no-checkout", N_("This invoice is paid by bank transfer: the invoice "
+                                                 "says where to."))
         self.redirect(url, status=303)
 
 
@@ -193,7 +197,7 @@ class PaymentMethodPage(StripeFormsMixin, AuditedChange, PageHandler):
         if action == "choose":
             chosen = self.get_body_argument("provider", "")
             if chosen not in {p.name for p in payments.offered(self.settings_)}:
-                raise Problem(400, "invalid-provider", "Choose one of the payment methods offered.")
+                raise Problem(400, "invalid-provider", N_("Choose one of the payment methods offered."))
             await self.run_db(self.save_audited, "billing.payment_method_changed", accounts.set_provider,
                               self.tenant.id, chosen, provider=chosen)
             self.flash("success", self.gettext()[0]("Payment method changed."))
@@ -205,9 +209,9 @@ class PaymentMethodPage(StripeFormsMixin, AuditedChange, PageHandler):
         elif action == "portal":
             url = await self.run_db(provider.portal_url, self.settings_, account, back)
         else:
-            raise Problem(400, "invalid-action", "Unknown action.")
+            raise Problem(400, "invalid-action", N_("Unknown action."))
         if not url:
-            raise Problem(400, "not-available", "This payment method has no such page.")
+            raise Problem(400, "not-available", N_("This payment method has no such page."))
         self.redirect(url, status=303)
 
 
@@ -217,7 +221,8 @@ class AdminInvoicesPage(AdminHandler):
     async def get(self):
         status = self.get_query_argument("status", "")
         if status not in ("", "open", "paid", "credited", "issued"):
-            raise Problem(400, "invalid-parameter", "status must be open, paid, credited or issued.")
+            raise Problem(400, "invalid-parameter", N_("status must be open, paid, credited or "
+                                                       "issued."))
         rows = await self.run_db(_in_public, invoicing.everyone, status or None)
         self.render("billing/invoices_admin.html", rows=rows, status=status)
 
@@ -225,23 +230,24 @@ class AdminInvoicesPage(AdminHandler):
         action = self.get_body_argument("action", "")
         raw = self.get_body_argument("invoice_id", "")
         if not is_digits(raw) or len(raw) > 18:
-            raise Problem(400, "invalid-invoice", "Name an invoice.")
+            raise Problem(400, "invalid-invoice", N_("Name an invoice."))
         invoice_id = int(raw)
         if action == "paid":
             done = await self.run_db(payments.mark_paid, invoice_id, self.principal,
                                      self.get_body_argument("note", ""))
             if done.invoice is None:
-                raise Problem(404, "not-found", "There is no such invoice.")
+                raise Problem(404, "not-found", N_("There is no such invoice."))
             self.flash("success" if done.recorded else "error",
-                       f"{done.invoice.number}: " + ("marked paid." if done.recorded else "nothing to pay."))
+                       N_("%(number)s: marked paid.") if done.recorded else N_("%(number)s: nothing to pay."),
+                       number=done.invoice.number)
         elif action == "credit":
             try:
                 note = await self.run_db(self.credit, invoice_id, self.get_body_argument("reason", ""))
             except invoicing.InvoiceError as exc:
                 raise Problem(409, "not-credited", str(exc)) from None
-            self.flash("success", f"Credit note {note.number} issued.")
+            self.flash("success", N_("Credit note %(number)s issued."), number=note.number)
         else:
-            raise Problem(400, "invalid-action", "Unknown action.")
+            raise Problem(400, "invalid-action", N_("Unknown action."))
         self.redirect("/admin/billing/invoices")
 
     def credit(self, invoice_id: int, reason: str):
@@ -296,7 +302,7 @@ class AdminTaxPage(AdminHandler):
             self.set_status(422)
             await self.get(error=str(exc))
             return
-        self.flash("success", f"Tax rates saved ({country}).")
+        self.flash("success", N_("Tax rates saved (%(country)s)."), country=country)
         self.redirect("/admin/billing/tax")
 
 

@@ -53,7 +53,7 @@ class AdminPlansPage(AdminHandler):
                 plan = await self.run_db(plans.retire, self.platform, form["plan_code"], **who)
                 message = _("Plan %(code)s retired; its subscribers keep it.") % {"code": plan.plan_code}
             else:
-                raise Problem(400, "invalid-action", "Unknown action.")
+                raise Problem(400, "invalid-action", N_("Unknown action."))
         except plans.PlanError as exc:
             self.set_status(422)
             await self.get(errors=exc.translated(_), form=form,
@@ -87,7 +87,8 @@ class AdminSubscriptionsPage(AdminHandler):
     async def get(self):
         status = self.get_query_argument("status", "")
         if status and status not in subscriptions.STATUSES:
-            raise Problem(400, "invalid-parameter", f"status must be one of {', '.join(subscriptions.STATUSES)}.")
+            raise Problem(400, "invalid-parameter", N_("status must be one of %(STATUSES)s."),
+            args={"STATUSES": ', '.join(subscriptions.STATUSES)})
         rows = await self.run_db(subscription_rows, status or None)
         counts = await self.run_db(status_counts)
         self.render("billing/plans_admin_subscriptions.html", rows=rows, status=status,

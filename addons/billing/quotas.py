@@ -201,36 +201,41 @@ def quota_refusal(view: View, used: int, requested: int) -> Problem:
     plan = view.plan
     return Problem(
         402, "quota-exceeded",
-        f"This send needs {requested} segments, but the {plan.name} plan includes {plan.included_segments} "
-        f"segments from {_period_text(view)} and {used} are used, so nothing was sent. Upgrade to a plan with "
-        f"more segments (or one that bills overage) at {billing_url(view.slug)}, or wait for the next period "
-        f"on {view.period_end:%Y-%m-%d}.",
+        N_("This send needs %(requested)s segments, but the %(name)s plan includes "
+           "%(included_segments)s segments from %(period)s and %(used)s are used, so nothing was sent. "
+           "Upgrade to a plan with more segments (or one that bills overage) at %(url)s, or wait "
+           "for the next period on %(period_end)s."),
         title=N_("Plan limit reached"), limit="included_segments", plan=plan.plan_code,
         included=plan.included_segments, used=used, requested=requested, period_start=view.period_start.isoformat(),
-        period_end=view.period_end.isoformat(), upgrade_url=billing_url(view.slug))
+        period_end=view.period_end.isoformat(), upgrade_url=billing_url(view.slug),
+        args={"requested": requested, "name": plan.name, "included_segments": plan.included_segments,
+              "period": _period_text(view), "used": used, "url": billing_url(view.slug),
+              "period_end": format(view.period_end, '%Y-%m-%d')})
 
 
 def status_refusal(view: View) -> Problem:
     if view.status == "cancelled":
-        why = "its subscription is cancelled"
-        what = f"choose a plan at {billing_url(view.slug)} to send again"
+        detail = N_("The workspace %(slug)s cannot send messages: its subscription is cancelled. Nothing was "
+                    "sent; choose a plan at %(url)s to send again. You can still sign in, read and export "
+                    "everything.")
     else:
-        why = "its subscription is suspended for an unpaid invoice"
-        what = f"pay the open invoice at {billing_url(view.slug)}; sending resumes as soon as it is paid"
-    return Problem(402, f"subscription-{view.status}",
-                   f"The workspace {view.slug} cannot send messages: {why}. Nothing was sent; {what}. You can "
-                   "still sign in, read and export everything.",
+        detail = N_("The workspace %(slug)s cannot send messages: its subscription is suspended for an unpaid "
+                    "invoice. Nothing was sent; pay the open invoice at %(url)s; sending resumes as soon as it "
+                    "is paid. You can still sign in, read and export everything.")
+    return Problem(402, f"subscription-{view.status}", detail,
                    title=N_("Sending is stopped"), limit="subscription_status", status_value=view.status,
-                   upgrade_url=billing_url(view.slug))
+                   upgrade_url=billing_url(view.slug), args={"slug": view.slug, "url": billing_url(view.slug)})
 
 
 def limit_refusal(view: View, resource: str, limit: int, current: int) -> Problem:
-    noun = {"device": "phones", "member": "members"}.get(resource, resource + "s")
-    return Problem(402, "plan-limit",
-                   f"The {view.plan.name} plan allows {limit} {noun}, and this workspace has {current}. "
-                   f"Nothing was added. Upgrade at {billing_url(view.slug)}, or remove one first.",
+    detail = {"device": N_("The %(name)s plan allows %(limit)s phones, and this workspace has %(current)s. "
+                           "Nothing was added. Upgrade at %(url)s, or remove one first."),
+              "member": N_("The %(name)s plan allows %(limit)s members, and this workspace has %(current)s. "
+                           "Nothing was added. Upgrade at %(url)s, or remove one first.")}[resource]
+    return Problem(402, "plan-limit", detail,
                    title=N_("Plan limit reached"), limit=f"max_{resource}s", plan=view.plan.plan_code,
-                   allowed=limit, current=current, upgrade_url=billing_url(view.slug))
+                   allowed=limit, current=current, upgrade_url=billing_url(view.slug),
+                   args={"name": view.plan.name, "limit": limit, "current": current, "url": billing_url(view.slug)})
 
 
 # -- sends -----------------------------------------------------------------------------------------
@@ -338,7 +343,8 @@ def send_notices(tenant) -> int:
     included = view.plan.included_segments
     with tenant_transaction(tenant.ref):
         used = metering.usage_here(view.period_start, view.period_end)
-        owners = [u.email for u in User.select(User.email).where((User.role == ROLE_CUSTOMER) & User.is_active)]
+        owners = [(u.email, u.language) for u in
+                  User.select(User.email, User.language).where((User.role == ROLE_CUSTOMER) & User.is_active)]
     sent = 0
     for level in LEVELS:
         if used * 100 < level * included:
@@ -351,26 +357,36 @@ def send_notices(tenant) -> int:
                 (tenant.id, view.period_start, level, used, included, len(owners))).fetchone()
             if not fresh:
                 continue
-            subject, body = _notice_mail(view, level, used)
-            for email in owners:  # in the transaction: a mail that fails leaves no record, and is retried
-                _platform.mailer.send(email, subject, body)
+            for email, language in owners:  # in the transaction: a mail that fails leaves no record, and is retried
+                _platform.send_mail(email, lambda _, ngettext, fmt: _notice_mail(_, ngettext, fmt, view, level, used),
+                                    language=language, tenant=tenant)
                 sent += 1
     return sent
 
 
-def _notice_mail(view: View, level: int, used: int) -> tuple[str, str]:
+def _notice_mail(_, ngettext, fmt, view: View, level: int, used: int) -> tuple[str, str]:
+    """A usage warning's ``(subject, body)`` in the language of ``_``/``ngettext``/``fmt``."""
     plan = view.plan
+    included = plan.included_segments
     if level >= 100:
-        subject = f"{view.slug}: all {plan.included_segments} included segments are used"
-        after = ("New sends are refused until the next period or an upgrade." if plan.hard_stop else
-                 "Further segments are billed as overage.")
+        subject = ngettext("%(slug)s: the %(count)s included segment is used",
+                           "%(slug)s: all %(count)s included segments are used",
+                           included, slug=view.slug, count=fmt.number(included))
+        after = (_("New sends are refused until the next period or an upgrade.") if plan.hard_stop else
+                 _("Further segments are billed as overage."))
     else:
-        subject = f"{view.slug}: {level} % of the included segments are used"
-        after = ("When all are used, new sends are refused until the next period or an upgrade." if plan.hard_stop
-                 else "Segments beyond the included ones are billed as overage.")
-    body = (f"Your workspace {view.slug} has used {used} of the {plan.included_segments} segments its {plan.name} "
-            f"plan includes from {_period_text(view)}.\n\n{after}\n\nSee your usage or change your plan: "
-            f"{billing_url(view.slug)}\n")
+        subject = _("%(slug)s: %(percent)s of the included segments are used", slug=view.slug,
+                    percent=fmt.percent(level / 100))
+        after = (_("When all are used, new sends are refused until the next period or an upgrade.") if plan.hard_stop
+                 else _("Segments beyond the included ones are billed as overage."))
+    body = (ngettext("Your workspace %(slug)s has used %(used)s of the %(included)s segment its %(plan)s plan "
+                     "includes from %(start)s to %(end)s.",
+                     "Your workspace %(slug)s has used %(used)s of the %(included)s segments its %(plan)s plan "
+                     "includes from %(start)s to %(end)s.", included, slug=view.slug, used=fmt.number(used),
+                     included=fmt.number(included), plan=plan.name,
+                     start=fmt.datetime(view.period_start, "short", tzinfo=dt.timezone.utc) + " UTC",
+                     end=fmt.datetime(view.period_end, "short", tzinfo=dt.timezone.utc) + " UTC")
+            + f"\n\n{after}\n\n" + _("See your usage or change your plan:") + f" {billing_url(view.slug)}\n")
     return subject, body
 
 
@@ -473,10 +489,11 @@ def request_check(tenant, handler) -> None:
                "RateLimit-Reset": str(reset), "RateLimit-Policy": f"{limit};w={RATE_WINDOW}"}
     if window[1] > limit:
         raise Problem(429, "rate-limited",
-                      f"The {view.plan.name} plan allows {limit} API requests per minute; try again in {reset} "
-                      f"seconds, or upgrade at {billing_url(tenant.slug)}.",
+                      N_("The %(name)s plan allows %(limit)s API requests per minute; try again in "
+                         "%(reset)s seconds, or upgrade at %(url)s."),
                       headers=dict(headers, **{"Retry-After": str(reset)}), limit="api_per_minute", allowed=limit,
-                      upgrade_url=billing_url(tenant.slug))
+                      upgrade_url=billing_url(tenant.slug),
+                      args={"name": view.plan.name, "limit": limit, "reset": reset, "url": billing_url(tenant.slug)})
     for name, value in headers.items():
         handler.set_header(name, value)
 

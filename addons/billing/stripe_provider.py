@@ -171,17 +171,18 @@ class StripeWebhookHandler(BaseHandler):
     async def post(self):
         settings = self.settings_
         if not settings.stripe_webhook_secret:
-            raise Problem(404, "not-found", "Stripe is not configured on this platform.")
+            raise Problem(404, "not-found", N_("Stripe is not configured on this platform."))
         try:
             event = stripe.Webhook.construct_event(self.request.body, self.request.headers.get("Stripe-Signature"),
                                                    settings.stripe_webhook_secret)
         except stripe.SignatureVerificationError:
-            raise Problem(400, "invalid-signature", "The Stripe-Signature header does not match this body.") from None
+            raise Problem(400, "invalid-signature", N_("The Stripe-Signature header does not match "
+                                                       "this body.")) from None
         except ValueError:
-            raise Problem(400, "invalid-payload", "The body is not a Stripe event.") from None
+            raise Problem(400, "invalid-payload", N_("The body is not a Stripe event.")) from None
         data = json.loads(self.request.body)  # verified: the very bytes Stripe signed
         if not isinstance(data, dict) or not data.get("id"):
-            raise Problem(400, "invalid-payload", "The event has no id.")
+            raise Problem(400, "invalid-payload", N_("The event has no id."))
         result = await self.run_db(handle_event, data)
         log.info("billing: Stripe event %s (%s): %s", event.id, event.type, result)
         self.set_header("Content-Type", "application/json")

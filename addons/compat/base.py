@@ -152,13 +152,14 @@ class CompatHandler(ApiHandler):
             self.finish(json.dumps(body))
             return
         message = problem.detail
-        for e in (problem.errors or [])[:5]:  # their clients show the message only: name the fields in it
+        for e in (problem.to_dict().get("errors") or [])[:5]:  # their clients show the message only: name the fields in it
             said = str(e.get("message", ""))
             if said and said not in message:
                 message += f" {e.get('field', '')}: {said}." if e.get("field") else f" {said}."
-        data = {"type": problem.to_dict()["type"], "code": problem.code, "title": problem.title}
+        english = problem.to_dict()
+        data = {"type": english["type"], "code": problem.code, "title": problem.title}
         if problem.errors:
-            data["errors"] = problem.errors
+            data["errors"] = english["errors"]
         data.update(problem.extra)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps({"code": status, "message": message, "data": data}, default=str))

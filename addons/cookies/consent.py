@@ -199,11 +199,13 @@ class ConsentHandler(PageHandler):
         choice = ("analytics" if self.get_body_argument("analytics", "") == "yes" else "essential") \
             if asked == "settings" else asked
         if choice not in CHOICES:
-            raise Problem(400, "bad-choice", "Choose 'analytics' or 'essential'; nothing was recorded.")
+            raise Problem(400, "bad-choice", N_("Choose 'analytics' or 'essential'; nothing was "
+                                                "recorded."))
         nxt = self.get_body_argument("next", "") or "/"
         if len(nxt) > NEXT_MAX or safe_next(nxt) != nxt:
             raise Problem(400, "bad-return-url",
-                          "The page to go back to must be a page of this site; nothing was recorded.")
+                          N_("The page to go back to must be a page of this site; nothing was "
+                             "recorded."))
         previous = read(self)
         consent = Consent(self.settings_.cookie_policy_version, choice, previous.id if previous else new_id())
         source = "settings" if asked == "settings" else "banner"

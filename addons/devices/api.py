@@ -12,6 +12,7 @@ from .models import Device
 from .pairing import pairing_payload
 from .service import DeviceError
 from .settings import SettingsError, merged
+from core.i18n import N_
 
 
 def device_id_or_404(raw: str) -> int:
@@ -21,7 +22,7 @@ def device_id_or_404(raw: str) -> int:
 def get_device(device_id: int) -> Device:
     device = Device.get_or_none((Device.id == device_id) & Device.removed_at.is_null())
     if device is None:
-        raise Problem(404, "not-found", "There is no such device here.")
+        raise Problem(404, "not-found", N_("There is no such device here."))
     return device
 
 
@@ -51,7 +52,7 @@ class DeviceHandler(ApiHandler):
         body = self.json_body()
         name, enabled = body.get("name"), body.get("enabled")
         if name is not None and not name.strip():
-            raise Problem(422, "validation-failed", "Some fields are invalid; nothing was changed.",
+            raise Problem(422, "validation-failed", N_("Some fields are invalid; nothing was changed."),
                           errors=[{"field": "name", "message": "must be 1 to 100 characters"}])
 
         def change():
@@ -60,7 +61,8 @@ class DeviceHandler(ApiHandler):
                 try:
                     service.update_settings(device_id, body["settings"])
                 except SettingsError as exc:
-                    raise Problem(422, "validation-failed", "Some settings are invalid; nothing was changed.",
+                    raise Problem(422, "validation-failed", N_("Some settings are invalid; nothing "
+                                                               "was changed."),
                                   errors=[dict(e, field="settings." + e["field"]) for e in exc.errors]) from None
                 self.platform.wake_on_commit(Device._meta.database,
                                              service.settings_wake_key(self.tenant.slug, device_id))

@@ -15,6 +15,7 @@ mail server and a mail is never sent for work that rolled back.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 
@@ -182,37 +183,52 @@ def notice_run(platform, tenant):
         if not told:
             app_db.execute_sql("UPDATE device_alerts SET notified_at = now() WHERE id = %s", (alert_id,))
             if kind == "offline":
-                mails.append((f"{tenant.slug}: phone “{name}” is offline",
-                              f"The phone “{name}” of the workspace {tenant.slug} has not been in touch since "
-                              f"{started:%Y-%m-%d %H:%M} UTC, and {waiting} message(s) wait for it.\n\n"
-                              "Check that the phone is on, connected and that the app runs. We tell you again "
-                              f"when it is back.\n\n{link}\n"))
+                mails.append(lambda _, ngettext, fmt, name=name, started=started, waiting=waiting, link=link: (
+                    _("%(slug)s: phone “%(name)s” is offline", slug=tenant.slug, name=name),
+                    ngettext("The phone “%(name)s” of the workspace %(slug)s has not been in touch since %(since)s "
+                             "UTC, and %(num)d message waits for it.",
+                             "The phone “%(name)s” of the workspace %(slug)s has not been in touch since %(since)s "
+                             "UTC, and %(num)d messages wait for it.", waiting, name=name, slug=tenant.slug,
+                             since=fmt.datetime(started, "short", tzinfo=dt.timezone.utc))
+                    + "\n\n" + _("Check that the phone is on, connected and that the app runs. We tell you again "
+                                  "when it is back.") + f"\n\n{link}\n"))
             else:
-                mails.append((f"{tenant.slug}: phone “{name}” battery is low",
-                              f"The phone “{name}” of the workspace {tenant.slug} reported {level} % battery "
-                              f"and is not charging. Plug it in before it stops sending.\n\n{link}\n"))
+                mails.append(lambda _, ngettext, fmt, name=name, level=level, link=link: (
+                    _("%(slug)s: phone “%(name)s” battery is low", slug=tenant.slug, name=name),
+                    _("The phone “%(name)s” of the workspace %(slug)s reported %(level)s battery and is not "
+                      "charging. Plug it in before it stops sending.", name=name, slug=tenant.slug,
+                      level=fmt.percent(level / 100)) + f"\n\n{link}\n"))
         else:
             app_db.execute_sql("UPDATE device_alerts SET recovery_notified_at = now() WHERE id = %s", (alert_id,))
             if kind == "offline":
-                mails.append((f"{tenant.slug}: phone “{name}” is back online",
-                              f"The phone “{name}” of the workspace {tenant.slug} is back online since "
-                              f"{ended:%Y-%m-%d %H:%M} UTC and takes its waiting messages.\n\n{link}\n"))
+                mails.append(lambda _, ngettext, fmt, name=name, ended=ended, link=link: (
+                    _("%(slug)s: phone “%(name)s” is back online", slug=tenant.slug, name=name),
+                    _("The phone “%(name)s” of the workspace %(slug)s is back online since %(since)s UTC and takes "
+                      "its waiting messages.", name=name, slug=tenant.slug,
+                      since=fmt.datetime(ended, "short", tzinfo=dt.timezone.utc)) + f"\n\n{link}\n"))
             else:
-                mails.append((f"{tenant.slug}: phone “{name}” is charging again",
-                              f"The battery of the phone “{name}” of the workspace {tenant.slug} is no longer "
-                              f"low.\n\n{link}\n"))
+                mails.append(lambda _, ngettext, fmt, name=name, link=link: (
+                    _("%(slug)s: phone “%(name)s” is charging again", slug=tenant.slug, name=name),
+                    _("The battery of the phone “%(name)s” of the workspace %(slug)s is no longer low.", name=name,
+                      slug=tenant.slug) + f"\n\n{link}\n"))
     if not mails:
         return None
-    to = [r[0] for r in app_db.execute_sql(
-        "SELECT u.email FROM users u LEFT JOIN device_alert_prefs p ON p.user_id = u.id "
+    to = [(r[0], r[1]) for r in app_db.execute_sql(
+        "SELECT u.email, u.language FROM users u LEFT JOIN device_alert_prefs p ON p.user_id = u.id "
         "WHERE u.is_active AND coalesce(p.email, true) ORDER BY u.id").fetchall()]
-    footer = f"\n--\nYou get these e-mails as a member of {tenant.slug}; choose at {base}/account/alerts\n"
+
+    def with_footer(compose):
+        def composed(_, ngettext, fmt):
+            subject, body = compose(_, ngettext, fmt)
+            return subject, body + "\n--\n" + _("You get these e-mails as a member of %(slug)s; choose at %(url)s",
+                                                 slug=tenant.slug, url=f"{base}/account/alerts") + "\n"
+        return composed
 
     def send():
-        for subject, body in mails:
-            for address in to:
+        for compose in mails:
+            for address, language in to:
                 try:
-                    platform.mailer.send(address, subject, body + footer)
+                    platform.send_mail(address, with_footer(compose), language=language, tenant=tenant)
                 except Exception:  # one address or a mail server hiccup must not stop the others
                     log.exception("could not send a phone alert to %s", address)
 
@@ -305,7 +321,7 @@ class AlertPrefsPage(PageHandler):
             "DO UPDATE SET email = excluded.email, banner = excluded.banner, updated_at = now()",
             (user_id, email, banner)))
         _prefs.pop((self.tenant.id, user_id), None)
-        self.flash("success", "Saved.")
+        self.flash("success", N_("Saved."))
         self.redirect("/account/alerts")
 
 

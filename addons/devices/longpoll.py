@@ -36,6 +36,7 @@ from core.web.hosts import tenant_by_slug
 from core.web.problem import Problem, database_unavailable
 
 from . import service
+from core.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ class ParkedPoll:
         again in a second, when the restarted server (or another one) is there."""
         if not self.request.done:
             self._finish(lambda: self.request.respond_problem(Problem(
-                503, "server-restarting", "This server is restarting; poll again in a moment.",
+                503, "server-restarting", N_("This server is restarting; poll again in a moment."),
                 headers={"Retry-After": "1"})))
 
     def supersede(self) -> None:
@@ -237,7 +238,8 @@ class ParkedPoll:
                 if not self.touch:  # woken after parking: the workspace may have changed (paused, deleted) meanwhile
                     fresh = await tenant_by_slug(self.platform, self.tenant.slug)
                     if fresh is None:
-                        raise Problem(404, "tenant-not-found", f"The workspace {self.tenant.slug} no longer exists.")
+                        raise Problem(404, "tenant-not-found", N_("The workspace %(slug)s no longer "
+                                                                  "exists."), args={"slug": self.tenant.slug})
                     self.tenant = fresh
                 item = Look(self.platform, self.tenant, self.device_id, self.limit, self.touch, self.token_hash,
                             self.online if self.touch else None)
@@ -261,7 +263,8 @@ class ParkedPoll:
                 problem = database_unavailable()
             else:
                 log.exception("a parked long poll failed to look for work")
-                problem = Problem(500, "internal-error", "Something went wrong on our side; poll again.")
+                problem = Problem(500, "internal-error", N_("Something went wrong on our side; poll "
+                                                            "again."))
             self._finish(lambda: self.request.respond_problem(problem))
         finally:
             self.looking = False

@@ -16,6 +16,7 @@ from .api import audit_event, device_id_or_404, get_device
 from .models import Device, DeviceInbound
 from .pairing import pairing_payload
 from .settings import SCHEMA as SETTINGS_SCHEMA, SIM_MODES, SettingsError, merged
+from core.i18n import N_
 
 
 def fleet(tenant, registry):
@@ -171,11 +172,11 @@ class DevicePage(HealthPage):
             await self.run_db(self.platform.credentials_changed, self.tenant.slug)
             self.platform.wake_now(key)
             await self.run_db(emit, self.platform, audit_event(self, "device.removed", device_id))
-            self.flash("success", "The device was removed; its waiting messages go to your other phones.")
+            self.flash("success", N_("The device was removed; its waiting messages go to your other phones."))
             self.redirect("/devices")
             return
         else:
-            raise Problem(400, "invalid-action", "Unknown action.")
+            raise Problem(400, "invalid-action", N_("Unknown action."))
         if action in ("enable", "disable", "rotate"):
             await self.run_db(self.platform.credentials_changed, self.tenant.slug)
         self.platform.wake_now(key)
@@ -191,9 +192,10 @@ class DevicePage(HealthPage):
                 self.set_status(422)
             self.set_header("Cache-Control", "no-store")
             self.render("devices/detail.html", device=device, settings=merged(device.settings), inbound=[],
-                        errors=errors, sim_modes=SIM_MODES, new_token=new_token, pairing=None)
+                        errors=errors, sim_modes=SIM_MODES, new_token=new_token, pairing=None,
+                        field_labels=SETTING_LABELS)
             return
-        self.flash("success", "Saved.")
+        self.flash("success", N_("Saved."))
         self.redirect(f"/devices/{device_id}")
 
     def settings_from_form(self) -> dict:
@@ -212,6 +214,17 @@ class DevicePage(HealthPage):
                               "days": [int(d) for d in self.get_body_arguments("wh_days") if is_digits(d) and len(d) == 1] or [0, 1, 2, 3, 4, 5, 6]},
             "sim": {"mode": self.get_body_argument("sim_mode", "default"), "slot": num("sim_slot")},
         }
+
+
+# The settings' fields as the form names them, for its errors ("Per minute: must be …", not "limits.per_minute").
+SETTING_LABELS = {
+    "limits.per_minute": N_("Sending limit per minute"), "limits.per_hour": N_("Sending limit per hour"),
+    "limits.per_day": N_("Sending limit per day"), "delay.min_ms": N_("Shortest pause between messages"),
+    "delay.max_ms": N_("Longest pause between messages"), "working_hours.start": N_("Working hours start"),
+    "working_hours.end": N_("Working hours end"), "working_hours.timezone": N_("Time zone"),
+    "working_hours.days": N_("Working days"), "sim.mode": N_("SIM card"), "sim.slot": N_("SIM slot"),
+    "name": N_("Name"),
+}
 
 
 ROUTES = [

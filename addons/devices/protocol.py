@@ -26,6 +26,7 @@ from . import health, longpoll, service
 from .models import Device
 from .service import DEVICE_PERMISSION, DeviceError, wake_key
 from .settings import merged
+from core.i18n import N_
 
 MAX_BATCH = 500
 REPORT_STATES = ("sent", "delivered", "failed")
@@ -65,10 +66,11 @@ class DeviceApiHandler(ApiHandler):
     def batch(self, body: dict, key: str) -> list:
         items = body.get(key)
         if not isinstance(items, list):
-            raise Problem(422, "validation-failed", f"Send {key} as a list.",
-                          errors=[{"field": key, "message": "must be a list"}])
+            raise Problem(422, "validation-failed", N_("Send %(key)s as a list."),
+                          errors=[{"field": key, "message": "must be a list"}], args={"key": key})
         if len(items) > MAX_BATCH:
-            raise Problem(413, "batch-too-large", f"Send at most {MAX_BATCH} {key} per request.")
+            raise Problem(413, "batch-too-large", N_("Send at most %(MAX_BATCH)s %(key)s per request."),
+            args={"MAX_BATCH": MAX_BATCH, "key": key})
         return items
 
     def online_event(self) -> AuditEvent:
@@ -100,7 +102,8 @@ class RegisterHandler(DeviceApiHandler):
         key = f"pair:{self.tenant.slug}:{self.request.remote_ip or ''}"
         verdict = await self.run_db(platform.throttle.check, key, self.request.remote_ip or "", False)
         if not verdict.allowed:
-            raise Problem(429, "too-many-attempts", "Too many wrong pairing codes. Wait a while and try again.",
+            raise Problem(429, "too-many-attempts", N_("Too many wrong pairing codes. Wait a while "
+                                                       "and try again."),
                           headers={"Retry-After": str(verdict.retry_after)})
         info = body.get("device") if isinstance(body.get("device"), dict) else {}
         def register():
@@ -177,7 +180,7 @@ class ReportsHandler(DeviceApiHandler):
 
     body_schemas = {"POST": "deviceReports"}
     batch_field = "reports"
-    invalid_body_detail = "Some reports are malformed; none were applied."
+    invalid_body_detail = N_("Some reports are malformed; none were applied.")
 
     async def post(self):
         reports = [{"message_id": int(item["message_id"]), "state": item["state"],
@@ -254,7 +257,8 @@ class InboundHandler(DeviceApiHandler):
             at = parse_time(item.get("received_at"), "messages", errors, i)
             clean.append({"id": str(pid), "from": sender, "body": body, "sim_slot": slot, "received_at": at})
         if errors:
-            raise Problem(422, "validation-failed", "Some messages are malformed; none were stored.", errors=errors)
+            raise Problem(422, "validation-failed", N_("Some messages are malformed; none were "
+                                                       "stored."), errors=errors)
         device_id = self.principal.id
 
         def store():
@@ -287,7 +291,7 @@ class HeartbeatHandler(DeviceApiHandler):
                 else:
                     errors.append({"field": key, "message": "out of range or wrong type"})
         if errors:
-            raise Problem(422, "validation-failed", "The heartbeat has invalid fields.", errors=errors)
+            raise Problem(422, "validation-failed", N_("The heartbeat has invalid fields."), errors=errors)
         device_id = self.principal.id
 
         def beat():

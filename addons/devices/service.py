@@ -17,6 +17,7 @@ from core.web.problem import Problem
 
 from . import settings as device_settings
 from .models import Device, DeviceInbound, PairingCode
+from core.i18n import N_
 
 PAIRING_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud and typed on phones
 PAIRING_TTL = dt.timedelta(minutes=10)
@@ -208,9 +209,10 @@ def require_usable(device: Device | None, token_hash: str | None = None) -> Devi
     """The device, if it may still talk to us; otherwise the phone is told to pair again.
     With ``token_hash`` (a poll checked before it waited), also that the device still has that token."""
     if device is None or not device.enabled or device.removed_at is not None:
-        raise Problem(403, "device-disabled", "This device is disabled or removed; re-pair it.")
+        raise Problem(403, "device-disabled", N_("This device is disabled or removed; re-pair it."))
     if token_hash is not None and device.token_hash != token_hash:
-        raise Problem(401, "invalid-token", "This device token was replaced; the phone must use its new one.",
+        raise Problem(401, "invalid-token", N_("This device token was replaced; the phone must use "
+                                               "its new one."),
                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     return device
 

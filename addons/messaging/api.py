@@ -18,6 +18,7 @@ from addons.devices.models import DeviceInbound
 from . import dispatch, recovery, search, submit
 from .models import Message, Recipient, RecipientEvent, Suppression
 from .phones import PhoneError, normalise, try_normalise
+from core.i18n import N_
 
 
 def encode_cursor(value: int) -> str:
@@ -34,7 +35,8 @@ def decode_cursor(raw: str | None) -> int | None:
             raise ValueError
         return value
     except (ValueError, KeyError, TypeError, OverflowError, json.JSONDecodeError, UnicodeDecodeError):
-        raise Problem(400, "invalid-cursor", "The cursor is not valid; use the next_cursor value of a previous page.")
+        raise Problem(400, "invalid-cursor", N_("The cursor is not valid; use the next_cursor value "
+                                                "of a previous page."))
 
 
 def page_size(raw: str) -> int:
@@ -46,7 +48,7 @@ def parse_date(raw: str | None, name: str):
         return None
     t = parse_iso(raw)
     if t is None:
-        raise Problem(400, "invalid-parameter", f"{name} must be an ISO 8601 date or time.")
+        raise Problem(400, "invalid-parameter", N_("%(name)s must be an ISO 8601 date or time."), args={"name": name})
     return t
 
 
@@ -107,7 +109,7 @@ def message_json(m: Message, with_history: bool = False, recipients: list[Recipi
 def get_message(raw_id: str) -> Message:
     m = Message.get_or_none(Message.id == parse_id(raw_id, "message"))
     if m is None:
-        raise Problem(404, "not-found", "There is no such message here.")
+        raise Problem(404, "not-found", N_("There is no such message here."))
     return m
 
 
@@ -145,7 +147,8 @@ class MessagesHandler(ApiHandler):
         body = self.json_body()
         key = self.request.headers.get("Idempotency-Key")
         if key is not None and not (1 <= len(key) <= 255 and key.isprintable()):
-            raise Problem(400, "invalid-idempotency-key", "Idempotency-Key must be 1 to 255 printable characters.")
+            raise Problem(400, "invalid-idempotency-key", N_("Idempotency-Key must be 1 to 255 "
+                                                             "printable characters."))
         send = submit.ApiSend(self.tenant, body, self.principal.actor, key, submit.request_hash(body) if key else None)
         group = large_send_group if submit.size_of(send) >= LARGE_SEND else send_group
         status, response, keys = await group(self.tenant.ref, send)
@@ -264,10 +267,12 @@ class SuppressionsHandler(ApiHandler):
         try:
             phone = normalise(body.get("phone"), self.tenant.default_region)
         except PhoneError as exc:
-            raise Problem(422, "validation-failed", f"phone {exc}.", errors=[{"field": "phone", "message": str(exc)}])
+            raise Problem(422, "validation-failed", N_("phone %(exc)s."), errors=[{"field": "phone", "message": str(exc)}],
+            args={"exc": exc})
         reason = body.get("reason", "")
         if not isinstance(reason, str) or len(reason) > 200:
-            raise Problem(422, "validation-failed", "reason must be text of at most 200 characters.",
+            raise Problem(422, "validation-failed", N_("reason must be text of at most 200 "
+                                                       "characters."),
                           errors=[{"field": "reason", "message": "at most 200 characters"}])
         await self.in_tenant(lambda: Suppression.insert(phone=phone, reason=reason, source="manual")
                              .on_conflict(conflict_target=[Suppression.phone],
@@ -285,10 +290,10 @@ class SuppressionHandler(ApiHandler):
 
         phone = try_normalise(unquote(raw), self.tenant.default_region)
         if phone is None:
-            raise Problem(404, "not-found", "That number is not on the suppression list.")
+            raise Problem(404, "not-found", N_("That number is not on the suppression list."))
         n = await self.in_tenant(lambda: Suppression.delete().where(Suppression.phone == phone).execute())
         if not n:
-            raise Problem(404, "not-found", "That number is not on the suppression list.")
+            raise Problem(404, "not-found", N_("That number is not on the suppression list."))
         await self.run_db(emit_audit, self.platform, AuditEvent(
             "suppression.removed", self.tenant.id, self.tenant.slug, actor=self.principal.actor, target=phone))
         self.set_status(204)

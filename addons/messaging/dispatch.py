@@ -24,6 +24,7 @@ from addons.devices.settings import merged as merged_settings, within_working_ho
 
 from . import metrics
 from .models import MessagingSettings, Recipient
+from core.i18n import N_
 
 WINDOWS = (("per_minute", dt.timedelta(minutes=1)), ("per_hour", dt.timedelta(hours=1)),
            ("per_day", dt.timedelta(days=1)))
@@ -202,15 +203,15 @@ def why_waiting(recipient: Recipient, now=None) -> str | None:
         devices = [d for d in devices if d.id == recipient.requested_device_id]
     devices = [d for d in devices if d.id not in (recipient.excluded_devices or [])]
     if not devices:
-        return "no device can send it (none enabled, or all already failed it)"
+        return N_("no device can send it (none enabled, or all already failed it)")
     online = [d for d in devices if online_now(d, now)]
     if not online:
-        return "no online device"
+        return N_("no online device")
     reasons = []
     for d in online:
         left, reason = budget(d, now)
         if left > 0:
-            return "queued: a phone will take it at its next fetch"
+            return N_("queued: a phone will take it at its next fetch")
         reasons.append(reason)
     return "; ".join(sorted(set(reasons)))
 

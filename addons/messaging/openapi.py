@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.i18n import N_
 from core.openapi import (api_errors, date_time, json_body, json_response, no_content, param,
                           path_id, ref, responses, security)
 
@@ -32,8 +33,8 @@ SCHEMAS = {
             "text": {"type": "string", "minLength": 1, "maxLength": 1530, "pattern": "\\S",
                      "description": f"The SMS text, not blank. GSM-7 if every character allows it, else UCS-2; "
                                     f"at most {MAX_SEGMENTS} segments (1530 GSM-7 or 670 UCS-2 units).",
-                     "x-message": {"minLength": "is required and must not be empty",
-                                   "pattern": "is required and must not be empty",
+                     "x-message": {"minLength": N_("is required and must not be empty"),
+                                   "pattern": N_("is required and must not be empty"),
                                    "maxLength": f"is too long: at most {MAX_SEGMENTS} segments (1530 GSM-7 or "
                                                 "670 UCS-2 characters)"}},
             # Any text is a number to judge: invalid ones are listed in `rejected`, not refused.
@@ -43,8 +44,8 @@ SCHEMAS = {
                                             "listed in `rejected`."},
                    "description": f"One number (text) or a list of up to {MAX_RECIPIENTS}. Duplicates are sent "
                                   "once; invalid numbers are listed in `rejected` while the others are sent.",
-                   "x-message": {"type": "give one or more phone numbers",
-                                 "minItems": "give one or more phone numbers",
+                   "x-message": {"type": N_("give one or more phone numbers"),
+                                 "minItems": N_("give one or more phone numbers"),
                                  "maxItems": f"at most {MAX_RECIPIENTS} recipients per message"}},
             "device_id": {"type": "integer", "minimum": 1, "maximum": 2**62,
                           "description": "Send only through this (enabled) device."},

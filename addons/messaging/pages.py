@@ -21,6 +21,7 @@ from .csvfile import CSV_MAX_BYTES, read_upload
 from .api import get_message, list_messages, message_json
 from .models import Suppression
 from .phones import PhoneError, normalise, try_normalise
+from core.i18n import N_
 
 
 class MessagesPage(PageHandler):
@@ -133,10 +134,10 @@ class SendPage(PageHandler):
         self.platform.wake_now(*keys)
         refused = sendform.rejected_of(response)
         if refused:
-            self.flash("error", "Sent to the valid numbers; not to: " +
-                       ", ".join(f"{r['input']} ({r['reason']})" for r in refused[:10]))
+            self.flash("error", N_("Sent to the valid numbers; not to: %(numbers)s"),
+                       numbers=", ".join(f"{r['input']} ({r['reason']})" for r in refused[:10]))
         else:
-            self.flash("success", "Accepted: the message is on its way.")
+            self.flash("success", N_("Accepted: the message is on its way."))
         # A reply from a conversation goes back to it (only ever to a conversation of this site).
         back = self.get_body_argument("return_to", "")
         if back.startswith("/inbox/") and safe_next(back) == back:
@@ -170,7 +171,7 @@ class CsvPage(PageHandler):
                             errors=[{"row": 0, "message": exc.detail}])
                 return
             self.platform.wake_now(*keys)
-            self.flash("success", f"Accepted {len(response['messages'])} messages from the file.")
+            self.flash("success", N_("Accepted %(count)s messages from the file."), count=len(response["messages"]))
             campaign = response.get("campaign_id")
             self.redirect(f"/campaigns/{campaign}" if campaign else "/messages")
             return
@@ -195,9 +196,10 @@ class CsvPage(PageHandler):
         try:
             rows = URLSafeTimedSerializer(self.platform.link_secret, salt="smsgw-csv").loads(payload, max_age=3600)
         except BadSignature:
-            raise Problem(400, "invalid-upload", "This preview expired or was altered; upload the file again.")
+            raise Problem(400, "invalid-upload", N_("This preview expired or was altered; upload the "
+                                                    "file again."))
         if not isinstance(rows, list) or not rows:
-            raise Problem(400, "invalid-upload", "Nothing to send; upload the file again.")
+            raise Problem(400, "invalid-upload", N_("Nothing to send; upload the file again."))
         return rows
 
 
@@ -261,7 +263,7 @@ class ConversationPage(PageHandler):
         # Tornado has already decoded the path (and refused a NUL): decoding it again would turn
         # "%2500" into a NUL that reaches PostgreSQL.
         if len(phone) > 40:
-            raise Problem(404, "not-found", "There is no such conversation.")
+            raise Problem(404, "not-found", N_("There is no such conversation."))
         normal = try_normalise(phone, self.tenant.default_region) or phone
 
         def version():
@@ -293,7 +295,7 @@ class ConversationPage(PageHandler):
 
         items, live = await self.in_tenant(load)
         if not items:
-            raise Problem(404, "not-found", "There is no conversation with this number.")
+            raise Problem(404, "not-found", N_("There is no conversation with this number."))
         labels = await contact_labels(self, [normal])
         parts = (await self.in_tenant(sendform.parts, self.tenant, self.principal, "reply", {"to": [normal]})
                  if self.principal.can("messages:send") else [])
@@ -327,7 +329,7 @@ class SuppressionsPage(PageHandler):
             reason = self.get_body_argument("reason", "")[:200]
             await self.in_tenant(lambda: Suppression.insert(phone=phone, reason=reason, source="manual")
                                  .on_conflict_ignore().execute())
-        self.flash("success", "Saved.")
+        self.flash("success", N_("Saved."))
         self.redirect("/suppressions")
 
 

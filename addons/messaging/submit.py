@@ -90,12 +90,13 @@ def validate_request(body: dict, region: str) -> tuple[list[dict], list[list], b
     invalid field of every message."""
     errors = request_schemas(runtime.platform()).operation(OPERATION).errors(body)
     if any(e["keyword"] == "maxItems" and e["path"] == ("messages",) for e in errors):
-        raise Problem(413, "batch-too-large", f"Send at most {MAX_BATCH} messages per request.")
+        raise Problem(413, "batch-too-large", N_("Send at most %(MAX_BATCH)s messages per request."),
+        args={"MAX_BATCH": MAX_BATCH})
     batch = "messages" in body
     # An error inside a message of a batch refuses that message (the others are still checked);
     # any other error refuses the request as it is.
     if errors and not (batch and all(len(e["path"]) >= 2 and e["path"][0] == "messages" for e in errors)):
-        raise invalid(errors, "The request has invalid fields; nothing was sent.")
+        raise invalid(errors, N_("The request has invalid fields; nothing was sent."))
     refused = {e["path"][1] for e in errors}
     items = body["messages"] if batch else [body]
     clean, rejected_all, total = [], [], 0
@@ -112,7 +113,7 @@ def validate_request(body: dict, region: str) -> tuple[list[dict], list[list], b
     if total > MAX_TOTAL_RECIPIENTS:
         errors.append({"field": "messages", "message": f"at most {MAX_TOTAL_RECIPIENTS} recipients per request"})
     if errors:
-        raise invalid(sorted(errors, key=_order), "The request has invalid fields; nothing was sent.")
+        raise invalid(sorted(errors, key=_order), N_("The request has invalid fields; nothing was sent."))
     return clean, rejected_all, batch
 
 
@@ -223,7 +224,8 @@ def accept_many(tenant, subs: list[Submission]) -> list:
             plans[i] = plan
         else:
             outcomes[i] = Problem(422, "no-recipients",
-                                  "No recipient can receive this (invalid or opted out); nothing was sent.",
+                                  N_("No recipient can receive this (invalid or opted out); nothing "
+                                     "was sent."),
                                   errors=[{"field": "to", "message": r["reason"], "input": r["input"]}
                                           for _, _, rejected in plan for r in rejected][:200])
     _last_word(tenant, plans, outcomes)
@@ -283,8 +285,9 @@ def _last_word(tenant, plans: dict, outcomes: list) -> None:
 def paused(tenant) -> Problem:
     """The refusal of a send while the workspace's sending is paused (frozen, or its deletion scheduled)."""
     return Problem(409, "sending-paused",
-                   f"The workspace {tenant.slug} does not send messages now: {tenant.sending_paused}. "
-                   "Nothing was stored; send again once sending is resumed.", title=N_("Sending is paused"))
+                   N_("The workspace %(slug)s does not send messages now: %(sending_paused)s. "
+                      "Nothing was stored; send again once sending is resumed."), title=N_("Sending is paused"),
+                      args={"slug": tenant.slug, "sending_paused": tenant.sending_paused})
 
 
 def _replay(tenant, sub: Submission, keys_seen: set[str]):
@@ -311,12 +314,13 @@ def _replay(tenant, sub: Submission, keys_seen: set[str]):
 
 def _reused() -> Problem:
     return Problem(422, "idempotency-key-reused",
-                   "This Idempotency-Key was used with a different request body; use a new key.")
+                   N_("This Idempotency-Key was used with a different request body; use a new key."))
 
 
 def _in_flight() -> Problem:
     return Problem(409, "idempotency-in-flight",
-                   "A request with this Idempotency-Key is still being processed; retry in a moment.")
+                   N_("A request with this Idempotency-Key is still being processed; retry in a "
+                      "moment."))
 
 
 def _check_devices(subs: list[Submission], outcomes: list) -> None:
@@ -331,7 +335,8 @@ def _check_devices(subs: list[Submission], outcomes: list) -> None:
     for i, ids in wanted.items():
         missing = sorted(ids - found)
         if missing:
-            outcomes[i] = Problem(422, "validation-failed", "A requested device does not exist or is disabled.",
+            outcomes[i] = Problem(422, "validation-failed", N_("A requested device does not exist or "
+                                                               "is disabled."),
                                   errors=[{"field": "device_id", "message": f"no enabled device {d}"}
                                           for d in missing])
 

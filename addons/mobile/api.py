@@ -27,6 +27,7 @@ from addons.devices.protocol import DeviceApiHandler, ReportBatch, apply_reports
 
 from . import events, service
 from .models import Offer
+from core.i18n import N_
 
 MAX_MESSAGES = 100  # what GET /message hands out at most, as the app's own server does
 
@@ -48,11 +49,11 @@ class MobileHandler(DeviceApiHandler):
     def json_any(self):
         """The body as JSON of any shape (``PATCH /message`` sends an array)."""
         if not is_json(self.request.headers.get("Content-Type", "")):
-            raise Problem(415, "unsupported-media-type", "Send the body as application/json.")
+            raise Problem(415, "unsupported-media-type", N_("Send the body as application/json."))
         try:
             return jsonin.loads(self.request.body or b"")
         except ValueError:
-            raise Problem(400, "invalid-json", "The body is not valid JSON.") from None
+            raise Problem(400, "invalid-json", N_("The body is not valid JSON.")) from None
 
     def no_content(self) -> None:
         self.set_status(204)
@@ -85,12 +86,14 @@ class DeviceHandler(MobileHandler):
         key = f"enroll:{tenant.slug}:{ip}"
         verdict = await self.run_db(platform.throttle.check, key, ip, False)
         if not verdict.allowed:
-            raise Problem(429, "too-many-attempts", "Too many wrong private tokens, passwords or codes. Wait a while "
-                                                    "and try again.", headers={"Retry-After": str(verdict.retry_after)})
+            raise Problem(429, "too-many-attempts", N_("Too many wrong private tokens, passwords or codes. Wait a "
+                                                       "while and try again."),
+                          headers={"Retry-After": str(verdict.retry_after)})
         body = self.json_body()
         errors = service.check_device_body(body, register=True)
         if errors:
-            raise Problem(400, "validation-failed", "The device is described wrongly; nothing was registered.",
+            raise Problem(400, "validation-failed", N_("The device is described wrongly; nothing was "
+                                                       "registered."),
                           errors=errors)
         version = self.version
 
@@ -133,10 +136,10 @@ class DeviceHandler(MobileHandler):
     async def patch(self):
         body = self.json_body()
         if str(body.get("id")) != str(self.principal.id):
-            raise Problem(403, "forbidden", "This is not the device the token belongs to.")
+            raise Problem(403, "forbidden", N_("This is not the device the token belongs to."))
         errors = service.check_device_body(body, register=False)
         if errors:
-            raise Problem(400, "validation-failed", "Some fields are invalid; nothing was changed.", errors=errors)
+            raise Problem(400, "validation-failed", N_("Some fields are invalid; nothing was changed."), errors=errors)
         device_id, version = self.principal.id, self.version
 
         def update():
@@ -222,7 +225,7 @@ class MessagesHandler(MobileHandler):
     async def get(self):
         order = (self.get_query_argument("order", None) or "fifo").lower()
         if order not in ("fifo", "lifo"):
-            raise Problem(400, "validation-failed", "order is fifo or lifo.",
+            raise Problem(400, "validation-failed", N_("order is fifo or lifo."),
                           errors=[{"field": "order", "message": "must be fifo or lifo"}])
         platform, tenant, device_id, version = self.platform, self.tenant, self.principal.id, self.version
 
@@ -367,7 +370,7 @@ class IngestHandler(MobileHandler):
         body = self.json_body()
         event, payload = body.get("event"), body.get("payload")
         if not isinstance(payload, dict):
-            raise Problem(400, "validation-failed", "payload must be an object.",
+            raise Problem(400, "validation-failed", N_("payload must be an object."),
                           errors=[{"field": "payload", "message": "must be an object"}])
         if event == "sms:received":
             await self.received(device_id, payload)
@@ -388,7 +391,8 @@ class IngestHandler(MobileHandler):
         if not (isinstance(slot, int) and not isinstance(slot, bool) and 1 <= slot <= 4):
             slot = None
         if errors:
-            raise Problem(400, "validation-failed", "The received message is malformed; nothing was stored.",
+            raise Problem(400, "validation-failed", N_("The received message is malformed; nothing "
+                                                       "was stored."),
                           errors=errors)
         item = {"id": pid, "from": sender, "body": text, "sim_slot": slot,
                 "received_at": parse_iso(payload.get("receivedAt")) or utcnow()}

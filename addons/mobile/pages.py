@@ -11,6 +11,7 @@ from addons.devices import service as devices
 
 from . import inbox, service
 from .cli import enrollment_event
+from core.i18n import N_
 
 APP_DOWNLOAD = "https://github.com/capcom6/android-sms-gateway/releases/latest"
 
@@ -120,9 +121,9 @@ class ConnectPage(PageHandler):
             if old_id is not None:
                 platform.wake_now(devices.wake_key(tenant.slug, old_id))
         else:
-            raise Problem(400, "invalid-action", "Unknown action.")
+            raise Problem(400, "invalid-action", N_("Unknown action."))
         if token is None and error is None:
-            self.flash("success", "Saved.")
+            self.flash("success", N_("Saved."))
             self.redirect("/devices/connect")
             return
         self.render_page(await self.in_tenant(page_state), token=token, error=error, status=422 if error else 201,

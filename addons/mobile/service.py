@@ -25,6 +25,7 @@ from addons.devices import settings as device_settings
 from addons.devices.models import Device
 
 from .models import Code, Enrollment, Export, Login, MobileDevice, Offer
+from core.i18n import N_
 
 # -- versions ------------------------------------------------------------------------------------
 
@@ -84,7 +85,7 @@ def create_enrollment(tenant_slug: str, created_by: str, name: str = "", phones:
 def revoke_enrollment(enrollment_id: int) -> Enrollment:
     row = Enrollment.get_or_none(Enrollment.id == enrollment_id)
     if row is None:
-        raise Problem(404, "not-found", "There is no such enrollment token here.")
+        raise Problem(404, "not-found", N_("There is no such enrollment token here."))
     if row.revoked_at is None:
         Enrollment.update(revoked_at=utcnow()).where(Enrollment.id == enrollment_id).execute()
     return Enrollment.get_by_id(enrollment_id)
@@ -335,8 +336,8 @@ def note_version(device_id: int, version: tuple | None) -> None:
 def mobile_row(device_id: int) -> MobileDevice:
     row = MobileDevice.get_or_none(MobileDevice.device_id == device_id)
     if row is None:
-        raise Problem(403, "not-an-app-device", "This device was paired with the companion, not the Android app; "
-                                                "it speaks /api/device/v1.")
+        raise Problem(403, "not-an-app-device", N_("This device was paired with the companion, not "
+                                                   "the Android app; it speaks /api/device/v1."))
     return row
 
 
@@ -360,10 +361,10 @@ def confirm_replacement(platform, tenant, new_id: int) -> Device:
     to the queue) and shown as replaced."""
     row = MobileDevice.select().where(MobileDevice.device_id == new_id).for_update().first()
     if row is None or row.replaces_device_id is None:
-        raise Problem(404, "not-found", "This device replaces no other device.")
+        raise Problem(404, "not-found", N_("This device replaces no other device."))
     old = Device.get_or_none((Device.id == row.replaces_device_id) & Device.removed_at.is_null())
     if old is None:
-        raise Problem(409, "already-removed", "The device it would replace was removed already.")
+        raise Problem(409, "already-removed", N_("The device it would replace was removed already."))
     Device.update(settings=old.settings, settings_version=Device.settings_version + 1, enabled=old.enabled).where(
         Device.id == new_id).execute()
     devices.remove(platform, tenant, old.id)
@@ -578,9 +579,9 @@ def reports_from_app(item: dict, at_fallback: dt.datetime) -> tuple[int | None, 
 
 def check_patch_items(items) -> list[dict]:
     if not isinstance(items, list):
-        raise Problem(400, "validation-failed", "Send the message states as a JSON array.")
+        raise Problem(400, "validation-failed", N_("Send the message states as a JSON array."))
     if len(items) > 500:
-        raise Problem(413, "batch-too-large", "Send at most 500 message states per request.")
+        raise Problem(413, "batch-too-large", N_("Send at most 500 message states per request."))
     errors = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
@@ -588,7 +589,8 @@ def check_patch_items(items) -> list[dict]:
         elif item.get("state") not in APP_STATES:
             errors.append({"field": f"[{i}].state", "message": f"must be one of {', '.join(APP_STATES)}"})
     if errors:
-        raise Problem(400, "validation-failed", "Some message states are malformed; none were applied.",
+        raise Problem(400, "validation-failed", N_("Some message states are malformed; none were "
+                                                   "applied."),
                       errors=errors)
     return items
 

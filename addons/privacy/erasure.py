@@ -42,6 +42,7 @@ from core.web.problem import Problem
 from . import requests
 from .erasure_walk import forget_workspace_shared, new_salt
 from .page import MANAGE, Section
+from core.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ async def post(handler) -> dict | None:
         await cancel(handler)
         return None
     if action != "delete-workspace":
-        raise Problem(400, "bad-request", "Unknown action; reload the page and try again.")
+        raise Problem(400, "bad-request", N_("Unknown action; reload the page and try again."))
     _ = handler.gettext()[0]
     platform, tenant, principal = handler.platform, handler.tenant, handler.principal
     if tenant.deletion_scheduled_at is not None:
@@ -239,7 +240,7 @@ class AdminDeletionsPage(AdminHandler):
         reason = self.get_body_argument("reason", "").strip()[:1000]
         pending = {p["slug"]: p for p in await self.run_db(pending_deletions)}
         if slug not in pending:
-            raise Problem(404, "not-found", "That workspace is not waiting for deletion.")
+            raise Problem(404, "not-found", N_("That workspace is not waiting for deletion."))
         _ = self.gettext()[0]
         if len(reason) < MIN_REASON:
             self.set_status(422)
@@ -250,7 +251,8 @@ class AdminDeletionsPage(AdminHandler):
         admin = self.principal
         if await self.run_db(erase_workspace, self.platform, slug, actor=admin.actor, actor_name=admin.email,
                              reason=reason, ip=client_ip(self)) is None:
-            raise Problem(409, "not-pending", f"The workspace {slug} is no longer waiting for deletion.")
+            raise Problem(409, "not-pending", N_("The workspace %(slug)s is no longer waiting for "
+                                                 "deletion."), args={"slug": slug})
         self.flash("success", _("The workspace %(slug)s was erased.") % {"slug": slug})
         self.redirect("/admin/privacy/deletions", status=303)
 

@@ -54,12 +54,14 @@ def subject_for(principal, scope: str) -> ExportSubject:
     """The subject ``principal`` may export for ``scope`` (``workspace`` or ``me``), or a Problem."""
     if scope == WORKSPACE:
         if not principal.can(MANAGE):
-            raise Problem(403, "forbidden", "Exporting the whole workspace needs the privacy:manage permission "
-                                            "(the account owner, or an API token with that scope).")
+            raise Problem(403, "forbidden", N_("Exporting the whole workspace needs the "
+                                               "privacy:manage permission (the account owner, or an "
+                                               "API token with that scope)."))
         return ExportSubject("workspace")
     if principal.kind != "user" or not principal.can(SELF):
-        raise Problem(403, "forbidden", "Only a signed-in member can export their own data; an API token is "
-                                        "not a person (it can export the workspace, with privacy:manage).")
+        raise Problem(403, "forbidden", N_("Only a signed-in member can export their own data; an "
+                                           "API token is not a person (it can export the workspace, "
+                                           "with privacy:manage)."))
     return ExportSubject("user", principal.id)
 
 
@@ -167,7 +169,7 @@ class ExportsHandler(ApiHandler):
     permissions = {"POST": AUTHENTICATED}  # which subject needs which permission: subject_for
     addon = "privacy"
     body_schemas = {"POST": "createPrivacyExport"}
-    invalid_body_detail = "The body is invalid; no export was started."
+    invalid_body_detail = N_("The body is invalid; no export was started.")
 
     async def post(self):
         body = self.json_body()
@@ -186,7 +188,7 @@ class ExportHandler(ApiHandler):
         export_id = parse_id(raw, "export")
         export = await run_catalogue(export_jobs.get, self.tenant.id, export_id)
         if export is None or not may_see(self.principal, export):
-            raise Problem(404, "not-found", "There is no such export here.")
+            raise Problem(404, "not-found", N_("There is no such export here."))
         self.set_header("Cache-Control", "no-store")
         self.write_json(export_json(self, export))
 
@@ -202,8 +204,9 @@ class DownloadHandler(PageHandler):
 
     async def get(self, raw):
         export_id = parse_id(raw, "export")
-        gone = Problem(404, "not-found", "There is no such export here, or this link is not yours: a download "
-                                         "link works only in the session (or for the token) that asked for it.")
+        gone = Problem(404, "not-found", N_("There is no such export here, or this link is not "
+                                            "yours: a download link works only in the session (or "
+                                            "for the token) that asked for it."))
         try:
             claims = _signer(self.platform).loads(self.get_query_argument("key", ""),
                                                   max_age=export_jobs.KEEP_HOURS * 3600)
@@ -214,8 +217,9 @@ class DownloadHandler(PageHandler):
                 or claims.get("b") != export["bound_to"] or not may_download(self.principal, export)):
             raise gone
         if not is_ready(export):
-            raise Problem(410, "export-expired", "This export is no longer available (a download link works for "
-                                                 "24 hours). Ask for a new export on your privacy page.",
+            raise Problem(410, "export-expired", N_("This export is no longer available (a download "
+                                                    "link works for 24 hours). Ask for a new export "
+                                                    "on your privacy page."),
                           title=N_("Export expired"))
         event = AuditEvent("privacy.export.downloaded", self.tenant.id, self.tenant.slug, actor=self.principal.actor,
                            actor_name=self.principal.email or self.principal.name,
@@ -223,7 +227,8 @@ class DownloadHandler(PageHandler):
                            user_agent=(self.request.headers.get("User-Agent") or "")[:300],
                            details={"size_bytes": export["size_bytes"]})
         if not await self.run_db(export_jobs.record_download, self.platform, self.tenant, export, event):
-            raise Problem(410, "export-expired", "This export is no longer available. Ask for a new one.",
+            raise Problem(410, "export-expired", N_("This export is no longer available. Ask for a "
+                                                    "new one."),
                           title=N_("Export expired"))
         stamp = export["finished_at"].strftime("%Y%m%d-%H%M%S")
         self.set_header("Content-Type", "application/zip")

@@ -75,7 +75,8 @@ class PrivacyPage(PageHandler):
         key = self.get_body_argument("section", "")
         section = next((s for s in sections() if s.key == key and s.post is not None), None)
         if section is None or await section.load(self) is None:
-            raise Problem(400, "bad-request", "This form is not on your privacy page; reload the page and try again.")
+            raise Problem(400, "bad-request", N_("This form is not on your privacy page; reload the "
+                                                 "page and try again."))
         errors = await section.post(self)
         if errors:
             await self.show(key, errors, 422)

@@ -83,30 +83,32 @@ def page_theme(handler) -> str | None:
     return (handler.tenant.theme if handler.tenant else None) or handler.settings_.theme
 
 
-def policy_html(handler) -> tuple[str, str]:
-    """The policy rendered in the request's language (English if the theme lacks it), and its version."""
+def policy_html(handler) -> tuple[str, str, str]:
+    """The policy rendered in the request's language (English if the theme lacks it), its version,
+    and the language it is written in (for the page's ``lang`` attribute)."""
     templates = handler.application.templates
     theme = page_theme(handler)
     env = _policy_env(templates, theme)
+    written_in = handler.lang
     try:
         template = env.get_template(f"privacy/policy/{handler.lang}.html")
     except jinja2.TemplateNotFound:
-        template = env.get_template(f"privacy/policy/{AUTHORITATIVE}.html")
+        template, written_in = env.get_template(f"privacy/policy/{AUTHORITATIVE}.html"), AUTHORITATIVE
     settings = handler.settings_
     html = template.render(
         lang=handler.lang, privacy_email=settings.privacy_address, site=settings.public_url(),
         base_domain=settings.base_domain, tenant=handler.tenant, version=version(templates, theme))
-    return html, version(templates, theme)
+    return html, version(templates, theme), written_in
 
 
 async def render_policy(handler, status: int = 200, contact_errors: dict | None = None,
                         contact_form: dict | None = None) -> None:
-    html, current = policy_html(handler)
+    html, current, written_in = policy_html(handler)
     principal = handler.principal
     form = contact_form or {"email": principal.email if principal is not None and principal.email else "",
                             "message": ""}
     handler.set_status(status)
-    handler.render("privacy/policy.html", policy_body=html, policy_version=current,
+    handler.render("privacy/policy.html", policy_body=html, policy_version=current, policy_lang=written_in,
                    privacy_email=handler.settings_.privacy_address, contact_errors=contact_errors or {},
                    contact_form=form)
 
@@ -204,12 +206,14 @@ class AcknowledgeHandler(PageHandler):
 
     async def post(self):
         if not _signed_in_here(self):
-            raise Problem(403, "forbidden", "Acknowledge the privacy policy from a signed-in browser.")
+            raise Problem(403, "forbidden", N_("Acknowledge the privacy policy from a signed-in "
+                                               "browser."))
         current = version(self.application.templates, page_theme(self))
         shown = self.get_body_argument("version", "")
         if shown != current:
             raise Problem(409, "policy-changed",
-                          "The privacy policy changed since this page was shown; reload it and read the new version.")
+                          N_("The privacy policy changed since this page was shown; reload it and "
+                             "read the new version."))
         principal = self.principal
         event = audit(self, "privacy.policy_acknowledged", actor=principal.actor, actor_name=principal.email,
                       target=principal.actor, version=current)

@@ -91,13 +91,23 @@ def tell_requester(req: dict) -> bool:
         log.warning("privacy request %s closed, but nobody to tell (no address)", req["id"])
         return False
     settings = _platform.settings
-    verdict = "done" if req["state"] == "done" else "refused"
-    _platform.mailer.send(
-        to, f"Your privacy request #{req['id']} is {verdict}",
-        f"Your privacy request #{req['id']} ({req['kind']}), received on {req['created_at']:%Y-%m-%d}, "
-        f"is {verdict}.\n\nOutcome:\n{req['outcome']}\n\n"
-        f"Questions about it: write to {settings.privacy_address}, naming request #{req['id']}.\n"
-        f"Our privacy policy: {settings.public_url()}/privacy\n")
+    done = req["state"] == "done"
+    tenant = _platform.tenant_cache.loader(req["tenant_slug"]) if req["tenant_slug"] else None
+
+    def compose(_, ngettext, fmt):
+        received = fmt.date(req["created_at"])
+        return (_("Your privacy request #%(id)s is done", id=req["id"]) if done else
+                _("Your privacy request #%(id)s is refused", id=req["id"]),
+                (_("Your privacy request #%(id)s (%(kind)s), received on %(date)s, is done.", id=req["id"],
+                   kind=_(req["kind"]), date=received) if done else
+                 _("Your privacy request #%(id)s (%(kind)s), received on %(date)s, is refused.", id=req["id"],
+                   kind=_(req["kind"]), date=received))
+                + "\n\n" + _("Outcome:") + f"\n{req['outcome']}\n\n"
+                + _("Questions about it: write to %(address)s, naming request #%(id)s.",
+                    address=settings.privacy_address, id=req["id"]) + "\n"
+                + _("Our privacy policy: %(url)s", url=f"{settings.public_url()}/privacy") + "\n")
+
+    _platform.send_mail(to, compose, tenant=tenant if tenant is not None and tenant.id == req["tenant_id"] else None)
     return True
 
 
@@ -169,9 +179,10 @@ class AdminRequestHandler(AdminQueueHandler):
                                  _AdminAudit(self))
         except RequestError as exc:
             if exc.field == "missing":
-                raise Problem(404, "not-found", "There is no such privacy request.") from None
+                raise Problem(404, "not-found", N_("There is no such privacy request.")) from None
             if exc.field == "closed":
-                raise Problem(409, "request-closed", "This privacy request is already closed; nothing was changed.")
+                raise Problem(409, "request-closed", N_("This privacy request is already closed; "
+                                                        "nothing was changed."))
             await self.show({exc.field: _(str(exc))}, int(request_id), 422)
             return
         told = True

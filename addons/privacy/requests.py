@@ -12,8 +12,11 @@ import json
 
 from core.datamap import PersonalData, Table
 from core.db import app_db
+from core.i18n import N_
 
 KINDS = ("export", "erasure", "rectification", "restriction", "objection", "contact")
+# The kinds as a mail to the requester names them, translated (core.i18n N_ marks them for the catalogue).
+KIND_WORDS = (N_("export"), N_("erasure"), N_("rectification"), N_("restriction"), N_("objection"), N_("contact"))
 STATES = ("open", "in_progress", "done", "refused", "cancelled")
 OPEN_STATES = ("open", "in_progress")
 DUE_DAYS = 30

@@ -9,6 +9,7 @@ from core.web.base import ApiHandler
 from core.web.problem import Problem
 
 from . import service
+from core.i18n import N_
 
 PERMISSION = "usage:read"
 DATE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
@@ -20,20 +21,20 @@ def day_param(raw: str | None, name: str) -> dt.date | None:
     if raw is None:
         return None
     if not DATE.match(raw):
-        raise Problem(400, "invalid-parameter", f"{name} must be a date like 2026-01-31.",
-                      errors=[{"field": name, "message": "expected YYYY-MM-DD"}])
+        raise Problem(400, "invalid-parameter", N_("%(name)s must be a date like 2026-01-31."),
+                      errors=[{"field": name, "message": "expected YYYY-MM-DD"}], args={"name": name})
     try:
         return dt.date.fromisoformat(raw)
     except ValueError:
-        raise Problem(400, "invalid-parameter", f"{name} is not a date of the calendar.",
-                      errors=[{"field": name, "message": "not a calendar date"}]) from None
+        raise Problem(400, "invalid-parameter", N_("%(name)s is not a date of the calendar."),
+                      errors=[{"field": name, "message": "not a calendar date"}], args={"name": name}) from None
 
 
 def date_range(raw_from: str | None, raw_to: str | None, raw_granularity: str | None) -> tuple[dt.date, dt.date]:
     """The days a request asks for: ``to`` defaults to today (UTC), ``from`` to 29 days before
     ``to``; at most :data:`service.MAX_DAYS` days, ``from`` not after ``to``, nothing in the future."""
     if raw_granularity is not None and raw_granularity not in GRANULARITIES:
-        raise Problem(400, "invalid-parameter", "granularity must be day.",
+        raise Problem(400, "invalid-parameter", N_("granularity must be day."),
                       errors=[{"field": "granularity", "message": "one of: day"}])
     today = service.today()
     end = day_param(raw_to, "to") or today
@@ -41,11 +42,12 @@ def date_range(raw_from: str | None, raw_to: str | None, raw_granularity: str | 
     if end > today:
         end = today  # nothing is counted ahead of today; asking for it is not an error
     if start > end:
-        raise Problem(400, "invalid-parameter", "from must not be after to (nor after today).",
+        raise Problem(400, "invalid-parameter", N_("from must not be after to (nor after today)."),
                       errors=[{"field": "from", "message": "after to"}])
     if (end - start).days + 1 > service.MAX_DAYS:
-        raise Problem(400, "invalid-parameter", f"At most {service.MAX_DAYS} days per request.",
-                      errors=[{"field": "from", "message": f"more than {service.MAX_DAYS} days before to"}])
+        raise Problem(400, "invalid-parameter", N_("At most %(MAX_DAYS)s days per request."),
+                      errors=[{"field": "from", "message": f"more than {service.MAX_DAYS} days before to"}],
+                      args={"MAX_DAYS": service.MAX_DAYS})
     return start, end
 
 
@@ -53,8 +55,8 @@ def single(handler, name: str) -> str | None:
     """A query parameter given at most once (two values are ambiguous: refused)."""
     values = handler.get_query_arguments(name)
     if len(values) > 1:
-        raise Problem(400, "invalid-parameter", f"{name} is given more than once.",
-                      errors=[{"field": name, "message": "given more than once"}])
+        raise Problem(400, "invalid-parameter", N_("%(name)s is given more than once."),
+                      errors=[{"field": name, "message": "given more than once"}], args={"name": name})
     return values[0] if values else None
 
 
@@ -77,7 +79,7 @@ class UsageHandler(ApiHandler):
         fmt = single(self, "format")
         fmt = "json" if fmt is None else fmt
         if fmt not in ("json", "csv"):
-            raise Problem(400, "invalid-parameter", "format must be json or csv.",
+            raise Problem(400, "invalid-parameter", N_("format must be json or csv."),
                           errors=[{"field": "format", "message": "one of: json, csv"}])
         start, end = requested_range(self)
         data = await self.in_tenant(service.report, start, end)

@@ -22,7 +22,7 @@ def page_range(handler) -> tuple[int, dt.date, dt.date]:
     """The page's range: the last 30 or 90 days (``days``), today included."""
     raw = handler.get_query_argument("days", "30")
     if raw not in tuple(str(r) for r in RANGES):
-        raise Problem(400, "invalid-parameter", "days must be 30 or 90.")
+        raise Problem(400, "invalid-parameter", N_("days must be 30 or 90."))
     days = int(raw)
     end = service.today()
     return days, end - dt.timedelta(days=days - 1), end
@@ -76,7 +76,7 @@ class AdminUsagePage(AdminHandler):
     async def get(self):
         raw = self.get_query_argument("days", "30")
         if raw not in tuple(str(r) for r in RANGES):
-            raise Problem(400, "invalid-parameter", "days must be 30 or 90.")
+            raise Problem(400, "invalid-parameter", N_("days must be 30 or 90."))
         rows = await run_sync(workspaces_usage, int(raw))
         top = [(w["slug"], w["segments"]) for w in rows[:10]]
         self.render("usage/admin.html", workspaces=rows, top=top, days=int(raw), ranges=RANGES)

@@ -10,12 +10,13 @@ from core.web.problem import Problem
 from . import service
 from .models import Attempt, Delivery, Endpoint, Event
 from .service import WebhookError
+from core.i18n import N_
 
 
 def endpoint_or_404(raw: str) -> Endpoint:
     ep = Endpoint.get_or_none(Endpoint.id == parse_id(raw, "webhook"))
     if ep is None:
-        raise Problem(404, "not-found", "There is no such webhook here.")
+        raise Problem(404, "not-found", N_("There is no such webhook here."))
     return ep
 
 
@@ -50,15 +51,15 @@ class WebhooksHandler(WebhooksAudit, ApiHandler):
         body = self.json_body()
         unknown = sorted(set(body) - {"url", "events", "description", "device_id"})
         if unknown:
-            raise Problem(422, "validation-failed", "Unknown fields; nothing was saved.",
+            raise Problem(422, "validation-failed", N_("Unknown fields; nothing was saved."),
                           errors=[{"field": k, "message": "unknown field"} for k in unknown])
         desc = body.get("description", "")
         if not isinstance(desc, str) or len(desc) > 200:
-            raise Problem(422, "validation-failed", "description must be at most 200 characters.",
+            raise Problem(422, "validation-failed", N_("description must be at most 200 characters."),
                           errors=[{"field": "description", "message": "at most 200 characters"}])
         device_id = body.get("device_id")
         if device_id is not None and (isinstance(device_id, bool) or not isinstance(device_id, int) or device_id < 1):
-            raise Problem(422, "validation-failed", "device_id must be a device id.",
+            raise Problem(422, "validation-failed", N_("device_id must be a device id."),
                           errors=[{"field": "device_id", "message": "must be a device id"}])
         checked = await service.check_url(body.get("url"))  # before the transaction: DNS never runs inside one
         try:
@@ -82,10 +83,10 @@ class WebhookHandler(WebhooksAudit, ApiHandler):
         body = self.json_body()
         unknown = sorted(set(body) - {"url", "events", "description", "enabled"})
         if unknown:
-            raise Problem(422, "validation-failed", "Unknown fields; nothing was changed.",
+            raise Problem(422, "validation-failed", N_("Unknown fields; nothing was changed."),
                           errors=[{"field": k, "message": "unknown field"} for k in unknown])
         if "enabled" in body and not isinstance(body["enabled"], bool):
-            raise Problem(422, "validation-failed", "enabled must be true or false.",
+            raise Problem(422, "validation-failed", N_("enabled must be true or false."),
                           errors=[{"field": "enabled", "message": "must be true or false"}])
         # A new URL is looked up before the transaction: DNS never runs inside one.
         checked = await service.check_url(body["url"]) if "url" in body else None

@@ -12,6 +12,7 @@ from . import service
 from .api import delivery_json, endpoint_or_404, problem
 from .models import Delivery, Endpoint, Event
 from .service import EVENTS, WebhookError
+from core.i18n import N_
 
 
 class WebhooksPage(PageHandler):
@@ -54,7 +55,7 @@ class WebhooksPage(PageHandler):
                 elif action == "delete":
                     Endpoint.delete().where(Endpoint.id == ep.id).execute()
                 else:
-                    raise Problem(400, "invalid-action", "Unknown action.")
+                    raise Problem(400, "invalid-action", N_("Unknown action."))
                 return None
 
             new_secret = await self.in_tenant(act)
@@ -65,7 +66,7 @@ class WebhooksPage(PageHandler):
             self.set_header("Cache-Control", "no-store")
             self.render("webhooks/list.html", endpoints=rows, events=EVENTS, errors=errors, new_secret=new_secret)
             return
-        self.flash("success", "Saved.")
+        self.flash("success", N_("Saved."))
         self.redirect("/webhooks")
 
 
@@ -88,7 +89,7 @@ class DeliveriesPage(PageHandler):
             await self.in_tenant(service.redeliver, parse_id(raw, "webhook"), delivery_id)
         except WebhookError as exc:
             raise problem(exc) from None
-        self.flash("success", "Queued for redelivery with the same webhook-id.")
+        self.flash("success", N_("Queued for redelivery with the same webhook-id."))
         self.redirect(f"/webhooks/{raw}/deliveries")
 
 

@@ -81,21 +81,27 @@ def after_commit_deliver(delivery_ids: list[int]) -> None:
             log.exception("could not enqueue webhook delivery %s; the sweeper will pick it up", delivery_id)
 
 
-def disabled_notices(url: str, reason: str) -> list[tuple[str, str, str]]:
-    """Inside the tenant transaction: the mails ``(to, subject, body)`` that tell the workspace's
-    Customers an endpoint was disabled. :func:`send_notices` sends them after the commit."""
+def disabled_notices(url: str, reason: str) -> list[tuple[str, str, str, str, str]]:
+    """Inside the tenant transaction: the mails ``(to, language, workspace, url, reason)`` that tell
+    the workspace's Customers an endpoint was disabled. :func:`send_notices` sends them after the
+    commit, each in its recipient's language (their own, else the workspace's)."""
+    from core.db import current_tenant
     from core.users import ROLE_CUSTOMER, User
 
-    body = (f"We stopped sending webhooks to {url}.\nReason: {reason}\n\n"
-            "Fix the receiver, then enable the endpoint again in the dashboard (Webhooks).\n")
-    return [(user.email, "A webhook endpoint was disabled", body)
+    slug = current_tenant.get().slug
+    return [(user.email, user.language, slug, url, reason)
             for user in User.select().where((User.role == ROLE_CUSTOMER) & (User.is_active == True))]  # noqa: E712
 
 
-def send_notices(notices: list[tuple[str, str, str]]) -> None:
+def send_notices(notices: list[tuple[str, str, str, str, str]]) -> None:
     """After the commit, never inside a transaction: SMTP is a network call that may be slow."""
-    for to, subject, body in notices:
+    for to, language, slug, url, reason in notices:
         try:
-            platform().mailer.send(to, subject, body)
+            tenant = platform().tenant_cache.get(slug) if slug else None
+            platform().send_mail(to, lambda _, ngettext, fmt: (
+                _("A webhook endpoint was disabled"),
+                _("We stopped sending webhooks to %(url)s.", url=url) + "\n" + _("Reason: %(reason)s", reason=reason)
+                + "\n\n" + _("Fix the receiver, then enable the endpoint again in the dashboard (Webhooks).") + "\n"),
+                language=language, tenant=tenant)
         except Exception:
             log.exception("could not send the webhook-disabled notice")

@@ -15,7 +15,7 @@ from ..tenancy import TenantError
 from ..clock import utcnow
 from ..db import app_db
 from ..events import emit, emit_with_work
-from ..i18n import N_
+from ..i18n import N_, PRODUCT
 from ..identity import (AuthError, _password_stamp, check_password, create_api_token, revoke_api_token,
                         revoke_user_credentials, set_password)
 from ..permissions import PUBLIC, catalogue
@@ -79,19 +79,23 @@ def send_email_change_mails(platform, tenant, user: User, change: dict) -> None:
     by the requester (or by whoever named the workspace) goes into them but the new address itself:
     the workspace is named by its address."""
     base = platform.settings.public_url(tenant.slug)
-    platform.mailer.send(change["email"], "Confirm your new email address",
-                         f"Workspace: {base}\n\nSomeone asked to make {change['email']} the sign-in email "
-                         "of an account there.\n\nConfirm it here (valid for 24 hours, once):\n"
-                         f"{base}/confirm-email?token={change['confirm']}\n\n"
-                         "If it was not you, ignore this email; nothing changes.\n")
-    platform.mailer.send(change["old"], "Your sign-in email is being changed",
-                         f"Workspace: {base}\n\nSomeone signed in to your account there asked to change its "
-                         f"sign-in email from {change['old']} to {change['email']}.\n\n"
-                         "If it was you, there is nothing to do here: the change takes effect once it is "
-                         "confirmed from the new address.\n\n"
-                         "If it was not you, undo it here (valid for 7 days). This keeps or puts back "
-                         f"{change['old']} as your sign-in email and signs out every session; then reset "
-                         f"your password:\n{base}/undo-email-change?token={change['undo']}\n")
+    platform.send_mail(change["email"], lambda _, ngettext, fmt: (
+        _("Confirm your new email address"),
+        _("Workspace: %(url)s", url=base) + "\n\n"
+        + _("Someone asked to make %(email)s the sign-in email of an account there.", email=change["email"])
+        + "\n\n" + _("Confirm it here (valid for 24 hours, once):")
+        + f"\n{base}/confirm-email?token={change['confirm']}\n\n"
+        + _("If it was not you, ignore this email; nothing changes.") + "\n"), language=user.language, tenant=tenant)
+    platform.send_mail(change["old"], lambda _, ngettext, fmt: (
+        _("Your sign-in email is being changed"),
+        _("Workspace: %(url)s", url=base) + "\n\n"
+        + _("Someone signed in to your account there asked to change its sign-in email from %(old)s to "
+            "%(new)s.", old=change["old"], new=change["email"]) + "\n\n"
+        + _("If it was you, there is nothing to do here: the change takes effect once it is confirmed from "
+            "the new address.") + "\n\n"
+        + _("If it was not you, undo it here (valid for 7 days). This keeps or puts back %(old)s as your "
+            "sign-in email and signs out every session; then reset your password:", old=change["old"])
+        + f"\n{base}/undo-email-change?token={change['undo']}\n"), language=user.language, tenant=tenant)
 
 
 class DashboardHandler(PageHandler):
@@ -118,6 +122,34 @@ class DashboardHandler(PageHandler):
 class ProfileHandler(PageHandler):
     permission = "profile:edit"
 
+    async def save_language(self, action: str) -> None:
+        """A person's own language, or (``settings:write``) the workspace's default language: one of
+        the shipped languages, or ``""`` for the next one down (the workspace's, the platform's)."""
+        language = self.get_body_argument("language", "")
+        if language and language not in self.platform.catalogues.languages:
+            raise Problem(400, "unknown-language", N_("We do not ship the language %(lang)s."),
+                          args={"lang": repr(language[:20])})
+        principal = self.principal
+        if action == "workspace-language":
+            if not principal.can("settings:write"):
+                raise Problem(403, "forbidden", N_("Your role does not allow this. Ask the account owner if you "
+                                                   "need it."))
+            await self.run_db(self.platform.tenants.set_language, self.tenant.slug, language)
+            await self.run_db(emit, self.platform, audit(self, "workspace.language_changed", actor=principal.actor,
+                                                         actor_name=principal.email, target=f"tenant:{self.tenant.slug}",
+                                                         language=language))
+        else:
+            await self.in_tenant(lambda: User.update(language=language, updated_at=utcnow())
+                                 .where(User.id == principal.id).execute())
+            # The menu's language cookie would outrank the new setting in this browser: it follows it.
+            if language:
+                self.set_cookie("lang", language, max_age=365 * 86400, httponly=True, samesite="Lax",
+                                secure=self.request.protocol == "https")
+            else:
+                self.clear_cookie("lang")
+        self.flash("success", N_("Saved."))
+        self.redirect("/account")
+
     async def get(self):
         user, pending = await self.in_tenant(_user_and_pending, self.principal.id)
         self.render("profile.html", user=user, pending=pending, errors={}, form={}, time_zones=time_zones())
@@ -128,6 +160,9 @@ class ProfileHandler(PageHandler):
         principal = self.principal
         errors = {}
         typed = {}  # what the member typed, shown again with the errors
+        if action in ("language", "workspace-language"):
+            await self.save_language(action)
+            return
         if action == "password":
             current = self.get_body_argument("current_password", "")
             new = self.get_body_argument("new_password", "")
@@ -135,7 +170,7 @@ class ProfileHandler(PageHandler):
             def change():
                 user = User.get_by_id(principal.id)
                 if check_password(user.email, current, platform.pepper, platform.bcrypt_cost) is None:
-                    raise AuthError("Your current password is not right.")
+                    raise AuthError(N_("Your current password is not right."))
                 passwords.check_policy(new)
                 # Other sessions and refresh tokens die; this browser stays signed in.
                 set_password(user, new, platform.pepper, platform.bcrypt_cost, keep_session_id=principal.session_id)
@@ -147,7 +182,7 @@ class ProfileHandler(PageHandler):
             except (AuthError, passwords.PasswordPolicyError) as exc:
                 errors["password"] = str(exc)
             else:
-                self.flash("success", "Your password was changed. Other sessions were signed out.")
+                self.flash("success", N_("Your password was changed. Other sessions were signed out."))
                 self.redirect("/account")
                 return
         elif action == "cancel-email":
@@ -160,7 +195,7 @@ class ProfileHandler(PageHandler):
                                                    to=pending["email"]))
 
             await self.in_tenant(cancel)
-            self.flash("success", "The email change was cancelled.")
+            self.flash("success", N_("The email change was cancelled."))
             self.redirect("/account")
             return
         else:
@@ -174,9 +209,9 @@ class ProfileHandler(PageHandler):
             if not valid_zone(time_zone):
                 errors["time_zone"] = "Choose a time zone from the list."
             if not EMAIL_RE.match(email):
-                errors["email"] = "Enter a valid email address."
+                errors["email"] = N_("Enter a valid email address.")
             if phone and not re.match(r"^\+?[0-9 ()./-]{3,40}$", phone):
-                errors["phone"] = "Use digits, spaces and + ( ) - only."
+                errors["phone"] = N_("Use digits, spaces and + ( ) - only.")
             tenant = self.tenant
 
             def save():
@@ -187,9 +222,9 @@ class ProfileHandler(PageHandler):
                 if email.lower() != user.email.lower():
                     other = User.by_email(email)
                     if other is not None and other.id != user.id:
-                        raise FieldError("email", "Another member of this workspace uses that email.")
+                        raise FieldError("email", N_("Another member of this workspace uses that email."))
                     if check_password(user.email, current, platform.pepper, platform.bcrypt_cost) is None:
-                        raise FieldError("current_password", "Enter your current password to change your email.")
+                        raise FieldError("current_password", N_("Enter your current password to change your email."))
                     change = request_email_change(platform, tenant.slug, user, email)
                 changed = [f for f, v in (("name", name), ("phone", phone), ("job_title", job_title),
                                           ("time_zone", time_zone)) if getattr(user, f) != v]
@@ -211,10 +246,10 @@ class ProfileHandler(PageHandler):
                         await self.run_db(emit, platform, audit(self, "email.change_requested",
                                                                 actor=principal.actor, actor_name=user.email,
                                                                 target=principal.actor, to=change["email"]))
-                        self.flash("success", f"Your details were saved. To use {change['email']} to sign in, "
-                                              "open the link we sent there.")
+                        self.flash("success", N_("Your details were saved. To use %(email)s to sign in, "
+                                                 "open the link we sent there."), email=change["email"])
                     else:
-                        self.flash("success", "Your details were saved.")
+                        self.flash("success", N_("Your details were saved."))
                     self.redirect("/account")
                     return
         user, pending = await self.in_tenant(_user_and_pending, principal.id)
@@ -261,22 +296,27 @@ class TeamHandler(PageHandler):
                             errors={"invite": exc.detail if isinstance(exc, Problem) else str(exc)})
                 return
             url = f"{self.settings_.public_url(tenant.slug)}/accept-invite?token={token}"
-            await self.run_db(platform.mailer.send, email, f"You are invited to {tenant.name}",
-                              f"{principal.name or principal.email} invited you to {tenant.name} on SMS Gateway.\n\n"
-                              f"Accept the invitation and choose a password (valid 7 days, once):\n{url}\n")
+            inviter = principal.name or principal.email
+            await self.run_db(platform.send_mail, email, lambda _, ngettext, fmt: (
+                _("You are invited to %(workspace)s", workspace=tenant.name),
+                _("%(inviter)s invited you to %(workspace)s on %(product)s.", inviter=inviter,
+                  workspace=tenant.name, product=PRODUCT) + "\n\n"
+                + _("Accept the invitation and choose a password (valid 7 days, once):") + f"\n{url}\n"),
+                tenant=tenant)
             await self.run_db(emit, platform, audit(self, "user.invited", actor=principal.actor,
                                                     actor_name=principal.email, target=f"user:{user.id}",
                                                     email=email, role=role))
-            self.flash("success", f"Invitation sent to {email}.")
+            self.flash("success", N_("Invitation sent to %(email)s."), email=email)
             self.redirect("/team")
             return
         user_id = parse_id(self.get_body_argument("user_id", ""))
         if user_id == principal.id:
-            raise Problem(400, "cannot-change-self", "You cannot change your own role or disable yourself.")
+            raise Problem(400, "cannot-change-self", N_("You cannot change your own role or disable "
+                                                        "yourself."))
         if action in ("disable", "delete"):
             member = await self.in_tenant(lambda: User.get_or_none(User.id == user_id))
             if member is None:
-                raise Problem(404, "not-found", "There is no such member here.")
+                raise Problem(404, "not-found", N_("There is no such member here."))
             _ = self.gettext()[0]
             name = member.email if not member.name else f"{member.name} ({member.email})"
             question, button, detail = ((_("Disable %(name)s?"), _("Disable member"),
@@ -290,11 +330,11 @@ class TeamHandler(PageHandler):
         def change():
             user = User.get_or_none(User.id == user_id)
             if user is None:
-                raise Problem(404, "not-found", "There is no such member here.")
+                raise Problem(404, "not-found", N_("There is no such member here."))
             if action == "role":
                 role = self.get_body_argument("role", "")
                 if role not in TENANT_ROLES:
-                    raise Problem(400, "invalid-role", "Choose Owner or User.")
+                    raise Problem(400, "invalid-role", N_("Choose Owner or User."))
                 User.update(role=role, updated_at=utcnow()).where(User.id == user_id).execute()
                 revoke_user_credentials(user_id)  # new rights take effect at next sign-in
                 return user, "user.role_changed", {"from": user.role, "to": role}
@@ -310,12 +350,12 @@ class TeamHandler(PageHandler):
                 clear_pending_email_change(user_id)
                 User.delete().where(User.id == user_id).execute()
                 return user, "user.deleted", {}
-            raise Problem(400, "invalid-action", "Unknown action.")
+            raise Problem(400, "invalid-action", N_("Unknown action."))
 
         await self.in_tenant(change, audit=lambda done: audit(
             self, done[1], actor=principal.actor, actor_name=principal.email, target=f"user:{done[0].id}",
             email=done[0].email, **done[2]))
-        self.flash("success", "Saved.")
+        self.flash("success", N_("Saved."))
         self.redirect("/team")
 
 
@@ -338,7 +378,7 @@ class TokensHandler(PageHandler):
             token_id = parse_id(self.get_body_argument("token_id", ""))
             named = await self.in_tenant(lambda: ApiToken.get_or_none(ApiToken.id == token_id))
             if named is None:
-                raise Problem(404, "not-found", "There is no such token here.")
+                raise Problem(404, "not-found", N_("There is no such token here."))
             _ = self.gettext()[0]
             if not self.confirmed(_("Revoke the API token “%(name)s”?") % {"name": named.name},
                                   _("Revoke token"), "/tokens",
@@ -348,14 +388,14 @@ class TokensHandler(PageHandler):
             def revoke():
                 row = revoke_api_token(token_id)
                 if row is None:
-                    raise Problem(404, "not-found", "There is no such token here.")
+                    raise Problem(404, "not-found", N_("There is no such token here."))
                 self.platform.credentials_changed(self.tenant.slug)  # its NOTIFY goes out with the commit
                 return row
 
             row = await self.in_tenant(revoke, audit=lambda row: audit(
                 self, "token.revoked", actor=principal.actor, actor_name=principal.email, target=f"token:{row.id}",
                 name=row.name))
-            self.flash("success", f"Token “{row.name}” revoked.")
+            self.flash("success", N_("Token “%(name)s” revoked."), name=row.name)
             self.redirect("/tokens")
             return
         name = self.get_body_argument("name", "")

@@ -38,7 +38,7 @@ class AdminHandler(PageHandler):
     async def tenant_or_404(self, slug: str):
         tenant = await self.run_db(self.platform.tenant_cache.loader, slug)
         if tenant is None:
-            raise Problem(404, "not-found", f"There is no tenant {slug[:60]!r}.")
+            raise Problem(404, "not-found", N_("There is no tenant %(slug)s."), args={"slug": repr(slug[:60])})
         return tenant
 
 
@@ -147,10 +147,11 @@ class AdminTenantHandler(AdminHandler):
             except TenantError as exc:
                 raise Problem(400, "invalid", str(exc)) from None
             done = {"suspend": "suspended", "resume": "resumed"}[action]
+            said = {"suspend": N_("Workspace %(slug)s: suspended."), "resume": N_("Workspace %(slug)s: resumed.")}[action]
             await self.run_db(emit, self.platform, audit(self, f"admin.tenant_{done}", tenant=tenant,
                                                          actor=admin.actor, actor_name=admin.email,
                                                          target=f"tenant:{tenant.slug}"))
-            self.flash("success", f"Tenant {tenant.slug}: {done}.")
+            self.flash("success", said, slug=tenant.slug)
             self.redirect(f"/admin/tenants/{tenant.slug}")
             return
         if action in ("approve", "reject"):
@@ -169,13 +170,14 @@ class AdminTenantHandler(AdminHandler):
                                                          target=f"tenant:{tenant.slug}", reason=reason.strip()))
             self.redirect(f"/admin/tenants/{tenant.slug}/data/users")
             return
-        raise Problem(400, "invalid-action", "Unknown action.")
+        raise Problem(400, "invalid-action", N_("Unknown action."))
 
     async def decide(self, tenant, action: str):
         """Approve a pending sign-up (its owner then gets the confirmation link) or reject it (deleted)."""
         admin = self.principal
         if not tenant.is_pending:
-            raise Problem(409, "not-pending", f"The workspace {tenant.slug} is not waiting for approval.")
+            raise Problem(409, "not-pending", N_("The workspace %(slug)s is not waiting for approval."),
+            args={"slug": tenant.slug})
         try:
             reason = decision_reason(self.get_body_argument("reason", ""))
         except GrantError as exc:
@@ -196,7 +198,8 @@ class AdminTenantHandler(AdminHandler):
                 await self.run_db(self.platform.tenants.delete, tenant.slug)
         except TenantError as exc:
             raise Problem(409, "not-pending", str(exc)) from None
-        self.flash("success", f"Workspace {tenant.slug}: {done}.")
+        self.flash("success", N_("Workspace %(slug)s: approved.") if action == "approve"
+                   else N_("Workspace %(slug)s: rejected."), slug=tenant.slug)
         self.redirect("/admin" if action == "reject" else f"/admin/tenants/{tenant.slug}")
 
 
@@ -232,11 +235,11 @@ class AdminTenantDataHandler(AdminHandler):
     async def get(self, slug, section):
         sections = self.sections()
         if section not in sections:
-            raise Problem(404, "not-found", "There is no such section.")
+            raise Problem(404, "not-found", N_("There is no such section."))
         tenant = await self.tenant_or_404(slug)
         grant = await self.run_db(active_grant, self.principal.id, tenant.id)
         if grant is None:
-            self.flash("error", "Write a reason to open this tenant's data.")
+            self.flash("error", N_("Write a reason to open this tenant's data."))
             self.redirect(f"/admin/tenants/{tenant.slug}")
             return
         grant_id, reason, expires_at = grant

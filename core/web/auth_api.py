@@ -9,6 +9,7 @@ from ..permissions import AUTHENTICATED, PUBLIC
 from .auth_pages import TOO_MANY, audit, login_attempt
 from .base import ApiHandler
 from .problem import Problem
+from ..i18n import N_
 
 
 def token_response(platform, grant: Grant, tenant_slug, refresh_token):
@@ -30,7 +31,7 @@ class TokenHandler(ApiHandler):
         errors = [{"field": f, "message": "required, as a string"} for f, v in
                   (("email", email), ("password", password)) if not isinstance(v, str) or not v]
         if errors:
-            raise Problem(422, "validation-failed", "Send email and password.", errors=errors)
+            raise Problem(422, "validation-failed", N_("Send email and password."), errors=errors)
         user, error = await login_attempt(self, email[:254], password[:2048])
         if user is None:
             if error == TOO_MANY:
@@ -51,7 +52,7 @@ class RefreshHandler(ApiHandler):
         body = self.json_body()
         token = body.get("refresh_token")
         if not isinstance(token, str) or not token:
-            raise Problem(422, "validation-failed", "Send refresh_token.",
+            raise Problem(422, "validation-failed", N_("Send refresh_token."),
                           errors=[{"field": "refresh_token", "message": "required"}])
         try:
             grant, new_token = await self.run_db(refresh, self.tenant.ref, token, self.tenant.slug)
@@ -72,7 +73,8 @@ class RevokeHandler(ApiHandler):
 
     async def post(self):
         if self.principal.kind != "user":
-            raise Problem(400, "not-a-user", "Only a signed-in user can sign out; revoke API tokens instead.")
+            raise Problem(400, "not-a-user", N_("Only a signed-in user can sign out; revoke API "
+                                                "tokens instead."))
         await self.in_tenant(revoke_user_credentials, self.principal.id)
         await self.run_db(emit, self.platform, audit(self, "logout", actor=self.principal.actor))
         self.set_status(204)

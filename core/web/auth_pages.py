@@ -8,7 +8,7 @@ import re
 from .. import directory, passwords
 from ..clock import utcnow
 from ..events import AuditEvent, emit
-from ..i18n import N_
+from ..i18n import N_, PRODUCT
 from ..identity import (AuthError, check_password, create_session, revoke_session, revoke_user_credentials,
                         set_password)
 from ..permissions import PUBLIC
@@ -61,7 +61,7 @@ class SignupHandler(PageHandler):
         password = self.get_body_argument("password", "")
         errors = {}
         if not form["company"]:
-            errors["company"] = "Enter your company's name."
+            errors["company"] = N_("Enter your company's name.")
         # Every field is checked before anything is created, so the form shows all its errors at once.
         for name, check in (("slug", validate_slug), ("email", check_email)):
             try:
@@ -186,17 +186,22 @@ class FindWorkspaceHandler(PageHandler):
                 self.render("platform_home.html", find_error=FIND_TOO_MANY, find_email=email, find_sent=False)
                 return
         self.render("platform_home.html", find_error=None, find_email="", find_sent=True)
-        await self.run_db(mail_workspaces, self.platform, email)
+        await self.run_db(mail_workspaces, self.platform, email, self.lang)
 
 
-def mail_workspaces(platform, email: str) -> None:
-    """Mail ``email`` the sign-in links of its workspaces; nothing if it has none."""
+def mail_workspaces(platform, email: str, language: str = "") -> None:
+    """Mail ``email`` the sign-in links of its workspaces (in ``language``, the one the person asked
+    in); nothing if it has none."""
     found = directory.workspaces_of(platform, email)
     if not found:
         return
     lines = "\n".join(f"{t.name}: {platform.settings.public_url(t.slug)}/login" for t in found)
-    platform.mailer.send(email, "Your workspaces", "You asked which workspaces you can sign in to with this "
-                         f"address (SMS Gateway).\n\n{lines}\n\nIf it was not you, ignore this email.\n")
+    platform.send_mail(email, lambda _, ngettext, fmt: (
+        _("Your workspaces"),
+        ngettext("You asked which workspaces you can sign in to with this address (%(product)s). "
+                 "It is a member of this one:", "You asked which workspaces you can sign in to with this "
+                 "address (%(product)s). It is a member of these %(num)d:", len(found), product=PRODUCT)
+        + f"\n\n{lines}\n\n" + _("If it was not you, ignore this email.") + "\n"), language=language)
 
 
 FIND_BAD_ADDRESS = N_("Enter the email address you sign in with.")
@@ -224,13 +229,19 @@ def send_verification(platform, tenant, email: str | None = None, user_id: int |
         token = platform.links.make("verify", tenant.slug, user.id, {"e": user.email})
     site = platform.settings.public_url(tenant.slug)
     url = f"{site}/verify-email?token={token}"
-    removal = ("" if tenant.verified else
-               f" A workspace whose address is not confirmed is removed after "
-               f"{platform.settings.unverified_ttl_days} days.")
-    platform.mailer.send(user.email, "Confirm your email address",
-                         f"This email address was given for an account at {site}/ (SMS Gateway).\n\n"
-                         f"Confirm it here:\n{url}\n\nThe link works once, for 48 hours.\n\n"
-                         f"If it was not you, ignore this email.{removal}\n")
+    days = platform.settings.unverified_ttl_days
+
+    def compose(_, ngettext, fmt):
+        removal = "" if tenant.verified else " " + ngettext(
+            "A workspace whose address is not confirmed is removed after %(num)d day.",
+            "A workspace whose address is not confirmed is removed after %(num)d days.", days)
+        return (_("Confirm your email address"),
+                _("This email address was given for an account at %(site)s/ (%(product)s).", site=site,
+                  product=PRODUCT) + "\n\n" + _("Confirm it here:") + f"\n{url}\n\n"
+                + _("The link works once, for 48 hours.") + "\n\n"
+                + _("If it was not you, ignore this email.") + removal + "\n")
+
+    platform.send_mail(user.email, compose, language=user.language, tenant=tenant)
 
 
 class LoginHandler(PageHandler):
@@ -350,7 +361,7 @@ class ResendVerificationHandler(PageHandler):
             self.redirect("/")
             return
         if not self.principal.is_customer:
-            raise Problem(403, "forbidden", "Only the workspace's owner can confirm its address.")
+            raise Problem(403, "forbidden", N_("Only the workspace's owner can confirm its address."))
         # A few per workspace and hour: the mail goes to the owner's own address, but no inbox is flooded.
         throttle = SignupThrottle(3, 3, scope=f"resend:{self.tenant.slug}")
         verdict = await self.run_db(throttle.begin, client_ip(self))
@@ -397,12 +408,13 @@ def send_reset_mail(platform, email: str) -> None:
         user = User.by_email(email)
         if user is None or not user.is_active:
             return
-        to, token = user.email, platform.links.make("reset", tenant.slug, user.id)
+        to, token, language = user.email, platform.links.make("reset", tenant.slug, user.id), user.language
     url = f"{platform.settings.public_url(tenant.slug)}/reset-password?token={token}"
-    platform.mailer.send(to, "Reset your password",
-                         f"Someone asked to reset the password of {to} at {tenant.name}.\n\n"
-                         f"Choose a new password here (valid for one hour, once):\n{url}\n\n"
-                         "If it was not you, ignore this email; nothing changes.\n")
+    platform.send_mail(to, lambda _, ngettext, fmt: (
+        _("Reset your password"),
+        _("Someone asked to reset the password of %(email)s at %(workspace)s.", email=to, workspace=tenant.name)
+        + "\n\n" + _("Choose a new password here (valid for one hour, once):") + f"\n{url}\n\n"
+        + _("If it was not you, ignore this email; nothing changes.") + "\n"), language=language, tenant=tenant)
 
 
 class ResetPasswordHandler(PageHandler):
@@ -445,7 +457,7 @@ class ResetPasswordHandler(PageHandler):
             return
         await self.run_db(emit, platform, audit(self, "password.reset", actor=f"user:{user.id}",
                                                 actor_name=user.email))
-        self.flash("success", "Your password was changed. Sign in with the new one.")
+        self.flash("success", N_("Your password was changed. Sign in with the new one."))
         self.redirect("/login")
 
 

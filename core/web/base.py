@@ -26,7 +26,7 @@ from .. import localtime, tokenformat
 from ..bodyschema import invalid, request_schemas
 from ..db import current_tenant, run_in_tenant, run_sync
 from ..events import emit_with_work
-from ..i18n import N_
+from ..i18n import N_, language_name
 from ..outage import database_outage, is_unavailable
 from ..permissions import PUBLIC, ROLE_LABELS, Principal, catalogue
 from . import jsonin
@@ -84,9 +84,9 @@ class BaseHandler(tornado.web.RequestHandler):
         slug = slug_for_host(self.request.host_name, self.settings_.base_domain)
         if slug is None and not is_base_host(self.request.host_name, self.settings_.base_domain):
             raise Problem(400, "unknown-host",
-                          f"This server answers only at {self.settings_.base_domain} and its workspaces' "
-                          f"addresses (<workspace>.{self.settings_.base_domain}), not at "
-                          f"{self.request.host_name[:100]!r}.")
+                          N_("This server answers only at %(base_domain)s and its workspaces' "
+                             "addresses (<workspace>.%(base_domain)s), not at %(host_name)s."),
+                             args={"base_domain": self.settings_.base_domain, "host_name": repr(self.request.host_name[:100])})
         return slug
 
     @property
@@ -94,40 +94,56 @@ class BaseHandler(tornado.web.RequestHandler):
         """The language of this request's pages and messages, negotiated when first needed
         (an API call that answers only JSON never pays for it)."""
         if self._lang is None:
+            # ?lang=xx previews a page in a language without keeping it (translators check their
+            # work this way); then the cookie of the language menu; then the signed-in person's own
+            # setting and their workspace's default language; then the browser's Accept-Language.
+            chosen = self.get_query_argument("lang", None) if "lang=" in self.request.query else None
+            own = getattr(self.principal, "language", "") if self.principal is not None else ""
+            workspace = self.tenant.language if self.tenant is not None else ""
             self._lang = self.platform.catalogues.negotiate(
-                self.get_cookie("lang"), self.request.headers.get("Accept-Language"))
+                chosen if self.platform.catalogues.known(chosen) else self.get_cookie("lang"),
+                self.request.headers.get("Accept-Language"), own, workspace)
         return self._lang
+
+    @property
+    def text_direction(self) -> str:
+        return self.platform.catalogues.direction(self.lang)
 
     async def prepare(self):
         limit = self.max_body_size or self.settings_.max_body_size
         length = self.request.headers.get("Content-Length")
         if (is_digits(length) and int(length) > limit) or len(self.request.body or b"") > limit:
-            raise Problem(413, "body-too-large", f"The request body exceeds {limit} bytes; send less.")
+            raise Problem(413, "body-too-large", N_("The request body exceeds %(limit)s bytes; send "
+                                                    "less."), args={"limit": limit})
         slug = self.host_slug()
         self.tenant_slug = slug
         if slug is not None:
             tenant = await tenant_by_slug(self.platform, slug)
             if tenant is None:
                 raise Problem(404, "tenant-not-found",
-                              f"There is no workspace at {slug}.{self.settings_.base_domain}. "
-                              "Check the address, or sign up for one.")
+                              N_("There is no workspace at %(slug)s.%(base_domain)s. Check the "
+                                 "address, or sign up for one."),
+                                 args={"slug": slug, "base_domain": self.settings_.base_domain})
             if tenant.is_pending:
                 raise Problem(403, "tenant-pending",
-                              f"The workspace {slug} is waiting for the platform operator's approval. "
-                              "Its owner gets an e-mail as soon as it is approved.", title=N_("Waiting for approval"))
+                              N_("The workspace %(slug)s is waiting for the platform operator's "
+                                 "approval. Its owner gets an e-mail as soon as it is approved."), title=N_("Waiting for approval"),
+                                 args={"slug": slug})
             if not tenant.is_active:
                 raise Problem(403, "tenant-suspended",
-                              f"The workspace {slug} is suspended. Its owner can contact support to restore it.")
+                              N_("The workspace %(slug)s is suspended. Its owner can contact support "
+                                 "to restore it."), args={"slug": slug})
             self._enter_tenant(tenant)
             if self.scope == "platform":
-                raise Problem(404, "not-found", "This page is on the main site, not on a workspace address.")
+                raise Problem(404, "not-found", N_("This page is on the main site, not on a "
+                                                   "workspace address."))
         elif self.scope == "tenant" and not (self.token_tenant_ok and self.request.headers.get("Authorization")):
             raise Problem(404, "not-found",
-                          "This page belongs to a workspace: open it at <your-workspace>."
-                          f"{self.settings_.base_domain}.")
+                          N_("This page belongs to a workspace: open it at "
+                             "<your-workspace>.%(base_domain)s."), args={"base_domain": self.settings_.base_domain})
         await self.prepare_user()
         if self.scope == "tenant" and self.tenant is None:
-            raise Problem(401, "unauthorized", "Send a token that names your workspace.",
+            raise Problem(401, "unauthorized", N_("Send a token that names your workspace."),
                           headers={"WWW-Authenticate": "Bearer"})
         self.check_permission()
         if self.tenant is not None:  # addons' per-request limits (e.g. a plan's API rate), from memory
@@ -137,7 +153,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.tenant = tenant
         current_tenant.set(tenant.ref)
         if self.addon and self.addon not in tenant.enabled_addons:
-            raise Problem(404, "not-found", "This page does not exist here.")
+            raise Problem(404, "not-found", N_("This page does not exist here."))
 
     # -- authentication -------------------------------------------------------------
     def get_current_user(self):
@@ -153,26 +169,28 @@ class BaseHandler(tornado.web.RequestHandler):
         required = self.required_permission()
         if required is None:
             log.error("%s declares no permission for %s: refused", type(self).__name__, self.request.method)
-            raise Problem(403, "forbidden", "This action is not available.")
+            raise Problem(403, "forbidden", N_("This action is not available."))
         if required == PUBLIC:
             return
         if self.principal is None:
             self.unauthenticated()
         if self.principal.tenant is not None and self.tenant is not None and self.principal.tenant != self.tenant.slug:
-            raise Problem(403, "forbidden", "These credentials belong to another workspace.")
+            raise Problem(403, "forbidden", N_("These credentials belong to another workspace."))
         if not self.principal.can(required):
             raise Problem(403, "forbidden",
-                          "Your role does not allow this. Ask the account owner if you need it.")
+                          N_("Your role does not allow this. Ask the account owner if you need it."))
         if required in catalogue().verified_only and self.tenant is not None and not self.tenant.verified:
             who = self.principal.email if self.principal.is_customer and self.principal.email else "the owner's address"
             raise Problem(403, "workspace-unverified",
-                          f"Confirm your e-mail address first: we sent a link to {who}; resend it from "
-                          f"{self.settings_.public_url(self.tenant.slug)}/ (the notice on the overview page). "
-                          "Until then this workspace cannot send messages, invite people or create API tokens.",
-                          title=N_("Confirm your e-mail address first"))
+                          N_("Confirm your e-mail address first: we sent a link to %(who)s; resend "
+                             "it from %(url)s/ (the notice on the overview page). Until then this "
+                             "workspace cannot send messages, invite people or create API tokens."),
+                          title=N_("Confirm your e-mail address first"),
+                          args={"who": who, "url": self.settings_.public_url(self.tenant.slug)})
 
     def unauthenticated(self):
-        raise Problem(401, "unauthorized", "Sign in, or send an API token as 'Authorization: Bearer <token>'.",
+        raise Problem(401, "unauthorized", N_("Sign in, or send an API token as 'Authorization: "
+                                              "Bearer <token>'."),
                       headers={"WWW-Authenticate": "Bearer"})
 
     def session_cookie_kwargs(self) -> dict:
@@ -210,7 +228,8 @@ class BaseHandler(tornado.web.RequestHandler):
         parsed = tokenformat.parse(credential)
         if parsed is None:
             raise Problem(401, "invalid-token",
-                          "The token is malformed or mistyped (its checksum does not match). Copy it again.",
+                          N_("The token is malformed or mistyped (its checksum does not match). Copy "
+                             "it again."),
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         kind, slug = parsed
         tenant = await self._tenant_for_token(slug)
@@ -218,26 +237,26 @@ class BaseHandler(tornado.web.RequestHandler):
         if principal is None:
             principal = await load_token_principal(self.platform, tenant, kind, credential)
         if principal is None:
-            raise Problem(401, "invalid-token", "The token is unknown or was revoked.",
+            raise Problem(401, "invalid-token", N_("The token is unknown or was revoked."),
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         return principal
 
     async def principal_from_other_scheme(self, scheme: str, credential: str) -> Principal:
-        raise Problem(401, "unauthorized", "Use 'Authorization: Bearer <token>'.",
+        raise Problem(401, "unauthorized", N_("Use 'Authorization: Bearer <token>'."),
                       headers={"WWW-Authenticate": "Bearer"})
 
     async def _tenant_for_token(self, slug: str):
         if self.tenant is not None:
             if slug != self.tenant.slug:
-                raise Problem(401, "invalid-token", "This token belongs to another workspace.",
+                raise Problem(401, "invalid-token", N_("This token belongs to another workspace."),
                               headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
             return self.tenant
         tenant = await tenant_by_slug(self.platform, slug)
         if tenant is None:
-            raise Problem(401, "invalid-token", "The token is unknown or was revoked.",
+            raise Problem(401, "invalid-token", N_("The token is unknown or was revoked."),
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         if not tenant.is_active:
-            raise Problem(403, "tenant-suspended", f"The workspace {slug} is suspended.")
+            raise Problem(403, "tenant-suspended", N_("The workspace %(slug)s is suspended."), args={"slug": slug})
         self._enter_tenant(tenant)
         return tenant
 
@@ -254,7 +273,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
         def load():
             if self._access_token_revoked(tenant, claims):
-                raise AuthError("This access token was revoked; get a new one.")
+                raise AuthError(N_("This access token was revoked; get a new one."))
             return jwt_principal(claims, tenant.slug)
 
         try:
@@ -276,7 +295,8 @@ class BaseHandler(tornado.web.RequestHandler):
             super().check_xsrf_cookie()
         except tornado.web.HTTPError:
             raise Problem(403, "xsrf-failed",
-                          "This form was not sent from our page or has expired. Reload the page and try again.")
+                          N_("This form was not sent from our page or has expired. Reload the page "
+                             "and try again."))
 
     # -- helpers -----------------------------------------------------------------
     async def run_db(self, fn, *args, **kwargs):
@@ -288,7 +308,7 @@ class BaseHandler(tornado.web.RequestHandler):
         event is recorded in the same transaction: the work and its record commit together, so an
         answer is never an error for work that was done."""
         if self.tenant is None:
-            raise Problem(404, "not-found", "This needs a workspace address.")
+            raise Problem(404, "not-found", N_("This needs a workspace address."))
         if audit is None:
             return await run_in_tenant(self.tenant.ref, fn, *args, **kwargs)
         platform = self.platform
@@ -306,7 +326,9 @@ class BaseHandler(tornado.web.RequestHandler):
     def template_context(self) -> dict:
         _, ngettext = self.gettext()
         ctx = {
-            "_": _, "gettext": _, "ngettext": ngettext, "lang": self.lang,
+            "_": _, "gettext": _, "ngettext": ngettext, "lang": self.lang, "text_direction": self.text_direction,
+            "fmt": self.platform.catalogues.formats(self.lang), "language_name": language_name,
+            "error_text": lambda e: _(e.get("msgid") or e.get("message", ""), **(e.get("args") or {})),
             "languages": self.platform.catalogues.languages, "tenant": self.tenant,
             "settings": self.settings_, "request": self.request, "xsrf_form_html": self.xsrf_form_html,
             "static_url": self.static_url, "platform_url": self.settings_.public_url(),
@@ -369,7 +391,8 @@ class BaseHandler(tornado.web.RequestHandler):
         control characters."""
         text = super().decode_argument(value, name)
         if name is None and "\x00" in text:
-            raise Problem(404, "not-found", "There is nothing at this address: it holds a NUL character.")
+            raise Problem(404, "not-found", N_("There is nothing at this address: it holds a NUL "
+                                               "character."))
         return text
 
     # -- errors --------------------------------------------------------------------
@@ -389,15 +412,20 @@ class BaseHandler(tornado.web.RequestHandler):
             return Problem(status_code, code, detail or self._reason)
         if is_unavailable(exc):
             return database_unavailable()
-        return Problem(500, "internal-error", "Something went wrong on our side. It has been logged; please try again.")
+        return Problem(500, "internal-error", N_("Something went wrong on our side. It has been "
+                                                 "logged; please try again."))
 
     def write_error(self, status_code, **kwargs):
         problem = self.problem_for_error(status_code, **kwargs)
         for k, v in problem.headers.items():
             self.set_header(k, v)
         if self.wants_json():
+            # title and detail in the caller's language (Accept-Language, or the language cookie of a
+            # browser's own calls); type and code stay the same in every language.
             self.set_header("Content-Type", PROBLEM_CONTENT_TYPE)
-            self.finish(json.dumps(problem.to_dict(self.request.path)))
+            self.set_header("Content-Language", self.lang)
+            self.add_header("Vary", "Accept-Language")
+            self.finish(json.dumps(problem.to_dict(self.request.path, self.gettext()[0])))
         else:
             try:
                 self.render("error.html", problem=problem)
@@ -475,9 +503,10 @@ class PageHandler(BaseHandler):
         self.set_header("Cache-Control", "no-store")
         return raw.decode()
 
-    def flash(self, kind: str, message: str) -> None:
-        """Show ``message`` on the next page this browser loads."""
-        self.set_signed_cookie("smsgw_flash", json.dumps([kind, message]), expires_days=None,
+    def flash(self, kind: str, message: str, **args) -> None:
+        """Show ``message`` on the next page this browser loads, in that page's language:
+        ``message`` is the English message id (marked with ``N_()``), ``args`` its ``%(name)s`` values."""
+        self.set_signed_cookie("smsgw_flash", json.dumps([kind, message, args]), expires_days=None,
                                httponly=True, samesite="Lax", secure=self.request.protocol == "https")
 
     def pop_flash(self) -> None:
@@ -485,8 +514,10 @@ class PageHandler(BaseHandler):
         if raw:
             self.clear_cookie("smsgw_flash")
             try:
-                self.flash_messages.append(tuple(json.loads(raw)))
-            except ValueError:
+                kind, message, *rest = json.loads(raw)
+                args = rest[0] if rest and isinstance(rest[0], dict) else {}
+                self.flash_messages.append((kind, self.gettext()[0](message, **args)))
+            except (ValueError, TypeError, KeyError):
                 pass
 
 
@@ -503,7 +534,7 @@ class ApiHandler(BaseHandler):
     # (:mod:`core.bodyschema`); the refusal says ``invalid_body_detail``. ``batch_field``: the
     # top-level list of a batch endpoint; more items than its schema allows is a 413.
     body_schemas: dict[str, str] = {}
-    invalid_body_detail = "Some fields are invalid; nothing was changed."
+    invalid_body_detail = N_("Some fields are invalid; nothing was changed.")
     batch_field: str | None = None
 
     def check_xsrf_cookie(self):
@@ -524,13 +555,13 @@ class ApiHandler(BaseHandler):
     def json_body(self) -> dict:
         ctype = self.request.headers.get("Content-Type", "")
         if not is_json(ctype):
-            raise Problem(415, "unsupported-media-type", "Send the body as application/json.")
+            raise Problem(415, "unsupported-media-type", N_("Send the body as application/json."))
         body = jsonin.parse_object(self.request.body)
         bad = jsonin.unstorable(body, self.request.body)
         if bad:
             raise Problem(400, "invalid-characters",
-                          f"The body holds text PostgreSQL cannot store ({bad}); remove NUL characters and "
-                          "unpaired surrogates.")
+                          N_("The body holds text PostgreSQL cannot store (%(bad)s); remove NUL "
+                             "characters and unpaired surrogates."), args={"bad": bad})
         return self.check_body(body)
 
     def check_body(self, body: dict) -> dict:
@@ -546,7 +577,9 @@ class ApiHandler(BaseHandler):
         """The answer to a body its operation's schema refuses (``errors`` from :mod:`core.bodyschema`)."""
         for e in errors:
             if e["keyword"] == "maxItems" and e["path"] == (self.batch_field,):
-                return Problem(413, "batch-too-large", f"Send at most {e['limit']} {self.batch_field} per request.")
+                return Problem(413, "batch-too-large", N_("Send at most %(limit)s %(batch_field)s "
+                                                          "per request."),
+                                                          args={"limit": e['limit'], "batch_field": self.batch_field})
         return invalid(errors, self.invalid_body_detail)
 
     def write_json(self, data, status: int = 200):
@@ -564,4 +597,4 @@ class NotFoundHandler(BaseHandler):
 
     async def prepare(self):
         await super().prepare()
-        raise Problem(404, "not-found", "There is no page at this address.")
+        raise Problem(404, "not-found", N_("There is no page at this address."))

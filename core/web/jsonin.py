@@ -25,6 +25,7 @@ import math
 import re
 
 from .problem import Problem
+from ..i18n import N_
 
 MAX_DEPTH = 64
 
@@ -83,9 +84,9 @@ def parse_object(raw: bytes | None) -> dict:
     try:
         body = loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(400, "invalid-json", f"The body is not valid JSON: {exc}.") from None
+        raise Problem(400, "invalid-json", N_("The body is not valid JSON: %(exc)s."), args={"exc": exc}) from None
     if not isinstance(body, dict):
-        raise Problem(400, "invalid-json", "The body must be a JSON object.")
+        raise Problem(400, "invalid-json", N_("The body must be a JSON object."))
     return body
 
 

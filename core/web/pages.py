@@ -9,6 +9,7 @@ from ..permissions import PUBLIC
 from ..worker_watch import worker_status
 from .base import ApiHandler, PageHandler
 from .problem import Problem
+from ..i18n import N_
 
 
 def safe_next(target: str) -> str:
@@ -90,8 +91,9 @@ class LanguageHandler(PageHandler):
 
     def post(self):
         lang = self.get_body_argument("lang", "")
-        if lang not in self.platform.catalogues.languages:
-            raise Problem(400, "unknown-language", f"We do not ship the language {lang[:20]!r}.")
+        if not self.platform.catalogues.known(lang):
+            raise Problem(400, "unknown-language", N_("We do not ship the language %(lang)s."),
+            args={"lang": repr(lang[:20])})
         self.set_cookie("lang", lang, max_age=365 * 86400, httponly=True, samesite="Lax",
                         secure=self.request.protocol == "https")
         self.redirect(safe_next(self.get_body_argument("next", "/")))

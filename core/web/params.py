@@ -9,6 +9,7 @@ names nothing, and is answered like an id that is not there instead of failing i
 from __future__ import annotations
 
 from .problem import Problem
+from ..i18n import N_
 
 ID_DIGITS = 18  # bigint holds up to 9,223,372,036,854,775,807 (19 digits): every 18-digit number fits
 
@@ -30,8 +31,8 @@ def parse_id(value, what: str = "item", field: str | None = None) -> int:
     number = number_or_none(value)
     if number is None:
         if field is not None:
-            raise Problem(400, "invalid-parameter", f"{field} must be a number.")
-        raise Problem(404, "not-found", f"There is no such {what} here.")
+            raise Problem(400, "invalid-parameter", N_("%(field)s must be a number."), args={"field": field})
+        raise Problem(404, "not-found", N_("There is no such %(what)s here."), args={"what": what})
     return number
 
 
