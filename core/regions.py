@@ -17,6 +17,16 @@ def valid_region(code: str) -> bool:
     return code in phonenumbers.SUPPORTED_REGIONS
 
 
+def names_language(lang: str) -> str:
+    """The language :func:`regions` names countries in for ``lang``: itself, or English where Babel
+    does not know it (a page marks those names ``lang="en"``)."""
+    try:
+        babel.Locale.parse(lang)
+        return lang
+    except (ValueError, babel.UnknownLocaleError):
+        return "en"
+
+
 @lru_cache(maxsize=16)
 def regions(lang: str) -> tuple[tuple[str, str], ...]:
     """``(code, name)`` of every region, by name in ``lang`` (English where ``lang`` is unknown)."""

@@ -63,8 +63,12 @@ def test_known_and_unknown_addresses_take_the_same_time(platform, live_server, t
     known_ms = statistics.median(timings["known"]) * 1000
     unknown_ms = statistics.median(timings["unknown"]) * 1000
     paired_ms = statistics.median(k - u for k, u in zip(timings["known"], timings["unknown"])) * 1000
-    assert abs(known_ms - unknown_ms) < 1.0, f"median known {known_ms:.2f} ms, unknown {unknown_ms:.2f} ms"
+    # The paired differences are the test (load falls on both halves of a pair alike): the old gap of
+    # 2.5 ms shows there. The medians apart drift with the machine's load (two test processes on two
+    # cores): they may differ by 10 % of the slower one, never by less than a millisecond's leeway.
     assert abs(paired_ms) < 1.0, f"median of paired differences {paired_ms:.2f} ms"
+    leeway = max(1.0, 0.1 * max(known_ms, unknown_ms))
+    assert abs(known_ms - unknown_ms) < leeway, f"median known {known_ms:.2f} ms, unknown {unknown_ms:.2f} ms"
 
 
 def test_the_mail_goes_out_from_the_worker_and_only_to_an_existing_account(platform, live_server, tenant):

@@ -23,8 +23,8 @@ def smsgw_routes():
 
 @hookimpl
 def smsgw_menu_items():
-    return [MenuItem(N_("Contacts"), "/contacts", pages.READ, 13),
-            MenuItem(N_("Templates"), "/templates", pages.READ, 14)]
+    return [MenuItem(N_("Contacts"), "/contacts", pages.READ, 22),
+            MenuItem(N_("Templates"), "/templates", pages.READ, 23)]
 
 
 @hookimpl

@@ -32,7 +32,7 @@ def smsgw_menu_items():
     return [MenuItem(N_("Messages"), "/messages", "messages:read", 10),
             MenuItem(N_("Send"), "/send", "messages:send", 11),
             MenuItem(N_("Inbox"), "/inbox", "messages:read", 12),
-            MenuItem(N_("Campaigns"), "/campaigns", "messages:read", 13),
+            MenuItem(N_("Campaigns"), "/campaigns", "messages:read", 21),
             MenuItem(N_("Opt-outs"), "/suppressions", "messages:read", 30, SETTINGS)]
 
 

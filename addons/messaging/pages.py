@@ -33,7 +33,7 @@ class MessagesPage(PageHandler):
             page = await self.in_tenant(list_messages, filters.query_args(self, args), 50)
             refusal = None
         except Problem as exc:  # a bad filter: said above the list, which is empty
-            page, refusal = {"messages": [], "next_cursor": None}, exc.detail
+            page, refusal = {"messages": [], "next_cursor": None}, exc.localized(self.gettext()[0])[1]
             self.set_status(422)
         for m in page["messages"]:
             m["removed_after_days"] = removed_after_days(m["created_at"], m["redacted_at"])
@@ -234,7 +234,7 @@ class InboxPage(PageHandler):
             try:
                 found = await self.in_tenant(inbox_page, filters.query_args(self, args))
             except Problem as exc:
-                found, refusal = {"messages": [], "next_cursor": None}, exc.detail
+                found, refusal = {"messages": [], "next_cursor": None}, exc.localized(self.gettext()[0])[1]
                 self.set_status(422)
         conversations, version = await self.in_tenant(load) if found is None else ([], "")
         choices = await self.in_tenant(filters.choices)

@@ -99,10 +99,10 @@ def retry_many(tenant, messages: list[Message], device_id: int | None, created_b
         failed.setdefault(message_id, []).append(phone)
     again = [m for m in messages if m.id in failed]
     if not again:
-        raise Problem(409, "nothing-to-retry", "Nothing to retry: no recipient of this failed.")
+        raise Problem(409, "nothing-to-retry", N_("Nothing to retry: no recipient of this failed."))
     if any(m.redacted_at for m in again):
-        raise Problem(409, "text-removed", "The text of this message was removed (retention); it cannot be "
-                                           "sent again.")
+        raise Problem(409, "text-removed", N_("The text of this message was removed (retention); it cannot be "
+                                              "sent again."))
     stored, keys = [], set()
     for at in range(0, len(again), submit.MAX_BATCH):  # a campaign may hold more than one request may
         chunk = again[at:at + submit.MAX_BATCH]

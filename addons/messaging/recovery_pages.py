@@ -9,6 +9,7 @@ from core.db import app_db
 from core.web.base import PageHandler
 from core.web.live import answer_version, version_of, wants_version
 from core.web.params import is_digits, parse_id
+from core.i18n import N_
 from core.web.problem import Problem
 
 from addons.devices.models import Device
@@ -137,7 +138,7 @@ def campaign_version(campaign_id: int) -> str:
 def get_campaign(raw_id: str) -> Campaign:
     c = Campaign.get_or_none(Campaign.id == parse_id(raw_id, "campaign"))
     if c is None:
-        raise Problem(404, "not-found", "There is no such campaign here.")
+        raise Problem(404, "not-found", N_("There is no such campaign here."))
     return c
 
 

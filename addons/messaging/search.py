@@ -16,6 +16,7 @@ import re
 from peewee import Expression
 
 from core.web.params import parse_id
+from core.i18n import N_
 from core.web.problem import Problem
 
 from addons.devices.models import DeviceInbound
@@ -33,7 +34,8 @@ def like_pattern(raw: str, name: str) -> str:
     """``%raw%`` for ILIKE, with ``%``, ``_`` and ``\\`` taken literally (backslash is LIKE's
     default escape character in PostgreSQL)."""
     if len(raw) > MAX_TEXT or not raw.isprintable():
-        raise Problem(400, "invalid-parameter", f"{name} must be printable text of at most {MAX_TEXT} characters.")
+        raise Problem(400, "invalid-parameter", N_("%(name)s must be printable text of at most %(max)s characters."),
+                      args={"name": name, "max": MAX_TEXT})
     return "%" + re.sub(r"([\\%_])", r"\\\1", raw) + "%"
 
 
@@ -42,7 +44,7 @@ def number_pattern(raw: str) -> str:
     pattern on the stored E.164 form."""
     digits = re.sub(r"[\s().\-/]", "", raw)
     if not re.fullmatch(r"\+?[0-9]{2,20}", digits):
-        raise Problem(400, "invalid-parameter", "number must be at least two digits of a phone number.")
+        raise Problem(400, "invalid-parameter", N_("number must be at least two digits of a phone number."))
     return ("+" + digits[1:] + "%") if digits.startswith("+") else ("%" + digits + "%")
 
 
@@ -81,14 +83,15 @@ def message_query(args: dict):
     filtered = False
     if args.get("state"):
         if args["state"] not in states.STATES:
-            raise Problem(400, "invalid-parameter", f"state must be one of {', '.join(states.STATES)}.")
+            raise Problem(400, "invalid-parameter", N_("state must be one of %(STATES)s."),
+                          args={"STATES": ", ".join(states.STATES)})
         sub, filtered = sub.where(Recipient.state == args["state"]), True
     if args.get("device_id"):
         sub, filtered = sub.where(Recipient.device_id == parse_id(args["device_id"], field="device_id")), True
     if args.get("phone"):
         phone = try_normalise(args["phone"], args.get("_region", "US"))
         if phone is None:
-            raise Problem(400, "invalid-parameter", "phone is not a valid phone number.")
+            raise Problem(400, "invalid-parameter", N_("phone is not a valid phone number."))
         sub, filtered = sub.where(Recipient.phone == phone), True
     if args.get("number"):
         sub, filtered = sub.where(Expression(Recipient.phone, "LIKE", number_pattern(args["number"]))), True

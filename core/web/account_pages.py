@@ -10,7 +10,7 @@ from peewee import IntegrityError, fn
 
 from .. import limits, passwords
 from ..localtime import time_zones, valid_zone
-from ..regions import regions
+from ..regions import names_language, regions
 from ..tenancy import TenantError
 from ..clock import utcnow
 from ..db import app_db
@@ -520,7 +520,8 @@ class WorkspaceHandler(PageHandler):
     permission = "settings:write"
 
     def show(self, region: str, error: str | None = None):
-        self.render("workspace.html", regions=regions(self.lang), region=region, error=error)
+        self.render("workspace.html", regions=regions(self.lang), names_lang=names_language(self.lang), region=region,
+                    error=error)
 
     def get(self):
         self.show(self.tenant.default_region)

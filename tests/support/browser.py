@@ -109,7 +109,10 @@ def open_page(browser, locale: str = "en-US", accept_language: str = "en-US,en;q
     page.on("console", lambda msg: problems.append(f"console.{msg.type}: {msg.text} @ {msg.location.get('url')}")
             if msg.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
-    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} ({req.failure})"))
+    # A request the browser itself cancelled (net::ERR_ABORTED: a page's short poll in flight when the
+    # next page is opened) is no fault of the page; every other failure is.
+    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} ({req.failure})")
+            if "ERR_ABORTED" not in (req.failure or "") else None)
     _problems[id(page)] = (problems, violations)
     context.on("close", lambda _context: _problems.pop(id(page), None))
     return page
