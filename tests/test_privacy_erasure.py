@@ -295,7 +295,7 @@ def test_the_platform_admin_sees_pending_deletions_and_erases_one_early_with_a_r
     assert delete_workspace(owner(live_server, tenant), tenant).status_code == 303
     page = console.get("/admin/privacy/deletions")
     assert page.status_code == 200 and f'data-slug="{tenant.slug}"' in page.text
-    assert "Its Customer deleted it: erased on" in console.get(f"/admin/tenants/{tenant.slug}").text
+    assert "Its owner deleted it: erased on" in console.get(f"/admin/tenants/{tenant.slug}").text
     r = post_form(console, "/admin/privacy/deletions", {"slug": tenant.slug, "reason": "short"})
     assert r.status_code == 422
     assert platform.tenants.get(tenant.slug).deletion_scheduled_at is not None
