@@ -374,3 +374,29 @@ def test_after_transaction_callbacks_run_once_the_outermost_transaction_ended(pl
     assert seen[-1] == ("failed", False)
     with pytest.raises(TenantContextMissing):
         after_transaction(seen.append)
+
+
+def test_a_view_read_while_a_change_is_announced_is_not_kept(platform, make_tenant):
+    """A process reads a workspace's plan; before it stores what it read, the NOTIFY of a plan change
+    arrives. What it read is older than the change: it answers that one request and is not kept, or
+    the old plan would hold until the next change (seen once as a 402 after an upgrade)."""
+    from addons.billing import quotas
+
+    t = make_tenant("qrace")
+    subscribe(platform, t, make_plan(platform, included=3))
+    cache = quotas.cache
+    cache.forget(str(t.id))
+    stale = quotas.view_of(t)  # read and kept: nothing was announced meanwhile
+    assert cache.get(t.id) is stale and stale.plan.included_segments == 3
+    for announced in (str(t.id), "*"):
+        cache.forget(str(t.id))
+        mark = cache.mark(t.id)
+        cache.forget(announced)  # the change's NOTIFY, between the read and the store
+        assert cache.put(stale, mark) is stale and cache.get(t.id) is None
+    cache.forget(str(t.id))  # a near-limit notice is no change: a view read meanwhile is kept
+    mark = cache.mark(t.id)
+    cache.forget(f"near:{t.id}")
+    assert cache.put(stale, mark) is stale and cache.get(t.id) is stale
+    subscribe(platform, t, make_plan(platform, included=5, name="Bigger"))
+    cache.forget(str(t.id))
+    assert quotas.view_of(t).plan.included_segments == 5

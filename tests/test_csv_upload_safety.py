@@ -138,8 +138,9 @@ def test_a_hostile_upload_does_not_delay_another_workspace(live_server, make_ten
     print(f"other workspace during the upload: {len(latencies)} requests, 90% within {typical * 1000:.0f} ms, "
           f"slowest {slowest * 1000:.0f} ms")
     # The old code froze the IOLoop for seconds (13.9 s here). "Slowest under 1 s" leaves room for a
-    # loaded test machine, where requests take 100-250 ms now and then with no upload at all.
-    assert typical < 0.1 and slowest < 1.0, (typical, slowest)
+    # loaded test machine, where requests take 100-250 ms now and then with no upload at all; with
+    # another test process on the other core the 90th percentile was 137 ms once.
+    assert typical < 0.25 and slowest < 1.0, (typical, slowest)
     assert len(latencies) >= 5, latencies  # the other workspace was asked throughout the upload
     assert result["r"].status_code == 200, result["r"].text[:300]
     errors = row_errors(result["r"].text)

@@ -103,9 +103,20 @@ class View:
 
 
 class Cache:
+    """Each workspace's :class:`View`, dropped by NOTIFY when its plan or subscription changes.
+
+    A view read from the catalogue is kept only if no change was announced while it was read:
+    :meth:`mark` before the read, :meth:`put` with that mark after it. Otherwise a read that began
+    before a change and ended after its NOTIFY would keep the old plan until the next change."""
+
     def __init__(self):
         self._views: dict[int, View] = {}
+        self._changes: dict[int, int] = {}  # tenant id -> changes announced for it
+        self._all = 0  # changes announced for every workspace (or a reconnect)
         self._lock = threading.Lock()
+
+    def mark(self, tenant_id: int) -> tuple[int, int]:
+        return self._all, self._changes.get(tenant_id, 0)
 
     def forget(self, payload: str | None) -> None:
         """A NOTIFY: ``*`` or ``None`` (a reconnect) forgets every workspace, a number the one named;
@@ -114,8 +125,14 @@ class Cache:
         with self._lock:
             if not payload or payload == "*":
                 self._views.clear()
+                self._all += 1
             elif payload.isdigit():
-                self._views.pop(int(payload), None)
+                tenant_id = int(payload)
+                self._views.pop(tenant_id, None)
+                if len(self._changes) > 100_000:
+                    self._changes.clear()
+                    self._all += 1  # every mark taken before is stale now
+                self._changes[tenant_id] = self._changes.get(tenant_id, 0) + 1
             elif payload.startswith("near:") and payload[5:].isdigit():
                 view = self._views.get(int(payload[5:]))
                 if view is not None:
@@ -124,8 +141,11 @@ class Cache:
     def get(self, tenant_id: int) -> View | None:
         return self._views.get(tenant_id)
 
-    def put(self, view: View) -> View:
+    def put(self, view: View, mark: tuple[int, int] | None = None) -> View:
+        """Keep ``view`` (read after ``mark`` was taken) unless a change was announced since."""
         with self._lock:
+            if mark is not None and mark != (self._all, self._changes.get(view.tenant_id, 0)):
+                return view  # used for this request only; the next one reads the catalogue again
             if len(self._views) > 100_000:
                 self._views.clear()
             return self._views.setdefault(view.tenant_id, view)
@@ -177,6 +197,7 @@ def view_of(tenant) -> View:
         return view
     if view is not None:  # its period ended: the next one (a renewal also tells us by NOTIFY)
         cache.forget(str(tenant.id))
+    mark = cache.mark(tenant.id)
     if app_db.in_transaction() and current_tenant.get() is not None:
         with as_serving_role():
             plan, sub = _read_plan(tenant.id)
@@ -184,7 +205,8 @@ def view_of(tenant) -> View:
         with connection():
             plan, sub = _read_plan(tenant.id)
     start, end = _period(sub, utcnow())
-    return cache.put(View(tenant.id, tenant.slug, plan, sub.status if sub else None, start, end, time.monotonic()))
+    return cache.put(View(tenant.id, tenant.slug, plan, sub.status if sub else None, start, end, time.monotonic()),
+                     mark)
 
 
 # -- answers ---------------------------------------------------------------------------------------
