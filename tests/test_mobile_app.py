@@ -81,6 +81,9 @@ def test_the_app_enrolls_syncs_is_woken_sends_and_reports(live_server, make_tena
     key = settings["webhooks"]["signing_key"]
     assert len(key) >= 20 and settings["gateway"]["notification_channel"] == "SSE_ONLY"
     assert settings["messages"]["limit_period"] == "Disabled" and settings["messages"]["processing_order"] == "FIFO"
+    # The server keeps the working hours (in the dashboard's time zone): the app's own stay off.
+    assert settings["messages"]["work_hours_enabled"] is False
+    assert all(re.fullmatch(r"\d\d:\d\d", settings["messages"][k]) for k in ("work_hours_start", "work_hours_end"))
 
     status, _h, hooks = p.webhooks()
     assert status == 200

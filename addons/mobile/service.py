@@ -498,7 +498,12 @@ def app_settings(device: Device, key: str) -> dict:
         "messages": {"send_interval_min": s["delay"]["min_ms"] // 1000,
                      "send_interval_max": s["delay"]["max_ms"] // 1000,
                      "limit_period": period, "limit_value": value, "sim_selection_mode": sim_mode,
-                     "processing_order": "FIFO"},
+                     "processing_order": "FIFO",
+                     # Our server holds work outside the device's working hours, in the time zone set
+                     # in our dashboard; the app would apply its own copy in the phone's clock, which
+                     # may be another zone, so its own is switched off (the hours are shown in it).
+                     "work_hours_enabled": False, "work_hours_start": s["working_hours"]["start"],
+                     "work_hours_end": s["working_hours"]["end"]},
         "ping": {"interval_seconds": 0},
         "webhooks": {"signing_key": key, "retry_count": 5, "internet_required": True},
         "gateway": {"notification_channel": "SSE_ONLY"},
