@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from . import db as dbmod
-from . import dbsetup, permissions
+from . import dbsetup, passwords, permissions
 from .addons import AddonRegistry
 from .config import Settings
 from .embedded_pg import EmbeddedPostgres
@@ -37,7 +37,7 @@ class Platform:
         self.app_url: str | None = None
         self.tenant_cache = TenantCache(ttl=settings.tenant_cache_ttl)
         self.tenants = TenantService(self)
-        self.bcrypt_cost = 12
+        self.bcrypt_cost = passwords.DEFAULT_COST
         sources = [("core", CORE_MIGRATIONS)] + [
             (name, path) for name, path in self.registry.folders("smsgw_migrations", "migrations")]
         found = collect(sources)
