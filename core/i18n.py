@@ -126,12 +126,14 @@ class Formats:
 
     def __init__(self, lang: str):
         self.locale = babel_locale(lang)
+        # A pseudo-locale shows a date's words (month names) transformed too, as it shows every text.
+        self._words = pseudo if lang in PSEUDO_LOCALES else (lambda text: text)
 
     def date(self, value: dt.date | dt.datetime, format: str = "medium") -> str:
-        return babel_dates.format_date(value, format=format, locale=self.locale)
+        return self._words(babel_dates.format_date(value, format=format, locale=self.locale))
 
     def datetime(self, value: dt.datetime, format: str = "medium", tzinfo=None) -> str:
-        return babel_dates.format_datetime(value, format=format, tzinfo=tzinfo, locale=self.locale)
+        return self._words(babel_dates.format_datetime(value, format=format, tzinfo=tzinfo, locale=self.locale))
 
     def number(self, value) -> str:
         return babel_numbers.format_decimal(value, locale=self.locale)

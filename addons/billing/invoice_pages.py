@@ -79,7 +79,8 @@ class InvoiceMixin:
 
     def document_context(self, invoice, corrects=None) -> dict:
         doc_, _n = self.platform.catalogues.gettext_for(invoice.language)
-        return {"invoice": invoice, "d_": doc_, "corrects": corrects}
+        return {"invoice": invoice, "d_": doc_, "d_fmt": self.platform.catalogues.formats(invoice.language),
+                "corrects": corrects}
 
 
 def _corrected(invoice):
