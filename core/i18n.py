@@ -135,6 +135,12 @@ class Formats:
     def datetime(self, value: dt.datetime, format: str = "medium", tzinfo=None) -> str:
         return self._words(babel_dates.format_datetime(value, format=format, tzinfo=tzinfo, locale=self.locale))
 
+    def day(self, value: dt.date | str) -> str:
+        """A day without its year, as the locale writes it ("Dec 7", "7. Dez."): a chart's labels."""
+        if isinstance(value, str):
+            value = dt.date.fromisoformat(value[:10])
+        return self._words(babel_dates.format_skeleton("MMMd", value, locale=self.locale))
+
     def number(self, value) -> str:
         return babel_numbers.format_decimal(value, locale=self.locale)
 

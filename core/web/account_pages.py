@@ -103,7 +103,7 @@ class DashboardHandler(PageHandler):
 
     async def get(self):
         principal, tenant, registry = self.principal, self.tenant, self.platform.registry
-        _ = self.gettext()[0]
+        _, formats = self.gettext()[0], self.platform.catalogues.formats(self.lang)
         params = {k: self.get_query_argument(k) for k in self.request.query_arguments}
 
         def load():
@@ -111,7 +111,8 @@ class DashboardHandler(PageHandler):
                      "tokens": ApiToken.select(fn.count(ApiToken.id)).where(ApiToken.revoked_at.is_null()).scalar()}
             own = OverviewPart(steps=[FirstStep("token", _("Create an API token"), bool(stats["tokens"]), "/tokens",
                                                 30)] if principal.can("tokens:manage") else [])
-            found = registry.hook.smsgw_overview_parts(tenant=tenant, principal=principal, gettext=_, params=params)
+            found = registry.hook.smsgw_overview_parts(tenant=tenant, principal=principal, gettext=_, params=params,
+                                                       formats=formats)
             return stats, collect([own, *found])
 
         stats, (parts, attention, steps) = await self.in_tenant(load)
