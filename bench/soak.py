@@ -115,7 +115,9 @@ class Cluster:
     def __init__(self, base: Path, phones: int, failure_rate: float, refuse: float, rng: random.Random):
         self.base, self.rng = base, rng
         self._kinds: list[str] = []
-        self.pg = EmbeddedPostgres(base / "pg", fast=True)
+        # Durable, as in production: a crash (immediate stop) of a cluster without fsync and
+        # synchronous commit loses commits it had acknowledged, which the invariants would catch.
+        self.pg = EmbeddedPostgres(base / "pg")
         self.url = dbsetup.with_database(self.pg.start(), "smsgw_soak")
         dbsetup.ensure_database(self.pg.admin_url(), "smsgw_soak")
         self.redis = Redis(free_port())

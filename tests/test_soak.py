@@ -21,9 +21,8 @@ def test_three_minutes_of_chaos_break_no_invariant(tmp_path):
     run = subprocess.run([sys.executable, str(ROOT / "bench" / "soak.py"), "--minutes", "3", "--fault-every", "12",
                           "--workdir", str(tmp_path / "soak")], cwd=ROOT, capture_output=True, text=True,
                          timeout=660)
-    out = run.stdout + run.stderr
-    print(out[-6000:])
-    assert run.returncode == 0, out[-8000:]
+    print(run.stdout[-8000:])  # the phones' complaints about 502s and 503s (stderr) are expected noise
+    assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
     assert "all invariants hold" in run.stdout
     faults = re.search(r"faults: \{(.*)\}", run.stdout).group(1)
     for kind in ("kill web", "restart web", "kill worker", "kill postgres"):
