@@ -133,16 +133,15 @@ def state_of(front, message_id) -> str:
 
 
 def all_final(front, ids, timeout=60.0) -> dict:
-    """Wait until every message is in a final state; {id: state}."""
+    """Wait until the API says every message is in a final state; {id: state}."""
     final = {"delivered", "failed", "cancelled", "expired"}
-    states = {}
+    states, waiting = {}, list(ids)
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        states = {i: state_of(front, i) for i in ids if states.get(i) not in final} | \
-                 {i: s for i, s in states.items() if s in final}
-        if all(s in final for s in states.values()):
-            break
-        time.sleep(0.3)
+    while waiting and time.time() < deadline:
+        states.update((i, state_of(front, i)) for i in waiting)
+        waiting = [i for i in waiting if states[i] not in final]
+        if waiting:
+            time.sleep(0.3)
     return states
 
 
