@@ -189,14 +189,17 @@ class Cluster:
         self.pg.start()
         return kind
 
-    def stop(self):
+    def stop(self, keep_database: bool = False):
         for _id, _sim, phone in self.phones:
             phone.stop()
         self.nginx.stop()
         self.receiver.close()
         for proc in (*self.web.values(), self.worker, self.redis):
             proc.stop()
-        self.pg.destroy()
+        if keep_database:
+            self.pg.stop()
+        else:
+            self.pg.destroy()
 
     def query(self, sql, params=None) -> list[tuple]:
         conn = psycopg2.connect(self.url, connect_timeout=5)
@@ -404,6 +407,7 @@ def run(minutes: float, seed: int, phones: int, senders_n: int, failure_rate: fl
         f"{senders_n} senders, a fault every ~{fault_every:.0f} s; in {base}")
     cluster = Cluster(base, phones, failure_rate, refuse, rng)
     faults: list[str] = []
+    bad = ["interrupted"]
     try:
         senders = Senders(cluster, senders_n, rng)
         started = time.monotonic()
@@ -425,7 +429,10 @@ def run(minutes: float, seed: int, phones: int, senders_n: int, failure_rate: fl
         say(f"settled in {settled:.1f} s")
         bad = check(cluster, senders)
     finally:
-        cluster.stop()
+        keep = bool(bad) and workdir is not None  # to look into what went wrong
+        cluster.stop(keep_database=keep)
+        if keep:
+            say(f"the database is kept in {base / 'pg'} (EmbeddedPostgres(...).start() to read it)")
         if workdir is None:
             shutil.rmtree(base, ignore_errors=True)
     for b in bad:
