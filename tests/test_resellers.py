@@ -9,6 +9,7 @@ import re
 import secrets
 
 import pytest
+import tornado.web
 
 from addons.resellers import service
 from core.admins import create_admin
@@ -323,9 +324,10 @@ def test_every_console_route_refuses_another_resellers_workspace(platform, live_
             if "(" in pattern.split("/workspaces/")[-1] and "/workspaces/" in pattern:
                 # A route that names a workspace: 404 for every method, like a missing one.
                 assert a_client.get(path).status_code == 404, path
+                posting = handler.post is not tornado.web.RequestHandler.post  # else every POST is a 405
                 for form in posts:
                     r = post_form(a_client, path, form)
-                    assert r.status_code == 404, (path, form, r.status_code)
+                    assert r.status_code == (404 if posting else 405), (path, form, r.status_code)
                     assert "B&#39;s Secret" not in r.text and "B's Secret" not in r.text
                     tried += 1
             else:
