@@ -3,7 +3,14 @@ form on the live server (``partners.<base-domain>``)."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
 
 from addons.resellers import service
 from tests.support.identity import client, fetch_xsrf, post_form
@@ -32,3 +39,48 @@ def partner_sign_in(live_server, reseller, email: str | None = None, password: s
     assert r.status_code == 302, (r.status_code, r.text[:500])
     assert c.cookies.get("smsgw_partner"), "no console cookie after sign-in"
     return c
+
+
+# -- a second process with the example reseller addon installed ------------------------------------
+
+@dataclass
+class RemoteServer:
+    """An ``smsgw serve`` subprocess on the session's database, shaped like the ``live_server``
+    fixture for :func:`tests.support.identity.client` and the browser helpers."""
+
+    platform: object
+    port: int
+    env: dict
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def hello_server(platform, test_env, tmp_path_factory):
+    """``smsgw serve`` with ``tests/fixtures/hello_addon`` pip-installed (on its ``PYTHONPATH``) on a
+    free port (also its public one: mail links and redirects name it). Its output is drained so logging never blocks it."""
+    from tests.support.addons import pip_install_hello
+    from tests.support.identity import cli_env_from
+    from tests.support.serve import start_serve
+
+    env = cli_env_from(test_env)
+    env["PYTHONPATH"] = f"{pip_install_hello(tmp_path_factory)}{os.pathsep}{env['PYTHONPATH']}"
+    proc, port, _out = start_serve(env)
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    try:
+        yield RemoteServer(platform, port, env)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+
+
+def wait_for_status(c, path: str, status: int, timeout: float = 10.0):
+    """GET ``path`` until it answers ``status`` (another process learns of a change by NOTIFY)."""
+    deadline = time.time() + timeout
+    while True:
+        r = c.get(path)
+        if r.status_code == status or time.time() > deadline:
+            return r
+        time.sleep(0.1)
