@@ -295,7 +295,8 @@ def fill(pattern: str, reseller: str, workspace: str) -> str:
 def state(platform, tenant_id):
     return admin_sql(platform, "SELECT t.status, (SELECT array_agg(addon ORDER BY addon) FROM public.tenant_addon "
                      "WHERE tenant_id = t.id AND enabled), (SELECT count(*) FROM public.reseller_access_grant "
-                     "WHERE tenant_id = t.id) FROM public.tenant t WHERE t.id = %s", (tenant_id,), fetch=True)[0]
+                     "WHERE tenant_id = t.id), (SELECT retail_plan_id FROM public.reseller_tenant WHERE tenant_id = t.id) "
+                     "FROM public.tenant t WHERE t.id = %s", (tenant_id,), fetch=True)[0]
 
 
 def test_every_console_route_refuses_another_resellers_workspace(platform, live_server, cleanup):
@@ -306,13 +307,18 @@ def test_every_console_route_refuses_another_resellers_workspace(platform, live_
     cleanup.append(theirs)
     service.set_available(platform, a, "contacts", True)
     service.set_available(platform, b, "contacts", True)
+    from addons.resellers import invoicing
+
+    for reseller in (a, b):
+        invoicing.create_plan(reseller, {"code": "basic", "name": "Basic", "currency": "EUR", "monthly_price": 100,
+                                         "included_segments": 10, "overage_per_1000": 0})
     platform_owned = f"own-{secrets.token_hex(3)}"
     platform.tenants.create(platform_owned, "Nobody's reseller", f"o@{platform_owned}.example", OWNER_PASSWORD)
     cleanup.append(platform_owned)
     targets = [load_tenant(theirs), load_tenant(platform_owned)]
     before = [state(platform, t.id) for t in targets]
     routes = console_routes(live_server)
-    assert len(routes) >= 8, routes
+    assert len(routes) >= 9, routes
     tried = 0
     for pattern, handler in routes:
         for target in targets:
@@ -320,7 +326,8 @@ def test_every_console_route_refuses_another_resellers_workspace(platform, live_
             posts = [{"action": "suspend", "confirmed": "1"}, {"action": "resume"},
                      {"action": "access", "reason": "a long enough reason"},
                      {"action": "enable", "addon": "contacts", "workspace": target.slug},
-                     {"action": "enable", "addon": "contacts", "all": "", "workspace": [target.slug]}]
+                     {"action": "enable", "addon": "contacts", "all": "", "workspace": [target.slug]},
+                     {"action": "assign_plan", "workspace": target.slug, "plan": "basic"}]
             if "(" in pattern.split("/workspaces/")[-1] and "/workspaces/" in pattern:
                 # A route that names a workspace: 404 for every method, like a missing one.
                 assert a_client.get(path).status_code == 404, path
@@ -337,7 +344,9 @@ def test_every_console_route_refuses_another_resellers_workspace(platform, live_
                     r = post_form(a_client, path, form)
                     # The addons page names workspaces in its form: another's is a 404; the other
                     # pages take no workspace (their refusals vary: a form without its fields is a 422).
-                    expected = (404,) if path.endswith("/addons") else (302, 400, 401, 403, 404, 405, 422)
+                    names_workspace = ((path.endswith("/addons") and form["action"] == "enable")
+                                       or (path.endswith("/invoices") and form["action"] == "assign_plan"))
+                    expected = (404,) if names_workspace else (302, 400, 401, 403, 404, 405, 422)
                     assert r.status_code in expected, (path, form, r.status_code)
                     assert target.slug not in r.text, path
                     tried += 1

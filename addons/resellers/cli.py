@@ -29,6 +29,10 @@ def add_commands(subparsers) -> None:
         a = sub.add_parser(name, help=text)
         a.add_argument("slug")
         a.add_argument("addon")
+    inv = sub.add_parser("invoice", help="issue a month's invoices: the reseller's to its customers on retail "
+                                         "plans, then the platform's wholesale invoice to the reseller")
+    inv.add_argument("slug")
+    inv.add_argument("month", help="YYYY-MM")
     p.set_defaults(addon_command=run)
 
 
@@ -51,6 +55,16 @@ def run(platform, args) -> int:
             print(f"Reseller {r.slug} created; its console: {platform.settings.public_url('partners')}/{r.slug}")
             return 0
         reseller = service.get(args.slug)
+        if command == "invoice":
+            from . import invoicing
+
+            for invoice in invoicing.invoice_customers(reseller, args.month):
+                print(f"{invoice.number}  {invoice.total:>12} {invoice.currency}  to workspace {invoice.tenant_id}")
+            wholesale = invoicing.invoice_wholesale(reseller, args.month)
+            segments = sum(line["segments"] for line in wholesale.lines)
+            print(f"{wholesale.number}  {wholesale.total:>12} {wholesale.currency}  to {reseller.slug} "
+                  f"({len(wholesale.lines)} workspaces, {segments} segments)")
+            return 0
         if command == "user-add":
             password = os.environ.get("SMSGW_RESELLER_PASSWORD", "")
             if not password:

@@ -313,6 +313,47 @@ class TeamHandler(ResellerHandler):
         self.redirect(f"{self.home}/team")
 
 
+class InvoicesHandler(ResellerHandler):
+    """``/<reseller>/invoices``: its retail plans (create, put a workspace on one), its customers'
+    invoices for a month, and the platform's wholesale invoices to it."""
+
+    async def get(self, _reseller):
+        await self.show()
+
+    async def show(self, error: str | None = None):
+        from . import invoicing
+
+        self.render("resellers/invoices.html", error=error, plans=await self.run_db(invoicing.plans, self.reseller),
+                    workspaces=await self.run_db(service.workspaces, self.reseller.id),
+                    wholesale=await self.run_db(invoicing.wholesale_invoices, self.reseller))
+
+    async def post(self, _reseller):
+        from . import invoicing
+
+        action = self.get_body_argument("action", "")
+        try:
+            if action == "create_plan":
+                fields = ("code", "name", "currency", "monthly_price", "included_segments", "overage_per_1000")
+                await self.run_db(invoicing.create_plan, self.reseller,
+                                  {k: self.get_body_argument(k, "")[:100] for k in fields})
+            elif action == "assign_plan":
+                await self.run_db(invoicing.assign_plan, self.reseller, self.get_body_argument("workspace", "")[:60],
+                                  self.get_body_argument("plan", "")[:60])
+            elif action == "invoice_customers":
+                issued = await self.run_db(invoicing.invoice_customers, self.reseller, self.get_body_argument("month", "")[:20])
+                self.flash("success", N_("Invoices issued: %(numbers)s"), numbers=", ".join(i.number for i in issued) or "-")
+            else:
+                raise Problem(400, "invalid-action", N_("Unknown action."))
+        except service.NotYours:
+            raise Problem(404, "not-found", N_("There is no such workspace or plan here.")) from None
+        except ResellerError as exc:
+            self.set_status(422)
+            await self.show(str(exc))
+            return
+        await self.record(f"reseller.{action}", target=f"reseller:{self.reseller.slug}")
+        self.redirect(f"{self.home}/invoices")
+
+
 class PartnersLanguageHandler(LanguageHandler):
     """``POST /lang`` on the partners host (the language menu of every page)."""
 
@@ -330,4 +371,5 @@ def routes() -> list[tuple]:
         (R + r"/workspaces/" + W + r"/data/([a-z_]{1,40})", WorkspaceDataHandler),
         (R + r"/addons", AddonsHandler),
         (R + r"/team", TeamHandler),
+        (R + r"/invoices", InvoicesHandler),
     ]

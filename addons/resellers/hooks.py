@@ -2,8 +2,9 @@
 
 from core.addons import hookimpl
 from core.datamap import PersonalData, Table
+from core.tasks import crontab
 
-from . import admin, cli, console
+from . import admin, cli, console, invoicing
 from .service import ADMIN_PERMISSION, SUPPORT_PERMISSION
 
 
@@ -24,6 +25,14 @@ def smsgw_template_context(handler):
     if handler.tenant is None and handler.scope == "platform":
         return {"admin_links": admin.ADMIN_LINKS}
     return None
+
+
+@hookimpl
+def smsgw_tasks(queue):
+    # On the 1st of each month: last month's invoices, the resellers' to their customers, then the
+    # platform's to each reseller (each issued once: a rerun or a second worker issues nothing more).
+    queue.periodic(crontab(day="1", hour="2", minute="40"), invoicing.invoice_last_month,
+                   name="resellers.invoice_month", per_tenant=False)
 
 
 @hookimpl
@@ -51,4 +60,9 @@ def smsgw_models():
                                                               export=("created_at", "reason", "expires_at"),
                                                               erase="keep", why=keep)),
         Table("reseller_addon", "public", PersonalData()),
+        Table("reseller_plan", "public", PersonalData()),
+        Table("reseller_wholesale_counter", "public", PersonalData()),
+        Table("reseller_wholesale_invoice", "public", PersonalData()),
+        Table("reseller_wholesale_line", "public", PersonalData()),
+        Table("reseller_customer_invoice", "public", PersonalData()),
     ]

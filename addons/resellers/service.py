@@ -62,7 +62,8 @@ COLUMNS = ("id", "slug", "company", "contact_name", "contact_email", "pricing", 
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM public.reseller"
 
 
-def _int(raw, low: int, high: int, what: str) -> int:
+def whole_number(raw, low: int, high: int, what: str) -> int:
+    """``raw`` as an int in [low, high], else :class:`ResellerError` naming ``what``."""
     try:
         value = int(str(raw).strip())
     except (TypeError, ValueError):
@@ -90,14 +91,14 @@ def validate(values: dict) -> dict:
         raise ResellerError("Choose how the reseller pays: commission or wholesale.")
     commission_bp = wholesale_plan = None
     if pricing == "commission":
-        commission_bp = round(_int(values.get("commission_percent", 0), 0, 100, "The commission (percent)") * 100)
+        commission_bp = round(whole_number(values.get("commission_percent", 0), 0, 100, "The commission (percent)") * 100)
         wholesale_plan = ""
     else:
         wholesale_plan = str(values.get("wholesale_plan") or "").strip()
         if not re.match(r"^[a-z0-9][a-z0-9-]{0,39}$", wholesale_plan):
             raise ResellerError("Name the billing plan whose prices are the reseller's wholesale price list.")
         commission_bp = 0
-    max_workspaces = _int(values.get("max_workspaces"), 0, 100000, "The most workspaces")
+    max_workspaces = whole_number(values.get("max_workspaces"), 0, 100000, "The most workspaces")
     return {"slug": slug, "company": company, "contact_name": contact_name, "contact_email": contact_email,
             "pricing": pricing, "commission_bp": commission_bp, "wholesale_plan": wholesale_plan,
             "max_workspaces": max_workspaces}
