@@ -128,6 +128,9 @@ def test_customers_are_invoiced_by_the_reseller_with_its_own_gapless_numbers(pla
     wholesale = invoicing.invoice_wholesale(a, MONTH)
     assert {l["tenant_slug"]: l["amount"] for l in wholesale.lines} == {a1: 500, a2: 550}
     assert sum(l["segments"] for l in wholesale.lines) == recorded_usage(platform, a1) + recorded_usage(platform, a2) == 5
+    shown = console.get(f"/{a.slug}/invoices").text
+    assert wholesale.number in shown and "€10.50" in shown and "€5.50" in shown  # amounts for people
+    assert "Basic &lt;SMS&gt;" in shown
     # B's series is its own, and B's page shows nothing of A's.
     assert invoicing.invoice_customers(b, MONTH) == []
     page = partner_sign_in(live_server, b).get(f"/{b.slug}/invoices")

@@ -323,7 +323,10 @@ class InvoicesHandler(ResellerHandler):
     async def show(self, error: str | None = None):
         from . import invoicing
 
+        from addons.billing.plans import format_price
+
         self.render("resellers/invoices.html", error=error, plans=await self.run_db(invoicing.plans, self.reseller),
+                    price=lambda amount, currency: format_price(amount, currency, self.lang),
                     workspaces=await self.run_db(service.workspaces, self.reseller.id),
                     wholesale=await self.run_db(invoicing.wholesale_invoices, self.reseller))
 
