@@ -85,4 +85,4 @@ class AdminResellerHandler(AdminHandler):
 
 def routes() -> list[tuple]:
     return [(r"/admin/resellers", AdminResellersHandler),
-            (r"/admin/resellers/([a-z0-9-]{3,40})", AdminResellerHandler)]
+            (r"/admin/resellers/([a-z0-9-]{1,40})", AdminResellerHandler)]

@@ -22,7 +22,7 @@ from core.throttle import account_key
 from core.web.admin_pages import tenant_data_sections
 from core.web.auth_pages import SAME_ANSWER, audit, client_ip
 from core.web.base import PageHandler
-from core.web.pages import LanguageHandler, safe_next
+from core.web.pages import safe_next
 from core.web.problem import Problem
 
 from . import service
@@ -32,8 +32,8 @@ HOST = "partners"
 COOKIE = "smsgw_partner"
 KNOWN_COOKIE = "smsgw_partner_known"
 TOO_MANY = N_("Too many failed sign-ins. Wait a while and try again.")
-R = r"/([a-z0-9-]{3,40})"
-W = r"([a-z0-9-]{3,40})"
+R = r"/([a-z0-9-]{1,40})"
+W = r"([a-z0-9-]{1,40})"
 
 
 class ResellerHandler(PageHandler):
@@ -357,16 +357,8 @@ class InvoicesHandler(ResellerHandler):
         self.redirect(f"{self.home}/invoices")
 
 
-class PartnersLanguageHandler(LanguageHandler):
-    """``POST /lang`` on the partners host (the language menu of every page)."""
-
-    scope = "host"
-    host_label = HOST
-
-
 def routes() -> list[tuple]:
     return [
-        (r"/lang", PartnersLanguageHandler),
         (R + r"/login", LoginHandler),
         (R + r"/logout", LogoutHandler),
         (R + r"/?", HomeHandler),

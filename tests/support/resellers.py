@@ -27,6 +27,28 @@ def make_reseller(platform, prefix: str = "r", max_workspaces: int = 5, role: st
     return reseller
 
 
+def reseller_of(platform, tenant):
+    """A reseller that owns ``tenant`` (a workspace made elsewhere, e.g. the page walks' populated
+    one), with a retail plan and an addon made available: something on each of its console's pages (the
+    support data page, without an access opened, leads back to the workspace's page, as the
+    Admin's does in the walks)."""
+    from addons.resellers import invoicing
+    from tests.support.identity import admin_sql
+
+    reseller = make_reseller(platform, "site")
+    admin_sql(platform, "INSERT INTO public.reseller_tenant (tenant_id, reseller_id) VALUES (%s, %s)",
+              (tenant.id, reseller.id))
+    service.set_available(platform, reseller, "contacts", True)
+    invoicing.create_plan(reseller, {"code": "basic", "name": "Basic", "currency": "EUR", "monthly_price": 1900,
+                                     "included_segments": 1000, "overage_per_1000": 500})
+    return reseller
+
+
+def partners_address(server, path: str) -> str:
+    """The URL of ``path`` on the partner console's host of ``server``."""
+    return f"http://partners.{server.platform.settings.base_domain}:{server.port}{path}"
+
+
 def partner_email(reseller) -> str:
     return f"admin@{reseller.slug}.example"
 
