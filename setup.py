@@ -89,6 +89,7 @@ setup(
             "messaging = addons.messaging",
             "mobile = addons.mobile",
             "privacy = addons.privacy",
+            "resellers = addons.resellers",
             "usage = addons.usage",
             "webhooks = addons.webhooks",
         ],

@@ -58,12 +58,19 @@ def revoke_admin_session(token: str) -> None:
                            (tokenformat.digest(token or ""),))
 
 
-def open_grant(admin_id: int, tenant_id: int, reason: str, ip: str) -> int:
+def access_reason(reason: str) -> str:
+    """The written reason for opening a tenant's data (an Admin's, or anyone else's under the same
+    rule), stripped; :class:`GrantError` when it is too short or too long."""
     reason = (reason or "").strip()
     if len(reason) < MIN_REASON:
         raise GrantError(f"Write why you need to open this tenant's data (at least {MIN_REASON} characters).")
     if len(reason) > 1000:
         raise GrantError("Keep the reason under 1,000 characters.")
+    return reason
+
+
+def open_grant(admin_id: int, tenant_id: int, reason: str, ip: str) -> int:
+    reason = access_reason(reason)
     with connection():
         cur = app_db.execute_sql(
             "INSERT INTO public.admin_access_grant (admin_id, tenant_id, reason, expires_at, ip) "

@@ -33,6 +33,7 @@ RESERVED_SLUGS = frozenset({
     "dashboard", "status", "help", "support", "docs", "blog", "billing", "auth", "login", "signup",
     "register", "account", "accounts", "root", "system", "health", "assets", "cdn", "media", "dev",
     "test", "staging", "public", "internal", "webhook", "webhooks", "device", "devices", "3rdparty",
+    "partners",  # hosts that addons serve with handlers of scope "host" (core.web.app.host_rules)
 })
 TENANT_CHANNEL = "smsgw_tenant_changed"
 

@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from core.addons import Addon, AddonError, order, read_manifest
+from tests.support.addons import pip_install_hello
 
 ROOT = Path(__file__).resolve().parent.parent
-HELLO = ROOT / "tests" / "fixtures" / "hello_addon"
 
 
 def addon(name, *depends):
@@ -74,15 +74,7 @@ def free_port():
 @pytest.fixture(scope="module")
 def hello_installed(tmp_path_factory):
     """A real `pip install` of the example reseller addon into a directory of its own."""
-    target = tmp_path_factory.mktemp("site")
-    build = tmp_path_factory.mktemp("build")
-    import shutil
-    src = build / "hello_addon"
-    shutil.copytree(HELLO, src)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "--target", str(target), str(src)], check=True)
-    assert list(target.glob("smsgw_hello-1.0.0.dist-info/entry_points.txt"))
-    return target
+    return pip_install_hello(tmp_path_factory)
 
 
 def signed_in_overview(base: str, tenant) -> str:

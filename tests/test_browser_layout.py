@@ -20,6 +20,7 @@ import pytest
 from tests.support.browser import address, chromium, forget_problems, open_page, page_problems, server  # noqa: F401
 from tests.support.browser import submit
 from tests.support.identity import OWNER_PASSWORD, owner_email
+from tests.support.resellers import PARTNER_PASSWORD, partner_email, partners_address, reseller_of
 from tests.support.site import populated_workspace
 
 pytestmark = pytest.mark.browser
@@ -63,6 +64,11 @@ PAGES = [
     ("admin", "platform", "/admin/billing/invoices"), ("admin", "platform", "/admin/billing/past-due"),
     ("admin", "platform", "/admin/billing/plans"), ("admin", "platform", "/admin/billing/subscriptions"),
     ("admin", "platform", "/admin/billing/revenue"), ("admin", "platform", "/admin/billing/tax"),
+    ("admin", "platform", "/admin/resellers"), ("admin", "platform", "/admin/resellers/{reseller}"),
+    ("anonymous", "partners", "/{reseller}/login"), ("partner", "partners", "/{reseller}"),
+    ("partner", "partners", "/{reseller}/workspaces/{slug}"),
+    ("partner", "partners", "/{reseller}/workspaces/{slug}/data/users"), ("partner", "partners", "/{reseller}/addons"),
+    ("partner", "partners", "/{reseller}/team"), ("partner", "partners", "/{reseller}/invoices"),
 ]
 
 # Addresses that answer with something other than a page of their own: files, JSON, form targets
@@ -121,9 +127,17 @@ def site(server, chromium):
     admin_page.fill("#f-email", admin.email)
     admin_page.fill("#f-password", ADMIN_PASSWORD)
     submit(admin_page)
-    for page in (owner, admin_page):  # the signed-in see their pages, not the cookie banner (anonymous does)
-        page.click("#cookie-banner button[value=essential]")
-        page.wait_for_selector("#cookie-banner", state="hidden")
+    reseller = reseller_of(platform, tenant)
+    fields = {**fields, "reseller": reseller.slug}
+    visitors["partner"] = partner = open_page(chromium)
+    partner.goto(partners_address(server, f"/{reseller.slug}/login"))
+    partner.fill("#f-email", partner_email(reseller))
+    partner.fill("#f-password", PARTNER_PASSWORD)
+    submit(partner)
+    for page in (owner, admin_page, partner):  # the signed-in see their pages, not the cookie banner (anonymous does)
+        if page.locator("#cookie-banner").count():
+            page.click("#cookie-banner button[value=essential]")
+            page.wait_for_selector("#cookie-banner", state="hidden")
     try:
         yield {"server": server, "slug": slug, "fields": fields, "visitors": visitors}
     finally:
@@ -140,6 +154,8 @@ def url_of(site, host: str, path: str) -> str:
     path = path.format(**site["fields"])
     if host == "platform":
         return f"http://{server.platform.settings.base_domain}:{server.port}{path}"
+    if host == "partners":
+        return partners_address(server, path)
     return address(server, site["slug"], path)
 
 

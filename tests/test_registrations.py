@@ -71,7 +71,7 @@ def test_each_addon_registers_its_own_permissions():
         "webhooks:read": "webhooks", "webhooks:write": "webhooks", "privacy:self": "privacy",
         "privacy:manage": "privacy", "usage:read": "usage", "billing:read": "billing", "billing:manage": "billing",
         "invoices:read": "billing", "billing:payment": "billing", "contacts:read": "contacts",
-        "contacts:write": "contacts"}
+        "contacts:write": "contacts", "reseller:manage": "resellers", "reseller:support": "resellers"}
     assert access.matrix["device:protocol"] == frozenset()
     assert set(access.default_scopes) == {"messages:send", "messages:read"}  # ticked for a new token
     assert all(p.label for p in access.permissions.values())

@@ -23,6 +23,7 @@ from core.users import User
 from tests.support.identity import (OWNER_PASSWORD, add_user, admin_sign_in, fetch_xsrf, mails_to, owner_email,
                                     post_form, sign_in)
 from tests.support.phones import api_client
+from tests.support.resellers import partner_sign_in, reseller_of
 from tests.support.site import populated_workspace
 from tests.test_browser_layout import EXPECTED_STATUS, PAGES
 from tests.test_i18n import LOCALE, SHIPPED
@@ -40,7 +41,7 @@ ALLOWED = {
 # Identifiers shown as they are, like error codes: permission scopes, addon names, audit actions,
 # a message event's source, plan codes.
 IDENTIFIERS = re.compile(r"\(\d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d\)|\b[a-z_]+:[a-z_0-9]+\b|\b[A-Z]{2,}-\d+\b|\b(?:api|device|dispatch|login|logout|free|"
-                         r"billing|messaging|devices|webhooks|usage|audit|privacy|cookies|mobile|compat|contacts)\b")
+                         r"billing|messaging|devices|webhooks|usage|audit|privacy|cookies|mobile|compat|contacts|resellers)\b")
 SKIP_TAGS = {"script", "style", "code", "pre", "kbd", "samp", "svg"}
 ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
 BRACKETED = re.compile(r"\[[^\[\]]*\]")
@@ -124,6 +125,10 @@ def site(live_server):
     visitors = {"anonymous": {"tenant": live_server.client(slug), "platform": live_server.client(None)},
                 "owner": {"tenant": sign_in(live_server, slug, owner_email(tenant))},
                 "admin": {"platform": admin_sign_in(live_server, admin.email, "admin password long enough")}}
+    reseller = reseller_of(platform, tenant)
+    fields = {**fields, "reseller": reseller.slug}
+    visitors["anonymous"]["partners"] = live_server.client("partners")
+    visitors["partner"] = {"partners": partner_sign_in(live_server, reseller)}
     # Whatever the fixture typed, and the plan the workspace is on, are data, not our words.
     allowed = ALLOWED | {"Pseudo Pizza", "Counter phone", "Your pizza is ready", "Open on Sunday?", "Pro plan",
                          "Ops", "member", f"{slug}-phone", slug, "Raw Phone", "Test plan", "Free", "test token", "Op", "test",
@@ -131,7 +136,9 @@ def site(live_server):
                          "plan, one month",
                          # the address book, template and campaign tests/support/site.py makes
                          "Ann Example", "Regulars", "vip", "Pick-up", "Spring sale",
-                         "Hello {first_name}, your order is ready."}
+                         "Hello {first_name}, your order is ready.",
+                         # the reseller tests/support/resellers.py makes, and its plan
+                         "Partner", "Basic"}
     try:
         yield {"server": live_server, "slug": slug, "tenant": tenant, "fields": fields, "visitors": visitors,
                "allowed": allowed, "platform": platform}
@@ -143,7 +150,8 @@ def site(live_server):
 
 
 FORM_PAGE = {("anonymous", "tenant"): "/login", ("anonymous", "platform"): "/", ("owner", "tenant"): "/",
-             ("admin", "platform"): "/admin"}
+             ("admin", "platform"): "/admin", ("anonymous", "partners"): "/{reseller}/login",
+             ("partner", "partners"): "/{reseller}"}
 
 
 def in_pseudo(client, page: str) -> None:
@@ -157,7 +165,7 @@ def in_pseudo(client, page: str) -> None:
 def test_every_page_is_translated_in_the_pseudo_locale(site, visitor, host, path):
     client = site["visitors"][visitor][host]
     if client.cookies.get("lang") != PSEUDO:
-        in_pseudo(client, FORM_PAGE[visitor, host])
+        in_pseudo(client, FORM_PAGE[visitor, host].format(**site["fields"]))
     r = client.get(path.format(**site["fields"]), allow_redirects=False)
     while r.status_code in (302, 303) and r.headers["Location"].startswith("/"):  # as a browser follows them
         r = client.get(r.headers["Location"], allow_redirects=False)

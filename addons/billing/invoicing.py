@@ -124,6 +124,17 @@ def check_lines(lines, currency: str, *, negative: bool = False) -> list[Line]:
     return checked
 
 
+@dataclass(frozen=True)
+class Issuer:
+    """Who issues an invoice: ``name`` keys its gapless series (``billing_invoice_counters``),
+    ``prefix`` starts its numbers, ``seller`` is copied into the invoice (name, address, country,
+    vat_id, email, bank_details)."""
+
+    name: str
+    prefix: str
+    seller: dict
+
+
 def seller_details(settings) -> dict:
     return {"name": settings.billing_seller_name, "address": settings.billing_seller_address,
             "country": settings.billing_seller_country, "vat_id": settings.billing_seller_vat_id,
@@ -164,10 +175,13 @@ def _settings(settings):
 
 
 def issue(tenant_id: int, lines: list[Line], *, reason: str, currency: str, period_start=None, period_end=None,
-          settings=None, db=app_db) -> Invoice:
+          settings=None, db=app_db, issuer: Issuer | None = None) -> Invoice:
     """Issue an invoice to workspace ``tenant_id`` (opens a connection if none is open; joins the
     caller's transaction if one is). Tax is the buyer's (:func:`tax.decide`), computed once on the
-    subtotal. Raises :class:`InvoiceError` for lines it refuses, before anything is written."""
+    subtotal. Raises :class:`InvoiceError` for lines it refuses, before anything is written.
+
+    ``issuer``: another seller than the operator (e.g. a reseller invoicing its own customers), with
+    its own gapless series; ``None``: the operator (``SMSGW_BILLING_*`` settings)."""
     settings = _settings(settings)
     try:
         currency = check_currency(currency)
@@ -181,16 +195,17 @@ def issue(tenant_id: int, lines: list[Line], *, reason: str, currency: str, peri
         raise InvoiceError(N_("The period ends before it starts."))
     with connection(db), db.atomic():
         buyer, language = buyer_details(tenant_id, db)
-        decision = tax.decide(settings.billing_seller_country, buyer["country"], buyer["vat_id"], db)
+        issuer = issuer or Issuer(settings.billing_issuer, settings.billing_invoice_prefix, seller_details(settings))
+        decision = tax.decide(issuer.seller.get("country", ""), buyer["country"], buyer["vat_id"], db)
         subtotal = sum(line.amount for line in checked)
         tax_amount = tax_of(subtotal, decision.rate_bp)
-        seq, number = _next_number(settings.billing_issuer, "invoice", settings.billing_invoice_prefix, db)
+        seq, number = _next_number(issuer.name, "invoice", issuer.prefix, db)
         now = utcnow()
-        return _insert(db, tenant_id=tenant_id, issuer=settings.billing_issuer, kind="invoice", seq=seq,
+        return _insert(db, tenant_id=tenant_id, issuer=issuer.name, kind="invoice", seq=seq,
                        number=number, corrects_invoice_id=None, reason=reason, currency=currency,
                        period_start=period_start, period_end=period_end, issued_at=now,
                        due_at=now + dt.timedelta(days=settings.billing_payment_terms_days),
-                       language=language or settings.default_language, seller=seller_details(settings),
+                       language=language or settings.default_language, seller=issuer.seller,
                        buyer=buyer, lines=checked, subtotal=subtotal, tax_rate_bp=decision.rate_bp,
                        tax_name=decision.name, reverse_charge=decision.reverse_charge, tax_amount=tax_amount,
                        total=subtotal + tax_amount, status="paid" if subtotal + tax_amount == 0 else "open",

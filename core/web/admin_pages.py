@@ -219,6 +219,15 @@ CORE_SECTIONS = {"users": AdminSection(N_("Users"), _users_section, True),
                  "tokens": AdminSection(N_("API tokens"), _tokens_section, True)}
 
 
+def tenant_data_sections(platform) -> dict[str, AdminSection]:
+    """The read-only views of a tenant's data that a reasoned access opens: core's and the addons'
+    (``smsgw_admin_sections``)."""
+    sections = dict(CORE_SECTIONS)
+    for _addon, extra in platform.registry.call_each("smsgw_admin_sections"):
+        sections.update(extra)
+    return sections
+
+
 class AdminTenantDataHandler(AdminHandler):
     """``/admin/tenants/<slug>/data/<section>``: read-only tenant data under a grant, each view recorded.
 
@@ -227,10 +236,7 @@ class AdminTenantDataHandler(AdminHandler):
     """
 
     def sections(self) -> dict:
-        sections = dict(CORE_SECTIONS)
-        for _addon, extra in self.platform.registry.call_each("smsgw_admin_sections"):
-            sections.update(extra)
-        return sections
+        return tenant_data_sections(self.platform)
 
     async def get(self, slug, section):
         sections = self.sections()

@@ -152,7 +152,7 @@ class Application(tornado.web.Application):
         platform_routes = [(p, h, k) for p, h, k, _ in routes
                            if h.scope in ("platform", "any") or (h.scope == "tenant" and h.token_tenant_ok)]
         tenant_host = r"[a-z0-9-]+\." + re.escape(settings.base_domain)
-        rules = static_rules + [
+        rules = static_rules + host_rules(routes, settings.base_domain) + [
             Rule(HostMatches(tenant_host), tenant_routes),
             Rule(AnyMatches(), platform_routes),
         ]
@@ -172,6 +172,31 @@ class Application(tornado.web.Application):
             debug=False,
             autoreload=False,
         )
+
+
+def host_rules(routes, base_domain: str) -> list[Rule]:
+    """Rules for handlers of ``scope = "host"``: each answers on ``<host_label>.<base-domain>`` only
+    (a console of its own, e.g. a partners' console), before the tenant host rule, so that label
+    never reaches tenant routing. Labels must be reserved slugs (:data:`core.tenancy.RESERVED_SLUGS`):
+    no workspace may take a host an addon serves."""
+    from ..tenancy import RESERVED_SLUGS
+
+    by_label: dict[str, list] = {}
+    for pattern, handler, kwargs, addon in routes:
+        if handler.scope != "host":
+            continue
+        label = handler.host_label
+        if not label or label not in RESERVED_SLUGS:
+            raise RegistrationError(f"addon {addon!r}: {handler.__name__} at {pattern} answers on host label "
+                                    f"{label!r}, which is not a reserved workspace slug (core.tenancy.RESERVED_SLUGS)")
+        by_label.setdefault(label, []).append((pattern, handler, kwargs))
+    # What answers on every host (health, the language menu, the cookie choice) answers there too,
+    # as a handler of that host (no workspace is looked up for its label).
+    anywhere = [(pattern, handler, kwargs) for pattern, handler, kwargs, _addon in routes if handler.scope == "any"]
+    return [Rule(HostMatches(re.escape(f"{label}.{base_domain}")),
+                 rules + [(pattern, type(handler.__name__, (handler,), {"scope": "host", "host_label": label}), kwargs)
+                          for pattern, handler, kwargs in anywhere])
+            for label, rules in sorted(by_label.items())]
 
 
 def compile_body_schemas(platform, routes) -> None:

@@ -5,7 +5,9 @@ Every handler declares a ``scope``:
 * ``"tenant"``: answers on ``<slug>.<base-domain>`` for an active tenant that
   has enabled the handler's addon (``addon``; ``None`` for core);
 * ``"platform"``: answers on the base domain;
-* ``"any"``: answers on both (health checks, static files).
+* ``"any"``: answers on both (health checks, static files);
+* ``"host"``: answers only on ``<host_label>.<base-domain>``, a host of its own that is no
+  workspace (an addon's console); no tenant is resolved there.
 
 Database work never runs on the IOLoop: use :meth:`run_db` / :meth:`in_tenant`.
 
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 class BaseHandler(tornado.web.RequestHandler):
     scope = "tenant"
     addon: str | None = None
+    host_label: str | None = None  # scope "host": the first label of the host it answers on
     max_body_size: int | None = None  # defaults to settings.max_body_size
     # What a request needs, checked centrally in prepare(): a permission name
     # registered in core.permissions (by the kernel or an addon), PUBLIC or AUTHENTICATED; per method via
@@ -115,7 +118,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if (is_digits(length) and int(length) > limit) or len(self.request.body or b"") > limit:
             raise Problem(413, "body-too-large", N_("The request body exceeds %(limit)s bytes; send "
                                                     "less."), args={"limit": limit})
-        slug = self.host_slug()
+        slug = None if self.scope == "host" else self.host_slug()
         self.tenant_slug = slug
         if slug is not None:
             tenant = await tenant_by_slug(self.platform, slug)

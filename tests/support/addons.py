@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 import textwrap
 from contextlib import contextmanager
 from pathlib import Path
 
 from core.addons import Addon, read_manifest
+
+HELLO = Path(__file__).resolve().parent.parent / "fixtures" / "hello_addon"
 
 
 @contextmanager
@@ -31,3 +35,15 @@ def make_addon(root: Path, name: str, hooks: str, depends: tuple[str, ...] = ())
                                                "depends": list(depends), "license": "MIT", "author": "tests"}))
     (pkg / "hooks.py").write_text(textwrap.dedent(hooks))
     return read_manifest(pkg.name)
+
+
+def pip_install_hello(tmp_path_factory) -> Path:
+    """A real `pip install` of the example reseller addon (``tests/fixtures/hello_addon``) into a
+    directory of its own; put it on ``PYTHONPATH`` of an ``smsgw`` process to install it there."""
+    target = tmp_path_factory.mktemp("site")
+    src = tmp_path_factory.mktemp("build") / "hello_addon"
+    shutil.copytree(HELLO, src)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--disable-pip-version-check", "--target", str(target), str(src)], check=True)
+    assert list(target.glob("smsgw_hello-1.0.0.dist-info/entry_points.txt"))
+    return target
