@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .datamap import Table
     from .events import AuditEvent
+    from .i18n import Formats
     from .permissions import Principal
     from .platform import Platform
     from .tasks import TaskQueue
@@ -205,7 +206,7 @@ def smsgw_template_context(handler: BaseHandler) -> dict | None:
 
 @hookspec
 def smsgw_overview_parts(tenant: TenantInfo, principal: Principal, gettext: Callable[[str], str],
-                         params: dict[str, str], formats) -> OverviewPart | list[OverviewPart] | None:
+                         params: dict[str, str], formats: Formats) -> OverviewPart | list[OverviewPart] | None:
     """Return what this addon shows on the workspace's Overview (``/``), as
     :class:`core.web.overview.OverviewPart` objects: a section (a template included with the part
     as ``part``), lines for *Needs attention* and steps of the first-steps checklist.
