@@ -16,6 +16,8 @@ MANAGE = "branding:manage"
 NOT_EDITABLE = N_("This workspace's brand is managed by the company that provides it; ask them to change it.")
 # The logo as an image only: no script runs, no request leaves (an SVG opened on its own included).
 LOGO_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+# The shipped themes by their names for people; another installed theme shows its folder's name.
+THEME_LABELS = {"default": N_("Default"), "ocean": N_("Ocean (blue)"), "contrast": N_("Contrast (dark, high contrast)")}
 FIELDS = ("product_name", "mail_sender_name", "support_email", "colour_brand", "colour_text", "theme")
 
 
@@ -32,7 +34,7 @@ class BrandPage(PageHandler):
         self.set_status(status)
         self.render("branding/brand.html", form=form or {f: getattr(mine, f) for f in FIELDS}, errors=errors or {},
                     section_error=section_error or {}, has_logo=bool(mine.logo_type), domains=listed,
-                    themes=await self.run_db(service.installed_themes), editable=editable,
+                    themes=await self.run_db(service.installed_themes), theme_labels=THEME_LABELS, editable=editable,
                     logo_limit=logo.MAX_BYTES // 1024, challenge=domains.CHALLENGE)
 
     async def get(self):
