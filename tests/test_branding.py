@@ -251,3 +251,64 @@ def test_a_change_of_brand_reaches_other_processes_through_notify(live_server, o
     while time.monotonic() < deadline and tenant.id in service.cache._entries:
         time.sleep(0.05)
     assert service.cache.get(tenant, default).brand.product_name == "Notified"
+
+
+# -- every page and every mail of a branded workspace ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def branded_site(live_server):
+    """A workspace with something on every page (tests/support/site.py), branded as "Acme Texts"."""
+    import secrets
+
+    from tests.support.site import populated_workspace
+
+    slug = f"acme-{secrets.token_hex(4)}"
+    made = populated_workspace(live_server, slug, "Acme Ltd", "admin password long enough", phone_name="Front desk",
+                               sent_text="Your parcel is here", received_text="Thanks!")
+    tenant = made["tenant"]
+    service.save(tenant.id, {"product_name": "Acme Texts", "mail_sender_name": "Acme Support",
+                             "support_email": "help@acme.example", "theme": "contrast"})
+    owner_client = sign_in(live_server, slug, owner_email(tenant))
+    try:
+        yield {"tenant": tenant, "fields": made["fields"], "owner": owner_client,
+               "anonymous": live_server.client(slug), "platform": live_server.platform}
+    finally:
+        live_server.platform.tenants.delete(slug)
+
+
+def workspace_pages():
+    from tests.test_browser_layout import PAGES
+
+    return [(visitor, path) for visitor, host, path in PAGES if host == "tenant"]
+
+
+@pytest.mark.parametrize("visitor, path", workspace_pages(), ids=[f"{v}:{p}" for v, p in workspace_pages()])
+def test_no_page_of_a_branded_workspace_names_the_platform(branded_site, visitor, path):
+    from tests.test_browser_layout import EXPECTED_STATUS
+
+    client = branded_site[visitor]
+    r = client.get(path.format(**branded_site["fields"]))
+    while r.status_code in (302, 303) and r.headers["Location"].startswith("/"):
+        r = client.get(r.headers["Location"])
+    assert r.status_code == EXPECTED_STATUS.get(path, 200), (r.status_code, r.text[:300])
+    assert re.search(r"<title>[^<]*Acme Texts</title>", r.text), re.search(r"<title>.*</title>", r.text)
+    assert "/static/theme/contrast/theme.css" in r.text
+    assert PLATFORM_NAME.findall(r.text) == []
+
+
+def test_no_mail_of_a_branded_workspace_names_the_platform(branded_site):
+    from tests.support.site import send_every_mail
+    from tests.test_translations import mail_text, mails_since
+
+    platform, tenant = branded_site["platform"], branded_site["tenant"]
+    seen = set(platform.mailer.outbox())
+    send_every_mail(platform, tenant, branded_site["fields"], branded_site["owner"])
+    mails = mails_since(platform, seen)
+    # "Your workspaces" lists every workspace of an address across the platform (asked on the main
+    # site, not on the workspace): the platform's mail, in the platform's name.
+    workspace_mails = [m for m in mails if m["Subject"] != "Your workspaces"]
+    assert len(workspace_mails) >= 10, sorted(m["Subject"] for m in mails)
+    for msg in workspace_mails:
+        subject, text, html = mail_text(msg)
+        assert PLATFORM_NAME.findall(" ".join((msg["From"], subject, text, html))) == [], subject
+        assert msg["From"].startswith("Acme Support <"), msg["From"]
