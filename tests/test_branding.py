@@ -83,6 +83,7 @@ def test_the_owner_brands_the_workspace_and_every_part_of_the_page_shows_it(owne
     css = client.get(sheet)
     assert css.headers["Content-Type"].startswith("text/css")
     assert "--brand: #1a3d6b;" in css.text and "--brand-contrast: #ffffff;" in css.text
+    assert 'href="mailto:help@acme.example"' in page  # the brand's support address, in the footer
     # The sign-in page and a 404 of the workspace are branded too, for visitors who are not signed in.
     anonymous = client.__class__(client.server, tenant.slug)
     for path, status in (("/login", 200), ("/no-such-page", 404)):
