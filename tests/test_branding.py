@@ -114,7 +114,7 @@ def test_unreadable_colours_and_bad_fields_are_refused_with_a_reason_and_nothing
     assert r.status_code == 303
     r = brand_it(client, **{"product_name": "Changed", **fields})
     assert r.status_code == 422 and message in r.text.replace("&#34;", '"'), r.text[-2000:]
-    assert service.own(tenant.id).product_name == "Kept Name"
+    assert service.own(tenant.id).settings.product_name == "Kept Name"
 
 
 def test_a_png_and_an_svg_logo_are_served_as_images_under_a_sandbox(owner):

@@ -61,6 +61,15 @@ def record_of(owner, host: str) -> tuple[str, str]:
     return found.group(1), found.group(2)
 
 
+def claim(client, dns, label: str) -> tuple[str, str, str]:
+    """Add a fresh host to the workspace of ``client`` and publish its record: ``(host, name, value)``."""
+    host = f"sms.{label}-{secrets.token_hex(3)}.test"
+    assert add(client, host).status_code == 303
+    name, value = record_of(client, host)
+    dns.publish(name, value)
+    return host, name, value
+
+
 @pytest.fixture
 def owner(live_server, make_tenant, dns):
     tenant = make_tenant("dom")
@@ -143,10 +152,7 @@ def test_bad_host_names_are_refused_with_a_reason(owner, host, says):
 
 def test_a_dns_outage_is_said_and_nothing_is_verified(live_server, owner, dns):
     tenant, client = owner
-    host = f"sms.quiet-{secrets.token_hex(3)}.test"
-    assert add(client, host).status_code == 303
-    name, value = record_of(client, host)
-    dns.publish(name, value)
+    host, _name, _value = claim(client, dns, "quiet")
     dns.silent = True
     try:
         r = check(client, host)
@@ -158,10 +164,7 @@ def test_a_dns_outage_is_said_and_nothing_is_verified(live_server, owner, dns):
 
 def test_the_ask_endpoint_answers_only_for_verified_hosts_of_active_workspaces(live_server, owner, dns):
     tenant, client = owner
-    host = f"sms.ask-{secrets.token_hex(3)}.test"
-    assert add(client, host).status_code == 303
-    name, value = record_of(client, host)
-    dns.publish(name, value)
+    host, _name, _value = claim(client, dns, "ask")
     assert check(client, host).status_code == 303
     assert ask(live_server, host) == 200 and ask(live_server, host.upper() + ".") == 200
     for other in ("", "unknown.example.com", f"{tenant.slug}.localhost", "localhost", "x" * 300, "'; DROP TABLE x"):

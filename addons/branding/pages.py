@@ -32,7 +32,7 @@ class BrandPage(PageHandler):
         listed = await self.run_db(domains.of_workspace, self.tenant.id)
         editable = await self.run_db(service.editable, self.tenant)
         self.set_status(status)
-        self.render("branding/brand.html", form=form or {f: getattr(mine, f) for f in FIELDS}, errors=errors or {},
+        self.render("branding/brand.html", form=form or {f: getattr(mine.settings, f) for f in FIELDS}, errors=errors or {},
                     section_error=section_error or {}, has_logo=bool(mine.logo_type), domains=listed,
                     themes=await self.run_db(service.installed_themes), theme_labels=THEME_LABELS, editable=editable,
                     logo_limit=logo.MAX_BYTES // 1024, challenge=domains.CHALLENGE)

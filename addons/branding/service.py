@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.brand import Brand
 from core.db import app_db, as_serving_role, connection, current_tenant
@@ -44,20 +44,14 @@ def configure(platform) -> None:
 
 @dataclass(frozen=True)
 class OwnBrand:
-    """What a workspace set itself (``""``: not set)."""
+    """What a workspace set itself (``""``: not set), and its logo's type and version."""
 
-    product_name: str = ""
-    colour_brand: str = ""
-    colour_text: str = ""
-    mail_sender_name: str = ""
-    support_email: str = ""
-    theme: str = ""
+    settings: BrandPart = BrandPart()
     logo_type: str = ""
     logo_version: int = 0
 
     def part(self) -> BrandPart:
-        return BrandPart(self.product_name, self.colour_brand, self.colour_text, self.mail_sender_name,
-                         self.support_email, self.theme, f"/brand/logo?v={self.logo_version}" if self.logo_type else "")
+        return replace(self.settings, logo_url=f"/brand/logo?v={self.logo_version}" if self.logo_type else "")
 
 
 @dataclass(frozen=True)
@@ -86,7 +80,7 @@ def own(tenant_id: int) -> OwnBrand | None:
     with catalogue():
         row = app_db.execute_sql(f"SELECT {', '.join(COLUMNS)} FROM public.workspace_brand WHERE tenant_id = %s",
                                  (tenant_id,)).fetchone()
-    return OwnBrand(*row) if row else None
+    return OwnBrand(BrandPart(*row[:6]), row[6], row[7]) if row else None
 
 
 def logo(tenant_id: int) -> tuple[bytes, str] | None:
