@@ -8,6 +8,8 @@ Templates get it as ``brand`` (and ``brand_name``), mails through :meth:`Platfor
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 
@@ -33,10 +35,48 @@ def default_brand(settings) -> Brand:
     return Brand(product_name=settings.product_name, support_email=settings.support_email)
 
 
+BRAND_CHANNEL = "smsgw_brand_changed"  # NOTIFY payload: a tenant id whose brand changed; "" for all
+
+
+class BrandCache:
+    """tenant id → :class:`Brand`, for ``ttl`` seconds or until :meth:`forget` (which
+    :meth:`core.platform.Platform.brand_changed` calls here and, through NOTIFY, in every process).
+    A page asks :meth:`peek` on the IOLoop; only a miss goes to the addons, off it."""
+
+    def __init__(self, ttl: float = 60.0):
+        self.ttl = ttl
+        self._entries: dict[int, tuple[float, Brand]] = {}
+        self._lock = threading.Lock()
+
+    def peek(self, tenant) -> Brand | None:
+        entry = self._entries.get(tenant.id)
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
+
+    def store(self, tenant, brand: Brand) -> None:
+        with self._lock:
+            if len(self._entries) > 100_000:
+                self._entries.clear()
+            self._entries[tenant.id] = (time.monotonic() + self.ttl, brand)
+
+    def forget(self, tenant_id: int | None = None) -> None:
+        with self._lock:
+            if tenant_id is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(tenant_id, None)
+
+
 def brand_for(platform, tenant) -> Brand:
-    """The brand of ``tenant`` (``None``: the main site): an addon's answer, else the platform's."""
+    """The brand of ``tenant`` (``None``: the main site): an addon's answer, else the platform's.
+    Cached; a miss asks the addons (database work: call it off the IOLoop unless :meth:`BrandCache.peek`
+    answered)."""
     default = default_brand(platform.settings)
     if tenant is None:
         return default
+    cached = platform.brand_cache.peek(tenant)
+    if cached is not None:
+        return cached
     found = platform.registry.hook.smsgw_brand(tenant=tenant, default=default)
-    return found if found is not None else default
+    brand = found if found is not None else default
+    platform.brand_cache.store(tenant, brand)
+    return brand

@@ -210,8 +210,9 @@ def smsgw_brand(tenant: TenantInfo, default: Brand) -> Brand | None:
     support address and theme (:class:`core.brand.Brand`); ``None`` leaves it to later addons and
     then to ``default``, the platform's own brand from its settings.
 
-    Called for every page of a workspace and every mail written for one: answer from memory (cache
-    what you read, and forget it on change in every process through NOTIFY).
+    Called off the IOLoop (a database read is fine) when the kernel's cache of the workspace's brand
+    misses; call :meth:`core.platform.Platform.brand_changed` when your answer changes, and every
+    process asks again.
 
     :param tenant: the workspace the page or mail is for.
     :param default: the platform's brand (``SMSGW_PRODUCT_NAME`` ...): fill what you do not set from it.

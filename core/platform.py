@@ -39,6 +39,9 @@ class Platform:
         # A workspace's own host name (``sms.acme.com``) → its slug, through ``smsgw_tenant_for_host``;
         # cached like the tenants, forgotten in every process by hosts_changed().
         self.host_cache = TenantCache(ttl=settings.tenant_cache_ttl, loader=self._slug_for_custom_host)
+        from .brand import BrandCache
+
+        self.brand_cache = BrandCache(ttl=settings.tenant_cache_ttl)
         self.tenants = TenantService(self)
         self.bcrypt_cost = passwords.DEFAULT_COST
         sources = [("core", CORE_MIGRATIONS)] + [
@@ -154,6 +157,16 @@ class Platform:
 
         return brand_for(self, tenant)
 
+    def brand_changed(self, tenant_id: int | None = None) -> None:
+        """What ``smsgw_brand`` answers for ``tenant_id`` (``None``: for every workspace) changed: every
+        process forgets its cached brand (NOTIFY)."""
+        from .brand import BRAND_CHANNEL
+        from .db import app_db, connection
+
+        self.brand_cache.forget(tenant_id)
+        with connection():
+            app_db.execute_sql("SELECT pg_notify(%s, %s)", (BRAND_CHANNEL, "" if tenant_id is None else str(tenant_id)))
+
     # -- hosts of their own -------------------------------------------------------
     def _slug_for_custom_host(self, host: str) -> str | None:
         return self.registry.hook.smsgw_tenant_for_host(host=host)
@@ -256,6 +269,10 @@ class Platform:
         from .web.hosts import HOST_CHANNEL
 
         self.listener.subscribe(HOST_CHANNEL, lambda host: self.host_cache.invalidate(host or None))
+        from .brand import BRAND_CHANNEL
+
+        self.listener.subscribe(BRAND_CHANNEL, lambda tenant_id: self.brand_cache.forget(
+            int(tenant_id) if tenant_id and tenant_id.isdigit() else None))
         # A payload of None: the listener (re)connected and may have missed wake-ups meanwhile.
         self.listener.subscribe(CHANNEL, lambda key: self.wakeups.wake_threadsafe(key) if key
                                 else self.wakeups.wake_all_threadsafe())

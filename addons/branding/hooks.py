@@ -46,9 +46,3 @@ def smsgw_brand(tenant, default):
 @hookimpl
 def smsgw_tenant_for_host(host):
     return domains.slug_for(host)
-
-
-@hookimpl
-def smsgw_startup(app):
-    if app.platform.listener is not None:
-        app.platform.listener.subscribe(service.CHANNEL, service.cache.forget)

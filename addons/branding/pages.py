@@ -110,7 +110,7 @@ class StyleHandler(BaseHandler):
         pass  # the same file for every visitor
 
     async def get(self):
-        resolved = await self.run_db(service.cache.get, self.tenant, self.platform.brand_for(None))
+        resolved = await self.run_db(service.resolve, self.tenant, self.platform.brand_for(None))
         self.set_header("Content-Type", "text/css; charset=UTF-8")
         self.set_header("Cache-Control", "public, max-age=86400")  # its address carries a digest of the colours
         self.finish(service.stylesheet(resolved.part))

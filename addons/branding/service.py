@@ -1,9 +1,8 @@
 """A workspace's brand: its own settings in ``public.workspace_brand``, merged with its reseller's
 defaults (``smsgw_brand_defaults``) and the platform's, cached per process.
 
-The merged brand is asked for on every page and mail of a workspace (``smsgw_brand``), so it is
-answered from memory; a change anywhere is announced with ``NOTIFY smsgw_brand_changed`` (payload:
-the tenant id) and every process forgets that workspace's entry (:func:`brand_changed`).
+The kernel caches the merged brand per workspace (``core.brand.BrandCache``) and asks again after
+:func:`brand_changed`, which every process hears through NOTIFY.
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -25,8 +22,6 @@ from . import colours
 from .logo import Logo
 from .parts import BrandPart, merged
 
-CHANNEL = "smsgw_brand_changed"
-TTL = 60.0
 NAME_MAX = 60
 COLUMNS = ("product_name", "colour_brand", "colour_text", "mail_sender_name", "support_email", "theme",
            "logo_type", "logo_version")
@@ -39,7 +34,6 @@ _platform = None
 def configure(platform) -> None:
     global _platform
     _platform = platform
-    cache.clear()
 
 
 @dataclass(frozen=True)
@@ -116,49 +110,16 @@ def resolve(tenant, default: Brand) -> Resolved:
                           custom=bool(part.product_name or part.logo_url)), part)
 
 
-class BrandCache:
-    """tenant id → :class:`Resolved`, for ``TTL`` seconds or until :func:`brand_changed`."""
-
-    def __init__(self):
-        self._entries: dict[int, tuple[float, Resolved]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, tenant, default: Brand) -> Resolved:
-        entry = self._entries.get(tenant.id)
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1]
-        value = resolve(tenant, default)
-        with self._lock:
-            if len(self._entries) > 50_000:
-                self._entries.clear()
-            self._entries[tenant.id] = (time.monotonic() + TTL, value)
-        return value
-
-    def forget(self, payload=None) -> None:
-        with self._lock:
-            if payload and str(payload).isdigit():
-                self._entries.pop(int(payload), None)
-            else:
-                self._entries.clear()
-
-    def clear(self) -> None:
-        self.forget(None)
-
-
-cache = BrandCache()
-
-
 def brand(tenant, default: Brand) -> Brand | None:
-    """``smsgw_brand``: the workspace's brand, or ``None`` when nothing of it differs from the platform's."""
-    return cache.get(tenant, default).brand
+    """``smsgw_brand``: the workspace's brand, or ``None`` when nothing of it differs from the platform's
+    (the kernel caches the answer: core.brand.BrandCache)."""
+    return resolve(tenant, default).brand
 
 
 def brand_changed(tenant_id: int | None) -> None:
-    """Every process forgets the cached brand of ``tenant_id`` (``None``: of every workspace). A
-    reseller addon calls this when the defaults it gives change."""
-    cache.forget(tenant_id)
-    with connection():
-        app_db.execute_sql("SELECT pg_notify(%s, %s)", (CHANNEL, "" if tenant_id is None else str(tenant_id)))
+    """Every process forgets the brand of ``tenant_id`` (``None``: of every workspace). A reseller
+    addon calls this (or ``platform.brand_changed``) when the defaults it gives change."""
+    _platform.brand_changed(tenant_id)
 
 
 def editable(tenant) -> bool:

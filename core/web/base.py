@@ -150,6 +150,10 @@ class BaseHandler(tornado.web.RequestHandler):
                               N_("The workspace %(slug)s is suspended. Its owner can contact support "
                                  "to restore it."), args={"slug": slug})
             self._enter_tenant(tenant)
+            if not isinstance(self, ApiHandler) and self.platform.brand_cache.peek(tenant) is None:
+                # A page (or its error page) shows the workspace's brand: a miss asks the addons
+                # here, off the IOLoop; rendering then finds it cached. APIs never pay for it.
+                self._brand = await run_sync(self.platform.brand_for, tenant)
             if self.scope == "platform":
                 raise Problem(404, "not-found", N_("This page is on the main site, not on a "
                                                    "workspace address."))
