@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import http.client
 import ssl
@@ -29,6 +30,19 @@ class NetworkError(Exception):
     """The server could not be reached; retry later."""
 
 
+def accept_language(environ=None) -> str | None:
+    """The phone user's language for the server's messages (its refusals are translated), from the
+    POSIX locale variables as a shell sets them (``LC_ALL``, ``LC_MESSAGES``, ``LANG``: ``de_DE.UTF-8``
+    is ``de-DE``); None for the C/POSIX locale or none set."""
+    environ = os.environ if environ is None else environ
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = (environ.get(name) or "").split(".")[0].split("@")[0]
+        if value and value not in ("C", "POSIX"):
+            tag = value.replace("_", "-")
+            return tag if all(part.isalnum() and len(part) <= 8 for part in tag.split("-")) else None
+    return None
+
+
 def _seconds(value: str | None) -> float | None:
     """``Retry-After`` in seconds (the delay form; an HTTP date is not worth a phone's parsing)."""
     if value and value.strip().isdigit():
@@ -49,6 +63,7 @@ class DeviceClient:
         self.connect_to = connect_to
         self.token = token
         self.timeout = timeout
+        self.language = accept_language()  # the server answers its refusals in the phone user's language
         self._active = None
 
     def _call(self, method: str, path: str, body=None, query=None, timeout=None, hold: bool = False):
@@ -58,6 +73,8 @@ class DeviceClient:
         # One connection per request (no keep-alive): nothing half-open lingers across network drops.
         headers = {"Accept": "application/json", "User-Agent": f"smsgw-companion/{__version__}",
                    "Host": self.host_header, "Connection": "close"}
+        if self.language:
+            headers["Accept-Language"] = self.language
         if data is not None:
             headers["Content-Type"] = "application/json"
         if self.token:

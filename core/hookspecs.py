@@ -242,7 +242,7 @@ def smsgw_tenant_for_host(host: str) -> str | None:
 
 @hookspec
 def smsgw_overview_parts(tenant: TenantInfo, principal: Principal, gettext: Callable[[str], str],
-                         params: dict[str, str]) -> OverviewPart | list[OverviewPart] | None:
+                         params: dict[str, str], formats) -> OverviewPart | list[OverviewPart] | None:
     """Return what this addon shows on the workspace's Overview (``/``), as
     :class:`core.web.overview.OverviewPart` objects: a section (a template included with the part
     as ``part``), lines for *Needs attention* and steps of the first-steps checklist.
@@ -255,6 +255,8 @@ def smsgw_overview_parts(tenant: TenantInfo, principal: Principal, gettext: Call
     :param principal: the signed-in member.
     :param gettext: translates a message id into the member's language (for attention lines and steps).
     :param params: the page's query arguments (e.g. ``days`` for a chart's range), as strings.
+    :param formats: :class:`core.i18n.Formats` of the member's language (dates and numbers, e.g. a
+        chart's day labels: ``formats.day(date)``).
 
     Result: collected; the kernel sorts sections by ``order`` and steps by ``order``.
     Order: dependencies first.

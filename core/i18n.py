@@ -34,6 +34,34 @@ def N_(message: str) -> str:
     return message
 
 
+class Said(str):
+    """English text that remembers its msgid and arguments (or the parts it was joined from), so a
+    page shows it in the reader's language (``say()`` in templates) while an API answer, which
+    serialises it as a plain string, carries the English."""
+
+    def __new__(cls, msgid: str, args: dict | None = None, parts: list | None = None):
+        text = msgid % args if args else msgid
+        said = super().__new__(cls, text)
+        said.msgid, said.args = msgid, dict(args or {})
+        said.parts = parts if parts is not None else [said]
+        return said
+
+    @classmethod
+    def joined(cls, parts: list, separator: str = "; ") -> "Said":
+        parts = [p if isinstance(p, Said) else Said(p) for p in parts]
+        return cls(separator.join(parts), parts=parts)
+
+    def __reduce__(self):  # pickled as what it is made of (huey, caches)
+        return (Said, (self.msgid, self.args or None, None if self.parts[0] is self else self.parts))
+
+
+def say(gettext, text, separator: str = "; ") -> str:
+    """``text`` in ``gettext``'s language: a :class:`Said` part by part, another string as a msgid."""
+    if isinstance(text, Said):
+        return separator.join(gettext(p.msgid, **p.args) for p in text.parts)
+    return gettext(text) if text else ""
+
+
 # The product's name is a name, not a word: messages take it as %(product)s, never translated. It is
 # the brand's (core/brand.py: SMSGW_PRODUCT_NAME, or a workspace's own).
 
@@ -98,12 +126,20 @@ class Formats:
 
     def __init__(self, lang: str):
         self.locale = babel_locale(lang)
+        # A pseudo-locale shows a date's words (month names) transformed too, as it shows every text.
+        self._words = pseudo if lang in PSEUDO_LOCALES else (lambda text: text)
 
     def date(self, value: dt.date | dt.datetime, format: str = "medium") -> str:
-        return babel_dates.format_date(value, format=format, locale=self.locale)
+        return self._words(babel_dates.format_date(value, format=format, locale=self.locale))
 
     def datetime(self, value: dt.datetime, format: str = "medium", tzinfo=None) -> str:
-        return babel_dates.format_datetime(value, format=format, tzinfo=tzinfo, locale=self.locale)
+        return self._words(babel_dates.format_datetime(value, format=format, tzinfo=tzinfo, locale=self.locale))
+
+    def day(self, value: dt.date | str) -> str:
+        """A day without its year, as the locale writes it ("Dec 7", "7. Dez."): a chart's labels."""
+        if isinstance(value, str):
+            value = dt.date.fromisoformat(value[:10])
+        return self._words(babel_dates.format_skeleton("MMMd", value, locale=self.locale))
 
     def number(self, value) -> str:
         return babel_numbers.format_decimal(value, locale=self.locale)

@@ -22,6 +22,7 @@ from .clock import utcnow
 from .permissions import Principal, catalogue, role_permissions
 from .users import ApiToken, OneTimeLink, RefreshToken, Session, User
 from .web.params import number_or_none
+from .web.problem import Refusal
 
 SESSION_TTL = dt.timedelta(days=14)
 REFRESH_FAMILY_TTL = dt.timedelta(days=30)
@@ -32,7 +33,7 @@ LINK_TTL = {"verify": 2 * 86400, "reset": 3600, "invite": 7 * 86400,
             "welcome": 120}
 
 
-class AuthError(ValueError):
+class AuthError(Refusal):
     """Authentication or token handling refused; the message is safe to show."""
 
 
@@ -353,7 +354,8 @@ def create_api_token(tenant_slug: str, name: str, scopes: list[str], created_by:
     known = catalogue().api_scopes
     unknown = [s for s in scopes if s not in known]
     if unknown:
-        raise AuthError(f"Unknown scope(s): {', '.join(unknown)[:200]}. Known: {', '.join(known)}.")
+        raise AuthError(N_("Unknown scope(s): %(unknown)s. Known: %(known)s."),
+                        {"unknown": ", ".join(unknown)[:200], "known": ", ".join(known)})
     if not scopes:
         raise AuthError(N_("Choose at least one scope."))
     token = tokenformat.generate("sgw", tenant_slug)

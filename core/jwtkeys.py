@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .clock import utcnow
 from .db import app_db, connection
+from .i18n import N_
+from .web.problem import Refusal
 
 ACCESS_TTL = 900  # seconds: exactly 15 minutes
 AUDIENCE = "smsgw-api"
@@ -28,7 +30,7 @@ ALGORITHM = "RS256"
 LEEWAY = 30  # seconds of clock skew tolerated on exp/iat
 
 
-class TokenError(ValueError):
+class TokenError(Refusal):
     """The token is not acceptable; the message is safe to show."""
 
 
@@ -110,12 +112,12 @@ class KeyRing:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise TokenError("The access token is malformed.") from None
+            raise TokenError(N_("The access token is malformed.")) from None
         if header.get("alg") != ALGORITHM:
-            raise TokenError("The access token must be signed with RS256.")
+            raise TokenError(N_("The access token must be signed with RS256."))
         kid = header.get("kid")
         if not isinstance(kid, str):
-            raise TokenError("The access token names no signing key.")
+            raise TokenError(N_("The access token names no signing key."))
         self._fresh()
         key = self._public.get(kid)
         if key is None:
@@ -125,17 +127,17 @@ class KeyRing:
                     self._load()
             key = self._public.get(kid)
         if key is None:
-            raise TokenError("The access token was signed by an unknown key.")
+            raise TokenError(N_("The access token was signed by an unknown key."))
         try:
             claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=self.issuer,
                                 leeway=LEEWAY,
                                 options={"require": ["exp", "iat", "iss", "aud", "sub", "typ"]})
         except jwt.ExpiredSignatureError:
-            raise TokenError("The access token has expired; refresh it.") from None
+            raise TokenError(N_("The access token has expired; refresh it.")) from None
         except jwt.PyJWTError as exc:
-            raise TokenError(f"The access token is not valid ({exc.__class__.__name__}).") from None
+            raise TokenError(N_("The access token is not valid (%(why)s)."), {"why": exc.__class__.__name__}) from None
         if claims.get("typ") != "access":
-            raise TokenError("This is not an access token.")
+            raise TokenError(N_("This is not an access token."))
         return claims
 
     def jwks(self) -> dict:

@@ -16,22 +16,25 @@ import hmac
 
 import bcrypt
 
+from .i18n import N_
+from .web.problem import Refusal
+
 MIN_LENGTH = 10
 MAX_LENGTH = 1024
 DEFAULT_COST = 12
 
 
-class PasswordPolicyError(ValueError):
+class PasswordPolicyError(Refusal):
     """The password breaks the policy; the message says how to fix it."""
 
 
 def check_policy(password: str) -> None:
     if not isinstance(password, str):
-        raise PasswordPolicyError("Password must be text.")
+        raise PasswordPolicyError(N_("Password must be text."))
     if len(password) < MIN_LENGTH:
-        raise PasswordPolicyError(f"Password must be at least {MIN_LENGTH} characters long.")
+        raise PasswordPolicyError(N_("Password must be at least %(min)s characters long."), {"min": MIN_LENGTH})
     if len(password) > MAX_LENGTH:
-        raise PasswordPolicyError(f"Password must be at most {MAX_LENGTH} characters long.")
+        raise PasswordPolicyError(N_("Password must be at most %(max)s characters long."), {"max": MAX_LENGTH})
 
 
 def _prehash(password: str, pepper: bytes) -> bytes:

@@ -24,6 +24,8 @@ from .clock import utcnow
 from .db import TenantRef, app_db, connection, enter_tenant
 from .dbsetup import RoleNames
 from .migrations import apply_tenant_in_transaction
+from .i18n import N_
+from .web.problem import Refusal
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")
 RESERVED_SLUGS = frozenset({
@@ -37,24 +39,22 @@ TENANT_CHANNEL = "smsgw_tenant_changed"
 log = logging.getLogger(__name__)
 
 
-class TenantError(ValueError):
+class TenantError(Refusal):
     """A tenant operation was refused; the message is written for the person who asked."""
 
 
 def validate_slug(slug: str) -> str:
     if not isinstance(slug, str) or not slug:
-        raise TenantError("Choose a subdomain: 3 to 40 lowercase letters, digits or hyphens.")
+        raise TenantError(N_("Choose a subdomain: 3 to 40 lowercase letters, digits or hyphens."))
     if len(slug) < 3 or len(slug) > 40:
-        raise TenantError(f"The subdomain {slug[:60]!r} must be 3 to 40 characters long.")
+        raise TenantError(N_("The subdomain “%(slug)s” must be 3 to 40 characters long."), {"slug": slug[:60]})
     if not SLUG_RE.match(slug):
-        raise TenantError(
-            f"The subdomain {slug!r} may use only lowercase letters a-z, digits and hyphens, "
-            "and must start and end with a letter or digit."
-        )
+        raise TenantError(N_("The subdomain “%(slug)s” may use only lowercase letters a-z, digits and hyphens, "
+                             "and must start and end with a letter or digit."), {"slug": slug})
     if "--" in slug:
-        raise TenantError(f"The subdomain {slug!r} may not contain two hyphens in a row.")
+        raise TenantError(N_("The subdomain “%(slug)s” may not contain two hyphens in a row."), {"slug": slug})
     if slug in RESERVED_SLUGS:
-        raise TenantError(f"The subdomain {slug!r} is reserved; please choose another.")
+        raise TenantError(N_("The subdomain “%(slug)s” is reserved; please choose another."), {"slug": slug})
     return slug
 
 
@@ -176,16 +176,16 @@ def check_email(email: str) -> str:
     """``email`` stripped, or :class:`TenantError` when it does not look like an address."""
     email = (email or "").strip()
     if not re.match(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$", email):
-        raise TenantError(f"{email[:80]!r} does not look like an email address.")
+        raise TenantError(N_("“%(email)s” does not look like an email address."), {"email": email[:80]})
     return email
 
 
-def _slug_unavailable(slug: str) -> str | None:
+def _slug_unavailable(slug: str) -> TenantError | None:
     if Tenant.select().where(Tenant.slug == slug).exists():
-        return f"The subdomain {slug!r} is already taken; please choose another."
+        return TenantError(N_("The subdomain “%(slug)s” is already taken; please choose another."), {"slug": slug})
     if ReservedSlug.select().where((ReservedSlug.slug == slug) & (ReservedSlug.reserved_until > utcnow())).exists():
-        return (f"The subdomain {slug!r} belonged to a workspace deleted recently and cannot be taken yet; "
-                "please choose another.")
+        return TenantError(N_("The subdomain “%(slug)s” belonged to a workspace deleted recently and cannot be "
+                              "taken yet; please choose another."), {"slug": slug})
     return None
 
 
@@ -204,20 +204,20 @@ class TenantService:
         validate_slug(slug)
         name = (name or "").strip()
         if not name or len(name) > 200:
-            raise TenantError("Give the company a name of 1 to 200 characters.")
+            raise TenantError(N_("Give the company a name of 1 to 200 characters."))
         owner_email = check_email(owner_email)
         try:
             password_hash = passwords.hash_password(owner_password, self.platform.pepper,
                                                     self.platform.bcrypt_cost)
         except passwords.PasswordPolicyError as exc:
-            raise TenantError(str(exc)) from None
+            raise TenantError(exc.msgid, exc.msg_args) from None
         migrations = self.platform.tenant_migrations
         addons = self.platform.registry.addons
         with connection():
             with app_db.atomic():
                 taken = _slug_unavailable(slug)
                 if taken:
-                    raise TenantError(taken)
+                    raise taken
                 t = Tenant.create(
                     slug=slug, name=name, plan=plan, default_region=default_region,
                     schema_name=self.roles.tenant_schema(slug), role_name=self.roles.tenant_role(slug),
@@ -240,7 +240,7 @@ class TenantService:
         self.platform.registry.hook.smsgw_tenant_created(tenant=info)
         return info
 
-    def slug_unavailable(self, slug: str) -> str | None:
+    def slug_unavailable(self, slug: str) -> TenantError | None:
         """Why ``slug`` cannot be taken now (taken, or reserved after a deletion), or ``None``: sign-up
         asks before creating, to show this with its other errors; :meth:`create` checks it again."""
         with connection():
@@ -249,7 +249,7 @@ class TenantService:
     def get(self, slug: str) -> TenantInfo:
         info = load_tenant(slug)
         if info is None:
-            raise TenantError(f"There is no tenant {slug!r}. `smsgw tenant list` shows them.")
+            raise TenantError(N_("There is no workspace “%(slug)s”. `smsgw tenant list` shows them."), {"slug": slug})
         return info
 
     def list(self) -> list[TenantInfo]:
@@ -285,7 +285,7 @@ class TenantService:
                      .where((Tenant.slug == slug) & (Tenant.status == "pending")).execute())
                 if n == 0:
                     self.get(slug)
-                    raise TenantError(f"The workspace {slug!r} is not waiting for approval.")
+                    raise TenantError(N_("The workspace “%(slug)s” is not waiting for approval."), {"slug": slug})
                 _notify_change(slug)
         self.platform.tenant_cache.invalidate(slug)
         return self.get(slug)
@@ -300,7 +300,7 @@ class TenantService:
         """Correct the company's name (its Customer, on the Privacy page)."""
         name = (name or "").strip()
         if not name or len(name) > 200:
-            raise TenantError("Give the company a name of 1 to 200 characters.")
+            raise TenantError(N_("Give the company a name of 1 to 200 characters."))
         self._update(slug, name=name)
         return self.get(slug)
 
@@ -310,7 +310,8 @@ class TenantService:
         from .regions import valid_region
 
         if not valid_region(region):
-            raise TenantError(f"{region[:8]!r} is not a country we can read phone numbers in; choose one from the list.")
+            raise TenantError(N_("“%(region)s” is not a country we can read phone numbers in; choose one from the list."),
+                              {"region": region[:8]})
         self._update(slug, default_region=region)
         return self.get(slug)
 
@@ -400,17 +401,20 @@ class TenantService:
         info = self.get(slug)
         if addon not in self.platform.registry.by_name:
             known = ", ".join(self.platform.registry.names()) or "none"
-            raise TenantError(f"No addon called {addon!r} is installed (installed: {known}).")
+            raise TenantError(N_("No addon called “%(addon)s” is installed (installed: %(known)s)."),
+                              {"addon": addon, "known": known})
         if enabled:
             missing = [d for d in self.platform.registry.by_name[addon].depends
                        if d not in info.enabled_addons]
             if missing:
-                raise TenantError(f"Enable {', '.join(missing)} first: {addon} depends on it.")
+                raise TenantError(N_("Enable %(missing)s first: %(addon)s depends on it."),
+                                  {"missing": ", ".join(missing), "addon": addon})
         else:
             dependants = [a.name for a in self.platform.registry.addons
                           if addon in a.depends and a.name in info.enabled_addons]
             if dependants:
-                raise TenantError(f"Disable {', '.join(dependants)} first: it depends on {addon}.")
+                raise TenantError(N_("Disable %(dependants)s first: it depends on %(addon)s."),
+                                  {"dependants": ", ".join(dependants), "addon": addon})
         with connection():
             with app_db.atomic():
                 (TenantAddon.insert(tenant=info.id, addon=addon, enabled=enabled, updated_at=utcnow())

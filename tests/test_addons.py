@@ -252,7 +252,7 @@ def test_enabling_unknown_addon_is_refused(platform, make_tenant):
     from core.tenancy import TenantError
 
     t = make_tenant("unk")
-    with pytest.raises(TenantError, match="No addon called 'nope' is installed"):
+    with pytest.raises(TenantError, match="No addon called “nope” is installed"):
         platform.tenants.set_addon(t.slug, "nope", True)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from babel.dates import format_date
 
 from core.clock import utcnow
 from tests.support.browser import browser_page, chromium, page_problems  # noqa: F401
@@ -62,8 +63,9 @@ def test_deleting_the_organisation_and_cancelling_it(browser_page, server, make_
     sign_in_here(page, owner)
     assert page.url.startswith(privacy)
     notice = page.inner_text("#deletion-notice")
-    assert f"This workspace is scheduled for deletion on {date:%Y-%m-%d}." in notice
-    assert f"scheduled for deletion on {date:%Y-%m-%d}" in page.inner_text("#deletion-scheduled")
+    shown = format_date(date, "medium", locale="en")  # as Babel writes it in English: "Dec 21, 2026"
+    assert f"This workspace is scheduled for deletion on {shown}." in notice
+    assert f"scheduled for deletion on {shown}" in page.inner_text("#deletion-scheduled")
     fits(page, "#cancel-deletion")
     page.goto(url(server, tenant.slug, "/"))
     assert "scheduled for deletion" in page.inner_text("#deletion-notice")

@@ -67,7 +67,7 @@ def test_cli_refuses_bad_slug_with_message(cli_env, slug, message):
 
 def test_cli_unknown_tenant_is_clear(cli_env):
     r = smsgw(cli_env, "tenant", "suspend", "no-such-tenant")
-    assert r.returncode == 2 and "There is no tenant 'no-such-tenant'" in r.stderr
+    assert r.returncode == 2 and "There is no workspace “no-such-tenant”" in r.stderr
 
 
 def test_cli_migrate_noop(cli_env):

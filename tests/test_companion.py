@@ -472,7 +472,7 @@ def test_parse_pairing_accepts_url_and_code_or_the_qr_string():
             cli.parse_pairing(target, code)
 
 
-def test_pair_command_explains_bad_input(live_server, make_tenant, tmp_path, capsys):
+def test_pair_command_explains_bad_input(live_server, make_tenant, tmp_path, capsys, monkeypatch):
     t = make_tenant("clierr")
     api = api_client(live_server, t.slug)
     url = tenant_url(live_server, t.slug)
@@ -488,8 +488,15 @@ def test_pair_command_explains_bad_input(live_server, make_tenant, tmp_path, cap
     assert rc == 2 and "give the pairing code" in err
     rc, err = run("smsgw://pair?url=http%3A%2F%2Fx", *via)
     assert rc == 2 and "lacks url or code" in err
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
     rc, err = run(url, "WRONGCDE", *via)
     assert rc == 1 and "the server refused the code" in err and "not valid" in err
+    # A phone whose shell speaks German reads the server's refusal in German (Accept-Language from LANG).
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    rc, err = run(url, "WRONGCDE", *via)
+    assert rc == 1 and "Dieser Kopplungscode ist ungültig" in err
+    monkeypatch.delenv("LANG")
     code = new_code(api)
     sql(t, "UPDATE pairing_codes SET expires_at = now() - interval '1 second'", fetch=False)
     rc, err = run(url, code, *via)
@@ -672,3 +679,14 @@ def test_termux_first_sms_on_a_phone_with_an_empty_inbox_is_uploaded(tmp_path):
     assert backend.read_inbound() == []  # nothing there yet
     android.inbox = [sms(1, "the very first SMS")]
     assert [m["body"] for m in backend.read_inbound()] == ["the very first SMS"]
+
+
+def test_the_phone_users_language_comes_from_the_posix_locale():
+    from android_companion.client import accept_language
+
+    assert accept_language({"LANG": "de_DE.UTF-8"}) == "de-DE"
+    assert accept_language({"LC_ALL": "fr_FR@euro", "LANG": "de_DE.UTF-8"}) == "fr-FR"  # LC_ALL wins
+    assert accept_language({"LC_MESSAGES": "es", "LANG": "it_IT"}) == "es"
+    assert accept_language({"LANG": "C.UTF-8"}) is None and accept_language({"LANG": "POSIX"}) is None
+    assert accept_language({}) is None
+    assert accept_language({"LANG": "de_DE\r\nX-Evil: 1"}) is None  # never a header of its own

@@ -49,7 +49,7 @@ def test_csv_import_reports_each_bad_row_and_saves_only_on_confirm(live_server, 
     r = c.post("/contacts/import", files={"file": ("c.csv", text.encode(), "text/csv")}, data={"_xsrf": c.cookies["_xsrf"]})
     assert r.status_code == 200, r.text[:500]
     assert "Row 3: the name must be 1 to 200 characters" in r.text
-    assert "Row 4: phone &#39;not a number&#39; is not a phone number" in r.text
+    assert "Row 4: “not a number” is not a phone number." in r.text
     assert "Row 5: +4915112345678 is already on row 2 of this file" in r.text
     assert "2 contacts are ready to import" in r.text
     assert sql(t, "SELECT count(*) FROM contacts") == [(0,)]  # a preview saves nothing

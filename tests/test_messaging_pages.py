@@ -76,7 +76,7 @@ def test_csv_upload_preview_errors_and_confirm(live_server, make_tenant):
     r = c.post("/send/csv", files={"file": ("list.csv", csv_text.encode(), "text/csv")}, data={"_xsrf": xsrf(c)})
     assert r.status_code == 200
     assert "Hi Ann!" in r.text and "Hey Dee" in r.text
-    assert re.search(r"<td>3</td><td>recipient &#39;garbage&#39; is not a phone number", r.text)
+    assert re.search(r"<td>3</td><td>“garbage” is not a phone number.", r.text)
     assert "variable that has no column" in r.text
     payload = re.search(r'name="payload" value="([^"]+)"', r.text).group(1)
     api = api_client(live_server, t.slug)

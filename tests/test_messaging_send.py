@@ -268,7 +268,7 @@ def test_valid_recipients_are_accepted_and_invalid_ones_listed(live_server, make
     assert sorted(rejected) == [1, 3, 4]
     assert rejected[1]["input"] == "12345" and "not a valid phone number" in rejected[1]["reason"]
     assert rejected[3]["input"] == "+999123456" and rejected[3]["reason"]
-    assert rejected[4]["input"] == "42" and "as text" in rejected[4]["reason"]
+    assert rejected[4]["input"] == "42" and "must be text" in rejected[4]["reason"]
     counts = row_counts(t)
     assert (counts["messages"], counts["recipients"]) == (1, 2)
     got = c.get(f"/api/v1/messages/{m['id']}").json()

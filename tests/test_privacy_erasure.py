@@ -13,6 +13,7 @@ import secrets
 
 import psycopg2
 import pytest
+from babel.dates import format_date
 
 from addons.billing import subscriptions
 from addons.privacy import erasure
@@ -97,10 +98,10 @@ def test_deleting_the_organisation_revokes_every_credential_at_once_and_stops_se
 
     # anyone who signs in sees the date; only the Customer may cancel
     page = owner(live_server, tenant).get("/account/privacy").text
-    assert f"scheduled for deletion on {scheduled:%Y-%m-%d}" in page and 'id="cancel-deletion"' in page
+    assert f"scheduled for deletion on {format_date(scheduled, 'medium', locale='en')}" in page and 'id="cancel-deletion"' in page
     member = sign_in(live_server, tenant.slug, f"member@{tenant.slug}.example", USER_PASSWORD, ip=fresh_ip())
     page = member.get("/").text
-    assert f"scheduled for deletion on {scheduled:%Y-%m-%d}" in page and "cancel-deletion" not in page
+    assert f"scheduled for deletion on {format_date(scheduled, 'medium', locale='en')}" in page and "cancel-deletion" not in page
 
     # sending stops: a new credential cannot send, and nothing queued reaches a phone
     fresh = api_client(live_server, tenant.slug)

@@ -79,7 +79,8 @@ class InvoiceMixin:
 
     def document_context(self, invoice, corrects=None) -> dict:
         doc_, _n = self.platform.catalogues.gettext_for(invoice.language)
-        return {"invoice": invoice, "d_": doc_, "corrects": corrects}
+        return {"invoice": invoice, "d_": doc_, "d_fmt": self.platform.catalogues.formats(invoice.language),
+                "corrects": corrects}
 
 
 def _corrected(invoice):
@@ -244,7 +245,7 @@ class AdminInvoicesPage(AdminHandler):
             try:
                 note = await self.run_db(self.credit, invoice_id, self.get_body_argument("reason", ""))
             except invoicing.InvoiceError as exc:
-                raise Problem(409, "not-credited", str(exc)) from None
+                raise Problem.refused(409, "not-credited", exc) from None
             self.flash("success", N_("Credit note %(number)s issued."), number=note.number)
         else:
             raise Problem(400, "invalid-action", N_("Unknown action."))
@@ -300,7 +301,7 @@ class AdminTaxPage(AdminHandler):
                                   self.get_body_argument("name", ""))
         except (MoneyError, ValueError) as exc:
             self.set_status(422)
-            await self.get(error=str(exc))
+            await self.get(error=self.refusal_text(exc))
             return
         self.flash("success", N_("Tax rates saved (%(country)s)."), country=country)
         self.redirect("/admin/billing/tax")

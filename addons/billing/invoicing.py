@@ -21,6 +21,8 @@ from core.db import app_db, connection
 
 from . import tax
 from .money import MoneyError, check_amount, check_currency, tax_of
+from core.i18n import N_
+from core.web.problem import Refusal
 
 MODELS = [
     Table("billing_invoices", "public", PersonalData(
@@ -33,7 +35,7 @@ MODELS = [
 KINDS = ("invoice", "credit_note")
 
 
-class InvoiceError(ValueError):
+class InvoiceError(Refusal):
     """An invoice that cannot be issued as asked; the message says why."""
 
 
@@ -97,26 +99,27 @@ def check_lines(lines, currency: str, *, negative: bool = False) -> list[Line]:
     """The lines, checked: at least one; a description; a whole quantity of at least 1; a whole
     unit amount in minor units, not negative (a credit note's are all negative); one currency."""
     if not lines:
-        raise InvoiceError("An invoice needs at least one line.")
+        raise InvoiceError(N_("An invoice needs at least one line."))
     checked = []
     for line in lines:
         if not isinstance(line, Line):
-            raise InvoiceError("Invoice lines are invoicing.Line values.")
+            raise InvoiceError(N_("Invoice lines are invoicing.Line values."))
         if line.currency is not None and line.currency != currency:
-            raise InvoiceError(f"A line in {str(line.currency)[:10]} cannot go on an invoice in {currency}.")
+            raise InvoiceError(N_("A line in %(line_currency)s cannot go on an invoice in %(currency)s."),
+                               {"line_currency": str(line.currency)[:10], "currency": currency})
         description = (line.description or "").strip()
         if not description or len(description) > 200:
-            raise InvoiceError("Each line needs a description of 1 to 200 characters.")
+            raise InvoiceError(N_("Each line needs a description of 1 to 200 characters."))
         if not isinstance(line.quantity, int) or isinstance(line.quantity, bool) or not 1 <= line.quantity <= 10**9:
-            raise InvoiceError("A line's quantity is a whole number from 1 to 1,000,000,000.")
+            raise InvoiceError(N_("A line's quantity is a whole number from 1 to 1,000,000,000."))
         try:
             check_amount(line.unit_amount, allow_negative=negative)
         except MoneyError as exc:
-            raise InvoiceError(str(exc)) from None
+            raise InvoiceError(exc.msgid, exc.msg_args) from None
         if negative and line.unit_amount > 0:
-            raise InvoiceError("A credit note's lines refund: their amounts are not positive.")
+            raise InvoiceError(N_("A credit note's lines refund: their amounts are not positive."))
         if abs(line.unit_amount) > 10**12:
-            raise InvoiceError("A line's unit amount is too large.")
+            raise InvoiceError(N_("A line's unit amount is too large."))
         checked.append(Line(description, line.quantity, line.unit_amount, currency))
     return checked
 
@@ -135,7 +138,7 @@ def buyer_details(tenant_id: int, db=app_db) -> tuple[dict, str]:
     account = accounts.get(tenant_id, db)
     found = db.execute_sql("SELECT name FROM public.tenant WHERE id = %s", (tenant_id,)).fetchone()
     if found is None:
-        raise InvoiceError(f"There is no workspace {tenant_id}.")
+        raise InvoiceError(N_("There is no workspace %(id)s."), {"id": tenant_id})
     (name,) = found
     return ({"company": account.company or name, "address": account.address, "country": account.country,
              "vat_id": account.vat_id, "email": account.email}, account.language)
@@ -169,13 +172,13 @@ def issue(tenant_id: int, lines: list[Line], *, reason: str, currency: str, peri
     try:
         currency = check_currency(currency)
     except MoneyError as exc:
-        raise InvoiceError(str(exc)) from None
+        raise InvoiceError(exc.msgid, exc.msg_args) from None
     checked = check_lines(lines, currency)
     reason = (reason or "").strip()
     if not 1 <= len(reason) <= 200:
-        raise InvoiceError("Say why the invoice is issued (1 to 200 characters), e.g. renewal or upgrade.")
+        raise InvoiceError(N_("Say why the invoice is issued (1 to 200 characters), e.g. renewal or upgrade."))
     if period_start and period_end and period_end < period_start:
-        raise InvoiceError("The period ends before it starts.")
+        raise InvoiceError(N_("The period ends before it starts."))
     with connection(db), db.atomic():
         buyer, language = buyer_details(tenant_id, db)
         decision = tax.decide(settings.billing_seller_country, buyer["country"], buyer["vat_id"], db)
@@ -201,13 +204,14 @@ def credit_note(invoice_id: int, reason: str, *, settings=None, db=app_db) -> In
     settings = _settings(settings)
     reason = (reason or "").strip()
     if not 1 <= len(reason) <= 200:
-        raise InvoiceError("Say why the invoice is corrected (1 to 200 characters).")
+        raise InvoiceError(N_("Say why the invoice is corrected (1 to 200 characters)."))
     with connection(db), db.atomic():
         original = get(invoice_id, db=db, lock=True)
         if original is None:
-            raise InvoiceError("There is no such invoice.")
+            raise InvoiceError(N_("There is no such invoice."))
         if original.kind != "invoice" or original.status == "credited":
-            raise InvoiceError(f"{original.number} is already corrected, or is itself a credit note.")
+            raise InvoiceError(N_("%(number)s is already corrected, or is itself a credit note."),
+                               {"number": original.number})
         lines = [Line(f"{line['description']} ({original.number})", line["quantity"], -line["unit_amount"],
                       original.currency) for line in original.lines]
         seq, number = _next_number(original.issuer, "credit_note", settings.billing_credit_note_prefix, db)

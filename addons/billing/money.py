@@ -15,6 +15,9 @@ from decimal import Decimal
 
 from babel.numbers import format_currency, list_currencies
 
+from core.i18n import N_
+from core.web.problem import Refusal
+
 # ISO 4217 minor-unit exponents that are not 2. CLDR (babel) knows the codes; its "digits" are
 # display habits (cash rounding) and differ from ISO for some, so the exponent is ISO's, here.
 EXPONENTS = {
@@ -27,14 +30,15 @@ _CODE = re.compile(r"[A-Z]{3}")
 _KNOWN = frozenset(list_currencies())
 
 
-class MoneyError(ValueError):
+class MoneyError(Refusal):
     """An amount or currency the billing addon cannot use; the message says why."""
 
 
 def check_currency(currency: str) -> str:
     """``currency`` if it is an ISO 4217 code we know (upper case), else :class:`MoneyError`."""
     if not isinstance(currency, str) or not _CODE.fullmatch(currency) or currency not in _KNOWN:
-        raise MoneyError(f"{str(currency)[:10]!r} is not an ISO 4217 currency code (such as EUR or USD).")
+        raise MoneyError(N_("“%(currency)s” is not an ISO 4217 currency code (such as EUR or USD)."),
+                         {"currency": str(currency)[:10]})
     return currency
 
 
@@ -46,9 +50,10 @@ def exponent(currency: str) -> int:
 def check_amount(amount, *, allow_negative: bool = False) -> int:
     """``amount`` if it is an ``int`` of minor units (not a bool, float or Decimal)."""
     if not isinstance(amount, int) or isinstance(amount, bool):
-        raise MoneyError(f"Amounts are whole numbers of minor units (cents), not {type(amount).__name__}.")
+        raise MoneyError(N_("Amounts are whole numbers of minor units (cents), not %(type)s."),
+                         {"type": type(amount).__name__})
     if amount < 0 and not allow_negative:
-        raise MoneyError("Amounts cannot be negative; corrections are credit notes.")
+        raise MoneyError(N_("Amounts cannot be negative; corrections are credit notes."))
     return amount
 
 
@@ -56,7 +61,7 @@ def divide_round(numerator: int, denominator: int) -> int:
     """``numerator / denominator`` rounded half away from zero, in integers only (no float is exact
     past 2**53, and Decimal's context could round twice)."""
     if denominator == 0:
-        raise MoneyError("Division by zero.")
+        raise MoneyError(N_("Division by zero."))
     if denominator < 0:
         numerator, denominator = -numerator, -denominator
     sign = -1 if numerator < 0 else 1
@@ -71,9 +76,9 @@ def prorate(amount: int, numerator_seconds: int, denominator_seconds: int) -> in
     upgrade), rounded half away from zero to the minor unit. ``0 <= numerator <= denominator``."""
     check_amount(amount, allow_negative=True)
     if not (isinstance(numerator_seconds, int) and isinstance(denominator_seconds, int)):
-        raise MoneyError("Proration takes whole seconds.")
+        raise MoneyError(N_("Proration takes whole seconds."))
     if denominator_seconds <= 0 or not 0 <= numerator_seconds <= denominator_seconds:
-        raise MoneyError("Proration needs 0 <= used <= period, and a period longer than zero.")
+        raise MoneyError(N_("Proration needs 0 <= used <= period, and a period longer than zero."))
     return divide_round(amount * numerator_seconds, denominator_seconds)
 
 
@@ -84,7 +89,7 @@ def tax_of(amount: int, rate_bp: int) -> int:
     """Tax on ``amount`` at ``rate_bp`` hundredths of a percent, rounded half away from zero."""
     check_amount(amount, allow_negative=True)
     if not isinstance(rate_bp, int) or not 0 <= rate_bp <= BASIS:
-        raise MoneyError("A tax rate is between 0 and 100 %, in hundredths of a percent.")
+        raise MoneyError(N_("A tax rate is between 0 and 100 percent, in hundredths of a percent."))
     return divide_round(amount * rate_bp, BASIS)
 
 
@@ -92,10 +97,10 @@ def parse_rate(text: str) -> int:
     """A percentage as typed (``19``, ``7.7``, ``8,1``) in hundredths of a percent."""
     raw = (text or "").strip().replace(",", ".").rstrip("%").strip()
     if not re.fullmatch(r"\d{1,3}(\.\d{1,2})?", raw):
-        raise MoneyError("Write the rate as a percentage with at most two decimals, such as 19 or 7.7.")
+        raise MoneyError(N_("Write the rate as a percentage with at most two decimals, such as 19 or 7.7."))
     value = int(Decimal(raw) * 100)
     if value > BASIS:
-        raise MoneyError("A tax rate is at most 100 %.")
+        raise MoneyError(N_("A tax rate is at most 100 percent."))
     return value
 
 
@@ -115,7 +120,8 @@ def from_major(text: str, currency: str) -> int:
     digits = exponent(currency)
     pattern = rf"\d{{1,15}}(\.\d{{1,{digits}}})?" if digits else r"\d{1,15}"
     if not re.fullmatch(pattern, raw):
-        raise MoneyError(f"Write the amount in {currency} with at most {digits} decimals.")
+        raise MoneyError(N_("Write the amount in %(currency)s with at most %(digits)s decimals."),
+                         {"currency": currency, "digits": digits})
     return int(Decimal(raw).scaleb(digits))
 
 

@@ -31,6 +31,7 @@ from addons.webhooks.models import Endpoint
 
 from . import messages, tokens
 from .base import CompatHandler, NotImplementedHandler
+from core.i18n import N_
 
 PREFIX = r"/3rdparty/v1"
 
@@ -66,7 +67,7 @@ class MessagesHandler(CompatHandler):
         body = self.json_body()
         skip = _flag(self.get_query_argument("skipPhoneValidation", ""))
         within = whole_number(self.get_query_argument("deviceActiveWithin", "0") or "0",
-                              "deviceActiveWithin must be a number of hours (0 for any).", 6, high=24 * 366)
+                              N_("deviceActiveWithin must be a number of hours (0 for any)."), 6, high=24 * 366)
         clean = messages.translate(body, self.tenant.default_region, skip)
         state, keys = await self.in_tenant(messages.store, self.tenant, clean, self.principal.actor, within)
         self.platform.wake_now(*keys)
@@ -99,8 +100,9 @@ class MessageHandler(CompatHandler):
         cancelled, left = await self.in_tenant(cancel)
         if not cancelled and "cancelled" not in left:
             shown = ", ".join(sorted(messages.STATE_OUT[s] for s in left)) or "empty"
-            raise Problem(409, "not-cancellable", f"Nothing to cancel: the message is already {shown}. Only "
-                          "messages no phone has taken yet (Pending) can be cancelled.")
+            raise Problem(409, "not-cancellable", N_("Nothing to cancel: the message is already %(state)s. Only "
+                                                     "messages no phone has taken yet (Pending) can be cancelled."),
+                          args={"state": shown})
         self.set_status(204)
         self.finish()
 
@@ -125,7 +127,8 @@ class InboxHandler(CompatHandler):
         limit, offset = self.paging()
         kind = self.get_query_argument("type", None)
         if kind is not None and kind not in INBOX_TYPES:
-            raise Problem(400, "invalid-parameter", f"type must be one of {', '.join(INBOX_TYPES)}.")
+            raise Problem(400, "invalid-parameter", N_("type must be one of %(types)s."),
+                          args={"types": ", ".join(INBOX_TYPES)})
         since = self.get_query_argument("from", None)
         until = self.get_query_argument("to", None)
         device = self.get_query_argument("deviceId", None)
@@ -155,15 +158,14 @@ class InboxHandler(CompatHandler):
 class InboxRefreshHandler(NotImplementedHandler):
     """``POST /inbox/refresh`` and ``POST /messages/inbox/export``."""
 
-    what = "Asking phones to re-read their inbox (refresh / export)"
-    instead = ("Phones upload every SMS they receive as it arrives: read them with GET /inbox, or subscribe to "
-               "sms:received with POST /webhooks.")
+    refusal = N_("Asking phones to re-read their inbox (refresh / export) is not supported by this gateway. Phones "
+                 "upload every SMS they receive as it arrives: read them with GET /inbox, or subscribe to "
+                 "sms:received with POST /webhooks.")
     post = NotImplementedHandler.refuse
 
 
 class AttachmentHandler(NotImplementedHandler):
-    what = "MMS attachments"
-    instead = "Only SMS are received here."
+    refusal = N_("MMS attachments are not supported by this gateway. Only SMS are received here.")
     get = NotImplementedHandler.refuse
 
 
@@ -184,7 +186,7 @@ def webhook_json(ep: Endpoint) -> dict:
 
 
 def _webhook_error(exc: webhook_service.WebhookError) -> Problem:
-    return Problem(400 if exc.status == 422 else exc.status, exc.code, str(exc), errors=exc.errors or None)
+    return Problem.refused(400 if exc.status == 422 else exc.status, exc.code, exc, errors=exc.errors or None)
 
 
 class WebhooksHandler(AuditMixin, CompatHandler):
@@ -199,19 +201,19 @@ class WebhooksHandler(AuditMixin, CompatHandler):
         body = self.json_body()
         url, event = body.get("url"), body.get("event")
         if not isinstance(url, str) or not url:
-            raise messages.bad("url is required.", "url")
+            raise messages.bad(N_("url is required."), "url")
         if not isinstance(event, str):
-            raise messages.bad(f"event must be one of {', '.join(EVENTS)}.", "event")
+            raise messages.bad(N_("event must be one of %(events)s."), "event", {"events": ", ".join(EVENTS)})
         if event in UNSUPPORTED_EVENTS:
-            raise messages.bad(f"The event {event} is not supported by this gateway (supported: "
-                               f"{', '.join(EVENTS)}).", "event")
+            raise messages.bad(N_("The event %(event)s is not supported by this gateway (supported: %(events)s)."),
+                               "event", {"event": event, "events": ", ".join(EVENTS)})
         if event not in EVENTS:
-            raise messages.bad(f"event must be one of {', '.join(EVENTS)}.", "event")
+            raise messages.bad(N_("event must be one of %(events)s."), "event", {"events": ", ".join(EVENTS)})
         hook_id = body.get("id")
         if hook_id in (None, ""):
             hook_id = "".join(secrets.choice(ID_ALPHABET) for _ in range(21))
         elif not isinstance(hook_id, str) or not messages.ID_RE.match(hook_id):
-            raise messages.bad("id must be 1 to 100 characters without '/', spaces or control characters.", "id")
+            raise messages.bad(N_("id must be 1 to 100 characters without '/', spaces or control characters."), "id")
         device_id = messages.parse_device_id(body.get("deviceId"), "deviceId")
         ours = EVENTS[event]
         checked = await webhook_service.check_url(url)  # before the transaction: DNS never runs inside one
@@ -219,7 +221,7 @@ class WebhooksHandler(AuditMixin, CompatHandler):
         def save():
             if device_id is not None and not Device.select().where(
                     (Device.id == device_id) & Device.removed_at.is_null()).exists():
-                raise messages.bad(f"deviceId {device_id} is not one of your devices.", "deviceId")
+                raise messages.bad(N_("deviceId %(id)s is not one of your devices."), "deviceId", {"id": device_id})
             ep = Endpoint.select().where(Endpoint.compat_id == hook_id).for_update().first()
             if ep is None:
                 ep, secret = webhook_service.create_endpoint(checked, [ours], f"Through the compat API ({event})",
@@ -250,10 +252,10 @@ class WebhookHandler(AuditMixin, CompatHandler):
 
     async def delete(self, hook_id):
         if not messages.ID_RE.match(hook_id):
-            raise Problem(404, "not-found", "There is no webhook with this id here.")
+            raise Problem(404, "not-found", N_("There is no webhook with this id here."))
         def remove():
             if not Endpoint.delete().where(Endpoint.compat_id == hook_id).execute():
-                raise Problem(404, "not-found", "There is no webhook with this id here.")
+                raise Problem(404, "not-found", N_("There is no webhook with this id here."))
 
         await self.in_tenant(remove, audit=self.audit("webhook.deleted", f"webhook:{hook_id}"))
         self.set_status(204)
@@ -289,7 +291,7 @@ class DeviceHandler(AuditMixin, CompatHandler):
         try:
             await self.in_tenant(remove, audit=self.audit("device.removed", f"device:{device_id}"))
         except device_service.DeviceError as exc:
-            raise Problem(exc.status, exc.code, str(exc)) from None
+            raise Problem.refused(exc.status, exc.code, exc) from None
         self.platform.wake_now(device_service.wake_key(self.tenant.slug, device_id))
         self.set_status(204)
         self.finish()
@@ -372,8 +374,8 @@ class TokenHandler(AuditMixin, CompatHandler):
     async def post(self):
         p = self.principal
         if p.via == "jwt" and not p.can("tokens:manage"):
-            raise Problem(403, "forbidden", "An access token cannot mint new tokens unless it has the "
-                          "tokens:manage scope; use your API token or email and password.")
+            raise Problem(403, "forbidden", N_("An access token cannot mint new tokens unless it has the "
+                             "tokens:manage scope; use your API token or email and password."))
         body = self.json_body(required=False)
         plan = await self.in_tenant(tokens.plan_issue, self.tenant.slug, p, body.get("scopes"), body.get("ttl"),
                                     audit=lambda plan: self.audit("token.issued", f"jwt:{plan['jti']}",
@@ -394,7 +396,7 @@ class RefreshHandler(AuditMixin, CompatHandler):
         parsed = tokenformat.parse(token, "sgr") if scheme.lower() == "bearer" else None
         if parsed is None:
             raise Problem(401, "invalid-refresh-token",
-                          "Send the refresh token you were given as 'Authorization: Bearer <refresh token>'.",
+                          N_("Send the refresh token you were given as 'Authorization: Bearer <refresh token>'."),
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         await self._tenant_for_token(parsed[1])
         self.refresh_token = token
@@ -402,8 +404,8 @@ class RefreshHandler(AuditMixin, CompatHandler):
     async def post(self):
         plan = await self.in_tenant(tokens.plan_refresh, self.tenant.slug, self.refresh_token)
         if "error" in plan:
-            await self.run_db(emit, self.platform, auth_audit(self, "refresh.refused", detail=plan["error"]))
-            raise Problem(401, "invalid-refresh-token", plan["error"],
+            await self.run_db(emit, self.platform, auth_audit(self, "refresh.refused", detail=str(plan["error"])))
+            raise Problem.refused(401, "invalid-refresh-token", plan["error"],
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         out = await self.run_db(tokens.sign, self.platform, self.tenant.slug, plan)
         self.set_header("Cache-Control", "no-store")
@@ -417,10 +419,10 @@ class RevokeHandler(AuditMixin, CompatHandler):
 
     async def delete(self, jti):
         if not messages.ID_RE.match(jti):
-            raise Problem(404, "not-found", "There is no token with this id here.")
+            raise Problem(404, "not-found", N_("There is no token with this id here."))
         def revoke():
             if not tokens.revoke(self.principal, jti):
-                raise Problem(404, "not-found", "There is no token with this id that you may revoke.")
+                raise Problem(404, "not-found", N_("There is no token with this id that you may revoke."))
 
         await self.in_tenant(revoke, audit=self.audit("token.revoked", f"jwt:{jti}"))
         self.set_status(204)
@@ -430,14 +432,14 @@ class RevokeHandler(AuditMixin, CompatHandler):
 # -- not offered -----------------------------------------------------------------------------------------
 
 class SettingsHandler(NotImplementedHandler):
-    what = "Reading or changing phone settings through this API"
-    instead = "Use the dashboard (Devices) or PATCH /api/v1/devices/{id} with settings."
+    refusal = N_("Reading or changing phone settings through this API is not supported by this gateway. Use the "
+                 "dashboard (Devices) or PATCH /api/v1/devices/{id} with settings.")
     get = put = patch = NotImplementedHandler.refuse
 
 
 class LogsHandler(NotImplementedHandler):
-    what = "The device log"
-    instead = "Message history is in GET /messages/{id} (states) and in the dashboard."
+    refusal = N_("The device log is not supported by this gateway. Message history is in GET /messages/{id} "
+                 "(states) and in the dashboard.")
     get = NotImplementedHandler.refuse
 
 

@@ -32,6 +32,7 @@ from core.web.params import whole_number
 from core.web.problem import PROBLEM_CONTENT_TYPE, Problem
 
 from . import basic_auth
+from core.i18n import N_, Said
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +48,20 @@ class CompatHandler(ApiHandler):
             return await super().principal_from_other_scheme(scheme, credential)
         if self.from_another_site():
             raise Problem(403, "cross-site-request",
-                          "Email and password (Basic auth) are not accepted from another site's page: a browser "
-                          "attaches them by itself, so that page would act in your name. Call this API from your "
-                          "own server or script, or send an API token as 'Authorization: Bearer <token>'.")
+                          N_("Email and password (Basic auth) are not accepted from another site's page: a browser "
+                             "attaches them by itself, so that page would act in your name. Call this API from your "
+                             "own server or script, or send an API token as 'Authorization: Bearer <token>'."))
         if self.tenant is None:
             raise Problem(401, "basic-auth-needs-workspace",
-                          "Email and password (Basic auth) work only on your workspace's address, "
-                          f"https://<your-workspace>.{self.settings_.base_domain}/3rdparty/v1, because the "
-                          "main domain cannot tell which workspace the account belongs to. Use that address, "
-                          "or send an API token as 'Authorization: Bearer <token>' here.",
+                          N_("Email and password (Basic auth) work only on your workspace's address, "
+                             "https://<your-workspace>.%(domain)s/3rdparty/v1, because the main domain cannot tell "
+                             "which workspace the account belongs to. Use that address, or send an API token as "
+                             "'Authorization: Bearer <token>' here."), args={"domain": self.settings_.base_domain},
                           headers={"WWW-Authenticate": "Bearer"})
         try:
             email, password = basic_auth.parse(credential)
         except basic_auth.BadCredentials as exc:
-            raise Problem(401, "invalid-credentials", str(exc), headers=self._challenge()) from None
+            raise Problem.refused(401, "invalid-credentials", exc, headers=self._challenge()) from None
         key = basic_auth.cache_key(self.tenant.slug, email, password)
         hit = basic_auth.lookup(key)
         if hit is not None:
@@ -100,8 +101,8 @@ class CompatHandler(ApiHandler):
 
     def unauthenticated(self):
         raise Problem(401, "unauthorized",
-                      "Send an API token as 'Authorization: Bearer <token>', or your email and password "
-                      "as Basic auth on your workspace's address.",
+                      N_("Send an API token as 'Authorization: Bearer <token>', or your email and password "
+                         "as Basic auth on your workspace's address."),
                       headers=self._challenge())
 
     # -- requests ------------------------------------------------------------------
@@ -109,27 +110,31 @@ class CompatHandler(ApiHandler):
         raw = self.request.body or b""
         if not raw.strip():
             if required:
-                raise Problem(400, "invalid-json", "Send a JSON object as the request body.")
+                raise Problem(400, "invalid-json", N_("Send a JSON object as the request body."))
             return {}
         if not is_json(self.request.headers.get("Content-Type")):
             raise Problem(415, "unsupported-media-type",
-                          "Send the body as JSON, with the header 'Content-Type: application/json'.")
+                          N_("Send the body as JSON, with the header 'Content-Type: application/json'."))
         body = jsonin.parse_object(raw)
         bad = jsonin.unstorable(body, raw)
         if bad:
-            raise Problem(400, "invalid-characters", f"The body holds text that cannot be stored ({bad}); remove "
-                          "NUL characters and unpaired surrogates.")
+            raise Problem(400, "invalid-characters", N_("The body holds text that cannot be stored (%(bad)s); remove "
+                                                        "NUL characters and unpaired surrogates."), args={"bad": bad})
         return self.check_body(body)
 
     def invalid_body(self, errors: list[dict]) -> Problem:
         # Their clients show only the message: it names the first invalid field (the others follow).
         first = errors[0]
-        return Problem(400, "validation-failed", f"{first['field']}: {first['message']}.", errors=public(errors))
+        return Problem(400, "validation-failed", N_("%(field)s: %(message)s."),
+                       args={"field": first["field"],
+                             "message": Said(first["msgid"], first["args"]) if "msgid" in first else first["message"]},
+                       errors=public(errors))
 
     def paging(self, default: int = 50, maximum: int = 500) -> tuple[int, int]:
         limit = whole_number(self.get_query_argument("limit", str(default)),
-                             f"limit must be a whole number from 1 to {maximum}.", 6, 1, maximum)
-        offset = whole_number(self.get_query_argument("offset", "0"), "offset must be a whole number of 0 or more.", 9)
+                             N_("limit must be a whole number from 1 to %(max)s."), 6, 1, maximum, {"max": maximum})
+        offset = whole_number(self.get_query_argument("offset", "0"),
+                              N_("offset must be a whole number of 0 or more."), 9)
         return limit, offset
 
     def write_list(self, items: list, total: int | None = None):
@@ -173,11 +178,10 @@ class NotImplementedHandler(CompatHandler):
     """
 
     permission = AUTHENTICATED
-    what = "This endpoint"
-    instead = ""
+    refusal = N_("This endpoint is not supported by this gateway.")  # what is not, and what to do instead
 
     def refuse(self, *args):
-        raise Problem(501, "not-supported", f"{self.what} is not supported by this gateway. {self.instead}".strip())
+        raise Problem(501, "not-supported", self.refusal)
 
 
 def _active_user(user_id: int):

@@ -20,6 +20,8 @@ import hmac
 import secrets
 import threading
 import time
+from core.i18n import N_
+from core.web.problem import Refusal
 
 TTL = 60.0
 MAX_ENTRIES = 10_000
@@ -29,7 +31,7 @@ _lock = threading.Lock()
 _cache: dict[str, tuple[float, int, str]] = {}  # digest -> (expires, user id, password hash at check time)
 
 
-class BadCredentials(ValueError):
+class BadCredentials(Refusal):
     """The Authorization header is not valid Basic credentials."""
 
 
@@ -38,12 +40,12 @@ def parse(credential: str) -> tuple[str, str]:
     try:
         raw = base64.b64decode(credential.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadCredentials("The Basic credentials are not valid base64 of 'email:password'.") from None
+        raise BadCredentials(N_("The Basic credentials are not valid base64 of 'email:password'.")) from None
     email, sep, password = raw.partition(":")
     if not sep or not email or not password:
-        raise BadCredentials("Send Basic credentials as 'email:password'.")
+        raise BadCredentials(N_("Send Basic credentials as 'email:password'."))
     if "\x00" in raw or any(ord(c) < 32 for c in email):
-        raise BadCredentials("The Basic credentials hold control characters; send 'email:password' as typed.")
+        raise BadCredentials(N_("The Basic credentials hold control characters; send 'email:password' as typed."))
     return email.strip()[:254], password[:2048]
 
 

@@ -31,6 +31,7 @@ from addons.devices.models import Device
 from addons.messaging import submit, text as smstext
 from addons.messaging.models import Message, Recipient
 from addons.messaging.phones import PhoneError, normalise
+from core.i18n import N_, Said
 
 SOURCE = "compat"
 # Our recipient states → theirs. They have no "expired": an expired message failed (its TTL ran out).
@@ -46,16 +47,18 @@ ID_RE = re.compile(r"^[^/\s\x00-\x1f\x7f]{1,100}$")
 MAX_TTL = 30 * 86400
 
 
-def bad(message: str, field: str | None = None) -> Problem:
-    return Problem(400, "validation-failed", message,
-                   errors=[{"field": field, "message": message}] if field else None)
+def bad(message: str, field: str | None = None, args: dict | None = None) -> Problem:
+    """400 with ``message`` (an ``N_()`` msgid, ``args`` its values), also as ``field``'s error."""
+    return Problem(400, "validation-failed", message, args=args,
+                   errors=[{"field": field, "message": message % args if args else message, "msgid": message,
+                            "args": args or {}}] if field else None)
 
 
 def parse_time(value, field: str) -> dt.datetime:
     t = parse_iso(value)
     if t is not None:
         return t
-    raise bad(f"{field} must be an ISO 8601 / RFC 3339 time, e.g. 2026-12-01T09:00:00Z.", field)
+    raise bad(N_("%(field)s must be an ISO 8601 / RFC 3339 time, e.g. 2026-12-01T09:00:00Z."), field, {"field": field})
 
 
 def lenient_phone(raw: str) -> str | None:
@@ -79,19 +82,20 @@ def translate(body: dict, region: str, skip_validation: bool) -> dict:
     if text is None:  # the legacy form: {"message": "...", "phoneNumbers": [...]}
         text = body.get("message")
     if text is None or not text.strip():
-        raise bad("Give the text to send as textMessage.text.", "textMessage.text")
+        raise bad(N_("Give the text to send as textMessage.text."), "textMessage.text")
     info = smstext.describe(text)
     if info["segments"] > smstext.MAX_SEGMENTS:
-        raise bad(f"The text is too long: {info['segments']} segments ({info['encoding']}); the maximum is "
-                  f"{smstext.MAX_SEGMENTS}.", "textMessage.text")
+        raise bad(N_("The text is too long: %(segments)s segments (%(encoding)s); the maximum is %(max)s."),
+                  "textMessage.text", {"segments": info["segments"], "encoding": info["encoding"],
+                                       "max": smstext.MAX_SEGMENTS})
     now = utcnow()
     ttl, valid_until = body.get("ttl"), iso_time(body.get("validUntil"))
     if ttl is not None and valid_until is not None:
-        raise bad("Give ttl or validUntil, not both.", "ttl")
+        raise bad(N_("Give ttl or validUntil, not both."), "ttl")
     if ttl is not None:
         valid_until = now + dt.timedelta(seconds=ttl)
     elif valid_until is not None and valid_until <= now:
-        raise bad("validUntil is in the past.", "validUntil")
+        raise bad(N_("validUntil is in the past."), "validUntil")
     priority = body.get("priority") or 0
     dr = body.get("withDeliveryReport")
     return {"text": text, "encoding": info["encoding"], "segments": info["segments"],
@@ -109,7 +113,8 @@ def _phones(numbers: list[str], region: str, skip_validation: bool) -> list[str]
         except PhoneError as exc:
             phone = lenient_phone(raw) if skip_validation else None
             if phone is None:
-                raise bad(f"phoneNumbers[{i}] ({raw[:40]}) {exc}.", f"phoneNumbers[{i}]") from None
+                raise bad(N_("%(field)s: %(why)s"), f"phoneNumbers[{i}]",
+                          {"field": f"phoneNumbers[{i}]", "why": Said(exc.msgid, exc.msg_args)}) from None
         if phone not in seen:
             seen.add(phone)
             phones.append(phone)
@@ -121,7 +126,8 @@ def parse_device_id(value, field: str) -> int | None:
         return None
     number = number_or_none(str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else "")
     if number is None or number < 1:
-        raise bad(f"{field} {str(value)[:40]!r} is not one of your devices (GET /devices lists them).", field)
+        raise bad(N_("%(field)s “%(value)s” is not one of your devices (GET /devices lists them)."), field,
+                  {"field": field, "value": str(value)[:40]})
     return number
 
 
@@ -134,10 +140,14 @@ def check_active_devices(device_id: int | None, hours: int) -> None:
     if device_id is not None:
         q = q.where(Device.id == device_id)
     if not q.exists():
-        who = f"Device {device_id} was" if device_id is not None else "No device was"
+        if device_id is not None:
+            raise Problem(400, "no-active-device",
+                          N_("Device %(device)s was not active within the last %(hours)s hours, so nothing was sent. "
+                             "Start the phone's app, or leave deviceActiveWithin out."),
+                          args={"device": device_id, "hours": hours})
         raise Problem(400, "no-active-device",
-                      f"{who} active within the last {hours} hours, so nothing was sent. Start the phone's "
-                      "app, or leave deviceActiveWithin out.")
+                      N_("No device was active within the last %(hours)s hours, so nothing was sent. Start the "
+                         "phone's app, or leave deviceActiveWithin out."), args={"hours": hours})
 
 
 def store(tenant, clean: dict, created_by: str, active_within: int = 0) -> tuple[dict, list[str]]:
@@ -152,7 +162,8 @@ def store(tenant, clean: dict, created_by: str, active_within: int = 0) -> tuple
                            (tenant.slug, client_id))
         if Message.select(Message.id).where((Message.source == SOURCE) & (Message.reference == client_id)).exists():
             raise Problem(409, "duplicate-id",
-                          f"A message with id {client_id!r} already exists; choose another id, or leave it out.")
+                          N_("A message with id “%(id)s” already exists; choose another id, or leave it out."),
+                          args={"id": client_id})
     _status, response, keys = submit.accept(tenant, [clean], [[]], False, source=SOURCE, created_by=created_by)
     message = Message.get_by_id(response["id"])
     return states([message])[0], keys
@@ -174,13 +185,13 @@ def public_id(m: Message) -> str:
 def find(raw_id: str) -> Message:
     """The one message an id names: by number if it is digits only, else by client id. Never both."""
     if not ID_RE.match(raw_id or ""):
-        raise Problem(404, "not-found", "There is no message with this id here.")
+        raise Problem(404, "not-found", N_("There is no message with this id here."))
     if is_number(raw_id):
         m = Message.get_or_none(Message.id == int(raw_id)) if len(raw_id) <= 18 else None
     else:
         m = Message.get_or_none((Message.source == SOURCE) & (Message.reference == raw_id))
     if m is None:
-        raise Problem(404, "not-found", "There is no message with this id here.")
+        raise Problem(404, "not-found", N_("There is no message with this id here."))
     return m
 
 
@@ -249,14 +260,14 @@ def listing(args: dict, limit: int, offset: int) -> tuple[list[dict], int]:
     if args.get("state"):
         wanted = STATE_IN.get(args["state"])
         if wanted is None:
-            raise bad(f"state must be one of {', '.join(STATE_IN)}.", "state")
+            raise bad(N_("state must be one of %(states)s."), "state", {"states": ", ".join(STATE_IN)})
         ranks = [ORDER.index(s) for s in wanted]
         rank = Case(Recipient.state, [(s, i) for i, s in enumerate(ORDER)])
         q = q.where(Message.id.in_(Recipient.select(Recipient.message).group_by(Recipient.message)
                                    .having(fn.MIN(rank).in_(ranks))))
     sort = args.get("sort") or "-created_at"
     if sort not in ("created_at", "-created_at"):
-        raise bad("sort must be created_at or -created_at.", "sort")
+        raise bad(N_("sort must be created_at or -created_at."), "sort")
     total = q.count()
     order = (Message.created_at.asc(), Message.id.asc()) if sort == "created_at" else (
         Message.created_at.desc(), Message.id.desc())

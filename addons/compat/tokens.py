@@ -26,6 +26,7 @@ from core.users import RefreshToken
 from core.web.problem import Problem
 
 from .models import AccessToken, TokenFamily
+from core.i18n import N_
 
 # Their scope names (and ours, accepted as they are) → our permissions.
 SCOPES = {
@@ -54,23 +55,25 @@ ALL = "all:any"
 def requested_permissions(scopes, caller_permissions: frozenset) -> frozenset:
     """Our permissions for their ``scopes``; refuses unknown scopes and scopes the caller lacks."""
     if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
-        raise Problem(400, "validation-failed", "scopes must be a non-empty list, e.g. [\"messages:send\"].",
-                      errors=[{"field": "scopes", "message": "a non-empty list of scope names"}])
+        raise Problem(400, "validation-failed", N_("scopes must be a non-empty list, e.g. [\"messages:send\"]."),
+                      errors=[{"field": "scopes", "message": N_("a non-empty list of scope names")}])
     unknown = sorted({s for s in scopes if s != ALL and s not in SCOPES})
     if unknown:
-        raise Problem(400, "validation-failed", f"Unknown scope(s): {', '.join(unknown)[:200]}. Known: {ALL}, "
-                      f"{', '.join(SCOPES)}.", errors=[{"field": "scopes", "message": "unknown scope"}])
+        raise Problem(400, "validation-failed", N_("Unknown scope(s): %(unknown)s. Known: %(known)s."),
+                      args={"unknown": ", ".join(unknown)[:200], "known": ", ".join((ALL, *SCOPES))},
+                      errors=[{"field": "scopes", "message": N_("unknown scope")}])
     if ALL in scopes:
         return frozenset(caller_permissions)
     wanted = frozenset(p for s in scopes for p in SCOPES[s])
     if not wanted:
-        raise Problem(400, "validation-failed", f"The scopes {', '.join(scopes)[:200]} give no access on this "
-                      "gateway (settings and logs are not offered here); ask for e.g. messages:send.",
-                      errors=[{"field": "scopes", "message": "grants nothing here"}])
+        raise Problem(400, "validation-failed", N_("The scopes %(scopes)s give no access on this gateway (settings "
+                                                   "and logs are not offered here); ask for e.g. messages:send."),
+                      args={"scopes": ", ".join(scopes)[:200]},
+                      errors=[{"field": "scopes", "message": N_("grants nothing here")}])
     missing = sorted(wanted - caller_permissions)
     if missing:
-        raise Problem(403, "forbidden", f"Your credentials do not allow {', '.join(missing)}; ask for less, "
-                      "or ask the account owner.")
+        raise Problem(403, "forbidden", N_("Your credentials do not allow %(missing)s; ask for less, or ask the "
+                                           "account owner."), args={"missing": ", ".join(missing)})
     return wanted
 
 
@@ -78,8 +81,8 @@ def parse_ttl(value) -> int:
     if value is None or value == 0:
         return ACCESS_TTL
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise Problem(400, "validation-failed", "ttl must be a number of seconds (at most 900 here).",
-                      errors=[{"field": "ttl", "message": "seconds, a whole number"}])
+        raise Problem(400, "validation-failed", N_("ttl must be a number of seconds (at most 900 here)."),
+                      errors=[{"field": "ttl", "message": N_("seconds, a whole number")}])
     return min(value, ACCESS_TTL)
 
 
@@ -104,7 +107,7 @@ def plan_issue(tenant_slug: str, principal, scopes, ttl_value) -> dict:
     try:
         grant, refresh_token = issue_grant(principal, tenant_slug, permissions)
     except AuthError as exc:
-        raise Problem(403, "forbidden", str(exc)) from None
+        raise Problem.refused(403, "forbidden", exc) from None
     TokenFamily.create(family_id=grant.family_id, ttl=ttl,
                        expires_at=RefreshToken.get(RefreshToken.token_hash == tokenformat.digest(refresh_token))
                        .family_expires_at)
@@ -127,7 +130,7 @@ def plan_refresh(tenant_slug: str, token: str) -> dict:
         family_id = getattr(exc, "family_id", None)
         if family_id is not None:
             revoke_family(family_id)
-        return {"error": str(exc)}
+        return {"error": exc}
     kept = TokenFamily.get_or_none(TokenFamily.family_id == grant.family_id)
     ttl = kept.ttl if kept is not None else ACCESS_TTL  # a family of our native sign-in: our usual lifetime
     plan = _plan(grant, ttl, grant.subject)

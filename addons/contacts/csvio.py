@@ -14,6 +14,8 @@ from addons.messaging.phones import PhoneError, normalise
 
 from .models import Contact, ContactGroup, GroupMember
 from .service import MAX_GROUP_NAME, MAX_NAME, parse_tags
+from core.i18n import N_
+from core.web.problem import row_error
 
 MAX_BYTES = 1024 * 1024
 MAX_ROWS = 5000
@@ -33,12 +35,12 @@ def read(raw: bytes, region: str) -> tuple[list[dict], list[dict]]:
     try:
         header = [h.strip().lower() for h in next(reader, [])]
     except csv.Error as exc:
-        return [], [{"row": 1, "message": f"The first line cannot be read as CSV: {exc}."}]
+        return [], [row_error(1, N_("The first line cannot be read as CSV: %(why)s."), {"why": str(exc)})]
     col = {}
     for key, names in (("name", NAME_COLUMNS), ("phone", PHONE_COLUMNS), ("tags", ("tags",)), ("groups", ("groups", "group"))):
         col[key] = next((header.index(n) for n in names if n in header), None)
     if col["name"] is None or col["phone"] is None:
-        return [], [{"row": 1, "message": "The first line must name the columns, with at least 'name' and 'phone'."}]
+        return [], [row_error(1, N_("The first line must name the columns, with at least 'name' and 'phone'."))]
     good, errors, seen = [], [], {}
     line = 1
     while True:
@@ -47,13 +49,14 @@ def read(raw: bytes, region: str) -> tuple[list[dict], list[dict]]:
         except StopIteration:
             break
         except csv.Error as exc:
-            errors.append({"row": reader.line_num, "message": f"this line cannot be read: {exc}; the rest was not read."})
+            errors.append(row_error(reader.line_num, N_("this line cannot be read: %(why)s; the rest was not read."),
+                                    {"why": str(exc)}))
             break
         line += 1
         if not any(c.strip() for c in cells):
             continue
         if len(good) + len(errors) >= MAX_ROWS:
-            errors.append({"row": line, "message": f"Only {MAX_ROWS} contacts per file; the rest was not read."})
+            errors.append(row_error(line, N_("Only %(max)s contacts per file; the rest was not read."), {"max": MAX_ROWS}))
             break
 
         def cell(key: str) -> str:
@@ -62,19 +65,20 @@ def read(raw: bytes, region: str) -> tuple[list[dict], list[dict]]:
 
         name = " ".join(cell("name").split())
         if not name or len(name) > MAX_NAME:
-            errors.append({"row": line, "message": f"the name must be 1 to {MAX_NAME} characters"})
+            errors.append(row_error(line, N_("the name must be 1 to %(max)s characters"), {"max": MAX_NAME}))
             continue
         try:
             phone = normalise(cell("phone"), region)
         except PhoneError as exc:
-            errors.append({"row": line, "message": f"phone {cell('phone')[:40]!r} {exc}"})
+            errors.append(row_error(line, exc.msgid, exc.msg_args))
             continue
         if phone in seen:
-            errors.append({"row": line, "message": f"{phone} is already on row {seen[phone]} of this file"})
+            errors.append(row_error(line, N_("%(phone)s is already on row %(row)s of this file"),
+                                    {"phone": phone, "row": seen[phone]}))
             continue
         groups = [g for g in (" ".join(x.split()) for x in cell("groups").split(";")) if g]
         if any(len(g) > MAX_GROUP_NAME for g in groups):
-            errors.append({"row": line, "message": f"a group name is longer than {MAX_GROUP_NAME} characters"})
+            errors.append(row_error(line, N_("a group name is longer than %(max)s characters"), {"max": MAX_GROUP_NAME}))
             continue
         seen[phone] = line
         good.append({"row": line, "name": name, "phone": phone, "tags": parse_tags(cell("tags")),

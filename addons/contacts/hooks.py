@@ -57,5 +57,5 @@ def smsgw_send_form_parts(tenant, principal, where, form):
 @hookimpl
 def smsgw_send_form_body(tenant, principal, form, body):
     if (service.ids(form.get("group", [])) or service.ids(form.get("template", []))) and not principal.can(pages.READ):
-        raise Problem(403, "forbidden", "Your role does not allow using contacts and templates.")
+        raise Problem(403, "forbidden", N_("Your role does not allow using contacts and templates."))
     return service.form_body(tenant, form, body)

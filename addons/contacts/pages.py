@@ -49,9 +49,9 @@ class ContactsPage(PageHandler):
                                  service.parse_tags(typed["tags"]), group_ids)
         except ContactError as exc:
             self.set_status(422)
-            await show_contacts(self, {exc.field: str(exc)}, typed)
+            await show_contacts(self, {exc.field: self.refusal_text(exc)}, typed)
             return
-        self.flash("success", "Contact saved.")
+        self.flash("success", N_("Contact saved."))
         self.redirect("/contacts", status=303)
 
 
@@ -80,7 +80,7 @@ class ContactPage(PageHandler):
                                   _("Its messages stay; they show the bare number again.")):
                 return
             await self.in_tenant(lambda: Contact.delete().where(Contact.id == contact_id).execute())
-            self.flash("success", "Contact deleted.")
+            self.flash("success", N_("Contact deleted."))
             self.redirect("/contacts", status=303)
             return
         typed = {k: self.get_body_argument(k, "")[:300] for k in ("name", "phone", "tags")}
@@ -91,9 +91,9 @@ class ContactPage(PageHandler):
                                  service.parse_tags(typed["tags"]), group_ids, contact_id)
         except ContactError as exc:
             self.set_status(422)
-            await self.show(contact_id, {exc.field: str(exc)}, typed)
+            await self.show(contact_id, {exc.field: self.refusal_text(exc)}, typed)
             return
-        self.flash("success", "Contact saved.")
+        self.flash("success", N_("Contact saved."))
         self.redirect(f"/contacts/{contact_id}", status=303)
 
 
@@ -111,7 +111,7 @@ class GroupsPage(PageHandler):
                                   _("Its contacts stay; only the group goes.")):
                 return
             await self.in_tenant(lambda: ContactGroup.delete().where(ContactGroup.id == group_id).execute())
-            self.flash("success", "Group deleted.")
+            self.flash("success", N_("Group deleted."))
             self.redirect("/contacts", status=303)
             return
         name = self.get_body_argument("group_name", "")[:300]
@@ -119,9 +119,9 @@ class GroupsPage(PageHandler):
             await self.in_tenant(service.create_group, name)
         except ContactError as exc:
             self.set_status(422)
-            await show_contacts(self, {exc.field: str(exc)}, {"group_name": name})
+            await show_contacts(self, {exc.field: self.refusal_text(exc)}, {"group_name": name})
             return
-        self.flash("success", "Group created.")
+        self.flash("success", N_("Group created."))
         self.redirect("/contacts", status=303)
 
 
@@ -146,9 +146,10 @@ class ImportPage(PageHandler):
             try:
                 rows = self.serializer().loads(self.get_body_argument("payload", ""), max_age=3600)
             except BadSignature:
-                raise Problem(400, "invalid-upload", "This preview expired or was altered; upload the file again.")
+                raise Problem(400, "invalid-upload", N_("This preview expired or was altered; upload the file again."))
             created, updated = await self.in_tenant(csvio.save, rows)
-            self.flash("success", f"Imported: {created} new contacts, {updated} updated.")
+            self.flash("success", N_("Imported: %(created)s new contacts, %(updated)s updated."), created=created,
+                       updated=updated)
             self.redirect("/contacts", status=303)
             return
         files = self.request.files.get("file") or []
@@ -194,9 +195,9 @@ class TemplatesPage(PageHandler):
             await self.in_tenant(service.save_template, typed["name"], typed["body"])
         except ContactError as exc:
             self.set_status(422)
-            await self.show({exc.field: str(exc)}, typed)
+            await self.show({exc.field: self.refusal_text(exc)}, typed)
             return
-        self.flash("success", "Template saved.")
+        self.flash("success", N_("Template saved."))
         self.redirect("/templates", status=303)
 
 
@@ -217,7 +218,7 @@ class TemplatePage(TemplatesPage):
                 return
             await self.in_tenant(lambda: MessageTemplate.delete().where(
                 MessageTemplate.id == template_id).execute())
-            self.flash("success", "Template deleted.")
+            self.flash("success", N_("Template deleted."))
             self.redirect("/templates", status=303)
             return
         typed = {"name": self.get_body_argument("name", "")[:300], "body": self.get_body_argument("body", "")[:5000]}
@@ -226,9 +227,9 @@ class TemplatePage(TemplatesPage):
         except ContactError as exc:
             t = await self.in_tenant(service.template, template_id)
             self.set_status(422)
-            await self.show({exc.field: str(exc)}, typed, edit=t)
+            await self.show({exc.field: self.refusal_text(exc)}, typed, edit=t)
             return
-        self.flash("success", "Template saved.")
+        self.flash("success", N_("Template saved."))
         self.redirect("/templates", status=303)
 
 

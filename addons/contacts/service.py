@@ -13,12 +13,13 @@ import re
 from peewee import JOIN, fn
 
 from core.clock import utcnow
-from core.web.problem import Problem
+from core.web.problem import Problem, Refusal, field_error
 
 from addons.messaging.phones import PhoneError, normalise, try_normalise
 from addons.messaging.sendform import ContactLabel
 
 from .models import Contact, ContactGroup, GroupMember, MessageTemplate
+from core.i18n import N_
 
 FIELDS = ("name", "first_name", "phone")
 _FIELD = re.compile(r"\{(name|first_name|phone)\}")
@@ -26,11 +27,11 @@ MAX_TAGS, MAX_TAG = 20, 40
 MAX_NAME, MAX_GROUP_NAME, MAX_TEMPLATE_NAME, MAX_TEMPLATE = 200, 100, 100, 2000
 
 
-class ContactError(ValueError):
-    """Input refused; ``field`` names the form field, the message says what to do."""
+class ContactError(Refusal):
+    """Input refused; ``field`` names the form field, the message (a msgid and its arguments) says what to do."""
 
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
+    def __init__(self, field: str, message: str, args: dict | None = None):
+        super().__init__(message, args)
         self.field = field
 
 
@@ -59,24 +60,25 @@ def templates() -> list[MessageTemplate]:
 def save_template(name: str, body: str, template_id: int | None = None) -> MessageTemplate:
     name, body = name.strip(), body.strip()
     if not name or len(name) > MAX_TEMPLATE_NAME:
-        raise ContactError("name", f"Give the template a name of 1 to {MAX_TEMPLATE_NAME} characters.")
+        raise ContactError("name", N_("Give the template a name of 1 to %(max)s characters."),
+                           {"max": MAX_TEMPLATE_NAME})
     if not body or len(body) > MAX_TEMPLATE:
-        raise ContactError("body", f"Write a text of 1 to {MAX_TEMPLATE} characters.")
+        raise ContactError("body", N_("Write a text of 1 to %(max)s characters."), {"max": MAX_TEMPLATE})
     clash = MessageTemplate.get_or_none(fn.lower(MessageTemplate.name) == name.lower())
     if clash is not None and clash.id != template_id:
-        raise ContactError("name", "Another template has this name; choose another.")
+        raise ContactError("name", N_("Another template has this name; choose another."))
     if template_id is None:
         return MessageTemplate.create(name=name, body=body)
     if not MessageTemplate.update(name=name, body=body, updated_at=utcnow()).where(
             MessageTemplate.id == template_id).execute():
-        raise Problem(404, "not-found", "There is no such template here.")
+        raise Problem(404, "not-found", N_("There is no such template here."))
     return MessageTemplate.get_by_id(template_id)
 
 
 def template(template_id: int) -> MessageTemplate:
     found = MessageTemplate.get_or_none(MessageTemplate.id == template_id)
     if found is None:
-        raise Problem(404, "not-found", "There is no such template here.")
+        raise Problem(404, "not-found", N_("There is no such template here."))
     return found
 
 
@@ -96,11 +98,11 @@ def check_contact(name: str, raw_phone: str, region: str) -> tuple[str, str]:
     """``(name, E.164 phone)`` or :class:`ContactError` (every check but uniqueness)."""
     name = " ".join((name or "").split())
     if not name or len(name) > MAX_NAME:
-        raise ContactError("name", f"Enter a name of 1 to {MAX_NAME} characters.")
+        raise ContactError("name", N_("Enter a name of 1 to %(max)s characters."), {"max": MAX_NAME})
     try:
         phone = normalise(raw_phone, region)
     except PhoneError as exc:
-        raise ContactError("phone", f"{(raw_phone or '')[:40]} {exc}") from None
+        raise ContactError("phone", exc.msgid, exc.msg_args) from None
     return name, phone
 
 
@@ -109,14 +111,15 @@ def save_contact(region: str, name: str, raw_phone: str, tags: list[str], group_
     name, phone = check_contact(name, raw_phone, region)
     other = Contact.get_or_none(Contact.phone == phone)
     if other is not None and other.id != contact_id:
-        raise ContactError("phone", f"{phone} is already the contact “{other.name}”.")
+        raise ContactError("phone", N_("%(phone)s is already the contact “%(name)s”."),
+                           {"phone": phone, "name": other.name})
     known = {g.id for g in ContactGroup.select(ContactGroup.id).where(ContactGroup.id.in_(group_ids or [0]))}
     if contact_id is None:
         contact = Contact.create(name=name, phone=phone, tags=tags)
     else:
         if not Contact.update(name=name, phone=phone, tags=tags, updated_at=utcnow()).where(
                 Contact.id == contact_id).execute():
-            raise Problem(404, "not-found", "There is no such contact here.")
+            raise Problem(404, "not-found", N_("There is no such contact here."))
         contact = Contact.get_by_id(contact_id)
         GroupMember.delete().where(GroupMember.contact_id == contact_id).execute()
     if known:
@@ -127,7 +130,7 @@ def save_contact(region: str, name: str, raw_phone: str, tags: list[str], group_
 def contact(contact_id: int) -> Contact:
     found = Contact.get_or_none(Contact.id == contact_id)
     if found is None:
-        raise Problem(404, "not-found", "There is no such contact here.")
+        raise Problem(404, "not-found", N_("There is no such contact here."))
     return found
 
 
@@ -146,16 +149,17 @@ def groups() -> list[dict]:
 def create_group(name: str) -> ContactGroup:
     name = " ".join((name or "").split())
     if not name or len(name) > MAX_GROUP_NAME:
-        raise ContactError("group_name", f"Give the group a name of 1 to {MAX_GROUP_NAME} characters.")
+        raise ContactError("group_name", N_("Give the group a name of 1 to %(max)s characters."),
+                           {"max": MAX_GROUP_NAME})
     if ContactGroup.select().where(fn.lower(ContactGroup.name) == name.lower()).exists():
-        raise ContactError("group_name", f"There is a group “{name}” already.")
+        raise ContactError("group_name", N_("There is a group “%(name)s” already."), {"name": name})
     return ContactGroup.create(name=name)
 
 
 def group(group_id: int) -> ContactGroup:
     found = ContactGroup.get_or_none(ContactGroup.id == group_id)
     if found is None:
-        raise Problem(404, "not-found", "There is no such group here.")
+        raise Problem(404, "not-found", N_("There is no such group here."))
     return found
 
 
@@ -221,8 +225,9 @@ def form_body(tenant, form: dict, body: dict) -> dict | None:
         members = list(Contact.select(Contact.phone, Contact.name).join(
             GroupMember, on=(GroupMember.contact_id == Contact.id)).where(GroupMember.group_id == g.id))
         if not members:
-            raise Problem(422, "empty-group", f"The group “{g.name}” has no contacts yet.",
-                          errors=[{"field": "group", "message": f"the group “{g.name}” has no contacts yet"}])
+            raise Problem(422, "empty-group", N_("The group “%(name)s” has no contacts yet."), args={"name": g.name},
+                          errors=[field_error("group", N_("the group “%(name)s” has no contacts yet"),
+                                              {"name": g.name})])
         for c in members:
             recipients[c.phone] = c.name
     unnamed = [p for p, name in recipients.items() if name is None and p.startswith("+")]
@@ -234,7 +239,9 @@ def form_body(tenant, form: dict, body: dict) -> dict | None:
         return dict(body, text=text, to=list(recipients))
     invalid = [p for p in recipients if not p.startswith("+")]
     if invalid:
-        raise Problem(422, "invalid-recipients", "Correct or remove these numbers: " + ", ".join(invalid[:10]),
-                      errors=[{"field": "to", "message": f"{p[:40]} is not a phone number" } for p in invalid[:10]])
+        raise Problem(422, "invalid-recipients", N_("Correct or remove these numbers: %(numbers)s"),
+                      args={"numbers": ", ".join(invalid[:10])},
+                      errors=[field_error("to", N_("“%(number)s” is not a phone number."), {"number": p[:40]})
+                              for p in invalid[:10]])
     return {"messages": [dict(extras, text=fill(text, values_for(name or "", phone)), to=[phone])
                          for phone, name in recipients.items()]}

@@ -53,7 +53,7 @@ class DeviceHandler(ApiHandler):
         name, enabled = body.get("name"), body.get("enabled")
         if name is not None and not name.strip():
             raise Problem(422, "validation-failed", N_("Some fields are invalid; nothing was changed."),
-                          errors=[{"field": "name", "message": "must be 1 to 100 characters"}])
+                          errors=[{"field": "name", "message": N_("must be 1 to 100 characters")}])
 
         def change():
             get_device(device_id)  # 404 for unknown, removed or other tenants' devices
@@ -94,7 +94,7 @@ class DeviceHandler(ApiHandler):
         try:
             await self.in_tenant(remove, audit=audit_event(self, "device.removed", device_id))
         except DeviceError as exc:
-            raise Problem(exc.status, exc.code, str(exc)) from None
+            raise Problem.refused(exc.status, exc.code, exc) from None
         self.platform.wake_now(service.wake_key(self.tenant.slug, device_id))
         self.set_status(204)
         self.finish()

@@ -127,7 +127,7 @@ class DevicePage(HealthPage):
         if action == "rename":
             name = self.get_body_argument("name", "").strip()
             if not 1 <= len(name) <= 100:
-                errors.append({"field": "name", "message": "must be 1 to 100 characters"})
+                errors.append({"field": "name", "message": N_("must be 1 to 100 characters")})
             else:
                 await self.in_tenant(lambda: (get_device(device_id),
                                               Device.update(name=name).where(Device.id == device_id).execute()))
@@ -156,7 +156,7 @@ class DevicePage(HealthPage):
             try:
                 code, expires = await self.in_tenant(service.create_pairing_code, self.principal.actor, device_id)
             except service.DeviceError as exc:
-                raise Problem(exc.status, exc.code, str(exc)) from None
+                raise Problem.refused(exc.status, exc.code, exc) from None
             await self.run_db(emit, self.platform, audit_event(self, "device.repair_code_created", device_id))
             device = await self.in_tenant(get_device, device_id)
             self.set_header("Cache-Control", "no-store")
@@ -168,7 +168,7 @@ class DevicePage(HealthPage):
             try:
                 await self.in_tenant(service.remove, self.platform, self.tenant, device_id)
             except service.DeviceError as exc:
-                raise Problem(exc.status, exc.code, str(exc)) from None
+                raise Problem.refused(exc.status, exc.code, exc) from None
             await self.run_db(self.platform.credentials_changed, self.tenant.slug)
             self.platform.wake_now(key)
             await self.run_db(emit, self.platform, audit_event(self, "device.removed", device_id))

@@ -36,7 +36,7 @@ def parse_time(value, field: str, errors: list, index: int):
     if value is None or iso_time(value) or (isinstance(value, (int, float)) and not isinstance(value, bool)
                                             and 0 < value < 4e12):
         return report_time(value)
-    errors.append({"field": f"{field}[{index}].at", "message": "must be an ISO 8601 time or epoch milliseconds"})
+    errors.append({"field": f"{field}[{index}].at", "message": N_("must be an ISO 8601 time or epoch milliseconds")})
     return None
 
 
@@ -58,16 +58,17 @@ class DeviceApiHandler(ApiHandler):
         raw = self.get_query_argument(name, None)
         if raw is None:
             return default
-        return max(low, min(high, whole_number(raw, f"{name} must be a whole number from {low} to {high}.", 10)))
+        return max(low, min(high, whole_number(raw, N_("%(name)s must be a whole number from %(low)s to %(high)s."), 10,
+                                                  args={"name": name, "low": low, "high": high})))
 
     def device_problem(self, exc: DeviceError) -> Problem:
-        return Problem(exc.status, exc.code, str(exc))
+        return Problem.refused(exc.status, exc.code, exc)
 
     def batch(self, body: dict, key: str) -> list:
         items = body.get(key)
         if not isinstance(items, list):
             raise Problem(422, "validation-failed", N_("Send %(key)s as a list."),
-                          errors=[{"field": key, "message": "must be a list"}], args={"key": key})
+                          errors=[{"field": key, "message": N_("must be a list")}], args={"key": key})
         if len(items) > MAX_BATCH:
             raise Problem(413, "batch-too-large", N_("Send at most %(MAX_BATCH)s %(key)s per request."),
             args={"MAX_BATCH": MAX_BATCH, "key": key})
@@ -242,18 +243,18 @@ class InboundHandler(DeviceApiHandler):
         errors, clean = [], []
         for i, item in enumerate(items):
             if not isinstance(item, dict):
-                errors.append({"field": f"messages[{i}]", "message": "must be an object"})
+                errors.append({"field": f"messages[{i}]", "message": N_("must be an object")})
                 continue
             pid, sender, body = item.get("id"), item.get("from"), item.get("body")
             if not (isinstance(pid, (str, int)) and not isinstance(pid, bool) and 1 <= len(str(pid)) <= 200):
-                errors.append({"field": f"messages[{i}].id", "message": "the phone's message id is required"})
+                errors.append({"field": f"messages[{i}].id", "message": N_("the phone's message id is required")})
             if not (isinstance(sender, str) and 1 <= len(sender) <= 64):
-                errors.append({"field": f"messages[{i}].from", "message": "the sender is required"})
+                errors.append({"field": f"messages[{i}].from", "message": N_("the sender is required")})
             if not (isinstance(body, str) and len(body) <= 10_000):
-                errors.append({"field": f"messages[{i}].body", "message": "must be text up to 10,000 characters"})
+                errors.append({"field": f"messages[{i}].body", "message": N_("must be text up to 10,000 characters")})
             slot = item.get("sim_slot")
             if slot is not None and not (isinstance(slot, int) and not isinstance(slot, bool) and 1 <= slot <= 4):
-                errors.append({"field": f"messages[{i}].sim_slot", "message": "must be 1 to 4"})
+                errors.append({"field": f"messages[{i}].sim_slot", "message": N_("must be 1 to 4")})
             at = parse_time(item.get("received_at"), "messages", errors, i)
             clean.append({"id": str(pid), "from": sender, "body": body, "sim_slot": slot, "received_at": at})
         if errors:
@@ -289,7 +290,7 @@ class HeartbeatHandler(DeviceApiHandler):
                 if ok(body[key]):
                     status[key] = body[key]
                 else:
-                    errors.append({"field": key, "message": "out of range or wrong type"})
+                    errors.append({"field": key, "message": N_("out of range or wrong type")})
         if errors:
             raise Problem(422, "validation-failed", N_("The heartbeat has invalid fields."), errors=errors)
         device_id = self.principal.id

@@ -13,7 +13,7 @@ from core import due, limits, tokenformat
 from core.clock import utcnow
 from core.db import app_db
 from core.permissions import Principal
-from core.web.problem import Problem
+from core.web.problem import Problem, Refusal
 
 from . import settings as device_settings
 from .models import Device, DeviceInbound, PairingCode
@@ -27,11 +27,11 @@ MAX_WAIT = 60  # the longest long poll, in seconds: at most half of OFFLINE_AFTE
 DEVICE_PERMISSION = "device:protocol"
 
 
-class DeviceError(ValueError):
+class DeviceError(Refusal):
     """Refused; the message says why and what to do."""
 
-    def __init__(self, message: str, status: int = 400, code: str = "device-error"):
-        super().__init__(message)
+    def __init__(self, message: str, status: int = 400, code: str = "device-error", args: dict | None = None):
+        super().__init__(message, args)
         self.status = status
         self.code = code
 
@@ -63,7 +63,7 @@ def create_pairing_code(created_by: str, repair_device_id: int | None = None, *,
     ``limit()`` (:func:`check_device_limit`) if given."""
     if repair_device_id is not None and Device.get_or_none(
             (Device.id == repair_device_id) & Device.removed_at.is_null()) is None:
-        raise DeviceError("There is no such device here.", 404, "not-found")
+        raise DeviceError(N_("There is no such device here."), 404, "not-found")
     if repair_device_id is None and limit is not None:
         limit()
     code = "".join(secrets.choice(PAIRING_ALPHABET) for _ in range(8))
@@ -83,19 +83,19 @@ def register(tenant_slug: str, code: str, info: dict, *, limit=None) -> tuple[De
     device never comes back.
     """
     if not isinstance(code, str) or len(code.strip()) != 8:
-        raise DeviceError("The pairing code has 8 characters; check it and try again.", 400, "invalid-code")
+        raise DeviceError(N_("The pairing code has 8 characters; check it and try again."), 400, "invalid-code")
     row = PairingCode.select().where(PairingCode.code_hash == _hash_code(code)).for_update().first()
     if row is None:
-        raise DeviceError("This pairing code is not valid. Create a new one in the dashboard.", 400, "invalid-code")
+        raise DeviceError(N_("This pairing code is not valid. Create a new one in the dashboard."), 400, "invalid-code")
     if row.used_at is not None:
-        raise DeviceError("This pairing code was already used. Create a new one in the dashboard.", 400,
+        raise DeviceError(N_("This pairing code was already used. Create a new one in the dashboard."), 400,
                           "code-used")
     if row.expires_at <= utcnow():
-        raise DeviceError("This pairing code has expired (codes last 10 minutes). Create a new one.", 400,
+        raise DeviceError(N_("This pairing code has expired (codes last 10 minutes). Create a new one."), 400,
                           "code-expired")
     uid = str(info.get("device_uid") or "").strip()
     if not 1 <= len(uid) <= 200:
-        raise DeviceError("device_uid is required (1 to 200 characters).", 422, "validation-failed")
+        raise DeviceError(N_("device_uid is required (1 to 200 characters)."), 422, "validation-failed")
     token = tokenformat.generate("sgd", tenant_slug)
     fields = dict(device_uid=uid, model=_s(info.get("model"), 100), os_version=_s(info.get("os_version"), 50),
                   app_version=_s(info.get("app_version"), 50), sims=_sims(info.get("sims")),
@@ -105,8 +105,8 @@ def register(tenant_slug: str, code: str, info: dict, *, limit=None) -> tuple[De
         device = Device.select().where((Device.id == row.repair_device_id)
                                        & Device.removed_at.is_null()).for_update().first()
         if device is None:
-            raise DeviceError("The device this code was made for has been removed. Pair the phone as a new "
-                              "device instead.", 400, "device-removed")
+            raise DeviceError(N_("The device this code was made for has been removed. Pair the phone as a new "
+                                 "device instead."), 400, "device-removed")
         Device.update(**fields).where(Device.id == device.id).execute()
         device = Device.get_by_id(device.id)
     else:
@@ -293,7 +293,7 @@ def next_offline_due(tenant=None) -> dt.datetime | None:
 def update_settings(device_id: int, patch: dict) -> Device:
     device = Device.select().where(Device.id == device_id).for_update().first()
     if device is None:
-        raise DeviceError("There is no such device here.", 404, "not-found")
+        raise DeviceError(N_("There is no such device here."), 404, "not-found")
     new = device_settings.validate(patch, device.settings)
     Device.update(settings=new, settings_version=Device.settings_version + 1).where(Device.id == device_id).execute()
     return Device.get_by_id(device_id)
@@ -322,7 +322,7 @@ def remove(platform, tenant, device_id: int) -> Device:
     """
     device = Device.get_or_none((Device.id == device_id) & Device.removed_at.is_null())
     if device is None:
-        raise DeviceError("There is no such device here.", 404, "not-found")
+        raise DeviceError(N_("There is no such device here."), 404, "not-found")
     Device.update(removed_at=utcnow(), enabled=False, online=False, token_hash=None).where(
         Device.id == device_id).execute()
     from .health import on_removed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from zoneinfo import ZoneInfo, available_timezones
+from core.i18n import N_
 
 DEFAULTS = {
     # Android itself allows 30 SMS per minute per app before it asks the user.
@@ -44,9 +45,9 @@ def validate(patch: dict, current: dict | None = None) -> dict:
     errors = []
     zone = patch.get("working_hours", {}).get("timezone")
     if zone is not None and zone not in _zones():
-        errors.append({"field": "working_hours.timezone", "message": "must be an IANA time zone such as Europe/Berlin"})
+        errors.append({"field": "working_hours.timezone", "message": N_("must be an IANA time zone such as Europe/Berlin")})
     if result["delay"]["min_ms"] > result["delay"]["max_ms"]:
-        errors.append({"field": "delay.min_ms", "message": "must not exceed delay.max_ms"})
+        errors.append({"field": "delay.min_ms", "message": N_("must not exceed delay.max_ms")})
     if errors:
         raise SettingsError(errors)
     return result

@@ -40,7 +40,7 @@ def decode_cursor(raw: str | None) -> int | None:
 
 
 def page_size(raw: str) -> int:
-    return whole_number(raw, "limit must be from 1 to 500.", 3, 1, 500)
+    return whole_number(raw, N_("limit must be from 1 to 500."), 3, 1, 500)
 
 
 def parse_date(raw: str | None, name: str):
@@ -197,9 +197,12 @@ class CancelHandler(ApiHandler):
 
 def not_cancellable(state: str, refusals: list[str]) -> Problem:
     why = " ".join(sorted(set(refusals)))
-    return Problem(409, "not-cancellable",
-                   f"Nothing to cancel: the message is already {state}. Only pending or scheduled "
-                   "recipients can be cancelled" + (f"; {why}" if why else "."))
+    if why:
+        return Problem(409, "not-cancellable", N_("Nothing to cancel: the message is already %(state)s. Only pending "
+                                                  "or scheduled recipients can be cancelled; %(why)s"),
+                       args={"state": state, "why": why})
+    return Problem(409, "not-cancellable", N_("Nothing to cancel: the message is already %(state)s. Only pending or "
+                                              "scheduled recipients can be cancelled."), args={"state": state})
 
 
 class RetryHandler(ApiHandler):
@@ -267,13 +270,13 @@ class SuppressionsHandler(ApiHandler):
         try:
             phone = normalise(body.get("phone"), self.tenant.default_region)
         except PhoneError as exc:
-            raise Problem(422, "validation-failed", N_("phone %(exc)s."), errors=[{"field": "phone", "message": str(exc)}],
-            args={"exc": exc})
+            raise Problem(422, "validation-failed", exc.msgid, args=exc.msg_args,
+                          errors=[{"field": "phone", "message": str(exc), "msgid": exc.msgid, "args": exc.msg_args}])
         reason = body.get("reason", "")
         if not isinstance(reason, str) or len(reason) > 200:
             raise Problem(422, "validation-failed", N_("reason must be text of at most 200 "
                                                        "characters."),
-                          errors=[{"field": "reason", "message": "at most 200 characters"}])
+                          errors=[{"field": "reason", "message": N_("at most 200 characters")}])
         await self.in_tenant(lambda: Suppression.insert(phone=phone, reason=reason, source="manual")
                              .on_conflict(conflict_target=[Suppression.phone],
                                           update={Suppression.reason: reason}).execute())

@@ -21,6 +21,8 @@ import threading
 
 from . import text as smstext
 from .phones import PhoneError, normalise
+from core.web.problem import row_error
+from core.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ async def read_upload(raw: bytes, region: str, secret: str) -> tuple[list[dict],
         _forget(pool)
     except asyncio.TimeoutError:
         log.warning("CSV reader took longer than %s s; its result is dropped", DEADLINE)
-    return [], 0, [{"row": 0, "message": "The file could not be read just now; please upload it again."}], None
+    return [], 0, [row_error(0, N_("The file could not be read just now; please upload it again."))], None
 
 
 def prepare(raw: bytes, region: str, secret: str) -> tuple[list[dict], int, list[dict], str | None]:
@@ -92,14 +94,14 @@ def csv_text(raw: bytes, max_bytes: int) -> str | dict:
     """An uploaded file's text, or the error (``{"row": 0, "message": ...}``) that refuses it whole:
     too large, not UTF-8, or holding NUL characters. (Also used by other addons' CSV uploads.)"""
     if len(raw) > max_bytes:
-        return {"row": 0, "message": f"The file is larger than {max_bytes // 1024 // 1024} MB."}
+        return row_error(0, N_("The file is larger than %(mb)s MB."), {"mb": max_bytes // 1024 // 1024})
     try:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return {"row": 0, "message": "The file is not UTF-8 text. Save it as CSV UTF-8 and try again."}
+        return row_error(0, N_("The file is not UTF-8 text. Save it as CSV UTF-8 and try again."))
     if "\x00" in content:  # PostgreSQL stores no NUL; a NUL means a binary or UTF-16 file
-        return {"row": 0, "message": "The file holds NUL characters, so it is not CSV text. Save it as "
-                                     "CSV UTF-8 and try again."}
+        return row_error(0, N_("The file holds NUL characters, so it is not CSV text. Save it as CSV UTF-8 and "
+                               "try again."))
     return content
 
 
@@ -115,9 +117,9 @@ def parse_csv(raw: bytes, region: str) -> tuple[list[dict], list[dict]]:
     try:
         fields = [f.strip().lower() for f in (reader.fieldnames or [])]
     except csv.Error as exc:
-        return [], [{"row": 1, "message": f"The first line cannot be read as CSV: {exc}."}]
+        return [], [row_error(1, N_("The first line cannot be read as CSV: %(why)s."), {"why": str(exc)})]
     if "recipient" not in fields or "text" not in fields:
-        return [], [{"row": 1, "message": "The first line must name the columns, with at least 'recipient' and 'text'."}]
+        return [], [row_error(1, N_("The first line must name the columns, with at least 'recipient' and 'text'."))]
     good, errors = [], []
     rows = enumerate(reader, start=2)
     while True:
@@ -126,29 +128,30 @@ def parse_csv(raw: bytes, region: str) -> tuple[list[dict], list[dict]]:
         except StopIteration:
             break
         except csv.Error as exc:  # e.g. a field over the reader's limit (131,072 characters)
-            errors.append({"row": reader.line_num, "message": f"this line cannot be read (a field is too long, "
-                                                              f"or a quote is not closed): {exc}; the rest was not read."})
+            errors.append(row_error(reader.line_num, N_("this line cannot be read (a field is too long, or a quote is "
+                                                        "not closed): %(why)s; the rest was not read."),
+                                    {"why": str(exc)}))
             break
         if n - 1 > CSV_MAX_ROWS:
-            errors.append({"row": n, "message": f"Only {CSV_MAX_ROWS} rows per file; the rest was not read."})
+            errors.append(row_error(n, N_("Only %(max)s rows per file; the rest was not read."), {"max": CSV_MAX_ROWS}))
             break
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if k}
         try:
             phone = normalise(row.get("recipient", ""), region)
         except PhoneError as exc:
-            errors.append({"row": n, "message": f"recipient {row.get('recipient', '')[:40]!r} {exc}"})
+            errors.append(row_error(n, exc.msgid, exc.msg_args))
             continue
         try:
             text = smstext.fill(row.get("text", ""), {k: v for k, v in row.items() if k not in ("recipient", "text")})
         except smstext.TemplateError as exc:
-            errors.append({"row": n, "message": str(exc)})
+            errors.append(row_error(n, exc.msgid, exc.msg_args))
             continue
         if not text.strip():
-            errors.append({"row": n, "message": "the text is empty"})
+            errors.append(row_error(n, N_("the text is empty")))
             continue
         info = smstext.describe(text)
         if info["segments"] > smstext.MAX_SEGMENTS:
-            errors.append({"row": n, "message": f"the text is too long ({info['segments']} segments)"})
+            errors.append(row_error(n, N_("the text is too long (%(segments)s segments)"), {"segments": info["segments"]}))
             continue
         good.append({"row": n, "to": phone, "text": text, **info})
     return good, errors

@@ -24,7 +24,7 @@ from addons.devices.settings import merged as merged_settings, within_working_ho
 
 from . import metrics
 from .models import MessagingSettings, Recipient
-from core.i18n import N_
+from core.i18n import N_, Said
 
 WINDOWS = (("per_minute", dt.timedelta(minutes=1)), ("per_hour", dt.timedelta(hours=1)),
            ("per_day", dt.timedelta(days=1)))
@@ -42,17 +42,18 @@ def usage(device_id: int) -> dict:
     return {"per_minute": row[0], "per_hour": row[1], "per_day": row[2]}
 
 
-def budget(device: Device, now: dt.datetime | None = None) -> tuple[int, str | None]:
+def budget(device: Device, now: dt.datetime | None = None) -> tuple[int, Said | None]:
     """How many recipients ``device`` may take now, and if none, why (for people)."""
     return budget_of(device.id, device.settings, now)
 
 
-def budget_of(device_id: int, device_settings: dict, now: dt.datetime | None = None) -> tuple[int, str | None]:
+def budget_of(device_id: int, device_settings: dict, now: dt.datetime | None = None) -> tuple[int, Said | None]:
     settings = merged_settings(device_settings)
     inside, opens = within_working_hours(settings, now)
     if not inside:
-        when = opens.strftime("%H:%M UTC") if opens else "later"
-        return 0, f"outside working hours (opens {when})"
+        if opens is None:
+            return 0, Said(N_("outside working hours"))
+        return 0, Said(N_("outside working hours (opens %(time)s UTC)"), {"time": opens.strftime("%H:%M")})
     limits = settings["limits"]
     if not any(limits.get(key) for key, _ in WINDOWS):
         return 10**9, None  # no limits: nothing to count
@@ -72,7 +73,8 @@ def budget_of(device_id: int, device_settings: dict, now: dt.datetime | None = N
                 blocked_until = max(blocked_until, until) if blocked_until else until
             remaining = min(remaining, max(left, 0))
     if remaining <= 0:
-        return 0, f"rate limit until {blocked_until.astimezone(dt.timezone.utc).strftime('%H:%M')} UTC"
+        return 0, Said(N_("rate limit until %(time)s UTC"),
+                       {"time": blocked_until.astimezone(dt.timezone.utc).strftime("%H:%M")})
     return remaining, None
 
 
@@ -181,7 +183,7 @@ def waiting_reasons(now=None) -> dict:
     out = {}
     for device in Device.select().where(Device.enabled & Device.removed_at.is_null()):
         if not online_now(device):
-            out[device.id] = "offline"
+            out[device.id] = Said(N_("offline"))
             continue
         left, reason = budget(device, now)
         if reason:
@@ -189,31 +191,33 @@ def waiting_reasons(now=None) -> dict:
     return out
 
 
-def why_waiting(recipient: Recipient, now=None) -> str | None:
-    """Why a pending recipient is not on its way, in words a person understands."""
+def why_waiting(recipient: Recipient, now=None) -> Said | None:
+    """Why a pending recipient is not on its way, in words a person understands (English, and in the
+    reader's language through ``say()``)."""
     if recipient.state != "pending":
         return None
     now = now or utcnow()
     if recipient.not_before and recipient.not_before > now:
-        return f"scheduled for {recipient.not_before.astimezone(dt.timezone.utc).strftime('%Y-%m-%d %H:%M')} UTC"
+        return Said(N_("scheduled for %(time)s UTC"),
+                    {"time": recipient.not_before.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")})
     devices = list(Device.select().where(Device.enabled & Device.removed_at.is_null()))
     if not devices:
-        return "no online device (no phone is paired and enabled yet)"
+        return Said(N_("no online device (no phone is paired and enabled yet)"))
     if recipient.requested_device_id:
         devices = [d for d in devices if d.id == recipient.requested_device_id]
     devices = [d for d in devices if d.id not in (recipient.excluded_devices or [])]
     if not devices:
-        return N_("no device can send it (none enabled, or all already failed it)")
+        return Said(N_("no device can send it (none enabled, or all already failed it)"))
     online = [d for d in devices if online_now(d, now)]
     if not online:
-        return N_("no online device")
+        return Said(N_("no online device"))
     reasons = []
     for d in online:
         left, reason = budget(d, now)
         if left > 0:
-            return N_("queued: a phone will take it at its next fetch")
+            return Said(N_("queued: a phone will take it at its next fetch"))
         reasons.append(reason)
-    return "; ".join(sorted(set(reasons)))
+    return Said.joined(sorted(set(reasons)))
 
 
 def waiting_work() -> dict[int, int]:

@@ -91,7 +91,7 @@ class ExportHandler(PageHandler):
         try:
             rows, cursor = await self.in_tenant(self.load, args)
         except Problem as exc:
-            raise Problem(422, "invalid-filter", exc.detail)
+            raise Problem(422, "invalid-filter", exc.msgid, args=exc.detail_args or None)
         self.set_header("Content-Type", "text/csv; charset=utf-8")
         self.set_header("Content-Disposition", f'attachment; filename="{self.filename}"')
         self.set_header("Cache-Control", "no-store")

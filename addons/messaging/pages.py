@@ -179,7 +179,7 @@ class CsvPage(PageHandler):
         if not files:
             self.set_status(422)
             self.render("messaging/csv.html", preview=None, payload=None,
-                        errors=[{"row": 0, "message": "Choose a CSV file to upload."}])
+                        errors=[{"row": 0, "message": N_("Choose a CSV file to upload.")}])
             return
         # Reading, filling in and signing up to 5,000 rows is CPU work: it runs in another process
         # (see csvfile), so it never holds this process's IOLoop or interpreter lock.
@@ -320,7 +320,7 @@ class SuppressionsPage(PageHandler):
             rows = await self.in_tenant(lambda: list(Suppression.select().order_by(Suppression.created_at.desc())))
             labels = await contact_labels(self, [r.phone for r in rows])
             self.set_status(422)
-            self.render("messaging/suppressions.html", rows=rows, error=f"{raw[:40]} {exc}", labels=labels,
+            self.render("messaging/suppressions.html", rows=rows, error=self.refusal_text(exc), labels=labels,
                         typed={"phone": raw[:40], "reason": self.get_body_argument("reason", "")[:200]})
             return
         if action == "remove":

@@ -6,20 +6,26 @@ from functools import lru_cache
 
 import phonenumbers
 
+from core.i18n import N_
+from core.web.problem import Refusal
 
-class PhoneError(ValueError):
-    pass
+
+class PhoneError(Refusal):
+    """Not a phone number: a whole sentence naming the number as typed (``%(number)s``)."""
 
 
 def normalise(raw, region: str) -> str:
     if not isinstance(raw, str):
-        raise PhoneError("must be a phone number as text")
+        raise PhoneError(N_("A phone number must be text."))
     raw = raw.strip()
-    if not raw or len(raw) > 32:
-        raise PhoneError("must be a phone number of at most 32 characters")
+    if not raw:
+        raise PhoneError(N_("The phone number is empty."))
+    if len(raw) > 32:
+        raise PhoneError(N_("“%(number)s” is too long for a phone number (at most 32 characters)."),
+                         {"number": raw[:40]})
     phone, error = _parse(raw, region or "US")
     if error:
-        raise PhoneError(error)
+        raise PhoneError(error, {"number": raw, "region": region or "US"})
     return phone
 
 
@@ -31,10 +37,10 @@ def _parse(raw: str, region: str) -> tuple[str | None, str | None]:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
-        return None, "is not a phone number"
+        return None, N_("“%(number)s” is not a phone number.")
     if not phonenumbers.is_valid_number(number):
-        return None, "is not a valid phone number" + ("" if raw.startswith("+") else
-                                                      f" in region {region} (use +<country code>)")
+        return None, (N_("“%(number)s” is not a valid phone number.") if raw.startswith("+") else
+                      N_("“%(number)s” is not a valid phone number in region %(region)s (use +<country code>)."))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 
 

@@ -72,7 +72,8 @@ class MessageCancelPage(PageHandler):
                        % {"n": cancelled, "m": recalling})
         else:
             state = await self.in_tenant(lambda: message_state_of(m.id))
-            self.flash("error", not_cancellable(state, refusals).detail)
+            refused = not_cancellable(state, refusals)
+            self.flash("error", refused.msgid, **refused.detail_args)
         self.redirect(f"/messages/{m.id}")
 
 
@@ -100,7 +101,7 @@ class MessageRetryPage(PageHandler):
         except Problem as exc:
             if exc.status == 404:
                 raise
-            self.flash("error", exc.detail)
+            self.flash("error", exc.msgid, **exc.detail_args)
             self.redirect(f"/messages/{parse_id(raw_id, 'message')}")
             return
         self.platform.wake_now(*keys)
@@ -206,7 +207,7 @@ class CampaignRetryPage(PageHandler):
             stored, keys = await self.in_tenant(
                 lambda: recovery.retry_many(tenant, recovery.campaign_messages(c.id), device, actor, region))
         except Problem as exc:
-            self.flash("error", exc.detail)
+            self.flash("error", exc.msgid, **exc.detail_args)
         else:
             self.platform.wake_now(*keys)
             _ = self.gettext()[0]

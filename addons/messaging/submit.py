@@ -13,8 +13,8 @@ from core.bodyschema import invalid, iso_time, request_schemas
 from core.clock import utcnow
 from core.db import app_db, array_literal
 from core.groupcommit import with_refusals
-from core.i18n import N_
-from core.web.problem import Problem
+from core.i18n import N_, Said
+from core.web.problem import Problem, field_error
 
 from addons.devices.service import wake_key
 
@@ -38,9 +38,10 @@ def validate_one(item: dict, region: str, prefix: str = "") -> tuple[dict | None
     text = item["text"]
     info = smstext.describe(text)
     if info["segments"] > smstext.MAX_SEGMENTS:
-        errors.append({"field": prefix + "text",
-                       "message": f"is too long: {info['segments']} segments ({info['encoding']}); "
-                                  f"the maximum is {smstext.MAX_SEGMENTS}"})
+        errors.append(field_error(prefix + "text", N_("is too long: %(segments)s segments (%(encoding)s); the "
+                                                      "maximum is %(max)s"),
+                                  {"segments": info["segments"], "encoding": info["encoding"],
+                                   "max": smstext.MAX_SEGMENTS}))
     to = item["to"]
     phones, seen = [], set()
     for i, raw in enumerate([to] if isinstance(to, str) else to):
@@ -48,7 +49,7 @@ def validate_one(item: dict, region: str, prefix: str = "") -> tuple[dict | None
             phone = normalise(raw, region)
         except PhoneError as exc:
             rejected.append({"input": raw if isinstance(raw, str) else repr(raw)[:40], "index": i,
-                             "reason": str(exc)})
+                             "reason": Said(exc.msgid, exc.msg_args)})
             continue
         if phone not in seen:
             seen.add(phone)
@@ -56,8 +57,8 @@ def validate_one(item: dict, region: str, prefix: str = "") -> tuple[dict | None
     now = utcnow()
     valid_until, send_at = _times(item, now, prefix, errors)
     if not errors and not phones:
-        errors.append({"field": prefix + "to", "message": "no valid recipient: " +
-                       "; ".join(f"{r['input']} {r['reason']}" for r in rejected[:5])})
+        errors.append(field_error(prefix + "to", N_("no valid recipient: %(reasons)s"),
+                                  {"reasons": Said.joined([r["reason"] for r in rejected[:5]])}))
     if errors:
         return None, errors, rejected
     return {"text": text, "encoding": info["encoding"], "segments": info["segments"], "phones": phones,
@@ -70,15 +71,15 @@ def _times(item: dict, now: dt.datetime, prefix: str, errors: list) -> tuple:
     """``(valid_until, send_at)`` of a message: ``ttl`` made a time, each checked against now and the other."""
     ttl, valid_until, send_at = item.get("ttl"), iso_time(item.get("valid_until")), iso_time(item.get("send_at"))
     if ttl is not None and valid_until is not None:
-        errors.append({"field": prefix + "ttl", "message": "give ttl or valid_until, not both"})
+        errors.append({"field": prefix + "ttl", "message": N_("give ttl or valid_until, not both")})
     if ttl is not None and (send_at or now) < dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc):
         valid_until = (send_at or now) + dt.timedelta(seconds=ttl)
     if valid_until is not None and valid_until <= now:
-        errors.append({"field": prefix + "valid_until", "message": "is in the past"})
+        errors.append({"field": prefix + "valid_until", "message": N_("is in the past")})
     if send_at is not None and send_at > now + dt.timedelta(days=366):
-        errors.append({"field": prefix + "send_at", "message": "is more than a year ahead"})
+        errors.append({"field": prefix + "send_at", "message": N_("is more than a year ahead")})
     if send_at is not None and valid_until is not None and valid_until <= send_at:
-        errors.append({"field": prefix + "valid_until", "message": "must be after send_at"})
+        errors.append({"field": prefix + "valid_until", "message": N_("must be after send_at")})
     return valid_until, send_at
 
 
@@ -111,7 +112,8 @@ def validate_request(body: dict, region: str) -> tuple[list[dict], list[list], b
             total += len(c["phones"])
             clean.append(c)
     if total > MAX_TOTAL_RECIPIENTS:
-        errors.append({"field": "messages", "message": f"at most {MAX_TOTAL_RECIPIENTS} recipients per request"})
+        errors.append(field_error("messages", N_("at most %(max)s recipients per request"),
+                                  {"max": MAX_TOTAL_RECIPIENTS}))
     if errors:
         raise invalid(sorted(errors, key=_order), N_("The request has invalid fields; nothing was sent."))
     return clean, rejected_all, batch
@@ -337,7 +339,7 @@ def _check_devices(subs: list[Submission], outcomes: list) -> None:
         if missing:
             outcomes[i] = Problem(422, "validation-failed", N_("A requested device does not exist or "
                                                                "is disabled."),
-                                  errors=[{"field": "device_id", "message": f"no enabled device {d}"}
+                                  errors=[field_error("device_id", N_("no enabled device %(id)s"), {"id": d})
                                           for d in missing])
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import re
+from core.i18n import N_
+from core.web.problem import Refusal
 
 GSM7_BASIC = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -50,7 +52,7 @@ def describe(text: str) -> dict:
     return {"encoding": enc, "segments": segments(text, enc), "length": units(text, enc)}
 
 
-class TemplateError(ValueError):
+class TemplateError(Refusal):
     """A template that cannot be filled in; the message says why, for the person who wrote it."""
 
 
@@ -68,10 +70,10 @@ def fill(template: str, values: dict[str, str], limit: int = MAX_CHARS) -> str:
     fill in to more than ``limit`` characters is refused without being built.
     """
     if len(template) > 4 * limit:  # placeholders are short: a longer template is not a message
-        raise TemplateError(f"the text is too long (more than {limit} characters)")
+        raise TemplateError(N_("the text is too long (more than %(limit)s characters)"), {"limit": limit})
     compiled = _compile(template)
-    if isinstance(compiled, str):
-        raise TemplateError(compiled)
+    if isinstance(compiled, TemplateError):
+        raise compiled
     pattern, names, keys, literal_size = compiled
     try:
         args = [values[key] for key in keys]
@@ -79,17 +81,18 @@ def fill(template: str, values: dict[str, str], limit: int = MAX_CHARS) -> str:
         name = names[keys.index(missing.args[0])]
         shown = "{" + name[:40] + ("…" if len(name) > 40 else "") + "}"
         if any(c in name for c in ":!.[]"):
-            raise TemplateError(f"{shown} is not allowed: use only {{column}} placeholders, without "
-                                "formatting, attributes or indexes") from None
-        raise TemplateError(f"the text uses {shown}, a variable that has no column; use only {{column}} "
-                            "placeholders") from None
+            raise TemplateError(N_("%(shown)s is not allowed: use only {column} placeholders, without "
+                                   "formatting, attributes or indexes"), {"shown": shown}) from None
+        raise TemplateError(N_("the text uses %(shown)s, a variable that has no column; use only {column} "
+                               "placeholders"), {"shown": shown}) from None
     if literal_size + sum(map(len, args)) > limit:
-        raise TemplateError(f"the text is too long once the columns are filled in (more than {limit} characters)")
+        raise TemplateError(N_("the text is too long once the columns are filled in (more than %(limit)s "
+                               "characters)"), {"limit": limit})
     return pattern.format(*args)  # only "{0}", "{1}"...: fields _compile wrote, with no format spec
 
 
 @functools.lru_cache(maxsize=64)
-def _compile(template: str) -> tuple[str, tuple[str, ...], tuple[str, ...], int] | str:
+def _compile(template: str) -> tuple[str, tuple[str, ...], tuple[str, ...], int] | TemplateError:
     """``(pattern, names, keys, literal_size)``: ``pattern`` has a numbered field for each placeholder
     (as written in ``names``, as looked up in ``keys``) and its literal text with braces doubled. Or
     the message of why ``template`` is wrong. Cached: the rows of a file mostly share one template."""
@@ -104,8 +107,8 @@ def _compile(template: str) -> tuple[str, tuple[str, ...], tuple[str, ...], int]
             pattern += (literal, token)
             literal_size += 1
         else:
-            return (f"the text has a single '{token}': write {{{{ or }}}} for a brace, and only {{column}} "
-                    "placeholders")
+            return TemplateError(N_("the text has a single '%(brace)s': write {{ or }} for a brace, and only "
+                                    "{column} placeholders"), {"brace": token})
         literal_size += len(literal)
         pos = m.end()
     pattern.append(template[pos:])

@@ -59,6 +59,23 @@ class MobileHandler(DeviceApiHandler):
         self.set_status(204)
         self.finish()
 
+    async def enrolling(self, work, audit):
+        """Run ``work`` (it checks a private token, login or code) in the tenant, throttled per source:
+        too many wrong ones from an address answer 429, and each wrong one (401) counts."""
+        platform, ip = self.platform, self.request.remote_ip or ""
+        key = f"enroll:{self.tenant.slug}:{ip}"
+        verdict = await self.run_db(platform.throttle.check, key, ip, False)
+        if not verdict.allowed:
+            raise Problem(429, "too-many-attempts", N_("Too many wrong private tokens, passwords or codes. Wait a "
+                                                       "while and try again."),
+                          headers={"Retry-After": str(verdict.retry_after)})
+        try:
+            return await self.in_tenant(work, audit=audit)
+        except Problem as exc:
+            if exc.status == 401:
+                await self.run_db(platform.throttle.record_failure, key, ip)
+            raise
+
 
 class DeviceHandler(MobileHandler):
     """``POST /device`` (enroll with the private token), ``PATCH /device``, ``GET /device``."""
@@ -79,16 +96,10 @@ class DeviceHandler(MobileHandler):
         scheme, credential = scheme.lower(), credential.strip()
         basic = service.parse_basic(credential) if scheme == "basic" else None
         if not credential or scheme not in ("bearer", "basic", "code") or (scheme == "basic" and basic is None):
-            raise service.unauthorized(
+            raise service.unauthorized(N_(
                 "Enter the private token from the Devices page (Connect the Android app) in the app's Cloud Server "
-                "settings, or sign in with the login and password, or a one-time code, of a phone that joined.")
+                "settings, or sign in with the login and password, or a one-time code, of a phone that joined."))
         ip = self.request.remote_ip or ""
-        key = f"enroll:{tenant.slug}:{ip}"
-        verdict = await self.run_db(platform.throttle.check, key, ip, False)
-        if not verdict.allowed:
-            raise Problem(429, "too-many-attempts", N_("Too many wrong private tokens, passwords or codes. Wait a "
-                                                       "while and try again."),
-                          headers={"Retry-After": str(verdict.retry_after)})
         body = self.json_body()
         errors = service.check_device_body(body, register=True)
         if errors:
@@ -124,12 +135,7 @@ class DeviceHandler(MobileHandler):
                                        "with": {"bearer": "private token", "basic": "login and password",
                                                 "code": "one-time code"}[scheme]})
 
-        try:
-            _device, answer, _row = await self.in_tenant(enroll, audit=audit)
-        except Problem as exc:
-            if exc.status == 401:
-                await self.run_db(platform.throttle.record_failure, key, ip)
-            raise
+        _device, answer, _row = await self.enrolling(enroll, audit)
         self.set_header("Cache-Control", "no-store")
         self.write_json(answer, 201)
 
@@ -168,13 +174,8 @@ class UserCodeHandler(MobileHandler):
         scheme, _, credential = self.request.headers.get("Authorization", "").partition(" ")
         basic = service.parse_basic(credential) if scheme.lower() == "basic" else None
         if basic is None:
-            raise service.unauthorized("Sign in with the login and password the app was given when it joined.")
+            raise service.unauthorized(N_("Sign in with the login and password the app was given when it joined."))
         ip = self.request.remote_ip or ""
-        key = f"enroll:{tenant.slug}:{ip}"
-        verdict = await self.run_db(platform.throttle.check, key, ip, False)
-        if not verdict.allowed:
-            raise Problem(429, "too-many-attempts", "Too many wrong passwords. Wait a while and try again.",
-                          headers={"Retry-After": str(verdict.retry_after)})
 
         def make():
             login, _enrollment = service.login_enrollment(platform, *basic)
@@ -186,12 +187,7 @@ class UserCodeHandler(MobileHandler):
                               ip=ip, details={"enrollment": login.enrollment_id, "login": login.login,
                                               "expires_at": expires.isoformat()})
 
-        try:
-            _login, code, expires = await self.in_tenant(make, audit=audit)
-        except Problem as exc:
-            if exc.status == 401:
-                await self.run_db(platform.throttle.record_failure, key, ip)
-            raise
+        _login, code, expires = await self.enrolling(make, audit)
         self.set_header("Cache-Control", "no-store")
         self.write_json({"code": code, "validUntil": service.gson_time(expires)})
 
@@ -205,8 +201,8 @@ class PasswordHandler(MobileHandler):
         body = self.json_body()
         current, new = body.get("currentPassword"), body.get("newPassword")
         if not isinstance(new, str):
-            raise Problem(400, "validation-failed", "Give the new password as text; nothing was changed.",
-                          errors=[{"field": "newPassword", "message": "required"}])
+            raise Problem(400, "validation-failed", N_("Give the new password as text; nothing was changed."),
+                          errors=[{"field": "newPassword", "message": N_("required")}])
         platform, tenant, device_id = self.platform, self.tenant, self.principal.id
 
         def audit(login) -> AuditEvent:
@@ -226,7 +222,7 @@ class MessagesHandler(MobileHandler):
         order = (self.get_query_argument("order", None) or "fifo").lower()
         if order not in ("fifo", "lifo"):
             raise Problem(400, "validation-failed", N_("order is fifo or lifo."),
-                          errors=[{"field": "order", "message": "must be fifo or lifo"}])
+                          errors=[{"field": "order", "message": N_("must be fifo or lifo")}])
         platform, tenant, device_id, version = self.platform, self.tenant, self.principal.id, self.version
 
         def held():
@@ -364,14 +360,14 @@ class IngestHandler(MobileHandler):
         except Problem:
             signing_key = None
         if signing_key is None:
-            raise service.unauthorized("There is no such app device here (or it was removed).")
+            raise service.unauthorized(N_("There is no such app device here (or it was removed)."))
         service.verify_signature(signing_key, raw, self.request.headers.get("X-Timestamp"),
                                  self.request.headers.get("X-Signature"))
         body = self.json_body()
         event, payload = body.get("event"), body.get("payload")
         if not isinstance(payload, dict):
             raise Problem(400, "validation-failed", N_("payload must be an object."),
-                          errors=[{"field": "payload", "message": "must be an object"}])
+                          errors=[{"field": "payload", "message": N_("must be an object")}])
         if event == "sms:received":
             await self.received(device_id, payload)
         elif event in STATUS_EVENTS:
@@ -382,11 +378,11 @@ class IngestHandler(MobileHandler):
         pid, sender, text = payload.get("messageId"), payload.get("phoneNumber"), payload.get("message")
         errors = []
         if not (isinstance(pid, str) and 1 <= len(pid) <= 200):
-            errors.append({"field": "payload.messageId", "message": "the phone's message id is required"})
+            errors.append({"field": "payload.messageId", "message": N_("the phone's message id is required")})
         if not (isinstance(sender, str) and 1 <= len(sender) <= 64):
-            errors.append({"field": "payload.phoneNumber", "message": "the sender is required"})
+            errors.append({"field": "payload.phoneNumber", "message": N_("the sender is required")})
         if not (isinstance(text, str) and len(text) <= 10_000):
-            errors.append({"field": "payload.message", "message": "must be text up to 10,000 characters"})
+            errors.append({"field": "payload.message", "message": N_("must be text up to 10,000 characters")})
         slot = payload.get("simNumber")
         if not (isinstance(slot, int) and not isinstance(slot, bool) and 1 <= slot <= 4):
             slot = None

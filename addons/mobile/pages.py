@@ -67,9 +67,10 @@ class ConnectPage(PageHandler):
             except Problem as exc:
                 if exc.status >= 500:
                     raise
-                error = " ".join([exc.detail] + [f"{e['field']}: {e['message']}." for e in exc.errors or []])
+                said = exc.to_dict(gettext=self.gettext()[0])
+                error = " ".join([said["detail"]] + [f"{e['field']}: {e['message']}." for e in said.get("errors") or []])
             else:
-                self.flash("success", "The phone was asked to send its received SMS again.")
+                self.flash("success", N_("The phone was asked to send its received SMS again."))
                 self.redirect("/devices/connect")
                 return
         elif action == "create":

@@ -18,7 +18,7 @@ import secrets
 from core import passwords, tokenformat
 from core.clock import parse_iso, utcnow
 from core.db import app_db
-from core.web.problem import Problem
+from core.web.problem import Problem, field_error
 
 from addons.devices import service as devices
 from addons.devices import settings as device_settings
@@ -104,8 +104,10 @@ def enrollments() -> list[Enrollment]:
     return list(Enrollment.select().order_by(Enrollment.id.desc()).limit(200))
 
 
-def unauthorized(detail: str) -> Problem:
-    return Problem(401, "invalid-token", detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+def unauthorized(detail: str, args: dict | None = None) -> Problem:
+    """401 with ``detail`` (an ``N_()`` msgid, its ``%(name)s`` placeholders filled from ``args``)."""
+    return Problem(401, "invalid-token", detail, args=args,
+                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
 def spend_enrollment(token: str) -> Enrollment:
@@ -113,20 +115,35 @@ def spend_enrollment(token: str) -> Enrollment:
     row = (Enrollment.select().where(Enrollment.token_hash == tokenformat.digest(token)).for_update().first()
            if tokenformat.parse(token, "sge") else None)
     if row is None:
-        raise unauthorized("This private token is unknown here. Create one on the Devices page, "
-                           "Connect the Android app.")
-    return usable(row, "This private token")
+        raise unauthorized(N_("This private token is unknown here. Create one on the Devices page, "
+                              "Connect the Android app."))
+    return usable(row, via_login=False)
 
 
-def usable(row: Enrollment, what: str) -> Enrollment:
-    """``row`` if it may still enroll a phone; 401 saying why not (``what`` names the credential)."""
+# Why an enrollment can enroll no more phones, as said to a phone that brought its private token
+# (``False``) or a login that came from it (``True``).
+_SPENT = {
+    ("revoked", False): N_("This private token was revoked. Create a new private token on the Devices page."),
+    ("revoked", True): N_("The private token this login came from was revoked. Create a new private token on "
+                          "the Devices page."),
+    ("expired", False): N_("This private token has expired. Create a new private token on the Devices page."),
+    ("expired", True): N_("The private token this login came from has expired. Create a new private token on "
+                          "the Devices page."),
+    ("used", False): N_("Every phone this private token allows has joined (its limit: %(phones)s). Create a new "
+                        "private token on the Devices page."),
+    ("used", True): N_("Every phone the private token this login came from allows has joined (its limit: "
+                       "%(phones)s). Create a new private token on the Devices page."),
+}
+
+
+def usable(row: Enrollment, via_login: bool) -> Enrollment:
+    """``row`` if it may still enroll a phone; 401 saying why not (to a login's phone if ``via_login``)."""
     if row.revoked_at is not None:
-        raise unauthorized(f"{what} was revoked. Create a new private token on the Devices page.")
+        raise unauthorized(_SPENT["revoked", via_login])
     if row.expires_at <= utcnow():
-        raise unauthorized(f"{what} has expired. Create a new private token on the Devices page.")
+        raise unauthorized(_SPENT["expired", via_login])
     if row.used >= row.phones:
-        raise unauthorized(f"{what} was good for {row.phones} phone(s) and all have joined. "
-                           "Create a new private token on the Devices page.")
+        raise unauthorized(_SPENT["used", via_login], {"phones": row.phones})
     return row
 
 
@@ -171,7 +188,7 @@ def _live_login(row: Login | None) -> bool:
 
 def _enrollment_of(login: Login) -> Enrollment:
     row = Enrollment.select().where(Enrollment.id == login.enrollment_id).for_update().first()
-    return usable(row, "The private token this login came from")
+    return usable(row, via_login=True)
 
 
 def login_enrollment(platform, login: str, password: str) -> tuple[Login, Enrollment]:
@@ -181,7 +198,7 @@ def login_enrollment(platform, login: str, password: str) -> tuple[Login, Enroll
     live = _live_login(row)
     if not passwords.verify_password(password, row.password_hash if live else None, platform.pepper,
                                      platform.bcrypt_cost):
-        raise unauthorized("The login or password is wrong, or the phone they were given to was removed.")
+        raise unauthorized(N_("The login or password is wrong, or the phone they were given to was removed."))
     return row, _enrollment_of(row)
 
 
@@ -201,7 +218,7 @@ def new_code(platform, login: Login) -> tuple[str, dt.datetime]:
             "ON CONFLICT (code_hash) DO NOTHING RETURNING id", (code_digest(platform, code), login.id, expires)).fetchone()
         if made:
             return code, expires
-    raise Problem(503, "try-again", "No free one-time code was found. Ask for one again.")
+    raise Problem(503, "try-again", N_("No free one-time code was found. Ask for one again."))
 
 
 def code_enrollment(platform, code: str) -> tuple[Login, Enrollment]:
@@ -210,11 +227,11 @@ def code_enrollment(platform, code: str) -> tuple[Login, Enrollment]:
     row = (Code.select().where(Code.code_hash == code_digest(platform, code)).for_update().first()
            if len(code) == 8 and code.isdigit() else None)
     if row is None or row.used_at is not None or row.expires_at <= utcnow():
-        raise unauthorized(f"This one-time code is unknown, used or expired. Ask the first phone for a new one "
-                           f"(a code lasts {CODE_MINUTES} minutes and adds one phone).")
+        raise unauthorized(N_("This one-time code is unknown, used or expired. Ask the first phone for a new one "
+                              "(a code lasts %(minutes)s minutes and adds one phone)."), {"minutes": CODE_MINUTES})
     login = Login.select().where(Login.id == row.login_id).for_update().first()
     if not _live_login(login):
-        raise unauthorized("The phone this code came from was removed; its codes no longer work.")
+        raise unauthorized(N_("The phone this code came from was removed; its codes no longer work."))
     Code.update(used_at=utcnow()).where(Code.id == row.id).execute()
     return login, _enrollment_of(login)
 
@@ -228,12 +245,14 @@ def change_password(platform, device_id: int, current: str, new: str) -> Login:
     live = _live_login(row)
     if not passwords.verify_password(current if isinstance(current, str) else "", row.password_hash if live else None,
                                      platform.pepper, platform.bcrypt_cost):
-        raise Problem(401, "invalid-password", "The current password is wrong, or this phone has no login.")
+        raise Problem(401, "invalid-password", N_("The current password is wrong, or this phone has no login."))
     try:
         hashed = passwords.hash_password(new, platform.pepper, platform.bcrypt_cost)
     except passwords.PasswordPolicyError as exc:
-        raise Problem(400, "validation-failed", f"{exc} Nothing was changed.",
-                      errors=[{"field": "newPassword", "message": str(exc)}]) from None
+        raise Problem(400, "validation-failed", N_("The new password is refused: %(why)s Nothing was changed."),
+                      args={"why": str(exc)},
+                      errors=[{"field": "newPassword", "message": str(exc), "msgid": exc.msgid,
+                               "args": exc.msg_args}]) from None
     Login.update(password_hash=hashed, password_changed_at=utcnow()).where(Login.id == row.id).execute()
     Code.delete().where((Code.login_id == row.id) & Code.used_at.is_null()).execute()
     return row
@@ -268,13 +287,13 @@ def check_device_body(body: dict, *, register: bool) -> list[dict]:
     errors = []
     name = body.get("name")
     if register and not (isinstance(name, str) and 1 <= len(name.strip()) <= 100):
-        errors.append({"field": "name", "message": "the phone's name is required (1 to 100 characters)"})
+        errors.append({"field": "name", "message": N_("the phone's name is required (1 to 100 characters)")})
     push = body.get("pushToken")
     if push is not None and not (isinstance(push, str) and len(push) <= 4096):
-        errors.append({"field": "pushToken", "message": "must be text up to 4096 characters"})
+        errors.append({"field": "pushToken", "message": N_("must be text up to 4096 characters")})
     sims = body.get("simCards")
     if sims is not None and not isinstance(sims, list):
-        errors.append({"field": "simCards", "message": "must be a list"})
+        errors.append({"field": "simCards", "message": N_("must be a list")})
     return errors
 
 
@@ -397,17 +416,17 @@ def export_key(tenant_slug: str, device_id: int) -> str:
 def check_export_window(since: dt.datetime | None, until: dt.datetime | None, now: dt.datetime) -> list[dict]:
     errors = []
     if since is None:
-        errors.append({"field": "since", "message": "a date and time (ISO 8601) is required"})
+        errors.append({"field": "since", "message": N_("a date and time (ISO 8601) is required")})
     if until is None:
-        errors.append({"field": "until", "message": "a date and time (ISO 8601) is required"})
+        errors.append({"field": "until", "message": N_("a date and time (ISO 8601) is required")})
     if errors:
         return errors
     if until <= since:
-        errors.append({"field": "until", "message": "must be after since"})
+        errors.append({"field": "until", "message": N_("must be after since")})
     elif until - since > dt.timedelta(days=MAX_EXPORT_DAYS):
-        errors.append({"field": "since", "message": f"ask for at most {MAX_EXPORT_DAYS} days at once"})
+        errors.append(field_error("since", N_("ask for at most %(max)s days at once"), {"max": MAX_EXPORT_DAYS}))
     if since > now:
-        errors.append({"field": "since", "message": "must not be in the future"})
+        errors.append({"field": "since", "message": N_("must not be in the future")})
     return errors
 
 
@@ -418,14 +437,14 @@ def request_export(platform, tenant, device_id: int, since: dt.datetime, until: 
     row = MobileDevice.select().where(MobileDevice.device_id == device_id).first()
     device = Device.get_or_none((Device.id == device_id) & Device.removed_at.is_null())
     if row is None or device is None:
-        raise Problem(404, "not-found", "There is no phone on the Android app with this id here.")
+        raise Problem(404, "not-found", N_("There is no phone on the Android app with this id here."))
     if not (parse_version_text(row.app_version) or (0,))[:2] >= EXPORT_SINCE:
-        raise Problem(409, "app-too-old", f"This phone runs the Android app {row.app_version or 'of an unknown version'}; "
-                                          "asking it to send received SMS again needs version 1.68 or later. "
-                                          "Update the app and try again.")
+        raise Problem(409, "app-too-old", N_("This phone runs the Android app %(version)s; asking it to send received "
+                                             "SMS again needs version 1.68 or later. Update the app and try again."),
+                      args={"version": row.app_version or "?"})
     errors = check_export_window(since, until, utcnow())
     if errors:
-        raise Problem(400, "validation-failed", "The time window is wrong; nothing was asked.", errors=errors)
+        raise Problem(400, "validation-failed", N_("The time window is wrong; nothing was asked."), errors=errors)
     made = Export.create(device_id=device_id, since=since, until=until, requested_by=actor)
     MobileDevice.update(export_pending=True).where(MobileDevice.device_id == device_id).execute()
     platform.wake_on_commit(app_db, export_key(tenant.slug, device_id))
@@ -533,18 +552,18 @@ def verify_signature(key: str, body: bytes, timestamp: str | None, signature: st
     """``X-Signature: hex(HMAC-SHA256(key, body + X-Timestamp))`` with a recent ``X-Timestamp``
     (epoch seconds); 401 otherwise."""
     if not timestamp or not signature:
-        raise unauthorized("Sign the webhook: X-Signature and X-Timestamp are required.")
+        raise unauthorized(N_("Sign the webhook: X-Signature and X-Timestamp are required."))
     try:
         ts = int(timestamp)
     except ValueError:
-        raise unauthorized("X-Timestamp must be the time in epoch seconds.") from None
+        raise unauthorized(N_("X-Timestamp must be the time in epoch seconds.")) from None
     now = utcnow().timestamp() if now is None else now
     if abs(now - ts) > SIGNATURE_WINDOW:
-        raise unauthorized("X-Timestamp is too far from our clock (more than 5 minutes): a stale or replayed "
-                           "webhook, or the phone's clock is wrong.")
+        raise unauthorized(N_("X-Timestamp is too far from our clock (more than 5 minutes): a stale or replayed "
+                              "webhook, or the phone's clock is wrong."))
     expected = hmac.new(key.encode(), body + timestamp.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature.strip().lower()):
-        raise unauthorized("The webhook's signature does not match this phone's signing key.")
+        raise unauthorized(N_("The webhook's signature does not match this phone's signing key."))
 
 
 APP_STATES = ("Pending", "Processed", "Sent", "Delivered", "Failed", "Cancelled")
@@ -590,9 +609,9 @@ def check_patch_items(items) -> list[dict]:
     errors = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            errors.append({"field": f"[{i}]", "message": "must be an object"})
+            errors.append({"field": f"[{i}]", "message": N_("must be an object")})
         elif item.get("state") not in APP_STATES:
-            errors.append({"field": f"[{i}].state", "message": f"must be one of {', '.join(APP_STATES)}"})
+            errors.append(field_error(f"[{i}].state", N_("must be one of %(states)s"), {"states": ", ".join(APP_STATES)}))
     if errors:
         raise Problem(400, "validation-failed", N_("Some message states are malformed; none were "
                                                    "applied."),

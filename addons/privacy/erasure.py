@@ -270,7 +270,7 @@ def notices(handler) -> list[dict]:
     _ = handler.gettext()[0]
     if tenant.deletion_scheduled_at is not None:
         text = _("This workspace is scheduled for deletion on %(date)s. Sending is stopped.") % {
-            "date": f"{tenant.deletion_scheduled_at:%Y-%m-%d}"}
+            "date": handler.platform.catalogues.formats(handler.lang).date(tenant.deletion_scheduled_at)}
         if handler.principal.can(MANAGE):
             return [{"kind": "error", "id": "deletion-notice", "text": text,
                      "link": "/account/privacy#delete-workspace", "link_label": _("Cancel the deletion")}]

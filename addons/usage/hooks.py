@@ -60,8 +60,8 @@ def smsgw_template_context(handler):
 
 
 @hookimpl
-def smsgw_overview_parts(tenant, principal, gettext, params):
-    return overview.overview_part(principal, gettext, params)
+def smsgw_overview_parts(tenant, principal, gettext, params, formats):
+    return overview.overview_part(principal, gettext, params, formats)
 
 
 @hookimpl

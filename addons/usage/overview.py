@@ -23,7 +23,7 @@ def delivery_rate(delivered: int, failed: int) -> float | None:
     return round(100.0 * delivered / (delivered + failed), 1) if delivered + failed else None
 
 
-def overview_part(principal, gettext, params) -> OverviewPart | None:
+def overview_part(principal, gettext, params, formats) -> OverviewPart | None:
     if not principal.can("messages:read"):
         return None
     days = 30 if params.get("days") == "30" else 7
@@ -48,7 +48,7 @@ def overview_part(principal, gettext, params) -> OverviewPart | None:
             this_week[metric] += n
         if day == end:
             today[metric] += n
-    labels = [d.strftime("%m-%d") for d in per_day]
+    labels = [formats.day(d) for d in per_day]
     volume = [(gettext("Submitted"), [c["submitted"] for c in per_day.values()]),
               (gettext("Delivered"), [c["delivered"] for c in per_day.values()]),
               (gettext("Failed"), [c["failed"] for c in per_day.values()])]

@@ -28,17 +28,14 @@ def page_range(handler) -> tuple[int, dt.date, dt.date]:
     return days, end - dt.timedelta(days=days - 1), end
 
 
-def short(day: str) -> str:
-    return day[5:]  # MM-DD: the year is in the page's heading
-
-
 class UsagePage(PageHandler):
     permissions = {"GET": PERMISSION}
 
     async def get(self):
         days, start, end = page_range(self)
         data = await self.in_tenant(service.report, start, end)
-        labels = [short(d["day"]) for d in data["days"]]
+        day = self.platform.catalogues.formats(self.lang).day  # the year is in the page's heading
+        labels = [day(d["day"]) for d in data["days"]]
         columns = {c: [d[c] for d in data["days"]] for c in data["days"][0]} if data["days"] else {}
         points = {c: list(zip(labels, values)) for c, values in columns.items()}
         self.render("usage/page.html", data=data, days=days, ranges=RANGES, labels=labels, columns=columns,

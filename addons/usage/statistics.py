@@ -102,7 +102,7 @@ class StatisticsPage(PageHandler):
     async def get(self):
         start, end, refusal = date_range(self)
         data = await self.in_tenant(figures, start, end)
-        labels = [d.strftime("%m-%d") for d in data["days"]]
+        labels = [self.platform.catalogues.formats(self.lang).day(d) for d in data["days"]]
         per_day = list(data["days"].values())
         if refusal:
             self.set_status(422)

@@ -21,7 +21,7 @@ def endpoint_or_404(raw: str) -> Endpoint:
 
 
 def problem(exc: WebhookError) -> Problem:
-    return Problem(exc.status, exc.code, str(exc), errors=exc.errors or None)
+    return Problem.refused(exc.status, exc.code, exc, errors=exc.errors or None)
 
 
 def delivery_json(d: Delivery) -> dict:
@@ -52,15 +52,15 @@ class WebhooksHandler(WebhooksAudit, ApiHandler):
         unknown = sorted(set(body) - {"url", "events", "description", "device_id"})
         if unknown:
             raise Problem(422, "validation-failed", N_("Unknown fields; nothing was saved."),
-                          errors=[{"field": k, "message": "unknown field"} for k in unknown])
+                          errors=[{"field": k, "message": N_("unknown field")} for k in unknown])
         desc = body.get("description", "")
         if not isinstance(desc, str) or len(desc) > 200:
             raise Problem(422, "validation-failed", N_("description must be at most 200 characters."),
-                          errors=[{"field": "description", "message": "at most 200 characters"}])
+                          errors=[{"field": "description", "message": N_("at most 200 characters")}])
         device_id = body.get("device_id")
         if device_id is not None and (isinstance(device_id, bool) or not isinstance(device_id, int) or device_id < 1):
             raise Problem(422, "validation-failed", N_("device_id must be a device id."),
-                          errors=[{"field": "device_id", "message": "must be a device id"}])
+                          errors=[{"field": "device_id", "message": N_("must be a device id")}])
         checked = await service.check_url(body.get("url"))  # before the transaction: DNS never runs inside one
         try:
             ep, secret = await self.in_tenant(service.create_endpoint, checked, body.get("events"), desc, device_id,
@@ -84,10 +84,10 @@ class WebhookHandler(WebhooksAudit, ApiHandler):
         unknown = sorted(set(body) - {"url", "events", "description", "enabled"})
         if unknown:
             raise Problem(422, "validation-failed", N_("Unknown fields; nothing was changed."),
-                          errors=[{"field": k, "message": "unknown field"} for k in unknown])
+                          errors=[{"field": k, "message": N_("unknown field")} for k in unknown])
         if "enabled" in body and not isinstance(body["enabled"], bool):
             raise Problem(422, "validation-failed", N_("enabled must be true or false."),
-                          errors=[{"field": "enabled", "message": "must be true or false"}])
+                          errors=[{"field": "enabled", "message": N_("must be true or false")}])
         # A new URL is looked up before the transaction: DNS never runs inside one.
         checked = await service.check_url(body["url"]) if "url" in body else None
 
@@ -99,8 +99,8 @@ class WebhookHandler(WebhooksAudit, ApiHandler):
             fields = {"url": url, "events": sorted(set(events)), "updated_at": service.utcnow()}
             if "description" in body:
                 if not isinstance(body["description"], str) or len(body["description"]) > 200:
-                    raise WebhookError("description must be at most 200 characters.",
-                                       [{"field": "description", "message": "at most 200 characters"}])
+                    raise WebhookError(N_("description must be at most 200 characters."),
+                                       [{"field": "description", "message": N_("at most 200 characters")}])
                 fields["description"] = body["description"]
             if "enabled" in body:
                 fields["enabled"] = body["enabled"]

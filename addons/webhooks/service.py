@@ -23,6 +23,7 @@ from core.db import app_db
 
 from . import runtime, signing, ssrf
 from .models import Attempt, Delivery, Endpoint, Event
+from core.web.problem import Refusal, field_error
 
 def N_(message):  # marks delivery states for the translators' catalogue
     return message
@@ -39,9 +40,10 @@ OVERLAP = dt.timedelta(hours=24)  # both secrets sign during a rotation
 DISABLE_AFTER = dt.timedelta(days=5)
 
 
-class WebhookError(ValueError):
-    def __init__(self, message: str, errors: list | None = None, status: int = 422, code: str = "validation-failed"):
-        super().__init__(message)
+class WebhookError(Refusal):
+    def __init__(self, message: str, errors: list | None = None, status: int = 422, code: str = "validation-failed",
+                 args: dict | None = None):
+        super().__init__(message, args)
         self.errors = errors or []
         self.status = status
         self.code = code
@@ -82,9 +84,9 @@ def validate(url, events, checked: CheckedURL | None = None) -> tuple[str, list[
     except ssrf.UnsafeURL as exc:
         errors.append({"field": "url", "message": str(exc)})
     if not isinstance(events, list) or not events or any(e not in EVENTS for e in events):
-        errors.append({"field": "events", "message": f"give one or more of: {', '.join(EVENTS)}"})
+        errors.append(field_error("events", N_("give one or more of: %(events)s"), {"events": ", ".join(EVENTS)}))
     if errors:
-        raise WebhookError("The webhook is not valid; nothing was saved.", errors)
+        raise WebhookError(N_("The webhook is not valid; nothing was saved."), errors)
     return url, sorted(set(events))
 
 
@@ -268,10 +270,10 @@ def redeliver(endpoint_id: int, delivery_id: int) -> Delivery:
     """Inside the transaction: queue another attempt of one of the endpoint's deliveries now, with
     the same webhook-id (the API's and the dashboard's "deliver again")."""
     if not Endpoint.select().where(Endpoint.id == endpoint_id).exists():
-        raise WebhookError("There is no such webhook here.", status=404, code="not-found")
+        raise WebhookError(N_("There is no such webhook here."), status=404, code="not-found")
     d = Delivery.select().where((Delivery.id == delivery_id) & (Delivery.endpoint == endpoint_id)).for_update().first()
     if d is None:
-        raise WebhookError("There is no such delivery here.", status=404, code="not-found")
+        raise WebhookError(N_("There is no such delivery here."), status=404, code="not-found")
     Delivery.update(state="pending", next_attempt_at=utcnow(), locked_until=None, claimed_by=None,
                     updated_at=utcnow()).where(
         Delivery.id == d.id).execute()

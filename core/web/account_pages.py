@@ -103,7 +103,7 @@ class DashboardHandler(PageHandler):
 
     async def get(self):
         principal, tenant, registry = self.principal, self.tenant, self.platform.registry
-        _ = self.gettext()[0]
+        _, formats = self.gettext()[0], self.platform.catalogues.formats(self.lang)
         params = {k: self.get_query_argument(k) for k in self.request.query_arguments}
 
         def load():
@@ -111,7 +111,8 @@ class DashboardHandler(PageHandler):
                      "tokens": ApiToken.select(fn.count(ApiToken.id)).where(ApiToken.revoked_at.is_null()).scalar()}
             own = OverviewPart(steps=[FirstStep("token", _("Create an API token"), bool(stats["tokens"]), "/tokens",
                                                 30)] if principal.can("tokens:manage") else [])
-            found = registry.hook.smsgw_overview_parts(tenant=tenant, principal=principal, gettext=_, params=params)
+            found = registry.hook.smsgw_overview_parts(tenant=tenant, principal=principal, gettext=_, params=params,
+                                                       formats=formats)
             return stats, collect([own, *found])
 
         stats, (parts, attention, steps) = await self.in_tenant(load)
@@ -180,7 +181,7 @@ class ProfileHandler(PageHandler):
                 await self.in_tenant(change, audit=lambda user: audit(
                     self, "password.changed", actor=principal.actor, actor_name=user.email, target=principal.actor))
             except (AuthError, passwords.PasswordPolicyError) as exc:
-                errors["password"] = str(exc)
+                errors["password"] = self.refusal_text(exc)
             else:
                 self.flash("success", N_("Your password was changed. Other sessions were signed out."))
                 self.redirect("/account")
@@ -239,7 +240,7 @@ class ProfileHandler(PageHandler):
                 try:
                     user, change = await self.in_tenant(save)
                 except FieldError as exc:
-                    errors[exc.field] = str(exc)
+                    errors[exc.field] = self.refusal_text(exc)
                 else:
                     if change:
                         await self.run_db(send_email_change_mails, platform, tenant, user, change)
@@ -282,7 +283,7 @@ class TeamHandler(PageHandler):
 
             def invite():
                 if User.by_email(email):
-                    raise AuthError(f"{email} is already a member of this workspace.")
+                    raise AuthError(N_("%(email)s is already a member of this workspace."), {"email": email})
                 limits.check(platform, tenant, "member", User.select().where(User.is_active).count)
                 user = User.create(email=email, role=role, invited_by=principal.id)
                 return user, platform.links.make("invite", tenant.slug, user.id, {"e": email})
@@ -409,7 +410,7 @@ class TokensHandler(PageHandler):
         except AuthError as exc:
             tokens = await self.in_tenant(lambda: list(ApiToken.select().order_by(ApiToken.created_at.desc())))
             self.set_status(422)
-            self.render_tokens(tokens, error=str(exc))
+            self.render_tokens(tokens, error=self.refusal_text(exc))
             return
         # Shown once, on the page this redirect leads to; never stored or shown again. A reload of
         # that page shows the list, and makes no second token.
@@ -431,7 +432,7 @@ class EmailLinkHandler(PageHandler):
             data, user = await self.in_tenant(self.check, token)
         except AuthError as exc:
             self.set_status(400)
-            self.render("message.html", title=self.refused_title, message=str(exc), ok=False)
+            self.render("message.html", title=self.refused_title, message=self.refusal_text(exc), ok=False)
             return
         self.render("email_change.html", mode=self.purpose, token=token, new_email=data["e"], old_email=data["o"],
                     done=False)
@@ -459,7 +460,7 @@ class EmailLinkHandler(PageHandler):
             user = None
             message = N_("Another member of this workspace now uses that email.")
         except AuthError as exc:
-            user, message = None, str(exc)
+            user, message = None, self.refusal_text(exc)
         if user is None:
             self.set_status(400)
             self.render("message.html", title=self.refused_title, message=message, ok=False)
@@ -538,5 +539,5 @@ class WorkspaceHandler(PageHandler):
         await self.run_db(emit, self.platform, audit(self, "workspace.settings_changed", actor=self.principal.actor,
                                                      actor_name=self.principal.email, default_region=region,
                                                      previous=before))
-        self.flash("success", "Saved.")
+        self.flash("success", N_("Saved."))
         self.redirect("/workspace", status=303)

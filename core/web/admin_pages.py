@@ -145,7 +145,7 @@ class AdminTenantHandler(AdminHandler):
             try:
                 await self.run_db(getattr(self.platform.tenants, action), tenant.slug)
             except TenantError as exc:
-                raise Problem(400, "invalid", str(exc)) from None
+                raise Problem.refused(400, "invalid", exc) from None
             done = {"suspend": "suspended", "resume": "resumed"}[action]
             said = {"suspend": N_("Workspace %(slug)s: suspended."), "resume": N_("Workspace %(slug)s: resumed.")}[action]
             await self.run_db(emit, self.platform, audit(self, f"admin.tenant_{done}", tenant=tenant,
@@ -163,7 +163,7 @@ class AdminTenantHandler(AdminHandler):
                 await self.run_db(open_grant, admin.id, tenant.id, reason, client_ip(self))
             except GrantError as exc:
                 self.set_status(422)
-                self.render("admin/tenant.html", t=tenant, grant=None, error=str(exc), decision_error=None)
+                self.render("admin/tenant.html", t=tenant, grant=None, error=self.refusal_text(exc), decision_error=None)
                 return
             await self.run_db(emit, self.platform, audit(self, "admin.access_granted", tenant=tenant,
                                                          actor=admin.actor, actor_name=admin.email,
@@ -183,7 +183,7 @@ class AdminTenantHandler(AdminHandler):
         except GrantError as exc:
             grant = await self.run_db(active_grant, admin.id, tenant.id)
             self.set_status(422)
-            self.render("admin/tenant.html", t=tenant, grant=grant, error=None, decision_error=str(exc))
+            self.render("admin/tenant.html", t=tenant, grant=grant, error=None, decision_error=self.refusal_text(exc))
             return
         done = {"approve": "approved", "reject": "rejected"}[action]
         # Recorded first (the tenant row still exists): a decision that cannot be recorded is not made.
@@ -197,7 +197,7 @@ class AdminTenantHandler(AdminHandler):
             else:
                 await self.run_db(self.platform.tenants.delete, tenant.slug)
         except TenantError as exc:
-            raise Problem(409, "not-pending", str(exc)) from None
+            raise Problem.refused(409, "not-pending", exc) from None
         self.flash("success", N_("Workspace %(slug)s: approved.") if action == "approve"
                    else N_("Workspace %(slug)s: rejected."), slug=tenant.slug)
         self.redirect("/admin" if action == "reject" else f"/admin/tenants/{tenant.slug}")

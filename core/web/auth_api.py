@@ -28,7 +28,7 @@ class TokenHandler(ApiHandler):
     async def post(self):
         body = self.json_body()
         email, password = body.get("email"), body.get("password")
-        errors = [{"field": f, "message": "required, as a string"} for f, v in
+        errors = [{"field": f, "message": N_("required, as a string")} for f, v in
                   (("email", email), ("password", password)) if not isinstance(v, str) or not v]
         if errors:
             raise Problem(422, "validation-failed", N_("Send email and password."), errors=errors)
@@ -53,12 +53,12 @@ class RefreshHandler(ApiHandler):
         token = body.get("refresh_token")
         if not isinstance(token, str) or not token:
             raise Problem(422, "validation-failed", N_("Send refresh_token."),
-                          errors=[{"field": "refresh_token", "message": "required"}])
+                          errors=[{"field": "refresh_token", "message": N_("required")}])
         try:
             grant, new_token = await self.run_db(refresh, self.tenant.ref, token, self.tenant.slug)
         except AuthError as exc:
             await self.run_db(emit, self.platform, audit(self, "refresh.refused", detail=str(exc)))
-            raise Problem(401, "invalid-refresh-token", str(exc)) from None
+            raise Problem.refused(401, "invalid-refresh-token", exc) from None
         self.set_header("Cache-Control", "no-store")
         self.write_json(await self.run_db(token_response, self.platform, grant, self.tenant.slug, new_token))
 

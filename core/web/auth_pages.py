@@ -67,7 +67,7 @@ class SignupHandler(PageHandler):
             try:
                 check(form[name])
             except TenantError as exc:
-                errors[name] = str(exc)
+                errors[name] = self.refusal_text(exc)
         if "slug" not in errors:
             taken = await self.run_db(self.platform.tenants.slug_unavailable, form["slug"])
             if taken:
@@ -75,7 +75,7 @@ class SignupHandler(PageHandler):
         try:
             passwords.check_policy(password)
         except passwords.PasswordPolicyError as exc:
-            errors["password"] = str(exc)
+            errors["password"] = self.refusal_text(exc)
         for refusal in self.platform.registry.hook.smsgw_signup_check(handler=self):
             errors.update(refusal or {})
         status = 422
@@ -96,8 +96,7 @@ class SignupHandler(PageHandler):
                                            form["email"], password, verified=False, pending=mode == "approval")
             except TenantError as exc:
                 await self.run_db(throttle.release, verdict)
-                message = str(exc)
-                errors["email" if "email" in message else "slug"] = message
+                errors["email" if "email" in exc.msgid else "slug"] = self.refusal_text(exc)
         if errors:
             self.set_status(status)
             self.render("signup.html", errors=errors, form=form, mode=mode, pending=None)
@@ -341,7 +340,7 @@ class VerifyEmailHandler(PageHandler):
             user = await self.in_tenant(verify)
         except AuthError as exc:
             self.set_status(400)
-            self.render("message.html", title=N_("Email not confirmed"), message=str(exc), ok=False)
+            self.render("message.html", title=N_("Email not confirmed"), message=self.refusal_text(exc), ok=False)
             return
         if user.role == ROLE_CUSTOMER and not self.tenant.verified:
             # The owner's address is confirmed: the workspace may now send, invite and mint tokens.
@@ -428,7 +427,7 @@ class ResetPasswordHandler(PageHandler):
             await self.in_tenant(self.platform.links.peek, "reset", token, self.tenant.slug)
         except AuthError as exc:
             self.set_status(400)
-            self.render("message.html", title=N_("Link not valid"), message=str(exc), ok=False)
+            self.render("message.html", title=N_("Link not valid"), message=self.refusal_text(exc), ok=False)
             return
         self.render("reset.html", token=token, error=None)
 
@@ -451,11 +450,11 @@ class ResetPasswordHandler(PageHandler):
             user = await self.in_tenant(reset)
         except passwords.PasswordPolicyError as exc:
             self.set_status(422)
-            self.render("reset.html", token=token, error=str(exc))
+            self.render("reset.html", token=token, error=self.refusal_text(exc))
             return
         except AuthError as exc:
             self.set_status(400)
-            self.render("message.html", title=N_("Link not valid"), message=str(exc), ok=False)
+            self.render("message.html", title=N_("Link not valid"), message=self.refusal_text(exc), ok=False)
             return
         await self.run_db(emit, platform, audit(self, "password.reset", actor=f"user:{user.id}",
                                                 actor_name=user.email))
@@ -472,7 +471,7 @@ class AcceptInviteHandler(PageHandler):
             data = await self.in_tenant(self.platform.links.peek, "invite", token, self.tenant.slug)
         except AuthError as exc:
             self.set_status(400)
-            self.render("message.html", title=N_("Invitation not valid"), message=str(exc), ok=False)
+            self.render("message.html", title=N_("Invitation not valid"), message=self.refusal_text(exc), ok=False)
             return
         self.render("invite.html", token=token, email=data.get("e", ""), error=None)
 
@@ -499,11 +498,11 @@ class AcceptInviteHandler(PageHandler):
         except passwords.PasswordPolicyError as exc:
             data = await self.in_tenant(platform.links.peek, "invite", token, self.tenant.slug)
             self.set_status(422)
-            self.render("invite.html", token=token, email=data.get("e", ""), error=str(exc))
+            self.render("invite.html", token=token, email=data.get("e", ""), error=self.refusal_text(exc))
             return
         except AuthError as exc:
             self.set_status(400)
-            self.render("message.html", title=N_("Invitation not valid"), message=str(exc), ok=False)
+            self.render("message.html", title=N_("Invitation not valid"), message=self.refusal_text(exc), ok=False)
             return
         await self.run_db(emit, platform, audit(self, "invite.accepted", actor=f"user:{user.id}",
                                                 actor_name=user.email))

@@ -26,14 +26,14 @@ from .. import localtime, tokenformat
 from ..bodyschema import invalid, request_schemas
 from ..db import current_tenant, run_in_tenant, run_sync
 from ..events import emit_with_work
-from ..i18n import N_, language_name
+from ..i18n import N_, language_name, say
 from ..outage import database_outage, is_unavailable
 from ..permissions import PUBLIC, ROLE_LABELS, Principal, catalogue
 from . import jsonin
 from .jsonout import json_bytes
 from .mediatype import is_json
 from .params import is_digits
-from .problem import PROBLEM_CONTENT_TYPE, Problem, database_unavailable
+from .problem import PROBLEM_CONTENT_TYPE, Problem, Refusal, database_unavailable, said_in
 from .hosts import is_base_host, slug_for_custom_host, slug_for_host, tenant_by_slug
 from .principals import cached_token_principal, load_token_principal
 from .security_headers import security_headers
@@ -286,7 +286,7 @@ class BaseHandler(tornado.web.RequestHandler):
         try:
             claims = await self.run_db(self.platform.keyring.verify_access, token)
         except TokenError as exc:
-            raise Problem(401, "invalid-token", str(exc),
+            raise Problem.refused(401, "invalid-token", exc,
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
         tenant = await self._tenant_for_token(str(claims.get("tenant") or ""))
         from ..identity import AuthError, jwt_principal
@@ -299,7 +299,7 @@ class BaseHandler(tornado.web.RequestHandler):
         try:
             return await self.in_tenant(load)
         except AuthError as exc:
-            raise Problem(401, "invalid-token", str(exc),
+            raise Problem.refused(401, "invalid-token", exc,
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
 
     def _access_token_revoked(self, tenant, claims: dict) -> bool:
@@ -343,6 +343,14 @@ class BaseHandler(tornado.web.RequestHandler):
     def gettext(self):
         return self.platform.catalogues.gettext_for(self.lang)
 
+    def refusal_text(self, exc: Exception) -> str:
+        """A refusal's text in the reader's language (a :class:`Refusal`'s msgid and arguments); another
+        exception's text as it is."""
+        if isinstance(exc, Refusal):
+            gettext = self.gettext()[0]
+            return gettext(exc.msgid, **said_in(gettext, exc.msg_args))
+        return str(exc)
+
     @property
     def brand(self):
         """The :class:`core.brand.Brand` this request's pages show (the workspace's, else the platform's)."""
@@ -355,7 +363,8 @@ class BaseHandler(tornado.web.RequestHandler):
         ctx = {
             "_": _, "gettext": _, "ngettext": ngettext, "lang": self.lang, "text_direction": self.text_direction,
             "fmt": self.platform.catalogues.formats(self.lang), "language_name": language_name,
-            "error_text": lambda e: _(e.get("msgid") or e.get("message", ""), **(e.get("args") or {})),
+            "say": lambda text: say(_, text),
+            "error_text": lambda e: _(e.get("msgid") or e.get("message", ""), **said_in(_, e.get("args"))),
             "languages": self.platform.catalogues.languages, "tenant": self.tenant,
             "settings": self.settings_, "request": self.request, "xsrf_form_html": self.xsrf_form_html,
             "static_url": self.static_url, "platform_url": self.settings_.public_url(),

@@ -36,10 +36,11 @@ def parse_id(value, what: str = "item", field: str | None = None) -> int:
     return number
 
 
-def whole_number(value, message: str, digits: int, low: int = 0, high: int | None = None) -> int:
+def whole_number(value, message: str, digits: int, low: int = 0, high: int | None = None,
+                 args: dict | None = None) -> int:
     """A count from a query string, at most ``digits`` digits long, from ``low`` to ``high``;
-    otherwise 400 ``invalid-parameter`` with ``message``."""
+    otherwise 400 ``invalid-parameter`` with ``message`` (an ``N_()`` msgid with ``args``)."""
     number = number_or_none(value, digits)
     if number is None or number < low or (high is not None and number > high):
-        raise Problem(400, "invalid-parameter", message)
+        raise Problem(400, "invalid-parameter", message, args=args)
     return number

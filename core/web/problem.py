@@ -34,9 +34,18 @@ class Problem(Exception):
         self.headers = headers or {}
         self.extra = extra
 
+    @classmethod
+    def refused(cls, status: int, code: str, exc: Exception, **kwargs) -> "Problem":
+        """The answer to a :class:`Refusal` (its msgid and arguments, translated where it is shown);
+        another exception's text is passed on as it is."""
+        if isinstance(exc, Refusal):
+            return cls(status, code, exc.msgid, args=exc.msg_args or None, **kwargs)
+        return cls(status, code, str(exc), **kwargs)
+
     def localized(self, gettext) -> tuple[str, str]:
-        """``(title, detail)`` in the language of ``gettext`` (a catalogue's ``_(msgid, **args)``)."""
-        return gettext(self.title), gettext(self.msgid, **self.detail_args)
+        """``(title, detail)`` in the language of ``gettext`` (a catalogue's ``_(msgid, **args)``); an
+        argument that is itself a :class:`core.i18n.Said` is translated too."""
+        return gettext(self.title), gettext(self.msgid, **said_in(gettext, self.detail_args))
 
     def to_dict(self, instance: str | None = None, gettext=None) -> dict:
         title, detail = self.localized(gettext) if gettext is not None else (self.title, self.detail)
@@ -50,6 +59,28 @@ class Problem(Exception):
         return body
 
 
+class Refusal(ValueError):
+    """A domain refusal that a person reads: ``msgid`` (marked with ``N_()``) and the values of its
+    ``%(name)s`` placeholders. ``str()`` is the English text (logs, the CLI); an answer translates it
+    through :meth:`Problem.refused`. Services' own errors (``AuthError``, ``DeviceError`` …) derive from it."""
+
+    def __init__(self, msgid: str, args: dict | None = None):
+        self.msgid = msgid
+        self.msg_args = args or {}
+        super().__init__(msgid % self.msg_args if args else msgid)
+
+
+def field_error(field: str, msgid: str, args: dict | None = None) -> dict:
+    """An invalid field: ``message`` in English, ``msgid``/``args`` to translate it where it is answered."""
+    return {"field": field, "message": msgid % args if args else msgid, "msgid": msgid, "args": args or {}}
+
+
+def row_error(row: int, msgid: str, args: dict | None = None) -> dict:
+    """An error of one row of an uploaded file: ``message`` in English, ``msgid``/``args`` to translate it
+    where it is shown (templates: ``error_text(e)``)."""
+    return {"row": row, "message": msgid % args if args else msgid, "msgid": msgid, "args": args or {}}
+
+
 def _localized_error(error, gettext):
     """A validation error as answered: its ``message`` in the language of ``gettext`` (from its
     ``msgid`` and ``args`` when it has them, see :func:`core.bodyschema.public`), or in English."""
@@ -57,8 +88,15 @@ def _localized_error(error, gettext):
         return error
     answered = {k: v for k, v in error.items() if k not in ("msgid", "args")}
     if gettext is not None:
-        answered["message"] = gettext(error.get("msgid") or error["message"], **(error.get("args") or {}))
+        answered["message"] = gettext(error.get("msgid") or error["message"], **said_in(gettext, error.get("args")))
     return answered
+
+
+def said_in(gettext, args: dict | None) -> dict:
+    """``args`` with each :class:`core.i18n.Said` value in ``gettext``'s language."""
+    from ..i18n import Said, say
+
+    return {k: say(gettext, v) if isinstance(v, Said) else v for k, v in (args or {}).items()}
 
 
 def N_(message: str) -> str:
@@ -80,6 +118,6 @@ def database_unavailable() -> Problem:
     from ..outage import RETRY_AFTER
 
     return Problem(503, "database-unavailable",
-                   "We cannot reach our database right now. Your request may not have been carried out: "
-                   f"try again in {RETRY_AFTER} seconds (sends with the same Idempotency-Key are stored once).",
-                   headers={"Retry-After": str(RETRY_AFTER)})
+                   N_("We cannot reach our database right now. Your request may not have been carried out: try "
+                      "again in %(seconds)s seconds (sends with the same Idempotency-Key are stored once)."),
+                   args={"seconds": RETRY_AFTER}, headers={"Retry-After": str(RETRY_AFTER)})
