@@ -34,6 +34,10 @@ setup(
         "fastjsonschema>=2.19,<3",
         # Encodes API answers 5-8x faster than the json module (a 1,000-recipient answer: 0.1 ms).
         "orjson>=3.10",
+        # Custom domains (branding addon): the TXT record that proves a host is the workspace's. The
+        # standard library resolves only addresses; a TXT lookup needs a DNS client (random ids and
+        # ports, TCP on truncation, resolv.conf): dnspython, pure Python, no dependencies.
+        "dnspython>=2.6,<3",
         # The server's event loop: asyncio's loop in C on libuv (single sends 10-20 % faster).
         "uvloop>=0.19",
         # Invoice PDFs (billing addon): pure Python, maintained, embeds TrueType fonts (so invoices
@@ -82,6 +86,7 @@ setup(
         "smsgw.addons": [
             "audit = addons.audit",
             "billing = addons.billing",
+            "branding = addons.branding",
             "compat = addons.compat",
             "contacts = addons.contacts",
             "cookies = addons.cookies",

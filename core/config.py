@@ -119,6 +119,13 @@ class Settings:
     # Where "contact us about privacy" requests are mailed (the privacy page's form, and the address
     # the published policy names); empty means privacy@<base domain>.
     privacy_email: str = ""
+    # The platform's own brand (core/brand.py): the product's name on pages, in titles and mails, and
+    # the support address pages name; a workspace's brand (the branding addon) may replace both.
+    product_name: str = "SMS Gateway"
+    support_email_setting: str = ""
+    # Name servers the custom-domain check asks for TXT records ("host[:port]", comma-separated);
+    # empty: the system's (/etc/resolv.conf).
+    dns_nameservers: str = ""
     # Message-text retention (privacy addon): a backlog is removed in batches of at most this many
     # rows, each a transaction of its own that should hold its row locks no longer than this many ms
     # (a slower batch halves the next one's size), with this pause between two batches so the
@@ -207,6 +214,9 @@ class Settings:
             billing_refresh_seconds=_int(env, "SMSGW_BILLING_REFRESH_SECONDS", 5, 1),
             db_schemas_per_connection=_int(env, "SMSGW_DB_SCHEMAS_PER_CONNECTION", 100, 1),
             privacy_email=(env.get("SMSGW_PRIVACY_EMAIL") or "").strip(),
+            product_name=(env.get("SMSGW_PRODUCT_NAME") or "SMS Gateway").strip()[:60],
+            support_email_setting=(env.get("SMSGW_SUPPORT_EMAIL") or "").strip(),
+            dns_nameservers=(env.get("SMSGW_DNS_NAMESERVERS") or "").strip(),
             retention_batch=_int(env, "SMSGW_RETENTION_BATCH", 1000, 1),
             retention_batch_ms=_int(env, "SMSGW_RETENTION_BATCH_MS", 50, 1),
             retention_pause_ms=_int(env, "SMSGW_RETENTION_PAUSE_MS", 100, 0),
@@ -248,11 +258,9 @@ class Settings:
         if values["webhook_tenant_concurrency"] >= values["webhook_workers"]:
             raise ConfigError("SMSGW_WEBHOOK_TENANT_CONCURRENCY must be below SMSGW_WEBHOOK_WORKERS, or one "
                               "workspace's slow endpoints could take every delivery thread")
-        address = values["privacy_email"]
-        if address and (address.count("@") != 1 or address.startswith("@") or address.endswith("@")
-                        or any(c.isspace() or c in "<>,;\"" for c in address)):
-            raise ConfigError(f"SMSGW_PRIVACY_EMAIL must be one plain e-mail address such as "
-                              f"privacy@example.com, got {address!r}")
+        for setting, address in (("SMSGW_PRIVACY_EMAIL", values["privacy_email"]),
+                                 ("SMSGW_SUPPORT_EMAIL", values["support_email_setting"])):
+            _check_address(setting, address)
         if not re.fullmatch(r"[0-9A-Za-z._-]{1,40}", values["cookie_policy_version"]):
             raise ConfigError("SMSGW_COOKIE_POLICY_VERSION must be 1 to 40 letters, digits, '.', '_' or '-' "
                               f"(e.g. 2026-12-07), got {values['cookie_policy_version'][:60]!r}")
@@ -275,6 +283,11 @@ class Settings:
         return cls(**values)
 
     @property
+    def support_email(self) -> str:
+        """The platform's support address: ``SMSGW_SUPPORT_EMAIL``, else support@<base domain>."""
+        return self.support_email_setting or f"support@{self.base_domain}"
+
+    @property
     def privacy_address(self) -> str:
         """Where privacy requests are mailed: ``SMSGW_PRIVACY_EMAIL``, else privacy@<base domain>."""
         return self.privacy_email or f"privacy@{self.base_domain}"
@@ -289,3 +302,11 @@ class Settings:
         default_port = 443 if self.public_scheme == "https" else 80
         port = "" if self.port == default_port else f":{self.port}"
         return f"{self.public_scheme}://{host}{port}"
+
+
+def _check_address(setting: str, address: str) -> None:
+    """A ``ConfigError`` unless ``address`` is empty or one plain e-mail address."""
+    if address and (address.count("@") != 1 or address.startswith("@") or address.endswith("@")
+                    or any(c.isspace() or c in "<>,;\"" for c in address)):
+        raise ConfigError(f"{setting} must be one plain e-mail address such as "
+                          f"someone@example.com, got {address!r}")

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import datetime as dt
     from pathlib import Path
 
+    from .brand import Brand
     from .config import Settings
     from .datamap import Table
     from .events import AuditEvent
@@ -201,6 +202,43 @@ def smsgw_template_context(handler: BaseHandler) -> dict | None:
 
     Result: per addon (``call_each``); the dicts are merged into the context, lists joined.
     Order: dependencies first; for a name two addons set (not a list), the later addon's value wins.
+    """
+
+
+@hookspec(firstresult=True)
+@every_addon
+def smsgw_brand(tenant: TenantInfo, default: Brand) -> Brand | None:
+    """The brand ``tenant``'s pages and mails show: product name, logo, colours, mail sender,
+    support address and theme (:class:`core.brand.Brand`); ``None`` leaves it to later addons and
+    then to ``default``, the platform's own brand from its settings.
+
+    Called off the IOLoop (a database read is fine) when the kernel's cache of the workspace's brand
+    misses; call :meth:`core.platform.Platform.brand_changed` when your answer changes, and every
+    process asks again.
+
+    :param tenant: the workspace the page or mail is for.
+    :param default: the platform's brand (``SMSGW_PRODUCT_NAME`` ...): fill what you do not set from it.
+
+    Result: first.
+    Order: dependencies first.
+    Reaches: every installed addon (``every_addon``): a workspace's look must not fall back to the
+        platform's because the workspace switched off the addon whose settings page made it.
+    """
+
+
+@hookspec(firstresult=True)
+def smsgw_tenant_for_host(host: str) -> str | None:
+    """The slug of the workspace a host name of its own (``sms.acme.com``) belongs to, or ``None``.
+
+    Asked only for a host that is neither the base domain nor one of its subdomains, off the IOLoop
+    (a database lookup is fine); the kernel caches the answer (also "none") and forgets it when
+    :meth:`core.platform.Platform.hosts_changed` is called in any process. Answer only for hosts
+    whose owner proved control of them.
+
+    :param host: the request's host name, lowercase, without port or trailing dot.
+
+    Result: first.
+    Order: dependencies first.
     """
 
 

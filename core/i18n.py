@@ -62,8 +62,8 @@ def say(gettext, text, separator: str = "; ") -> str:
     return gettext(text) if text else ""
 
 
-# The product's name: a name, not a word; messages take it as %(product)s, never translated.
-PRODUCT = "SMS Gateway"
+# The product's name is a name, not a word: messages take it as %(product)s, never translated. It is
+# the brand's (core/brand.py: SMSGW_PRODUCT_NAME, or a workspace's own).
 
 PSEUDO = "qps-ploc"        # accented, bracketed: finds text that is not translated
 PSEUDO_RTL = "qps-plocm"   # the same, right to left: checks the mirrored layout

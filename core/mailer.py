@@ -21,7 +21,7 @@ import smtplib
 import ssl
 import time
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urlsplit
@@ -78,7 +78,7 @@ class Mailer:
         return f"mail is sent through {urlsplit(self.smtp_url).hostname}"
 
     def send(self, to: str, subject: str, body: str, category: str = "service", lang: str | None = None,
-             direction: str = "ltr") -> EmailMessage | None:
+             direction: str = "ltr", sender_name: str = "") -> EmailMessage | None:
         """Send one mail; ``None`` when a ``marketing`` mail was vetoed for ``to`` (logged, not sent).
 
         With ``lang`` (the recipient's language, see :meth:`core.platform.Platform.send_mail`) the
@@ -92,7 +92,7 @@ class Mailer:
                 log.info("%s mail to %s not sent: %s", category, to, "; ".join(reasons))
                 return None
         msg = EmailMessage()
-        msg["From"] = self.sender
+        msg["From"] = self.sender if not sender_name else formataddr((sender_name, parseaddr(self.sender)[1]))
         msg["To"] = to
         msg["Subject"] = subject
         msg["Date"] = formatdate(localtime=False)

@@ -36,6 +36,12 @@ class Platform:
         self.admin_url: str | None = None
         self.app_url: str | None = None
         self.tenant_cache = TenantCache(ttl=settings.tenant_cache_ttl)
+        # A workspace's own host name (``sms.acme.com``) → its slug, through ``smsgw_tenant_for_host``;
+        # cached like the tenants, forgotten in every process by hosts_changed().
+        self.host_cache = TenantCache(ttl=settings.tenant_cache_ttl, loader=self._slug_for_custom_host)
+        from .brand import BrandCache
+
+        self.brand_cache = BrandCache(ttl=settings.tenant_cache_ttl)
         self.tenants = TenantService(self)
         self.bcrypt_cost = passwords.DEFAULT_COST
         sources = [("core", CORE_MIGRATIONS)] + [
@@ -136,12 +142,44 @@ class Platform:
         """Mail ``to`` in their language (:meth:`language_for` of ``language``, their own setting, and
         ``tenant``): ``compose(_, ngettext, fmt)`` gives ``(subject, body)`` written with that
         language's gettext and Babel formats (:class:`core.i18n.Formats`); the text part and the
-        HTML part made from it are both in it."""
+        HTML part made from it are both in it. A mail for ``tenant`` comes from the name of its brand
+        (:meth:`brand_for`)."""
         lang = self.language_for(language, tenant)
         _, ngettext = self.catalogues.gettext_for(lang)
         subject, body = compose(_, ngettext, self.catalogues.formats(lang))
         return self.mailer.send(to, subject, body, category=category, lang=lang,
-                                direction=self.catalogues.direction(lang))
+                                direction=self.catalogues.direction(lang),
+                                sender_name=self.brand_for(tenant).mail_sender_name)
+
+    def brand_for(self, tenant=None):
+        """The :class:`core.brand.Brand` of ``tenant``'s pages and mails (``None``: the platform's own)."""
+        from .brand import brand_for
+
+        return brand_for(self, tenant)
+
+    def brand_changed(self, tenant_id: int | None = None) -> None:
+        """What ``smsgw_brand`` answers for ``tenant_id`` (``None``: for every workspace) changed: every
+        process forgets its cached brand (NOTIFY)."""
+        from .brand import BRAND_CHANNEL
+        from .db import app_db, connection
+
+        self.brand_cache.forget(tenant_id)
+        with connection():
+            app_db.execute_sql("SELECT pg_notify(%s, %s)", (BRAND_CHANNEL, "" if tenant_id is None else str(tenant_id)))
+
+    # -- hosts of their own -------------------------------------------------------
+    def _slug_for_custom_host(self, host: str) -> str | None:
+        return self.registry.hook.smsgw_tenant_for_host(host=host)
+
+    def hosts_changed(self, host: str | None = None) -> None:
+        """A workspace's own host name was added, proved or removed: no process may keep routing
+        it by an old answer (``None``: forget every host)."""
+        from .db import app_db, connection
+        from .web.hosts import HOST_CHANNEL
+
+        self.host_cache.invalidate(host)
+        with connection():
+            app_db.execute_sql("SELECT pg_notify(%s, %s)", (HOST_CHANNEL, host or ""))
 
     @property
     def catalogues(self) -> Catalogues:
@@ -228,6 +266,13 @@ class Platform:
         self.wakeups.bind(loop)
         self.listener = Listener(self.app_url)
         self.listener.subscribe(TENANT_CHANNEL, self._tenant_changed)
+        from .web.hosts import HOST_CHANNEL
+
+        self.listener.subscribe(HOST_CHANNEL, lambda host: self.host_cache.invalidate(host or None))
+        from .brand import BRAND_CHANNEL
+
+        self.listener.subscribe(BRAND_CHANNEL, lambda tenant_id: self.brand_cache.forget(
+            int(tenant_id) if tenant_id and tenant_id.isdigit() else None))
         # A payload of None: the listener (re)connected and may have missed wake-ups meanwhile.
         self.listener.subscribe(CHANNEL, lambda key: self.wakeups.wake_threadsafe(key) if key
                                 else self.wakeups.wake_all_threadsafe())

@@ -60,7 +60,7 @@ def test_tenant_address_shows_the_tenant_sign_in_page_and_loads_its_css(browser_
     assert response.request.redirected_from.url == address(live_server, tenant.slug)
     assert page.url == address(live_server, tenant.slug, "/login?next=%2F")
     assert "default-src 'self'" in response.headers["content-security-policy"]
-    assert page.title() == "Sign in · Blumen & Söhne <GmbH>"
+    assert page.title() == "Sign in · Blumen & Söhne <GmbH> · SMS Gateway"  # the brand follows the page
     assert page.inner_text("h1") == "Sign in to Blumen & Söhne <GmbH>"  # escaped, then shown as text
     assert page.inner_text(".tenant-name") == "Blumen & Söhne <GmbH>"
     assert page.input_value("form[action='/login'] input[name=next]") == "/"
@@ -94,7 +94,7 @@ def test_unknown_subdomain_shows_a_readable_404(browser_page, live_server):
     response = page.goto(url)
     assert response.status == 404
     assert page.inner_text("h1") == "Not found"
-    assert page.title() == "404 · Not found"
+    assert page.title() == "404 · Not found · SMS Gateway"
     assert f"There is no workspace at {slug}." in page.inner_text(".error-detail")
     assert page.inner_text("main code") == "tenant-not-found"
     # The link uses the configured public address (settings.port), not the test server's port.
@@ -133,7 +133,7 @@ def test_language_switcher_changes_the_page_to_german(browser_page, live_server,
     assert page.url == address(live_server, tenant.slug, "/login")
     assert page.get_attribute("html", "lang") == "de"
     assert page.inner_text("h1") == "Bei Kaffeehaus anmelden"
-    assert page.title() == "Anmelden · Kaffeehaus"
+    assert page.title() == "Anmelden · Kaffeehaus · SMS Gateway"
     assert page.inner_text("label[for=f-password]") == "Passwort"
     assert page.inner_text("form[action='/login'] button[type=submit]") == "Anmelden"
     assert page.inner_text(".lang-switch button") == "Wechseln"

@@ -56,7 +56,7 @@ PAGES = [
     ("owner", "tenant", "/audit"), ("owner", "tenant", "/usage"), ("owner", "tenant", "/billing"),
     ("owner", "tenant", "/billing/invoices"), ("owner", "tenant", "/billing/invoices/{invoice}"),
     ("owner", "tenant", "/billing/details"), ("owner", "tenant", "/billing/payment"),
-    ("owner", "tenant", "/privacy"), ("owner", "tenant", "/cookies"),
+    ("owner", "tenant", "/privacy"), ("owner", "tenant", "/cookies"), ("owner", "tenant", "/brand"),
     ("admin", "platform", "/admin"), ("admin", "platform", "/admin/tenants/{slug}"),
     ("admin", "platform", "/admin/tenants/{slug}/data/users"), ("admin", "platform", "/admin/privacy"),
     ("admin", "platform", "/admin/privacy/{request}"), ("admin", "platform", "/admin/privacy/deletions"),
@@ -74,6 +74,7 @@ PAGES = [
 # Addresses that answer with something other than a page of their own: files, JSON, form targets
 # and redirects. Every other GET route must be in PAGES (test_every_page_is_checked).
 NOT_PAGES = {
+    r"/brand/logo", r"/brand/domains",  # the logo file; the domains form's target (GET goes to /brand)
     r"/account/privacy/exports/([^/]+)/download", r"/account/security/signed-out", r"/admin/logout",
     r"/audit/export\.json", r"/billing/invoices/([^/]+)/pay", r"/billing/invoices/([^/]+)\.pdf",
     r"/billing/stripe/webhook", r"/cookies/consent", r"/health/live", r"/health/ready", r"/lang", r"/logout",

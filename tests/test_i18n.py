@@ -157,7 +157,7 @@ def test_dynamic_messages_are_translated_on_the_pages(live_server, tenant):
     assert r.status_code == 400
     assert "<h1 class=\"error-title\">Enlace no válido</h1>" in r.text
     assert "Este enlace no es válido. Copie el enlace completo del correo electrónico" in r.text
-    assert "<title>Enlace no válido</title>" in r.text
+    assert "<title>Enlace no válido · SMS Gateway</title>" in r.text
 
     admin = live_server.client(None)
     r = admin.post("/admin/login", headers={"Accept-Language": "de"},
@@ -176,7 +176,7 @@ def test_platform_home_and_error_pages_are_translated(live_server):
     r = live_server.client(f"nadie-{secrets.token_hex(4)}").get("/", headers={"Accept-Language": "de-AT"})
     assert r.status_code == 404 and '<html lang="de">' in r.text
     assert "<h1>Nicht gefunden</h1>" in r.text
-    assert "<title>404 · Nicht gefunden</title>" in r.text
+    assert "<title>404 · Nicht gefunden · SMS Gateway</title>" in r.text
     assert "Fehlercode" in r.text and "Zur Hauptseite" in r.text
 
     r = live_server.client(None).get("/no-such-page", headers={"Accept-Language": "fr"})

@@ -40,6 +40,7 @@ SHIPPED_MATRIX = {
     "usage:read": {C, A},  # the usage addon (issue 16)
     "billing:read": {C, A},  # the billing addon (issue 17)
     "billing:manage": {C},
+    "branding:manage": {C},
     "invoices:read": {C, A},
     "billing:payment": {C},
     "contacts:read": {C, U, A},  # the contacts addon (issue 22)
@@ -69,7 +70,7 @@ def test_each_addon_registers_its_own_permissions():
         "audit:read": "audit", "devices:read": "devices", "devices:write": "devices",
         "device:protocol": "devices", "messages:send": "messaging", "messages:read": "messaging",
         "webhooks:read": "webhooks", "webhooks:write": "webhooks", "privacy:self": "privacy",
-        "privacy:manage": "privacy", "usage:read": "usage", "billing:read": "billing", "billing:manage": "billing",
+        "privacy:manage": "privacy", "usage:read": "usage", "billing:read": "billing", "billing:manage": "billing", "branding:manage": "branding",
         "invoices:read": "billing", "billing:payment": "billing", "contacts:read": "contacts",
         "contacts:write": "contacts", "reseller:manage": "resellers", "reseller:support": "resellers"}
     assert access.matrix["device:protocol"] == frozenset()

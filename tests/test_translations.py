@@ -24,7 +24,7 @@ from tests.support.identity import (OWNER_PASSWORD, add_user, admin_sign_in, fet
                                     post_form, sign_in)
 from tests.support.phones import api_client
 from tests.support.resellers import partner_sign_in, reseller_of
-from tests.support.site import populated_workspace
+from tests.support.site import populated_workspace, send_every_mail
 from tests.test_browser_layout import EXPECTED_STATUS, PAGES
 from tests.test_i18n import LOCALE, SHIPPED
 
@@ -41,7 +41,8 @@ ALLOWED = {
 # Identifiers shown as they are, like error codes: permission scopes, addon names, audit actions,
 # a message event's source, plan codes.
 IDENTIFIERS = re.compile(r"\(\d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d\)|\b[a-z_]+:[a-z_0-9]+\b|\b[A-Z]{2,}-\d+\b|\b(?:api|device|dispatch|login|logout|free|"
-                         r"billing|messaging|devices|webhooks|usage|audit|privacy|cookies|mobile|compat|contacts|resellers)\b")
+                         r"billing|branding|messaging|devices|webhooks|usage|audit|privacy|cookies|mobile|compat|contacts|"
+                         r"resellers)\b")
 SKIP_TAGS = {"script", "style", "code", "pre", "kbd", "samp", "svg"}
 ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
 BRACKETED = re.compile(r"\[[^\[\]]*\]")
@@ -198,46 +199,11 @@ def mails_since(platform, seen: set) -> list:
 def test_every_mail_is_translated_in_the_pseudo_locale(site):
     """Each mail we write, to a member whose workspace's language is the pseudo-locale: subject,
     text part and HTML part all come from the catalogue."""
-    from addons.devices.health import DeviceAlert, notice_run
-    from addons.privacy.queue import tell_requester
-    from addons.webhooks.runtime import send_notices
-    from core.clock import utcnow
-    from core.db import current_tenant
-    from core.web.account_pages import send_email_change_mails
-    from core.web.auth_pages import mail_workspaces, send_reset_mail, send_verification
-
     platform, slug = site["platform"], site["slug"]
     tenant = platform.tenants.set_language(slug, PSEUDO)  # no member chose a language of their own
     try:
-        owner = owner_email(tenant)
         seen = set(platform.mailer.outbox())
-        with tenant_transaction(tenant.ref):
-            user = User.by_email(owner)
-        send_verification(platform, tenant, user_id=user.id)
-        token = current_tenant.set(tenant.ref)
-        try:
-            send_reset_mail(platform, owner)
-        finally:
-            current_tenant.reset(token)
-        mail_workspaces(platform, owner, PSEUDO)
-        send_email_change_mails(platform, tenant, user, {"email": f"new@{slug}.example", "old": owner,
-                                                         "confirm": "c", "undo": "u"})
-        r = post_form(site["visitors"]["owner"]["tenant"], "/team",
-                      {"action": "invite", "email": f"invited@{slug}.example", "role": "user"}, allow_redirects=False)
-        assert r.status_code == 302, r.text[:300]
-        send_notices([(owner, "", slug, "http://127.0.0.1:9/sms", "HTTP 410")])
-        tell_requester({"id": 1, "state": "done", "tenant_slug": slug, "tenant_id": tenant.id, "kind": "export",
-                        "created_at": utcnow(), "outcome": "Here it is", "details": {"email": owner},
-                        "subject": owner, "requested_by": "owner"})
-        with tenant_transaction(tenant.ref):
-            DeviceAlert.create(device_id=site["fields"]["device"], kind="offline", waiting=2)
-            DeviceAlert.create(device_id=site["fields"]["device"], kind="battery", battery_level=9)
-            send = notice_run(platform, tenant)
-        send()
-        with tenant_transaction(tenant.ref):
-            DeviceAlert.update(ended_at=utcnow()).execute()
-            send = notice_run(platform, tenant)
-        send()
+        send_every_mail(platform, tenant, site["fields"], site["visitors"]["owner"]["tenant"], PSEUDO)
         mails = mails_since(platform, seen)
         subjects = sorted(m["Subject"] for m in mails)
         assert len(mails) >= 11, subjects

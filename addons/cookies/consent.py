@@ -89,8 +89,10 @@ def cookie_domain(settings) -> str | None:
 
 
 def cookie_kwargs(handler) -> dict:
-    """The session cookie's flags, on the base domain."""
-    return {**handler.session_cookie_kwargs(), "domain": cookie_domain(handler.settings_)}
+    """The session cookie's flags, on the base domain; at a workspace's own host name (``sms.acme.com``,
+    where a browser refuses a cookie for another domain) on that host alone."""
+    domain = None if handler.custom_host else cookie_domain(handler.settings_)
+    return {**handler.session_cookie_kwargs(), "domain": domain}
 
 
 def write(handler, consent: Consent) -> None:

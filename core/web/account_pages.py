@@ -15,7 +15,7 @@ from ..tenancy import TenantError
 from ..clock import utcnow
 from ..db import app_db
 from ..events import emit, emit_with_work
-from ..i18n import N_, PRODUCT
+from ..i18n import N_
 from ..identity import (AuthError, _password_stamp, check_password, create_api_token, revoke_api_token,
                         revoke_user_credentials, set_password)
 from ..permissions import PUBLIC, catalogue
@@ -301,7 +301,7 @@ class TeamHandler(PageHandler):
             await self.run_db(platform.send_mail, email, lambda _, ngettext, fmt: (
                 _("You are invited to %(workspace)s", workspace=tenant.name),
                 _("%(inviter)s invited you to %(workspace)s on %(product)s.", inviter=inviter,
-                  workspace=tenant.name, product=PRODUCT) + "\n\n"
+                  workspace=tenant.name, product=platform.brand_for(tenant).product_name) + "\n\n"
                 + _("Accept the invitation and choose a password (valid 7 days, once):") + f"\n{url}\n"),
                 tenant=tenant)
             await self.run_db(emit, platform, audit(self, "user.invited", actor=principal.actor,

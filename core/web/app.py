@@ -152,9 +152,12 @@ class Application(tornado.web.Application):
         platform_routes = [(p, h, k) for p, h, k, _ in routes
                            if h.scope in ("platform", "any") or (h.scope == "tenant" and h.token_tenant_ok)]
         tenant_host = r"[a-z0-9-]+\." + re.escape(settings.base_domain)
+        # Any other host may be a workspace's own (sms.acme.com, smsgw_tenant_for_host): it gets the
+        # workspace's routes, and BaseHandler.route_host refuses it unless a workspace proved it.
         rules = static_rules + host_rules(routes, settings.base_domain) + [
             Rule(HostMatches(tenant_host), tenant_routes),
-            Rule(AnyMatches(), platform_routes),
+            Rule(HostMatches(re.escape(settings.base_domain)), platform_routes),
+            Rule(AnyMatches(), tenant_routes),
         ]
         check_route_permissions(routes, registry.access)
         self.route_table = routes

@@ -8,7 +8,7 @@ import re
 from .. import directory, passwords
 from ..clock import utcnow
 from ..events import AuditEvent, emit
-from ..i18n import N_, PRODUCT
+from ..i18n import N_
 from ..identity import (AuthError, check_password, create_session, revoke_session, revoke_user_credentials,
                         set_password)
 from ..permissions import PUBLIC
@@ -199,7 +199,7 @@ def mail_workspaces(platform, email: str, language: str = "") -> None:
         _("Your workspaces"),
         ngettext("You asked which workspaces you can sign in to with this address (%(product)s). "
                  "It is a member of this one:", "You asked which workspaces you can sign in to with this "
-                 "address (%(product)s). It is a member of these %(num)d:", len(found), product=PRODUCT)
+                 "address (%(product)s). It is a member of these %(num)d:", len(found), product=platform.settings.product_name)
         + f"\n\n{lines}\n\n" + _("If it was not you, ignore this email.") + "\n"), language=language)
 
 
@@ -230,13 +230,15 @@ def send_verification(platform, tenant, email: str | None = None, user_id: int |
     url = f"{site}/verify-email?token={token}"
     days = platform.settings.unverified_ttl_days
 
+    product = platform.brand_for(tenant).product_name
+
     def compose(_, ngettext, fmt):
         removal = "" if tenant.verified else " " + ngettext(
             "A workspace whose address is not confirmed is removed after %(num)d day.",
             "A workspace whose address is not confirmed is removed after %(num)d days.", days)
         return (_("Confirm your email address"),
                 _("This email address was given for an account at %(site)s/ (%(product)s).", site=site,
-                  product=PRODUCT) + "\n\n" + _("Confirm it here:") + f"\n{url}\n\n"
+                  product=product) + "\n\n" + _("Confirm it here:") + f"\n{url}\n\n"
                 + _("The link works once, for 48 hours.") + "\n\n"
                 + _("If it was not you, ignore this email.") + removal + "\n")
 

@@ -36,7 +36,7 @@ from .jsonout import json_bytes
 from .mediatype import is_json
 from .params import is_digits
 from .problem import PROBLEM_CONTENT_TYPE, Problem, Refusal, database_unavailable, said_in
-from .hosts import is_base_host, slug_for_host, tenant_by_slug
+from .hosts import is_base_host, slug_for_custom_host, slug_for_host, tenant_by_slug
 from .principals import cached_token_principal, load_token_principal
 from .security_headers import security_headers
 
@@ -69,6 +69,8 @@ class BaseHandler(tornado.web.RequestHandler):
         self.principal: Principal | None = None
         self._lang = None
         self.flash_messages: list = []
+        self.custom_host = False  # reached at a workspace's own host name (sms.acme.com)
+        self._brand = None
 
     # -- headers ---------------------------------------------------------------
     def set_default_headers(self):
@@ -86,11 +88,25 @@ class BaseHandler(tornado.web.RequestHandler):
         this: load balancers probe them by address.)"""
         slug = slug_for_host(self.request.host_name, self.settings_.base_domain)
         if slug is None and not is_base_host(self.request.host_name, self.settings_.base_domain):
-            raise Problem(400, "unknown-host",
+            raise self.unknown_host()
+        return slug
+
+    async def route_host(self) -> str | None:
+        """:meth:`host_slug`, and a workspace's own host name (``smsgw_tenant_for_host``, cached)."""
+        name = self.request.host_name
+        slug = slug_for_host(name, self.settings_.base_domain)
+        if slug is None and not is_base_host(name, self.settings_.base_domain):
+            slug = await slug_for_custom_host(self.platform, name)
+            if slug is None:
+                raise self.unknown_host()
+            self.custom_host = True
+        return slug
+
+    def unknown_host(self) -> Problem:
+        return Problem(400, "unknown-host",
                           N_("This server answers only at %(base_domain)s and its workspaces' "
                              "addresses (<workspace>.%(base_domain)s), not at %(host_name)s."),
                              args={"base_domain": self.settings_.base_domain, "host_name": repr(self.request.host_name[:100])})
-        return slug
 
     @property
     def lang(self) -> str:
@@ -118,7 +134,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if (is_digits(length) and int(length) > limit) or len(self.request.body or b"") > limit:
             raise Problem(413, "body-too-large", N_("The request body exceeds %(limit)s bytes; send "
                                                     "less."), args={"limit": limit})
-        slug = None if self.scope == "host" else self.host_slug()
+        slug = None if self.scope == "host" else await self.route_host()
         self.tenant_slug = slug
         if slug is not None:
             tenant = await tenant_by_slug(self.platform, slug)
@@ -137,6 +153,10 @@ class BaseHandler(tornado.web.RequestHandler):
                               N_("The workspace %(slug)s is suspended. Its owner can contact support "
                                  "to restore it."), args={"slug": slug})
             self._enter_tenant(tenant)
+            if not isinstance(self, ApiHandler) and self.platform.brand_cache.peek(tenant) is None:
+                # A page (or its error page) shows the workspace's brand: a miss asks the addons
+                # here, off the IOLoop; rendering then finds it cached. APIs never pay for it.
+                self._brand = await run_sync(self.platform.brand_for, tenant)
             if self.scope == "platform":
                 raise Problem(404, "not-found", N_("This page is on the main site, not on a "
                                                    "workspace address."))
@@ -334,6 +354,13 @@ class BaseHandler(tornado.web.RequestHandler):
             return gettext(exc.msgid, **said_in(gettext, exc.msg_args))
         return str(exc)
 
+    @property
+    def brand(self):
+        """The :class:`core.brand.Brand` this request's pages show (the workspace's, else the platform's)."""
+        if self._brand is None:
+            self._brand = self.platform.brand_for(self.tenant)
+        return self._brand
+
     def template_context(self) -> dict:
         _, ngettext = self.gettext()
         ctx = {
@@ -348,6 +375,7 @@ class BaseHandler(tornado.web.RequestHandler):
             # Times in the reader's zone, UTC on hover (core.localtime); roles by their names for people.
             "when": localtime.formatter(self.principal.time_zone if self.principal else ""),
             "role_label": lambda role: _(ROLE_LABELS.get(role, role.capitalize())),
+            "brand": self.brand, "brand_name": self.brand.product_name,
         }
         for _name, extra in self.platform.registry.call_each("smsgw_template_context", handler=self):
             for key, value in extra.items():  # a list (a slot: page_notices, footer_links ...) is joined
@@ -384,7 +412,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def render(self, template_name: str, **kwargs):
         if hasattr(self, "pop_flash"):
             self.pop_flash()
-        theme = (self.tenant.theme if self.tenant else None) or self.settings_.theme
+        theme = self.brand.theme or (self.tenant.theme if self.tenant else None) or self.settings_.theme
         ctx = self.template_context()
         ctx.update(kwargs)
         html = self.application.templates.render(template_name, theme=theme, **ctx)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from ..db import run_sync
 
+# NOTIFY payload: a custom host name whose owner changed (Platform.hosts_changed); "" for all.
+HOST_CHANNEL = "smsgw_host_changed"
+
 
 def slug_for_host(host_name: str, base_domain: str) -> str | None:
     """The tenant slug a host name (without port) names, or ``None`` for any other host (the base
@@ -28,3 +31,15 @@ async def tenant_by_slug(platform, slug: str):
     if not hit:
         tenant = await run_sync(platform.tenant_cache.get, slug)
     return tenant
+
+
+async def slug_for_custom_host(platform, host_name: str) -> str | None:
+    """The slug of the workspace whose own host name this is (``smsgw_tenant_for_host``), or ``None``;
+    cached in ``platform.host_cache``, the database thread only on a miss."""
+    host = host_name.lower().rstrip(".")
+    if not host or len(host) > 253:
+        return None
+    hit, slug = platform.host_cache.peek(host)
+    if not hit:
+        slug = await run_sync(platform.host_cache.get, host)
+    return slug

@@ -55,3 +55,49 @@ def populated_workspace(server, slug: str, name: str, admin_password: str, *, ph
               "device": device_id, "webhook": hook.json()["id"], "invoice": invoice.id, "request": request_id,
               "campaign": campaign, "contact": contact.id, "template": template.id}
     return {"tenant": tenant, "admin": admin, "fields": fields}
+
+
+def send_every_mail(platform, tenant, fields: dict, owner_client, language: str = "") -> None:
+    """Have the platform write, once, each mail it writes to a member of ``tenant`` (a workspace made
+    by :func:`populated_workspace`; ``owner_client`` is its owner's signed-in client): confirmation,
+    password reset, the list of workspaces (in ``language``), address change, invitation, webhook
+    failure, privacy answer, phone alerts and their end."""
+    from addons.devices.health import DeviceAlert, notice_run
+    from addons.privacy.queue import tell_requester
+    from addons.webhooks.runtime import send_notices
+    from core.clock import utcnow
+    from core.db import current_tenant, tenant_transaction
+    from core.users import User
+    from core.web.account_pages import send_email_change_mails
+    from core.web.auth_pages import mail_workspaces, send_reset_mail, send_verification
+    from tests.support.identity import owner_email, post_form
+
+    slug = tenant.slug
+    owner = owner_email(tenant)
+    with tenant_transaction(tenant.ref):
+        user = User.by_email(owner)
+    send_verification(platform, tenant, user_id=user.id)
+    token = current_tenant.set(tenant.ref)
+    try:
+        send_reset_mail(platform, owner)
+    finally:
+        current_tenant.reset(token)
+    mail_workspaces(platform, owner, language)
+    send_email_change_mails(platform, tenant, user, {"email": f"new@{slug}.example", "old": owner,
+                                                     "confirm": "c", "undo": "u"})
+    r = post_form(owner_client, "/team", {"action": "invite", "email": f"invited@{slug}.example", "role": "user"},
+                  allow_redirects=False)
+    assert r.status_code == 302, r.text[:300]
+    send_notices([(owner, "", slug, "http://127.0.0.1:9/sms", "HTTP 410")])
+    tell_requester({"id": 1, "state": "done", "tenant_slug": slug, "tenant_id": tenant.id, "kind": "export",
+                    "created_at": utcnow(), "outcome": "Here it is", "details": {"email": owner},
+                    "subject": owner, "requested_by": "owner"})
+    with tenant_transaction(tenant.ref):
+        DeviceAlert.create(device_id=fields["device"], kind="offline", waiting=2)
+        DeviceAlert.create(device_id=fields["device"], kind="battery", battery_level=9)
+        send = notice_run(platform, tenant)
+    send()
+    with tenant_transaction(tenant.ref):
+        DeviceAlert.update(ended_at=utcnow()).execute()
+        send = notice_run(platform, tenant)
+    send()
