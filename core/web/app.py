@@ -193,12 +193,13 @@ def host_rules(routes, base_domain: str) -> list[Rule]:
             raise RegistrationError(f"addon {addon!r}: {handler.__name__} at {pattern} answers on host label "
                                     f"{label!r}, which is not a reserved workspace slug (core.tenancy.RESERVED_SLUGS)")
         by_label.setdefault(label, []).append((pattern, handler, kwargs))
-    # What answers on every host (health, the language menu, the cookie choice) answers there too,
-    # as a handler of that host (no workspace is looked up for its label).
+    # What answers on every host (health, the language menu, the cookie choice) answers there too, first
+    # (its paths are exact; an addon's broad pattern must not swallow them), as a handler of that
+    # host (no workspace is looked up for its label).
     anywhere = [(pattern, handler, kwargs) for pattern, handler, kwargs, _addon in routes if handler.scope == "any"]
     return [Rule(HostMatches(re.escape(f"{label}.{base_domain}")),
-                 rules + [(pattern, type(handler.__name__, (handler,), {"scope": "host", "host_label": label}), kwargs)
-                          for pattern, handler, kwargs in anywhere])
+                 [(pattern, type(handler.__name__, (handler,), {"scope": "host", "host_label": label}), kwargs)
+                  for pattern, handler, kwargs in anywhere] + rules)
             for label, rules in sorted(by_label.items())]
 
 

@@ -79,6 +79,7 @@ REVOKE ALL ON public.reseller, public.reseller_user, public.reseller_session, pu
     public.reseller_access_grant, public.reseller_addon FROM {{app_role}};
 GRANT SELECT, INSERT, UPDATE ON public.reseller, public.reseller_user, public.reseller_session TO {{app_role}};
 GRANT SELECT, INSERT ON public.reseller_tenant, public.reseller_access_grant TO {{app_role}};
+GRANT DELETE ON public.reseller_tenant TO {{app_role}};  -- erasing a workspace (the privacy addon's walk)
 GRANT SELECT, INSERT, DELETE ON public.reseller_addon TO {{app_role}};
 GRANT USAGE ON SEQUENCE public.reseller_id_seq, public.reseller_user_id_seq, public.reseller_session_id_seq,
     public.reseller_access_grant_id_seq TO {{app_role}};
