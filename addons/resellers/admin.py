@@ -31,7 +31,7 @@ class AdminResellersHandler(AdminHandler):
             reseller = await self.run_db(service.create, form)
         except ResellerError as exc:
             self.set_status(422)
-            await self.show(str(exc), form)
+            await self.show(self.refusal_text(exc), form)
             return
         await self.run_db(emit, self.platform, audit(self, "admin.reseller_created", actor=self.principal.actor,
                                                      actor_name=self.principal.email, target=f"reseller:{reseller.slug}"))
@@ -74,7 +74,7 @@ class AdminResellerHandler(AdminHandler):
                 raise Problem(400, "invalid-action", N_("Unknown action."))
         except ResellerError as exc:
             self.set_status(422)
-            await self.show(reseller, str(exc))
+            await self.show(reseller, self.refusal_text(exc))
             return
         await self.run_db(emit, self.platform, audit(self, f"admin.reseller_{action}", actor=self.principal.actor,
                                                      actor_name=self.principal.email, target=target,

@@ -153,7 +153,7 @@ class HomeHandler(ResellerHandler):
                                      form["name"], form["owner_email"], self.get_body_argument("owner_password", "")[:2048])
         except (ResellerError, TenantError) as exc:
             self.set_status(422)
-            await self.show(str(exc), form)
+            await self.show(self.refusal_text(exc), form)
             return
         await self.record("reseller.tenant_created", tenant=info, target=f"tenant:{info.slug}")
         self.flash("success", N_("Workspace %(slug)s: created."), slug=info.slug)
@@ -214,7 +214,7 @@ class WorkspaceHandler(ResellerHandler):
                                                      self.get_body_argument("reason", ""), client_ip(self))
             except ResellerError as exc:
                 self.set_status(422)
-                await self.show(tenant, str(exc))
+                await self.show(tenant, self.refusal_text(exc))
                 return
             await self.record("reseller.access_granted", tenant=tenant, target=f"tenant:{tenant.slug}",
                               reason=reason, grant=grant_id)
@@ -306,7 +306,7 @@ class TeamHandler(ResellerHandler):
                                         self.get_body_argument("role", ""), self.get_body_argument("name", "")[:200])
         except ResellerError as exc:
             self.set_status(422)
-            await self.show(str(exc))
+            await self.show(self.refusal_text(exc))
             return
         await self.record("reseller.user_added", target=f"reseller_user:{user_id}")
         self.flash("success", N_("%(email)s can now sign in."), email=email.strip())
@@ -351,7 +351,7 @@ class InvoicesHandler(ResellerHandler):
             raise Problem(404, "not-found", N_("There is no such workspace or plan here.")) from None
         except ResellerError as exc:
             self.set_status(422)
-            await self.show(str(exc))
+            await self.show(self.refusal_text(exc))
             return
         await self.record(f"reseller.{action}", target=f"reseller:{self.reseller.slug}")
         self.redirect(f"{self.home}/invoices")

@@ -22,6 +22,7 @@ from core.db import app_db, connection, tenant_transaction
 
 from . import service
 from .service import Reseller, ResellerError
+from core.i18n import N_
 
 UTC = dt.timezone.utc
 
@@ -46,7 +47,7 @@ def month_bounds(month: str | dt.date) -> tuple[dt.datetime, dt.datetime]:
         try:
             month = dt.datetime.strptime(month.strip(), "%Y-%m").date()
         except ValueError:
-            raise ResellerError("Give the month as YYYY-MM, e.g. 2026-11.") from None
+            raise ResellerError(N_("Give the month as YYYY-MM, e.g. 2026-11.")) from None
     start = dt.datetime(month.year, month.month, 1, tzinfo=UTC)
     end = dt.datetime(month.year + (month.month == 12), month.month % 12 + 1, 1, tzinfo=UTC)
     return start, end
@@ -64,13 +65,13 @@ def create_plan(reseller: Reseller, values: dict) -> RetailPlan:
     code = str(values.get("code") or "").strip()
     name = str(values.get("name") or "").strip()
     if not re.match(r"^[a-z0-9][a-z0-9-]{0,39}$", code):
-        raise ResellerError("A plan code is 1 to 40 lowercase letters, digits or hyphens.")
+        raise ResellerError(N_("A plan code is 1 to 40 lowercase letters, digits or hyphens."))
     if not 1 <= len(name) <= 80:
-        raise ResellerError("Give the plan a name of 1 to 80 characters.")
+        raise ResellerError(N_("Give the plan a name of 1 to 80 characters."))
     try:
         currency = check_currency(str(values.get("currency") or "").strip())
     except MoneyError as exc:
-        raise ResellerError(str(exc)) from None
+        raise service.passed_on(exc) from None
     monthly = service.whole_number(values.get("monthly_price"), 0, 10**11, "The monthly price (in cents)")
     included = service.whole_number(values.get("included_segments"), 0, 10**9, "The included segments")
     overage = service.whole_number(values.get("overage_per_1000"), 0, 10**11, "The price per 1,000 more segments (in cents)")
@@ -78,7 +79,7 @@ def create_plan(reseller: Reseller, values: dict) -> RetailPlan:
         with app_db.atomic():
             if app_db.execute_sql("SELECT 1 FROM public.reseller_plan WHERE reseller_id = %s AND code = %s",
                                   (reseller.id, code)).fetchone():
-                raise ResellerError(f"You have a plan {code!r} already.")
+                raise ResellerError(N_("You have a plan “%(code)s” already."), {"code": code})
             row = app_db.execute_sql(
                 "INSERT INTO public.reseller_plan (reseller_id, code, name, currency, monthly_price, included_segments, "
                 f"overage_per_1000) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {', '.join(PLAN_COLUMNS)}",
@@ -98,7 +99,7 @@ def assign_plan(reseller: Reseller, slug: str, code: str) -> None:
     info = service.workspace(reseller.id, slug)
     plan = next((p for p in plans(reseller) if p.code == code), None)
     if info is None or (code and plan is None):
-        raise service.NotYours("There is no such workspace or plan.")
+        raise service.NotYours(N_("There is no such workspace or plan."))
     with connection():
         app_db.execute_sql("UPDATE public.reseller_tenant SET retail_plan_id = %s WHERE tenant_id = %s AND reseller_id = %s",
                            (plan.id if plan else None, info.id, reseller.id))
@@ -180,7 +181,7 @@ def invoice_wholesale(reseller: Reseller, month) -> WholesaleInvoice:
         with connection():
             wholesale_plan = billing_plans.current(reseller.wholesale_plan)
         if wholesale_plan is None:
-            raise ResellerError(f"The wholesale plan {reseller.wholesale_plan!r} no longer exists.")
+            raise ResellerError(N_("The wholesale plan “%(plan)s” no longer exists."), {"plan": reseller.wholesale_plan})
         currency = wholesale_plan.currency
     for info in service.workspaces(reseller.id):
         used = _usage(info, start, end)

@@ -19,6 +19,8 @@ from core.clock import utcnow
 from core.db import app_db, connection
 from core.permissions import Principal
 from core.tenancy import SLUG_RE, TenantError, check_email, load_tenant
+from core.i18n import N_
+from core.web.problem import Refusal
 
 ROLES = ("reseller_admin", "reseller_support")
 ADMIN_PERMISSION = "reseller:manage"    # create, suspend and resume workspaces; people; addons
@@ -30,8 +32,13 @@ GRANT_TTL = dt.timedelta(hours=1)
 ADDON_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-class ResellerError(ValueError):
+class ResellerError(Refusal):
     """Refused; the message is for the person who asked."""
+
+
+def passed_on(exc: Exception) -> "ResellerError":
+    """Another service's refusal, as the reseller's (its msgid and arguments kept for translation)."""
+    return ResellerError(exc.msgid, exc.msg_args) if isinstance(exc, Refusal) else ResellerError(str(exc))
 
 
 class NotYours(ResellerError):
@@ -67,9 +74,11 @@ def whole_number(raw, low: int, high: int, what: str) -> int:
     try:
         value = int(str(raw).strip())
     except (TypeError, ValueError):
-        raise ResellerError(f"{what} must be a whole number from {low} to {high}.") from None
+        raise ResellerError(N_("%(what)s must be a whole number from %(low)s to %(high)s."),
+                            {"what": what, "low": low, "high": high}) from None
     if not low <= value <= high:
-        raise ResellerError(f"{what} must be a whole number from {low} to {high}.")
+        raise ResellerError(N_("%(what)s must be a whole number from %(low)s to %(high)s."),
+                            {"what": what, "low": low, "high": high})
     return value
 
 
@@ -77,18 +86,18 @@ def validate(values: dict) -> dict:
     """The reseller's fields from a form or the command line, checked; :class:`ResellerError` otherwise."""
     slug = str(values.get("slug") or "").strip()
     if not SLUG_RE.match(slug) or "--" in slug:
-        raise ResellerError("The reseller's short name must be 3 to 40 lowercase letters, digits or hyphens.")
+        raise ResellerError(N_("The reseller's short name must be 3 to 40 lowercase letters, digits or hyphens."))
     company = str(values.get("company") or "").strip()
     if not 1 <= len(company) <= 200:
-        raise ResellerError("Give the company a name of 1 to 200 characters.")
+        raise ResellerError(N_("Give the company a name of 1 to 200 characters."))
     contact_name = str(values.get("contact_name") or "").strip()[:200]
     try:
         contact_email = check_email(str(values.get("contact_email") or ""))
     except TenantError as exc:
-        raise ResellerError(str(exc)) from None
+        raise passed_on(exc) from None
     pricing = str(values.get("pricing") or "")
     if pricing not in ("commission", "wholesale"):
-        raise ResellerError("Choose how the reseller pays: commission or wholesale.")
+        raise ResellerError(N_("Choose how the reseller pays: commission or wholesale."))
     commission_bp = wholesale_plan = None
     if pricing == "commission":
         commission_bp = round(whole_number(values.get("commission_percent", 0), 0, 100, "The commission (percent)") * 100)
@@ -96,7 +105,7 @@ def validate(values: dict) -> dict:
     else:
         wholesale_plan = str(values.get("wholesale_plan") or "").strip()
         if not re.match(r"^[a-z0-9][a-z0-9-]{0,39}$", wholesale_plan):
-            raise ResellerError("Name the billing plan whose prices are the reseller's wholesale price list.")
+            raise ResellerError(N_("Name the billing plan whose prices are the reseller's wholesale price list."))
         commission_bp = 0
     max_workspaces = whole_number(values.get("max_workspaces"), 0, 100000, "The most workspaces")
     return {"slug": slug, "company": company, "contact_name": contact_name, "contact_email": contact_email,
@@ -111,11 +120,11 @@ def create(values: dict) -> Reseller:
 
         with connection():
             if plans.current(fields["wholesale_plan"]) is None:
-                raise ResellerError(f"There is no current billing plan {fields['wholesale_plan']!r}.")
+                raise ResellerError(N_("There is no current billing plan “%(plan)s”."), {"plan": fields["wholesale_plan"]})
     with connection():
         with app_db.atomic():
             if app_db.execute_sql("SELECT 1 FROM public.reseller WHERE slug = %s", (fields["slug"],)).fetchone():
-                raise ResellerError(f"A reseller called {fields['slug']!r} exists already.")
+                raise ResellerError(N_("A reseller called “%(slug)s” exists already."), {"slug": fields["slug"]})
             names = list(fields)
             row = app_db.execute_sql(
                 f"INSERT INTO public.reseller ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))}) "
@@ -139,7 +148,7 @@ def everyone() -> list[Reseller]:
 def get(slug: str) -> Reseller:
     found = by_slug(slug)
     if found is None:
-        raise ResellerError(f"There is no reseller {slug[:60]!r}. `smsgw reseller list` shows them.")
+        raise ResellerError(N_("There is no reseller “%(slug)s”. `smsgw reseller list` shows them."), {"slug": slug[:60]})
     return found
 
 
@@ -147,17 +156,17 @@ def get(slug: str) -> Reseller:
 
 def add_user(platform, reseller: Reseller, email: str, password: str, role: str, name: str = "") -> int:
     if role not in ROLES:
-        raise ResellerError(f"The role must be one of: {', '.join(ROLES)}.")
+        raise ResellerError(N_("The role must be one of: %(roles)s."), {"roles": ", ".join(ROLES)})
     try:
         email = check_email(email)
         hashed = passwords.hash_password(password, platform.pepper, platform.bcrypt_cost)
     except (TenantError, passwords.PasswordPolicyError) as exc:
-        raise ResellerError(str(exc)) from None
+        raise passed_on(exc) from None
     with connection():
         with app_db.atomic():
             if app_db.execute_sql("SELECT 1 FROM public.reseller_user WHERE reseller_id = %s AND lower(email) = lower(%s)",
                                   (reseller.id, email)).fetchone():
-                raise ResellerError(f"{email} is already a member of this reseller's console.")
+                raise ResellerError(N_("%(email)s is already a member of this reseller's console."), {"email": email})
             return app_db.execute_sql(
                 "INSERT INTO public.reseller_user (reseller_id, email, name, password_hash, role) "
                 "VALUES (%s, %s, %s, %s, %s) RETURNING id",
@@ -244,9 +253,9 @@ def create_workspace(platform, reseller: Reseller, slug: str, name: str, owner_e
     reseller's under a lock on the reseller's row that counts again: two created at once cannot
     both slip under the limit (the one over it is deleted again and refused)."""
     if not reseller.is_active:
-        raise ResellerError("This reseller account is suspended.")
+        raise ResellerError(N_("This reseller account is suspended."))
     if _count(reseller.id) >= reseller.max_workspaces:
-        raise ResellerError(f"This reseller may have at most {reseller.max_workspaces} workspaces.")
+        raise ResellerError(N_("This reseller may have at most %(max)s workspaces."), {"max": reseller.max_workspaces})
     info = platform.tenants.create(slug, name, owner_email, owner_password)
     with connection():
         with app_db.atomic():
@@ -257,7 +266,7 @@ def create_workspace(platform, reseller: Reseller, slug: str, name: str, owner_e
                                    (info.id, reseller.id))
     if over:
         platform.tenants.delete(info.slug)
-        raise ResellerError(f"This reseller may have at most {reseller.max_workspaces} workspaces.")
+        raise ResellerError(N_("This reseller may have at most %(max)s workspaces."), {"max": reseller.max_workspaces})
     platform.registry.hook.smsgw_reseller_workspace_created(reseller=reseller, tenant=info)
     return info
 
@@ -274,7 +283,7 @@ def open_grant(user_id: int, tenant_id: int, reason: str, ip: str) -> tuple[int,
     try:
         reason = access_reason(reason)
     except GrantError as exc:
-        raise ResellerError(str(exc)) from None
+        raise passed_on(exc) from None
     with connection():
         grant = app_db.execute_sql(
             "INSERT INTO public.reseller_access_grant (user_id, tenant_id, reason, expires_at, ip) "
@@ -301,7 +310,8 @@ def available_addons(reseller: Reseller) -> list[str]:
 def set_available(platform, reseller: Reseller, addon: str, available: bool) -> None:
     if not isinstance(addon, str) or addon not in platform.registry.by_name:
         known = ", ".join(platform.registry.names()) or "none"
-        raise ResellerError(f"No addon called {str(addon)[:60]!r} is installed (installed: {known}).")
+        raise ResellerError(N_("No addon called “%(addon)s” is installed (installed: %(known)s)."),
+                            {"addon": str(addon)[:60], "known": known})
     with connection():
         if available:
             app_db.execute_sql("INSERT INTO public.reseller_addon (reseller_id, addon) VALUES (%s, %s) "
@@ -325,10 +335,10 @@ def set_addon(platform, reseller: Reseller, addon: str, slugs: list[str], enable
     checked, the change announced to every process). A workspace that fails is reported with its
     error and the others go on; ``progress(index, total, outcome)`` hears each one."""
     if addon not in available_addons(reseller):
-        raise NotYours("This addon is not available to you.")
+        raise NotYours(N_("This addon is not available to you."))
     infos = [workspace(reseller.id, slug) for slug in dict.fromkeys(slugs)]
     if not infos or None in infos:
-        raise NotYours("There is no such workspace.")  # before anything changed
+        raise NotYours(N_("There is no such workspace."))  # before anything changed
     outcomes = []
     for index, info in enumerate(infos, 1):
         try:
