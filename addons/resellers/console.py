@@ -357,6 +357,40 @@ class InvoicesHandler(ResellerHandler):
         self.redirect(f"{self.home}/invoices")
 
 
+class BrandHandler(ResellerHandler):
+    """``/<reseller>/brand``: the brand its workspaces show (where their own settings say nothing),
+    and whether their Customers may change it (reseller admins)."""
+
+    permissions = {"GET": ADMIN_PERMISSION, "POST": ADMIN_PERMISSION}
+
+    async def get(self, _reseller):
+        from . import brand
+
+        form, may_rebrand = await self.run_db(brand.of_reseller, self.reseller.id)
+        self.show(form, may_rebrand, {})
+
+    def show(self, form: dict, may_rebrand: bool, errors: dict) -> None:
+        from addons.branding import service as branding
+
+        self.render("resellers/brand.html", form=form, may_rebrand=may_rebrand, errors=errors,
+                    themes=branding.installed_themes())
+
+    async def post(self, _reseller):
+        from . import brand
+
+        form = {name: self.get_body_argument(name, "")[:300] for name in brand.FIELDS}
+        may_rebrand = self.get_body_argument("workspaces_may_rebrand", "") == "1"
+        errors = await self.run_db(brand.save, self.reseller.id, form, may_rebrand)
+        if errors:
+            self.set_status(422)
+            self.show(form, may_rebrand, errors)
+            return
+        await self.record("reseller.brand_changed", target=f"reseller:{self.reseller.slug}",
+                          workspaces_may_rebrand=may_rebrand)
+        self.flash("success", N_("Saved. Your workspaces show the new brand now."))
+        self.redirect(f"{self.home}/brand")
+
+
 def routes() -> list[tuple]:
     return [
         (R + r"/login", LoginHandler),
@@ -367,4 +401,5 @@ def routes() -> list[tuple]:
         (R + r"/addons", AddonsHandler),
         (R + r"/team", TeamHandler),
         (R + r"/invoices", InvoicesHandler),
+        (R + r"/brand", BrandHandler),
     ]

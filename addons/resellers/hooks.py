@@ -4,7 +4,7 @@ from core.addons import hookimpl
 from core.datamap import PersonalData, Table
 from core.tasks import crontab
 
-from . import admin, cli, console, invoicing
+from . import admin, brand, cli, console, invoicing
 from .service import ADMIN_PERMISSION, SUPPORT_PERMISSION
 
 
@@ -25,6 +25,16 @@ def smsgw_template_context(handler):
     if handler.tenant is None and handler.scope == "platform":
         return {"admin_links": admin.ADMIN_LINKS}
     return None
+
+
+@hookimpl
+def smsgw_brand_defaults(tenant):
+    return brand.defaults(tenant)
+
+
+@hookimpl
+def smsgw_brand_editable(tenant):
+    return brand.editable(tenant)
 
 
 @hookimpl
@@ -60,6 +70,7 @@ def smsgw_models():
                                                               export=("created_at", "reason", "expires_at"),
                                                               erase="keep", why=keep)),
         Table("reseller_addon", "public", PersonalData()),
+        Table("reseller_brand", "public", PersonalData()),
         Table("reseller_plan", "public", PersonalData()),
         Table("reseller_wholesale_counter", "public", PersonalData()),
         Table("reseller_wholesale_invoice", "public", PersonalData()),
