@@ -125,7 +125,12 @@ SCHEMAS = {
         "properties": {
             "id": {"type": "integer"}, "phone": {"type": "string", "description": "E.164."},
             "state": {"enum": list(STATES), "description": "pending → processed (handed to a phone) → sent → "
-                                                          "delivered; or failed, cancelled, expired."},
+                                                          "delivered; or failed, cancelled, expired. `held`: accepted "
+                                                          "but kept from the phones for review "
+                                                          "(`hold_reason` says why) until released "
+                                                          "(then pending) or rejected (then failed "
+                                                          "with `held-rejected`)."},
+            "hold_reason": {"type": ["string", "null"], "description": "Why it is or was held."},
             "device_id": {"type": ["integer", "null"]}, "sim_slot": {"type": ["integer", "null"]},
             "attempts": {"type": "integer"}, "error_code": {"type": ["string", "null"]},
             "updated_at": date_time(), "sent_at": date_time(null=True), "delivered_at": date_time(null=True),

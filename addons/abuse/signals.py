@@ -1,0 +1,313 @@
+"""Accept-time signals: per-workspace windows in this process's memory, seeded from the database.
+
+Each workspace's :class:`Window` holds what the signals need: the numbers sent to in the last
+minutes per block of 100 (sequential bursts), recipients per hour for the last 7 days (volume
+baseline), the countries it has sent to, its allowed countries, identical texts (new workspaces),
+outcomes per destination prefix (failure spikes). It is keyed by the workspace, filled only from that
+workspace's own schema and its own sends: another workspace's traffic cannot enter it.
+
+Seeding costs a few statements the first time a process sees the workspace, and the short windows
+are read again every :data:`RESYNC` seconds (sends through other processes count from then on). A
+send's own recipients enter the windows once its transaction commits (``after_transaction``), so a
+refused or retried group counts once. The checks per recipient are dictionary and set lookups;
+:func:`screen` never reads history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+
+from core.db import after_transaction, app_db
+
+from . import numbers, rules
+
+RESYNC = 60.0
+WEEK_HOURS = 168
+
+
+@dataclass
+class Finding:
+    rule: str
+    key: str
+    summary: str
+    evidence: dict
+    holds: list = field(default_factory=list)  # [(message index, phone)]
+
+
+@dataclass
+class Window:
+    tenant_id: int
+    seeded_at: float = 0.0
+    blocks: dict = field(default_factory=dict)  # block (number without last 2 digits) -> {phone: time}
+    hours: dict = field(default_factory=dict)  # hour number (epoch // 3600) -> recipients
+    countries: set = field(default_factory=set)  # calling codes sent to, ever
+    home: set = field(default_factory=set)  # calling codes of its phones' SIMs and default country
+    texts: dict = field(default_factory=dict)  # text digest -> {phone: time} (new workspaces)
+    outcomes: dict = field(default_factory=dict)  # prefix -> [ok, failed, since]
+    blocked_prefixes: dict = field(default_factory=dict)  # prefix -> alert id (a failure spike on hold)
+    p95: tuple = (-1, 0)  # (hour it was computed for, value)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_windows: dict[int, Window] = {}
+_windows_lock = threading.Lock()
+# Per (workspace, token actor): the addresses it was used from, {ip: time}; and tokens flagged.
+token_ips: dict = {}
+flagged_tokens: dict = {}
+
+
+def window(tenant) -> Window:
+    with _windows_lock:
+        w = _windows.get(tenant.id)
+        if w is None:
+            w = _windows[tenant.id] = Window(tenant.id)
+    if time.monotonic() - w.seeded_at > RESYNC:
+        seed(tenant, w)
+    return w
+
+
+def forget(tenant_id: int | None = None) -> None:
+    with _windows_lock:
+        if tenant_id is None:
+            _windows.clear()
+        else:
+            _windows.pop(tenant_id, None)
+
+
+def seed(tenant, w: Window) -> None:
+    """Inside the tenant transaction: (re)read the windows from the workspace's own tables."""
+    now = time.time()
+    first = not w.seeded_at
+    recent = app_db.execute_sql(
+        "SELECT r.phone, extract(epoch FROM m.created_at) FROM messages m JOIN recipients r ON r.message_id = m.id "
+        "WHERE m.created_at > now() - interval '60 minutes'").fetchall()
+    since = "7 days" if first else "2 hours"
+    hours = app_db.execute_sql(
+        "SELECT (extract(epoch FROM m.created_at)::bigint / 3600), count(*) FROM messages m "
+        f"JOIN recipients r ON r.message_id = m.id WHERE m.created_at > now() - interval '{since}' GROUP BY 1"
+    ).fetchall()
+    countries = [c for (c,) in app_db.execute_sql("SELECT calling_code FROM abuse_countries")]
+    sims = [s for (s,) in app_db.execute_sql("SELECT sims FROM devices WHERE removed_at IS NULL")]
+    home = {numbers.code_of_region(tenant.default_region)}
+    for slots in sims:
+        for sim in slots or ():
+            number = (sim or {}).get("number") or ""
+            if number.startswith("+"):
+                home.add(numbers.calling_code(number))
+    with w.lock:
+        w.blocks = {}
+        for phone, at in recent:
+            if now - float(at) <= 600:
+                w.blocks.setdefault(phone[:-2], {})[phone] = float(at)
+        if first:
+            w.hours = {}
+        for hour, n in hours:
+            w.hours[int(hour)] = int(n)
+        w.countries |= set(countries)
+        w.home = {c for c in home if c}
+        w.countries |= w.home  # its own country is not a "new" one
+        w.seeded_at = time.monotonic()
+
+
+def _p95(w: Window, hour: int) -> int:
+    if w.p95[0] != hour:
+        counts = sorted(w.hours.get(h, 0) for h in range(hour - WEEK_HOURS, hour))
+        w.p95 = (hour, counts[int(0.95 * (len(counts) - 1))])
+    return w.p95[1]
+
+
+def screen(tenant, messages: list[dict], book: rules.Book) -> list[Finding]:
+    """The findings of one batch of messages about to be stored (inside the tenant transaction)."""
+    w = window(tenant)
+    rule = {name: book.rule(tenant.id, name) for name in book.rules}
+    on = {name for name, r in rule.items() if r.action != "off"}
+    now = time.time()
+    findings: dict = {}
+    total = 0
+    new_codes: dict = {}
+    batch_blocks: dict = {}
+    allowed = _allowed(w, rule["geo"]) if "geo" in on else None
+    seq_on, premium_on, new_on = "sequential" in on, "premium" in on, "new_country" in on
+
+    def finding(name, key, summary, evidence) -> Finding:
+        f = findings.get((name, key))
+        if f is None:
+            f = findings[(name, key)] = Finding(name, key, summary, evidence)
+        return f
+
+    for index, m in enumerate(messages):
+        phones = m["phones"]
+        total += len(phones)
+        whole = None
+        if "aup" in on:
+            what = rules.aup_match(book, m["text"])
+            if what:
+                whole = finding("aup", hashlib.sha256(m["text"].encode()).hexdigest()[:16], what,
+                                {"match": what, "text": m["text"][:160]})
+        if "token_ips" in on and (tenant.id, m["created_by"]) in flagged_tokens:
+            whole = finding("token_ips", m["created_by"], f"{m['created_by']} used from many addresses",
+                            flagged_tokens[(tenant.id, m["created_by"])])
+        if whole is not None:
+            whole.holds += [(index, p) for p in phones]
+        if "identical_text" in on and _is_new(tenant, rule["identical_text"]):
+            _identical(w, m, index, rule["identical_text"], now, finding)
+        for p in phones:
+            code = numbers.calling_code(p)
+            if code not in w.countries:
+                new_codes.setdefault(code, p)
+            if allowed is not None and code not in allowed:
+                f = finding("geo", code or "?", f"country code +{code} is not allowed",
+                            {"calling_code": code, "allowed": sorted(allowed), "numbers": []})
+                f.holds.append((index, p))
+            if premium_on:
+                kind = numbers.high_cost(p)
+                if kind:
+                    f = finding("premium", p[:-3], f"{kind.replace('_', ' ')} range {p[:-3]}xxx",
+                                {"type": kind, "range": p[:-3] + "xxx", "numbers": []})
+                    f.holds.append((index, p))
+            if seq_on:
+                batch_blocks.setdefault(p[:-2], []).append((index, p))
+            if w.blocked_prefixes and p[:6] in w.blocked_prefixes:
+                f = finding("failure_spike", p[:6], f"prefix {p[:6]} is failing",
+                            {"prefix": p[:6]})
+                f.holds.append((index, p))
+    if seq_on:
+        _sequential(w, batch_blocks, rule["sequential"], now, finding)
+    new_codes.pop(None, None)
+    if new_codes:  # rare (a first send to a country): remembered across restarts
+        app_db.execute_sql("INSERT INTO abuse_countries (calling_code) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                           (sorted(new_codes),))
+    if new_on:
+        for code, example in new_codes.items():
+            finding("new_country", code or "?", f"first send to +{code}", {"calling_code": code, "example": example})
+    if "volume_spike" in on:
+        _volume(w, total, rule["volume_spike"], now, messages, finding)
+    for f in findings.values():
+        if "numbers" in f.evidence and not f.evidence["numbers"]:
+            f.evidence["numbers"] = sorted({p for _, p in f.holds})[:50]
+            f.evidence["count"] = len(f.holds)
+    after_transaction(lambda committed: committed and _commit(w, messages, new_codes, now))
+    return list(findings.values())
+
+
+def _allowed(w: Window, rule: rules.Rule) -> set:
+    listed = rule.params.get("allow") or []
+    codes = {numbers.code_of_region(r) for r in listed if isinstance(r, str)}
+    return {c for c in codes if c} or w.home
+
+
+def _is_new(tenant, rule: rules.Rule) -> bool:
+    from . import service
+
+    return service.is_new_workspace(tenant.id, float(rule.params.get("new_days", 7)))
+
+
+def _identical(w: Window, m: dict, index: int, rule: rules.Rule, now: float, finding) -> None:
+    digest = hashlib.sha256(m["text"].encode()).hexdigest()[:16]
+    horizon = now - 60 * float(rule.params.get("minutes", 60))
+    with w.lock:
+        seen = w.texts.get(digest, {})
+        count = len({p for p, t in seen.items() if t > horizon} | set(m["phones"]))
+    if count >= int(rule.params.get("recipients", 100)):
+        f = finding("identical_text", digest, f"one text to {count} recipients",
+                    {"text": m["text"][:160], "recipients": count, "numbers": []})
+        f.holds += [(index, p) for p in m["phones"]]
+
+
+def _sequential(w: Window, batch_blocks: dict, rule: rules.Rule, now: float, finding) -> None:
+    threshold = int(rule.params.get("numbers", 20))
+    horizon = now - 60 * float(rule.params.get("minutes", 10))
+    with w.lock:
+        for block, items in batch_blocks.items():
+            seen = w.blocks.get(block, {})
+            if len(seen) + len(items) < threshold:
+                continue  # the usual case: this block cannot reach the threshold
+            recent = {p: t for p, t in seen.items() if t > horizon}
+            together = set(recent) | {p for _, p in items}
+            if len(together) < threshold:
+                continue
+            minutes: dict = {}
+            for t in list(recent.values()) + [now] * len(items):
+                minutes[int(t // 60) * 60] = minutes.get(int(t // 60) * 60, 0) + 1
+            f = finding("sequential", block, f"{len(together)} numbers in {block}00-{block}99",
+                        {"range": f"{block}00-{block}99", "distinct": len(together), "numbers": [],
+                         "series": sorted(minutes.items())})
+            f.holds += items
+
+
+def _volume(w: Window, total: int, rule: rules.Rule, now: float, messages: list, finding) -> None:
+    hour = int(now // 3600)
+    with w.lock:
+        current = w.hours.get(hour, 0) + total
+        p95 = _p95(w, hour)
+    limit = max(float(rule.params.get("factor", 5)) * p95, float(rule.params.get("minimum", 200)))
+    if current > limit:
+        f = finding("volume_spike", str(hour), f"{current} recipients this hour, baseline p95 {p95}",
+                    {"this_hour": current, "p95_7d": p95, "limit": limit})
+        f.holds += [(i, p) for i, m in enumerate(messages) for p in m["phones"]]
+
+
+def _commit(w: Window, messages: list, new_codes: dict, now: float) -> None:
+    hour = int(now // 3600)
+    with w.lock:
+        for m in messages:
+            w.hours[hour] = w.hours.get(hour, 0) + len(m["phones"])
+            for p in m["phones"]:
+                w.blocks.setdefault(p[:-2], {})[p] = now
+            if len(m["phones"]) > 1 or w.texts:
+                digest = hashlib.sha256(m["text"].encode()).hexdigest()[:16]
+                w.texts.setdefault(digest, {}).update(dict.fromkeys(m["phones"], now))
+        w.countries |= set(new_codes)
+        if len(w.blocks) > 50_000 or len(w.texts) > 10_000:
+            _prune(w, now)
+
+
+def _prune(w: Window, now: float) -> None:
+    horizon = now - 3600
+    w.blocks = {b: kept for b, seen in w.blocks.items() if (kept := {p: t for p, t in seen.items() if t > horizon})}
+    w.texts = {d: kept for d, seen in w.texts.items() if (kept := {p: t for p, t in seen.items() if t > horizon})}
+
+
+def note_request(tenant_id: int, actor: str, ip: str, rule: rules.Rule) -> None:
+    """A token's request (on the IOLoop: memory only): flag it when used from too many addresses."""
+    now = time.time()
+    horizon = now - 60 * float(rule.params.get("minutes", 60))
+    seen = token_ips.setdefault((tenant_id, actor), {})
+    seen[ip] = now
+    if len(seen) > 64:
+        for old in [a for a, t in seen.items() if t <= horizon]:
+            del seen[old]
+    recent = sorted(a for a, t in seen.items() if t > horizon)
+    if len(recent) >= int(rule.params.get("ips", 5)):
+        flagged_tokens[(tenant_id, actor)] = {"token": actor, "addresses": recent[:50], "count": len(recent)}
+
+
+def note_outcomes(tenant, events: list, book: rules.Book) -> list[Finding]:
+    """Sent/delivered/failed events: failure ratio per destination prefix (the calling code and the
+    first digits: pumped ranges often do not deliver)."""
+    rule = book.rule(tenant.id, "failure_spike")
+    if rule.action == "off":
+        return []
+    w = window(tenant)
+    now = time.time()
+    span = 60 * float(rule.params.get("minutes", 60))
+    out = []
+    with w.lock:
+        for event, data in events:
+            if event not in ("sent", "delivered", "failed") or not data.get("phone"):
+                continue
+            prefix = data["phone"][:6]
+            counts = w.outcomes.get(prefix)
+            if counts is None or now - counts[2] > span:
+                counts = w.outcomes[prefix] = [0, 0, now]
+            counts[1 if event == "failed" else 0] += 1
+            if event != "failed" or prefix in w.blocked_prefixes:
+                continue
+            ok, failed = counts[0], counts[1]
+            if failed >= int(rule.params.get("minimum", 20)) and failed / (ok + failed) >= float(rule.params.get("ratio", 0.5)):
+                out.append(Finding("failure_spike", prefix, f"{failed} of {ok + failed} failed to {prefix}…",
+                                   {"prefix": prefix, "failed": failed, "ok": ok}))
+    return out
