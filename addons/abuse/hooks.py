@@ -1,9 +1,14 @@
-"""Abuse addon hooks (wiring only; the logic is in signals, service and rules)."""
+"""Abuse addon hooks (wiring only; the logic is in signals, service, rules and pages)."""
+
+import logging
 
 from core.addons import hookimpl
+from core.i18n import N_
+from core.web.menu import SETTINGS, MenuItem
 
-from . import rules, runtime, service, signals
+from . import pages, rules, runtime, service, signals
 
+log = logging.getLogger(__name__)
 OUTCOMES = ("sent", "delivered", "failed")
 
 
@@ -26,6 +31,34 @@ def smsgw_tasks(queue):
 
 
 @hookimpl
+def smsgw_routes():
+    return pages.ROUTES
+
+
+@hookimpl
+def smsgw_permissions(register):
+    pages.permissions(register)
+
+
+@hookimpl
+def smsgw_menu_items():
+    return [MenuItem(N_("Security"), "/security", pages.READ, 78, SETTINGS)]
+
+
+@hookimpl
+def smsgw_template_context(handler):
+    if handler.tenant is None:
+        return {"admin_links": pages.ADMIN_LINKS}
+    try:
+        return pages.notice_context(handler)
+    except Exception:  # a database hiccup must not take every page down with it
+        log.exception("abuse: could not compute the alerts banner")
+        return None
+
+
+# -- the messaging addon's hooks ----------------------------------------------------------------
+
+@hookimpl
 def smsgw_messages_screening(tenant, messages):
     return service.screen(tenant, messages) or None
 
@@ -40,7 +73,7 @@ def smsgw_message_events(tenant, events):
 def smsgw_request_finished(tenant, handler, elapsed_ms):
     principal = getattr(handler, "principal", None)
     if principal is not None and principal.via == "api_token":
-        rule = rules.book().rule(tenant.id, "token_ips")
+        rule = rules.peek().rule(tenant.id, "token_ips")
         if rule.action != "off":
             signals.note_request(tenant.id, principal.actor, handler.request.remote_ip or "", rule)
 

@@ -198,6 +198,13 @@ def book() -> Book:
     return _book
 
 
+def peek() -> Book:
+    """The rules as loaded, never waiting for a load (for the IOLoop): the defaults until then."""
+    if _book is None or _stale.is_set():
+        threading.Thread(target=book, name="abuse-rules-reload", daemon=True).start()
+    return _book or Book(dict(DEFAULTS), {})
+
+
 def _safe_load():
     try:
         return load()

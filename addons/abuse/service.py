@@ -24,6 +24,7 @@ import time
 from core.catalogue import Tenant
 from core.db import after_transaction, app_db, connection
 from core.events import AuditEvent, emit
+from core.i18n import N_
 
 from addons.messaging import holds as message_holds
 
@@ -38,7 +39,11 @@ STATUS_AFTER = {"release": "released", "reject": "rejected", "false_positive": "
 
 
 class ReviewError(ValueError):
-    pass
+    """A refused review; ``str()`` is an English msgid (``N_``), ``args`` its values."""
+
+    def __init__(self, msgid: str, **args):
+        super().__init__(msgid)
+        self.args_ = args
 
 
 def screen(tenant, messages: list[dict]) -> dict:
@@ -74,9 +79,12 @@ def raise_alert(tenant, rule: rules.Rule, f: signals.Finding, held: int = 0) -> 
         RETURNING id, (xmax = 0)
     """, (rule.name, f.key[:200], rule.severity, rule.action, f.summary[:500], json.dumps(f.evidence, default=str),
           held)).fetchone()
-    if rule.action != "record" and inserted:
-        app_db.execute_sql(f"SELECT {runtime.role_prefix()}_abuse.enqueue(%s, %s, %s::smallint, %s, 'open')",
-                           (alert_id, rule.name, rule.severity, f.summary[:500]))
+    if rule.action != "record":
+        # A new alert enters the queue; one that grew (more numbers held) updates its evidence there.
+        app_db.execute_sql(f"SELECT {runtime.role_prefix()}_abuse.enqueue(%s, %s, %s::smallint, %s, 'open', %s, '')",
+                           (alert_id, rule.name, rule.severity, f.summary[:500], json.dumps(f.evidence, default=str)))
+    if inserted:
+        _open.pop(tenant.id, None)
     if rule.action == "suspend" and inserted:
         slug, why = tenant.slug, f"abuse alert {alert_id}: {f.summary}"[:300]
         after_transaction(lambda committed: committed and _suspend(slug, why))
@@ -101,6 +109,26 @@ def on_outcomes(tenant, events: list) -> None:
             app_db.execute_sql("UPDATE abuse_alerts SET held = held + %s WHERE id = %s", (n, alert_id))
             w = signals.window(tenant)
             w.blocked_prefixes[f.key] = alert_id
+
+
+# -- the dashboard banner: open alerts that notify, per workspace (read at most every 30 s) ----------
+
+_open: dict = {}
+OPEN_FRESH = 30.0
+
+
+def open_alerts(tenant) -> int:
+    """Open alerts of the workspace whose rule does more than record (for the banner); cached."""
+    hit = _open.get(tenant.id)
+    if hit is not None and time.monotonic() - hit[1] < OPEN_FRESH:
+        return hit[0]
+    from core.db import tenant_transaction
+
+    with tenant_transaction(tenant.ref):
+        n = app_db.execute_sql("SELECT count(*) FROM abuse_alerts WHERE status = 'open' AND action <> 'record'"
+                               ).fetchone()[0]
+    _open[tenant.id] = (n, time.monotonic())
+    return n
 
 
 # -- workspaces' age (identical text from a new workspace) -----------------------------------------
@@ -158,18 +186,18 @@ def review(tenant, alert_id: int, action: str, actor: str, reason: str, *, custo
     commit: :func:`audit`) and, for ``false_positive`` and ``suspend``, calls :func:`after_review`."""
     reason = (reason or "").strip()
     if action not in REVIEW_ACTIONS:
-        raise ReviewError(f"action must be one of {', '.join(REVIEW_ACTIONS)}")
+        raise ReviewError(N_("Choose release, reject, false positive, suspend or close."))
     if not reason or len(reason) > 500:
-        raise ReviewError("give a reason of 1 to 500 characters")
+        raise ReviewError(N_("Write the reason for this action (1 to 500 characters)."))
     row = app_db.execute_sql("SELECT rule, key, severity, status, evidence FROM abuse_alerts WHERE id = %s FOR UPDATE",
                              (alert_id,)).fetchone()
     if row is None:
-        raise ReviewError("no such alert")
+        raise ReviewError(N_("There is no such alert."))
     rule, key, severity, status, evidence = row
     if customer and (severity > rules.LOW or action not in ("release", "reject")):
-        raise ReviewError("only the platform's reviewers can act on this alert")
+        raise ReviewError(N_("Only the platform's reviewers can act on this alert."))
     if status != "open" and action != "suspend":
-        raise ReviewError(f"the alert is {status} already")
+        raise ReviewError(N_("This alert is closed already (%(status)s); nothing was changed."), status=status)
     ids = message_holds.held_ids(f"(alert {alert_id})")
     moved = 0
     if action in ("release", "false_positive"):
@@ -177,10 +205,11 @@ def review(tenant, alert_id: int, action: str, actor: str, reason: str, *, custo
     elif action == "reject":
         moved = message_holds.reject(tenant, ids, "review")
     status_after = STATUS_AFTER[action]
+    _open.pop(tenant.id, None)
     app_db.execute_sql("UPDATE abuse_alerts SET status = %s, resolved_by = %s, resolution = %s, updated_at = now() "
                        "WHERE id = %s", (status_after, actor[:200], f"{action}: {reason}", alert_id))
-    app_db.execute_sql(f"SELECT {runtime.role_prefix()}_abuse.enqueue(%s, %s, %s::smallint, %s, %s)",
-                       (alert_id, rule, severity, "", status_after))
+    app_db.execute_sql(f"SELECT {runtime.role_prefix()}_abuse.enqueue(%s, %s, %s::smallint, '', %s, NULL, %s)",
+                       (alert_id, rule, severity, status_after, f"{action}: {reason}"))
     return {"alert": alert_id, "rule": rule, "key": key, "action": action, "status": status_after, "messages": moved,
             "evidence": rules._json(evidence)}
 
@@ -234,8 +263,13 @@ def queue(limit: int = 200, status: str = "open") -> list[dict]:
     """The platform admins' queue (catalogue; outside tenant transactions): most severe first."""
     with connection():
         rows = app_db.execute_sql("""
-            SELECT q.tenant_id, t.slug, q.alert_id, q.rule, q.severity, q.summary, q.status, q.created_at
+            SELECT q.tenant_id, t.slug, q.alert_id, q.rule, q.severity, q.summary, q.status, q.created_at,
+                   q.evidence, q.resolution, q.updated_at
               FROM public.abuse_queue q JOIN public.tenant t ON t.id = q.tenant_id
              WHERE q.status = %s ORDER BY q.severity DESC, q.created_at LIMIT %s""", (status, limit)).fetchall()
-    keys = ("tenant_id", "slug", "alert_id", "rule", "severity", "summary", "status", "created_at")
-    return [dict(zip(keys, r)) for r in rows]
+    keys = ("tenant_id", "slug", "alert_id", "rule", "severity", "summary", "status", "created_at", "evidence",
+            "resolution", "updated_at")
+    out = [dict(zip(keys, r)) for r in rows]
+    for q in out:
+        q["evidence"] = rules._json(q["evidence"])
+    return out

@@ -6,8 +6,10 @@ baseline), the countries it has sent to, its allowed countries, identical texts 
 outcomes per destination prefix (failure spikes). It is keyed by the workspace, filled only from that
 workspace's own schema and its own sends: another workspace's traffic cannot enter it.
 
-Seeding costs a few statements the first time a process sees the workspace, and the short windows
-are read again every :data:`RESYNC` seconds (sends through other processes count from then on). A
+Seeding costs a few statements the first time a process sees the workspace. The hourly volume,
+counted by a statement trigger (``abuse_hourly``), is read again every :data:`RESYNC` seconds, so
+sends through other processes count for the volume; the numbers of the sequential window are
+this process's own after seeding (several web processes each see their share of a burst). A
 send's own recipients enter the windows once its transaction commits (``after_transaction``), so a
 refused or retried group counts once. The checks per recipient are dictionary and set lookups;
 :func:`screen` never reads history.
@@ -46,7 +48,6 @@ class Window:
     countries: set = field(default_factory=set)  # calling codes sent to, ever
     home: set = field(default_factory=set)  # calling codes of its phones' SIMs and default country
     texts: dict = field(default_factory=dict)  # text digest -> {phone: time} (new workspaces)
-    outcomes: dict = field(default_factory=dict)  # prefix -> [ok, failed, since]
     blocked_prefixes: dict = field(default_factory=dict)  # prefix -> alert id (a failure spike on hold)
     p95: tuple = (-1, 0)  # (hour it was computed for, value)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -78,18 +79,18 @@ def forget(tenant_id: int | None = None) -> None:
 
 
 def seed(tenant, w: Window) -> None:
-    """Inside the tenant transaction: (re)read the windows from the workspace's own tables."""
-    now = time.time()
+    """Inside the tenant transaction: (re)read the windows from the workspace's own tables. The
+    first time: the numbers sent to in the last 10 minutes (the newest 20,000), the countries, the
+    phones' SIMs, 7 days of hourly counts; then every :data:`RESYNC` seconds only this hour's count
+    (every process's sends, from the counter rows) and the SIMs."""
     first = not w.seeded_at
     recent = app_db.execute_sql(
         "SELECT r.phone, extract(epoch FROM m.created_at) FROM messages m JOIN recipients r ON r.message_id = m.id "
-        "WHERE m.created_at > now() - interval '60 minutes'").fetchall()
-    since = "7 days" if first else "2 hours"
+        "WHERE m.created_at > now() - interval '10 minutes' ORDER BY m.id DESC LIMIT 20000").fetchall() if first else ()
     hours = app_db.execute_sql(
-        "SELECT (extract(epoch FROM m.created_at)::bigint / 3600), count(*) FROM messages m "
-        f"JOIN recipients r ON r.message_id = m.id WHERE m.created_at > now() - interval '{since}' GROUP BY 1"
-    ).fetchall()
-    countries = [c for (c,) in app_db.execute_sql("SELECT calling_code FROM abuse_countries")]
+        "SELECT (extract(epoch FROM hour)::bigint / 3600), sum(n) FROM abuse_hourly WHERE hour > now() - %s::interval "
+        "GROUP BY 1", ("169 hours" if first else "1 hour",)).fetchall()
+    countries = [c for (c,) in app_db.execute_sql("SELECT calling_code FROM abuse_countries")] if first else []
     sims = [s for (s,) in app_db.execute_sql("SELECT sims FROM devices WHERE removed_at IS NULL")]
     home = {numbers.code_of_region(tenant.default_region)}
     for slots in sims:
@@ -98,12 +99,8 @@ def seed(tenant, w: Window) -> None:
             if number.startswith("+"):
                 home.add(numbers.calling_code(number))
     with w.lock:
-        w.blocks = {}
         for phone, at in recent:
-            if now - float(at) <= 600:
-                w.blocks.setdefault(phone[:-2], {})[phone] = float(at)
-        if first:
-            w.hours = {}
+            w.blocks.setdefault(phone[:-2], {})[phone] = float(at)
         for hour, n in hours:
             w.hours[int(hour)] = int(n)
         w.countries |= set(countries)
@@ -285,29 +282,37 @@ def note_request(tenant_id: int, actor: str, ip: str, rule: rules.Rule) -> None:
         flagged_tokens[(tenant_id, actor)] = {"token": actor, "addresses": recent[:50], "count": len(recent)}
 
 
+_outcomes: dict = {}  # workspace -> {prefix: [ok, failed, since]}
+_outcomes_lock = threading.Lock()
+
+
 def note_outcomes(tenant, events: list, book: rules.Book) -> list[Finding]:
     """Sent/delivered/failed events: failure ratio per destination prefix (the calling code and the
-    first digits: pumped ranges often do not deliver)."""
+    first digits: pumped ranges often do not deliver). Memory only; no statement on the report path."""
     rule = book.rule(tenant.id, "failure_spike")
     if rule.action == "off":
         return []
-    w = window(tenant)
     now = time.time()
     span = 60 * float(rule.params.get("minutes", 60))
+    minimum, ratio = int(rule.params.get("minimum", 20)), float(rule.params.get("ratio", 0.5))
+    blocked = _windows.get(tenant.id).blocked_prefixes if tenant.id in _windows else {}
     out = []
-    with w.lock:
+    with _outcomes_lock:
+        mine = _outcomes.setdefault(tenant.id, {})
         for event, data in events:
             if event not in ("sent", "delivered", "failed") or not data.get("phone"):
                 continue
             prefix = data["phone"][:6]
-            counts = w.outcomes.get(prefix)
+            counts = mine.get(prefix)
             if counts is None or now - counts[2] > span:
-                counts = w.outcomes[prefix] = [0, 0, now]
+                if len(mine) > 10_000:
+                    mine.clear()
+                counts = mine[prefix] = [0, 0, now]
             counts[1 if event == "failed" else 0] += 1
-            if event != "failed" or prefix in w.blocked_prefixes:
+            if event != "failed" or prefix in blocked:
                 continue
             ok, failed = counts[0], counts[1]
-            if failed >= int(rule.params.get("minimum", 20)) and failed / (ok + failed) >= float(rule.params.get("ratio", 0.5)):
+            if failed >= minimum and failed / (ok + failed) >= ratio:
                 out.append(Finding("failure_spike", prefix, f"{failed} of {ok + failed} failed to {prefix}…",
                                    {"prefix": prefix, "failed": failed, "ok": ok}))
     return out

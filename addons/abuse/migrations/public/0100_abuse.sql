@@ -55,7 +55,11 @@ CREATE TABLE public.abuse_queue (
     rule text NOT NULL,
     severity smallint NOT NULL,
     summary text NOT NULL DEFAULT '',
+    -- The platform's own observation (numbers, prefixes, counts, the burst per minute), copied here
+    -- so that reviewing an alert needs no access to the workspace's data; acting on it does.
+    evidence jsonb NOT NULL DEFAULT '{}',
     status text NOT NULL DEFAULT 'open',
+    resolution text NOT NULL DEFAULT '',
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, alert_id)
@@ -68,7 +72,7 @@ REVOKE ALL ON SCHEMA {{role_prefix}}_abuse FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE ON public.abuse_queue TO {{maintenance_role}};
 
 CREATE FUNCTION {{role_prefix}}_abuse.enqueue(p_alert bigint, p_rule text, p_severity smallint, p_summary text,
-                                              p_status text)
+                                              p_status text, p_evidence jsonb, p_resolution text)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE
     t bigint;
@@ -77,14 +81,17 @@ BEGIN
     IF t IS NULL THEN
         RAISE EXCEPTION 'abuse alerts are queued from inside a tenant transaction' USING ERRCODE = '42501';
     END IF;
-    INSERT INTO public.abuse_queue AS q (tenant_id, alert_id, rule, severity, summary, status)
-        VALUES (t, p_alert, left(p_rule, 50), p_severity, left(p_summary, 500), p_status)
+    INSERT INTO public.abuse_queue AS q (tenant_id, alert_id, rule, severity, summary, status, evidence, resolution)
+        VALUES (t, p_alert, left(p_rule, 50), p_severity, left(p_summary, 500), p_status, coalesce(p_evidence, '{}'),
+                left(coalesce(p_resolution, ''), 600))
         ON CONFLICT (tenant_id, alert_id) DO UPDATE
-        SET severity = excluded.severity, summary = excluded.summary, status = excluded.status, updated_at = now();
+        SET summary = CASE WHEN p_summary = '' THEN q.summary ELSE excluded.summary END, status = excluded.status,
+            evidence = CASE WHEN p_evidence IS NULL THEN q.evidence ELSE excluded.evidence END,
+            resolution = excluded.resolution, updated_at = now();
     PERFORM pg_notify('smsgw_abuse_queue', t::text);
 END
 $fn$;
-ALTER FUNCTION {{role_prefix}}_abuse.enqueue(bigint, text, smallint, text, text) OWNER TO {{maintenance_role}};
-REVOKE ALL ON FUNCTION {{role_prefix}}_abuse.enqueue(bigint, text, smallint, text, text) FROM PUBLIC;
+ALTER FUNCTION {{role_prefix}}_abuse.enqueue(bigint, text, smallint, text, text, jsonb, text) OWNER TO {{maintenance_role}};
+REVOKE ALL ON FUNCTION {{role_prefix}}_abuse.enqueue(bigint, text, smallint, text, text, jsonb, text) FROM PUBLIC;
 GRANT USAGE ON SCHEMA {{role_prefix}}_abuse TO {{tenants_role}};
-GRANT EXECUTE ON FUNCTION {{role_prefix}}_abuse.enqueue(bigint, text, smallint, text, text) TO {{tenants_role}};
+GRANT EXECUTE ON FUNCTION {{role_prefix}}_abuse.enqueue(bigint, text, smallint, text, text, jsonb, text) TO {{tenants_role}};

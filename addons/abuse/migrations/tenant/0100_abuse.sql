@@ -23,3 +23,24 @@ CREATE TABLE abuse_countries (
     calling_code text PRIMARY KEY,
     first_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Recipients accepted per hour (the volume baseline: the workspace's own 7-day hourly p95), counted
+-- by a statement trigger into one row per hour and server session, so concurrent sends never wait
+-- for each other's row and a process (re)starting reads 7 days in a few hundred rows.
+CREATE TABLE abuse_hourly (
+    hour timestamptz NOT NULL,
+    shard integer NOT NULL,
+    n bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, shard)
+);
+CREATE FUNCTION abuse_recipients_added() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+BEGIN
+    INSERT INTO abuse_hourly AS h (hour, shard, n)
+    SELECT date_trunc('hour', now()), pg_backend_pid(), count(*) FROM added HAVING count(*) > 0
+    ON CONFLICT (hour, shard) DO UPDATE SET n = h.n + excluded.n;
+    RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER abuse_recipients_added AFTER INSERT ON recipients
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION abuse_recipients_added();
