@@ -66,7 +66,7 @@ def test_the_admin_reviews_a_burst_and_releases_it(browser_page, server, make_te
     card = page.locator(f"section.abuse-alert[data-workspace='{t.slug}']")
     card.locator("textarea[name=reason]").fill("customer confirmed a sign-up campaign")
     submit(page, f"section.abuse-alert[data-workspace='{t.slug}'] button[value=release]")
-    assert "done (25 messages)" in page.inner_text("main")
+    assert "Messages moved: 25" in page.inner_text("main")
     assert page.locator(f"section.abuse-alert[data-workspace='{t.slug}']").count() == 0
     assert sql(t, "SELECT DISTINCT state FROM recipients WHERE message_id = %s", (message["id"],)) == [("pending",)]
     page.goto(f"{console}/admin/abuse?status=released")
@@ -104,7 +104,7 @@ def test_the_customer_sees_alerts_and_releases_a_low_severity_hold(browser_page,
     low = page.locator("article.abuse-alert.severity-1")
     low.locator("input[name=reason]").fill("a known premium vote line")
     submit(page, "article.abuse-alert.severity-1 button[value=release]")
-    assert "done (1 messages)" in page.inner_text("main")
+    assert "Messages moved: 1" in page.inner_text("main")
     assert page.locator("table.abuse-held tbody tr").count() == 25
     assert sql(t, "SELECT state FROM recipients WHERE phone = '+19005550111'") == [("pending",)]
     assert {s for (s,) in sql(t, "SELECT state FROM recipients WHERE message_id = %s", (held["id"],))} == {"held"}

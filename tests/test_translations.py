@@ -40,7 +40,7 @@ ALLOWED = {
 # Identifiers shown as they are, like error codes: permission scopes, addon names, audit actions,
 # a message event's source, plan codes.
 IDENTIFIERS = re.compile(r"\(\d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d\)|\b[a-z_]+:[a-z_0-9]+\b|\b[A-Z]{2,}-\d+\b|\b(?:api|device|dispatch|login|logout|free|"
-                         r"billing|messaging|devices|webhooks|usage|audit|privacy|cookies|mobile|compat|contacts)\b")
+                         r"billing|messaging|devices|webhooks|usage|audit|privacy|cookies|mobile|compat|contacts|abuse)\b")
 SKIP_TAGS = {"script", "style", "code", "pre", "kbd", "samp", "svg"}
 ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
 BRACKETED = re.compile(r"\[[^\[\]]*\]")

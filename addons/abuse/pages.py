@@ -55,10 +55,10 @@ def notice_context(handler) -> dict | None:
     count = service.open_alerts(tenant)
     if not count:
         return None
-    _n = handler.gettext()[1]
+    ngettext = handler.gettext()[1]
     return {"page_notices": ["abuse/notice.html"],
-            "abuse_notice": {"text": _n("%(num)s security alert needs attention.",
-                                        "%(num)s security alerts need attention.", count) % {"num": count}}}
+            "abuse_notice": {"text": ngettext("%(num)s security alert needs attention.",
+                                              "%(num)s security alerts need attention.", count)}}
 
 
 def labels() -> dict:
@@ -120,8 +120,8 @@ class AdminAlertAction(AdminHandler):
                         **labels())
             return
         await run_sync(service.after_review, tenant, done, reason)
-        self.flash("success", N_("Alert %(id)s: %(action)s done (%(count)s messages)."),
-                   id=alert_id, action=action, count=done["messages"])
+        self.flash("success", N_("Alert %(id)s: done. Messages moved: %(count)s."),
+                   id=alert_id, count=done["messages"])
         self.redirect("/admin/abuse", status=303)
 
 
@@ -146,6 +146,9 @@ class SecurityPage(PageHandler):
 class SecurityAlertAction(SecurityPage):
     """``POST /security/alerts/<id>``: the Customer releases or rejects what a low-severity rule held."""
 
+    async def get(self, raw_id):
+        self.redirect("/security")
+
     async def post(self, raw_id):
         alert_id = _alert_id(raw_id)
         action = self.get_body_argument("action", "")
@@ -158,8 +161,8 @@ class SecurityAlertAction(SecurityPage):
             _ = self.gettext()[0]
             await self.show(_(str(exc), **exc.args_), 422)
             return
-        self.flash("success", N_("Alert %(id)s: %(action)s done (%(count)s messages)."),
-                   id=alert_id, action=action, count=done["messages"])
+        self.flash("success", N_("Alert %(id)s: done. Messages moved: %(count)s."),
+                   id=alert_id, count=done["messages"])
         self.redirect("/security", status=303)
 
 
