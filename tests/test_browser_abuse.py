@@ -14,6 +14,7 @@ from core.db import app_db, connection
 from tests.support.browser import address, new_page, overflowing, page_problems, submit  # noqa: F401
 from tests.support.browser import browser_page, chromium, server  # noqa: F401
 from tests.support.identity import OWNER_PASSWORD, owner_email
+from tests.support.abuse import shipped_defaults
 from tests.support.messaging import sql
 from tests.support.phones import api_client
 
@@ -22,13 +23,10 @@ VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, 
 
 
 @pytest.fixture(autouse=True)
-def default_rules(platform):
-    with connection():
-        with app_db.atomic():
-            app_db.execute_sql("DELETE FROM public.abuse_rules; DELETE FROM public.abuse_rule_overrides; "
-                               "DELETE FROM public.abuse_aup_patterns")
-    rules.forget()
-
+def shipped_rules(platform):
+    """The rules as shipped for each test (the session's other tests record only)."""
+    with shipped_defaults():
+        yield
 
 def burst(server, slug) -> dict:
     api = api_client(server, slug)

@@ -6,7 +6,7 @@ from core.addons import hookimpl
 from core.i18n import N_
 from core.web.menu import SETTINGS, MenuItem
 
-from . import pages, rules, runtime, service, signals
+from . import pages, rules, runtime, sandbox, service, signals
 
 log = logging.getLogger(__name__)
 OUTCOMES = ("sent", "delivered", "failed")
@@ -59,6 +59,11 @@ def smsgw_template_context(handler):
 # -- the messaging addon's hooks ----------------------------------------------------------------
 
 @hookimpl
+def smsgw_messages_submitting(tenant, segments, recipients):
+    return sandbox.check(tenant, segments, recipients)
+
+
+@hookimpl
 def smsgw_messages_screening(tenant, messages):
     return service.screen(tenant, messages) or None
 
@@ -81,3 +86,10 @@ def smsgw_request_finished(tenant, handler, elapsed_ms):
 @hookimpl
 def smsgw_tenant_deleted(tenant):
     signals.forget(tenant.id)
+
+
+@hookimpl
+def smsgw_openapi():
+    from . import openapi
+
+    return openapi.fragment()

@@ -22,6 +22,7 @@ HIGH_COST_TYPES = ("premium_rate", "shared_cost")
 
 
 _codes: dict = {}
+CODES = _codes  # "+CCC" (the first four characters) -> calling code, for callers' hot loops
 
 
 def calling_code(e164: str) -> str | None:
@@ -53,33 +54,37 @@ def code_of_region(region: str) -> str | None:
 
 @functools.lru_cache(maxsize=512)
 def _high_cost_pattern(code: str):
-    parts = []
+    """One regex per calling code: per type, the distinct patterns of its regions (the 25 regions of
+    +1 share three)."""
+    kinds: dict = {}
     for region in regions(code):
         meta = PhoneMetadata.metadata_for_region(region)
         for kind in HIGH_COST_TYPES:
             desc = getattr(meta, kind, None) if meta else None
             if desc is not None and desc.national_number_pattern:
-                parts.append(f"(?P<{kind}_{region}>{desc.national_number_pattern})")
-    return re.compile("(?:" + "|".join(parts) + ")") if parts else None
+                kinds.setdefault(kind, {})[desc.national_number_pattern] = None
+    parts = [f"(?P<{kind}>" + "|".join(f"(?:{p})" for p in patterns) + ")" for kind, patterns in kinds.items()]
+    return re.compile("|".join(parts)) if parts else None
 
 
 _blocks: dict = {}
+BLOCKS = _blocks  # number without its last 3 digits -> high-cost type or None, for callers' hot loops
 MAX_BLOCKS = 200_000
 
 
-def high_cost(e164: str) -> str | None:
-    """``"premium_rate"`` or ``"shared_cost"`` for a number in such a range, else None."""
+def high_cost(e164: str, code: str | None = None) -> str | None:
+    """``"premium_rate"`` or ``"shared_cost"`` for a number in such a range, else None (``code``: its
+    calling code, when the caller has it)."""
     block = e164[:-3]
     found = _blocks.get(block, _blocks)
     if found is _blocks:
         if len(_blocks) >= MAX_BLOCKS:
-            _blocks.clear()
-        found = _blocks[block] = _high_cost(e164)
+            _blocks.clear()  # in place: BLOCKS stays the same dict
+        found = _blocks[block] = _high_cost(e164, code or calling_code(e164))
     return found
 
 
-def _high_cost(e164: str) -> str | None:
-    code = calling_code(e164)
+def _high_cost(e164: str, code: str | None) -> str | None:
     if code is None:
         return None
     pattern = _high_cost_pattern(code)
@@ -88,4 +93,4 @@ def _high_cost(e164: str) -> str | None:
     m = pattern.fullmatch(e164[1 + len(code):])
     if m is None:
         return None
-    return m.lastgroup.rsplit("_", 1)[0]
+    return m.lastgroup

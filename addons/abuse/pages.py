@@ -14,14 +14,15 @@ from core.events import AuditEvent, emit_with_work
 from core.i18n import N_
 from core.web.admin_pages import AdminHandler
 from core.web.auth_pages import client_ip
-from core.web.base import PageHandler
+from core.web.base import ApiHandler, PageHandler
 from core.web.params import is_digits
 from core.web.problem import Problem
 
-from . import rules, service
+from . import rules, sandbox, service
 
 READ = "abuse:read"
 REVIEW = "abuse:review"
+SANDBOX = "abuse:sandbox"
 SEVERITY_LABELS = {1: N_("Low"), 2: N_("Medium"), 3: N_("High")}
 STATUS_LABELS = {"open": N_("Open"), "released": N_("Released"), "rejected": N_("Rejected"),
                  "false_positive": N_("False positive"), "closed": N_("Closed")}
@@ -34,6 +35,7 @@ MAX_HELD_SHOWN = 200
 def permissions(register) -> None:
     register(READ, "See the workspace's abuse alerts and held messages", ["customer", "admin"])
     register(REVIEW, "Release or reject messages held by a low-severity abuse rule", ["customer"])
+    register(SANDBOX, "List the numbers a sandboxed workspace may send to", ["customer"], scope=True)
 
 
 def with_chart(alerts: list[dict]) -> list[dict]:
@@ -135,12 +137,14 @@ class SecurityPage(PageHandler):
 
     async def show(self, error: str | None = None, status: int = 200):
         def load():
-            return service.alerts(), held_messages()
+            return service.alerts(), held_messages(), sandbox.numbers()
 
-        alerts, held = await self.in_tenant(load)
+        alerts, held, listed = await self.in_tenant(load)
+        rule = await self.run_db(sandbox.applies, self.tenant, rules.book())
         self.set_status(status)
         self.render("abuse/security.html", alerts=with_chart(alerts), held=held, error=error,
-                    can_review=self.principal.can(REVIEW), low=rules.LOW, **labels())
+                    can_review=self.principal.can(REVIEW), low=rules.LOW, sandbox=rule, listed=listed,
+                    can_list=self.principal.can(SANDBOX), **labels())
 
 
 class SecurityAlertAction(SecurityPage):
@@ -166,5 +170,56 @@ class SecurityAlertAction(SecurityPage):
         self.redirect("/security", status=303)
 
 
-ROUTES = [(r"/admin/abuse", AdminQueuePage), (r"/admin/abuse/([a-z0-9-]{1,63})/([0-9]{1,18})", AdminAlertAction),
+def _list_number(platform, tenant, phone: str, actor: str) -> str:
+    phone = sandbox.add(phone, actor, tenant.default_region)
+    emit_with_work(platform, AuditEvent(action="abuse.sandbox_number_listed", tenant_id=tenant.id,
+                                        tenant_slug=tenant.slug, actor=actor, target=phone))
+    return phone
+
+
+class SandboxNumbersPage(SecurityPage):
+    """``POST /security/sandbox``: the Customer lists a number the sandboxed workspace may send to."""
+
+    permissions = {"GET": READ, "POST": SANDBOX}
+
+    async def get(self):
+        self.redirect("/security")
+
+    async def post(self):
+        try:
+            phone = await self.in_tenant(_list_number, self.platform, self.tenant, self.get_body_argument("phone", ""),
+                                         self.principal.actor)
+        except sandbox.SandboxError as exc:
+            _ = self.gettext()[0]
+            await self.show(_("The number %(reason)s.", reason=str(exc)), 422)
+            return
+        self.flash("success", N_("%(phone)s may receive messages from this workspace now."), phone=phone)
+        self.redirect("/security#sandbox", status=303)
+
+
+class SandboxNumbersApi(ApiHandler):
+    """``GET/POST /api/v1/abuse/sandbox/numbers``: the numbers a sandboxed workspace may send to."""
+
+    permissions = {"GET": SANDBOX, "POST": SANDBOX}
+
+    async def get(self):
+        rows = await self.in_tenant(sandbox.numbers)
+        self.write_json({"numbers": [{"phone": r["phone"], "listed": r["listed_by"] is not None,
+                                      "verified": r["verified_at"] is not None,
+                                      "created_at": r["created_at"].isoformat()} for r in rows]})
+
+    async def post(self):
+        body = self.json_body()
+        phone = body.get("phone") if isinstance(body, dict) else None
+        try:
+            phone = await self.in_tenant(_list_number, self.platform, self.tenant, phone if isinstance(phone, str)
+                                         else "", self.principal.actor)
+        except sandbox.SandboxError as exc:
+            raise Problem(422, "validation-failed", N_("phone %(exc)s."), args={"exc": str(exc)},
+                          errors=[{"field": "phone", "message": str(exc)}]) from None
+        self.write_json({"phone": phone, "listed": True}, 201)
+
+
+ROUTES = [(r"/security/sandbox", SandboxNumbersPage), (r"/api/v1/abuse/sandbox/numbers", SandboxNumbersApi),
+          (r"/admin/abuse", AdminQueuePage), (r"/admin/abuse/([a-z0-9-]{1,63})/([0-9]{1,18})", AdminAlertAction),
           (r"/security", SecurityPage), (r"/security/alerts/([0-9]{1,18})", SecurityAlertAction)]

@@ -63,7 +63,12 @@ DEFAULTS = {r.name: r for r in (
     Rule("identical_text", "hold", MEDIUM, {"recipients": 100, "minutes": 60, "new_days": 7},
          N_("Identical text to many recipients from a new workspace")),
     Rule("aup", "hold", HIGH, {}, N_("Text against the acceptable-use rules")),
-    Rule("token_ips", "hold", HIGH, {"ips": 5, "minutes": 60}, N_("API token used from many addresses")),
+    # Notify, not hold, by default: a fleet of servers behind changing addresses looks the same.
+    Rule("token_ips", "notify", HIGH, {"ips": 5, "minutes": 60}, N_("API token used from many addresses")),
+    # Not a signal: any action but "off" sandboxes young or unpaid workspaces (sends only to listed
+    # or verified numbers, up to a daily cap); a workspace override "off" is the operator's approval.
+    Rule("sandbox", "off", LOW, {"days": 14, "daily_cap": 50, "paid_plans_exempt": True},
+         N_("New-workspace sandbox")),
 )}
 
 

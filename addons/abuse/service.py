@@ -67,9 +67,22 @@ def hold_reason(rule: rules.Rule, summary: str, alert_id: int) -> str:
     return f"{rule.name}: {summary}"[:170] + f" (alert {alert_id})"
 
 
+_recent: dict = {}  # (workspace, rule, key) -> (alert id, when): alerts that hold nothing, written lately
+QUIET = 60.0
+
+
 def raise_alert(tenant, rule: rules.Rule, f: signals.Finding, held: int = 0) -> int:
     """Inside the tenant transaction: open (or join) the alert for ``f``; queue it for the admins
-    unless the rule only records; pause the workspace's sending (after commit) for ``suspend``."""
+    unless the rule only records; pause the workspace's sending (after commit) for ``suspend``.
+
+    An alert that holds nothing (record, notify) is written at most once a minute per process while
+    its signal lasts (a volume spike is true for every send of that hour); one that holds is always
+    written, so its held recipients never join an alert a review closed meanwhile."""
+    cache_key = (tenant.id, rule.name, f.key)
+    if rule.action not in HOLDING:
+        hit = _recent.get(cache_key)
+        if hit is not None and time.monotonic() - hit[1] < QUIET:
+            return hit[0]
     alert_id, inserted = app_db.execute_sql("""
         INSERT INTO abuse_alerts AS a (rule, key, severity, action, summary, evidence, held)
         VALUES (%s, %s, %s, %s, %s, %s, %s)
@@ -83,6 +96,10 @@ def raise_alert(tenant, rule: rules.Rule, f: signals.Finding, held: int = 0) -> 
         # A new alert enters the queue; one that grew (more numbers held) updates its evidence there.
         app_db.execute_sql(f"SELECT {runtime.role_prefix()}_abuse.enqueue(%s, %s, %s::smallint, %s, 'open', %s, '')",
                            (alert_id, rule.name, rule.severity, f.summary[:500], json.dumps(f.evidence, default=str)))
+    if rule.action not in HOLDING:
+        if len(_recent) > 10_000:
+            _recent.clear()
+        _recent[cache_key] = (alert_id, time.monotonic())
     if inserted:
         _open.pop(tenant.id, None)
     if rule.action == "suspend" and inserted:
@@ -206,6 +223,9 @@ def review(tenant, alert_id: int, action: str, actor: str, reason: str, *, custo
         moved = message_holds.reject(tenant, ids, "review")
     status_after = STATUS_AFTER[action]
     _open.pop(tenant.id, None)
+    _recent.pop((tenant.id, rule, key), None)
+    if rule == "token_ips" and action != "suspend":
+        signals.clear_token(tenant.id, key)
     app_db.execute_sql("UPDATE abuse_alerts SET status = %s, resolved_by = %s, resolution = %s, updated_at = now() "
                        "WHERE id = %s", (status_after, actor[:200], f"{action}: {reason}", alert_id))
     app_db.execute_sql(f"SELECT {runtime.role_prefix()}_abuse.enqueue(%s, %s, %s::smallint, '', %s, NULL, %s)",

@@ -47,7 +47,7 @@ class Window:
     hours: dict = field(default_factory=dict)  # hour number (epoch // 3600) -> recipients
     countries: set = field(default_factory=set)  # calling codes sent to, ever
     home: set = field(default_factory=set)  # calling codes of its phones' SIMs and default country
-    texts: dict = field(default_factory=dict)  # text digest -> {phone: time} (new workspaces)
+    texts: dict = field(default_factory=dict)  # text digest -> ({phone: time}, pruned at) (new workspaces)
     blocked_prefixes: dict = field(default_factory=dict)  # prefix -> alert id (a failure spike on hold)
     p95: tuple = (-1, 0)  # (hour it was computed for, value)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -128,6 +128,7 @@ def screen(tenant, messages: list[dict], book: rules.Book) -> list[Finding]:
     batch_blocks: dict = {}
     allowed = _allowed(w, rule["geo"]) if "geo" in on else None
     seq_on, premium_on, new_on = "sequential" in on, "premium" in on, "new_country" in on
+    young = "identical_text" in on and _is_new(tenant, rule["identical_text"])
 
     def finding(name, key, summary, evidence) -> Finding:
         f = findings.get((name, key))
@@ -149,27 +150,41 @@ def screen(tenant, messages: list[dict], book: rules.Book) -> list[Finding]:
                             flagged_tokens[(tenant.id, m["created_by"])])
         if whole is not None:
             whole.holds += [(index, p) for p in phones]
-        if "identical_text" in on and _is_new(tenant, rule["identical_text"]):
+        if young:
             _identical(w, m, index, rule["identical_text"], now, finding)
+        # The hot loop (every recipient): local names, dictionary and set lookups only; a check
+        # whose answer is "fine" for the whole calling code or 1,000-block is not repeated.
+        codes, cost_of = numbers.CODES, numbers.BLOCKS
+        countries, blocked = w.countries, w.blocked_prefixes
         for p in phones:
-            code = numbers.calling_code(p)
-            if code not in w.countries:
+            code = codes.get(p[:4]) or numbers.calling_code(p)
+            if code not in countries:
                 new_codes.setdefault(code, p)
-            if allowed is not None and code not in allowed:
+                if allowed is not None and code not in allowed:
+                    f = finding("geo", code or "?", f"country code +{code} is not allowed",
+                                {"calling_code": code, "allowed": sorted(allowed), "numbers": []})
+                    f.holds.append((index, p))
+            elif allowed is not None and code not in allowed:  # known, but not (or no longer) allowed
                 f = finding("geo", code or "?", f"country code +{code} is not allowed",
                             {"calling_code": code, "allowed": sorted(allowed), "numbers": []})
                 f.holds.append((index, p))
             if premium_on:
-                kind = numbers.high_cost(p)
+                kind = cost_of.get(p[:-3], cost_of)
+                if kind is cost_of:
+                    kind = numbers.high_cost(p, code)
                 if kind:
                     f = finding("premium", p[:-3], f"{kind.replace('_', ' ')} range {p[:-3]}xxx",
                                 {"type": kind, "range": p[:-3] + "xxx", "numbers": []})
                     f.holds.append((index, p))
             if seq_on:
-                batch_blocks.setdefault(p[:-2], []).append((index, p))
-            if w.blocked_prefixes and p[:6] in w.blocked_prefixes:
-                f = finding("failure_spike", p[:6], f"prefix {p[:6]} is failing",
-                            {"prefix": p[:6]})
+                block = p[:-2]
+                items = batch_blocks.get(block)
+                if items is None:
+                    batch_blocks[block] = [(index, p)]
+                else:
+                    items.append((index, p))
+            if blocked and p[:6] in blocked:
+                f = finding("failure_spike", p[:6], f"prefix {p[:6]} is failing", {"prefix": p[:6]})
                 f.holds.append((index, p))
     if seq_on:
         _sequential(w, batch_blocks, rule["sequential"], now, finding)
@@ -186,7 +201,7 @@ def screen(tenant, messages: list[dict], book: rules.Book) -> list[Finding]:
         if "numbers" in f.evidence and not f.evidence["numbers"]:
             f.evidence["numbers"] = sorted({p for _, p in f.holds})[:50]
             f.evidence["count"] = len(f.holds)
-    after_transaction(lambda committed: committed and _commit(w, messages, new_codes, now))
+    after_transaction(lambda committed: committed and _commit(w, messages, new_codes, now, young))
     return list(findings.values())
 
 
@@ -204,10 +219,13 @@ def _is_new(tenant, rule: rules.Rule) -> bool:
 
 def _identical(w: Window, m: dict, index: int, rule: rules.Rule, now: float, finding) -> None:
     digest = hashlib.sha256(m["text"].encode()).hexdigest()[:16]
-    horizon = now - 60 * float(rule.params.get("minutes", 60))
+    span = 60 * float(rule.params.get("minutes", 60))
     with w.lock:
-        seen = w.texts.get(digest, {})
-        count = len({p for p, t in seen.items() if t > horizon} | set(m["phones"]))
+        seen = w.texts.get(digest)
+        if seen is not None and now - seen[1] > span / 4:  # drop what left the window, now and then
+            seen = w.texts[digest] = ({p: t for p, t in seen[0].items() if t > now - span}, now)
+        phones = seen[0] if seen is not None else {}
+        count = len(phones) + sum(1 for p in m["phones"] if p not in phones)
     if count >= int(rule.params.get("recipients", 100)):
         f = finding("identical_text", digest, f"one text to {count} recipients",
                     {"text": m["text"][:160], "recipients": count, "numbers": []})
@@ -247,16 +265,23 @@ def _volume(w: Window, total: int, rule: rules.Rule, now: float, messages: list,
         f.holds += [(i, p) for i, m in enumerate(messages) for p in m["phones"]]
 
 
-def _commit(w: Window, messages: list, new_codes: dict, now: float) -> None:
+def _commit(w: Window, messages: list, new_codes: dict, now: float, young: bool) -> None:
     hour = int(now // 3600)
     with w.lock:
         for m in messages:
             w.hours[hour] = w.hours.get(hour, 0) + len(m["phones"])
+            blocks = w.blocks
             for p in m["phones"]:
-                w.blocks.setdefault(p[:-2], {})[p] = now
-            if len(m["phones"]) > 1 or w.texts:
+                block = blocks.get(p[:-2])
+                if block is None:
+                    block = blocks[p[:-2]] = {}
+                block[p] = now
+            if young:  # identical texts matter for new workspaces only
                 digest = hashlib.sha256(m["text"].encode()).hexdigest()[:16]
-                w.texts.setdefault(digest, {}).update(dict.fromkeys(m["phones"], now))
+                seen = w.texts.get(digest)
+                if seen is None:
+                    seen = w.texts[digest] = ({}, now)
+                seen[0].update(dict.fromkeys(m["phones"], now))
         w.countries |= set(new_codes)
         if len(w.blocks) > 50_000 or len(w.texts) > 10_000:
             _prune(w, now)
@@ -265,7 +290,8 @@ def _commit(w: Window, messages: list, new_codes: dict, now: float) -> None:
 def _prune(w: Window, now: float) -> None:
     horizon = now - 3600
     w.blocks = {b: kept for b, seen in w.blocks.items() if (kept := {p: t for p, t in seen.items() if t > horizon})}
-    w.texts = {d: kept for d, seen in w.texts.items() if (kept := {p: t for p, t in seen.items() if t > horizon})}
+    w.texts = {d: (kept, now) for d, (seen, _) in w.texts.items()
+               if (kept := {p: t for p, t in seen.items() if t > horizon})}
 
 
 def note_request(tenant_id: int, actor: str, ip: str, rule: rules.Rule) -> None:
@@ -280,6 +306,14 @@ def note_request(tenant_id: int, actor: str, ip: str, rule: rules.Rule) -> None:
     recent = sorted(a for a, t in seen.items() if t > horizon)
     if len(recent) >= int(rule.params.get("ips", 5)):
         flagged_tokens[(tenant_id, actor)] = {"token": actor, "addresses": recent[:50], "count": len(recent)}
+    else:  # the addresses aged out of the window
+        flagged_tokens.pop((tenant_id, actor), None)
+
+
+def clear_token(tenant_id: int, actor: str) -> None:
+    """A review ended the token's alert: start counting its addresses afresh."""
+    flagged_tokens.pop((tenant_id, actor), None)
+    token_ips.pop((tenant_id, actor), None)
 
 
 _outcomes: dict = {}  # workspace -> {prefix: [ok, failed, since]}

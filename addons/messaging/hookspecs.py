@@ -37,7 +37,7 @@ def smsgw_message_events(tenant: TenantInfo, events: list[tuple[str, dict]]) -> 
 
 
 @hookspec
-def smsgw_messages_submitting(tenant: TenantInfo, segments: list[int]) -> list | None:
+def smsgw_messages_submitting(tenant: TenantInfo, segments: list[int], recipients: list[list[str]]) -> list | None:
     """Sends are about to be stored: the last word before anything of them is written (quotas,
     a suspended workspace). Called inside the tenant's transaction that will store them, after
     validation, idempotent replays and opt-outs, once per group of requests (group commit stores
@@ -51,6 +51,8 @@ def smsgw_messages_submitting(tenant: TenantInfo, segments: list[int]) -> list |
     :param tenant: the :class:`core.tenancy.TenantInfo`.
     :param segments: per request of the group, in order, the segments it would store: the sum over
         its messages of (recipients that will be stored) x (the message's segments).
+    :param recipients: per request of the group, in order, the E.164 numbers it would store (each
+        once), e.g. for a sandbox that allows only verified numbers.
 
     Result: collected: each result is ``None`` (nothing refused) or a list as long as ``segments``
         holding ``None`` or the :class:`core.web.problem.Problem` that refuses that request (nothing

@@ -81,14 +81,19 @@ SCHEMAS = {
         "type": "object",
         "required": ["id", "state", "created_at", "text", "encoding", "segments", "recipients", "rejected"],
         "properties": {
-            "id": {"type": "integer"}, "state": {"const": "pending"}, "created_at": date_time(),
+            "id": {"type": "integer"}, "state": {"enum": ["pending", "held"],
+                                                  "description": "`held` when a recipient is held for review."},
+            "created_at": date_time(),
             "text": {"type": "string"}, "encoding": {"enum": ["GSM-7", "UCS-2"]},
             "segments": {"type": "integer", "minimum": 1},
             "reference": {"type": ["string", "null"]},
             "send_at": date_time(null=True), "valid_until": date_time(null=True),
             "recipients": {"type": "array", "items": {
                 "type": "object", "required": ["id", "phone", "state"],
-                "properties": {"id": {"type": "integer"}, "phone": {"type": "string"}, "state": {"const": "pending"}}}},
+                "properties": {"id": {"type": "integer"}, "phone": {"type": "string"},
+                               "state": {"enum": ["pending", "held"]},
+                               "hold_reason": {"type": "string", "description": "Why it is held (abuse "
+                                                                                 "monitoring)."}}}},
             "rejected": {"type": "array", "items": ref("RejectedRecipient"),
                          "description": "Numbers that were not accepted (invalid, or opted out)."},
         },

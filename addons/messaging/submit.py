@@ -288,7 +288,9 @@ def _last_word(tenant, plans: dict, outcomes: list) -> None:
     requests still going, with the segments each would store; drop the ones refused."""
     order = list(plans)
     segments = [sum(len(phones) * c["segments"] for c, phones, _ in plans[i]) for i in order]
-    for refusals in runtime.platform().registry.hook.smsgw_messages_submitting(tenant=tenant, segments=segments):
+    recipients = [list(dict.fromkeys(p for _, phones, _ in plans[i] for p in phones)) for i in order]
+    for refusals in runtime.platform().registry.hook.smsgw_messages_submitting(tenant=tenant, segments=segments,
+                                                                               recipients=recipients):
         for n, refusal in enumerate(refusals or ()):
             if refusal is not None and segments[n]:
                 outcomes[order[n]] = refusal

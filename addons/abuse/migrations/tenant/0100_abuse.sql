@@ -44,3 +44,12 @@ END
 $fn$;
 CREATE TRIGGER abuse_recipients_added AFTER INSERT ON recipients
     REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION abuse_recipients_added();
+
+-- The new-workspace sandbox (rule "sandbox"): the numbers it may send to while sandboxed, listed by
+-- its Customer (listed_by) or verified by a code the number received (verified_at).
+CREATE TABLE abuse_sandbox_numbers (
+    phone text PRIMARY KEY,
+    listed_by text,
+    verified_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
