@@ -6,7 +6,7 @@ from core.addons import hookimpl
 from core.i18n import N_
 from core.web.menu import SETTINGS, MenuItem
 
-from . import pages, rules, runtime, sandbox, service, signals
+from . import access, pages, rules, runtime, sandbox, service, signals
 
 log = logging.getLogger(__name__)
 OUTCOMES = ("sent", "delivered", "failed")
@@ -81,6 +81,14 @@ def smsgw_request_finished(tenant, handler, elapsed_ms):
         rule = rules.peek().rule(tenant.id, "token_ips")
         if rule.action != "off":
             signals.note_request(tenant.id, principal.actor, handler.request.remote_ip or "", rule)
+
+
+@hookimpl
+def smsgw_audit_event(event):
+    try:
+        access.on_audit_event(event)
+    except Exception:  # monitoring must never make a sign-in fail
+        log.exception("abuse: could not check the %s event", event.action)
 
 
 @hookimpl

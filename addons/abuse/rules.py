@@ -65,6 +65,10 @@ DEFAULTS = {r.name: r for r in (
     Rule("aup", "hold", HIGH, {}, N_("Text against the acceptable-use rules")),
     # Notify, not hold, by default: a fleet of servers behind changing addresses looks the same.
     Rule("token_ips", "notify", HIGH, {"ips": 5, "minutes": 60}, N_("API token used from many addresses")),
+    # Unauthorized access (addons/abuse/access.py): from the kernel's sign-in audit events.
+    Rule("new_device", "notify", LOW, {}, N_("Sign-in from a new device")),
+    Rule("signin_failures", "notify", MEDIUM, {"accounts": 5, "minutes": 15},
+         N_("Failed sign-ins across accounts from one address")),
     # Not a signal: any action but "off" sandboxes young or unpaid workspaces (sends only to listed
     # or verified numbers, up to a daily cap); a workspace override "off" is the operator's approval.
     Rule("sandbox", "off", LOW, {"days": 14, "daily_cap": 50, "paid_plans_exempt": True},

@@ -53,3 +53,12 @@ CREATE TABLE abuse_sandbox_numbers (
     verified_at timestamptz,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- The devices each person signed in from (a hash of the browser's User-Agent; the text is not kept):
+-- a sign-in from one never seen is an alert and a mail to the person.
+CREATE TABLE abuse_known_devices (
+    user_id bigint NOT NULL,
+    device text NOT NULL,
+    first_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, device)
+);
