@@ -77,6 +77,27 @@ def test_high_cost_agrees_with_phonenumbers():
     assert numbers.calling_code("+447911123456") == "44" and numbers.calling_code("+12125551234") == "1"
 
 
+def test_the_start_shortcut_never_skips_what_the_patterns_match():
+    """``numbers.starts`` (first national digits a high-cost number can have) is exact: random
+    numbers of every calling code, and numbers built from each start, agree with the regex alone."""
+    import random
+
+    rng = random.Random(20)
+    checked = 0
+    for code in sorted({str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}):
+        pattern, possible = numbers._high_cost_pattern(code), numbers.starts(code)
+        if pattern is None or possible is None:
+            continue
+        candidates = ["".join(rng.choice("0123456789") for _ in range(rng.randint(4, 13))) for _ in range(200)]
+        candidates += [start + "".join(rng.choice("0123456789") for _ in range(n))
+                       for start in sorted(possible)[:50] for n in range(1, 11)]
+        for national in candidates:
+            regex_says = pattern.fullmatch(national)
+            assert numbers.high_cost(f"+{code}{national}", code) == (regex_says.lastgroup if regex_says else None)
+            checked += regex_says is not None
+    assert checked > 100  # the built numbers do meet the patterns
+
+
 # -- signals: each holds exactly its recipients ----------------------------------------------------
 
 def test_sequential_burst_is_held_and_released_or_rejected(platform, live_server, make_tenant):

@@ -50,6 +50,7 @@ class Window:
     texts: dict = field(default_factory=dict)  # text digest -> ({phone: time}, pruned at) (new workspaces)
     blocked_prefixes: dict = field(default_factory=dict)  # prefix -> alert id (a failure spike on hold)
     p95: tuple = (-1, 0)  # (hour it was computed for, value)
+    pruned_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -154,7 +155,7 @@ def screen(tenant, messages: list[dict], book: rules.Book) -> list[Finding]:
             _identical(w, m, index, rule["identical_text"], now, finding)
         # The hot loop (every recipient): local names, dictionary and set lookups only; a check
         # whose answer is "fine" for the whole calling code or 1,000-block is not repeated.
-        codes, cost_of = numbers.CODES, numbers.BLOCKS
+        codes = numbers.CODES
         countries, blocked = w.countries, w.blocked_prefixes
         for p in phones:
             code = codes.get(p[:4]) or numbers.calling_code(p)
@@ -169,9 +170,7 @@ def screen(tenant, messages: list[dict], book: rules.Book) -> list[Finding]:
                             {"calling_code": code, "allowed": sorted(allowed), "numbers": []})
                 f.holds.append((index, p))
             if premium_on:
-                kind = cost_of.get(p[:-3], cost_of)
-                if kind is cost_of:
-                    kind = numbers.high_cost(p, code)
+                kind = numbers.high_cost(p, code)
                 if kind:
                     f = finding("premium", p[:-3], f"{kind.replace('_', ' ')} range {p[:-3]}xxx",
                                 {"type": kind, "range": p[:-3] + "xxx", "numbers": []})
@@ -283,15 +282,27 @@ def _commit(w: Window, messages: list, new_codes: dict, now: float, young: bool)
                     seen = w.texts[digest] = ({}, now)
                 seen[0].update(dict.fromkeys(m["phones"], now))
         w.countries |= set(new_codes)
-        if len(w.blocks) > 50_000 or len(w.texts) > 10_000:
+        if now - w.pruned_at > PRUNE_EVERY:
             _prune(w, now)
 
 
+PRUNE_EVERY = 60.0
+MAX_BLOCKS = 200_000  # blocks of 100 numbers remembered per workspace (memory bound; see _prune)
+
+
 def _prune(w: Window, now: float) -> None:
-    horizon = now - 3600
+    """Forget numbers older than the longest window (once a minute, under the window's lock). A
+    workspace sending to more than :data:`MAX_BLOCKS` blocks in that time starts its sequential
+    window afresh (bursts within one send are still seen): memory stays bounded."""
+    w.pruned_at = now
+    horizon = now - 1800
     w.blocks = {b: kept for b, seen in w.blocks.items() if (kept := {p: t for p, t in seen.items() if t > horizon})}
+    if len(w.blocks) > MAX_BLOCKS:
+        w.blocks = {}
     w.texts = {d: (kept, now) for d, (seen, _) in w.texts.items()
-               if (kept := {p: t for p, t in seen.items() if t > horizon})}
+               if (kept := {p: t for p, t in seen.items() if t > now - 3600})}
+    if len(w.texts) > 10_000:
+        w.texts = {}
 
 
 def note_request(tenant_id: int, actor: str, ip: str, rule: rules.Rule) -> None:
