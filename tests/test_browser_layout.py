@@ -75,6 +75,7 @@ NOT_PAGES = {
     r"/verify-email/resend", r"/\.well-known/jwks\.json", r"/welcome", r"/find-workspace",
     r"/contacts/groups", r"/contacts/export\.csv",  # a form target (POST only) and a file
     r"/admin/abuse/([a-z0-9-]{1,63})/([0-9]{1,18})", r"/security/alerts/([0-9]{1,18})",  # form targets
+    r"/security/sandbox",
 }
 
 

@@ -31,6 +31,13 @@ def smsgw_tasks(queue):
 
 
 @hookimpl
+def smsgw_models():
+    from .models import MODELS
+
+    return MODELS
+
+
+@hookimpl
 def smsgw_routes():
     return pages.ROUTES
 
