@@ -29,6 +29,7 @@ setup(
         "segno>=1.6",
         # Google's libphonenumber port: E.164 normalisation and validation per region.
         "phonenumbers>=8.13",
+        "google-re2>=1.1",  # the abuse addon's acceptable-use patterns: linear-time matching
         # Request bodies checked against the published OpenAPI schemas, compiled to Python code
         # once (core/bodyschema.py): a few microseconds per body where hand-written checks drifted.
         "fastjsonschema>=2.19,<3",
@@ -84,6 +85,7 @@ setup(
         "console_scripts": ["smsgw=core.cli:main"],
         # Shipped addons are found exactly like resellers' packages.
         "smsgw.addons": [
+            "abuse = addons.abuse",
             "audit = addons.audit",
             "billing = addons.billing",
             "branding = addons.branding",

@@ -171,12 +171,12 @@ def test_phones_of_a_tenant_that_disabled_messaging_get_no_messaging_work(platfo
     device_id, token = raw_device(live_server, t.slug, api)
     dev = device_client(live_server, t.slug, token)
     sent = submit(api, ["+14155550199"], text="held while messaging is off")
-    for addon in ("mobile", "compat", "billing", "usage", "webhooks", "contacts", "messaging"):  # dependants first
+    for addon in ("abuse", "mobile", "compat", "billing", "usage", "webhooks", "contacts", "messaging"):  # dependants first
         platform.tenants.set_addon(t.slug, addon, False)
     r = fetch(dev, wait=0)
     assert r.status_code == 200, r.text
     assert r.json()["messages"] == []
-    for addon in ("messaging", "contacts", "webhooks", "usage", "billing", "compat", "mobile"):
+    for addon in ("messaging", "contacts", "webhooks", "usage", "billing", "compat", "mobile", "abuse"):
         platform.tenants.set_addon(t.slug, addon, True)
     r = fetch(dev, wait=0)
     assert r.status_code == 200, r.text

@@ -451,6 +451,11 @@ def test_happy_paths_keep_the_contract(live_server, tenant, served, monkeypatch)
     call("GET", "/api/v1/suppressions", 200, token=api)
     call("DELETE", "/api/v1/suppressions/{phone}", 204, token=api, phone="+14155550199")
 
+    # The abuse addon's sandbox list (a token with the abuse:sandbox scope).
+    sandbox = api_token(tenant.slug, ["abuse:sandbox"])
+    call("POST", "/api/v1/abuse/sandbox/numbers", 201, token=sandbox, body={"phone": "+14155550188"})
+    call("GET", "/api/v1/abuse/sandbox/numbers", 200, token=sandbox)
+
     # The workspace's privacy requests (a token with the privacy:manage scope).
     call("GET", "/api/v1/privacy/requests", 200, token=api_token(tenant.slug, ["privacy:manage"]))
     # The workspace's usage figures (a token with the usage:read scope), as JSON and as CSV.

@@ -34,6 +34,7 @@ SHIPPED_MATRIX = {
     "users:manage": {C},
     "tokens:manage": {C},
     "audit:read": {C, A},
+    "abuse:read": {C, A}, "abuse:review": {C}, "abuse:sandbox": {C},
     "platform:admin": {A},
     "privacy:self": {C, U},  # the privacy addon (issue 15)
     "privacy:manage": {C},
@@ -48,7 +49,7 @@ SHIPPED_MATRIX = {
 }
 SHIPPED_SCOPES = {"messages:send", "messages:read", "devices:read", "devices:write", "webhooks:read",
                   "webhooks:write", "settings:write", "privacy:manage", "usage:read", "contacts:read",
-                  "contacts:write"}
+                  "contacts:write", "abuse:sandbox"}
 SHIPPED_VERIFIED_ONLY = {"messages:send", "users:manage", "tokens:manage"}
 
 
@@ -72,7 +73,8 @@ def test_each_addon_registers_its_own_permissions():
         "webhooks:read": "webhooks", "webhooks:write": "webhooks", "privacy:self": "privacy",
         "privacy:manage": "privacy", "usage:read": "usage", "billing:read": "billing", "billing:manage": "billing", "branding:manage": "branding",
         "invoices:read": "billing", "billing:payment": "billing", "contacts:read": "contacts",
-        "contacts:write": "contacts", "reseller:manage": "resellers", "reseller:support": "resellers"}
+        "contacts:write": "contacts", "reseller:manage": "resellers", "reseller:support": "resellers",
+        "abuse:read": "abuse", "abuse:review": "abuse", "abuse:sandbox": "abuse"}
     assert access.matrix["device:protocol"] == frozenset()
     assert set(access.default_scopes) == {"messages:send", "messages:read"}  # ticked for a new token
     assert all(p.label for p in access.permissions.values())

@@ -42,7 +42,7 @@ ALLOWED = {
 # a message event's source, plan codes.
 IDENTIFIERS = re.compile(r"\(\d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d\)|\b[a-z_]+:[a-z_0-9]+\b|\b[A-Z]{2,}-\d+\b|\b(?:api|device|dispatch|login|logout|free|"
                          r"billing|branding|messaging|devices|webhooks|usage|audit|privacy|cookies|mobile|compat|contacts|"
-                         r"resellers)\b")
+                         r"resellers|abuse)\b")
 SKIP_TAGS = {"script", "style", "code", "pre", "kbd", "samp", "svg"}
 ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
 BRACKETED = re.compile(r"\[[^\[\]]*\]")

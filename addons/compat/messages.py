@@ -35,13 +35,13 @@ from core.i18n import N_, Said
 
 SOURCE = "compat"
 # Our recipient states → theirs. They have no "expired": an expired message failed (its TTL ran out).
-STATE_OUT = {"pending": "Pending", "processed": "Processed", "sent": "Sent", "delivered": "Delivered",
-             "failed": "Failed", "expired": "Failed", "cancelled": "Cancelled"}
+STATE_OUT = {"pending": "Pending", "held": "Pending", "processed": "Processed", "sent": "Sent",
+             "delivered": "Delivered", "failed": "Failed", "expired": "Failed", "cancelled": "Cancelled"}
 # Theirs → ours, for filters.
-STATE_IN = {"Pending": ("pending",), "Processed": ("processed",), "Sent": ("sent",), "Delivered": ("delivered",),
+STATE_IN = {"Pending": ("held", "pending"), "Processed": ("processed",), "Sent": ("sent",), "Delivered": ("delivered",),
             "Failed": ("failed", "expired"), "Cancelled": ("cancelled",)}
 # The message-level state is the least advanced recipient state, in this order (as in our native API).
-ORDER = ("pending", "processed", "sent", "delivered", "failed", "expired", "cancelled")
+ORDER = ("held", "pending", "processed", "sent", "delivered", "failed", "expired", "cancelled")
 OUR_PRIORITY = (-100, 100)
 ID_RE = re.compile(r"^[^/\s\x00-\x1f\x7f]{1,100}$")
 MAX_TTL = 30 * 86400

@@ -71,6 +71,8 @@ def recipient_json(r: Recipient, source: str | None = None) -> dict:
            "sent_at": r.sent_at.isoformat() if r.sent_at else None,
            "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
            "failed_at": r.failed_at.isoformat() if r.failed_at else None}
+    if r.hold_reason is not None:
+        out["hold_reason"] = r.hold_reason
     if r.state == "pending":
         out["waiting_reason"] = dispatch.why_waiting(r)
     if source is not None:
@@ -82,7 +84,7 @@ def message_state(recipients: list[Recipient]) -> str:
     """One word for a whole message: the least advanced state of its recipients."""
     if not recipients:
         return "pending"
-    order = ["pending", "processed", "sent", "delivered", "failed", "expired", "cancelled"]
+    order = ["held", "pending", "processed", "sent", "delivered", "failed", "expired", "cancelled"]
     present = {r.state for r in recipients}
     for s in order:
         if s in present:

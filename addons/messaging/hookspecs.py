@@ -26,7 +26,8 @@ def smsgw_message_events(tenant: TenantInfo, events: list[tuple[str, dict]]) -> 
         is ``accepted``, ``sent``, ``delivered``, ``failed``, ``cancelled``, ``expired`` (per
         recipient) or ``received`` (an inbound SMS). ``data`` is a JSON-ready dict:
         ``message_id``, ``recipient_id``, ``phone``, ``state``, ``device_id``, ``error_code``,
-        ``reference``, ``at`` (ISO 8601); for ``received``: ``inbound_id``, ``from``, ``body``,
+        ``reference``, ``at`` (ISO 8601); ``held`` (per recipient, after its ``accepted``, or when a
+        pending one is held later) adds ``hold_reason``; for ``received``: ``inbound_id``, ``from``, ``body``,
         ``device_id``, ``received_at``.
 
     Result: none.
@@ -36,7 +37,7 @@ def smsgw_message_events(tenant: TenantInfo, events: list[tuple[str, dict]]) -> 
 
 
 @hookspec
-def smsgw_messages_submitting(tenant: TenantInfo, segments: list[int]) -> list | None:
+def smsgw_messages_submitting(tenant: TenantInfo, segments: list[int], recipients: list[list[str]]) -> list | None:
     """Sends are about to be stored: the last word before anything of them is written (quotas,
     a suspended workspace). Called inside the tenant's transaction that will store them, after
     validation, idempotent replays and opt-outs, once per group of requests (group commit stores
@@ -50,10 +51,36 @@ def smsgw_messages_submitting(tenant: TenantInfo, segments: list[int]) -> list |
     :param tenant: the :class:`core.tenancy.TenantInfo`.
     :param segments: per request of the group, in order, the segments it would store: the sum over
         its messages of (recipients that will be stored) x (the message's segments).
+    :param recipients: per request of the group, in order, the E.164 numbers it would store (each
+        once), e.g. for a sandbox that allows only verified numbers.
 
     Result: collected: each result is ``None`` (nothing refused) or a list as long as ``segments``
         holding ``None`` or the :class:`core.web.problem.Problem` that refuses that request (nothing
         of it is stored; its client gets the problem). A request is refused when any addon refuses it.
+    Order: dependencies first.
+    Reaches: addons enabled for ``tenant``.
+    """
+
+
+
+@hookspec
+def smsgw_messages_screening(tenant: TenantInfo, messages: list[dict]) -> dict | None:
+    """Sends are about to be stored (after :func:`smsgw_messages_submitting` let them through): which
+    recipients to hold for review instead of offering them to phones (abuse and fraud monitoring).
+    Called inside the tenant's transaction that will store them, once per group of requests with all
+    their messages, so an implementation can judge the batch as a whole (a burst to sequential
+    numbers, a volume spike). Keep it cheap: it runs for every send (memory, or one statement over
+    the batch; never a scan of history per call).
+
+    :param tenant: the :class:`core.tenancy.TenantInfo`.
+    :param messages: the messages to be stored, in order: dicts with ``text``, ``phones`` (E.164, the
+        recipients to be stored), ``source`` (``api``, ``web``, ``csv``, ``retry`` ...), ``created_by``
+        (the actor: ``user:<id>``, ``token:<id>`` ...), ``send_at`` and ``valid_until``. Read only.
+
+    Result: collected: each result is ``None`` (hold nothing) or ``{(index, phone): reason}``: the
+        recipient ``phone`` of ``messages[index]`` is stored ``held`` with ``reason`` (words for
+        people, at most 200 characters) and a ``held`` event follows its ``accepted`` one. When
+        several addons hold one recipient, the first reason (dependency order) is kept.
     Order: dependencies first.
     Reaches: addons enabled for ``tenant``.
     """

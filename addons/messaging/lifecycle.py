@@ -24,7 +24,7 @@ from .transitions import transition, transition_all
 
 def expire(tenant, now: dt.datetime | None = None) -> int:
     now = now or utcnow()
-    rows = (Recipient.select().where(Recipient.state.in_(("pending", "processed")) & Recipient.valid_until.is_null(False)
+    rows = (Recipient.select().where(Recipient.state.in_(("pending", "held", "processed")) & Recipient.valid_until.is_null(False)
                                      & (Recipient.valid_until <= now))
             .order_by(Recipient.id).limit(5000))
     return transition_all(tenant, rows.for_update("FOR UPDATE SKIP LOCKED"), "expired", "sweeper")
@@ -113,7 +113,8 @@ JOB = "messaging.sweep"
 _NEXT_DUE = """
 SELECT least(
     (SELECT min(not_before) FROM recipients WHERE state = 'pending' AND not_before > now()),
-    (SELECT min(valid_until) FROM recipients WHERE state IN ('pending', 'processed') AND valid_until IS NOT NULL),
+    (SELECT min(valid_until) FROM recipients WHERE state IN ('pending', 'held', 'processed')
+        AND valid_until IS NOT NULL),
     (SELECT min(claimed_at) FROM recipients WHERE state = 'processed')
         + make_interval(secs => coalesce((SELECT claim_timeout_seconds FROM messaging_settings LIMIT 1), 600)),
     (SELECT min(created_at) FROM idempotency_keys) + %s)

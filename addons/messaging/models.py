@@ -57,6 +57,7 @@ class Recipient(TenantModel):
     attempts = IntegerField(default=0)
     excluded_devices = ArrayField(BigIntegerField, default=list)
     error_code = TextField(null=True)
+    hold_reason = TextField(null=True)  # why it is (or was) held, for people (see states.py)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
     claimed_at = DateTimeField(null=True)

@@ -81,14 +81,19 @@ SCHEMAS = {
         "type": "object",
         "required": ["id", "state", "created_at", "text", "encoding", "segments", "recipients", "rejected"],
         "properties": {
-            "id": {"type": "integer"}, "state": {"const": "pending"}, "created_at": date_time(),
+            "id": {"type": "integer"}, "state": {"enum": ["pending", "held"],
+                                                  "description": "`held` when a recipient is held for review."},
+            "created_at": date_time(),
             "text": {"type": "string"}, "encoding": {"enum": ["GSM-7", "UCS-2"]},
             "segments": {"type": "integer", "minimum": 1},
             "reference": {"type": ["string", "null"]},
             "send_at": date_time(null=True), "valid_until": date_time(null=True),
             "recipients": {"type": "array", "items": {
                 "type": "object", "required": ["id", "phone", "state"],
-                "properties": {"id": {"type": "integer"}, "phone": {"type": "string"}, "state": {"const": "pending"}}}},
+                "properties": {"id": {"type": "integer"}, "phone": {"type": "string"},
+                               "state": {"enum": ["pending", "held"]},
+                               "hold_reason": {"type": "string", "description": "Why it is held (abuse "
+                                                                                 "monitoring)."}}}},
             "rejected": {"type": "array", "items": ref("RejectedRecipient"),
                          "description": "Numbers that were not accepted (invalid, or opted out)."},
         },
@@ -125,7 +130,12 @@ SCHEMAS = {
         "properties": {
             "id": {"type": "integer"}, "phone": {"type": "string", "description": "E.164."},
             "state": {"enum": list(STATES), "description": "pending → processed (handed to a phone) → sent → "
-                                                          "delivered; or failed, cancelled, expired."},
+                                                          "delivered; or failed, cancelled, expired. `held`: accepted "
+                                                          "but kept from the phones for review "
+                                                          "(`hold_reason` says why) until released "
+                                                          "(then pending) or rejected (then failed "
+                                                          "with `held-rejected`)."},
+            "hold_reason": {"type": ["string", "null"], "description": "Why it is or was held."},
             "device_id": {"type": ["integer", "null"]}, "sim_slot": {"type": ["integer", "null"]},
             "attempts": {"type": "integer"}, "error_code": {"type": ["string", "null"]},
             "updated_at": date_time(), "sent_at": date_time(null=True), "delivered_at": date_time(null=True),

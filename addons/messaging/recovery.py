@@ -48,7 +48,7 @@ def explain(code: str | None) -> str | None:
 def cancel(tenant, registry, message_ids: list[int], source: str) -> tuple[int, int, list[str]]:
     """Cancel every pending (or scheduled) recipient of the messages, and ask phones that hold one
     back where they can (``smsgw_device_recall``). Returns ``(cancelled, recalling, refusals)``."""
-    pending = (Recipient.select().where(Recipient.message.in_(message_ids) & (Recipient.state == "pending"))
+    pending = (Recipient.select().where(Recipient.message.in_(message_ids) & Recipient.state.in_(("pending", "held")))
                .order_by(Recipient.id))
     cancelled = transition_all(tenant, pending.for_update(), "cancelled", source)
     recalling, refusals = 0, []

@@ -233,9 +233,10 @@ def accept_many(tenant, subs: list[Submission]) -> list:
     _last_word(tenant, plans, outcomes)
     rows = [(c, phones, subs[i].source, subs[i].created_by) for i, plan in plans.items()
             for c, phones, _ in plan if phones]
-    stored = iter(_insert(rows, sticky)) if rows else iter(())
+    holds = _screen(tenant, rows) if rows else {}
+    stored = iter(_insert(rows, sticky, holds)) if rows else iter(())
     now_iso = utcnow().isoformat()
-    events = []
+    events, held_events, row_n = [], [], -1
     for i, plan in plans.items():
         sub, results = subs[i], []
         for c, phones, rejected in plan:
@@ -244,21 +245,34 @@ def accept_many(tenant, subs: list[Submission]) -> list:
                                 "encoding": c["encoding"], "segments": c["segments"], "reference": c["reference"]})
                 continue
             message_id, created_at, ids = next(stored)
+            row_n += 1
             event = {"message_id": message_id, "recipient_id": None, "phone": None, "state": "pending",
                      "device_id": None, "error_code": None, "reference": c["reference"], "at": now_iso}
             events += [("accepted", dict(event, recipient_id=rid, phone=p)) for rid, p in zip(ids, phones)]
-            results.append({"id": message_id, "state": "pending", "created_at": created_at.isoformat(),
+            recipients = [{"id": rid, "phone": p, "state": "pending"} for rid, p in zip(ids, phones)]
+            if holds:
+                for r in recipients:
+                    reason = holds.get((row_n, r["phone"]))
+                    if reason is not None:
+                        r.update(state="held", hold_reason=reason)
+                        held_events.append(("held", dict(event, recipient_id=r["id"], phone=r["phone"],
+                                                         state="held", hold_reason=reason)))
+            results.append({"id": message_id, "state": "held" if any(r["state"] == "held" for r in recipients)
+                            else "pending", "created_at": created_at.isoformat(),
                             "text": c["text"], "encoding": c["encoding"], "segments": c["segments"],
                             "reference": c["reference"],
                             "send_at": c["send_at"].isoformat() if c["send_at"] else None,
                             "valid_until": c["valid_until"].isoformat() if c["valid_until"] else None,
-                            "recipients": [{"id": rid, "phone": p, "state": "pending"} for rid, p in zip(ids, phones)],
-                            "rejected": rejected})
+                            "recipients": recipients, "rejected": rejected})
         response = {"messages": results} if sub.batch else results[0]
         if sub.idempotency_key:
             IdempotencyKey.create(key=sub.idempotency_key, request_hash=sub.body_hash, status=202, response=response)
         outcomes[i] = (202, response, [])
-    emit_many(tenant, events)
+    if held_events:
+        app_db.execute_sql("INSERT INTO recipient_events (recipient_id, from_state, to_state, source) "
+                           "SELECT unnest(%s::bigint[]), 'pending', 'held', 'screening'",
+                           (array_literal([d["recipient_id"] for _, d in held_events]),))
+    emit_many(tenant, events + held_events)
     stored_clean = [c for c, _, _, _ in rows]
     keys = _wake(tenant, stored_clean, sticky, sum(len(phones) for _, phones, _, _ in rows))
     for i in plans:  # every caller wakes them (waking an awake phone costs nothing)
@@ -276,12 +290,26 @@ def _last_word(tenant, plans: dict, outcomes: list) -> None:
     requests still going, with the segments each would store; drop the ones refused."""
     order = list(plans)
     segments = [sum(len(phones) * c["segments"] for c, phones, _ in plans[i]) for i in order]
-    for refusals in runtime.platform().registry.hook.smsgw_messages_submitting(tenant=tenant, segments=segments):
+    recipients = [list(dict.fromkeys(p for _, phones, _ in plans[i] for p in phones)) for i in order]
+    for refusals in runtime.platform().registry.hook.smsgw_messages_submitting(tenant=tenant, segments=segments,
+                                                                               recipients=recipients):
         for n, refusal in enumerate(refusals or ()):
             if refusal is not None and segments[n]:
                 outcomes[order[n]] = refusal
                 segments[n] = 0
                 del plans[order[n]]
+
+
+def _screen(tenant, rows: list[tuple]) -> dict:
+    """Ask the addons (``smsgw_messages_screening``: abuse monitoring) which recipients of the
+    messages about to be stored to hold: ``{(row index, phone): reason}``."""
+    messages = [{"text": c["text"], "phones": phones, "source": source, "created_by": created_by,
+                 "send_at": c["send_at"], "valid_until": c["valid_until"]} for c, phones, source, created_by in rows]
+    holds: dict = {}
+    for result in runtime.platform().registry.hook.smsgw_messages_screening(tenant=tenant, messages=messages):
+        for key, reason in (result or {}).items():
+            holds.setdefault(key, str(reason)[:200])
+    return holds
 
 
 def paused(tenant) -> Problem:
@@ -343,15 +371,16 @@ def _check_devices(subs: list[Submission], outcomes: list) -> None:
                                           for d in missing])
 
 
-def _insert(rows: list[tuple], sticky: dict) -> list[tuple]:
+def _insert(rows: list[tuple], sticky: dict, holds: dict | None = None) -> list[tuple]:
     """Store messages and their recipients in one statement, however many there are (through the
     ORM this cost more than the database work). A recipient's creation is the first entry of its
     history without a row of its own: its ``created_at`` and its message's ``source`` say it
     (:func:`addons.messaging.api.history`); a bulk send writes half the rows it would otherwise.
-    ``rows`` are ``(clean, phones, source, created_by)``; returns ``(message_id, created_at,
+    ``rows`` are ``(clean, phones, source, created_by)``; ``holds`` ``{(row index, phone): reason}``
+    are stored ``held`` (none: the state and reason arrays stay empty and unnest pads them); returns ``(message_id, created_at,
     recipient_ids)`` for each, the ids in the order of its phones."""
     cols = {k: [] for k in ("text", "enc", "seg", "prio", "vu", "nb", "dr", "ref", "dev", "sim", "src", "by",
-                            "rn", "rphone", "rsticky")}
+                            "rn", "rphone", "rsticky", "rhold")}
     for n, (c, phones, source, created_by) in enumerate(rows, start=1):
         for k, v in (("text", c["text"]), ("enc", c["encoding"]), ("seg", c["segments"]), ("prio", c["priority"]),
                      ("vu", c["valid_until"]), ("nb", c["send_at"]), ("dr", c["delivery_report"]),
@@ -361,6 +390,8 @@ def _insert(rows: list[tuple], sticky: dict) -> list[tuple]:
         cols["rn"] += [n] * len(phones)
         cols["rphone"] += phones
         cols["rsticky"] += [sticky.get(p) for p in phones] if sticky else [None] * len(phones)
+        if holds:
+            cols["rhold"] += [holds.get((n - 1, p)) for p in phones]
     cols = {k: array_literal(v) for k, v in cols.items()}
     message_ids, created_at, rids, rmids, rphones = app_db.execute_sql("""
         WITH src AS MATERIALIZED (
@@ -378,11 +409,11 @@ def _insert(rows: list[tuple], sticky: dict) -> list[tuple]:
              RETURNING created_at),
         new AS (
             INSERT INTO recipients (message_id, phone, priority, not_before, valid_until, requested_device_id,
-                                    requested_sim)
+                                    requested_sim, state, hold_reason)
             SELECT src.id, p.phone, src.priority, src.send_at, src.valid_until, coalesce(src.device_id, p.sticky),
-                   src.sim_slot
-              FROM unnest(%(rn)s::bigint[], %(rphone)s::text[], %(rsticky)s::bigint[]) WITH ORDINALITY
-                   AS p (n, phone, sticky, k)
+                   src.sim_slot, CASE WHEN p.hold IS NULL THEN 'pending' ELSE 'held' END, p.hold
+              FROM unnest(%(rn)s::bigint[], %(rphone)s::text[], %(rsticky)s::bigint[], %(rhold)s::text[])
+                   WITH ORDINALITY AS p (n, phone, sticky, hold, k)
               JOIN src ON src.n = p.n
              ORDER BY p.k
              RETURNING id, message_id, phone)

@@ -8,13 +8,13 @@ from . import metrics, runtime, states
 from .models import Message, Recipient, RecipientEvent
 
 EVENT_FOR_STATE = {"sent": "sent", "delivered": "delivered", "failed": "failed", "cancelled": "cancelled",
-                   "expired": "expired"}
+                   "expired": "expired", "held": "held"}
 
 
 def event_data(r: Recipient, reference: str | None = None, at=None) -> dict:
     return {"message_id": r.message_id, "recipient_id": r.id, "phone": r.phone, "state": r.state,
             "device_id": r.device_id, "error_code": r.error_code, "reference": reference,
-            "at": (at or utcnow()).isoformat()}
+            "at": (at or utcnow()).isoformat(), **({"hold_reason": r.hold_reason} if r.state == "held" else {})}
 
 
 def emit(tenant, event: str, data: dict) -> None:
@@ -26,12 +26,13 @@ def emit_many(tenant, events: list[tuple[str, dict]]) -> None:
         runtime.platform().registry.hook.smsgw_message_events(tenant=tenant, events=events)
 
 
-def transition_all(tenant, rows, to_state: str, source: str) -> int:
+def transition_all(tenant, rows, to_state: str, source: str, *, error_code=None, extra: dict | None = None) -> int:
     """Move many (row-locked) recipients; how many moved. Their events go out together, and each
     message's reference is read once."""
     n, events, references = 0, [], {}
     for r in rows:
-        n += transition(tenant, r, to_state, source, events=events, references=references)
+        n += transition(tenant, r, to_state, source, error_code=error_code, extra=extra, events=events,
+                        references=references)
     emit_many(tenant, events)
     return n
 

@@ -100,7 +100,10 @@ SCHEMAS = {
             "message_id": {"type": "integer"}, "recipient_id": {"type": "integer"},
             "phone": {"type": "string", "description": "E.164."}, "state": {"type": "string"},
             "device_id": {"type": ["integer", "null"]},
-            "error_code": {"type": ["string", "null"], "description": "For `sms:failed`: why."},
+            "error_code": {"type": ["string", "null"], "description": "For `sms:failed`: why "
+                                                                        "(`held-rejected`: held for review "
+                                                                        "and rejected)."},
+            "hold_reason": {"type": "string", "description": "For `sms:held`: why it is held."},
             "reference": {"type": ["string", "null"], "description": "The message's `reference`."},
             "at": date_time("When it happened (as the phone reported it, where it did)."),
         },
@@ -127,6 +130,8 @@ SCHEMAS = {
 
 EVENT_DOCS = {
     "sms:received": ("ReceivedEventData", "A phone received an SMS."),
+    "sms:held": ("MessageEventData", "A recipient was held for review (abuse monitoring; `hold_reason` says "
+                                     "why): it is sent after a release, or fails with `held-rejected`."),
     "sms:sent": ("MessageEventData", "A phone sent an SMS to one recipient."),
     "sms:delivered": ("MessageEventData", "The network confirmed delivery to one recipient."),
     "sms:failed": ("MessageEventData", "Sending to one recipient failed for good (after any retries on other "

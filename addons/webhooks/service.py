@@ -30,10 +30,11 @@ def N_(message):  # marks delivery states for the translators' catalogue
 
 
 STATE_LABELS = (N_("pending"), N_("succeeded"), N_("failed"))
-EVENTS = ("sms:received", "sms:sent", "sms:delivered", "sms:failed", "sms:cancelled", "sms:expired",
+EVENTS = ("sms:received", "sms:held", "sms:sent", "sms:delivered", "sms:failed", "sms:cancelled", "sms:expired",
           "device:online", "device:offline", "system:ping")
 MESSAGE_EVENTS = {"sent": "sms:sent", "delivered": "sms:delivered", "failed": "sms:failed",
-                  "cancelled": "sms:cancelled", "expired": "sms:expired", "received": "sms:received"}
+                  "cancelled": "sms:cancelled", "expired": "sms:expired", "received": "sms:received",
+                  "held": "sms:held"}
 # Roughly 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h after the previous attempt.
 SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
 OVERLAP = dt.timedelta(hours=24)  # both secrets sign during a rotation

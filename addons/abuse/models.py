@@ -1,0 +1,21 @@
+"""What the abuse addon's tables hold (declared for the privacy addon's export and erasure; the code
+uses SQL, so these are :class:`core.datamap.Table` declarations, not models)."""
+
+from core.datamap import NO_PERSONAL_DATA, WHOLE_TABLE, PersonalData, Table
+
+MODELS = [
+    # Alerts: their evidence names numbers and client addresses; they go with the workspace.
+    Table("abuse_alerts", "tenant", PersonalData(personal=("summary", "evidence"), subjects={"tenant": WHOLE_TABLE},
+                                                 erase="delete")),
+    Table("abuse_countries", "tenant", NO_PERSONAL_DATA),
+    Table("abuse_hourly", "tenant", NO_PERSONAL_DATA),
+    Table("abuse_sandbox_numbers", "tenant", PersonalData(personal=("phone",), subjects={"phone": "phone"},
+                                                          export=("phone", "created_at"), erase="delete")),
+    Table("abuse_known_devices", "tenant", PersonalData(personal=("device",), subjects={"user": "user_id"},
+                                                        export=("first_at",), erase="delete")),
+    Table("abuse_rules", "public", NO_PERSONAL_DATA),
+    Table("abuse_rule_overrides", "public", NO_PERSONAL_DATA),
+    Table("abuse_aup_patterns", "public", NO_PERSONAL_DATA),
+    Table("abuse_queue", "public", PersonalData(personal=("summary", "evidence"), subjects={"tenant": "tenant_id"},
+                                                erase="delete")),
+]
