@@ -70,6 +70,23 @@ SCOPES = ["messages:send", "messages:read", "devices:write", "devices:read", "we
 EVENTS = ["sms:sent", "sms:delivered", "sms:failed", "sms:received"]
 
 
+def record_abuse_only(url: str) -> None:
+    """The soak's traffic (one workspace, bursts to sequential numbers, the same texts again and again)
+    is what the abuse addon's rules hold for review. As an operator running a known load test, every
+    rule only records (its checks still run on every send); the processes hear it through NOTIFY."""
+    from addons.abuse import rules
+
+    conn = psycopg2.connect(url, connect_timeout=5)
+    try:
+        with conn, conn.cursor() as cur:
+            for rule in rules.DEFAULTS.values():
+                if rule.action not in ("off", "record"):
+                    cur.execute("INSERT INTO public.abuse_rules (rule, action, severity) VALUES (%s, 'record', %s) "
+                                "ON CONFLICT (rule) DO UPDATE SET action = 'record'", (rule.name, rule.severity))
+    finally:
+        conn.close()
+
+
 def say(*args) -> None:
     print(*args, flush=True)
 
@@ -137,6 +154,7 @@ class Cluster:
         if out.returncode:
             raise RuntimeError(out.stdout + out.stderr)
         self.token = out.stdout.split()[0]
+        record_abuse_only(self.url)
         self.receiver = FlakyReceiver(refuse, rng)
         r = self.api().post("/api/v1/webhooks", json={"url": self.receiver.url, "events": EVENTS})
         r.raise_for_status()
