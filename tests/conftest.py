@@ -21,17 +21,6 @@ from core.config import Settings  # noqa: E402
 from core.embedded_pg import EmbeddedPostgres  # noqa: E402
 
 
-# The longest test files go first. With whole files per process (``--dist loadfile``), a long file
-# handed out last adds all of its time to the run's; handed out first, it runs beside the others.
-LONGEST_FIRST = ("test_soak.py", "test_scaleout.py", "test_browser_layout.py", "test_openapi.py",
-                 "test_translations.py", "test_faults.py")
-
-
-def pytest_collection_modifyitems(session, config, items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file keeps its order
-
-
 @pytest.fixture(scope="session")
 def pg_server_url(tmp_path_factory):
     """An administrative URL of a PostgreSQL server for this session."""
