@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import signal
 import socket
 import subprocess
@@ -56,6 +58,9 @@ def assert_security_headers(r, what):
                                         "strict-origin"), (what, r.status_code, h.get("Referrer-Policy"))
     assert h.get("X-Frame-Options") == "DENY", (what, r.status_code)
     assert "Server" not in h, (what, h.get("Server"))
+    # A current Date (written once a second by core.web.base.http_date, not per response).
+    sent = email.utils.parsedate_to_datetime(h["Date"])
+    assert abs((sent - dt.datetime.now(dt.timezone.utc)).total_seconds()) < 5, (what, h["Date"])
 
 
 # -- headers -------------------------------------------------------------------------------

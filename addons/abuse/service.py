@@ -71,6 +71,16 @@ _recent: dict = {}  # (workspace, rule, key) -> (alert id, when): alerts that ho
 QUIET = 60.0
 
 
+def recently_raised(tenant_id: int, rule: rules.Rule, key: str) -> bool:
+    """Whether a finding of ``rule`` for ``key`` would change nothing now: the rule holds nothing
+    and its alert was written less than :data:`QUIET` seconds ago (:func:`raise_alert` would only
+    return it). A signal may then skip working out the finding's evidence."""
+    if rule.action in HOLDING:
+        return False
+    hit = _recent.get((tenant_id, rule.name, key))
+    return hit is not None and time.monotonic() - hit[1] < QUIET
+
+
 def raise_alert(tenant, rule: rules.Rule, f: signals.Finding, held: int = 0) -> int:
     """Inside the tenant transaction: open (or join) the alert for ``f``; queue it for the admins
     unless the rule only records; pause the workspace's sending (after commit) for ``suspend``.
@@ -79,10 +89,8 @@ def raise_alert(tenant, rule: rules.Rule, f: signals.Finding, held: int = 0) -> 
     its signal lasts (a volume spike is true for every send of that hour); one that holds is always
     written, so its held recipients never join an alert a review closed meanwhile."""
     cache_key = (tenant.id, rule.name, f.key)
-    if rule.action not in HOLDING:
-        hit = _recent.get(cache_key)
-        if hit is not None and time.monotonic() - hit[1] < QUIET:
-            return hit[0]
+    if recently_raised(tenant.id, rule, f.key):
+        return _recent[cache_key][0]
     alert_id, inserted = app_db.execute_sql("""
         INSERT INTO abuse_alerts AS a (rule, key, severity, action, summary, evidence, held)
         VALUES (%s, %s, %s, %s, %s, %s, %s)

@@ -186,7 +186,7 @@ def screen(tenant, messages: list[dict], book: rules.Book) -> list[Finding]:
                 f = finding("failure_spike", p[:6], f"prefix {p[:6]} is failing", {"prefix": p[:6]})
                 f.holds.append((index, p))
     if seq_on:
-        _sequential(w, batch_blocks, rule["sequential"], now, finding)
+        _sequential(tenant, w, batch_blocks, rule["sequential"], now, finding)
     new_codes.pop(None, None)
     if new_codes:  # rare (a first send to a country): remembered across restarts
         app_db.execute_sql("INSERT INTO abuse_countries (calling_code) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
@@ -195,7 +195,7 @@ def screen(tenant, messages: list[dict], book: rules.Book) -> list[Finding]:
         for code, example in new_codes.items():
             finding("new_country", code or "?", f"first send to +{code}", {"calling_code": code, "example": example})
     if "volume_spike" in on:
-        _volume(w, total, rule["volume_spike"], now, messages, finding)
+        _volume(tenant, w, total, rule["volume_spike"], now, messages, finding)
     for f in findings.values():
         if "numbers" in f.evidence and not f.evidence["numbers"]:
             f.evidence["numbers"] = sorted({p for _, p in f.holds})[:50]
@@ -231,7 +231,9 @@ def _identical(w: Window, m: dict, index: int, rule: rules.Rule, now: float, fin
         f.holds += [(index, p) for p in m["phones"]]
 
 
-def _sequential(w: Window, batch_blocks: dict, rule: rules.Rule, now: float, finding) -> None:
+def _sequential(tenant, w: Window, batch_blocks: dict, rule: rules.Rule, now: float, finding) -> None:
+    from .service import recently_raised
+
     threshold = int(rule.params.get("numbers", 20))
     horizon = now - 60 * float(rule.params.get("minutes", 10))
     with w.lock:
@@ -239,6 +241,8 @@ def _sequential(w: Window, batch_blocks: dict, rule: rules.Rule, now: float, fin
             seen = w.blocks.get(block, {})
             if len(seen) + len(items) < threshold:
                 continue  # the usual case: this block cannot reach the threshold
+            if recently_raised(tenant.id, rule, block):
+                continue  # an alert that holds nothing, just written: the evidence would be dropped
             recent = {p: t for p, t in seen.items() if t > horizon}
             together = set(recent) | {p for _, p in items}
             if len(together) < threshold:
@@ -252,8 +256,12 @@ def _sequential(w: Window, batch_blocks: dict, rule: rules.Rule, now: float, fin
             f.holds += items
 
 
-def _volume(w: Window, total: int, rule: rules.Rule, now: float, messages: list, finding) -> None:
+def _volume(tenant, w: Window, total: int, rule: rules.Rule, now: float, messages: list, finding) -> None:
+    from .service import recently_raised
+
     hour = int(now // 3600)
+    if recently_raised(tenant.id, rule, str(hour)):
+        return  # this hour's spike was just recorded and holds nothing
     with w.lock:
         current = w.hours.get(hour, 0) + total
         p95 = _p95(w, hour)

@@ -23,6 +23,7 @@ import time
 import traceback
 
 import tornado.web
+from tornado import httputil
 
 from .. import localtime, tokenformat
 from ..bodyschema import invalid, request_schemas
@@ -47,6 +48,17 @@ KNOWN_DEVICE_COOKIE = "smsgw_known"
 log = logging.getLogger(__name__)
 
 
+
+
+_date = [0, ""]
+
+
+def http_date() -> str:
+    """The HTTP date of this second (RFC 7231), formatted once per second."""
+    now = int(time.time())
+    if now != _date[0]:
+        _date[1], _date[0] = httputil.format_timestamp(now), now
+    return _date[1]
 
 class BaseHandler(tornado.web.RequestHandler):
     scope = "tenant"
@@ -73,6 +85,15 @@ class BaseHandler(tornado.web.RequestHandler):
         self._brand = None
 
     # -- headers ---------------------------------------------------------------
+    def clear(self):
+        """Tornado's ``clear()``, with the Date header written once a second rather than per
+        response (``email.utils.formatdate`` was 1-2 % of a phone report's CPU) and no Server header."""
+        self._headers = httputil.HTTPHeaders({"Content-Type": "text/html; charset=UTF-8", "Date": http_date()})
+        self.set_default_headers()
+        self._write_buffer = []
+        self._status_code = 200
+        self._reason = httputil.responses[200]
+
     def set_default_headers(self):
         # Every response (a phone's report as much as a page): the constant pairs go straight
         # into the headers, without set_header's per-value checks (they are ours, checked once).
