@@ -268,7 +268,7 @@ def test_rule_change_reaches_every_process(platform, live_server, make_tenant):
     with connection():
         with app_db.atomic():
             app_db.execute_sql("INSERT INTO public.abuse_rules (rule, action, severity) VALUES ('premium', 'off', 3)")
-    wait_until(lambda: rules._stale.is_set() or rules.book().rules["premium"].action == "off", what="NOTIFY")
+    wait_until(lambda: rules.stale() or rules.book().rules["premium"].action == "off", what="NOTIFY")
     assert states(send(api, text="a", to=["+19005550002"])) == {"+19005550002": "pending"}
 
 

@@ -190,14 +190,14 @@ def worker(c, **env) -> Worker:
 
 
 def test_a_live_workers_attempt_outlasting_its_lease_is_not_sent_twice(cluster, receiver):
-    """Lease 2 s, an attempt of 20 s; meanwhile a second worker starts and sweeps (it retries a
+    """Lease 2 s, an attempt of 28 s; meanwhile a second worker starts and sweeps (it retries a
     failed delivery that came due): the long attempt's claim, renewed by its live worker, is
     not offered again. Exactly one request carries its webhook-id."""
     c = cluster
-    receiver.delays["/slow"] = [20]
+    receiver.delays["/slow"] = [28]  # long enough that a loaded machine's slow sweep still comes during it
     receiver.statuses["/witness"] = [500]  # fails once: its retry ~5 s later only a sweep makes
     slow, witness = webhook(c, receiver.url("/slow")), webhook(c, receiver.url("/witness"))
-    first = worker(c, lease=2, timeout=25)
+    first = worker(c, lease=2, timeout=30)
     second = None
     try:
         wait_until(lambda: c.a.ready()["worker"] == "ok", timeout=10, message="readiness sees the worker")
@@ -212,12 +212,12 @@ def test_a_live_workers_attempt_outlasting_its_lease_is_not_sent_twice(cluster, 
         assert row["state"] == "pending" and row["claimed_by"] and row["locked_until"] > row["now"], row
         assert (row["locked_until"] - row["now"]).total_seconds() <= 2.1, row  # the 2 s lease, not 60 s
 
-        second = worker(c, lease=2, timeout=25)  # its scheduler sweeps at once when it starts
+        second = worker(c, lease=2, timeout=30)  # its scheduler sweeps at once when it starts
         wait_until(lambda: len(receiver.to("/witness")) == 2, timeout=15, message="a sweep (the witness's retry)")
         assert receiver.to("/slow")[0]["answered"] is None  # ... during the slow attempt, long past its lease
         assert time.monotonic() - started > 2 * 2
 
-        wait_until(lambda: delivery_row(c, slow_id)["state"] == "succeeded", timeout=25,
+        wait_until(lambda: delivery_row(c, slow_id)["state"] == "succeeded", timeout=35,
                    message="the slow delivery recorded")
         time.sleep(2.5)  # (a lapsed claim would have been offered again by now)
         requests = receiver.to("/slow")

@@ -177,39 +177,54 @@ def _json(value) -> dict:
 
 
 _book: Book | None = None
-_lock = threading.Lock()
-_stale = threading.Event()
+_lock = threading.Lock()  # held while a load runs
+# Generations: forget() asks for a newer one; a book is as new as the generation asked for when its
+# load began. A caller arriving during a load that began before the latest forget() waits for the
+# next load, never for (nor with) the old book: a false positive's tuning applies to the next send.
+_asked = [1]
+_loaded = [0]
+_failed_at = [0.0]
+RETRY_SECONDS = 5.0  # after a failed load, the previous rules serve this long before the next try
+_gen_lock = threading.Lock()
 
 
 def forget(_payload=None) -> None:
     """A rule changed (NOTIFY, or a reconnect that may have missed one): reload before next use."""
-    _stale.set()
+    with _gen_lock:
+        _asked[0] += 1
+
+
+def stale() -> bool:
+    """Whether a change was announced since the rules in use were loaded (or none are loaded)."""
+    return _book is None or _loaded[0] != _asked[0]
 
 
 def book() -> Book:
     """The current rules. Loaded (in a thread of its own, with its own connection: the caller may be
     inside a tenant transaction) on first use and after a change was announced."""
     global _book
-    if _book is not None and not _stale.is_set():
+    if not stale():
         return _book
     with _lock:
-        if _book is None or _stale.is_set():
-            _stale.clear()
+        retry_later = _book is not None and time.monotonic() - _failed_at[0] < RETRY_SECONDS
+        if stale() and not retry_later:
+            generation = _asked[0]
             result: list = []
             worker = threading.Thread(target=lambda: result.append(_safe_load()), name="abuse-rules")
             worker.start()
             worker.join()
             if result and result[0] is not None:
-                _book = result[0]
-            elif _book is None:
-                _book = Book(dict(DEFAULTS), {})
-                _stale.set()  # try again next time
+                _book, _loaded[0] = result[0], generation
+            else:  # still stale: tried again after RETRY_SECONDS
+                _failed_at[0] = time.monotonic()
+                if _book is None:
+                    _book = Book(dict(DEFAULTS), {})
     return _book
 
 
 def peek() -> Book:
     """The rules as loaded, never waiting for a load (for the IOLoop): the defaults until then."""
-    if _book is None or _stale.is_set():
+    if stale() and not _lock.locked():
         threading.Thread(target=book, name="abuse-rules-reload", daemon=True).start()
     return _book or Book(dict(DEFAULTS), {})
 

@@ -87,11 +87,9 @@ class View:
     used: int | None = None  # exact usage of the period, read at ``read_at``
     read_at: float = 0.0
     local: int = 0  # segments this process let through since that read
-    inflight: int = 0  # segments this process let through without the lock, not committed yet
     near: bool = False  # within the margin (or another process said so): exact path
     queued: set = field(default_factory=set)  # warning levels handed to the notice sender
     lock: threading.Lock = field(default_factory=threading.Lock)
-    count_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def estimate(self) -> int:
@@ -114,6 +112,22 @@ class Cache:
         self._changes: dict[int, int] = {}  # tenant id -> changes announced for it
         self._all = 0  # changes announced for every workspace (or a reconnect)
         self._lock = threading.Lock()
+        # Segments this process let through without the lock, not committed yet, per workspace. Kept
+        # apart from the views: a view forgotten (a plan change's NOTIFY) while such sends are in
+        # flight must not take them out of the next view's exact sums.
+        self._inflight: dict[int, int] = {}
+        self._inflight_lock = threading.Lock()
+
+    def inflight(self, tenant_id: int) -> int:
+        return self._inflight.get(tenant_id, 0)
+
+    def add_inflight(self, tenant_id: int, n: int) -> None:
+        with self._inflight_lock:
+            left = self._inflight.get(tenant_id, 0) + n
+            if left:
+                self._inflight[tenant_id] = left
+            else:
+                self._inflight.pop(tenant_id, None)
 
     def mark(self, tenant_id: int) -> tuple[int, int]:
         return self._all, self._changes.get(tenant_id, 0)
@@ -280,14 +294,14 @@ def messages_submitting(tenant, segments: list[int]) -> list | None:
         if fresh and (not view.hard_stop or (not view.near and view.estimate + total <= included - margin)):
             return _let_through(tenant, view, total)
         if not fresh:  # re-read what is committed; this process's sends still in flight are on top
-            view.used, view.local, view.read_at = _exact(view, None) + view.inflight, 0, now
+            view.used, view.local, view.read_at = _exact(view, None) + cache.inflight(view.tenant_id), 0, now
             if not view.hard_stop or (not view.near and view.estimate + total <= included - margin):
                 return _let_through(tenant, view, total)
         was_near = view.near
         # Within the margin: serialized with every other send of the workspace near its limit until this
         # transaction ends; what this process let through without the lock and is not committed yet is
         # not in the sum, so it is added.
-        base = _exact(view, LOCK_SPACE << 32 | tenant.id) + view.inflight
+        base = _exact(view, LOCK_SPACE << 32 | tenant.id) + cache.inflight(tenant.id)
         refusals, granted = [], 0
         for n in segments:
             if n and base + granted + n > included:
@@ -308,14 +322,8 @@ def _let_through(tenant, view: View, total: int) -> None:
     transaction ends (:func:`core.db.after_transaction`)."""
     view.local += total
     if view.hard_stop and total:
-        with view.count_lock:
-            view.inflight += total
-
-        def ended(_committed: bool) -> None:
-            with view.count_lock:
-                view.inflight -= total
-
-        after_transaction(ended)
+        cache.add_inflight(view.tenant_id, total)
+        after_transaction(lambda _committed: cache.add_inflight(view.tenant_id, -total))
     _note_level(tenant, view)
     return None
 
@@ -433,7 +441,7 @@ def notice_context(handler) -> dict | None:
         with tenant_transaction(tenant.ref):
             used = metering.usage_here(view.period_start, view.period_end)
         with view.lock:
-            view.used, view.local, view.read_at = used + view.inflight, 0, time.monotonic()
+            view.used, view.local, view.read_at = used + cache.inflight(view.tenant_id), 0, time.monotonic()
     used, included = view.estimate, view.plan.included_segments
     if used * 100 < LEVELS[0] * included:
         return None
