@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,13 @@ def test_the_page_fits_the_screen_and_passes_axe(site, visitor, host, path, view
     assert horizontal_scroll(page) <= 0
     assert run_axe(page) == []
     assert page_problems(page, allow=["404", "400", "422"]) == []
+
+
+def test_the_screenshots_folder_is_ignored_by_git():
+    """The screenshots this module writes are for looking at, never for committing."""
+    shot = SCREENSHOTS / "phone-owner-messages.png"
+    found = subprocess.run(["git", "check-ignore", "--no-index", "-q", str(shot.relative_to(ROOT))], cwd=ROOT)
+    assert found.returncode == 0, f"{shot.relative_to(ROOT)} is not ignored by .gitignore"
 
 
 def test_every_page_is_checked(server):

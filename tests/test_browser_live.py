@@ -3,7 +3,7 @@
 The conversation, the message detail and the devices page update without a reload when the phone
 reports or receives; replying in a conversation stays in it; the Overview shows the phones, the
 figures and its charts without spilling out of the screen. Screenshots go to the git-ignored
-``tests/screenshots/`` folder.
+``build/screenshots/live/`` folder, beside those of tests/test_browser_layout.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.support.phones import api_client
 
 pytestmark = pytest.mark.browser
 
-SHOTS = Path(__file__).resolve().parent / "screenshots"
+SHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots" / "live"
 
 
 def sign_in(page, server, t):
@@ -101,7 +101,7 @@ def test_the_overview_at_both_sizes(browser_page, live_server, make_tenant, widt
     assert page.locator("#overview-messages svg").count() == 2
     assert page.locator("#first-steps li.step-done").count() == 3  # a phone, a message, a token
     assert page.get_by_role("link", name="Add a webhook").is_visible()
-    SHOTS.mkdir(exist_ok=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"overview-{width}.png"), full_page=True)
     assert overflowing(page) == []
     assert page_problems(page) == []

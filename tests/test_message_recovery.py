@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 
 from tests.support.devices import device_client, fetch, raw_device, sql
 from tests.support.phones import api_client
@@ -140,3 +141,40 @@ def test_csv_export_of_a_filtered_list_escapes_formula_cells(live_server, make_t
     rows = list(csv.reader(io.StringIO(r.text)))
     assert rows[0][:4] == ["message_id", "created_at", "phone", "state"]
     assert len(rows) == 2 and rows[1][2] == "+14155550121" and rows[1][-1] == "'=HYPERLINK(\"http://x\")"
+
+
+def test_each_filter_of_the_messages_page_narrows_the_list_and_its_export(live_server, make_tenant):
+    """Item 7: reference, phone, state, campaign, whole number, part of a number and the date range
+    each find exactly their messages, on the page and in its CSV export (the same filters)."""
+    t = make_tenant("rc-narrow")
+    failed_id, device_id, api = failed_message(live_server, t)  # reference order-7; one failed, one delivered
+    c = signed_in(live_server, t)
+    r = c.post("/send", data={"to": "+14155550201, +14155550202", "text": "Spring sale", "_xsrf": xsrf(c)},
+               allow_redirects=False)
+    sale_id = int(r.headers["Location"].rsplit("/", 1)[1])
+    [(campaign_id,)] = sql(t, "SELECT campaign_id FROM messages WHERE id = %s", (sale_id,))
+    other_id = api.post("/api/v1/messages", json={"to": ["+14155550203"], "text": "Other",
+                                                  "reference": "order-8"}).json()["id"]
+
+    def listed(query: str) -> list[int]:
+        page = c.get("/messages?" + query)
+        assert page.status_code == 200, (query, page.status_code)
+        shown = sorted(int(x) for x in re.findall(r'<tr data-message="(\d+)"', page.text))
+        rows = list(csv.reader(io.StringIO(c.get("/messages.csv?" + query).text)))[1:]
+        assert sorted({int(row[0]) for row in rows}) == shown, query  # the export holds the same messages
+        return shown
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    assert listed("") == sorted([failed_id, sale_id, other_id])
+    assert listed("reference=order-7") == [failed_id]
+    assert listed(f"device_id={device_id}") == [failed_id]
+    assert listed("state=failed") == [failed_id]
+    assert listed("state=delivered") == [failed_id]
+    assert listed("state=pending") == sorted([sale_id, other_id])
+    assert listed(f"campaign={campaign_id}") == [sale_id]
+    assert listed("phone=%2B14155550203") == [other_id]
+    assert listed("number=0202") == [sale_id]
+    assert listed(f"since={today}&until={today}") == sorted([failed_id, sale_id, other_id])  # "To" is inclusive
+    assert listed(f"until={today - dt.timedelta(days=1)}") == []
+    assert listed(f"since={today + dt.timedelta(days=1)}") == []
+    assert listed("reference=order-7&state=pending") == []  # filters combine

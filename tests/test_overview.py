@@ -17,6 +17,7 @@ from tests.support.devices import run_offline_sweep, sql
 from tests.support.identity import add_user, mails_to, owner_email, sign_in
 from tests.support.messaging import raw_device
 from tests.support.phones import api_client
+from tests.support.quotas import make_plan, set_status, subscribe, wait_forgotten
 
 
 def steps(html: str) -> dict[str, bool]:
@@ -87,6 +88,29 @@ def test_the_overview_shows_phones_figures_and_what_needs_attention(platform, li
     box = attention(owner.get("/").text)
     assert "Phone “Shop phone” is offline and 1 messages wait for it." in box
     assert ids
+
+
+def test_a_plan_near_its_limit_needs_attention_and_a_stopped_one_says_so(platform, live_server, make_tenant):
+    """Item 3's "quota near its end once billing exists": from 80 % of the included segments a
+    warning, at 100 % an error, both linking to the billing page; a suspended subscription says
+    sending is stopped."""
+    t = make_tenant("ovq")
+    subscribe(platform, t, make_plan(platform, included=10, overage=500))
+    api = api_client(live_server, t.slug)
+    owner = sign_in(live_server, t.slug, owner_email(t))
+    to = [f"+1415555{n:04d}" for n in range(12)]
+    assert api.post("/api/v1/messages", json={"to": to[:7], "text": "seven"}).status_code == 202
+    assert "You have used" not in attention(owner.get("/").text)
+    assert api.post("/api/v1/messages", json={"to": to[7:8], "text": "eight"}).status_code == 202
+    box = attention(owner.get("/").text)
+    assert re.search(r'<li class="attention-warning"><a href="/billing">You have used 80 % of your plan&#39;s 10 '
+                     r'segments \(8\) for this period\.</a></li>', box), box
+    assert api.post("/api/v1/messages", json={"to": to[8:], "text": "twelve"}).status_code == 202
+    box = attention(owner.get("/").text)
+    assert '<li class="attention-error"><a href="/billing">You have used 100 %' in box, box
+    set_status(platform, t, "suspended")
+    wait_forgotten(t)
+    assert "Sending is stopped: see your subscription." in attention(owner.get("/").text)
 
 
 def test_a_phone_with_waiting_work_going_offline_alerts_by_mail_and_banner_and_recovers(
