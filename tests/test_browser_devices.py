@@ -83,6 +83,9 @@ def test_the_pairing_page_notices_when_the_phone_has_paired(browser_page, live_s
     submit(page, "main form button[type=submit]")
     code = page.inner_text("#pairing-code")
     assert "Waiting for the phone" in page.inner_text("#pair-status")
+    expiry = page.locator("section.pairing time")  # in the member's zone, UTC on hover; not markup as text
+    assert expiry.count() == 1 and expiry.get_attribute("title").endswith(" UTC")
+    assert "<time" not in page.inner_text("section.pairing")
     assert page.locator("#pairing-code").is_visible() and overflowing(page) == []
 
     r = register(live_server, t.slug, code, name="Counter phone")

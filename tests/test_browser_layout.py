@@ -234,6 +234,23 @@ def test_the_menu_is_a_sidebar_on_desktop_and_a_button_on_phones(site):
     assert page.is_visible(".sidenav a[href='/team']")
 
 
+def test_the_footer_links_stand_apart(site):
+    """The footer's sentence and its links (privacy, cookies, pricing ...) do not run together."""
+    page = site["visitors"]["owner"]
+    page.set_viewport_size(VIEWPORTS["desktop"])
+    page.goto(url_of(site, "tenant", "/messages"))
+    links = page.locator("footer .footer-link")
+    assert links.count() >= 2
+    gaps = page.evaluate("""() => [...document.querySelectorAll('footer .footer-link')].map(a => {
+        const before = a.previousSibling && a.previousSibling.nodeType === 1 ? a.previousSibling : null;
+        const range = document.createRange();
+        range.selectNodeContents(a.parentNode.firstChild);
+        const left = (before || range).getBoundingClientRect().right;
+        return a.getBoundingClientRect().left - left;
+    })""")
+    assert all(gap >= 8 for gap in gaps), gaps
+
+
 def test_tables_are_cards_on_phones(site):
     """On a phone each row is a card whose cells carry their column's name; on a desktop a table."""
     page = site["visitors"]["owner"]

@@ -54,6 +54,7 @@ def test_retry_sends_a_new_message_to_the_failed_numbers_only(live_server, make_
     c = signed_in(live_server, t)
     page = c.get(f"/messages/{message_id}")
     assert "could not build the SMS" in page.text  # NULL_PDU, explained
+    assert re.search(r"<td>failed</td><td>[^<]*</td><td>Raw Phone</td>", page.text)  # the history names the phone
     assert 'id="retry-any"' in page.text and f'name="device_id" value="{device_id}"' in page.text
     r = c.post(f"/messages/{message_id}/retry", data={"device_id": str(device_id), "_xsrf": xsrf(c)},
                allow_redirects=False)

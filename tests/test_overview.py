@@ -77,7 +77,7 @@ def test_the_overview_shows_phones_figures_and_what_needs_attention(platform, li
     assert 'id="overview-rate">50.0 %' in page
     assert "Shop phone" in page and "9 %" in page and "-71 dBm" in page
     box = attention(page)
-    assert "1 messages failed today." in box and "/messages?state=failed" in box
+    assert "Messages that failed today: 1." in box and "/messages?state=failed" in box
     assert "has 9 % battery left" in box
     assert "<svg" in page and "Messages per day" in page
     assert owner.get("/?days=30").text.count('data-period="today"') == 1
@@ -86,7 +86,7 @@ def test_the_overview_shows_phones_figures_and_what_needs_attention(platform, li
     # with a message waiting it needs attention, before any sweep has run.
     sql(t, "UPDATE devices SET last_seen_at = now() - interval '10 minutes'", fetch=False)
     box = attention(owner.get("/").text)
-    assert "Phone “Shop phone” is offline and 1 messages wait for it." in box
+    assert "Phone “Shop phone” is offline. Messages waiting for it: 1." in box
     assert ids
 
 
@@ -128,14 +128,16 @@ def test_a_phone_with_waiting_work_going_offline_alerts_by_mail_and_banner_and_r
     assert [m["Subject"] for m in mails_to(platform, owner_email(t), "is offline")] == [f"{t.slug}: phone “Till” is offline"]
     assert mails_to(platform, member, "is offline")
     owner = sign_in(live_server, t.slug, owner_email(t))
-    assert "Phone “Till” is offline since" in owner.get("/messages").text  # the banner, on any page
+    banner = owner.get("/messages").text  # the banner, on any page: in the reader's time zone, UTC on hover
+    assert re.search(r'Phone “Till” is offline and 1 message waits for it\. Offline since: <time datetime="[^"]+Z" '
+                     r'title="[^"]+ UTC">[^<]+</time>\.', banner), banner[:3000]
 
     # The member turns both off: no banner for them, no mail for the next alert.
     them = sign_in(live_server, t.slug, member, "a long enough password")
     xsrf = them.cookies.get("_xsrf")
     assert them.post("/account/alerts", data={"_xsrf": xsrf}).status_code in (200, 302)
     assert sql(t, "SELECT email, banner FROM device_alert_prefs WHERE user_id = %s", (member_id,)) == [(False, False)]
-    assert "is offline since" not in them.get("/messages").text
+    assert "data-device-alert" not in them.get("/messages").text
 
     phone.fetch()  # back: the alert ends, and those told it started hear it ended
     assert run_notices(platform, t) == "ran"
