@@ -153,6 +153,7 @@ def test_the_dashboard_of_an_unconfirmed_workspace_offers_to_resend_the_link(pag
     fill_signup(page, slug, owner, company="Unconfirmed Ltd")
     submit(page)
     assert page.url == url(server, slug, "/")  # signed in by sign-up itself
+    assert page.locator("#first-steps li").count() == 4 and page.locator("#first-steps li.step-done").count() == 0
 
     notice = page.locator(".notice-unverified")
     assert notice.is_visible()
@@ -174,6 +175,11 @@ def test_the_dashboard_of_an_unconfirmed_workspace_offers_to_resend_the_link(pag
     assert page.inner_text("h1") == "Confirm your e-mail address first"
     assert f"we sent a link to {owner}" in page.inner_text(".error-detail")
     assert fits_the_screen(page)
+    # ... and the way out is on the page itself: resend the link, or go back to the Overview.
+    assert page.get_attribute("#back-to-overview", "href") == "/"
+    submit(page, ".error-page button[type=submit]")
+    assert page.url == url(server, slug, "/")
+    assert len(confirmation_mails(server, owner)) == 3
 
     # The link (from either mail) confirms it: the notice is gone, sending opens.
     body = confirmation_mails(server, owner)[-1].get_body(preferencelist=("plain",)).get_content()
