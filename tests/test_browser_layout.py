@@ -251,6 +251,35 @@ def test_the_footer_links_stand_apart(site):
     assert all(gap >= 8 for gap in gaps), gaps
 
 
+def test_a_form_works_by_keyboard_with_visible_focus_and_its_errors_announced(site):
+    """Item 2: the send form is reached, filled and submitted with the keyboard alone; the focused
+    control shows a visible outline; a refusal is announced (role=alert) and what was typed stays."""
+    page = site["visitors"]["owner"]
+    page.set_viewport_size(VIEWPORTS["desktop"])
+    page.goto(url_of(site, "tenant", "/send"))
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "f-to":
+            break
+    else:
+        pytest.fail("Tab never reached the recipients field")
+    outline = page.evaluate("(() => { const s = getComputedStyle(document.activeElement); "
+                            "return [s.outlineStyle, parseFloat(s.outlineWidth)]; })()")
+    assert outline[0] != "none" and outline[1] >= 2, outline
+    page.keyboard.type("not a number")
+    while page.evaluate("document.activeElement.id") != "f-text":
+        page.keyboard.press("Tab")
+    page.keyboard.type("Typed by keyboard")
+    while page.evaluate("document.activeElement.type") != "submit":
+        page.keyboard.press("Tab")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    alert = page.locator("main [role=alert]")
+    assert alert.count() == 1 and alert.inner_text().startswith("Recipient: "), alert.all_inner_texts()  # not "to"
+    assert "“not a number” is not a phone number" in alert.inner_text()
+    assert page.input_value("#f-to") == "not a number" and page.input_value("#f-text") == "Typed by keyboard"
+
+
 def test_tables_are_cards_on_phones(site):
     """On a phone each row is a card whose cells carry their column's name; on a desktop a table."""
     page = site["visitors"]["owner"]

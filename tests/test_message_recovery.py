@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import re
 
+from tests.support.identity import owner_email
 from tests.support.devices import device_client, fetch, raw_device, sql
 from tests.support.phones import api_client
 from tests.test_messaging_pages import signed_in, xsrf
@@ -46,6 +47,32 @@ def test_send_at_in_the_past_is_refused_and_nothing_is_stored(live_server, make_
     r = c.post("/send", data={"to": "+14155550181", "text": "Later", "send_at": future, "_xsrf": xsrf(c)},
                allow_redirects=False)
     assert r.status_code == 302 and sql(t, "SELECT count(*) FROM messages WHERE send_at IS NOT NULL")[0][0] == 1
+
+
+def test_send_at_is_typed_in_the_members_time_zone(live_server, make_tenant):
+    """Item 9: "send at" is read in the member's own zone (the form names it), and "in the past" is
+    judged, and told, in that zone: an hour ago in Kolkata is hours ahead in UTC, and still refused."""
+    t = make_tenant("rc-zone")
+    c = signed_in(live_server, t)
+    details = {"action": "profile", "name": "Ola", "email": owner_email(t), "phone": "", "job_title": "",
+               "time_zone": "Asia/Kolkata", "_xsrf": xsrf(c)}
+    assert c.post("/account", data=details, allow_redirects=False).status_code == 302
+    assert "your time: Asia/Kolkata" in c.get("/send").text
+    kolkata = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    now = dt.datetime.now(kolkata)
+    hour_ago = (now - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    r = c.post("/send", data={"to": "+14155550181", "text": "Too late", "send_at": hour_ago, "_xsrf": xsrf(c)})
+    assert r.status_code == 422 and "is in the past (it is now " in r.text and "Asia/Kolkata" in r.text
+    assert f"it is now {now.strftime('%Y-%m-%d')}" in r.text
+    in_an_hour = (now + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    r = c.post("/send", data={"to": "+14155550181", "text": "Later", "send_at": in_an_hour, "_xsrf": xsrf(c)},
+               allow_redirects=False)
+    assert r.status_code == 302
+    [(stored,)] = sql(t, "SELECT send_at FROM messages")
+    expected = dt.datetime.strptime(in_an_hour, "%Y-%m-%dT%H:%M").replace(tzinfo=kolkata)
+    assert stored == expected, (stored, expected)
+    r = c.post("/send", data={"to": "+14155550181", "text": "Bad", "send_at": "soon", "_xsrf": xsrf(c)})
+    assert r.status_code == 422 and sql(t, "SELECT count(*) FROM messages") == [(1,)]
 
 
 def test_retry_sends_a_new_message_to_the_failed_numbers_only(live_server, make_tenant):
