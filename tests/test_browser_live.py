@@ -44,6 +44,15 @@ def test_conversation_message_and_devices_update_without_a_reload(browser_page, 
         {"id": "in-1", "from": sender, "body": "first question"}]}).status_code == 200
     sign_in(page, live_server, t)
 
+    # The Inbox's conversations: a new sender appears without a reload.
+    page.goto(address(live_server, t.slug, "/inbox"))
+    page.evaluate("window.__notReloaded = true")
+    newcomer = phone(6)
+    assert dev.post("/api/device/v1/inbound", json={"messages": [
+        {"id": "in-0", "from": newcomer, "body": "hello from a newcomer"}]}).status_code == 200
+    page.wait_for_selector("#live-inbox :text('hello from a newcomer')", timeout=15000)
+    assert page.evaluate("window.__notReloaded === true")
+
     page.goto(address(live_server, t.slug, f"/inbox/{sender}"))
     page.evaluate("window.__notReloaded = true")
     assert dev.post("/api/device/v1/inbound", json={"messages": [
