@@ -75,6 +75,10 @@ def test_the_overview_shows_phones_figures_and_what_needs_attention(platform, li
     assert re.findall(r'data-state="(\w+)">(\d+)<', today) == [("submitted", "3"), ("sent", "1"),
                                                               ("delivered", "1"), ("failed", "1")]
     assert 'id="overview-rate">50.0 %' in page
+    week = re.search(r'<tr data-period="week">(.*?)</tr>', page, re.S).group(1)
+    assert re.findall(r'data-state="(\w+)">(\d+)<', week) == re.findall(r'data-state="(\w+)">(\d+)<', today)
+    p50 = re.search(r'id="overview-p50">([\d.]+) s<', page)  # one delivered message: its delivery time
+    assert p50 and 0 <= float(p50.group(1)) < 60, re.search(r'id="overview-p50">[^<]*<', page)
     assert "Shop phone" in page and "9 %" in page and "-71 dBm" in page
     box = attention(page)
     assert "Messages that failed today: 1." in box and "/messages?state=failed" in box
