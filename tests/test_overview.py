@@ -94,6 +94,22 @@ def test_the_overview_shows_phones_figures_and_what_needs_attention(platform, li
     assert ids
 
 
+def test_a_failing_webhook_endpoint_needs_attention(live_server, make_tenant, monkeypatch):
+    monkeypatch.setenv("SMSGW_WEBHOOK_ALLOW_PRIVATE", "1")  # the endpoint is on loopback
+    t = make_tenant("ovw")
+    api = api_client(live_server, t.slug)
+    r = api.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/orders", "events": ["sms:delivered"]})
+    assert r.status_code == 201, r.text
+    owner = sign_in(live_server, t.slug, owner_email(t))
+    assert "Webhook" not in attention(owner.get("/").text)
+    sql(t, "UPDATE webhook_endpoints SET failing_since = now() - interval '2 hours'", fetch=False)
+    box = attention(owner.get("/").text)
+    assert "Webhook http://127.0.0.1:9/orders has been failing since" in box and 'href="/webhooks"' in box
+    sql(t, "UPDATE webhook_endpoints SET enabled = false, disabled_reason = 'failing'", fetch=False)
+    assert "Webhook http://127.0.0.1:9/orders was switched off after failing deliveries." in \
+        attention(owner.get("/").text)
+
+
 def test_a_plan_near_its_limit_needs_attention_and_a_stopped_one_says_so(platform, live_server, make_tenant):
     """Item 3's "quota near its end once billing exists": from 80 % of the included segments a
     warning, at 100 % an error, both linking to the billing page; a suspended subscription says
