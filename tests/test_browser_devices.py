@@ -12,7 +12,7 @@ import re
 import pytest
 
 from tests.support.browser import browser_page, chromium, page_problems  # noqa: F401
-from tests.support.browser import address, overflowing, submit  # noqa: F401
+from tests.support.browser import address, overflowing, sign_in_owner, submit  # noqa: F401
 from tests.support.devices import device_client, phone, raw_device, register, sql
 from tests.support.identity import OWNER_PASSWORD, add_user, owner_email, sign_in as http_sign_in
 from tests.support.phones import api_client
@@ -74,10 +74,7 @@ def test_the_pairing_page_notices_when_the_phone_has_paired(browser_page, live_s
     page = browser_page
     page.set_viewport_size({"width": width, "height": height})
     t = make_tenant("pairlive")
-    page.goto(address(live_server, t.slug, "/login"))
-    page.fill("#f-email", owner_email(t))
-    page.fill("#f-password", OWNER_PASSWORD)
-    submit(page, "main form button[type=submit]")
+    sign_in_owner(page, live_server, t)
     page.goto(address(live_server, t.slug, "/devices/pair"))
     assert page.get_attribute("a:has-text('Connect the Android app') >> nth=-1", "href") == "/devices/connect"
     submit(page, "main form button[type=submit]")
