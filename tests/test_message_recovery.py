@@ -206,3 +206,14 @@ def test_each_filter_of_the_messages_page_narrows_the_list_and_its_export(live_s
     assert listed(f"until={today - dt.timedelta(days=1)}") == []
     assert listed(f"since={today + dt.timedelta(days=1)}") == []
     assert listed("reference=order-7&state=pending") == []  # filters combine
+
+    # The dates are whole days of the member's own time zone: pick one whose date today is not
+    # UTC's, and "today" there finds every message while UTC's date finds none.
+    zone, offset = (("Etc/GMT+12", -12) if dt.datetime.now(dt.timezone.utc).hour < 12 else ("Pacific/Kiritimati", 14))
+    details = {"action": "profile", "name": "Ola", "email": owner_email(t), "phone": "", "job_title": "",
+               "time_zone": zone, "_xsrf": xsrf(c)}
+    assert c.post("/account", data=details, allow_redirects=False).status_code == 302
+    local_today = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=offset)).date()
+    assert local_today != today
+    assert listed(f"since={local_today}&until={local_today}") == sorted([failed_id, sale_id, other_id])
+    assert listed(f"since={today}&until={today}") == []
