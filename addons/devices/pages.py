@@ -97,7 +97,7 @@ class PairPage(PageHandler):
                                                  limit=lambda: service.check_device_limit(self.platform, self.tenant))
         except Problem as exc:  # a limit of the workspace's plan (402): said on the page
             self.set_status(exc.status)
-            self.render("devices/pair.html", pairing=None, refusal=exc.detail)
+            self.render("devices/pair.html", pairing=None, watch=None, refusal=exc.detail)
             return
         await self.run_db(emit, self.platform, audit_event(self, "device.pairing_code_created", None))
         self.set_header("Cache-Control", "no-store")
