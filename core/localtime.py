@@ -43,6 +43,24 @@ def as_utc(value) -> dt.datetime | None:
     return None
 
 
+def zone_name_or_utc(zone_name: str) -> str:
+    """The zone a member reads and types times in, by its name (``UTC`` when none is chosen)."""
+    return zone_name if zone_name and zone_name in time_zones() else "UTC"
+
+
+def typed_to_utc(text: str, zone_name: str) -> str | None:
+    """A time typed in a form (``2026-03-29T09:30``, a ``datetime-local`` field) as ISO 8601 UTC
+    (``…Z``): without an offset it is read in the member's zone ``zone_name``; with one, as written.
+    None for text that is not a time (the caller's validation names it)."""
+    try:
+        t = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_zone(zone_name))
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def formatter(zone_name: str):
     """``when(value, fmt="%Y-%m-%d %H:%M")`` for templates: ``value`` in the zone ``zone_name``,
     marked up as ``<time datetime="…Z" title="… UTC">``; an empty string for no time."""

@@ -63,3 +63,31 @@ def test_a_german_number_without_plus_is_sent_once_the_workspace_is_german(brows
     assert "+491701234567" in page.inner_text("main h2")
     assert sql(tenant, "SELECT phone FROM recipients") == [("+491701234567",)]
     assert page_problems(page) == []
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
+def test_a_saved_reply_picked_in_a_conversation_is_sent_there_and_stays_there(browser_page, server, make_tenant,
+                                                                              viewport):
+    """Item 8's saved replies, in the browser: picked under a conversation, the reply box shows it,
+    it is filled for the contact on the server, and the page stays in the conversation."""
+    page = browser_page
+    page.set_viewport_size(VIEWPORTS[viewport])
+    tenant = make_tenant("bc-reply")
+    with tenant_transaction(tenant.ref):
+        service.save_contact("US", "Finn Reply", "+4915112345673", [], [])
+        service.save_template("Thanks", "Thanks, {first_name}!")
+    sign_in_owner(page, server, tenant)
+    page.goto(address(server, tenant.slug, "/send?to=%2B4915112345673"))
+    page.fill("#f-text", "Your parcel is here")
+    submit(page, "main form button[type=submit]")
+    conversation = address(server, tenant.slug, "/inbox/%2B4915112345673")
+    page.goto(conversation)
+    assert "Finn Reply" in page.inner_text("main h1")
+    page.select_option("#f-template-reply", label="Thanks")
+    assert page.input_value("#f-reply") == "Thanks, {first_name}!"  # the script filled it
+    submit(page, "form:has(#f-reply) button[type=submit]")
+    assert page.url == conversation
+    assert "Thanks, Finn!" in page.inner_text("main")
+    assert sql(tenant, "SELECT text FROM messages ORDER BY id") == [("Your parcel is here",), ("Thanks, Finn!",)]
+    assert page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth") <= 0
+    assert page_problems(page) == []

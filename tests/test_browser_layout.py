@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -182,6 +183,13 @@ def test_the_page_fits_the_screen_and_passes_axe(site, visitor, host, path, view
     assert page_problems(page, allow=["404", "400", "422"]) == []
 
 
+def test_the_screenshots_folder_is_ignored_by_git():
+    """The screenshots this module writes are for looking at, never for committing."""
+    shot = SCREENSHOTS / "phone-owner-messages.png"
+    found = subprocess.run(["git", "check-ignore", "--no-index", "-q", str(shot.relative_to(ROOT))], cwd=ROOT)
+    assert found.returncode == 0, f"{shot.relative_to(ROOT)} is not ignored by .gitignore"
+
+
 def test_every_page_is_checked(server):
     """Every address that answers GET with a page is in PAGES (or, with a reason, in NOT_PAGES)."""
     from core.web.base import BaseHandler, PageHandler
@@ -224,6 +232,52 @@ def test_the_menu_is_a_sidebar_on_desktop_and_a_button_on_phones(site):
     page.focus(".menu-button")
     page.keyboard.press("Enter")
     assert page.is_visible(".sidenav a[href='/team']")
+
+
+def test_the_footer_links_stand_apart(site):
+    """The footer's sentence and its links (privacy, cookies, pricing ...) do not run together."""
+    page = site["visitors"]["owner"]
+    page.set_viewport_size(VIEWPORTS["desktop"])
+    page.goto(url_of(site, "tenant", "/messages"))
+    links = page.locator("footer .footer-link")
+    assert links.count() >= 2
+    gaps = page.evaluate("""() => [...document.querySelectorAll('footer .footer-link')].map(a => {
+        const before = a.previousSibling && a.previousSibling.nodeType === 1 ? a.previousSibling : null;
+        const range = document.createRange();
+        range.selectNodeContents(a.parentNode.firstChild);
+        const left = (before || range).getBoundingClientRect().right;
+        return a.getBoundingClientRect().left - left;
+    })""")
+    assert all(gap >= 8 for gap in gaps), gaps
+
+
+def test_a_form_works_by_keyboard_with_visible_focus_and_its_errors_announced(site):
+    """Item 2: the send form is reached, filled and submitted with the keyboard alone; the focused
+    control shows a visible outline; a refusal is announced (role=alert) and what was typed stays."""
+    page = site["visitors"]["owner"]
+    page.set_viewport_size(VIEWPORTS["desktop"])
+    page.goto(url_of(site, "tenant", "/send"))
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "f-to":
+            break
+    else:
+        pytest.fail("Tab never reached the recipients field")
+    outline = page.evaluate("(() => { const s = getComputedStyle(document.activeElement); "
+                            "return [s.outlineStyle, parseFloat(s.outlineWidth)]; })()")
+    assert outline[0] != "none" and outline[1] >= 2, outline
+    page.keyboard.type("not a number")
+    while page.evaluate("document.activeElement.id") != "f-text":
+        page.keyboard.press("Tab")
+    page.keyboard.type("Typed by keyboard")
+    while page.evaluate("document.activeElement.type") != "submit":
+        page.keyboard.press("Tab")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    alert = page.locator("main [role=alert]")
+    assert alert.count() == 1 and alert.inner_text().startswith("Recipient: "), alert.all_inner_texts()  # not "to"
+    assert "“not a number” is not a phone number" in alert.inner_text()
+    assert page.input_value("#f-to") == "not a number" and page.input_value("#f-text") == "Typed by keyboard"
 
 
 def test_tables_are_cards_on_phones(site):

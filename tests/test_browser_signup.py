@@ -14,7 +14,7 @@ import pytest
 from core.admins import create_admin
 from tests.support.browser import browser_page, chromium, page_problems  # noqa: F401
 from tests.support.browser import server, submit  # noqa: F401
-from tests.support.identity import fresh_ip
+from tests.support.identity import fresh_ip, mails_to, owner_email, sign_in as http_sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -153,6 +153,7 @@ def test_the_dashboard_of_an_unconfirmed_workspace_offers_to_resend_the_link(pag
     fill_signup(page, slug, owner, company="Unconfirmed Ltd")
     submit(page)
     assert page.url == url(server, slug, "/")  # signed in by sign-up itself
+    assert page.locator("#first-steps li").count() == 4 and page.locator("#first-steps li.step-done").count() == 0
 
     notice = page.locator(".notice-unverified")
     assert notice.is_visible()
@@ -174,6 +175,11 @@ def test_the_dashboard_of_an_unconfirmed_workspace_offers_to_resend_the_link(pag
     assert page.inner_text("h1") == "Confirm your e-mail address first"
     assert f"we sent a link to {owner}" in page.inner_text(".error-detail")
     assert fits_the_screen(page)
+    # ... and the way out is on the page itself: resend the link, or go back to the Overview.
+    assert page.get_attribute("#back-to-overview", "href") == "/"
+    submit(page, ".error-page button[type=submit]")
+    assert page.url == url(server, slug, "/")
+    assert len(confirmation_mails(server, owner)) == 3
 
     # The link (from either mail) confirms it: the notice is gone, sending opens.
     body = confirmation_mails(server, owner)[-1].get_body(preferencelist=("plain",)).get_content()
@@ -184,3 +190,28 @@ def test_the_dashboard_of_an_unconfirmed_workspace_offers_to_resend_the_link(pag
     assert page.locator(".notice-unverified").count() == 0
     assert page.goto(url(server, slug, "/send")).status == 200
     assert problems(page, (403, url(server, slug, "/send"))) == []
+
+
+def test_find_my_workspace_from_the_landing_page(page, server, make_tenant):
+    """Item 5: the landing page's *Sign in to your workspace* mails a member the sign-in links of
+    their workspaces; a malformed address is said beside the field, with what was typed kept."""
+    t = make_tenant("findweb", name="Findable Bakery")
+    http_sign_in(server, t.slug, owner_email(t))  # a sign-in is remembered in the directory
+    page.goto(url(server, None, "/"))
+    page.fill("#f-find-email", "not an address")
+    assert submit(page, "#find-workspace button[type=submit]").status == 422
+    assert page.locator("#e-find-email[role=alert]").count() == 1
+    assert page.input_value("#f-find-email") == "not an address"
+    page.fill("#f-find-email", owner_email(t))
+    submit(page, "#find-workspace button[type=submit]")
+    assert "we have sent it an email with the sign-in links" in page.inner_text("#find-workspace-sent")
+    assert fits_the_screen(page)
+    for _ in range(50):
+        mails = mails_to(server.platform, owner_email(t), "Your workspaces")
+        if mails:
+            break
+        page.wait_for_timeout(100)
+    assert len(mails) == 1
+    text = mails[0].get_body(preferencelist=("plain",)).get_content()
+    assert f"Findable Bakery: {server.platform.settings.public_url(t.slug)}/login" in text
+    assert problems(page, (422, url(server, None, "/find-workspace"))) == []

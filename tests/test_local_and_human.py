@@ -60,6 +60,18 @@ def test_pages_show_times_in_the_members_time_zone(live_server, make_tenant):
     utc = dt.datetime.strptime(found.group(1), "%Y-%m-%dT%H:%M:%SZ")
     assert found.group(2) == utc.strftime("%Y-%m-%d %H:%M")
     assert found.group(3) == (utc + dt.timedelta(hours=5, minutes=30)).strftime("%Y-%m-%d %H:%M")
+    # Every list of times says them in the member's zone, so none is headed "(UTC)".
+    assert post_form(c, "/send", {"to": "+14155550131, +14155550132", "text": "A campaign"}).status_code == 302
+    for path in ("/messages", "/campaigns", "/audit", "/account/security", "/inbox?q=x"):
+        page = c.get(path)
+        assert page.status_code == 200, path
+        assert "When (UTC)" not in page.text and "Created (UTC)" not in page.text, path
+        if path != "/inbox?q=x":  # nothing received here
+            times = re.findall(r'<time datetime="([^"]+)" title="[^"]+ UTC">([^<]+)</time>', page.text)
+            assert times, path
+            for iso, shown in times:
+                utc = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")
+                assert shown.startswith((utc + dt.timedelta(hours=5, minutes=30)).strftime("%Y-%m-%d %H:%M")), path
 
 
 def test_sign_up_shows_every_error_at_once_and_keeps_what_was_typed(live_server, make_tenant):

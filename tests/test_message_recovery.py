@@ -12,7 +12,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 
+from tests.support.identity import owner_email
 from tests.support.devices import device_client, fetch, raw_device, sql
 from tests.support.phones import api_client
 from tests.test_messaging_pages import signed_in, xsrf
@@ -47,12 +49,39 @@ def test_send_at_in_the_past_is_refused_and_nothing_is_stored(live_server, make_
     assert r.status_code == 302 and sql(t, "SELECT count(*) FROM messages WHERE send_at IS NOT NULL")[0][0] == 1
 
 
+def test_send_at_is_typed_in_the_members_time_zone(live_server, make_tenant):
+    """Item 9: "send at" is read in the member's own zone (the form names it), and "in the past" is
+    judged, and told, in that zone: an hour ago in Kolkata is hours ahead in UTC, and still refused."""
+    t = make_tenant("rc-zone")
+    c = signed_in(live_server, t)
+    details = {"action": "profile", "name": "Ola", "email": owner_email(t), "phone": "", "job_title": "",
+               "time_zone": "Asia/Kolkata", "_xsrf": xsrf(c)}
+    assert c.post("/account", data=details, allow_redirects=False).status_code == 302
+    assert "your time: Asia/Kolkata" in c.get("/send").text
+    kolkata = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    now = dt.datetime.now(kolkata)
+    hour_ago = (now - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    r = c.post("/send", data={"to": "+14155550181", "text": "Too late", "send_at": hour_ago, "_xsrf": xsrf(c)})
+    assert r.status_code == 422 and "is in the past (it is now " in r.text and "Asia/Kolkata" in r.text
+    assert f"it is now {now.strftime('%Y-%m-%d')}" in r.text
+    in_an_hour = (now + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    r = c.post("/send", data={"to": "+14155550181", "text": "Later", "send_at": in_an_hour, "_xsrf": xsrf(c)},
+               allow_redirects=False)
+    assert r.status_code == 302
+    [(stored,)] = sql(t, "SELECT send_at FROM messages")
+    expected = dt.datetime.strptime(in_an_hour, "%Y-%m-%dT%H:%M").replace(tzinfo=kolkata)
+    assert stored == expected, (stored, expected)
+    r = c.post("/send", data={"to": "+14155550181", "text": "Bad", "send_at": "soon", "_xsrf": xsrf(c)})
+    assert r.status_code == 422 and sql(t, "SELECT count(*) FROM messages") == [(1,)]
+
+
 def test_retry_sends_a_new_message_to_the_failed_numbers_only(live_server, make_tenant):
     t = make_tenant("rc-retry")
     message_id, device_id, api = failed_message(live_server, t)
     c = signed_in(live_server, t)
     page = c.get(f"/messages/{message_id}")
     assert "could not build the SMS" in page.text  # NULL_PDU, explained
+    assert re.search(r"<td>failed</td><td>[^<]*</td><td>Raw Phone</td>", page.text)  # the history names the phone
     assert 'id="retry-any"' in page.text and f'name="device_id" value="{device_id}"' in page.text
     r = c.post(f"/messages/{message_id}/retry", data={"device_id": str(device_id), "_xsrf": xsrf(c)},
                allow_redirects=False)
@@ -140,3 +169,51 @@ def test_csv_export_of_a_filtered_list_escapes_formula_cells(live_server, make_t
     rows = list(csv.reader(io.StringIO(r.text)))
     assert rows[0][:4] == ["message_id", "created_at", "phone", "state"]
     assert len(rows) == 2 and rows[1][2] == "+14155550121" and rows[1][-1] == "'=HYPERLINK(\"http://x\")"
+
+
+def test_each_filter_of_the_messages_page_narrows_the_list_and_its_export(live_server, make_tenant):
+    """Item 7: reference, phone, state, campaign, whole number, part of a number and the date range
+    each find exactly their messages, on the page and in its CSV export (the same filters)."""
+    t = make_tenant("rc-narrow")
+    failed_id, device_id, api = failed_message(live_server, t)  # reference order-7; one failed, one delivered
+    c = signed_in(live_server, t)
+    r = c.post("/send", data={"to": "+14155550201, +14155550202", "text": "Spring sale", "_xsrf": xsrf(c)},
+               allow_redirects=False)
+    sale_id = int(r.headers["Location"].rsplit("/", 1)[1])
+    [(campaign_id,)] = sql(t, "SELECT campaign_id FROM messages WHERE id = %s", (sale_id,))
+    other_id = api.post("/api/v1/messages", json={"to": ["+14155550203"], "text": "Other",
+                                                  "reference": "order-8"}).json()["id"]
+
+    def listed(query: str) -> list[int]:
+        page = c.get("/messages?" + query)
+        assert page.status_code == 200, (query, page.status_code)
+        shown = sorted(int(x) for x in re.findall(r'<tr data-message="(\d+)"', page.text))
+        rows = list(csv.reader(io.StringIO(c.get("/messages.csv?" + query).text)))[1:]
+        assert sorted({int(row[0]) for row in rows}) == shown, query  # the export holds the same messages
+        return shown
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    assert listed("") == sorted([failed_id, sale_id, other_id])
+    assert listed("reference=order-7") == [failed_id]
+    assert listed(f"device_id={device_id}") == [failed_id]
+    assert listed("state=failed") == [failed_id]
+    assert listed("state=delivered") == [failed_id]
+    assert listed("state=pending") == sorted([sale_id, other_id])
+    assert listed(f"campaign={campaign_id}") == [sale_id]
+    assert listed("phone=%2B14155550203") == [other_id]
+    assert listed("number=0202") == [sale_id]
+    assert listed(f"since={today}&until={today}") == sorted([failed_id, sale_id, other_id])  # "To" is inclusive
+    assert listed(f"until={today - dt.timedelta(days=1)}") == []
+    assert listed(f"since={today + dt.timedelta(days=1)}") == []
+    assert listed("reference=order-7&state=pending") == []  # filters combine
+
+    # The dates are whole days of the member's own time zone: pick one whose date today is not
+    # UTC's, and "today" there finds every message while UTC's date finds none.
+    zone, offset = (("Etc/GMT+12", -12) if dt.datetime.now(dt.timezone.utc).hour < 12 else ("Pacific/Kiritimati", 14))
+    details = {"action": "profile", "name": "Ola", "email": owner_email(t), "phone": "", "job_title": "",
+               "time_zone": zone, "_xsrf": xsrf(c)}
+    assert c.post("/account", data=details, allow_redirects=False).status_code == 302
+    local_today = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=offset)).date()
+    assert local_today != today
+    assert listed(f"since={local_today}&until={local_today}") == sorted([failed_id, sale_id, other_id])
+    assert listed(f"since={today}&until={today}") == []

@@ -17,6 +17,7 @@ from tests.support.devices import run_offline_sweep, sql
 from tests.support.identity import add_user, mails_to, owner_email, sign_in
 from tests.support.messaging import raw_device
 from tests.support.phones import api_client
+from tests.support.quotas import make_plan, set_status, subscribe, wait_forgotten
 
 
 def steps(html: str) -> dict[str, bool]:
@@ -74,9 +75,13 @@ def test_the_overview_shows_phones_figures_and_what_needs_attention(platform, li
     assert re.findall(r'data-state="(\w+)">(\d+)<', today) == [("submitted", "3"), ("sent", "1"),
                                                               ("delivered", "1"), ("failed", "1")]
     assert 'id="overview-rate">50.0 %' in page
+    week = re.search(r'<tr data-period="week">(.*?)</tr>', page, re.S).group(1)
+    assert re.findall(r'data-state="(\w+)">(\d+)<', week) == re.findall(r'data-state="(\w+)">(\d+)<', today)
+    p50 = re.search(r'id="overview-p50">([\d.]+) s<', page)  # one delivered message: its delivery time
+    assert p50 and 0 <= float(p50.group(1)) < 60, re.search(r'id="overview-p50">[^<]*<', page)
     assert "Shop phone" in page and "9 %" in page and "-71 dBm" in page
     box = attention(page)
-    assert "1 messages failed today." in box and "/messages?state=failed" in box
+    assert "Messages that failed today: 1." in box and "/messages?state=failed" in box
     assert "has 9 % battery left" in box
     assert "<svg" in page and "Messages per day" in page
     assert owner.get("/?days=30").text.count('data-period="today"') == 1
@@ -85,8 +90,47 @@ def test_the_overview_shows_phones_figures_and_what_needs_attention(platform, li
     # with a message waiting it needs attention, before any sweep has run.
     sql(t, "UPDATE devices SET last_seen_at = now() - interval '10 minutes'", fetch=False)
     box = attention(owner.get("/").text)
-    assert "Phone “Shop phone” is offline and 1 messages wait for it." in box
+    assert "Phone “Shop phone” is offline. Messages waiting for it: 1." in box
     assert ids
+
+
+def test_a_failing_webhook_endpoint_needs_attention(live_server, make_tenant, monkeypatch):
+    monkeypatch.setenv("SMSGW_WEBHOOK_ALLOW_PRIVATE", "1")  # the endpoint is on loopback
+    t = make_tenant("ovw")
+    api = api_client(live_server, t.slug)
+    r = api.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/orders", "events": ["sms:delivered"]})
+    assert r.status_code == 201, r.text
+    owner = sign_in(live_server, t.slug, owner_email(t))
+    assert "Webhook" not in attention(owner.get("/").text)
+    sql(t, "UPDATE webhook_endpoints SET failing_since = now() - interval '2 hours'", fetch=False)
+    box = attention(owner.get("/").text)
+    assert "Webhook http://127.0.0.1:9/orders has been failing since" in box and 'href="/webhooks"' in box
+    sql(t, "UPDATE webhook_endpoints SET enabled = false, disabled_reason = 'failing'", fetch=False)
+    assert "Webhook http://127.0.0.1:9/orders was switched off after failing deliveries." in \
+        attention(owner.get("/").text)
+
+
+def test_a_plan_near_its_limit_needs_attention_and_a_stopped_one_says_so(platform, live_server, make_tenant):
+    """Item 3's "quota near its end once billing exists": from 80 % of the included segments a
+    warning, at 100 % an error, both linking to the billing page; a suspended subscription says
+    sending is stopped."""
+    t = make_tenant("ovq")
+    subscribe(platform, t, make_plan(platform, included=10, overage=500))
+    api = api_client(live_server, t.slug)
+    owner = sign_in(live_server, t.slug, owner_email(t))
+    to = [f"+1415555{n:04d}" for n in range(12)]
+    assert api.post("/api/v1/messages", json={"to": to[:7], "text": "seven"}).status_code == 202
+    assert "You have used" not in attention(owner.get("/").text)
+    assert api.post("/api/v1/messages", json={"to": to[7:8], "text": "eight"}).status_code == 202
+    box = attention(owner.get("/").text)
+    assert re.search(r'<li class="attention-warning"><a href="/billing">You have used 80 % of your plan&#39;s 10 '
+                     r'segments \(8\) for this period\.</a></li>', box), box
+    assert api.post("/api/v1/messages", json={"to": to[8:], "text": "twelve"}).status_code == 202
+    box = attention(owner.get("/").text)
+    assert '<li class="attention-error"><a href="/billing">You have used 100 %' in box, box
+    set_status(platform, t, "suspended")
+    wait_forgotten(t)
+    assert "Sending is stopped: see your subscription." in attention(owner.get("/").text)
 
 
 def test_a_phone_with_waiting_work_going_offline_alerts_by_mail_and_banner_and_recovers(
@@ -104,14 +148,16 @@ def test_a_phone_with_waiting_work_going_offline_alerts_by_mail_and_banner_and_r
     assert [m["Subject"] for m in mails_to(platform, owner_email(t), "is offline")] == [f"{t.slug}: phone “Till” is offline"]
     assert mails_to(platform, member, "is offline")
     owner = sign_in(live_server, t.slug, owner_email(t))
-    assert "Phone “Till” is offline since" in owner.get("/messages").text  # the banner, on any page
+    banner = owner.get("/messages").text  # the banner, on any page: in the reader's time zone, UTC on hover
+    assert re.search(r'Phone “Till” is offline and 1 message waits for it\. Offline since: <time datetime="[^"]+Z" '
+                     r'title="[^"]+ UTC">[^<]+</time>\.', banner), banner[:3000]
 
     # The member turns both off: no banner for them, no mail for the next alert.
     them = sign_in(live_server, t.slug, member, "a long enough password")
     xsrf = them.cookies.get("_xsrf")
     assert them.post("/account/alerts", data={"_xsrf": xsrf}).status_code in (200, 302)
     assert sql(t, "SELECT email, banner FROM device_alert_prefs WHERE user_id = %s", (member_id,)) == [(False, False)]
-    assert "is offline since" not in them.get("/messages").text
+    assert "data-device-alert" not in them.get("/messages").text
 
     phone.fetch()  # back: the alert ends, and those told it started hear it ended
     assert run_notices(platform, t) == "ran"

@@ -42,6 +42,11 @@ def test_statistics_per_phone_and_sim_over_a_range_and_as_csv(live_server, make_
                       page.text)
     assert sorted(sims) == [("", "=Till", "0", "0"), ("", "Shop", "1", "1"), ("sim2", "Shop", "1", "1")]
     assert 'data-figure="rate">66.7 %' in page.text
+    # Per SIM as a chart too: a bar for each phone and SIM.
+    sim_chart = re.search(r'<figcaption>Sent per SIM</figcaption>.*?</svg>', page.text, re.S)
+    assert sim_chart, "no chart per SIM"
+    assert sorted(re.findall(r"<title>([^<]+): (\d+)</title>", sim_chart.group(0))) == [
+        ("=Till · phone&#39;s choice", "0"), ("Shop · SIM 2", "1"), ("Shop · phone&#39;s choice", "1")]
 
     today = utcnow().date().isoformat()
     r = owner.get(f"/overview.csv?from={today}&to={today}")

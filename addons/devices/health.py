@@ -348,7 +348,7 @@ def overview_part(tenant, principal, gettext) -> OverviewPart | None:
         if d.id not in online:
             n = waiting_for(d.id, waiting, bool(online))
             if n:
-                attention.append(Attention(_("Phone “%(name)s” is offline and %(n)s messages wait for it.")
+                attention.append(Attention(_("Phone “%(name)s” is offline. Messages waiting for it: %(n)s.")
                                            % {"name": d.name, "n": n}, f"/devices/{d.id}", "error"))
         elif d.battery_level is not None and d.battery_level <= BATTERY_LOW and not d.charging:
             attention.append(Attention(_("Phone “%(name)s” has %(level)s %% battery left and is not charging.")

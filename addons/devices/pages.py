@@ -68,10 +68,28 @@ class DevicesPage(HealthPage):
 
 
 class PairPage(PageHandler):
+    """Pair a phone: a one-time code and its QR code, then a live region (``?watch=``, the code's
+    expiry time, which the page shows anyway) that says when the phone has paired with it."""
+
     permissions = {"GET": "devices:write", "POST": "devices:write"}
 
-    def get(self):
-        self.render("devices/pair.html", pairing=None)
+    async def get(self):
+        raw = self.get_query_argument("watch", "")
+        watch = service.parse_pairing_watch(raw)
+        if raw and watch is None:
+            self.set_status(422)
+            self.render("devices/pair.html", pairing=None, watch=None,
+                        refusal=N_("This address does not name a pairing code. Create a new one."))
+            return
+        if watch is None:
+            self.render("devices/pair.html", pairing=None, watch=None)
+            return
+        status = await self.in_tenant(service.pairing_status, self.principal.actor, watch)
+        if wants_version(self):
+            answer_version(self, status.version)
+            return
+        self.set_header("Cache-Control", "no-store")
+        self.render("devices/pair.html", pairing=None, watch=raw, status=status)
 
     async def post(self):
         try:
@@ -79,11 +97,12 @@ class PairPage(PageHandler):
                                                  limit=lambda: service.check_device_limit(self.platform, self.tenant))
         except Problem as exc:  # a limit of the workspace's plan (402): said on the page
             self.set_status(exc.status)
-            self.render("devices/pair.html", pairing=None, refusal=exc.detail)
+            self.render("devices/pair.html", pairing=None, watch=None, refusal=exc.detail)
             return
         await self.run_db(emit, self.platform, audit_event(self, "device.pairing_code_created", None))
         self.set_header("Cache-Control", "no-store")
-        self.render("devices/pair.html",
+        status = service.PairingStatus(found=True)
+        self.render("devices/pair.html", watch=expires.isoformat(), status=status,
                     pairing=pairing_payload(self.settings_.public_url(self.tenant.slug), code, expires))
 
 

@@ -5,6 +5,7 @@ Everything here runs inside the tenant's transaction unless it says otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import secrets
@@ -71,6 +72,42 @@ def create_pairing_code(created_by: str, repair_device_id: int | None = None, *,
     PairingCode.create(code_hash=_hash_code(code), expires_at=expires, created_by=created_by,
                        repair_device_id=repair_device_id)
     return code, expires
+
+
+@dataclasses.dataclass(frozen=True)
+class PairingStatus:
+    """What the pairing page says about a code it made: still waiting, paired (the device), or
+    expired unused. ``found`` is false when the member made no such code."""
+
+    found: bool
+    device: Device | None = None
+    expired: bool = False
+
+    @property
+    def version(self) -> str:
+        return f"{int(self.found)}-{self.device.id if self.device else 0}-{int(self.expired)}"
+
+
+def parse_pairing_watch(raw: str) -> dt.datetime | None:
+    """The pairing page's ``watch`` value: a code's expiry time (ISO 8601 with its offset), or None."""
+    if not raw or len(raw) > 40:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else None
+
+
+def pairing_status(created_by: str, expires_at: dt.datetime) -> PairingStatus:
+    """The code ``created_by`` made that expires at ``expires_at``: only its maker may watch it."""
+    row = PairingCode.select().where((PairingCode.created_by == created_by)
+                                     & (PairingCode.expires_at == expires_at)).first()
+    if row is None:
+        return PairingStatus(found=False)
+    if row.device_id is not None:
+        return PairingStatus(found=True, device=Device.get_or_none(Device.id == row.device_id))
+    return PairingStatus(found=True, expired=row.expires_at <= utcnow())
 
 
 def register(tenant_slug: str, code: str, info: dict, *, limit=None) -> tuple[Device, str, bool]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import urlencode
 
+from core import localtime
+
 from addons.devices.models import Device
 
 from .models import Campaign
@@ -25,14 +27,18 @@ def read(handler, names: tuple[str, ...]) -> dict:
 
 def query_args(handler, args: dict) -> dict:
     """``args`` as :mod:`.search` takes them: the workspace's region for national numbers, the
-    cursor, and a date-only ``until`` (the form's date field) meaning the whole of that day."""
+    cursor, and date-only ``since``/``until`` (the form's date fields) as whole days of the member's
+    own time zone (``until`` includes its day)."""
     out = dict(args, _region=handler.tenant.default_region, cursor=handler.get_query_argument("cursor", None))
-    until = out.get("until", "")
-    if len(until) == 10:
-        try:
-            out["until"] = (dt.date.fromisoformat(until) + dt.timedelta(days=1)).isoformat()
-        except (ValueError, OverflowError):
-            pass  # search names it
+    zone = handler.principal.time_zone if handler.principal else ""
+    for name, days_after in (("since", 0), ("until", 1)):
+        value = out.get(name, "")
+        if len(value) == 10:
+            try:
+                day = dt.date.fromisoformat(value) + dt.timedelta(days=days_after)
+            except (ValueError, OverflowError):
+                continue  # search names it
+            out[name] = localtime.typed_to_utc(f"{day.isoformat()}T00:00", zone)
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from core import localtime
 from core.clock import parse_iso
 from core.db import app_db
 from core.web.base import PageHandler
@@ -113,11 +114,11 @@ class SendPage(PageHandler):
                                              if p.strip()][:1000]}
         if is_digits(form["device_id"]):
             body["device_id"] = int(form["device_id"])
-        if form["send_at"]:
-            body["send_at"] = form["send_at"] if form["send_at"].endswith("Z") else form["send_at"] + ":00Z"
+        if form["send_at"]:  # typed in the member's time zone (the form says which)
+            body["send_at"] = localtime.typed_to_utc(form["send_at"], self.principal.time_zone) or form["send_at"]
         posted = form_args(self, posted=True)
         try:
-            recovery_pages.refuse_past(body.get("send_at"), self.gettext()[0])
+            recovery_pages.refuse_past(body.get("send_at"), self.gettext()[0], self.principal.time_zone)
             # Fields other addons add (a contact group, a template) make the request what it is.
             body = await self.in_tenant(sendform.form_body, self.tenant, self.principal, posted, body)
             clean, rejected, batch = submit.validate_request(body, self.tenant.default_region)

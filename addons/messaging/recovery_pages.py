@@ -4,6 +4,9 @@ each) with their progress, counts by state, cancel-remaining and retry-failed. T
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
+from core import localtime
 from core.clock import parse_iso, utcnow
 from core.db import app_db
 from core.web.base import PageHandler
@@ -32,14 +35,17 @@ def resend_form(raw_id: str) -> dict:
             "device_id": str(m.device_id) if m.device_id else ""}
 
 
-def refuse_past(send_at: str | None, _) -> None:
+def refuse_past(send_at: str | None, _, zone_name: str = "") -> None:
     """A "send at" before the current minute is refused (the form's field has minutes only, so the
-    current minute is "now"); nothing is stored. The API sends such a message at once instead."""
+    current minute is "now", told in the member's zone ``zone_name``); nothing is stored. The API
+    sends such a message at once instead."""
     t = parse_iso(send_at) if send_at else None
     now = utcnow()
     if t is not None and t < now.replace(second=0, microsecond=0):
-        message = _("“Send at” is in the past (it is now %(now)s UTC): leave it empty to send now, or choose a "
-                    "later time. Nothing was sent.") % {"now": now.strftime("%Y-%m-%d %H:%M")}
+        zone = localtime.zone_name_or_utc(zone_name)
+        message = _("“Send at” is in the past (it is now %(now)s, %(zone)s): leave it empty to send now, or choose "
+                    "a later time. Nothing was sent.") % {
+            "now": localtime.as_utc(now).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M"), "zone": zone}
         raise Problem(422, "validation-failed", message, errors=[{"field": "", "message": message}])
 
 

@@ -57,7 +57,7 @@ def overview_part(principal, gettext, params, formats) -> OverviewPart | None:
     p50 = service.percentiles(hist)["p50"]
     attention = []
     if today["failed"]:
-        attention.append(Attention(gettext("%(n)s messages failed today.") % {"n": today["failed"]},
+        attention.append(Attention(gettext("Messages that failed today: %(n)s.") % {"n": today["failed"]},
                                    "/messages?state=failed"))
     return OverviewPart("usage/overview_part.html", 20, {
         "days": days, "ranges": RANGES, "today": today, "week": this_week, "labels": labels, "volume": volume,

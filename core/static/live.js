@@ -6,8 +6,10 @@
   if (!window.fetch || !window.DOMParser) { return; }
   document.querySelectorAll("[data-live][id]").forEach(function (box) {
     var every = Math.max(2, parseInt(box.getAttribute("data-live"), 10) || 5) * 1000;
-    var page = location.pathname + location.search;
-    var check = page + (location.search ? "&" : "?") + "live=1";
+    // data-live-src: the address (on this site) the region is read from, if not this page's.
+    var src = box.getAttribute("data-live-src") || "";
+    var page = (src.charAt(0) === "/" && src.charAt(1) !== "/") ? src : location.pathname + location.search;
+    var check = page + (page.indexOf("?") >= 0 ? "&" : "?") + "live=1";
     var busy = false;
 
     function swap() {

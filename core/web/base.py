@@ -395,6 +395,7 @@ class BaseHandler(tornado.web.RequestHandler):
             "current_user": self.principal, "flash_messages": self.flash_messages, "menu": self.menu(),
             # Times in the reader's zone, UTC on hover (core.localtime); roles by their names for people.
             "when": localtime.formatter(self.principal.time_zone if self.principal else ""),
+            "reader_zone": localtime.zone_name_or_utc(self.principal.time_zone if self.principal else ""),
             "role_label": lambda role: _(ROLE_LABELS.get(role, role.capitalize())),
             "brand": self.brand, "brand_name": self.brand.product_name,
         }

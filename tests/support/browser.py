@@ -207,10 +207,22 @@ def submit(page, selector: str = "main form button[type=submit]"):
 
 def overflowing(page) -> list[str]:
     """Elements of the page's content that reach past the right edge of the screen. (The top
-    navigation is the layout's, shared by every page, and left out.)"""
-    return page.evaluate("""Array.from(document.querySelectorAll('main, main *'))
-        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
-        .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+    navigation is the layout's, shared by every page, and left out; so is what scrolls inside a
+    box of its own that fits the screen, such as a wide chart on a phone.)"""
+    return page.evaluate("""(() => {
+        const edge = window.innerWidth + 0.5;
+        const inFittingScroller = e => {
+            for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+                if (a instanceof HTMLElement && ['auto', 'scroll', 'hidden'].includes(getComputedStyle(a).overflowX))
+                    return a.getBoundingClientRect().right <= edge;
+            }
+            return false;
+        };
+        return Array.from(document.querySelectorAll('main, main *'))
+            .filter(e => e.getBoundingClientRect().right > edge && !inFittingScroller(e))
+            .map(e => e.tagName + '.' + (e.getAttribute('class') || '') + ' '
+                      + Math.round(e.getBoundingClientRect().right));
+    })()""")
 
 
 def sign_in_owner(page, server, tenant) -> None:
