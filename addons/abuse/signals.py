@@ -56,8 +56,8 @@ class Window:
 
 _windows: dict[int, Window] = {}
 _windows_lock = threading.Lock()
-# Per (workspace, token actor): the addresses it was used from, {ip: time}; and tokens flagged.
-token_ips: dict = {}
+# Per (workspace, token actor): the evidence of a token used from many addresses (see .tokens: the
+# addresses are counted in the database by every process; a flag reaches every process by NOTIFY).
 flagged_tokens: dict = {}
 
 
@@ -303,28 +303,6 @@ def _prune(w: Window, now: float) -> None:
                if (kept := {p: t for p, t in seen.items() if t > now - 3600})}
     if len(w.texts) > 10_000:
         w.texts = {}
-
-
-def note_request(tenant_id: int, actor: str, ip: str, rule: rules.Rule) -> None:
-    """A token's request (on the IOLoop: memory only): flag it when used from too many addresses."""
-    now = time.time()
-    horizon = now - 60 * float(rule.params.get("minutes", 60))
-    seen = token_ips.setdefault((tenant_id, actor), {})
-    seen[ip] = now
-    if len(seen) > 64:
-        for old in [a for a, t in seen.items() if t <= horizon]:
-            del seen[old]
-    recent = sorted(a for a, t in seen.items() if t > horizon)
-    if len(recent) >= int(rule.params.get("ips", 5)):
-        flagged_tokens[(tenant_id, actor)] = {"token": actor, "addresses": recent[:50], "count": len(recent)}
-    else:  # the addresses aged out of the window
-        flagged_tokens.pop((tenant_id, actor), None)
-
-
-def clear_token(tenant_id: int, actor: str) -> None:
-    """A review ended the token's alert: start counting its addresses afresh."""
-    flagged_tokens.pop((tenant_id, actor), None)
-    token_ips.pop((tenant_id, actor), None)
 
 
 _outcomes: dict = {}  # workspace -> {prefix: [ok, failed, since]}
