@@ -9,7 +9,9 @@ workspace's own schema and its own sends: another workspace's traffic cannot ent
 Seeding costs a few statements the first time a process sees the workspace. The hourly volume,
 counted by a statement trigger (``abuse_hourly``), is read again every :data:`RESYNC` seconds, so
 sends through other processes count for the volume; the numbers of the sequential window are
-this process's own after seeding (several web processes each see their share of a burst). A
+this process's own after seeding, and where a block has a few of them the other processes' are
+read from ``recipients`` too (:func:`_shared`), so a burst spread over several web processes is
+seen whole. A
 send's own recipients enter the windows once its transaction commits (``after_transaction``), so a
 refused or retried group counts once. The checks per recipient are dictionary and set lookups;
 :func:`screen` never reads history.
@@ -231,12 +233,39 @@ def _identical(w: Window, m: dict, index: int, rule: rules.Rule, now: float, fin
         f.holds += [(index, p) for p in m["phones"]]
 
 
+SHARED_FLOOR = 2  # numbers of a block seen here (with the send's) from which the other processes' are read
+
+
+def _shared(w: Window, batch_blocks: dict, threshold: int, horizon: float) -> dict:
+    """The numbers other web processes sent to lately in the blocks where this process has seen at
+    least :data:`SHARED_FLOOR` but fewer than ``threshold`` (one statement, an index range per
+    block; none in the usual case): with the sends spread over several processes, a burst of
+    ``threshold`` numbers leaves at least two of them in one process long before it ends, and that
+    process then counts them all. ``{block: {phone: time}}``."""
+    blocks = w.blocks
+    wanted = [b for b, items in batch_blocks.items() if SHARED_FLOOR <= len(blocks.get(b, ())) + len(items) < threshold]
+    if not wanted:
+        return {}
+    out: dict = {}
+    for phone, at in app_db.execute_sql(
+            "SELECT r.phone, extract(epoch FROM r.created_at) FROM unnest(%s::text[]) AS b(block) "
+            "CROSS JOIN LATERAL (SELECT phone, created_at FROM recipients WHERE phone BETWEEN b.block || '00' "
+            "AND b.block || '99' AND length(phone) = length(b.block) + 2 AND created_at > to_timestamp(%s) "
+            "ORDER BY phone LIMIT 200) AS r", (wanted[:500], horizon)):
+        out.setdefault(phone[:-2], {})[phone] = float(at)
+    return out
+
+
 def _sequential(w: Window, batch_blocks: dict, rule: rules.Rule, now: float, finding) -> None:
     threshold = int(rule.params.get("numbers", 20))
     horizon = now - 60 * float(rule.params.get("minutes", 10))
+    shared = _shared(w, batch_blocks, threshold, horizon)
     with w.lock:
         for block, items in batch_blocks.items():
             seen = w.blocks.get(block, {})
+            others = shared.get(block)
+            if others:
+                seen = {**others, **seen}
             if len(seen) + len(items) < threshold:
                 continue  # the usual case: this block cannot reach the threshold
             recent = {p: t for p, t in seen.items() if t > horizon}
