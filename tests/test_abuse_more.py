@@ -344,3 +344,21 @@ def test_a_bad_rule_set_keeps_the_rules_in_use_and_the_admin_sees_why(platform, 
     assert rules.book().rules["premium"].action == "hold" and rules.failure() is None
     page = c.get("/admin/abuse/rules")
     assert page.status_code == 200 and 'id="rules-failure"' not in page.text and 'data-rule="token_hours"' in page.text
+
+
+def test_the_security_pages_forms_refuse_hostile_input_readably(platform, live_server, make_tenant):
+    from tests.support.identity import post_form
+
+    tenant = make_tenant("avp")
+    sandboxed(tenant)
+    owner = sign_in(live_server, tenant.slug, owner_email(tenant))
+    r = post_form(owner, "/security/sandbox/code", {"phone": "<script>alert(1)</script>"})
+    assert r.status_code == 422 and "<script>alert(1)" not in r.text and 'role="alert"' in r.text
+    r = post_form(owner, "/security/sandbox/code", {"phone": "+14155550400"})  # no phone in the workspace
+    assert r.status_code == 422 and "connect a phone first" in r.text
+    r = post_form(owner, "/security/sandbox/verify", {"phone": "+14155550400", "code": "'; DROP TABLE users; --"})
+    assert r.status_code == 422 and "ask for a code first" in r.text
+    r = post_form(owner, "/security/sandbox/verify", {"phone": "+14155550400", "code": "9" * 5000})
+    assert r.status_code == 422
+    assert sql(tenant, "SELECT count(*) FROM abuse_sandbox_numbers") == [(0,)]
+    assert sql(tenant, "SELECT count(*) FROM users") == [(1,)]

@@ -233,19 +233,12 @@ def _identical(w: Window, m: dict, index: int, rule: rules.Rule, now: float, fin
         f.holds += [(index, p) for p in m["phones"]]
 
 
-SHARED_FLOOR = 2  # numbers of a block seen here (with the send's) from which the other processes' are read
+SHARED_SHARE = 4  # from a 1/4 of the threshold seen here, a block's numbers of other processes are read
 
 
-def _shared(w: Window, batch_blocks: dict, threshold: int, horizon: float) -> dict:
-    """The numbers other web processes sent to lately in the blocks where this process has seen at
-    least :data:`SHARED_FLOOR` but fewer than ``threshold`` (one statement, an index range per
-    block; none in the usual case): with the sends spread over several processes, a burst of
-    ``threshold`` numbers leaves at least two of them in one process long before it ends, and that
-    process then counts them all. ``{block: {phone: time}}``."""
-    blocks = w.blocks
-    wanted = [b for b, items in batch_blocks.items() if SHARED_FLOOR <= len(blocks.get(b, ())) + len(items) < threshold]
-    if not wanted:
-        return {}
+def _shared(wanted: list, horizon: float) -> dict:
+    """The numbers every web process sent to lately in the blocks ``wanted`` (one statement, an
+    index range per block). ``{block: {phone: time}}``."""
     out: dict = {}
     for phone, at in app_db.execute_sql(
             "SELECT r.phone, extract(epoch FROM r.created_at) FROM unnest(%s::text[]) AS b(block) "
@@ -257,28 +250,45 @@ def _shared(w: Window, batch_blocks: dict, threshold: int, horizon: float) -> di
 
 
 def _sequential(w: Window, batch_blocks: dict, rule: rules.Rule, now: float, finding) -> None:
+    """Blocks of 100 that reach the threshold with this send. A block this process has seen a
+    quarter of the threshold of (at least 2), but not all, is read again with the other
+    processes' numbers (:func:`_shared`; none in the usual send): a burst spread over up to
+    :data:`SHARED_SHARE` web processes leaves a quarter in each, so the one that gets its last
+    numbers counts them all."""
     threshold = int(rule.params.get("numbers", 20))
     horizon = now - 60 * float(rule.params.get("minutes", 10))
-    shared = _shared(w, batch_blocks, threshold, horizon)
+    floor = max(2, threshold // SHARED_SHARE)
+    maybe = []
     with w.lock:
         for block, items in batch_blocks.items():
             seen = w.blocks.get(block, {})
-            others = shared.get(block)
-            if others:
-                seen = {**others, **seen}
-            if len(seen) + len(items) < threshold:
-                continue  # the usual case: this block cannot reach the threshold
-            recent = {p: t for p, t in seen.items() if t > horizon}
-            together = set(recent) | {p for _, p in items}
-            if len(together) < threshold:
+            n = len(seen) + len(items)
+            if n < threshold:  # the usual case: this block cannot reach the threshold here
+                if n >= floor:
+                    maybe.append(block)
                 continue
-            minutes: dict = {}
-            for t in list(recent.values()) + [now] * len(items):
-                minutes[int(t // 60) * 60] = minutes.get(int(t // 60) * 60, 0) + 1
-            f = finding("sequential", block, f"{len(together)} numbers in {block}00-{block}99",
-                        {"range": f"{block}00-{block}99", "distinct": len(together), "numbers": [],
-                         "series": sorted(minutes.items())})
-            f.holds += items
+            _burst(block, seen, items, threshold, horizon, now, finding)
+    if maybe:
+        shared = _shared(maybe, horizon)
+        with w.lock:
+            for block in maybe:
+                if block in shared:
+                    _burst(block, {**shared[block], **w.blocks.get(block, {})}, batch_blocks[block], threshold,
+                           horizon, now, finding)
+
+
+def _burst(block: str, seen: dict, items: list, threshold: int, horizon: float, now: float, finding) -> None:
+    recent = {p: t for p, t in seen.items() if t > horizon}
+    together = set(recent) | {p for _, p in items}
+    if len(together) < threshold:
+        return
+    minutes: dict = {}
+    for t in list(recent.values()) + [now] * len(items):
+        minutes[int(t // 60) * 60] = minutes.get(int(t // 60) * 60, 0) + 1
+    f = finding("sequential", block, f"{len(together)} numbers in {block}00-{block}99",
+                {"range": f"{block}00-{block}99", "distinct": len(together), "numbers": [],
+                 "series": sorted(minutes.items())})
+    f.holds += items
 
 
 def _volume(w: Window, total: int, rule: rules.Rule, now: float, messages: list, finding) -> None:
