@@ -35,15 +35,10 @@ def burst(server, slug) -> dict:
     return r.json()
 
 
-@pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
-def test_the_admin_reviews_a_burst_and_releases_it(browser_page, server, make_tenant, viewport):
+def admin_on_queue(page, server) -> str:
+    """A new platform admin signed in on ``page``, on the abuse queue; the console's address."""
     from core.admins import create_admin
 
-    page = browser_page
-    page.set_viewport_size(VIEWPORTS[viewport])
-    t = make_tenant("babq")
-    message = burst(server, t.slug)
-    assert {r["state"] for r in message["recipients"]} == {"held"}
     admin = create_admin(server.platform, f"ops-{secrets.token_hex(3)}@platform.example", "admin password long enough")
     console = f"http://{server.platform.settings.base_domain}:{server.port}"
     page.goto(f"{console}/admin/login")
@@ -51,6 +46,17 @@ def test_the_admin_reviews_a_burst_and_releases_it(browser_page, server, make_te
     page.fill("input[name=password]", "admin password long enough")
     submit(page)
     page.goto(f"{console}/admin/abuse")
+    return console
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
+def test_the_admin_reviews_a_burst_and_releases_it(browser_page, server, make_tenant, viewport):
+    page = browser_page
+    page.set_viewport_size(VIEWPORTS[viewport])
+    t = make_tenant("babq")
+    message = burst(server, t.slug)
+    assert {r["state"] for r in message["recipients"]} == {"held"}
+    console = admin_on_queue(page, server)
     card = page.locator(f"section.abuse-alert[data-workspace='{t.slug}']")
     assert card.count() == 1
     text = card.inner_text()
@@ -152,8 +158,6 @@ def test_the_customer_verifies_a_sandbox_number_by_sms_code(browser_page, server
 
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
 def test_the_admin_sees_a_rule_set_that_failed_to_load(browser_page, server, viewport):
-    from core.admins import create_admin
-
     page = browser_page
     page.set_viewport_size(VIEWPORTS[viewport])
     with connection():
@@ -162,13 +166,7 @@ def test_the_admin_sees_a_rule_set_that_failed_to_load(browser_page, server, vie
                                "('volume_spike', 'hold', 2, '{\"factor\": \"lots\", \"surprise\": 1}')")
     rules.forget()
     assert rules.book().rules["volume_spike"].action == "notify"  # the rules in use stay
-    admin = create_admin(server.platform, f"ops-{secrets.token_hex(3)}@platform.example", "admin password long enough")
-    console = f"http://{server.platform.settings.base_domain}:{server.port}"
-    page.goto(f"{console}/admin/login")
-    page.fill("input[name=email]", admin.email)
-    page.fill("input[name=password]", "admin password long enough")
-    submit(page)
-    page.goto(f"{console}/admin/abuse")
+    admin_on_queue(page, server)
     page.click("a[href='/admin/abuse/rules']")
     failure = page.inner_text("#rules-failure")
     assert "volume_spike.factor: must be a number" in failure and "unknown parameter 'surprise'" in failure

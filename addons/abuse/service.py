@@ -170,15 +170,18 @@ def is_new_workspace(tenant_id: int, days: float) -> bool:
                             box.append(frozenset(i for (i,) in app_db.execute_sql(
                                 "SELECT id FROM public.tenant WHERE created_at > now() - %s * interval '1 day'",
                                 (days,))))
+                            box.append(app_db.execute_sql("SELECT coalesce(max(id), 0) FROM public.tenant"
+                                                          ).fetchone()[0])
                     except Exception:
                         log.exception("abuse: could not read the workspaces' ages")
 
                 t = threading.Thread(target=read, name="abuse-ages")
                 t.start()
                 t.join()
-                if box:
-                    _young.update(at=time.monotonic(), days=days, ids=box[0])
-    return tenant_id in _young["ids"]
+                if len(box) == 2:
+                    _young.update(at=time.monotonic(), days=days, ids=box[0], newest=box[1])
+    # A workspace created since the list was read is newer than any on it: new.
+    return tenant_id in _young["ids"] or tenant_id > _young.get("newest", 1 << 62)
 
 
 # -- review ------------------------------------------------------------------------------------------
