@@ -253,8 +253,10 @@ def book() -> Book:
     mistakes is not taken: the rules this process had stay (the first time: the usable part of it),
     the mistakes are logged and kept for the platform admins' rules page (:func:`failure`)."""
     global _book
-    if _book is not None and not _stale.is_set():
+    if _book is not None and not _stale.is_set() and not _lock.locked():
         return _book
+    # Stale, or a load (which cleared the flag as it began) is under way: wait for it, never
+    # answer with the rules it is replacing.
     with _lock:
         if _book is None or _stale.is_set():
             _stale.clear()
