@@ -9,6 +9,8 @@ the catalogue when the alert was raised, so reading the queue opens no workspace
 
 from __future__ import annotations
 
+import re
+
 from tornado.escape import url_escape
 
 from core.db import app_db, run_catalogue, run_in_tenant, run_sync
@@ -32,6 +34,7 @@ ACTION_LABELS = {"release": N_("Release"), "reject": N_("Reject"), "false_positi
                  "suspend": N_("Suspend sending"), "close": N_("Close")}
 ADMIN_LINKS = [{"label": N_("Abuse review"), "url": "/admin/abuse"}]
 MAX_HELD_SHOWN = 200
+HELD_BY = re.compile(r"\(alert ([0-9]{1,18})\)$")
 
 
 def permissions(register) -> None:
@@ -160,6 +163,10 @@ class SecurityPage(PageHandler):
             return service.alerts(), held_messages(), sandbox.numbers()
 
         alerts, held, listed = await self.in_tenant(load)
+        by_id = {a["id"]: a for a in alerts}
+        for h in held:  # why, in the reader's language: the alert that holds it (its reason names it)
+            m = HELD_BY.search(h["reason"] or "")
+            h["alert"] = by_id.get(int(m.group(1))) if m else None
         rule = await self.run_db(sandbox.applies, self.tenant, rules.book())
         self.set_status(status)
         self.render("abuse/security.html", alerts=with_chart(alerts), held=held, error=error,

@@ -63,7 +63,8 @@ def check(tenant, segments: list[int], recipients: list[list[str]]) -> list | No
     allowed_today = app_db.execute_sql(
         "SELECT ARRAY(SELECT phone FROM abuse_sandbox_numbers WHERE phone = ANY (%s::text[]) "
         "AND (listed_by IS NOT NULL OR verified_at IS NOT NULL)), "
-        "coalesce((SELECT sum(n) FROM abuse_hourly WHERE hour >= date_trunc('day', now())), 0)",
+        "coalesce((SELECT sum(n) FROM abuse_hourly WHERE hour >= date_trunc('day', now())), 0) "
+        "- (SELECT count(*) FROM messages WHERE created_at >= date_trunc('day', now()) AND source = 'sandbox-code')",
         (array_literal(wanted),)).fetchone()
     allowed, used = set(allowed_today[0]), int(allowed_today[1])
     cap = int(rule.params.get("daily_cap", 50))

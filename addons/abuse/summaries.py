@@ -13,6 +13,7 @@ from __future__ import annotations
 from core.i18n import N_
 
 HIGH_COST_LABELS = {"premium_rate": N_("premium-rate"), "shared_cost": N_("shared-cost")}
+WORDS = frozenset(HIGH_COST_LABELS.values())  # arguments that are our own words: translated too
 
 
 def _failure(ev: dict) -> tuple:
@@ -59,11 +60,14 @@ def said(rule: str, evidence: dict) -> dict | None:
 
 def text(gettext, alert: dict) -> str:
     """The alert's summary in the language of ``gettext``; its English summary when it has no msgid
-    (an alert raised before summaries were kept so) or the msgid is not one of ours."""
+    (an alert raised before summaries were kept so) or the msgid is not one of ours. An argument
+that is one of our own words (:data:`WORDS`: a number type) is translated too; the others
+(numbers, ranges, names) are shown as they are."""
     s = (alert.get("evidence") or {}).get("said")
     if isinstance(s, dict) and s.get("msgid") in MSGIDS and isinstance(s.get("args"), dict):
+        args = {k: gettext(v) if v in WORDS else v for k, v in s["args"].items()}
         try:
-            return gettext(s["msgid"], **s["args"])
+            return gettext(s["msgid"], **args)
         except (KeyError, TypeError, ValueError):
             pass
     return alert.get("summary") or ""
