@@ -369,9 +369,10 @@ def api_token_principal(token: str, tenant_slug: str) -> Principal | None:
     if row is None:
         return None
     now = utcnow()
+    previous = row.last_used_at or row.created_at
     if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
         ApiToken.update(last_used_at=now).where(ApiToken.id == row.id).execute()
-    return api_token_row_principal(row, tenant_slug, "api_token")
+    return dataclasses.replace(api_token_row_principal(row, tenant_slug, "api_token"), previous_use=previous)
 
 
 def revoke_api_token(token_id: int) -> ApiToken | None:

@@ -277,6 +277,9 @@ class Principal:
     family: str | None = None  # the refresh family a JWT was minted with (credentials derived from it die with it)
     time_zone: str = ""  # a member's time zone for the times on pages (core.localtime); empty: UTC
     language: str = ""  # a person's own language setting ("": their workspace's, or the browser's)
+    # An API token's use before this request (its ``last_used_at`` as read, or its creation when never
+    # used): lets monitoring see a token used again after a long idle time without a lookup of its own.
+    previous_use: object = None
 
     def can(self, permission: str) -> bool:
         if permission == PUBLIC:

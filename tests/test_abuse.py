@@ -193,7 +193,9 @@ def test_volume_spike_against_own_baseline_and_other_workspaces_never_count(plat
         with app_db.atomic():
             app_db.execute_sql("INSERT INTO public.abuse_rules (rule, action, severity, params) VALUES "
                                "('volume_spike', 'hold', 2, '{\"factor\": 5, \"minimum\": 50}'), "
-                               "('sequential', 'off', 3, '{}')")
+                               "('sequential', 'off', 3, '{}'), "
+                               # Both workspaces are minutes old: one text to 150 would be held as such.
+                               "('identical_text', 'off', 2, '{}')")
     rules.forget()
     api_busy, api_quiet = api_client(live_server, busy.slug), api_client(live_server, quiet.slug)
     # The busy workspace's history: 7 days of 40 an hour (its own p95 is 40), as the counter rows hold it.

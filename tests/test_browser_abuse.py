@@ -35,15 +35,10 @@ def burst(server, slug) -> dict:
     return r.json()
 
 
-@pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
-def test_the_admin_reviews_a_burst_and_releases_it(browser_page, server, make_tenant, viewport):
+def admin_on_queue(page, server) -> str:
+    """A new platform admin signed in on ``page``, on the abuse queue; the console's address."""
     from core.admins import create_admin
 
-    page = browser_page
-    page.set_viewport_size(VIEWPORTS[viewport])
-    t = make_tenant("babq")
-    message = burst(server, t.slug)
-    assert {r["state"] for r in message["recipients"]} == {"held"}
     admin = create_admin(server.platform, f"ops-{secrets.token_hex(3)}@platform.example", "admin password long enough")
     console = f"http://{server.platform.settings.base_domain}:{server.port}"
     page.goto(f"{console}/admin/login")
@@ -51,6 +46,17 @@ def test_the_admin_reviews_a_burst_and_releases_it(browser_page, server, make_te
     page.fill("input[name=password]", "admin password long enough")
     submit(page)
     page.goto(f"{console}/admin/abuse")
+    return console
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
+def test_the_admin_reviews_a_burst_and_releases_it(browser_page, server, make_tenant, viewport):
+    page = browser_page
+    page.set_viewport_size(VIEWPORTS[viewport])
+    t = make_tenant("babq")
+    message = burst(server, t.slug)
+    assert {r["state"] for r in message["recipients"]} == {"held"}
+    console = admin_on_queue(page, server)
     card = page.locator(f"section.abuse-alert[data-workspace='{t.slug}']")
     assert card.count() == 1
     text = card.inner_text()
@@ -106,5 +112,64 @@ def test_the_customer_sees_alerts_and_releases_a_low_severity_hold(browser_page,
     assert page.locator("table.abuse-held tbody tr").count() == 25
     assert sql(t, "SELECT state FROM recipients WHERE phone = '+19005550111'") == [("pending",)]
     assert {s for (s,) in sql(t, "SELECT state FROM recipients WHERE message_id = %s", (held["id"],))} == {"held"}
+    assert overflowing(page) == []
+    assert page_problems(page) == []
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
+def test_the_customer_verifies_a_sandbox_number_by_sms_code(browser_page, server, make_tenant, viewport, tmp_path):
+    import re
+
+    from tests.support.messaging import raw_device
+
+    page = browser_page
+    page.set_viewport_size(VIEWPORTS[viewport])
+    t = make_tenant("bavc")
+    with connection():
+        with app_db.atomic():
+            app_db.execute_sql("INSERT INTO public.abuse_rules (rule, action, severity, params) VALUES "
+                               "('sandbox', 'record', 1, '{\"days\": 14, \"daily_cap\": 5}')")
+    rules.forget()
+    phone = raw_device(server, t.slug, tmp_path / "phone")
+    page.goto(address(server, t.slug, "/login"))
+    page.fill("#f-email", owner_email(t))
+    page.fill("#f-password", OWNER_PASSWORD)
+    submit(page)
+    page.goto(address(server, t.slug, "/security"))
+    page.fill("#f-code-phone", "+1 415 555 0177")
+    submit(page, "#sandbox-code button")
+    assert "A code is on its way to +14155550177" in page.inner_text("main")
+    assert page.input_value("#f-verify-phone") == "+14155550177"
+    (sms,) = phone.fetch(limit=5)
+    code = re.search(r"\b(\d{6})\b", sms["text"]).group(1)
+    assert page_problems(page) == []
+    page.fill("#f-verify-code", "000000" if code != "000000" else "111111")
+    submit(page, "#sandbox-verify button")
+    assert "(4 attempts left)" in page.inner_text("[role=alert]")
+    assert overflowing(page) == []
+    page.fill("#f-verify-code", code)
+    submit(page, "#sandbox-verify button")
+    assert "+14155550177 is verified" in page.inner_text("main")
+    assert "verified" in page.inner_text("ul.abuse-sandbox-numbers")
+    assert overflowing(page) == []
+    # The wrong code's answer was a 422 page (as a form's refusal is); nothing else went wrong.
+    assert [p for p in page_problems(page) if "422" not in p] == []
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
+def test_the_admin_sees_a_rule_set_that_failed_to_load(browser_page, server, viewport):
+    page = browser_page
+    page.set_viewport_size(VIEWPORTS[viewport])
+    with connection():
+        with app_db.atomic():
+            app_db.execute_sql("INSERT INTO public.abuse_rules (rule, action, severity, params) VALUES "
+                               "('volume_spike', 'hold', 2, '{\"factor\": \"lots\", \"surprise\": 1}')")
+    rules.forget()
+    assert rules.book().rules["volume_spike"].action == "notify"  # the rules in use stay
+    admin_on_queue(page, server)
+    page.click("a[href='/admin/abuse/rules']")
+    failure = page.inner_text("#rules-failure")
+    assert "volume_spike.factor: must be a number" in failure and "unknown parameter 'surprise'" in failure
+    assert page.locator("tr[data-rule=volume_spike]").inner_text().count("notify") == 1
     assert overflowing(page) == []
     assert page_problems(page) == []

@@ -59,7 +59,7 @@ PAGES = [
     ("owner", "tenant", "/billing/details"), ("owner", "tenant", "/billing/payment"),
     ("owner", "tenant", "/privacy"), ("owner", "tenant", "/cookies"), ("owner", "tenant", "/brand"),
     ("owner", "tenant", "/security"),
-    ("admin", "platform", "/admin"), ("admin", "platform", "/admin/abuse"), ("admin", "platform", "/admin/tenants/{slug}"),
+    ("admin", "platform", "/admin"), ("admin", "platform", "/admin/abuse"), ("admin", "platform", "/admin/abuse/rules"), ("admin", "platform", "/admin/tenants/{slug}"),
     ("admin", "platform", "/admin/tenants/{slug}/data/users"), ("admin", "platform", "/admin/privacy"),
     ("admin", "platform", "/admin/privacy/{request}"), ("admin", "platform", "/admin/privacy/deletions"),
     ("admin", "platform", "/admin/usage"), ("admin", "platform", "/admin/analytics"),
@@ -85,7 +85,7 @@ NOT_PAGES = {
     r"/verify-email/resend", r"/\.well-known/jwks\.json", r"/welcome", r"/find-workspace",
     r"/contacts/groups", r"/contacts/export\.csv",  # a form target (POST only) and a file
     r"/admin/abuse/([a-z0-9-]{1,63})/([0-9]{1,18})", r"/security/alerts/([0-9]{1,18})",  # form targets
-    r"/security/sandbox",
+    r"/security/sandbox", r"/security/sandbox/code", r"/security/sandbox/verify",  # form targets
 }
 
 

@@ -455,6 +455,12 @@ def test_happy_paths_keep_the_contract(live_server, tenant, served, monkeypatch)
     sandbox = api_token(tenant.slug, ["abuse:sandbox"])
     call("POST", "/api/v1/abuse/sandbox/numbers", 201, token=sandbox, body={"phone": "+14155550188"})
     call("GET", "/api/v1/abuse/sandbox/numbers", 200, token=sandbox)
+    call("POST", "/api/v1/abuse/sandbox/codes", 202, token=sandbox, body={"phone": "+14155550189"})
+    from tests.support.messaging import sql
+
+    (sms,) = sql(tenant, "SELECT text FROM messages WHERE source = 'sandbox-code'")[0]
+    call("POST", "/api/v1/abuse/sandbox/verify", 200, token=sandbox,
+         body={"phone": "+14155550189", "code": re.search(r"\b(\d{6})\b", sms).group(1)})
 
     # The workspace's privacy requests (a token with the privacy:manage scope).
     call("GET", "/api/v1/privacy/requests", 200, token=api_token(tenant.slug, ["privacy:manage"]))

@@ -6,7 +6,7 @@ from core.addons import hookimpl
 from core.i18n import N_
 from core.web.menu import SETTINGS, MenuItem
 
-from . import access, pages, rules, runtime, sandbox, service, signals
+from . import access, mail, pages, rules, runtime, sandbox, service, signals, tokens
 
 log = logging.getLogger(__name__)
 OUTCOMES = ("sent", "delivered", "failed")
@@ -21,6 +21,7 @@ def smsgw_configure(platform):
 def smsgw_startup(app):
     if app.platform.listener is not None:
         app.platform.listener.subscribe(rules.CHANNEL, rules.forget)
+        app.platform.listener.subscribe(tokens.CHANNEL, tokens.on_notify)
 
 
 @hookimpl
@@ -28,6 +29,8 @@ def smsgw_tasks(queue):
     runtime.set_platform(queue.platform)
     if getattr(queue.platform, "listener", None) is not None:
         queue.platform.listener.subscribe(rules.CHANNEL, rules.forget)
+    platform = queue.platform
+    queue.due_job(mail.JOB, lambda tenant: mail.run(platform, tenant), mail.next_due)
 
 
 @hookimpl
@@ -85,9 +88,7 @@ def smsgw_message_events(tenant, events):
 def smsgw_request_finished(tenant, handler, elapsed_ms):
     principal = getattr(handler, "principal", None)
     if principal is not None and principal.via == "api_token":
-        rule = rules.peek().rule(tenant.id, "token_ips")
-        if rule.action != "off":
-            signals.note_request(tenant.id, principal.actor, handler.request.remote_ip or "", rule)
+        tokens.on_request(tenant, principal, handler.request.remote_ip or "", rules.peek())
 
 
 @hookimpl

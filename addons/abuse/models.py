@@ -13,6 +13,13 @@ MODELS = [
                                                           export=("phone", "created_at"), erase="delete")),
     Table("abuse_known_devices", "tenant", PersonalData(personal=("device",), subjects={"user": "user_id"},
                                                         export=("first_at",), erase="delete")),
+    # Verification codes (digests only) for numbers; they go with the number.
+    Table("abuse_sandbox_codes", "tenant", PersonalData(personal=("phone",), subjects={"phone": "phone"},
+                                                        export=("phone", "sent_at", "expires_at"), erase="delete")),
+    # Per API token: minutes of use per hour of the day, and the client addresses it was used from lately.
+    Table("abuse_token_hours", "tenant", NO_PERSONAL_DATA),
+    Table("abuse_token_ips", "tenant", PersonalData(personal=("ip",), subjects={"tenant": WHOLE_TABLE},
+                                                    erase="delete")),
     Table("abuse_rules", "public", NO_PERSONAL_DATA),
     Table("abuse_rule_overrides", "public", NO_PERSONAL_DATA),
     Table("abuse_aup_patterns", "public", NO_PERSONAL_DATA),

@@ -26,9 +26,53 @@ SCHEMAS = {
         "type": "object", "required": ["phone", "listed"],
         "properties": {"phone": {"type": "string"}, "listed": {"const": True}},
     },
+    "NewSandboxCode": {
+        "type": "object", "required": ["phone"], "additionalProperties": False,
+        "properties": {"phone": {"type": "string", "maxLength": 40,
+                                 "description": "The number to send a verification code to."}},
+    },
+    "SandboxCodeSent": {
+        "type": "object", "required": ["phone", "expires_in", "attempts"],
+        "properties": {"phone": {"type": "string"},
+                       "expires_in": {"type": "integer", "description": "Seconds the code is valid."},
+                       "attempts": {"type": "integer", "description": "Wrong codes allowed."}},
+    },
+    "SandboxCodeCheck": {
+        "type": "object", "required": ["phone", "code"], "additionalProperties": False,
+        "properties": {"phone": {"type": "string", "maxLength": 40},
+                       "code": {"type": "string", "pattern": "^[0-9]{6}$"}},
+    },
+    "SandboxNumberVerified": {
+        "type": "object", "required": ["phone", "verified"],
+        "properties": {"phone": {"type": "string"}, "verified": {"const": True}},
+    },
 }
 
 PATHS = {
+    "/api/v1/abuse/sandbox/codes": {
+        "post": {
+            "operationId": "sendSandboxCode", "tags": [TAG], "summary": "Send a verification code to a number",
+            "description": "Sends a 6-digit code to the number through the workspace's own phones (like any "
+                           "message, exempt from the sandbox's list and cap). The code expires after 10 minutes, "
+                           "is single-use and allows 5 wrong attempts; one code per number per minute "
+                           "(`429 code-sent-recently`). Without a phone: `409 no-phone`, nothing sent.",
+            "security": security("abuse:sandbox"),
+            "requestBody": json_body(ref("NewSandboxCode")),
+            "responses": responses({202: json_response("The code is on its way.", ref("SandboxCodeSent"))},
+                                   api_errors(write=True, body=True)),
+        },
+    },
+    "/api/v1/abuse/sandbox/verify": {
+        "post": {
+            "operationId": "verifySandboxNumber", "tags": [TAG], "summary": "Verify a number with its code",
+            "description": "The code the number received verifies it: the sandbox then allows sends to it. A "
+                           "wrong, expired or used code is `422 code-not-accepted` (the detail says which).",
+            "security": security("abuse:sandbox"),
+            "requestBody": json_body(ref("SandboxCodeCheck")),
+            "responses": responses({200: json_response("The number, verified.", ref("SandboxNumberVerified"))},
+                                   api_errors(write=True, body=True)),
+        },
+    },
     "/api/v1/abuse/sandbox/numbers": {
         "get": {
             "operationId": "listSandboxNumbers", "tags": [TAG], "summary": "List the sandbox's allowed numbers",

@@ -9,16 +9,20 @@ the catalogue when the alert was raised, so reading the queue opens no workspace
 
 from __future__ import annotations
 
-from core.db import app_db, run_in_tenant, run_sync
+import re
+
+from tornado.escape import url_escape
+
+from core.db import app_db, run_catalogue, run_in_tenant, run_sync
 from core.events import AuditEvent, emit_with_work
 from core.i18n import N_
 from core.web.admin_pages import AdminHandler
 from core.web.auth_pages import client_ip
 from core.web.base import ApiHandler, PageHandler
 from core.web.params import is_digits
-from core.web.problem import Problem
+from core.web.problem import Problem, field_error
 
-from . import rules, sandbox, service
+from . import rules, sandbox, service, summaries
 
 READ = "abuse:read"
 REVIEW = "abuse:review"
@@ -30,6 +34,7 @@ ACTION_LABELS = {"release": N_("Release"), "reject": N_("Reject"), "false_positi
                  "suspend": N_("Suspend sending"), "close": N_("Close")}
 ADMIN_LINKS = [{"label": N_("Abuse review"), "url": "/admin/abuse"}]
 MAX_HELD_SHOWN = 200
+HELD_BY = re.compile(r"\(alert ([0-9]{1,18})\)$")
 
 
 def permissions(register) -> None:
@@ -63,9 +68,11 @@ def notice_context(handler) -> dict | None:
                                               "%(num)s security alerts need attention.", count)}}
 
 
-def labels() -> dict:
+def labels(handler) -> dict:
+    gettext = handler.gettext()[0]
     return {"rule_labels": {name: r.label for name, r in rules.DEFAULTS.items()}, "severities": SEVERITY_LABELS,
-            "statuses": STATUS_LABELS, "actions": ACTION_LABELS}
+            "statuses": STATUS_LABELS, "actions": ACTION_LABELS,
+            "summary_of": lambda alert: summaries.text(gettext, alert)}
 
 
 def act(platform, tenant, alert_id: int, action: str, actor: str, reason: str, ip: str, customer: bool) -> dict:
@@ -99,7 +106,23 @@ class AdminQueuePage(AdminHandler):
         if status not in STATUS_LABELS:
             status = "open"
         queue = with_chart(await run_sync(service.queue, 200, status))
-        self.render("abuse/admin_queue.html", queue=queue, status=status, error=None, **labels())
+        self.render("abuse/admin_queue.html", queue=queue, status=status, error=None, **labels(self))
+
+
+class AdminRulesPage(AdminHandler):
+    """``/admin/abuse/rules``: the rules every process holds, the patterns, and a failed reload."""
+
+    async def get(self):
+        def load():
+            rows = app_db.execute_sql("SELECT count(*) FROM public.abuse_rule_overrides").fetchone()[0]
+            patterns = app_db.execute_sql("SELECT id, kind, pattern, note FROM public.abuse_aup_patterns "
+                                          "ORDER BY id LIMIT 500").fetchall()
+            return rows, [dict(zip(("id", "kind", "pattern", "note"), p)) for p in patterns]
+
+        overrides, patterns = await run_catalogue(load)
+        book = await run_sync(rules.book)
+        self.render("abuse/admin_rules.html", rules_in_use=[book.rules[n] for n in rules.DEFAULTS],
+                    overrides=overrides, patterns=patterns, failure=rules.failure(), **labels(self))
 
 
 class AdminAlertAction(AdminHandler):
@@ -119,7 +142,7 @@ class AdminAlertAction(AdminHandler):
             self.set_status(422)
             queue = with_chart(await run_sync(service.queue, 200, "open"))
             self.render("abuse/admin_queue.html", queue=queue, status="open", error=_(str(exc), **exc.args_),
-                        **labels())
+                        **labels(self))
             return
         await run_sync(service.after_review, tenant, done, reason)
         self.flash("success", N_("Alert %(id)s: done. Messages moved: %(count)s."),
@@ -135,16 +158,21 @@ class SecurityPage(PageHandler):
     async def get(self):
         await self.show()
 
-    async def show(self, error: str | None = None, status: int = 200):
+    async def show(self, error: str | None = None, status: int = 200, code_for: str | None = None):
         def load():
             return service.alerts(), held_messages(), sandbox.numbers()
 
         alerts, held, listed = await self.in_tenant(load)
+        by_id = {a["id"]: a for a in alerts}
+        for h in held:  # why, in the reader's language: the alert that holds it (its reason names it)
+            m = HELD_BY.search(h["reason"] or "")
+            h["alert"] = by_id.get(int(m.group(1))) if m else None
         rule = await self.run_db(sandbox.applies, self.tenant, rules.book())
         self.set_status(status)
         self.render("abuse/security.html", alerts=with_chart(alerts), held=held, error=error,
                     can_review=self.principal.can(REVIEW), low=rules.LOW, sandbox=rule, listed=listed,
-                    can_list=self.principal.can(SANDBOX), **labels())
+                    can_list=self.principal.can(SANDBOX), code_for=code_for or self.get_query_argument("code_for", "")[:40],
+                    **labels(self))
 
 
 class SecurityAlertAction(SecurityPage):
@@ -190,10 +218,54 @@ class SandboxNumbersPage(SecurityPage):
             phone = await self.in_tenant(_list_number, self.platform, self.tenant, self.get_body_argument("phone", ""),
                                          self.principal.actor)
         except sandbox.SandboxError as exc:
-            _ = self.gettext()[0]
-            await self.show(_("The number %(reason)s.", reason=str(exc)), 422)
+            await self.show(self.gettext()[0](exc.msgid, **exc.msg_args), 422)
             return
         self.flash("success", N_("%(phone)s may receive messages from this workspace now."), phone=phone)
+        self.redirect("/security#sandbox", status=303)
+
+
+class SandboxCodePage(SecurityPage):
+    """``POST /security/sandbox/code``: send a verification code to a number (sandboxed workspace)."""
+
+    permissions = {"GET": READ, "POST": SANDBOX}
+
+    async def get(self):
+        self.redirect("/security")
+
+    async def post(self):
+        try:
+            phone, keys = await self.in_tenant(sandbox.request_code, self.tenant, self.get_body_argument("phone", ""),
+                                               self.principal.actor)
+        except sandbox.SandboxError as exc:
+            await self.show(self.gettext()[0](exc.msgid, **exc.msg_args), 422)
+            return
+        self.platform.wake_now(*keys)
+        self.flash("success", N_("A code is on its way to %(phone)s; enter it below to verify the number."),
+                   phone=phone)
+        self.redirect(f"/security?code_for={url_escape(phone)}#sandbox", status=303)
+
+
+class SandboxVerifyPage(SecurityPage):
+    """``POST /security/sandbox/verify``: the code a number received verifies it."""
+
+    permissions = {"GET": READ, "POST": SANDBOX}
+
+    async def get(self):
+        self.redirect("/security")
+
+    async def post(self):
+        try:
+            phone, msgid, args = await self.in_tenant(sandbox.verify_code, self.tenant,
+                                                      self.get_body_argument("phone", ""),
+                                                      self.get_body_argument("code", "")[:20], self.principal.actor)
+        except sandbox.SandboxError as exc:
+            await self.show(self.gettext()[0](exc.msgid, **exc.msg_args), 422)
+            return
+        if msgid is not None:
+            await self.show(self.gettext()[0](msgid, **args), 422, code_for=phone)
+            return
+        self.flash("success", N_("%(phone)s is verified: it may receive messages from this workspace now."),
+                   phone=phone)
         self.redirect("/security#sandbox", status=303)
 
 
@@ -215,11 +287,61 @@ class SandboxNumbersApi(ApiHandler):
             phone = await self.in_tenant(_list_number, self.platform, self.tenant, phone if isinstance(phone, str)
                                          else "", self.principal.actor)
         except sandbox.SandboxError as exc:
-            raise Problem(422, "validation-failed", N_("phone %(exc)s."), args={"exc": str(exc)},
-                          errors=[{"field": "phone", "message": str(exc)}]) from None
+            raise _invalid_phone(exc) from None
         self.write_json({"phone": phone, "listed": True}, 201)
 
 
+def _invalid_phone(exc: sandbox.SandboxError) -> Problem:
+    return Problem.refused(422, "validation-failed", exc, errors=[field_error("phone", exc.msgid, exc.msg_args)])
+
+
+def _body_phone(body) -> str:
+    phone = body.get("phone") if isinstance(body, dict) else None
+    return phone if isinstance(phone, str) else ""
+
+
+class SandboxCodesApi(ApiHandler):
+    """``POST /api/v1/abuse/sandbox/codes``: send a verification code to a number."""
+
+    permissions = {"POST": SANDBOX}
+
+    async def post(self):
+        body = self.json_body()
+        try:
+            phone, keys = await self.in_tenant(sandbox.request_code, self.tenant, _body_phone(body),
+                                               self.principal.actor)
+        except sandbox.SandboxError as exc:
+            if exc.msgid == sandbox.NO_PHONE:
+                raise Problem.refused(409, "no-phone", exc) from None
+            if exc.msgid == sandbox.TOO_SOON:
+                raise Problem.refused(429, "code-sent-recently", exc) from None
+            raise _invalid_phone(exc) from None
+        self.platform.wake_now(*keys)
+        self.write_json({"phone": phone, "expires_in": sandbox.CODE_MINUTES * 60,
+                         "attempts": sandbox.CODE_ATTEMPTS}, 202)
+
+
+class SandboxVerifyApi(ApiHandler):
+    """``POST /api/v1/abuse/sandbox/verify``: the number and the code it received verify it."""
+
+    permissions = {"POST": SANDBOX}
+
+    async def post(self):
+        body = self.json_body()
+        code = body.get("code") if isinstance(body, dict) else None
+        try:
+            phone, msgid, args = await self.in_tenant(sandbox.verify_code, self.tenant, _body_phone(body),
+                                                      code if isinstance(code, str) else "", self.principal.actor)
+        except sandbox.SandboxError as exc:
+            raise _invalid_phone(exc) from None
+        if msgid is not None:
+            raise Problem(422, "code-not-accepted", msgid, args=args,
+                          errors=[field_error("code", msgid, args)])
+        self.write_json({"phone": phone, "verified": True})
+
+
 ROUTES = [(r"/security/sandbox", SandboxNumbersPage), (r"/api/v1/abuse/sandbox/numbers", SandboxNumbersApi),
-          (r"/admin/abuse", AdminQueuePage), (r"/admin/abuse/([a-z0-9-]{1,63})/([0-9]{1,18})", AdminAlertAction),
+          (r"/security/sandbox/code", SandboxCodePage), (r"/security/sandbox/verify", SandboxVerifyPage),
+          (r"/api/v1/abuse/sandbox/codes", SandboxCodesApi), (r"/api/v1/abuse/sandbox/verify", SandboxVerifyApi),
+          (r"/admin/abuse", AdminQueuePage), (r"/admin/abuse/rules", AdminRulesPage), (r"/admin/abuse/([a-z0-9-]{1,63})/([0-9]{1,18})", AdminAlertAction),
           (r"/security", SecurityPage), (r"/security/alerts/([0-9]{1,18})", SecurityAlertAction)]

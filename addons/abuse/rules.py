@@ -65,6 +65,9 @@ DEFAULTS = {r.name: r for r in (
     Rule("aup", "hold", HIGH, {}, N_("Text against the acceptable-use rules")),
     # Notify, not hold, by default: a fleet of servers behind changing addresses looks the same.
     Rule("token_ips", "notify", HIGH, {"ips": 5, "minutes": 60}, N_("API token used from many addresses")),
+    # API tokens (addons/abuse/tokens.py): used again after a long idle time, outside their usual hours.
+    Rule("token_idle", "notify", MEDIUM, {"days": 30}, N_("API token used after a long idle time")),
+    Rule("token_hours", "notify", LOW, {"minimum": 200, "share": 0.01}, N_("API token used outside its usual hours")),
     # Unauthorized access (addons/abuse/access.py): from the kernel's sign-in audit events.
     Rule("new_device", "notify", LOW, {}, N_("Sign-in from a new device")),
     Rule("signin_failures", "notify", MEDIUM, {"accounts": 5, "minutes": 15},
@@ -144,30 +147,88 @@ def aup_match(book: Book, text: str) -> str | None:
     return None
 
 
+def check_params(name: str, params) -> list[str]:
+    """What is wrong with a rule's parameters as stored (empty: nothing): each must be one the rule
+    has, of the type of its default (a number: not negative)."""
+    if not isinstance(params, dict):
+        return [f"{name}: params must be a JSON object"]
+    problems = []
+    for key, value in params.items():
+        default = DEFAULTS[name].params.get(key, _UNKNOWN)
+        if default is _UNKNOWN:
+            problems.append(f"{name}: unknown parameter {str(key)[:40]!r}")
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                problems.append(f"{name}.{key}: must be true or false")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
+                problems.append(f"{name}.{key}: must be a number, 0 or more")
+        elif isinstance(default, list):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                problems.append(f"{name}.{key}: must be a list of texts")
+    return problems
+
+
+_UNKNOWN = object()
+
+
+class RuleSetError(ValueError):
+    """The stored rule set has mistakes (``problems``); ``book`` is what of it is usable."""
+
+    def __init__(self, problems: list[str], book: "Book"):
+        super().__init__("; ".join(problems))
+        self.problems, self.book = problems, book
+
+
 def load() -> Book:
-    """Read the rules as the serving role (outside any tenant transaction)."""
+    """Read the rules as the serving role (outside any tenant transaction). A rule set with
+    mistakes (an unknown rule, a parameter of the wrong type, a pattern RE2 refuses) raises
+    :class:`RuleSetError`: the caller keeps the rules it has."""
     rules = dict(DEFAULTS)
     overrides: dict = {}
     keywords, domains, regexes = [], set(), []
+    problems: list[str] = []
     with connection():
         for name, action, severity, params in app_db.execute_sql(
-                "SELECT rule, action, severity, params FROM public.abuse_rules"):
-            if name in rules:
+                "SELECT rule, action, severity, params FROM public.abuse_rules ORDER BY rule"):
+            params = _json_or_none(params)
+            if name not in rules:
+                problems.append(f"unknown rule {name!r}")
+            elif not (wrong := check_params(name, params)):
                 rules[name] = replace(rules[name], action=action, severity=severity,
-                                      params={**DEFAULTS[name].params, **_json(params)})
+                                      params={**DEFAULTS[name].params, **params})
+            else:
+                problems += wrong
         for tenant_id, name, action, params in app_db.execute_sql(
-                "SELECT tenant_id, rule, action, params FROM public.abuse_rule_overrides"):
-            if name in rules:
-                overrides.setdefault(tenant_id, {})[name] = (action, _json(params))
-        for kind, pattern in app_db.execute_sql("SELECT kind, pattern FROM public.abuse_aup_patterns ORDER BY id"):
+                "SELECT tenant_id, rule, action, params FROM public.abuse_rule_overrides ORDER BY tenant_id, rule"):
+            params = _json_or_none(params)
+            if name not in rules:
+                problems.append(f"workspace {tenant_id}: unknown rule {name!r}")
+            elif not (wrong := check_params(name, params)):
+                overrides.setdefault(tenant_id, {})[name] = (action, params)
+            else:
+                problems += [f"workspace {tenant_id}: {w}" for w in wrong]
+        for pid, kind, pattern in app_db.execute_sql("SELECT id, kind, pattern FROM public.abuse_aup_patterns ORDER BY id"):
             try:
                 pattern = check_pattern(kind, pattern)
-            except PatternError:
-                log.warning("abuse: acceptable-use pattern %r refused by RE2; not used", pattern[:60])
+            except PatternError as exc:
+                problems.append(f"acceptable-use pattern {pid}: {exc}")
                 continue
             {"keyword": keywords.append, "domain": domains.add, "regex": regexes.append}[kind](pattern)
     regex = re2.compile("|".join(f"(?:{p})" for p in regexes)) if regexes else None
-    return Book(rules, overrides, tuple(keywords), frozenset(domains), regex, time.monotonic())
+    book = Book(rules, overrides, tuple(keywords), frozenset(domains), regex, time.monotonic())
+    if problems:
+        raise RuleSetError(problems, book)
+    return book
+
+
+def _json_or_none(value):
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
 
 
 def _json(value) -> dict:
@@ -201,7 +262,9 @@ def stale() -> bool:
 
 def book() -> Book:
     """The current rules. Loaded (in a thread of its own, with its own connection: the caller may be
-    inside a tenant transaction) on first use and after a change was announced."""
+    inside a tenant transaction) on first use and after a change was announced. A rule set with
+    mistakes is not taken: the rules this process had stay (the first time: the usable part of it),
+    the mistakes are logged and kept for the platform admins' rules page (:func:`failure`)."""
     global _book
     if not stale():
         return _book
@@ -213,9 +276,13 @@ def book() -> Book:
             worker = threading.Thread(target=lambda: result.append(_safe_load()), name="abuse-rules")
             worker.start()
             worker.join()
-            if result and result[0] is not None:
+            if result and isinstance(result[0], Book):
                 _book, _loaded[0] = result[0], generation
-            else:  # still stale: tried again after RETRY_SECONDS
+            elif result and isinstance(result[0], RuleSetError):  # kept until the next change
+                _loaded[0] = generation
+                if _book is None:
+                    _book = result[0].book
+            else:  # the database did not answer: still stale, tried again after RETRY_SECONDS
                 _failed_at[0] = time.monotonic()
                 if _book is None:
                     _book = Book(dict(DEFAULTS), {})
@@ -229,9 +296,27 @@ def peek() -> Book:
     return _book or Book(dict(DEFAULTS), {})
 
 
+_failure: dict = {}
+
+
+def failure() -> dict | None:
+    """The last reload's mistakes in this process (``at``: when, UTC; ``problems``), or None when
+    the last reload took the stored rules."""
+    return dict(_failure) if _failure else None
+
+
 def _safe_load():
+    from core.clock import utcnow
+
     try:
-        return load()
+        loaded = load()
+    except RuleSetError as exc:
+        log.error("abuse: the stored rule set has mistakes; the rules in use stay: %s", str(exc)[:2000])
+        _failure.clear()
+        _failure.update(at=utcnow(), problems=exc.problems[:50])
+        return exc
     except Exception:
         log.exception("abuse: could not load the rules; the previous ones (or the defaults) stay")
         return None
+    _failure.clear()
+    return loaded

@@ -28,7 +28,7 @@ from core.i18n import N_
 
 from addons.messaging import holds as message_holds
 
-from . import rules, runtime, signals
+from . import mail, rules, runtime, signals, summaries
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,10 @@ def raise_alert(tenant, rule: rules.Rule, f: signals.Finding, held: int = 0) -> 
     its signal lasts (a volume spike is true for every send of that hour); one that holds is always
     written, so its held recipients never join an alert a review closed meanwhile."""
     cache_key = (tenant.id, rule.name, f.key)
-    if recently_raised(tenant.id, rule, f.key):
-        return _recent[cache_key][0]
+    hit = _recent.get(cache_key) if rule.action not in HOLDING else None
+    if hit is not None and time.monotonic() - hit[1] < QUIET:
+        return hit[0]
+    evidence = json.dumps(dict(f.evidence, said=summaries.said(rule.name, f.evidence)), default=str)
     alert_id, inserted = app_db.execute_sql("""
         INSERT INTO abuse_alerts AS a (rule, key, severity, action, summary, evidence, held)
         VALUES (%s, %s, %s, %s, %s, %s, %s)
@@ -98,18 +100,19 @@ def raise_alert(tenant, rule: rules.Rule, f: signals.Finding, held: int = 0) -> 
         DO UPDATE SET evidence = excluded.evidence, summary = excluded.summary, held = a.held + excluded.held,
                       updated_at = now()
         RETURNING id, (xmax = 0)
-    """, (rule.name, f.key[:200], rule.severity, rule.action, f.summary[:500], json.dumps(f.evidence, default=str),
-          held)).fetchone()
+    """, (rule.name, f.key[:200], rule.severity, rule.action, f.summary[:500], evidence, held)).fetchone()
     if rule.action != "record":
         # A new alert enters the queue; one that grew (more numbers held) updates its evidence there.
         app_db.execute_sql(f"SELECT {runtime.role_prefix()}_abuse.enqueue(%s, %s, %s::smallint, %s, 'open', %s, '')",
-                           (alert_id, rule.name, rule.severity, f.summary[:500], json.dumps(f.evidence, default=str)))
+                           (alert_id, rule.name, rule.severity, f.summary[:500], evidence))
     if rule.action not in HOLDING:
         if len(_recent) > 10_000:
             _recent.clear()
         _recent[cache_key] = (alert_id, time.monotonic())
     if inserted:
         _open.pop(tenant.id, None)
+        if rule.action != "record":
+            mail.arm()  # the owners hear of it (one mail per burst: see .mail)
     if rule.action == "suspend" and inserted:
         slug, why = tenant.slug, f"abuse alert {alert_id}: {f.summary}"[:300]
         after_transaction(lambda committed: committed and _suspend(slug, why))
@@ -176,15 +179,18 @@ def is_new_workspace(tenant_id: int, days: float) -> bool:
                             box.append(frozenset(i for (i,) in app_db.execute_sql(
                                 "SELECT id FROM public.tenant WHERE created_at > now() - %s * interval '1 day'",
                                 (days,))))
+                            box.append(app_db.execute_sql("SELECT coalesce(max(id), 0) FROM public.tenant"
+                                                          ).fetchone()[0])
                     except Exception:
                         log.exception("abuse: could not read the workspaces' ages")
 
                 t = threading.Thread(target=read, name="abuse-ages")
                 t.start()
                 t.join()
-                if box:
-                    _young.update(at=time.monotonic(), days=days, ids=box[0])
-    return tenant_id in _young["ids"]
+                if len(box) == 2:
+                    _young.update(at=time.monotonic(), days=days, ids=box[0], newest=box[1])
+    # A workspace created since the list was read is newer than any on it: new.
+    return tenant_id in _young["ids"] or tenant_id > _young.get("newest", 1 << 62)
 
 
 # -- review ------------------------------------------------------------------------------------------
@@ -237,7 +243,9 @@ def review(tenant, alert_id: int, action: str, actor: str, reason: str, *, custo
     _open.pop(tenant.id, None)
     _recent.pop((tenant.id, rule, key), None)
     if rule == "token_ips" and action != "suspend":
-        signals.clear_token(tenant.id, key)
+        from . import tokens
+
+        tokens.clear(tenant.id, key)
     app_db.execute_sql("UPDATE abuse_alerts SET status = %s, resolved_by = %s, resolution = %s, updated_at = now() "
                        "WHERE id = %s", (status_after, actor[:200], f"{action}: {reason}", alert_id))
     app_db.execute_sql(f"SELECT {runtime.role_prefix()}_abuse.enqueue(%s, %s, %s::smallint, '', %s, NULL, %s)",

@@ -9,7 +9,9 @@ workspace's own schema and its own sends: another workspace's traffic cannot ent
 Seeding costs a few statements the first time a process sees the workspace. The hourly volume,
 counted by a statement trigger (``abuse_hourly``), is read again every :data:`RESYNC` seconds, so
 sends through other processes count for the volume; the numbers of the sequential window are
-this process's own after seeding (several web processes each see their share of a burst). A
+this process's own after seeding, and where a block has a few of them the other processes' are
+read from ``recipients`` too (:func:`_shared`), so a burst spread over several web processes is
+seen whole. A
 send's own recipients enter the windows once its transaction commits (``after_transaction``), so a
 refused or retried group counts once. The checks per recipient are dictionary and set lookups;
 :func:`screen` never reads history.
@@ -50,14 +52,15 @@ class Window:
     texts: dict = field(default_factory=dict)  # text digest -> ({phone: time}, pruned at) (new workspaces)
     blocked_prefixes: dict = field(default_factory=dict)  # prefix -> alert id (a failure spike on hold)
     p95: tuple = (-1, 0)  # (hour it was computed for, value)
+    shared_at: dict = field(default_factory=dict)  # block -> when the other processes' numbers were read
     pruned_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _windows: dict[int, Window] = {}
 _windows_lock = threading.Lock()
-# Per (workspace, token actor): the addresses it was used from, {ip: time}; and tokens flagged.
-token_ips: dict = {}
+# Per (workspace, token actor): the evidence of a token used from many addresses (see .tokens: the
+# addresses are counted in the database by every process; a flag reaches every process by NOTIFY).
 flagged_tokens: dict = {}
 
 
@@ -231,29 +234,68 @@ def _identical(w: Window, m: dict, index: int, rule: rules.Rule, now: float, fin
         f.holds += [(index, p) for p in m["phones"]]
 
 
+SHARED_SHARE = 4  # from a 1/4 of the threshold seen here, a block's numbers of other processes are read
+SHARED_EVERY = 5.0  # ... at most once in this many seconds per block (a burst over processes is seen that late)
+
+
+def _shared(wanted: list, horizon: float) -> dict:
+    """The numbers every web process sent to lately in the blocks ``wanted`` (one statement, an
+    index range per block). ``{block: {phone: time}}``."""
+    out: dict = {}
+    for phone, at in app_db.execute_sql(
+            "SELECT r.phone, extract(epoch FROM r.created_at) FROM unnest(%s::text[]) AS b(block) "
+            "CROSS JOIN LATERAL (SELECT phone, created_at FROM recipients WHERE phone BETWEEN b.block || '00' "
+            "AND b.block || '99' AND length(phone) = length(b.block) + 2 AND created_at > to_timestamp(%s) "
+            "ORDER BY phone LIMIT 200) AS r", (wanted[:500], horizon)):
+        out.setdefault(phone[:-2], {})[phone] = float(at)
+    return out
+
+
 def _sequential(tenant, w: Window, batch_blocks: dict, rule: rules.Rule, now: float, finding) -> None:
+    """Blocks of 100 that reach the threshold with this send. A block this process has seen a
+    quarter of the threshold of (at least 2), but not all, is read again with the other
+    processes' numbers (:func:`_shared`; none in the usual send): a burst spread over up to
+    :data:`SHARED_SHARE` web processes leaves a quarter in each, so the one that gets its last
+    numbers counts them all (a block is read again at most every :data:`SHARED_EVERY` seconds)."""
     from .service import recently_raised
 
     threshold = int(rule.params.get("numbers", 20))
     horizon = now - 60 * float(rule.params.get("minutes", 10))
+    floor = max(2, threshold // SHARED_SHARE)
+    maybe = []
     with w.lock:
         for block, items in batch_blocks.items():
             seen = w.blocks.get(block, {})
-            if len(seen) + len(items) < threshold:
-                continue  # the usual case: this block cannot reach the threshold
+            n = len(seen) + len(items)
+            if n < threshold:  # the usual case: this block cannot reach the threshold here
+                if n >= floor and now - w.shared_at.get(block, 0.0) > SHARED_EVERY:
+                    maybe.append(block)
+                continue
             if recently_raised(tenant.id, rule, block):
                 continue  # an alert that holds nothing, just written: the evidence would be dropped
-            recent = {p: t for p, t in seen.items() if t > horizon}
-            together = set(recent) | {p for _, p in items}
-            if len(together) < threshold:
-                continue
-            minutes: dict = {}
-            for t in list(recent.values()) + [now] * len(items):
-                minutes[int(t // 60) * 60] = minutes.get(int(t // 60) * 60, 0) + 1
-            f = finding("sequential", block, f"{len(together)} numbers in {block}00-{block}99",
-                        {"range": f"{block}00-{block}99", "distinct": len(together), "numbers": [],
-                         "series": sorted(minutes.items())})
-            f.holds += items
+            _burst(block, seen, items, threshold, horizon, now, finding)
+    if maybe:
+        shared = _shared(maybe, horizon)
+        with w.lock:
+            for block in maybe:
+                w.shared_at[block] = now
+                if block in shared:
+                    _burst(block, {**shared[block], **w.blocks.get(block, {})}, batch_blocks[block], threshold,
+                           horizon, now, finding)
+
+
+def _burst(block: str, seen: dict, items: list, threshold: int, horizon: float, now: float, finding) -> None:
+    recent = {p: t for p, t in seen.items() if t > horizon}
+    together = set(recent) | {p for _, p in items}
+    if len(together) < threshold:
+        return
+    minutes: dict = {}
+    for t in list(recent.values()) + [now] * len(items):
+        minutes[int(t // 60) * 60] = minutes.get(int(t // 60) * 60, 0) + 1
+    f = finding("sequential", block, f"{len(together)} numbers in {block}00-{block}99",
+                {"range": f"{block}00-{block}99", "distinct": len(together), "numbers": [],
+                 "series": sorted(minutes.items())})
+    f.holds += items
 
 
 def _volume(tenant, w: Window, total: int, rule: rules.Rule, now: float, messages: list, finding) -> None:
@@ -307,32 +349,11 @@ def _prune(w: Window, now: float) -> None:
     w.blocks = {b: kept for b, seen in w.blocks.items() if (kept := {p: t for p, t in seen.items() if t > horizon})}
     if len(w.blocks) > MAX_BLOCKS:
         w.blocks = {}
+    w.shared_at = {b: t for b, t in w.shared_at.items() if t > now - SHARED_EVERY}
     w.texts = {d: (kept, now) for d, (seen, _) in w.texts.items()
                if (kept := {p: t for p, t in seen.items() if t > now - 3600})}
     if len(w.texts) > 10_000:
         w.texts = {}
-
-
-def note_request(tenant_id: int, actor: str, ip: str, rule: rules.Rule) -> None:
-    """A token's request (on the IOLoop: memory only): flag it when used from too many addresses."""
-    now = time.time()
-    horizon = now - 60 * float(rule.params.get("minutes", 60))
-    seen = token_ips.setdefault((tenant_id, actor), {})
-    seen[ip] = now
-    if len(seen) > 64:
-        for old in [a for a, t in seen.items() if t <= horizon]:
-            del seen[old]
-    recent = sorted(a for a, t in seen.items() if t > horizon)
-    if len(recent) >= int(rule.params.get("ips", 5)):
-        flagged_tokens[(tenant_id, actor)] = {"token": actor, "addresses": recent[:50], "count": len(recent)}
-    else:  # the addresses aged out of the window
-        flagged_tokens.pop((tenant_id, actor), None)
-
-
-def clear_token(tenant_id: int, actor: str) -> None:
-    """A review ended the token's alert: start counting its addresses afresh."""
-    flagged_tokens.pop((tenant_id, actor), None)
-    token_ips.pop((tenant_id, actor), None)
 
 
 _outcomes: dict = {}  # workspace -> {prefix: [ok, failed, since]}
