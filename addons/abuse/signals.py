@@ -235,7 +235,7 @@ def _identical(w: Window, m: dict, index: int, rule: rules.Rule, now: float, fin
 
 
 SHARED_SHARE = 4  # from a 1/4 of the threshold seen here, a block's numbers of other processes are read
-SHARED_EVERY = 5.0  # ... at most once in this many seconds per block (a burst over processes is seen that late)
+SHARED_EVERY = 5.0  # a block where no other process sent lately is read again after this many seconds
 
 
 def _shared(wanted: list, horizon: float) -> dict:
@@ -256,7 +256,9 @@ def _sequential(tenant, w: Window, batch_blocks: dict, rule: rules.Rule, now: fl
     quarter of the threshold of (at least 2), but not all, is read again with the other
     processes' numbers (:func:`_shared`; none in the usual send): a burst spread over up to
     :data:`SHARED_SHARE` web processes leaves a quarter in each, so the one that gets its last
-    numbers counts them all (a block is read again at most every :data:`SHARED_EVERY` seconds)."""
+    numbers counts them all. A block where that read found no other process's numbers is read
+    again only after :data:`SHARED_EVERY` seconds (one web process: a statement per block every few
+    seconds, not per send); one where it found some, at every send until it is decided."""
     from .service import recently_raised
 
     threshold = int(rule.params.get("numbers", 20))
@@ -278,7 +280,11 @@ def _sequential(tenant, w: Window, batch_blocks: dict, rule: rules.Rule, now: fl
         shared = _shared(maybe, horizon)
         with w.lock:
             for block in maybe:
-                w.shared_at[block] = now
+                mine = w.blocks.get(block, {})
+                if set(shared.get(block, ())) <= set(mine) | {p for _, p in batch_blocks[block]}:
+                    w.shared_at[block] = now  # no other process sends there: not read again for a while
+                else:
+                    w.shared_at.pop(block, None)  # others do: read at every send until it is decided
                 if block in shared:
                     _burst(block, {**shared[block], **w.blocks.get(block, {})}, batch_blocks[block], threshold,
                            horizon, now, finding)
