@@ -15,6 +15,7 @@ the same right to left (``dir="rtl"``). Text a page shows plainly in them was ne
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 import io
 import logging
 import re
@@ -32,6 +33,18 @@ log = logging.getLogger(__name__)
 def N_(message: str) -> str:
     """Mark a string for the catalogue where it is defined; it is translated where it is shown."""
     return message
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A time inside a :class:`Said`: English (an API answer) writes it in UTC, naming UTC; a page
+    in the reader's own zone (``say(..., moment=...)``)."""
+
+    at: dt.datetime
+    fmt: str = "%H:%M"
+
+    def __str__(self) -> str:
+        return self.at.astimezone(dt.timezone.utc).strftime(self.fmt) + " UTC"
 
 
 class Said(str):
@@ -55,10 +68,12 @@ class Said(str):
         return (Said, (self.msgid, self.args or None, None if self.parts[0] is self else self.parts))
 
 
-def say(gettext, text, separator: str = "; ") -> str:
-    """``text`` in ``gettext``'s language: a :class:`Said` part by part, another string as a msgid."""
+def say(gettext, text, separator: str = "; ", moment=None) -> str:
+    """``text`` in ``gettext``'s language: a :class:`Said` part by part, another string as a msgid.
+    ``moment(m)`` writes a :class:`Moment` argument (the reader's zone); without it, UTC."""
     if isinstance(text, Said):
-        return separator.join(gettext(p.msgid, **p.args) for p in text.parts)
+        return separator.join(gettext(p.msgid, **{k: moment(v) if moment and isinstance(v, Moment) else v
+                                                  for k, v in p.args.items()}) for p in text.parts)
     return gettext(text) if text else ""
 
 

@@ -61,6 +61,15 @@ def typed_to_utc(text: str, zone_name: str) -> str | None:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def local_text(value, zone_name: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """``value`` as plain text in the zone ``zone_name``, the zone named (``14:30 CET``, ``14:30 UTC``):
+    for a time inside a sentence, where no ``<time>`` element (and no hover) fits."""
+    t = as_utc(value)
+    if t is None:
+        return ""
+    return t.astimezone(_zone(zone_name)).strftime(fmt + " %Z")
+
+
 def formatter(zone_name: str):
     """``when(value, fmt="%Y-%m-%d %H:%M")`` for templates: ``value`` in the zone ``zone_name``,
     marked up as ``<time datetime="…Z" title="… UTC">``; an empty string for no time."""

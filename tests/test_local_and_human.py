@@ -12,6 +12,7 @@ from core.localtime import formatter
 from tests.support.identity import (OWNER_PASSWORD, add_user, client, owner_email, post_form, sign_in,
                                     signup_acceptance)
 from tests.support.messaging import sql
+from tests.support.phones import api_client
 
 
 def test_a_german_local_number_is_read_in_a_german_workspace(live_server, make_tenant):
@@ -72,6 +73,37 @@ def test_pages_show_times_in_the_members_time_zone(live_server, make_tenant):
             for iso, shown in times:
                 utc = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")
                 assert shown.startswith((utc + dt.timedelta(hours=5, minutes=30)).strftime("%Y-%m-%d %H:%M")), path
+
+
+def test_why_a_message_waits_names_its_time_in_the_readers_zone_and_utc_in_the_api(live_server, make_tenant):
+    """A scheduled message's waiting reason: the page says its time in the member's zone, naming the
+    zone; the API (no reader) says it in UTC, naming UTC. The Overview's failing-webhook line too."""
+    t = make_tenant("tzw")
+    c = sign_in(live_server, t.slug, owner_email(t))
+    details = {"action": "profile", "name": "Ola", "email": owner_email(t), "phone": "", "job_title": ""}
+    assert post_form(c, "/account", {**details, "time_zone": "Asia/Kolkata"}).status_code == 302
+    at = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).replace(second=0, microsecond=0)
+    typed = (at + dt.timedelta(hours=5, minutes=30)).strftime("%Y-%m-%dT%H:%M")  # in Kolkata
+    sent = post_form(c, "/send", {"to": "+14155550140", "text": "Later", "send_at": typed})
+    assert sent.status_code == 302, sent.text[:400]
+    (message_id,) = sql(t, "SELECT id FROM messages")[0]
+    page = c.get(f"/messages/{message_id}").text
+    local = (at + dt.timedelta(hours=5, minutes=30)).strftime("%Y-%m-%d %H:%M")
+    assert f"scheduled for {local} IST" in page, re.findall(r"Waiting[^<]*", page)
+    assert " UTC" not in re.search(r'class="waiting">([^<]*)<', page).group(1)
+    # Another language, the same zone: the sentence is translated, the time still the reader's.
+    c.cookies.set("lang", "de")
+    assert f"{local} IST" in re.search(r'class="waiting">([^<]*)<', c.get(f"/messages/{message_id}").text).group(1)
+    r = api_client(live_server, t.slug).get(f"/api/v1/messages/{message_id}")
+    assert r.json()["recipients"][0]["waiting_reason"] == f"scheduled for {at:%Y-%m-%d %H:%M} UTC"
+    # The Overview's line about a failing webhook endpoint, in the member's zone too.
+    failing = at - dt.timedelta(days=3)
+    sql(t, "INSERT INTO webhook_endpoints (url, events, secret_enc, failing_since) "
+           "VALUES ('https://example.org/hook', '{sms:sent}', 'not used here', %s)", (failing,))
+    c.cookies.set("lang", "en")
+    overview = c.get("/").text
+    shown = (failing + dt.timedelta(hours=5, minutes=30)).strftime("%Y-%m-%d %H:%M")
+    assert f"has been failing since {shown} IST." in overview
 
 
 def test_sign_up_shows_every_error_at_once_and_keeps_what_was_typed(live_server, make_tenant):

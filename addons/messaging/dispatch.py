@@ -24,7 +24,7 @@ from addons.devices.settings import merged as merged_settings, within_working_ho
 
 from . import metrics
 from .models import MessagingSettings, Recipient
-from core.i18n import N_, Said
+from core.i18n import N_, Moment, Said
 
 WINDOWS = (("per_minute", dt.timedelta(minutes=1)), ("per_hour", dt.timedelta(hours=1)),
            ("per_day", dt.timedelta(days=1)))
@@ -53,7 +53,7 @@ def budget_of(device_id: int, device_settings: dict, now: dt.datetime | None = N
     if not inside:
         if opens is None:
             return 0, Said(N_("outside working hours"))
-        return 0, Said(N_("outside working hours (opens %(time)s UTC)"), {"time": opens.strftime("%H:%M")})
+        return 0, Said(N_("outside working hours (opens %(time)s)"), {"time": Moment(opens)})
     limits = settings["limits"]
     if not any(limits.get(key) for key, _ in WINDOWS):
         return 10**9, None  # no limits: nothing to count
@@ -73,8 +73,7 @@ def budget_of(device_id: int, device_settings: dict, now: dt.datetime | None = N
                 blocked_until = max(blocked_until, until) if blocked_until else until
             remaining = min(remaining, max(left, 0))
     if remaining <= 0:
-        return 0, Said(N_("rate limit until %(time)s UTC"),
-                       {"time": blocked_until.astimezone(dt.timezone.utc).strftime("%H:%M")})
+        return 0, Said(N_("rate limit until %(time)s"), {"time": Moment(blocked_until)})
     return remaining, None
 
 
@@ -198,8 +197,7 @@ def why_waiting(recipient: Recipient, now=None) -> Said | None:
         return None
     now = now or utcnow()
     if recipient.not_before and recipient.not_before > now:
-        return Said(N_("scheduled for %(time)s UTC"),
-                    {"time": recipient.not_before.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")})
+        return Said(N_("scheduled for %(time)s"), {"time": Moment(recipient.not_before, "%Y-%m-%d %H:%M")})
     devices = list(Device.select().where(Device.enabled & Device.removed_at.is_null()))
     if not devices:
         return Said(N_("no online device (no phone is paired and enabled yet)"))

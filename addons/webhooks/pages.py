@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core import localtime
 from core.db import app_db
 from core.web.base import PageHandler
 from core.web.overview import Attention, FirstStep, OverviewPart
@@ -106,8 +107,10 @@ def overview_part(principal, gettext):
             attention.append(Attention(gettext("Webhook %(url)s was switched off after failing deliveries.")
                                        % {"url": url[:80]}, "/webhooks", "error"))
         elif enabled and failing_since is not None:
-            attention.append(Attention(gettext("Webhook %(url)s has been failing since %(time)s UTC.")
-                                       % {"url": url[:80], "time": f"{failing_since:%Y-%m-%d %H:%M}"}, "/webhooks"))
+            attention.append(Attention(gettext("Webhook %(url)s has been failing since %(time)s.")
+                                       % {"url": url[:80], "time": localtime.local_text(failing_since,
+                                                                                        principal.time_zone)},
+                                       "/webhooks"))
     steps = [FirstStep("webhook", gettext("Add a webhook"), bool(rows), "/webhooks", 40)]
     return OverviewPart(attention=attention, steps=steps)
 

@@ -382,12 +382,15 @@ class BaseHandler(tornado.web.RequestHandler):
             self._brand = self.platform.brand_for(self.tenant)
         return self._brand
 
+    def _reader_zone(self) -> str:
+        return self.principal.time_zone if self.principal else ""
+
     def template_context(self) -> dict:
         _, ngettext = self.gettext()
         ctx = {
             "_": _, "gettext": _, "ngettext": ngettext, "lang": self.lang, "text_direction": self.text_direction,
             "fmt": self.platform.catalogues.formats(self.lang), "language_name": language_name,
-            "say": lambda text: say(_, text),
+            "say": lambda text: say(_, text, moment=lambda m: localtime.local_text(m.at, self._reader_zone(), m.fmt)),
             "error_text": lambda e: _(e.get("msgid") or e.get("message", ""), **said_in(_, e.get("args"))),
             "languages": self.platform.catalogues.languages, "tenant": self.tenant,
             "settings": self.settings_, "request": self.request, "xsrf_form_html": self.xsrf_form_html,
