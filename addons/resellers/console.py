@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+from addons.branding.logo import MAX_BYTES as LOGO_MAX_BYTES
 from core.clock import utcnow
 from core.db import run_in_tenant
 from core.events import emit
@@ -25,7 +26,7 @@ from core.web.base import PageHandler
 from core.web.pages import safe_next
 from core.web.problem import Problem
 
-from . import service
+from . import plan_addons, service
 from .service import ADMIN_PERMISSION, SUPPORT_PERMISSION, ResellerError
 
 HOST = "partners"
@@ -44,12 +45,23 @@ class ResellerHandler(PageHandler):
     def initialize(self, **kwargs):
         super().initialize(**kwargs)
         self.reseller = None
+        self.logo_version = 0
 
     async def prepare(self):
         slug = self.path_args[0] if self.path_args else ""
         self.reseller = await self.run_db(service.by_slug, slug)
-        if self.reseller is None or not self.reseller.is_active:
+        if self.reseller is None:
             raise Problem(404, "not-found", N_("There is no page at this address."))
+        if not self.reseller.is_active:
+            raise Problem(403, "reseller-suspended",
+                          N_("The partner account %(company)s is suspended by the platform operator: %(reason)s. "
+                             "Nobody can sign in to its console until it is resumed; its customers' workspaces "
+                             "keep working. Contact the platform operator."),
+                          title=N_("Partner account suspended"),
+                          args={"company": self.reseller.company, "reason": self.reseller.status_reason or "-"})
+        from . import brand
+
+        self.logo_version = await self.run_db(brand.logo_version, self.reseller.id)
         await super().prepare()
 
     @property
@@ -74,6 +86,7 @@ class ResellerHandler(PageHandler):
         ctx = super().template_context()
         ctx["reseller"] = self.reseller
         ctx["console"] = self.home if self.reseller is not None else ""
+        ctx["console_logo"] = f"{self.home}/brand/logo?v={self.logo_version}" if self.logo_version else ""
         return ctx
 
     async def workspace_or_404(self, slug: str):
@@ -326,6 +339,8 @@ class InvoicesHandler(ResellerHandler):
         from addons.billing.plans import format_price
 
         self.render("resellers/invoices.html", error=error, plans=await self.run_db(invoicing.plans, self.reseller),
+                    plan_addons=await self.run_db(plan_addons.by_plan, self.reseller),
+                    available=await self.run_db(service.available_addons, self.reseller),
                     price=lambda amount, currency: format_price(amount, currency, self.lang),
                     workspaces=await self.run_db(service.workspaces, self.reseller.id),
                     wholesale=await self.run_db(invoicing.wholesale_invoices, self.reseller))
@@ -340,8 +355,21 @@ class InvoicesHandler(ResellerHandler):
                 await self.run_db(invoicing.create_plan, self.reseller,
                                   {k: self.get_body_argument(k, "")[:100] for k in fields})
             elif action == "assign_plan":
-                await self.run_db(invoicing.assign_plan, self.reseller, self.get_body_argument("workspace", "")[:60],
-                                  self.get_body_argument("plan", "")[:60])
+                failed = await self.run_db(invoicing.assign_plan, self.platform, self.reseller,
+                                           self.get_body_argument("workspace", "")[:60],
+                                           self.get_body_argument("plan", "")[:60])
+                if failed:
+                    raise ResellerError(N_("The workspace is on the new plan, but these addons could not follow it: "
+                                           "%(failures)s"), {"failures": "; ".join(f"{o.slug}: {o.error}" for o in failed)})
+            elif action in ("plan_addon_add", "plan_addon_remove"):
+                plan = await self.run_db(invoicing.plan_by_code, self.reseller, self.get_body_argument("plan", "")[:60])
+                addon = self.get_body_argument("addon", "")[:60]
+                outcomes = await self.run_db(plan_addons.attach, self.platform, self.reseller, plan, addon,
+                                             action == "plan_addon_add")
+                failed = [o for o in outcomes if o.error]
+                if failed:
+                    raise ResellerError(N_("%(addon)s could not be changed in these workspaces: %(failures)s"),
+                                        {"addon": addon, "failures": "; ".join(f"{o.slug}: {o.error}" for o in failed)})
             elif action == "invoice_customers":
                 issued = await self.run_db(invoicing.invoice_customers, self.reseller, self.get_body_argument("month", "")[:20])
                 self.flash("success", N_("Invoices issued: %(numbers)s"), numbers=", ".join(i.number for i in issued) or "-")
@@ -369,11 +397,11 @@ class BrandHandler(ResellerHandler):
         form, may_rebrand = await self.run_db(brand.of_reseller, self.reseller.id)
         self.show(form, may_rebrand, {})
 
-    def show(self, form: dict, may_rebrand: bool, errors: dict) -> None:
-        from addons.branding import service as branding
+    def show(self, form: dict, may_rebrand: bool, errors: dict, logo_error=None) -> None:
+        from addons.branding import logo, service as branding
 
         self.render("resellers/brand.html", form=form, may_rebrand=may_rebrand, errors=errors,
-                    themes=branding.installed_themes())
+                    themes=branding.installed_themes(), logo_error=logo_error, logo_limit=logo.MAX_BYTES // 1024)
 
     async def post(self, _reseller):
         from . import brand
@@ -391,6 +419,53 @@ class BrandHandler(ResellerHandler):
         self.redirect(f"{self.home}/brand")
 
 
+class BrandLogoHandler(ResellerHandler):
+    """``/<reseller>/brand/logo``: ``GET`` the reseller's logo (anyone: its sign-in page shows it);
+    ``POST`` upload (``logo``, checked by the branding addon's :func:`addons.branding.logo.check`) or
+    remove (``action=remove``) it (reseller admins)."""
+
+    permissions = {"GET": PUBLIC, "POST": ADMIN_PERMISSION}
+
+    max_body_size = 2 * LOGO_MAX_BYTES  # a larger file is refused by logo.check, with its size named
+
+    async def get(self, _reseller):
+        from addons.branding.pages import send_logo
+
+        from . import brand
+
+        found = await self.run_db(brand.logo, self.reseller.id)
+        if found is None:
+            raise Problem(404, "not-found", N_("This reseller has no logo."))
+        send_logo(self, found)
+
+    async def post(self, _reseller):
+        from addons.branding.logo import LogoError
+        from addons.branding.pages import uploaded_logo
+
+        from . import brand
+
+        if self.get_body_argument("action", "") == "remove":
+            await self.run_db(brand.save_logo, self.reseller.id, None)
+            await self.record("reseller.logo_removed", target=f"reseller:{self.reseller.slug}")
+            self.flash("success", N_("The logo was removed."))
+            self.redirect(f"{self.home}/brand", status=303)
+            return
+        try:
+            checked = uploaded_logo(self)
+        except LogoError as exc:
+            form, may_rebrand = await self.run_db(brand.of_reseller, self.reseller.id)
+            self.set_status(422)
+            self.show_brand(form, may_rebrand, (exc.msgid, exc.args_))
+            return
+        await self.run_db(brand.save_logo, self.reseller.id, checked)
+        await self.record("reseller.logo_changed", target=f"reseller:{self.reseller.slug}",
+                          content_type=checked.content_type, size=len(checked.data))
+        self.flash("success", N_("The logo was saved."))
+        self.redirect(f"{self.home}/brand", status=303)
+
+    show_brand = BrandHandler.show
+
+
 def routes() -> list[tuple]:
     return [
         (R + r"/login", LoginHandler),
@@ -402,4 +477,5 @@ def routes() -> list[tuple]:
         (R + r"/team", TeamHandler),
         (R + r"/invoices", InvoicesHandler),
         (R + r"/brand", BrandHandler),
+        (R + r"/brand/logo", BrandLogoHandler),
     ]

@@ -33,6 +33,11 @@ def smsgw_brand_defaults(tenant):
 
 
 @hookimpl
+def smsgw_brand_default_logo(tenant):
+    return brand.default_logo(tenant)
+
+
+@hookimpl
 def smsgw_brand_editable(tenant):
     return brand.editable(tenant)
 

@@ -94,15 +94,29 @@ def plans(reseller: Reseller) -> list[RetailPlan]:
             (reseller.id,)).fetchall()]
 
 
-def assign_plan(reseller: Reseller, slug: str, code: str) -> None:
-    """Put one of the reseller's workspaces on one of its retail plans (``""``: none)."""
-    info = service.workspace(reseller.id, slug)
+def plan_by_code(reseller: Reseller, code: str) -> RetailPlan:
+    """One of the reseller's own plans; :class:`~.service.NotYours` for any other code."""
     plan = next((p for p in plans(reseller) if p.code == code), None)
-    if info is None or (code and plan is None):
+    if plan is None:
         raise service.NotYours(N_("There is no such workspace or plan."))
-    with connection():
+    return plan
+
+
+def assign_plan(platform, reseller: Reseller, slug: str, code: str) -> list:
+    """Put one of the reseller's workspaces on one of its retail plans (``""``: none); the addons
+    that come with the plans follow (:func:`.plan_addons.moved`: what failed, per addon)."""
+    from . import plan_addons
+
+    info = service.workspace(reseller.id, slug)
+    plan = plan_by_code(reseller, code) if code else None
+    if info is None:
+        raise service.NotYours(N_("There is no such workspace or plan."))
+    with connection(), app_db.atomic():
+        (old_plan_id,) = app_db.execute_sql("SELECT retail_plan_id FROM public.reseller_tenant WHERE tenant_id = %s "
+                                            "AND reseller_id = %s FOR UPDATE", (info.id, reseller.id)).fetchone()
         app_db.execute_sql("UPDATE public.reseller_tenant SET retail_plan_id = %s WHERE tenant_id = %s AND reseller_id = %s",
                            (plan.id if plan else None, info.id, reseller.id))
+    return plan_addons.moved(platform, reseller, info.slug, old_plan_id, plan.id if plan else None)
 
 
 def _usage(info, start: dt.datetime, end: dt.datetime) -> int:
@@ -248,11 +262,11 @@ def wholesale_invoices(reseller: Reseller) -> list[WholesaleInvoice]:
 
 
 def invoice_last_month() -> None:
-    """The monthly task: last month's customer invoices and wholesale invoice of every active reseller."""
+    """The monthly task: last month's customer invoices and wholesale invoice of every reseller, a
+    suspended one's too (its workspaces kept working and sending: README, "Suspending a reseller")."""
     from core.clock import utcnow
 
     last_month = (utcnow().replace(day=1) - dt.timedelta(days=1)).date()
     for reseller in service.everyone():
-        if reseller.is_active:
-            invoice_customers(reseller, last_month)
-            invoice_wholesale(reseller, last_month)
+        invoice_customers(reseller, last_month)
+        invoice_wholesale(reseller, last_month)

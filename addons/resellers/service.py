@@ -58,6 +58,7 @@ class Reseller:
     max_workspaces: int
     status: str
     created_at: dt.datetime
+    status_reason: str = ""
 
     @property
     def is_active(self) -> bool:
@@ -65,7 +66,7 @@ class Reseller:
 
 
 COLUMNS = ("id", "slug", "company", "contact_name", "contact_email", "pricing", "commission_bp",
-           "wholesale_plan", "max_workspaces", "status", "created_at")
+           "wholesale_plan", "max_workspaces", "status", "created_at", "status_reason")
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM public.reseller"
 
 
@@ -150,6 +151,26 @@ def get(slug: str) -> Reseller:
     if found is None:
         raise ResellerError(N_("There is no reseller “%(slug)s”. `smsgw reseller list` shows them."), {"slug": slug[:60]})
     return found
+
+
+def set_status(reseller: Reseller, suspended: bool, reason: str) -> Reseller:
+    """Suspend (with the operator's written reason, 10 to 1000 characters) or resume a reseller.
+    Suspending ends every console session of its people at once (each request reads the reseller's
+    row and its session from PostgreSQL: every process sees it). Its workspaces keep running, with
+    its brand: they are its customers' (README, "Suspending a reseller")."""
+    reason = " ".join(str(reason or "").split())
+    if suspended and not 10 <= len(reason) <= 1000:
+        raise ResellerError(N_("Write why the reseller is suspended (10 to 1000 characters); its people see it."))
+    with connection(), app_db.atomic():
+        row = app_db.execute_sql(
+            "UPDATE public.reseller SET status = %s, status_reason = %s, status_changed_at = now() WHERE id = %s "
+            f"RETURNING {', '.join(COLUMNS)}",
+            ("suspended" if suspended else "active", reason[:1000] if suspended else "", reseller.id)).fetchone()
+        if suspended:
+            app_db.execute_sql("UPDATE public.reseller_session SET revoked_at = now() WHERE revoked_at IS NULL "
+                               "AND user_id IN (SELECT id FROM public.reseller_user WHERE reseller_id = %s)",
+                               (reseller.id,))
+    return Reseller(*row)
 
 
 # -- the console's people --------------------------------------------------------------------------
