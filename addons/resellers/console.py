@@ -455,7 +455,7 @@ class BrandLogoHandler(ResellerHandler):
         except LogoError as exc:
             form, may_rebrand = await self.run_db(brand.of_reseller, self.reseller.id)
             self.set_status(422)
-            self.show_brand(form, may_rebrand, (exc.msgid, exc.args_))
+            self.show_brand(form, may_rebrand, {}, (exc.msgid, exc.args_))
             return
         await self.run_db(brand.save_logo, self.reseller.id, checked)
         await self.record("reseller.logo_changed", target=f"reseller:{self.reseller.slug}",
