@@ -95,6 +95,14 @@ class ResellerHandler(PageHandler):
             raise Problem(404, "not-found", N_("There is no workspace %(slug)s here."), args={"slug": repr(slug[:60])})
         return info
 
+    async def record_addon_changes(self, addon: str, enabled: bool, outcomes, **fields) -> None:
+        """Each workspace's addon change that worked, in that workspace's own audit trail."""
+        for outcome in outcomes:
+            if not outcome.error:
+                info = await self.run_db(self.platform.tenant_cache.loader, outcome.slug)
+                await self.record("reseller.addon_enabled" if enabled else "reseller.addon_disabled", tenant=info,
+                                  target=f"addon:{addon}", **fields)
+
     def record(self, action: str, tenant=None, **fields):
         p = self.principal
         return self.run_db(emit, self.platform, audit(self, action, tenant=tenant, actor=f"reseller:{p.id}",
@@ -289,11 +297,7 @@ class AddonsHandler(ResellerHandler):
             outcomes = await self.run_db(service.set_addon, self.platform, self.reseller, addon, slugs, enabled)
         except service.NotYours:
             raise Problem(404, "not-found", N_("There is no such addon here.")) from None
-        for outcome in outcomes:
-            if not outcome.error:
-                info = await self.run_db(self.platform.tenant_cache.loader, outcome.slug)
-                await self.record("reseller.addon_enabled" if enabled else "reseller.addon_disabled", tenant=info,
-                                  target=f"addon:{addon}")
+        await self.record_addon_changes(addon, enabled, outcomes)
         if any(o.error for o in outcomes):
             self.set_status(422)
         await self.show(outcomes, addon)
@@ -355,17 +359,20 @@ class InvoicesHandler(ResellerHandler):
                 await self.run_db(invoicing.create_plan, self.reseller,
                                   {k: self.get_body_argument(k, "")[:100] for k in fields})
             elif action == "assign_plan":
-                failed = await self.run_db(invoicing.assign_plan, self.platform, self.reseller,
-                                           self.get_body_argument("workspace", "")[:60],
-                                           self.get_body_argument("plan", "")[:60])
+                slug, code = self.get_body_argument("workspace", "")[:60], self.get_body_argument("plan", "")[:60]
+                changes = await self.run_db(invoicing.assign_plan, self.platform, self.reseller, slug, code)
+                for addon, enabled, error in changes:
+                    await self.record_addon_changes(addon, enabled, [service.Outcome(slug, error)], plan=code)
+                failed = [f"{addon}: {error}" for addon, _enabled, error in changes if error]
                 if failed:
                     raise ResellerError(N_("The workspace is on the new plan, but these addons could not follow it: "
-                                           "%(failures)s"), {"failures": "; ".join(f"{o.slug}: {o.error}" for o in failed)})
+                                           "%(failures)s"), {"failures": "; ".join(failed)})
             elif action in ("plan_addon_add", "plan_addon_remove"):
                 plan = await self.run_db(invoicing.plan_by_code, self.reseller, self.get_body_argument("plan", "")[:60])
                 addon = self.get_body_argument("addon", "")[:60]
                 outcomes = await self.run_db(plan_addons.attach, self.platform, self.reseller, plan, addon,
                                              action == "plan_addon_add")
+                await self.record_addon_changes(addon, action == "plan_addon_add", outcomes, plan=plan.code)
                 failed = [o for o in outcomes if o.error]
                 if failed:
                     raise ResellerError(N_("%(addon)s could not be changed in these workspaces: %(failures)s"),

@@ -56,17 +56,18 @@ def attach(platform, reseller: Reseller, plan, addon: str, attached: bool) -> li
     return service.set_addon(platform, reseller, addon, slugs, attached) if slugs else []
 
 
-def moved(platform, reseller: Reseller, slug: str, old_plan_id: int | None, new_plan_id: int | None) -> list[Outcome]:
+def moved(platform, reseller: Reseller, slug: str, old_plan_id: int | None,
+          new_plan_id: int | None) -> list[tuple[str, bool, str]]:
     """A workspace moved from one plan to another (either may be ``None``): the old plan's addons
-    that the new plan has not are disabled, the new plan's enabled. What failed: an
-    :class:`~.service.Outcome` per addon (``slug`` names the addon)."""
+    that the new plan has not are disabled, the new plan's enabled. ``(addon, enabled, error)`` for
+    each change (``error`` "" when it worked)."""
     old = set(of_plan(old_plan_id)) if old_plan_id else set()
     new = set(of_plan(new_plan_id)) if new_plan_id else set()
-    failed = []
+    changes = []
     for addon, enabled in [(a, False) for a in sorted(old - new)] + [(a, True) for a in sorted(new)]:
         try:
-            outcomes = service.set_addon(platform, reseller, addon, [slug], enabled)
+            error = service.set_addon(platform, reseller, addon, [slug], enabled)[0].error
         except service.NotYours as exc:  # the operator withdrew it since
-            outcomes = [Outcome(slug, str(exc))]
-        failed += [Outcome(addon, o.error) for o in outcomes if o.error]
-    return failed
+            error = str(exc)
+        changes.append((addon, enabled, error))
+    return changes
