@@ -100,14 +100,18 @@ def resolve(tenant, default: Brand) -> Resolved:
         return Resolved(None, part)
     sheet = ""
     if part.colour_brand or part.colour_text:
-        digest = hashlib.sha256(f"{part.colour_brand}{part.colour_text}".encode()).hexdigest()[:12]
-        sheet = f"/brand/style.css?v={digest}"
+        sheet = f"/brand/style.css?v={colours_digest(part.colour_brand, part.colour_text)}"
     name = part.product_name or default.product_name
     return Resolved(Brand(product_name=name, support_email=part.support_email or default.support_email,
                           theme=part.theme if part.theme in installed_themes() else "", logo_url=part.logo_url,
                           stylesheet_url=sheet,
                           mail_sender_name=part.mail_sender_name or part.product_name,
                           custom=bool(part.product_name or part.logo_url)), part)
+
+
+def colours_digest(brand_colour: str, text_colour: str) -> str:
+    """What a stylesheet's address carries, so a change of colours is a new address (cached a day)."""
+    return hashlib.sha256(f"{brand_colour}{text_colour}".encode()).hexdigest()[:12]
 
 
 def brand(tenant, default: Brand) -> Brand | None:

@@ -330,6 +330,12 @@ class TeamHandler(ResellerHandler):
         self.redirect(f"{self.home}/team")
 
 
+def signup_settings(reseller):
+    from . import signup
+
+    return signup.settings_of(reseller)
+
+
 class InvoicesHandler(ResellerHandler):
     """``/<reseller>/invoices``: its retail plans (create, put a workspace on one), its customers'
     invoices for a month, and the platform's wholesale invoices to it."""
@@ -344,6 +350,7 @@ class InvoicesHandler(ResellerHandler):
 
         self.render("resellers/invoices.html", error=error, plans=await self.run_db(invoicing.plans, self.reseller),
                     plan_addons=await self.run_db(plan_addons.by_plan, self.reseller),
+                    signup=await self.run_db(signup_settings, self.reseller),
                     available=await self.run_db(service.available_addons, self.reseller),
                     price=lambda amount, currency: format_price(amount, currency, self.lang),
                     workspaces=await self.run_db(service.workspaces, self.reseller.id),
@@ -377,6 +384,11 @@ class InvoicesHandler(ResellerHandler):
                 if failed:
                     raise ResellerError(N_("%(addon)s could not be changed in these workspaces: %(failures)s"),
                                         {"addon": addon, "failures": "; ".join(f"{o.slug}: {o.error}" for o in failed)})
+            elif action == "signup_settings":
+                from . import signup
+
+                await self.run_db(signup.save_settings, self.reseller, self.get_body_argument("signup_enabled", "") == "1",
+                                  self.get_body_argument("plan", "")[:60])
             elif action == "invoice_customers":
                 issued = await self.run_db(invoicing.invoice_customers, self.reseller, self.get_body_argument("month", "")[:20])
                 self.flash("success", N_("Invoices issued: %(numbers)s"), numbers=", ".join(i.number for i in issued) or "-")

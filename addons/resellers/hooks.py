@@ -4,13 +4,13 @@ from core.addons import hookimpl
 from core.datamap import PersonalData, Table
 from core.tasks import crontab
 
-from . import admin, brand, cli, console, invoicing
+from . import admin, brand, cli, console, invoicing, signup
 from .service import ADMIN_PERMISSION, SUPPORT_PERMISSION
 
 
 @hookimpl
 def smsgw_routes():
-    return console.routes() + admin.routes()
+    return signup.routes() + console.routes() + admin.routes()
 
 
 @hookimpl

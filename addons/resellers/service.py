@@ -268,16 +268,18 @@ def workspace(reseller_id: int, slug: str):
     return found[0] if found else None
 
 
-def create_workspace(platform, reseller: Reseller, slug: str, name: str, owner_email: str, owner_password: str):
+def create_workspace(platform, reseller: Reseller, slug: str, name: str, owner_email: str, owner_password: str,
+                     **how):
     """A workspace for one of the reseller's customers, provisioned like any other
     (:meth:`core.tenancy.TenantService.create`, its own transaction and hooks), then recorded as the
     reseller's under a lock on the reseller's row that counts again: two created at once cannot
-    both slip under the limit (the one over it is deleted again and refused)."""
+    both slip under the limit (the one over it is deleted again and refused). ``how``: the
+    sign-up page's ``verified=False`` (and ``pending=True``), as the platform's sign-up passes them."""
     if not reseller.is_active:
         raise ResellerError(N_("This reseller account is suspended."))
     if _count(reseller.id) >= reseller.max_workspaces:
         raise ResellerError(N_("This reseller may have at most %(max)s workspaces."), {"max": reseller.max_workspaces})
-    info = platform.tenants.create(slug, name, owner_email, owner_password)
+    info = platform.tenants.create(slug, name, owner_email, owner_password, **how)  # how: verified, pending
     with connection():
         with app_db.atomic():
             app_db.execute_sql("SELECT 1 FROM public.reseller WHERE id = %s FOR UPDATE", (reseller.id,))
