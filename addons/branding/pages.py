@@ -90,9 +90,7 @@ class LogoHandler(BrandPage):
     max_body_size = 2 * logo.MAX_BYTES  # a larger file is refused by logo.check, with its size named
 
     async def get(self):
-        found = await self.run_db(service.logo, self.tenant.id) or await self.run_db(
-            self.platform.registry.hook.smsgw_brand_default_logo, tenant=self.tenant)
-        send_logo(self, found)
+        send_logo(self, await self.run_db(service.shown_logo, self.tenant))
 
     async def post(self):
         await self.ensure_editable()

@@ -84,6 +84,11 @@ def logo(tenant_id: int) -> tuple[bytes, str] | None:
     return (bytes(row[0]), row[1]) if row else None
 
 
+def shown_logo(tenant) -> tuple[bytes, str] | None:
+    """The logo the workspace shows: its own, else the one ``smsgw_brand_default_logo`` gives (its reseller's)."""
+    return logo(tenant.id) or _platform.registry.hook.smsgw_brand_default_logo(tenant=tenant)
+
+
 def installed_themes() -> list[str]:
     folder = _platform.settings.themes_dir
     return sorted(p.name for p in folder.iterdir() if (p / "static" / "theme.css").is_file()) if folder.is_dir() else []
