@@ -70,7 +70,7 @@ PAGES = [
     ("partner", "partners", "/{reseller}/workspaces/{slug}"),
     ("partner", "partners", "/{reseller}/workspaces/{slug}/data/users"), ("partner", "partners", "/{reseller}/addons"),
     ("partner", "partners", "/{reseller}/team"), ("partner", "partners", "/{reseller}/invoices"),
-    ("partner", "partners", "/{reseller}/brand"),
+    ("partner", "partners", "/{reseller}/brand"), ("anonymous", "partners", "/{reseller}/signup"),
 ]
 
 # Addresses that answer with something other than a page of their own: files, JSON, form targets

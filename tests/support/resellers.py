@@ -31,7 +31,7 @@ def reseller_of(platform, tenant):
     """A reseller that owns ``tenant`` (a workspace made elsewhere, e.g. the page walks' populated
     one), with a retail plan and an addon made available: something on each of its console's pages (the
     support data page, without an access opened, leads back to the workspace's page, as the
-    Admin's does in the walks)."""
+    Admin's does in the walks), and its sign-up page open."""
     from addons.resellers import invoicing
     from tests.support.identity import admin_sql
 
@@ -41,6 +41,9 @@ def reseller_of(platform, tenant):
     service.set_available(platform, reseller, "contacts", True)
     invoicing.create_plan(reseller, {"code": "basic", "name": "Basic", "currency": "EUR", "monthly_price": 1900,
                                      "included_segments": 1000, "overage_per_1000": 500})
+    from addons.resellers import signup
+
+    signup.save_settings(reseller, True, "basic")  # its sign-up page shows its form
     return reseller
 
 
