@@ -61,7 +61,14 @@ class AdminResellerHandler(AdminHandler):
         action = self.get_body_argument("action", "")
         try:
             details = {}
-            if action in ("suspend", "resume"):
+            if action == "billing_details":
+                form = {k: self.get_body_argument(k, "")[:1000] for k in ("address", "country", "vat_id")}
+                errors = await self.run_db(service.save_billing_details, reseller, form)
+                if errors:
+                    _ = self.gettext()[0]
+                    raise ResellerError("; ".join(_(msgid) for msgid in errors.values()))
+                target = f"reseller:{reseller.slug}"
+            elif action in ("suspend", "resume"):
                 reason = self.get_body_argument("reason", "")[:1000]
                 await self.run_db(service.set_status, reseller, action == "suspend", reason)
                 target, details = f"reseller:{reseller.slug}", {"reason": " ".join(reason.split())}

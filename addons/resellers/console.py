@@ -346,9 +346,10 @@ class InvoicesHandler(ResellerHandler):
     async def show(self, error: str | None = None):
         from . import invoicing
 
+        from addons.billing.money import format_rate
         from addons.billing.plans import format_price
 
-        self.render("resellers/invoices.html", error=error, plans=await self.run_db(invoicing.plans, self.reseller),
+        self.render("resellers/invoices.html", error=error, tax_rate=format_rate, plans=await self.run_db(invoicing.plans, self.reseller),
                     plan_addons=await self.run_db(plan_addons.by_plan, self.reseller),
                     signup=await self.run_db(signup_settings, self.reseller),
                     available=await self.run_db(service.available_addons, self.reseller),

@@ -142,8 +142,8 @@ def invoice_customers(reseller: Reseller, month) -> list:
     start, end = month_bounds(month)
     retail = _retail(reseller)
     issuer = invoicing.Issuer(f"reseller:{reseller.slug}", f"{reseller.slug.upper()}-",
-                              {"name": reseller.company, "address": "", "country": "", "vat_id": "",
-                               "email": reseller.contact_email, "bank_details": ""})
+                              {"name": reseller.company, "address": reseller.address, "country": reseller.country,
+                               "vat_id": reseller.vat_id, "email": reseller.contact_email, "bank_details": ""})
     issued = []
     for info in service.workspaces(reseller.id):
         plan = retail.get(info.id)
@@ -178,6 +178,22 @@ class WholesaleInvoice:
     currency: str
     total: int
     lines: list  # [{"tenant_id", "tenant_slug", "segments", "amount", "description"}]
+    subtotal: int = 0
+    tax_rate_bp: int = 0
+    tax_name: str = ""
+    reverse_charge: bool = False
+    tax_amount: int = 0
+
+
+def wholesale_tax(reseller: Reseller, subtotal: int, db=app_db) -> tuple:
+    """``(decision, tax amount)`` of the platform's invoice to the reseller: billing's rule
+    (:func:`addons.billing.tax.decide`) with the operator as seller and the reseller as buyer."""
+    from addons.billing import tax
+    from addons.billing.money import tax_of
+    from addons.billing.payments import platform
+
+    decision = tax.decide(platform().settings.billing_seller_country, reseller.country, reseller.vat_id, db)
+    return decision, tax_of(subtotal, decision.rate_bp)
 
 
 def invoice_wholesale(reseller: Reseller, month) -> WholesaleInvoice:
@@ -217,10 +233,14 @@ def invoice_wholesale(reseller: Reseller, month) -> WholesaleInvoice:
                 return wholesale_invoice(reseller, start.date())
             seq = last + 1
             app_db.execute_sql("UPDATE public.reseller_wholesale_counter SET last_number = %s WHERE id = 1", (seq,))
+            subtotal = sum(l["amount"] for l in lines)
+            decision, tax_amount = wholesale_tax(reseller, subtotal)
             invoice_id = app_db.execute_sql(
-                "INSERT INTO public.reseller_wholesale_invoice (reseller_id, month, seq, number, currency, total) "
-                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                (reseller.id, start.date(), seq, f"W-{seq:06d}", currency, sum(l["amount"] for l in lines))).fetchone()[0]
+                "INSERT INTO public.reseller_wholesale_invoice (reseller_id, month, seq, number, currency, subtotal, "
+                "tax_rate_bp, tax_name, reverse_charge, tax_amount, total) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (reseller.id, start.date(), seq, f"W-{seq:06d}", currency, subtotal, decision.rate_bp, decision.name,
+                 decision.reverse_charge, tax_amount, subtotal + tax_amount)).fetchone()[0]
             for line in lines:
                 app_db.execute_sql(
                     "INSERT INTO public.reseller_wholesale_line (invoice_id, tenant_id, tenant_slug, segments, amount, "
@@ -243,7 +263,8 @@ def _commission(reseller: Reseller, tenant_id: int, month: dt.date) -> tuple[int
 
 def wholesale_invoice(reseller: Reseller, month: dt.date) -> WholesaleInvoice | None:
     with connection():
-        row = app_db.execute_sql("SELECT id, number, month, currency, total FROM public.reseller_wholesale_invoice "
+        row = app_db.execute_sql("SELECT id, number, month, currency, total, subtotal, tax_rate_bp, tax_name, "
+                                 "reverse_charge, tax_amount FROM public.reseller_wholesale_invoice "
                                  "WHERE reseller_id = %s AND month = %s", (reseller.id, month)).fetchone()
         if row is None:
             return None
@@ -251,7 +272,7 @@ def wholesale_invoice(reseller: Reseller, month: dt.date) -> WholesaleInvoice | 
                                    "public.reseller_wholesale_line WHERE invoice_id = %s ORDER BY tenant_slug",
                                    (row[0],)).fetchall()
     keys = ("tenant_id", "tenant_slug", "segments", "amount", "description")
-    return WholesaleInvoice(*row[:2], row[2], row[3], row[4], [dict(zip(keys, l)) for l in lines])
+    return WholesaleInvoice(*row[:5], [dict(zip(keys, l)) for l in lines], *row[5:])
 
 
 def wholesale_invoices(reseller: Reseller) -> list[WholesaleInvoice]:

@@ -59,6 +59,9 @@ class Reseller:
     status: str
     created_at: dt.datetime
     status_reason: str = ""
+    address: str = ""  # its billing details: the seller on its customers' invoices, the buyer on the platform's
+    country: str = ""
+    vat_id: str = ""
 
     @property
     def is_active(self) -> bool:
@@ -66,7 +69,7 @@ class Reseller:
 
 
 COLUMNS = ("id", "slug", "company", "contact_name", "contact_email", "pricing", "commission_bp",
-           "wholesale_plan", "max_workspaces", "status", "created_at", "status_reason")
+           "wholesale_plan", "max_workspaces", "status", "created_at", "status_reason", "address", "country", "vat_id")
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM public.reseller"
 
 
@@ -171,6 +174,20 @@ def set_status(reseller: Reseller, suspended: bool, reason: str) -> Reseller:
                                "AND user_id IN (SELECT id FROM public.reseller_user WHERE reseller_id = %s)",
                                (reseller.id,))
     return Reseller(*row)
+
+
+def save_billing_details(reseller: Reseller, form: dict) -> dict:
+    """Its address, country and VAT id, checked as billing checks a workspace's
+    (:func:`addons.billing.accounts.validate`); the errors by field (msgids), nothing stored if any."""
+    from addons.billing import accounts
+
+    values, errors = accounts.validate({k: form.get(k, "") for k in ("address", "country", "vat_id")}, ())
+    if errors:
+        return errors
+    with connection():
+        app_db.execute_sql("UPDATE public.reseller SET address = %s, country = %s, vat_id = %s WHERE id = %s",
+                           (values["address"], values["country"], values["vat_id"], reseller.id))
+    return {}
 
 
 # -- the console's people --------------------------------------------------------------------------
