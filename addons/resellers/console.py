@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+
+import tornado.ioloop
 
 from addons.branding.logo import MAX_BYTES as LOGO_MAX_BYTES
 from core.clock import utcnow
@@ -290,17 +293,49 @@ class AddonsHandler(ResellerHandler):
         else:
             slugs = [s[:60] for s in self.get_body_arguments("workspace")][:1000]
         if not slugs:
+            if self.wants_json():
+                raise Problem(422, "no-workspace", N_("Choose at least one workspace."))
             self.flash("error", N_("Choose at least one workspace."))
             self.redirect(f"{self.home}/addons")
             return
+        from . import jobs
+
         try:
-            outcomes = await self.run_db(service.set_addon, self.platform, self.reseller, addon, slugs, enabled)
+            job_id = await self.run_db(jobs.create, self.reseller, addon, slugs, enabled)
         except service.NotYours:
             raise Problem(404, "not-found", N_("There is no such addon here.")) from None
-        await self.record_addon_changes(addon, enabled, outcomes)
+        if self.wants_json():
+            # The page's script: the job runs on, and the script polls its progress.
+            tornado.ioloop.IOLoop.current().spawn_callback(self.run_job, job_id, addon, enabled)
+            self.set_status(202)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"job": job_id, "url": f"{self.home}/addons/jobs/{job_id}"}))
+            return
+        outcomes = await self.run_job(job_id, addon, enabled)  # without JavaScript: the result at the end
         if any(o.error for o in outcomes):
             self.set_status(422)
         await self.show(outcomes, addon)
+
+    async def run_job(self, job_id: int, addon: str, enabled: bool):
+        from . import jobs
+
+        outcomes = await self.run_db(jobs.run, self.platform, self.reseller, job_id)
+        await self.record_addon_changes(addon, enabled, outcomes)
+        return outcomes
+
+
+class AddonJobHandler(ResellerHandler):
+    """``/<reseller>/addons/jobs/<id>``: a job's progress as JSON (the addons page's script polls it)."""
+
+    async def get(self, _reseller, job_id):
+        from . import jobs
+
+        job = await self.run_db(jobs.get, self.reseller.id, int(job_id)) if len(job_id) <= 18 else None
+        if job is None:
+            raise Problem(404, "not-found", N_("There is no such job here."))
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(job))
 
 
 class TeamHandler(ResellerHandler):
@@ -494,6 +529,7 @@ def routes() -> list[tuple]:
         (R + r"/workspaces/" + W, WorkspaceHandler),
         (R + r"/workspaces/" + W + r"/data/([a-z_]{1,40})", WorkspaceDataHandler),
         (R + r"/addons", AddonsHandler),
+        (R + r"/addons/jobs/([0-9]{1,18})", AddonJobHandler),
         (R + r"/team", TeamHandler),
         (R + r"/invoices", InvoicesHandler),
         (R + r"/brand", BrandHandler),

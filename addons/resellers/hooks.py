@@ -81,4 +81,7 @@ def smsgw_models():
         Table("reseller_wholesale_invoice", "public", PersonalData()),
         Table("reseller_wholesale_line", "public", PersonalData()),
         Table("reseller_customer_invoice", "public", PersonalData()),
+        Table("reseller_plan_addon", "public", PersonalData()),
+        Table("reseller_addon_job", "public", PersonalData()),
+        Table("reseller_addon_job_item", "public", PersonalData()),
     ]

@@ -369,16 +369,23 @@ class Outcome:
     error: str = ""
 
 
+def addon_request(reseller: Reseller, addon: str, slugs: list[str]) -> list:
+    """The workspaces of a request to enable or disable ``addon`` in ``slugs``, all of them the
+    reseller's and the addon available to it; :class:`NotYours` otherwise, before anything changed."""
+    if addon not in available_addons(reseller):
+        raise NotYours(N_("This addon is not available to you."))
+    infos = [workspace(reseller.id, slug) for slug in dict.fromkeys(slugs)]
+    if not infos or None in infos:
+        raise NotYours(N_("There is no such workspace."))
+    return infos
+
+
 def set_addon(platform, reseller: Reseller, addon: str, slugs: list[str], enabled: bool, progress=None) -> list[Outcome]:
     """Enable (or disable) an available addon in some of the reseller's workspaces, one by one, the
     way ``smsgw addons enable`` does (:meth:`core.tenancy.TenantService.set_addon`: dependencies
     checked, the change announced to every process). A workspace that fails is reported with its
     error and the others go on; ``progress(index, total, outcome)`` hears each one."""
-    if addon not in available_addons(reseller):
-        raise NotYours(N_("This addon is not available to you."))
-    infos = [workspace(reseller.id, slug) for slug in dict.fromkeys(slugs)]
-    if not infos or None in infos:
-        raise NotYours(N_("There is no such workspace."))  # before anything changed
+    infos = addon_request(reseller, addon, slugs)
     outcomes = []
     for index, info in enumerate(infos, 1):
         try:
