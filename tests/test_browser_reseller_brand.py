@@ -120,3 +120,48 @@ def test_logo_sign_up_plan_addon_and_suspension(platform, server, new_page, tmp_
         fits(page, "suspended console")
     finally:
         platform.tenants.delete(slug)
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=list(VIEWPORTS))
+def test_enabling_an_addon_for_many_workspaces_shows_each_outcome_as_it_comes(platform, server, new_page, viewport):
+    from tests.support.identity import admin_sql
+
+    reseller = make_reseller(platform, "bp", max_workspaces=10)
+    service.set_available(platform, reseller, "contacts", True)
+    made = []
+    for i in range(4):
+        slug = f"bp{i}-{secrets.token_hex(3)}"
+        service.create_workspace(platform, reseller, slug, "Customer", f"owner@{slug}.example", OWNER_PASSWORD)
+        platform.tenants.set_addon(slug, "contacts", False)
+        made.append(slug)
+    broken = made[2]
+    admin_sql(platform, "UPDATE public.tenant_addon SET enabled = false WHERE tenant_id = %s AND addon = 'messaging'",
+              (load_tenant(broken).id,))
+    platform.tenant_cache.invalidate(broken)
+    try:
+        page = new_page()
+        page.set_viewport_size(VIEWPORTS[viewport])
+        page.goto(partners_address(server, f"/{reseller.slug}/login"))
+        page.fill("#f-email", partner_email(reseller))
+        page.fill("#f-password", PARTNER_PASSWORD)
+        submit(page)
+        page.goto(partners_address(server, f"/{reseller.slug}/addons"))
+        assert page.locator("#outcomes").is_hidden()
+        page.check("[data-addon=contacts] input[name=all]")
+        before = page.url
+        page.click("[data-addon=contacts] button[value=enable]")
+        page.wait_for_selector("#outcomes[data-state=finished]")
+        assert page.url == before  # no navigation: the script showed the progress
+        for slug in made:
+            text = page.inner_text(f"#outcomes li[data-slug='{slug}']")
+            if slug == broken:
+                assert "failed" in text and "Enable messaging first" in text, text
+            else:
+                assert text.endswith("done"), text
+        assert "3 of 4 workspaces done." in page.inner_text("#outcomes")
+        assert all("contacts" in load_tenant(s).enabled_addons for s in made if s != broken)
+        fits(page, "addon progress")
+        assert page_problems(page) == []
+    finally:
+        for slug in made:
+            platform.tenants.delete(slug)

@@ -68,7 +68,7 @@
       box.hidden = false;
       list.textContent = "";
       summary.textContent = say("working");
-      fetch(form.action, { method: "POST", body: data, credentials: "same-origin",
+      fetch(form.getAttribute("action"), { method: "POST", body: data, credentials: "same-origin",  // (form.action: its button "action")
                            headers: { Accept: "application/json" } })
         .then(function (r) {
           return r.json().then(function (body) { return { ok: r.status === 202, body: body }; });
