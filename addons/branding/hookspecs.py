@@ -67,3 +67,18 @@ def smsgw_brand_default_logo(tenant: TenantInfo) -> tuple[bytes, str] | None:
     Reaches: every installed addon (``every_addon``): a reseller's logo, whichever addons the
         workspace enabled.
     """
+
+
+@hookspec
+@every_addon
+def smsgw_tls_allowed(host: str) -> bool | None:
+    """May the operator's proxy get a certificate for ``host`` (the TLS ``ask`` endpoint,
+    ``/tls/ask``), besides the workspaces' verified host names: a host name of your own that your
+    pages answer at (a reseller's ``partners.acme.com``), proved by its owner.
+
+    :param host: the host name asked about, lowercase, without trailing dot.
+
+    Result: collected: any ``True`` allows it.
+    Order: dependencies first.
+    Reaches: every installed addon (``every_addon``): the host is no workspace's.
+    """

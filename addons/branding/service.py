@@ -36,6 +36,11 @@ def configure(platform) -> None:
     _platform = platform
 
 
+def platform():
+    """The platform this addon was configured with (its hooks, its settings)."""
+    return _platform
+
+
 @dataclass(frozen=True)
 class OwnBrand:
     """What a workspace set itself (``""``: not set), and its logo's type and version."""

@@ -43,6 +43,7 @@ W = r"([a-z0-9-]{1,40})"
 class ResellerHandler(PageHandler):
     scope = "host"
     host_label = HOST
+    custom_hosts = True  # also at the reseller's own proved host names (hostnames.py)
     permissions = {"GET": SUPPORT_PERMISSION, "POST": ADMIN_PERMISSION}
 
     def initialize(self, **kwargs):
@@ -53,6 +54,13 @@ class ResellerHandler(PageHandler):
     async def prepare(self):
         slug = self.path_args[0] if self.path_args else ""
         self.reseller = await self.run_db(service.by_slug, slug)
+        if self.request.host_name.lower().rstrip(".") != f"{HOST}.{self.settings_.base_domain}":
+            # A host of the reseller's own (core.web.app.custom_host_routes): only once it proved it.
+            from . import hostnames
+
+            host = self.request.host_name.lower().rstrip(".")
+            if self.reseller is None or not await self.run_db(hostnames.serves, host, self.reseller):
+                raise self.unknown_host()
         if self.reseller is None:
             raise Problem(404, "not-found", N_("There is no page at this address."))
         if not self.reseller.is_active:
@@ -450,13 +458,22 @@ class BrandHandler(ResellerHandler):
         from . import brand
 
         form, may_rebrand = await self.run_db(brand.of_reseller, self.reseller.id)
+        await self.load_hosts()
         self.show(form, may_rebrand, {})
 
-    def show(self, form: dict, may_rebrand: bool, errors: dict, logo_error=None) -> None:
+    hosts: list = []
+
+    async def load_hosts(self) -> None:
+        from . import hostnames
+
+        self.hosts = await self.run_db(hostnames.of_reseller, self.reseller)
+
+    def show(self, form: dict, may_rebrand: bool, errors: dict, logo_error=None, host_error=None) -> None:
         from addons.branding import logo, service as branding
 
         self.render("resellers/brand.html", form=form, may_rebrand=may_rebrand, errors=errors,
-                    themes=branding.installed_themes(), logo_error=logo_error, logo_limit=logo.MAX_BYTES // 1024)
+                    themes=branding.installed_themes(), logo_error=logo_error, logo_limit=logo.MAX_BYTES // 1024,
+                    hosts=self.hosts, host_error=host_error)
 
     async def post(self, _reseller):
         from . import brand
@@ -466,6 +483,7 @@ class BrandHandler(ResellerHandler):
         errors = await self.run_db(brand.save, self.reseller.id, form, may_rebrand)
         if errors:
             self.set_status(422)
+            await self.load_hosts()
             self.show(form, may_rebrand, errors)
             return
         await self.record("reseller.brand_changed", target=f"reseller:{self.reseller.slug}",
@@ -474,7 +492,7 @@ class BrandHandler(ResellerHandler):
         self.redirect(f"{self.home}/brand")
 
 
-class BrandLogoHandler(ResellerHandler):
+class BrandLogoHandler(BrandHandler):
     """``/<reseller>/brand/logo``: ``GET`` the reseller's logo (anyone: its sign-in page shows it);
     ``POST`` upload (``logo``, checked by the branding addon's :func:`addons.branding.logo.check`) or
     remove (``action=remove``) it (reseller admins)."""
@@ -510,7 +528,8 @@ class BrandLogoHandler(ResellerHandler):
         except LogoError as exc:
             form, may_rebrand = await self.run_db(brand.of_reseller, self.reseller.id)
             self.set_status(422)
-            self.show_brand(form, may_rebrand, {}, (exc.msgid, exc.args_))
+            await self.load_hosts()
+            self.show(form, may_rebrand, {}, (exc.msgid, exc.args_))
             return
         await self.run_db(brand.save_logo, self.reseller.id, checked)
         await self.record("reseller.logo_changed", target=f"reseller:{self.reseller.slug}",
@@ -518,7 +537,48 @@ class BrandLogoHandler(ResellerHandler):
         self.flash("success", N_("The logo was saved."))
         self.redirect(f"{self.home}/brand", status=303)
 
-    show_brand = BrandHandler.show
+
+
+class BrandHostsHandler(BrandHandler):
+    """``POST /<reseller>/brand/hosts``: add a host name of its own (``action=add``), check its TXT
+    record (``check``: the branding addon's proof and resolver) or remove it (``remove``)."""
+
+    permissions = {"GET": ADMIN_PERMISSION, "POST": ADMIN_PERMISSION}
+
+    async def get(self, _reseller):
+        self.redirect(f"{self.home}/brand#hosts")
+
+    async def post(self, _reseller):
+        from addons.branding import domains
+
+        from . import brand, hostnames
+
+        action = self.get_body_argument("action", "")
+        host = self.get_body_argument("host", "")[:300]
+        try:
+            if action == "add":
+                added = await self.run_db(hostnames.add, self.reseller, host, self.settings_.base_domain)
+                await self.record("reseller.host_added", target=f"reseller:{self.reseller.slug}", host=added.host)
+                self.flash("success", N_("%(host)s was added. Publish its TXT record, then check it."), host=added.host)
+            elif action == "check":
+                checked = await self.run_db(hostnames.verify, self.reseller, host, domains.resolver_from(self.settings_))
+                await self.record("reseller.host_verified", target=f"reseller:{self.reseller.slug}", host=checked.host)
+                self.flash("success", N_("%(host)s is verified: your console and sign-up page answer there now."),
+                           host=checked.host)
+            elif action == "remove":
+                if await self.run_db(hostnames.remove, self.reseller, host):
+                    await self.record("reseller.host_removed", target=f"reseller:{self.reseller.slug}", host=host)
+                self.flash("success", N_("%(host)s was removed."), host=host)
+            else:
+                raise Problem(400, "bad-request", N_("Choose add, check or remove."))
+        except domains.DomainError as exc:
+            form, may_rebrand = await self.run_db(brand.of_reseller, self.reseller.id)
+            self.set_status(422)
+            await self.load_hosts()
+            self.show(form, may_rebrand, {}, None, (exc.msgid, exc.args_))
+            return
+        self.redirect(f"{self.home}/brand#hosts", status=303)
+
 
 
 def routes() -> list[tuple]:
@@ -534,4 +594,5 @@ def routes() -> list[tuple]:
         (R + r"/invoices", InvoicesHandler),
         (R + r"/brand", BrandHandler),
         (R + r"/brand/logo", BrandLogoHandler),
+        (R + r"/brand/hosts", BrandHostsHandler),
     ]

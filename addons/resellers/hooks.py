@@ -4,7 +4,7 @@ from core.addons import hookimpl
 from core.datamap import PersonalData, Table
 from core.tasks import crontab
 
-from . import admin, brand, cli, console, invoicing, signup
+from . import admin, brand, cli, console, hostnames, invoicing, signup
 from .service import ADMIN_PERMISSION, SUPPORT_PERMISSION
 
 
@@ -35,6 +35,11 @@ def smsgw_brand_defaults(tenant):
 @hookimpl
 def smsgw_brand_default_logo(tenant):
     return brand.default_logo(tenant)
+
+
+@hookimpl
+def smsgw_tls_allowed(host):
+    return hostnames.tls_allowed(host)
 
 
 @hookimpl
@@ -84,4 +89,5 @@ def smsgw_models():
         Table("reseller_plan_addon", "public", PersonalData()),
         Table("reseller_addon_job", "public", PersonalData()),
         Table("reseller_addon_job_item", "public", PersonalData()),
+        Table("reseller_domain", "public", PersonalData()),
     ]

@@ -157,7 +157,7 @@ class Application(tornado.web.Application):
         rules = static_rules + host_rules(routes, settings.base_domain) + [
             Rule(HostMatches(tenant_host), tenant_routes),
             Rule(HostMatches(re.escape(settings.base_domain)), platform_routes),
-            Rule(AnyMatches(), tenant_routes),
+            Rule(AnyMatches(), tenant_routes + custom_host_routes(routes)),
         ]
         check_route_permissions(routes, registry.access)
         self.route_table = routes
@@ -201,6 +201,15 @@ def host_rules(routes, base_domain: str) -> list[Rule]:
                  [(pattern, type(handler.__name__, (handler,), {"scope": "host", "host_label": label}), kwargs)
                   for pattern, handler, kwargs in anywhere] + rules)
             for label, rules in sorted(by_label.items())]
+
+
+def custom_host_routes(routes) -> list[tuple]:
+    """Handlers of ``scope = "host"`` that also answer at a host name of their owner's own
+    (``custom_hosts = True``: a reseller's ``partners.acme.com``), after the workspaces' routes (a
+    workspace's own host keeps its pages). Such a handler proves the host itself in ``prepare``
+    (:meth:`BaseHandler.unknown_host` for any host nobody proved)."""
+    return [(pattern, handler, kwargs) for pattern, handler, kwargs, _addon in routes
+            if handler.scope == "host" and handler.custom_hosts]
 
 
 def compile_body_schemas(platform, routes) -> None:
