@@ -17,13 +17,25 @@ from core.tenancy import load_tenant
 from tests.support.browser import (address, chromium, new_page, overflowing, page_problems, server,  # noqa: F401
                                    submit)
 from tests.support.identity import OWNER_PASSWORD
-from tests.support.resellers import PARTNER_PASSWORD, make_reseller, partner_email, partners_address
+from tests.support.resellers import (PARTNER_PASSWORD, customers_without, make_reseller, partner_email,
+                                     partners_address)
 from tests.test_branding import png
 
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 HOSTILE = "<img src=x onerror=\"document.title='pwned'\"> & {{7*7}}"
 PLATFORM_NAME = re.compile(r"SMS Gateway(?! for Android)")
 ADMIN_PASSWORD = "an operator's long password"
+
+
+def console_page(new_page, server, reseller, viewport: str):
+    """A page at ``viewport`` size with the reseller's person signed in through the console's form."""
+    page = new_page()
+    page.set_viewport_size(VIEWPORTS[viewport])
+    page.goto(partners_address(server, f"/{reseller.slug}/login"))
+    page.fill("#f-email", partner_email(reseller))
+    page.fill("#f-password", PARTNER_PASSWORD)
+    submit(page)
+    return page
 
 
 def fits(page, where: str) -> None:
@@ -37,12 +49,7 @@ def test_logo_sign_up_plan_addon_and_suspension(platform, server, new_page, tmp_
     service.set_available(platform, reseller, "contacts", True)
     invoicing.create_plan(reseller, {"code": "starter", "name": "Starter", "currency": "EUR", "monthly_price": 900,
                                      "included_segments": 100, "overage_per_1000": 50})
-    page = new_page()
-    page.set_viewport_size(VIEWPORTS[viewport])
-    page.goto(partners_address(server, f"/{reseller.slug}/login"))
-    page.fill("#f-email", partner_email(reseller))
-    page.fill("#f-password", PARTNER_PASSWORD)
-    submit(page)
+    page = console_page(new_page, server, reseller, viewport)
     # The brand page: a hostile SVG is refused with its reason, a PNG is taken and shown in the header.
     page.goto(partners_address(server, f"/{reseller.slug}/brand"))
     page.fill("#f-product_name", "Acme Texts")
@@ -127,24 +134,13 @@ def test_enabling_an_addon_for_many_workspaces_shows_each_outcome_as_it_comes(pl
     from tests.support.identity import admin_sql
 
     reseller = make_reseller(platform, "bp", max_workspaces=10)
-    service.set_available(platform, reseller, "contacts", True)
-    made = []
-    for i in range(4):
-        slug = f"bp{i}-{secrets.token_hex(3)}"
-        service.create_workspace(platform, reseller, slug, "Customer", f"owner@{slug}.example", OWNER_PASSWORD)
-        platform.tenants.set_addon(slug, "contacts", False)
-        made.append(slug)
+    made = customers_without(platform, reseller, "bp", 4)
     broken = made[2]
     admin_sql(platform, "UPDATE public.tenant_addon SET enabled = false WHERE tenant_id = %s AND addon = 'messaging'",
               (load_tenant(broken).id,))
     platform.tenant_cache.invalidate(broken)
     try:
-        page = new_page()
-        page.set_viewport_size(VIEWPORTS[viewport])
-        page.goto(partners_address(server, f"/{reseller.slug}/login"))
-        page.fill("#f-email", partner_email(reseller))
-        page.fill("#f-password", PARTNER_PASSWORD)
-        submit(page)
+        page = console_page(new_page, server, reseller, viewport)
         page.goto(partners_address(server, f"/{reseller.slug}/addons"))
         assert page.locator("#outcomes").is_hidden()
         page.check("[data-addon=contacts] input[name=all]")

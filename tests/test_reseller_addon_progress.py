@@ -5,15 +5,14 @@ a browser without JavaScript gets the result at the end. Another reseller's job 
 
 from __future__ import annotations
 
-import secrets
 import time
 
 import pytest
 
 from addons.resellers import jobs, service
 from core.tenancy import load_tenant
-from tests.support.identity import OWNER_PASSWORD, admin_sql, fetch_xsrf, post_form
-from tests.support.resellers import make_reseller, partner_sign_in
+from tests.support.identity import admin_sql, fetch_xsrf, post_form
+from tests.support.resellers import customers_without, make_reseller, partner_sign_in
 
 JSON = {"Accept": "application/json"}
 
@@ -21,13 +20,7 @@ JSON = {"Accept": "application/json"}
 @pytest.fixture
 def seller(platform, live_server):
     reseller = make_reseller(platform, "jp", max_workspaces=10)
-    service.set_available(platform, reseller, "contacts", True)
-    made = []
-    for _ in range(4):
-        slug = f"jp-{secrets.token_hex(3)}"
-        service.create_workspace(platform, reseller, slug, "Customer", f"owner@{slug}.example", OWNER_PASSWORD)
-        platform.tenants.set_addon(slug, "contacts", False)
-        made.append(slug)
+    made = customers_without(platform, reseller, "jp", 4)
     console = partner_sign_in(live_server, reseller)
     fetch_xsrf(console, f"/{reseller.slug}/addons")
     yield reseller, console, made

@@ -5,14 +5,12 @@ failure names the addon and the reason. Another reseller's plans and unavailable
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 
 from addons.resellers import invoicing, plan_addons, service
 from core.tenancy import load_tenant
-from tests.support.identity import OWNER_PASSWORD, admin_sql, fetch_xsrf, post_form
-from tests.support.resellers import make_reseller, partner_sign_in
+from tests.support.identity import admin_sql, fetch_xsrf, post_form
+from tests.support.resellers import customers_without, make_reseller, partner_sign_in
 
 PLAN = {"currency": "EUR", "monthly_price": 1900, "included_segments": 100, "overage_per_1000": 50}
 
@@ -20,16 +18,10 @@ PLAN = {"currency": "EUR", "monthly_price": 1900, "included_segments": 100, "ove
 @pytest.fixture
 def seller(platform, live_server):
     reseller = make_reseller(platform, "pa")
-    service.set_available(platform, reseller, "contacts", True)
     for code in ("basic", "pro"):
         invoicing.create_plan(reseller, {"code": code, "name": code.title(), **PLAN})
     console = partner_sign_in(live_server, reseller)
-    made = []
-    for _ in range(2):
-        slug = f"pa-ws-{secrets.token_hex(3)}"
-        service.create_workspace(platform, reseller, slug, "Customer Co", f"owner@{slug}.example", OWNER_PASSWORD)
-        platform.tenants.set_addon(slug, "contacts", False)
-        made.append(slug)
+    made = customers_without(platform, reseller, "pa-ws", 2)
     fetch_xsrf(console, f"/{reseller.slug}/invoices")
     yield reseller, console, made
     for slug in made:

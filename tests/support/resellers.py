@@ -47,6 +47,21 @@ def reseller_of(platform, tenant):
     return reseller
 
 
+def customers_without(platform, reseller, prefix: str, count: int, addon: str = "contacts") -> list[str]:
+    """``count`` workspaces of ``reseller`` (made by the addon's own service) with ``addon`` switched
+    off, the operator's ``addon`` made available to the reseller: something to enable. Their slugs."""
+    from tests.support.identity import OWNER_PASSWORD
+
+    service.set_available(platform, reseller, addon, True)
+    made = []
+    for i in range(count):
+        slug = f"{prefix}{i}-{secrets.token_hex(3)}"
+        service.create_workspace(platform, reseller, slug, "Customer Co", f"owner@{slug}.example", OWNER_PASSWORD)
+        platform.tenants.set_addon(slug, addon, False)
+        made.append(slug)
+    return made
+
+
 def partners_address(server, path: str) -> str:
     """The URL of ``path`` on the partner console's host of ``server``."""
     return f"http://partners.{server.platform.settings.base_domain}:{server.port}{path}"
