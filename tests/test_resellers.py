@@ -288,7 +288,8 @@ def console_routes(live_server):
 
 def fill(pattern: str, reseller: str, workspace: str) -> str:
     values = iter([reseller, workspace, "users"])
-    path = re.sub(r"\([^)]*\)", lambda _m: next(values), pattern)
+    # A number's place (a job's id) takes a number: the ids tried are the workspace's.
+    path = re.sub(r"\([^)]*\)", lambda m: "1" if m.group(0).startswith("([0-9]") else next(values), pattern)
     return path.replace("/?", "").replace("\\", "")
 
 

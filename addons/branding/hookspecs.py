@@ -70,7 +70,6 @@ def smsgw_brand_default_logo(tenant: TenantInfo) -> tuple[bytes, str] | None:
 
 
 @hookspec
-@every_addon
 def smsgw_tls_allowed(host: str) -> bool | None:
     """May the operator's proxy get a certificate for ``host`` (the TLS ``ask`` endpoint,
     ``/tls/ask``), besides the workspaces' verified host names: a host name of your own that your
@@ -80,5 +79,4 @@ def smsgw_tls_allowed(host: str) -> bool | None:
 
     Result: collected: any ``True`` allows it.
     Order: dependencies first.
-    Reaches: every installed addon (``every_addon``): the host is no workspace's.
     """

@@ -17,7 +17,7 @@ import tornado.ioloop
 
 from addons.branding.logo import MAX_BYTES as LOGO_MAX_BYTES
 from core.clock import utcnow
-from core.db import run_in_tenant
+from core.db import run_in_tenant, run_sync
 from core.events import emit
 from core.i18n import N_
 from core.permissions import PUBLIC
@@ -26,6 +26,7 @@ from core.throttle import account_key
 from core.web.admin_pages import tenant_data_sections
 from core.web.auth_pages import SAME_ANSWER, audit, client_ip
 from core.web.base import PageHandler
+from core.web.hosts import tenant_by_slug
 from core.web.pages import safe_next
 from core.web.problem import Problem
 
@@ -60,7 +61,7 @@ class ResellerHandler(PageHandler):
 
             host = self.request.host_name.lower().rstrip(".")
             if self.reseller is None or not await self.run_db(hostnames.serves, host, self.reseller):
-                raise self.unknown_host()
+                await self.not_a_reseller_host()
         if self.reseller is None:
             raise Problem(404, "not-found", N_("There is no page at this address."))
         if not self.reseller.is_active:
@@ -74,6 +75,16 @@ class ResellerHandler(PageHandler):
 
         self.logo_version = await self.run_db(brand.logo_version, self.reseller.id)
         await super().prepare()
+
+    async def not_a_reseller_host(self):
+        """At a host no reseller proved for this page: what the workspaces' routes answer there (a
+        workspace's own host: its branded 404; anybody else's: the unknown-host refusal)."""
+        slug = await self.route_host()  # refuses a host nobody proved
+        tenant = await tenant_by_slug(self.platform, slug) if slug else None
+        if tenant is not None and tenant.is_active:
+            self.tenant = tenant
+            self._brand = await run_sync(self.platform.brand_for, tenant)
+        raise Problem(404, "not-found", N_("There is no page at this address."))
 
     @property
     def home(self) -> str:
