@@ -118,4 +118,5 @@ def test_a_host_another_reseller_or_a_workspace_proved_is_not_taken(platform, li
     assert r.status_code == 422 and "already in use" in r.text and not hostnames.serves(ws_host, reseller)
     # The workspace keeps its host: its pages answer there, not the console's.
     assert at_host(live_server, ws_host).get("/login").status_code == 200
-    assert at_host(live_server, ws_host).get(f"/{reseller.slug}/login").status_code == 400
+    page = at_host(live_server, ws_host).get(f"/{reseller.slug}/login")
+    assert page.status_code == 404 and 'name="password"' not in page.text  # the workspace's 404, no console
