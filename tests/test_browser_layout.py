@@ -85,6 +85,9 @@ NOT_PAGES = {
     r"/contacts/groups", r"/contacts/export\.csv",  # a form target (POST only) and a file
     r"/admin/abuse/([a-z0-9-]{1,63})/([0-9]{1,18})", r"/security/alerts/([0-9]{1,18})",  # form targets
     r"/security/sandbox",
+    # a reseller's colours and logo files, its host names form's target (GET goes to its brand page), a job's JSON
+    r"/([a-z0-9-]{1,40})/brand/style\.css", r"/([a-z0-9-]{1,40})/brand/logo", r"/([a-z0-9-]{1,40})/brand/hosts",
+    r"/([a-z0-9-]{1,40})/addons/jobs/([0-9]{1,18})",
 }
 
 
