@@ -135,7 +135,9 @@ def smsgw_routes(settings: Settings) -> list[tuple]:
     These stay tuples: it is the shape Tornado's ``Application`` takes, and what every Tornado
     reader expects. Handlers derive from :class:`core.web.base.BaseHandler`; their ``scope``
     attribute says where they answer (``"tenant"``, ``"platform"``, ``"any"``, or ``"host"``:
-    only on ``<handler.host_label>.<base-domain>``, a reserved slug, with no tenant resolved).
+    only on ``<handler.host_label>.<base-domain>``, a reserved slug, with no tenant resolved; with
+    ``custom_hosts = True`` also at hosts of someone's own where no workspace route matched, which
+    the handler must prove itself: ``core.web.app.custom_host_routes``).
     Tenant routes answer only for tenants that enabled the addon.
 
     :param settings: the :class:`core.config.Settings` in force.

@@ -71,7 +71,7 @@ PAGES = [
     ("partner", "partners", "/{reseller}/workspaces/{slug}"),
     ("partner", "partners", "/{reseller}/workspaces/{slug}/data/users"), ("partner", "partners", "/{reseller}/addons"),
     ("partner", "partners", "/{reseller}/team"), ("partner", "partners", "/{reseller}/invoices"),
-    ("partner", "partners", "/{reseller}/brand"),
+    ("partner", "partners", "/{reseller}/brand"), ("anonymous", "partners", "/{reseller}/signup"),
 ]
 
 # Addresses that answer with something other than a page of their own: files, JSON, form targets
@@ -86,6 +86,9 @@ NOT_PAGES = {
     r"/contacts/groups", r"/contacts/export\.csv",  # a form target (POST only) and a file
     r"/admin/abuse/([a-z0-9-]{1,63})/([0-9]{1,18})", r"/security/alerts/([0-9]{1,18})",  # form targets
     r"/security/sandbox", r"/security/sandbox/code", r"/security/sandbox/verify",  # form targets
+    # a reseller's colours and logo files, its host names form's target (GET goes to its brand page), a job's JSON
+    r"/([a-z0-9-]{1,40})/brand/style\.css", r"/([a-z0-9-]{1,40})/brand/logo", r"/([a-z0-9-]{1,40})/brand/hosts",
+    r"/([a-z0-9-]{1,40})/addons/jobs/([0-9]{1,18})",
 }
 
 

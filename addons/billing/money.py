@@ -105,7 +105,8 @@ def parse_rate(text: str) -> int:
 
 
 def format_rate(rate_bp: int) -> str:
-    return f"{Decimal(rate_bp) / 100:f}".rstrip("0").rstrip(".") + " %"
+    text = f"{Decimal(rate_bp) / 100:f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + " %"  # 20 %, not 2 %
 
 
 def to_decimal(amount: int, currency: str) -> Decimal:

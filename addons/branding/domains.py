@@ -27,7 +27,7 @@ from typing import Protocol
 from core.db import app_db, connection
 from core.i18n import N_
 
-from .service import catalogue
+from .service import catalogue, platform as catalogue_platform
 
 CHALLENGE = "_smsgw-challenge"
 PREFIX = "smsgw-verify="
@@ -155,17 +155,7 @@ def verify(tenant_id: int, host: str, resolver: Resolver) -> Domain:
     if row is None:
         raise DomainError(N_("%(host)s is not on this workspace's list."), host=host[:100])
     token = row[0]
-    name = f"{CHALLENGE}.{host}"
-    try:
-        found = resolver.txt(name)
-    except LookupFailed as exc:
-        log.info("TXT lookup of %s failed: %s", name, exc)
-        _note(tenant_id, host, "DNS did not answer")
-        raise DomainError(N_("DNS did not answer for %(name)s. Try again in a few minutes."), name=name) from None
-    if PREFIX + token not in [value.strip() for value in found]:
-        _note(tenant_id, host, "record not found")
-        raise DomainError(N_("The TXT record %(name)s does not hold %(value)s yet. DNS changes can take a while "
-                             "to show; check again later."), name=name, value=PREFIX + token)
+    prove(host, token, resolver, lambda error: _note(tenant_id, host, error))
     with connection(), app_db.atomic():
         taken = app_db.execute_sql("SELECT 1 FROM public.custom_domain WHERE host = %s AND tenant_id <> %s "
                                    "AND verified_at IS NOT NULL", (host, tenant_id)).fetchone()
@@ -174,6 +164,23 @@ def verify(tenant_id: int, host: str, resolver: Resolver) -> Domain:
         app_db.execute_sql("UPDATE public.custom_domain SET verified_at = coalesce(verified_at, now()), "
                            "checked_at = now(), last_error = '' WHERE host = %s AND tenant_id = %s", (host, tenant_id))
     return Domain(host, token, True, "")
+
+
+def prove(host: str, token: str, resolver: Resolver, note=lambda _error: None) -> None:
+    """The proof of a host: its ``_smsgw-challenge`` TXT record holds ``smsgw-verify=<token>``;
+    :class:`DomainError` otherwise (``note`` hears why, to keep with the host). Also a reseller's
+    host names' proof (addons.resellers)."""
+    name = f"{CHALLENGE}.{host}"
+    try:
+        found = resolver.txt(name)
+    except LookupFailed as exc:
+        log.info("TXT lookup of %s failed: %s", name, exc)
+        note("DNS did not answer")
+        raise DomainError(N_("DNS did not answer for %(name)s. Try again in a few minutes."), name=name) from None
+    if PREFIX + token not in [value.strip() for value in found]:
+        note("record not found")
+        raise DomainError(N_("The TXT record %(name)s does not hold %(value)s yet. DNS changes can take a while "
+                             "to show; check again later."), name=name, value=PREFIX + token)
 
 
 def _note(tenant_id: int, host: str, error: str) -> None:
@@ -198,9 +205,17 @@ def slug_for(host: str) -> str | None:
 
 
 def tls_allowed(host: str) -> bool:
-    """May the proxy get a certificate for ``host``: a verified host of an active workspace."""
+    """May the proxy get a certificate for ``host``: a verified host of an active workspace, or one
+    another addon serves (``smsgw_tls_allowed``: a reseller's own host name)."""
     with connection():
         row = app_db.execute_sql("SELECT 1 FROM public.custom_domain d JOIN public.tenant t ON t.id = d.tenant_id "
                                  "WHERE d.host = %s AND d.verified_at IS NOT NULL AND t.status = 'active'",
                                  (host,)).fetchone()
-    return row is not None
+    return row is not None or any(catalogue_platform().registry.hook.smsgw_tls_allowed(host=host))
+
+
+def verified_elsewhere(host: str) -> bool:
+    """Is ``host`` a verified host name of some workspace (so nobody else may prove it)?"""
+    with connection():
+        return app_db.execute_sql("SELECT 1 FROM public.custom_domain WHERE host = %s AND verified_at IS NOT NULL",
+                                  (host,)).fetchone() is not None

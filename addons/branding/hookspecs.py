@@ -50,3 +50,33 @@ def smsgw_brand_editable(tenant: TenantInfo) -> bool | None:
     Order: dependencies first.
     Reaches: every installed addon (``every_addon``): a reseller that sells a fixed brand says no.
     """
+
+
+@hookspec(firstresult=True)
+@every_addon
+def smsgw_brand_default_logo(tenant: TenantInfo) -> tuple[bytes, str] | None:
+    """The logo ``tenant`` shows when it uploaded none of its own: the one whose address an
+    ``smsgw_brand_defaults`` answer gave as ``logo_url`` (``/brand/logo?v=...``), served by the
+    branding addon at the workspace's own host.
+
+    :param tenant: the workspace.
+
+    Result: first: ``(data, content_type)``, a logo already checked by
+        :func:`addons.branding.logo.check` (``image/png`` or ``image/svg+xml``), or ``None``.
+    Order: dependencies first.
+    Reaches: every installed addon (``every_addon``): a reseller's logo, whichever addons the
+        workspace enabled.
+    """
+
+
+@hookspec
+def smsgw_tls_allowed(host: str) -> bool | None:
+    """May the operator's proxy get a certificate for ``host`` (the TLS ``ask`` endpoint,
+    ``/tls/ask``), besides the workspaces' verified host names: a host name of your own that your
+    pages answer at (a reseller's ``partners.acme.com``), proved by its owner.
+
+    :param host: the host name asked about, lowercase, without trailing dot.
+
+    Result: collected: any ``True`` allows it.
+    Order: dependencies first.
+    """

@@ -61,6 +61,27 @@ class BrandPage(PageHandler):
                                                      actor_name=self.principal.email, **details))
 
 
+def send_logo(handler, found: tuple[bytes, str] | None) -> None:
+    """Answer with a stored logo (``(data, content_type)``, checked when it was uploaded) as an image
+    only, or 404. Also the reseller console's (addons.resellers)."""
+    if found is None:
+        raise Problem(404, "not-found", N_("This workspace has no logo."))
+    data, content_type = found
+    handler.set_header("Content-Type", content_type)
+    handler.set_header("Content-Security-Policy", LOGO_CSP)
+    handler.set_header("Content-Disposition", "inline; filename=logo." + ("svg" if "svg" in content_type else "png"))
+    handler.set_header("Cross-Origin-Resource-Policy", "same-origin")
+    handler.set_header("Cache-Control", "public, max-age=86400")  # its address changes with each upload
+    handler.finish(data)
+
+
+def uploaded_logo(handler) -> logo.Logo:
+    """The ``logo`` file of a multipart form, checked (:func:`.logo.check`); :class:`.logo.LogoError` if refused."""
+    uploads = handler.request.files.get("logo") or []
+    upload = uploads[0] if uploads else None
+    return logo.check(upload.body if upload else b"", upload.filename if upload else "")
+
+
 class LogoHandler(BrandPage):
     """``GET /brand/logo``: the logo, for every visitor of the workspace (its sign-in page shows it);
     ``POST``: upload (``logo``) or remove (``action=remove``) it."""
@@ -69,16 +90,7 @@ class LogoHandler(BrandPage):
     max_body_size = 2 * logo.MAX_BYTES  # a larger file is refused by logo.check, with its size named
 
     async def get(self):
-        found = await self.run_db(service.logo, self.tenant.id)
-        if found is None:
-            raise Problem(404, "not-found", N_("This workspace has no logo."))
-        data, content_type = found
-        self.set_header("Content-Type", content_type)
-        self.set_header("Content-Security-Policy", LOGO_CSP)
-        self.set_header("Content-Disposition", "inline; filename=logo." + ("svg" if "svg" in content_type else "png"))
-        self.set_header("Cross-Origin-Resource-Policy", "same-origin")
-        self.set_header("Cache-Control", "public, max-age=86400")  # its address changes with each upload
-        self.finish(data)
+        send_logo(self, await self.run_db(service.shown_logo, self.tenant))
 
     async def post(self):
         await self.ensure_editable()
@@ -88,10 +100,8 @@ class LogoHandler(BrandPage):
             self.flash("success", N_("The logo was removed."))
             self.redirect("/brand", status=303)
             return
-        uploads = self.request.files.get("logo") or []
-        upload = uploads[0] if uploads else None
         try:
-            checked = logo.check(upload.body if upload else b"", upload.filename if upload else "")
+            checked = uploaded_logo(self)
         except logo.LogoError as exc:
             await self.page(422, section_error={"logo": (exc.msgid, exc.args_)})
             return

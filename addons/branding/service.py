@@ -36,6 +36,11 @@ def configure(platform) -> None:
     _platform = platform
 
 
+def platform():
+    """The platform this addon was configured with (its hooks, its settings)."""
+    return _platform
+
+
 @dataclass(frozen=True)
 class OwnBrand:
     """What a workspace set itself (``""``: not set), and its logo's type and version."""
@@ -84,6 +89,11 @@ def logo(tenant_id: int) -> tuple[bytes, str] | None:
     return (bytes(row[0]), row[1]) if row else None
 
 
+def shown_logo(tenant) -> tuple[bytes, str] | None:
+    """The logo the workspace shows: its own, else the one ``smsgw_brand_default_logo`` gives (its reseller's)."""
+    return logo(tenant.id) or _platform.registry.hook.smsgw_brand_default_logo(tenant=tenant)
+
+
 def installed_themes() -> list[str]:
     folder = _platform.settings.themes_dir
     return sorted(p.name for p in folder.iterdir() if (p / "static" / "theme.css").is_file()) if folder.is_dir() else []
@@ -100,14 +110,18 @@ def resolve(tenant, default: Brand) -> Resolved:
         return Resolved(None, part)
     sheet = ""
     if part.colour_brand or part.colour_text:
-        digest = hashlib.sha256(f"{part.colour_brand}{part.colour_text}".encode()).hexdigest()[:12]
-        sheet = f"/brand/style.css?v={digest}"
+        sheet = f"/brand/style.css?v={colours_digest(part.colour_brand, part.colour_text)}"
     name = part.product_name or default.product_name
     return Resolved(Brand(product_name=name, support_email=part.support_email or default.support_email,
                           theme=part.theme if part.theme in installed_themes() else "", logo_url=part.logo_url,
                           stylesheet_url=sheet,
                           mail_sender_name=part.mail_sender_name or part.product_name,
                           custom=bool(part.product_name or part.logo_url)), part)
+
+
+def colours_digest(brand_colour: str, text_colour: str) -> str:
+    """What a stylesheet's address carries, so a change of colours is a new address (cached a day)."""
+    return hashlib.sha256(f"{brand_colour}{text_colour}".encode()).hexdigest()[:12]
 
 
 def brand(tenant, default: Brand) -> Brand | None:

@@ -271,7 +271,7 @@ def template_context(handler) -> dict:
     if pending is not None:
         ctx["page_notices"] = ["privacy/policy_notice.html"]
         ctx["policy_pending_version"] = pending
-    if handler.tenant is None and handler.request.path == "/signup":
+    if handler.tenant is None and getattr(handler, "signup_form", False):  # every sign-up form, a reseller's too
         try:
             ctx["signup_parts"] = ["privacy/signup_policy.html"]
             ctx["signup_policy_version"] = version(handler.application.templates, page_theme(handler))

@@ -60,7 +60,19 @@ class AdminResellerHandler(AdminHandler):
         reseller = await self.reseller_or_404(slug)
         action = self.get_body_argument("action", "")
         try:
-            if action in ("make_available", "withdraw"):
+            details = {}
+            if action == "billing_details":
+                form = {k: self.get_body_argument(k, "")[:1000] for k in ("address", "country", "vat_id")}
+                errors = await self.run_db(service.save_billing_details, reseller, form)
+                if errors:
+                    _ = self.gettext()[0]
+                    raise ResellerError("; ".join(_(msgid) for msgid in errors.values()))
+                target = f"reseller:{reseller.slug}"
+            elif action in ("suspend", "resume"):
+                reason = self.get_body_argument("reason", "")[:1000]
+                await self.run_db(service.set_status, reseller, action == "suspend", reason)
+                target, details = f"reseller:{reseller.slug}", {"reason": " ".join(reason.split())}
+            elif action in ("make_available", "withdraw"):
                 addon = self.get_body_argument("addon", "")[:60]
                 await self.run_db(service.set_available, self.platform, reseller, addon, action == "make_available")
                 target = f"addon:{addon}"
@@ -78,7 +90,7 @@ class AdminResellerHandler(AdminHandler):
             return
         await self.run_db(emit, self.platform, audit(self, f"admin.reseller_{action}", actor=self.principal.actor,
                                                      actor_name=self.principal.email, target=target,
-                                                     reseller=reseller.slug))
+                                                     reseller=reseller.slug, **details))
         self.flash("success", N_("Reseller %(slug)s: saved."), slug=reseller.slug)
         self.redirect(f"/admin/resellers/{reseller.slug}")
 

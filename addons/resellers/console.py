@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 
+import tornado.ioloop
+
+from addons.branding.logo import MAX_BYTES as LOGO_MAX_BYTES
 from core.clock import utcnow
-from core.db import run_in_tenant
+from core.db import run_in_tenant, run_sync
 from core.events import emit
 from core.i18n import N_
 from core.permissions import PUBLIC
@@ -22,10 +26,11 @@ from core.throttle import account_key
 from core.web.admin_pages import tenant_data_sections
 from core.web.auth_pages import SAME_ANSWER, audit, client_ip
 from core.web.base import PageHandler
+from core.web.hosts import tenant_by_slug
 from core.web.pages import safe_next
 from core.web.problem import Problem
 
-from . import service
+from . import plan_addons, service
 from .service import ADMIN_PERMISSION, SUPPORT_PERMISSION, ResellerError
 
 HOST = "partners"
@@ -39,18 +44,47 @@ W = r"([a-z0-9-]{1,40})"
 class ResellerHandler(PageHandler):
     scope = "host"
     host_label = HOST
+    custom_hosts = True  # also at the reseller's own proved host names (hostnames.py)
     permissions = {"GET": SUPPORT_PERMISSION, "POST": ADMIN_PERMISSION}
 
     def initialize(self, **kwargs):
         super().initialize(**kwargs)
         self.reseller = None
+        self.logo_version = 0
 
     async def prepare(self):
         slug = self.path_args[0] if self.path_args else ""
         self.reseller = await self.run_db(service.by_slug, slug)
-        if self.reseller is None or not self.reseller.is_active:
+        if self.request.host_name.lower().rstrip(".") != f"{HOST}.{self.settings_.base_domain}":
+            # A host of the reseller's own (core.web.app.custom_host_routes): only once it proved it.
+            from . import hostnames
+
+            host = self.request.host_name.lower().rstrip(".")
+            if self.reseller is None or not await self.run_db(hostnames.serves, host, self.reseller):
+                await self.not_a_reseller_host()
+        if self.reseller is None:
             raise Problem(404, "not-found", N_("There is no page at this address."))
+        if not self.reseller.is_active:
+            raise Problem(403, "reseller-suspended",
+                          N_("The partner account %(company)s is suspended by the platform operator: %(reason)s. "
+                             "Nobody can sign in to its console until it is resumed; its customers' workspaces "
+                             "keep working. Contact the platform operator."),
+                          title=N_("Partner account suspended"),
+                          args={"company": self.reseller.company, "reason": self.reseller.status_reason or "-"})
+        from . import brand
+
+        self.logo_version = await self.run_db(brand.logo_version, self.reseller.id)
         await super().prepare()
+
+    async def not_a_reseller_host(self):
+        """At a host no reseller proved for this page: what the workspaces' routes answer there (a
+        workspace's own host: its branded 404; anybody else's: the unknown-host refusal)."""
+        slug = await self.route_host()  # refuses a host nobody proved
+        tenant = await tenant_by_slug(self.platform, slug) if slug else None
+        if tenant is not None and tenant.is_active:
+            self.tenant = tenant
+            self._brand = await run_sync(self.platform.brand_for, tenant)
+        raise Problem(404, "not-found", N_("There is no page at this address."))
 
     @property
     def home(self) -> str:
@@ -74,6 +108,7 @@ class ResellerHandler(PageHandler):
         ctx = super().template_context()
         ctx["reseller"] = self.reseller
         ctx["console"] = self.home if self.reseller is not None else ""
+        ctx["console_logo"] = f"{self.home}/brand/logo?v={self.logo_version}" if self.logo_version else ""
         return ctx
 
     async def workspace_or_404(self, slug: str):
@@ -81,6 +116,14 @@ class ResellerHandler(PageHandler):
         if info is None:
             raise Problem(404, "not-found", N_("There is no workspace %(slug)s here."), args={"slug": repr(slug[:60])})
         return info
+
+    async def record_addon_changes(self, addon: str, enabled: bool, outcomes, **fields) -> None:
+        """Each workspace's addon change that worked, in that workspace's own audit trail."""
+        for outcome in outcomes:
+            if not outcome.error:
+                info = await self.run_db(self.platform.tenant_cache.loader, outcome.slug)
+                await self.record("reseller.addon_enabled" if enabled else "reseller.addon_disabled", tenant=info,
+                                  target=f"addon:{addon}", **fields)
 
     def record(self, action: str, tenant=None, **fields):
         p = self.principal
@@ -269,21 +312,49 @@ class AddonsHandler(ResellerHandler):
         else:
             slugs = [s[:60] for s in self.get_body_arguments("workspace")][:1000]
         if not slugs:
+            if self.wants_json():
+                raise Problem(422, "no-workspace", N_("Choose at least one workspace."))
             self.flash("error", N_("Choose at least one workspace."))
             self.redirect(f"{self.home}/addons")
             return
+        from . import jobs
+
         try:
-            outcomes = await self.run_db(service.set_addon, self.platform, self.reseller, addon, slugs, enabled)
+            job_id = await self.run_db(jobs.create, self.reseller, addon, slugs, enabled)
         except service.NotYours:
             raise Problem(404, "not-found", N_("There is no such addon here.")) from None
-        for outcome in outcomes:
-            if not outcome.error:
-                info = await self.run_db(self.platform.tenant_cache.loader, outcome.slug)
-                await self.record("reseller.addon_enabled" if enabled else "reseller.addon_disabled", tenant=info,
-                                  target=f"addon:{addon}")
+        if self.wants_json():
+            # The page's script: the job runs on, and the script polls its progress.
+            tornado.ioloop.IOLoop.current().spawn_callback(self.run_job, job_id, addon, enabled)
+            self.set_status(202)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"job": job_id, "url": f"{self.home}/addons/jobs/{job_id}"}))
+            return
+        outcomes = await self.run_job(job_id, addon, enabled)  # without JavaScript: the result at the end
         if any(o.error for o in outcomes):
             self.set_status(422)
         await self.show(outcomes, addon)
+
+    async def run_job(self, job_id: int, addon: str, enabled: bool):
+        from . import jobs
+
+        outcomes = await self.run_db(jobs.run, self.platform, self.reseller, job_id)
+        await self.record_addon_changes(addon, enabled, outcomes)
+        return outcomes
+
+
+class AddonJobHandler(ResellerHandler):
+    """``/<reseller>/addons/jobs/<id>``: a job's progress as JSON (the addons page's script polls it)."""
+
+    async def get(self, _reseller, job_id):
+        from . import jobs
+
+        job = await self.run_db(jobs.get, self.reseller.id, int(job_id)) if len(job_id) <= 18 else None
+        if job is None:
+            raise Problem(404, "not-found", N_("There is no such job here."))
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(job))
 
 
 class TeamHandler(ResellerHandler):
@@ -313,6 +384,12 @@ class TeamHandler(ResellerHandler):
         self.redirect(f"{self.home}/team")
 
 
+def signup_settings(reseller):
+    from . import signup
+
+    return signup.settings_of(reseller)
+
+
 class InvoicesHandler(ResellerHandler):
     """``/<reseller>/invoices``: its retail plans (create, put a workspace on one), its customers'
     invoices for a month, and the platform's wholesale invoices to it."""
@@ -323,9 +400,13 @@ class InvoicesHandler(ResellerHandler):
     async def show(self, error: str | None = None):
         from . import invoicing
 
+        from addons.billing.money import format_rate
         from addons.billing.plans import format_price
 
-        self.render("resellers/invoices.html", error=error, plans=await self.run_db(invoicing.plans, self.reseller),
+        self.render("resellers/invoices.html", error=error, tax_rate=format_rate, plans=await self.run_db(invoicing.plans, self.reseller),
+                    plan_addons=await self.run_db(plan_addons.by_plan, self.reseller),
+                    signup=await self.run_db(signup_settings, self.reseller),
+                    available=await self.run_db(service.available_addons, self.reseller),
                     price=lambda amount, currency: format_price(amount, currency, self.lang),
                     workspaces=await self.run_db(service.workspaces, self.reseller.id),
                     wholesale=await self.run_db(invoicing.wholesale_invoices, self.reseller))
@@ -340,7 +421,28 @@ class InvoicesHandler(ResellerHandler):
                 await self.run_db(invoicing.create_plan, self.reseller,
                                   {k: self.get_body_argument(k, "")[:100] for k in fields})
             elif action == "assign_plan":
-                await self.run_db(invoicing.assign_plan, self.reseller, self.get_body_argument("workspace", "")[:60],
+                slug, code = self.get_body_argument("workspace", "")[:60], self.get_body_argument("plan", "")[:60]
+                changes = await self.run_db(invoicing.assign_plan, self.platform, self.reseller, slug, code)
+                for addon, enabled, error in changes:
+                    await self.record_addon_changes(addon, enabled, [service.Outcome(slug, error)], plan=code)
+                failed = [f"{addon}: {error}" for addon, _enabled, error in changes if error]
+                if failed:
+                    raise ResellerError(N_("The workspace is on the new plan, but these addons could not follow it: "
+                                           "%(failures)s"), {"failures": "; ".join(failed)})
+            elif action in ("plan_addon_add", "plan_addon_remove"):
+                plan = await self.run_db(invoicing.plan_by_code, self.reseller, self.get_body_argument("plan", "")[:60])
+                addon = self.get_body_argument("addon", "")[:60]
+                outcomes = await self.run_db(plan_addons.attach, self.platform, self.reseller, plan, addon,
+                                             action == "plan_addon_add")
+                await self.record_addon_changes(addon, action == "plan_addon_add", outcomes, plan=plan.code)
+                failed = [o for o in outcomes if o.error]
+                if failed:
+                    raise ResellerError(N_("%(addon)s could not be changed in these workspaces: %(failures)s"),
+                                        {"addon": addon, "failures": "; ".join(f"{o.slug}: {o.error}" for o in failed)})
+            elif action == "signup_settings":
+                from . import signup
+
+                await self.run_db(signup.save_settings, self.reseller, self.get_body_argument("signup_enabled", "") == "1",
                                   self.get_body_argument("plan", "")[:60])
             elif action == "invoice_customers":
                 issued = await self.run_db(invoicing.invoice_customers, self.reseller, self.get_body_argument("month", "")[:20])
@@ -367,13 +469,22 @@ class BrandHandler(ResellerHandler):
         from . import brand
 
         form, may_rebrand = await self.run_db(brand.of_reseller, self.reseller.id)
+        await self.load_hosts()
         self.show(form, may_rebrand, {})
 
-    def show(self, form: dict, may_rebrand: bool, errors: dict) -> None:
-        from addons.branding import service as branding
+    hosts: list = []
+
+    async def load_hosts(self) -> None:
+        from . import hostnames
+
+        self.hosts = await self.run_db(hostnames.of_reseller, self.reseller)
+
+    def show(self, form: dict, may_rebrand: bool, errors: dict, logo_error=None, host_error=None) -> None:
+        from addons.branding import logo, service as branding
 
         self.render("resellers/brand.html", form=form, may_rebrand=may_rebrand, errors=errors,
-                    themes=branding.installed_themes())
+                    themes=branding.installed_themes(), logo_error=logo_error, logo_limit=logo.MAX_BYTES // 1024,
+                    hosts=self.hosts, host_error=host_error)
 
     async def post(self, _reseller):
         from . import brand
@@ -383,12 +494,102 @@ class BrandHandler(ResellerHandler):
         errors = await self.run_db(brand.save, self.reseller.id, form, may_rebrand)
         if errors:
             self.set_status(422)
+            await self.load_hosts()
             self.show(form, may_rebrand, errors)
             return
         await self.record("reseller.brand_changed", target=f"reseller:{self.reseller.slug}",
                           workspaces_may_rebrand=may_rebrand)
         self.flash("success", N_("Saved. Your workspaces show the new brand now."))
         self.redirect(f"{self.home}/brand")
+
+
+class BrandLogoHandler(BrandHandler):
+    """``/<reseller>/brand/logo``: ``GET`` the reseller's logo (anyone: its sign-in page shows it);
+    ``POST`` upload (``logo``, checked by the branding addon's :func:`addons.branding.logo.check`) or
+    remove (``action=remove``) it (reseller admins)."""
+
+    permissions = {"GET": PUBLIC, "POST": ADMIN_PERMISSION}
+
+    max_body_size = 2 * LOGO_MAX_BYTES  # a larger file is refused by logo.check, with its size named
+
+    async def get(self, _reseller):
+        from addons.branding.pages import send_logo
+
+        from . import brand
+
+        found = await self.run_db(brand.logo, self.reseller.id)
+        if found is None:
+            raise Problem(404, "not-found", N_("This reseller has no logo."))
+        send_logo(self, found)
+
+    async def post(self, _reseller):
+        from addons.branding.logo import LogoError
+        from addons.branding.pages import uploaded_logo
+
+        from . import brand
+
+        if self.get_body_argument("action", "") == "remove":
+            await self.run_db(brand.save_logo, self.reseller.id, None)
+            await self.record("reseller.logo_removed", target=f"reseller:{self.reseller.slug}")
+            self.flash("success", N_("The logo was removed."))
+            self.redirect(f"{self.home}/brand", status=303)
+            return
+        try:
+            checked = uploaded_logo(self)
+        except LogoError as exc:
+            form, may_rebrand = await self.run_db(brand.of_reseller, self.reseller.id)
+            self.set_status(422)
+            await self.load_hosts()
+            self.show(form, may_rebrand, {}, (exc.msgid, exc.args_))
+            return
+        await self.run_db(brand.save_logo, self.reseller.id, checked)
+        await self.record("reseller.logo_changed", target=f"reseller:{self.reseller.slug}",
+                          content_type=checked.content_type, size=len(checked.data))
+        self.flash("success", N_("The logo was saved."))
+        self.redirect(f"{self.home}/brand", status=303)
+
+
+
+class BrandHostsHandler(BrandHandler):
+    """``POST /<reseller>/brand/hosts``: add a host name of its own (``action=add``), check its TXT
+    record (``check``: the branding addon's proof and resolver) or remove it (``remove``)."""
+
+    permissions = {"GET": ADMIN_PERMISSION, "POST": ADMIN_PERMISSION}
+
+    async def get(self, _reseller):
+        self.redirect(f"{self.home}/brand#hosts")
+
+    async def post(self, _reseller):
+        from addons.branding import domains
+
+        from . import brand, hostnames
+
+        action = self.get_body_argument("action", "")
+        host = self.get_body_argument("host", "")[:300]
+        try:
+            if action == "add":
+                added = await self.run_db(hostnames.add, self.reseller, host, self.settings_.base_domain)
+                await self.record("reseller.host_added", target=f"reseller:{self.reseller.slug}", host=added.host)
+                self.flash("success", N_("%(host)s was added. Publish its TXT record, then check it."), host=added.host)
+            elif action == "check":
+                checked = await self.run_db(hostnames.verify, self.reseller, host, domains.resolver_from(self.settings_))
+                await self.record("reseller.host_verified", target=f"reseller:{self.reseller.slug}", host=checked.host)
+                self.flash("success", N_("%(host)s is verified: your console and sign-up page answer there now."),
+                           host=checked.host)
+            elif action == "remove":
+                if await self.run_db(hostnames.remove, self.reseller, host):
+                    await self.record("reseller.host_removed", target=f"reseller:{self.reseller.slug}", host=host)
+                self.flash("success", N_("%(host)s was removed."), host=host)
+            else:
+                raise Problem(400, "bad-request", N_("Choose add, check or remove."))
+        except domains.DomainError as exc:
+            form, may_rebrand = await self.run_db(brand.of_reseller, self.reseller.id)
+            self.set_status(422)
+            await self.load_hosts()
+            self.show(form, may_rebrand, {}, None, (exc.msgid, exc.args_))
+            return
+        self.redirect(f"{self.home}/brand#hosts", status=303)
+
 
 
 def routes() -> list[tuple]:
@@ -399,7 +600,10 @@ def routes() -> list[tuple]:
         (R + r"/workspaces/" + W, WorkspaceHandler),
         (R + r"/workspaces/" + W + r"/data/([a-z_]{1,40})", WorkspaceDataHandler),
         (R + r"/addons", AddonsHandler),
+        (R + r"/addons/jobs/([0-9]{1,18})", AddonJobHandler),
         (R + r"/team", TeamHandler),
         (R + r"/invoices", InvoicesHandler),
         (R + r"/brand", BrandHandler),
+        (R + r"/brand/logo", BrandLogoHandler),
+        (R + r"/brand/hosts", BrandHostsHandler),
     ]

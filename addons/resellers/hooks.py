@@ -4,13 +4,13 @@ from core.addons import hookimpl
 from core.datamap import PersonalData, Table
 from core.tasks import crontab
 
-from . import admin, brand, cli, console, invoicing
+from . import admin, brand, cli, console, hostnames, invoicing, signup
 from .service import ADMIN_PERMISSION, SUPPORT_PERMISSION
 
 
 @hookimpl
 def smsgw_routes():
-    return console.routes() + admin.routes()
+    return signup.routes() + console.routes() + admin.routes()
 
 
 @hookimpl
@@ -30,6 +30,16 @@ def smsgw_template_context(handler):
 @hookimpl
 def smsgw_brand_defaults(tenant):
     return brand.defaults(tenant)
+
+
+@hookimpl
+def smsgw_brand_default_logo(tenant):
+    return brand.default_logo(tenant)
+
+
+@hookimpl
+def smsgw_tls_allowed(host):
+    return hostnames.tls_allowed(host)
 
 
 @hookimpl
@@ -76,4 +86,8 @@ def smsgw_models():
         Table("reseller_wholesale_invoice", "public", PersonalData()),
         Table("reseller_wholesale_line", "public", PersonalData()),
         Table("reseller_customer_invoice", "public", PersonalData()),
+        Table("reseller_plan_addon", "public", PersonalData()),
+        Table("reseller_addon_job", "public", PersonalData()),
+        Table("reseller_addon_job_item", "public", PersonalData()),
+        Table("reseller_domain", "public", PersonalData()),
     ]

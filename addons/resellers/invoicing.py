@@ -94,15 +94,29 @@ def plans(reseller: Reseller) -> list[RetailPlan]:
             (reseller.id,)).fetchall()]
 
 
-def assign_plan(reseller: Reseller, slug: str, code: str) -> None:
-    """Put one of the reseller's workspaces on one of its retail plans (``""``: none)."""
-    info = service.workspace(reseller.id, slug)
+def plan_by_code(reseller: Reseller, code: str) -> RetailPlan:
+    """One of the reseller's own plans; :class:`~.service.NotYours` for any other code."""
     plan = next((p for p in plans(reseller) if p.code == code), None)
-    if info is None or (code and plan is None):
+    if plan is None:
         raise service.NotYours(N_("There is no such workspace or plan."))
-    with connection():
+    return plan
+
+
+def assign_plan(platform, reseller: Reseller, slug: str, code: str) -> list:
+    """Put one of the reseller's workspaces on one of its retail plans (``""``: none); the addons
+    that come with the plans follow (:func:`.plan_addons.moved`: what failed, per addon)."""
+    from . import plan_addons
+
+    info = service.workspace(reseller.id, slug)
+    plan = plan_by_code(reseller, code) if code else None
+    if info is None:
+        raise service.NotYours(N_("There is no such workspace or plan."))
+    with connection(), app_db.atomic():
+        (old_plan_id,) = app_db.execute_sql("SELECT retail_plan_id FROM public.reseller_tenant WHERE tenant_id = %s "
+                                            "AND reseller_id = %s FOR UPDATE", (info.id, reseller.id)).fetchone()
         app_db.execute_sql("UPDATE public.reseller_tenant SET retail_plan_id = %s WHERE tenant_id = %s AND reseller_id = %s",
                            (plan.id if plan else None, info.id, reseller.id))
+    return plan_addons.moved(platform, reseller, info.slug, old_plan_id, plan.id if plan else None)
 
 
 def _usage(info, start: dt.datetime, end: dt.datetime) -> int:
@@ -128,8 +142,8 @@ def invoice_customers(reseller: Reseller, month) -> list:
     start, end = month_bounds(month)
     retail = _retail(reseller)
     issuer = invoicing.Issuer(f"reseller:{reseller.slug}", f"{reseller.slug.upper()}-",
-                              {"name": reseller.company, "address": "", "country": "", "vat_id": "",
-                               "email": reseller.contact_email, "bank_details": ""})
+                              {"name": reseller.company, "address": reseller.address, "country": reseller.country,
+                               "vat_id": reseller.vat_id, "email": reseller.contact_email, "bank_details": ""})
     issued = []
     for info in service.workspaces(reseller.id):
         plan = retail.get(info.id)
@@ -164,6 +178,22 @@ class WholesaleInvoice:
     currency: str
     total: int
     lines: list  # [{"tenant_id", "tenant_slug", "segments", "amount", "description"}]
+    subtotal: int = 0
+    tax_rate_bp: int = 0
+    tax_name: str = ""
+    reverse_charge: bool = False
+    tax_amount: int = 0
+
+
+def wholesale_tax(reseller: Reseller, subtotal: int, db=app_db) -> tuple:
+    """``(decision, tax amount)`` of the platform's invoice to the reseller: billing's rule
+    (:func:`addons.billing.tax.decide`) with the operator as seller and the reseller as buyer."""
+    from addons.billing import tax
+    from addons.billing.money import tax_of
+    from addons.billing.payments import platform
+
+    decision = tax.decide(platform().settings.billing_seller_country, reseller.country, reseller.vat_id, db)
+    return decision, tax_of(subtotal, decision.rate_bp)
 
 
 def invoice_wholesale(reseller: Reseller, month) -> WholesaleInvoice:
@@ -203,10 +233,14 @@ def invoice_wholesale(reseller: Reseller, month) -> WholesaleInvoice:
                 return wholesale_invoice(reseller, start.date())
             seq = last + 1
             app_db.execute_sql("UPDATE public.reseller_wholesale_counter SET last_number = %s WHERE id = 1", (seq,))
+            subtotal = sum(l["amount"] for l in lines)
+            decision, tax_amount = wholesale_tax(reseller, subtotal)
             invoice_id = app_db.execute_sql(
-                "INSERT INTO public.reseller_wholesale_invoice (reseller_id, month, seq, number, currency, total) "
-                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                (reseller.id, start.date(), seq, f"W-{seq:06d}", currency, sum(l["amount"] for l in lines))).fetchone()[0]
+                "INSERT INTO public.reseller_wholesale_invoice (reseller_id, month, seq, number, currency, subtotal, "
+                "tax_rate_bp, tax_name, reverse_charge, tax_amount, total) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (reseller.id, start.date(), seq, f"W-{seq:06d}", currency, subtotal, decision.rate_bp, decision.name,
+                 decision.reverse_charge, tax_amount, subtotal + tax_amount)).fetchone()[0]
             for line in lines:
                 app_db.execute_sql(
                     "INSERT INTO public.reseller_wholesale_line (invoice_id, tenant_id, tenant_slug, segments, amount, "
@@ -229,7 +263,8 @@ def _commission(reseller: Reseller, tenant_id: int, month: dt.date) -> tuple[int
 
 def wholesale_invoice(reseller: Reseller, month: dt.date) -> WholesaleInvoice | None:
     with connection():
-        row = app_db.execute_sql("SELECT id, number, month, currency, total FROM public.reseller_wholesale_invoice "
+        row = app_db.execute_sql("SELECT id, number, month, currency, total, subtotal, tax_rate_bp, tax_name, "
+                                 "reverse_charge, tax_amount FROM public.reseller_wholesale_invoice "
                                  "WHERE reseller_id = %s AND month = %s", (reseller.id, month)).fetchone()
         if row is None:
             return None
@@ -237,7 +272,7 @@ def wholesale_invoice(reseller: Reseller, month: dt.date) -> WholesaleInvoice | 
                                    "public.reseller_wholesale_line WHERE invoice_id = %s ORDER BY tenant_slug",
                                    (row[0],)).fetchall()
     keys = ("tenant_id", "tenant_slug", "segments", "amount", "description")
-    return WholesaleInvoice(*row[:2], row[2], row[3], row[4], [dict(zip(keys, l)) for l in lines])
+    return WholesaleInvoice(*row[:5], [dict(zip(keys, l)) for l in lines], *row[5:])
 
 
 def wholesale_invoices(reseller: Reseller) -> list[WholesaleInvoice]:
@@ -248,11 +283,11 @@ def wholesale_invoices(reseller: Reseller) -> list[WholesaleInvoice]:
 
 
 def invoice_last_month() -> None:
-    """The monthly task: last month's customer invoices and wholesale invoice of every active reseller."""
+    """The monthly task: last month's customer invoices and wholesale invoice of every reseller, a
+    suspended one's too (its workspaces kept working and sending: README, "Suspending a reseller")."""
     from core.clock import utcnow
 
     last_month = (utcnow().replace(day=1) - dt.timedelta(days=1)).date()
     for reseller in service.everyone():
-        if reseller.is_active:
-            invoice_customers(reseller, last_month)
-            invoice_wholesale(reseller, last_month)
+        invoice_customers(reseller, last_month)
+        invoice_wholesale(reseller, last_month)

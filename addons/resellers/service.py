@@ -58,6 +58,10 @@ class Reseller:
     max_workspaces: int
     status: str
     created_at: dt.datetime
+    status_reason: str = ""
+    address: str = ""  # its billing details: the seller on its customers' invoices, the buyer on the platform's
+    country: str = ""
+    vat_id: str = ""
 
     @property
     def is_active(self) -> bool:
@@ -65,7 +69,7 @@ class Reseller:
 
 
 COLUMNS = ("id", "slug", "company", "contact_name", "contact_email", "pricing", "commission_bp",
-           "wholesale_plan", "max_workspaces", "status", "created_at")
+           "wholesale_plan", "max_workspaces", "status", "created_at", "status_reason", "address", "country", "vat_id")
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM public.reseller"
 
 
@@ -150,6 +154,40 @@ def get(slug: str) -> Reseller:
     if found is None:
         raise ResellerError(N_("There is no reseller “%(slug)s”. `smsgw reseller list` shows them."), {"slug": slug[:60]})
     return found
+
+
+def set_status(reseller: Reseller, suspended: bool, reason: str) -> Reseller:
+    """Suspend (with the operator's written reason, 10 to 1000 characters) or resume a reseller.
+    Suspending ends every console session of its people at once (each request reads the reseller's
+    row and its session from PostgreSQL: every process sees it). Its workspaces keep running, with
+    its brand: they are its customers' (README, "Suspending a reseller")."""
+    reason = " ".join(str(reason or "").split())
+    if suspended and not 10 <= len(reason) <= 1000:
+        raise ResellerError(N_("Write why the reseller is suspended (10 to 1000 characters); its people see it."))
+    with connection(), app_db.atomic():
+        row = app_db.execute_sql(
+            "UPDATE public.reseller SET status = %s, status_reason = %s, status_changed_at = now() WHERE id = %s "
+            f"RETURNING {', '.join(COLUMNS)}",
+            ("suspended" if suspended else "active", reason[:1000] if suspended else "", reseller.id)).fetchone()
+        if suspended:
+            app_db.execute_sql("UPDATE public.reseller_session SET revoked_at = now() WHERE revoked_at IS NULL "
+                               "AND user_id IN (SELECT id FROM public.reseller_user WHERE reseller_id = %s)",
+                               (reseller.id,))
+    return Reseller(*row)
+
+
+def save_billing_details(reseller: Reseller, form: dict) -> dict:
+    """Its address, country and VAT id, checked as billing checks a workspace's
+    (:func:`addons.billing.accounts.validate`); the errors by field (msgids), nothing stored if any."""
+    from addons.billing import accounts
+
+    values, errors = accounts.validate({k: form.get(k, "") for k in ("address", "country", "vat_id")}, ())
+    if errors:
+        return errors
+    with connection():
+        app_db.execute_sql("UPDATE public.reseller SET address = %s, country = %s, vat_id = %s WHERE id = %s",
+                           (values["address"], values["country"], values["vat_id"], reseller.id))
+    return {}
 
 
 # -- the console's people --------------------------------------------------------------------------
@@ -247,16 +285,18 @@ def workspace(reseller_id: int, slug: str):
     return found[0] if found else None
 
 
-def create_workspace(platform, reseller: Reseller, slug: str, name: str, owner_email: str, owner_password: str):
+def create_workspace(platform, reseller: Reseller, slug: str, name: str, owner_email: str, owner_password: str,
+                     **how):
     """A workspace for one of the reseller's customers, provisioned like any other
     (:meth:`core.tenancy.TenantService.create`, its own transaction and hooks), then recorded as the
     reseller's under a lock on the reseller's row that counts again: two created at once cannot
-    both slip under the limit (the one over it is deleted again and refused)."""
+    both slip under the limit (the one over it is deleted again and refused). ``how``: the
+    sign-up page's ``verified=False`` (and ``pending=True``), as the platform's sign-up passes them."""
     if not reseller.is_active:
         raise ResellerError(N_("This reseller account is suspended."))
     if _count(reseller.id) >= reseller.max_workspaces:
         raise ResellerError(N_("This reseller may have at most %(max)s workspaces."), {"max": reseller.max_workspaces})
-    info = platform.tenants.create(slug, name, owner_email, owner_password)
+    info = platform.tenants.create(slug, name, owner_email, owner_password, **how)  # how: verified, pending
     with connection():
         with app_db.atomic():
             app_db.execute_sql("SELECT 1 FROM public.reseller WHERE id = %s FOR UPDATE", (reseller.id,))
@@ -329,16 +369,23 @@ class Outcome:
     error: str = ""
 
 
+def addon_request(reseller: Reseller, addon: str, slugs: list[str]) -> list:
+    """The workspaces of a request to enable or disable ``addon`` in ``slugs``, all of them the
+    reseller's and the addon available to it; :class:`NotYours` otherwise, before anything changed."""
+    if addon not in available_addons(reseller):
+        raise NotYours(N_("This addon is not available to you."))
+    infos = [workspace(reseller.id, slug) for slug in dict.fromkeys(slugs)]
+    if not infos or None in infos:
+        raise NotYours(N_("There is no such workspace."))
+    return infos
+
+
 def set_addon(platform, reseller: Reseller, addon: str, slugs: list[str], enabled: bool, progress=None) -> list[Outcome]:
     """Enable (or disable) an available addon in some of the reseller's workspaces, one by one, the
     way ``smsgw addons enable`` does (:meth:`core.tenancy.TenantService.set_addon`: dependencies
     checked, the change announced to every process). A workspace that fails is reported with its
     error and the others go on; ``progress(index, total, outcome)`` hears each one."""
-    if addon not in available_addons(reseller):
-        raise NotYours(N_("This addon is not available to you."))
-    infos = [workspace(reseller.id, slug) for slug in dict.fromkeys(slugs)]
-    if not infos or None in infos:
-        raise NotYours(N_("There is no such workspace."))  # before anything changed
+    infos = addon_request(reseller, addon, slugs)
     outcomes = []
     for index, info in enumerate(infos, 1):
         try:

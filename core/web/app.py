@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 import tornado.web
-from tornado.routing import AnyMatches, HostMatches, Rule
+from tornado.httputil import split_host_and_port
+from tornado.routing import AnyMatches, HostMatches, Matcher, Rule
 
 from .. import metrics
 from ..bodyschema import request_schemas
@@ -158,6 +159,7 @@ class Application(tornado.web.Application):
             Rule(HostMatches(tenant_host), tenant_routes),
             Rule(HostMatches(re.escape(settings.base_domain)), platform_routes),
             Rule(AnyMatches(), tenant_routes),
+            Rule(OtherHosts(settings.base_domain), custom_host_routes(routes)),
         ]
         check_route_permissions(routes, registry.access)
         self.route_table = routes
@@ -202,6 +204,26 @@ def host_rules(routes, base_domain: str) -> list[Rule]:
                  [(pattern, type(handler.__name__, (handler,), {"scope": "host", "host_label": label}), kwargs)
                   for pattern, handler, kwargs in anywhere] + rules)
             for label, rules in sorted(by_label.items())]
+
+
+class OtherHosts(Matcher):
+    """Any host but the base domain and its subdomains (a host name of someone's own)."""
+
+    def __init__(self, base_domain: str):
+        self.base_domain = base_domain
+
+    def match(self, request):
+        host = split_host_and_port(request.host.lower())[0].rstrip(".")
+        return None if host == self.base_domain or host.endswith("." + self.base_domain) else {}
+
+
+def custom_host_routes(routes) -> list[tuple]:
+    """Handlers of ``scope = "host"`` that also answer at a host name of their owner's own
+    (``custom_hosts = True``: a reseller's ``partners.acme.com``), only where no workspace route
+    matched (a workspace's own host keeps its pages). Such a handler proves the host itself in
+    ``prepare``, and answers any other host as the workspaces' routes would have."""
+    return [(pattern, handler, kwargs) for pattern, handler, kwargs, _addon in routes
+            if handler.scope == "host" and handler.custom_hosts]
 
 
 def compile_body_schemas(platform, routes) -> None:

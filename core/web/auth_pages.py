@@ -17,7 +17,7 @@ from ..throttle import SignupThrottle, account_key
 from ..users import ROLE_CUSTOMER, User
 from .base import KNOWN_DEVICE_COOKIE, SESSION_COOKIE, PageHandler
 from .pages import safe_next
-from .problem import Problem
+from .problem import Problem, Refusal
 
 
 def client_ip(handler) -> str:
@@ -35,8 +35,27 @@ def audit(handler, action: str, *, actor: str = "", actor_name: str = "", target
 
 
 class SignupHandler(PageHandler):
+    """``/signup``: the platform's sign-up form. Another sign-up page (an addon's: a reseller's,
+    under its brand) reuses this flow, its checks and its rate limits by subclassing it and
+    overriding :meth:`signup_mode`, :meth:`create_workspace` and ``signup_action``."""
+
     scope = "platform"
     permission = PUBLIC
+    signup_form = True  # addons add their parts (signup_parts) and checks to every sign-up form
+    signup_action = "/signup"
+
+    def signup_mode(self) -> str:
+        """``open``, ``approval`` or ``closed``."""
+        return self.settings_.signup
+
+    async def create_workspace(self, form: dict, password: str, mode: str):
+        """Provision the new workspace (:class:`TenantError` for a field, another
+        :class:`~core.web.problem.Refusal` for the whole form)."""
+        return await self.run_db(self.platform.tenants.create, form["slug"], form["company"], form["email"], password,
+                                 verified=False, pending=mode == "approval")
+
+    def render_form(self, **kwargs) -> None:
+        self.render("signup.html", signup_action=self.signup_action, **kwargs)
 
     def set_default_headers(self):
         super().set_default_headers()
@@ -47,14 +66,14 @@ class SignupHandler(PageHandler):
         tenants = self.application.platform.settings.public_url("*")
         self.set_header("Content-Security-Policy", CSP.replace("form-action 'self'", f"form-action 'self' {tenants}"))
 
-    def get(self):
-        self.render("signup.html", errors={}, form={}, mode=self.settings_.signup, pending=None)
+    def get(self, *_args):
+        self.render_form(errors={}, form={}, mode=self.signup_mode(), pending=None)
 
-    async def post(self):
-        mode = self.settings_.signup
+    async def post(self, *_args):
+        mode = self.signup_mode()
         if mode == "closed":
             self.set_status(403)
-            self.render("signup.html", errors={}, form={}, mode=mode, pending=None)
+            self.render_form(errors={}, form={}, mode=mode, pending=None)
             return
         form = {k: self.get_body_argument(k, "").strip() for k in ("company", "slug", "email")}
         form["slug"] = form["slug"].lower()
@@ -92,21 +111,21 @@ class SignupHandler(PageHandler):
                                                              actor_name=form["email"][:254]))
         if not errors:
             try:
-                tenant = await self.run_db(self.platform.tenants.create, form["slug"], form["company"],
-                                           form["email"], password, verified=False, pending=mode == "approval")
-            except TenantError as exc:
+                tenant = await self.create_workspace(form, password, mode)
+            except Refusal as exc:
                 await self.run_db(throttle.release, verdict)
-                errors["email" if "email" in exc.msgid else "slug"] = self.refusal_text(exc)
+                field = ("email" if "email" in exc.msgid else "slug") if isinstance(exc, TenantError) else "form"
+                errors[field] = self.refusal_text(exc)
         if errors:
             self.set_status(status)
-            self.render("signup.html", errors=errors, form=form, mode=mode, pending=None)
+            self.render_form(errors=errors, form=form, mode=mode, pending=None)
             return
         await self.run_db(emit, self.platform, audit(self, "tenant.signup", tenant=tenant, actor="user:1",
                                                      actor_name=form["email"], mode=mode))
         await self.run_db(self.platform.registry.hook.smsgw_signed_up, handler=self, tenant=tenant)
         if tenant.is_pending:
             # No mail yet: the address gets its confirmation link once an Admin approves.
-            self.render("signup.html", errors={}, form={}, mode=mode, pending=tenant)
+            self.render_form(errors={}, form={}, mode=mode, pending=tenant)
             return
         await self.run_db(send_verification, self.platform, tenant, email=form["email"])
         # The owner is signed in already: the redirect carries a one-time link (two minutes) that the

@@ -64,6 +64,9 @@ class BaseHandler(tornado.web.RequestHandler):
     scope = "tenant"
     addon: str | None = None
     host_label: str | None = None  # scope "host": the first label of the host it answers on
+    # scope "host": also answers at other hosts (after the workspaces' routes); it must prove the
+    # host itself (core.web.app.custom_host_routes)
+    custom_hosts = False
     max_body_size: int | None = None  # defaults to settings.max_body_size
     # What a request needs, checked centrally in prepare(): a permission name
     # registered in core.permissions (by the kernel or an addon), PUBLIC or AUTHENTICATED; per method via

@@ -65,10 +65,10 @@ def fetch_xsrf(c, path="/login") -> str:
     return token
 
 
-def signup_acceptance(c) -> dict:
-    """The sign-up form's privacy-policy fields, ticked: the version the form shows (GET /signup;
+def signup_acceptance(c, path: str = "/signup") -> dict:
+    """The sign-up form's privacy-policy fields, ticked: the version the form shows (GET ``path``;
     none while sign-up is closed)."""
-    found = re.search(r'name="privacy_version" value="([^"]+)"', c.get("/signup").text)
+    found = re.search(r'name="privacy_version" value="([^"]+)"', c.get(path).text)
     return {"accept_privacy": "yes", "privacy_version": found.group(1) if found else ""}
 
 

@@ -31,7 +31,7 @@ def reseller_of(platform, tenant):
     """A reseller that owns ``tenant`` (a workspace made elsewhere, e.g. the page walks' populated
     one), with a retail plan and an addon made available: something on each of its console's pages (the
     support data page, without an access opened, leads back to the workspace's page, as the
-    Admin's does in the walks)."""
+    Admin's does in the walks), and its sign-up page open."""
     from addons.resellers import invoicing
     from tests.support.identity import admin_sql
 
@@ -41,7 +41,25 @@ def reseller_of(platform, tenant):
     service.set_available(platform, reseller, "contacts", True)
     invoicing.create_plan(reseller, {"code": "basic", "name": "Basic", "currency": "EUR", "monthly_price": 1900,
                                      "included_segments": 1000, "overage_per_1000": 500})
+    from addons.resellers import signup
+
+    signup.save_settings(reseller, True, "basic")  # its sign-up page shows its form
     return reseller
+
+
+def customers_without(platform, reseller, prefix: str, count: int, addon: str = "contacts") -> list[str]:
+    """``count`` workspaces of ``reseller`` (made by the addon's own service) with ``addon`` switched
+    off, the operator's ``addon`` made available to the reseller: something to enable. Their slugs."""
+    from tests.support.identity import OWNER_PASSWORD
+
+    service.set_available(platform, reseller, addon, True)
+    made = []
+    for i in range(count):
+        slug = f"{prefix}{i}-{secrets.token_hex(3)}"
+        service.create_workspace(platform, reseller, slug, "Customer Co", f"owner@{slug}.example", OWNER_PASSWORD)
+        platform.tenants.set_addon(slug, addon, False)
+        made.append(slug)
+    return made
 
 
 def partners_address(server, path: str) -> str:
