@@ -28,6 +28,7 @@ from core.clock import utcnow
 from core.datamap import NO_PERSONAL_DATA, Table
 from core.db import app_db, connection, tenant_transaction
 from core.events import AuditEvent, emit
+from core.i18n import N_
 
 from . import accounts, invoicing, payments
 from .money import format_money
@@ -36,6 +37,10 @@ log = logging.getLogger(__name__)
 
 MODELS = [Table("billing_dunning_steps", "public", NO_PERSONAL_DATA)]
 REMINDERS = (("reminder_1", 1), ("reminder_3", 3), ("reminder_7", 7))
+# The steps as an operator reads them (the past-due page).
+STEP_LABELS = {"past_due": N_("marked past due"), "reminder_1": N_("reminder after 1 day"),
+               "reminder_3": N_("reminder after 3 days"), "reminder_7": N_("reminder after 7 days"),
+               "suspended": N_("sending suspended")}
 
 
 def tasks(queue) -> None:

@@ -265,7 +265,7 @@ class AdminInvoicesPage(AdminHandler):
 class AdminPastDuePage(AdminHandler):
     async def get(self):
         rows = await self.run_db(_in_public, dunning.past_due)
-        self.render("billing/invoices_admin_past_due.html", rows=rows,
+        self.render("billing/invoices_admin_past_due.html", rows=rows, step_labels=dunning.STEP_LABELS,
                     grace=self.settings_.billing_dunning_grace_days)
 
 
