@@ -88,12 +88,10 @@ def load(app_db) -> dict[str, int]:
     return dict(app_db.execute_sql("SELECT database_alias, count(*) FROM public.tenant GROUP BY 1").fetchall())
 
 
-def choose(settings, app_db, region: str = "") -> str:
-    """The server for a new workspace whose default country is ``region`` (inside a catalogue connection)."""
+def choose(settings, counts: dict[str, int], region: str = "") -> str:
+    """The server for a new workspace whose default country is ``region``, given the workspaces
+    each server holds (:func:`load`)."""
     aliases = [DEFAULT] + [alias for alias, _ in settings.databases]
-    if len(aliases) == 1:
-        return DEFAULT
-    counts = load(app_db)
     candidates = aliases
     if settings.placement == "region":
         regions = dict(settings.database_regions)

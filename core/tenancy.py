@@ -229,7 +229,9 @@ class TenantService:
                     raise taken
                 from . import placement
 
-                alias = placement.choose(self.platform.settings, app_db, default_region)
+                settings = self.platform.settings
+                alias = placement.choose(settings, placement.load(app_db), default_region) if settings.databases \
+                    else "default"
                 t = Tenant.create(
                     slug=slug, name=name, plan=plan, default_region=default_region,
                     schema_name=self.roles.tenant_schema(slug), role_name=self.roles.tenant_role(slug),
