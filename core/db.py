@@ -136,7 +136,10 @@ class RoutingPool(FastPool):
 
 
 _route = threading.local()
-app_db = RoutingPool(None, autoconnect=True)
+# A plain FastPool while the platform has one server: the routing descriptors cost an attribute
+# look-up on every access to the connection state, so app_db becomes a RoutingPool only when
+# configure_server() adds a second server.
+app_db = FastPool(None, autoconnect=True)
 # Alias → pool of every other server (SMSGW_DATABASES); empty on a platform with one server.
 pools: dict[str, FastPool] = {}
 DEFAULT = "default"
@@ -210,6 +213,8 @@ def configure(app_url: str, pool_size: int, schemas_per_connection: int = 100) -
 
 def configure_server(alias: str, app_url: str, pool_size: int, schemas_per_connection: int = 100) -> None:
     """Add (or re-point) the pool of another server, ``alias`` in ``SMSGW_DATABASES``."""
+    if not isinstance(app_db, RoutingPool):
+        app_db.__class__ = RoutingPool  # same attributes; from now on they follow the thread's route
     pool = pools.get(alias)
     if pool is None:
         pool = pools[alias] = FastPool(None, autoconnect=True)
@@ -339,7 +344,7 @@ def tenant_transaction(tenant: TenantRef | None = None, db=app_db):
     token = current_tenant.set(tenant)
     try:
         with routed(alias) if alias != current_alias() else nullcontext(), connection(db), \
-                _moved_is_moving(tenant, alias):
+                _moved_is_moving(tenant, alias) if pools else nullcontext():
             if db.transaction_depth() == 0 and isinstance(db, FastPool):
                 with _ending(), db.atomic(setup_sql=enter_sql(tenant)):  # BEGIN and enter: one round trip
                     db.note_schema(tenant.schema_name)
