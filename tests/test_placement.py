@@ -301,6 +301,19 @@ def test_bad_moves_are_refused_with_a_reason_and_change_nothing(two, args, says)
         [("second", "active")]
 
 
+def test_deleting_a_workspace_on_the_second_server_drops_it_there(two):
+    cli(two.env, "tenant", "create", "gone-soon", "--name", "Gone Soon", "--owner-email", "owner@gone.example",
+        "--owner-password", PASSWORD)
+    if query(two.default_url, "SELECT database_alias FROM public.tenant WHERE slug = 'gone-soon'") != [("second",)]:
+        cli(two.env, "tenant", "move", "gone-soon", "--to", "second")
+    assert "t_gone_soon" in schemas(two.second_url, two.prefix)
+    cli(two.env, "tenant", "delete", "gone-soon", "--yes")
+    assert "t_gone_soon" not in schemas(two.second_url, two.prefix)
+    for url in (two.default_url, two.second_url):
+        assert query(url, "SELECT count(*) FROM public.tenant WHERE slug = 'gone-soon'") == [(0,)]
+        assert query(url, "SELECT count(*) FROM pg_roles WHERE rolname = %s", (f"{two.prefix}_t_gone_soon",)) == [(0,)]
+
+
 @pytest.mark.parametrize("raw, says", [
     ("default=postgresql://x@h/db", "not 'default'"),
     ("Eu=postgresql://x@h/db", "alias=URL"),
