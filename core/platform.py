@@ -259,9 +259,11 @@ class Platform:
             pending_public = public_pending(conn, self.public_migrations)
             latest = latest_versions(self.tenant_migrations)
             with conn.cursor() as cur:
+                # Workspaces on other servers (SMSGW_DATABASES) keep their ledger there.
                 cur.execute("""
                     SELECT count(*) FROM public.tenant t
                      WHERE (SELECT count(*) FROM public.tenant_migration m WHERE m.tenant_id = t.id) < %s
+                       AND t.database_alias = 'default'
                 """, (len(self.tenant_migrations),))
                 lagging = cur.fetchone()[0]
             return {"public_pending": [m.label for m in pending_public], "tenants_lagging": lagging,

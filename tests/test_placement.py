@@ -268,6 +268,8 @@ def test_moving_under_traffic_loses_nothing_and_leaves_no_old_copy(two):
     out = cli(two.env, "tenant", "move", "far", "--to", "second")
     assert "now lives on second" in out.stdout
     assert "t_far" not in schemas(two.default_url, two.prefix) and "t_far" in schemas(two.second_url, two.prefix)
+    ready = two.web.ready()
+    assert ready.get("tenants_lagging", 0) == 0, ready  # the moved workspace's ledger is on its server
     r = send(two.api, "back on second", device_id=phone_id)
     assert r.status_code == 202, r.text
     assert final_states(two.api, [r.json()["id"]]) == {r.json()["id"]: "delivered"}
