@@ -183,6 +183,11 @@ def test_phones_long_polls_and_webhooks_work_for_a_workspace_on_the_second_serve
     # The rows are on the second server, none of them on the default one.
     [(n,)] = query(two.second_url, "SELECT count(*) FROM t_far.messages")
     assert n >= 6
+    # Catalogue work done inside its transactions (the audit trail of the pairings) went to the
+    # catalogue's server, where the workspace's Customer and the operator read it.
+    paired = "SELECT count(*) FROM public.audit_event WHERE tenant_slug = 'far' AND action = 'device.paired'"
+    assert query(two.default_url, paired) == [(2,)]
+    assert query(two.second_url, paired) == [(0,)]
 
 
 def test_moving_under_traffic_loses_nothing_and_leaves_no_old_copy(two):
