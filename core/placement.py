@@ -140,15 +140,21 @@ def move(platform, slug: str, to: str, progress=None) -> dict:
     def notify():
         ccur.execute("SELECT pg_notify(%s, %s)", (TENANT_CHANNEL, slug))
 
-    src = psycopg2.connect(servers[source])
-    dst = psycopg2.connect(servers[to])
-    dst.autocommit = True
-    scur, dcur = src.cursor(), dst.cursor()
-    flipped = copied = False
     ccur.execute("UPDATE public.tenant SET status = 'moving', updated_at = now() WHERE id = %s AND status = %s",
                  (tenant_id, status))
     if ccur.rowcount != 1:
+        cat.close()
         raise PlacementError(f"workspace {slug} changed meanwhile; try again")
+    try:
+        src = psycopg2.connect(servers[source])
+        dst = psycopg2.connect(servers[to])
+    except psycopg2.Error:
+        ccur.execute("UPDATE public.tenant SET status = %s WHERE id = %s AND status = 'moving'", (status, tenant_id))
+        cat.close()
+        raise PlacementError(f"could not connect to the servers {source} and {to}; the workspace stays where it was")
+    dst.autocommit = True
+    scur, dcur = src.cursor(), dst.cursor()
+    flipped = copied = False
     notify()  # every process: its requests answer 503 with Retry-After from now on
     paused = time.monotonic()
     say("Writes paused; waiting for work in flight to finish ...")
