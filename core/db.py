@@ -263,7 +263,11 @@ def placement(slug: str) -> tuple[str, str]:
             row = app_db.execute_sql("SELECT database_alias, status FROM public.tenant WHERE slug = %s",
                                      (slug,)).fetchone()
         found = (row[0], row[1]) if row else (DEFAULT, "gone")
-        _placed[slug] = found
+        if found[1] != "moving":
+            # Not cached while it moves (a catalogue read per attempt, for a second or two): an answer
+            # read just before the move's end and stored just after its NOTIFY would stay forever. A
+            # stale server is found out by the first statement there (see _moved_is_moving).
+            _placed[slug] = found
     return found
 
 
