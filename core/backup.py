@@ -474,14 +474,19 @@ def _server(platform) -> tuple[str, str]:
 
 def backups_in(directory: Path) -> list[tuple[dt.datetime, Path]]:
     """The backups in ``directory`` with their times (from their names), newest first."""
-    found = []
-    for p in Path(directory).glob(f"smsgw-*{SUFFIX}"):
-        try:
-            when = dt.datetime.strptime(p.name[len("smsgw-"):-len(SUFFIX)], "%Y%m%dT%H%M%SZ")
-        except ValueError:
-            continue
-        found.append((when.replace(tzinfo=dt.timezone.utc), p))
-    return sorted(found, reverse=True)
+    return sorted(((when, p) for p in Path(directory).glob(f"smsgw-*{SUFFIX}")
+                   if (when := time_of(p.name)) is not None), reverse=True)
+
+
+def time_of(name: str) -> dt.datetime | None:
+    """When the backup named ``name`` was made (from its name), or ``None`` if it is not one of ours."""
+    if not (name.startswith("smsgw-") and name.endswith(SUFFIX)):
+        return None
+    try:
+        when = dt.datetime.strptime(name[len("smsgw-"):-len(SUFFIX)], "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        return None
+    return when.replace(tzinfo=dt.timezone.utc)
 
 
 def to_keep(times: list[dt.datetime], daily: int, weekly: int, monthly: int) -> set[dt.datetime]:
@@ -516,6 +521,38 @@ def prune(directory: Path, daily: int, weekly: int, monthly: int, progress=None)
     return deleted
 
 
+def prune_bucket(bucket, daily: int, weekly: int, monthly: int, progress=None) -> list[str]:
+    """:func:`prune` for an S3 target: delete the objects retention does not keep; their names."""
+    say = progress or (lambda msg: None)
+    found = sorted(((when, name) for name in bucket.names() if (when := time_of(name)) is not None), reverse=True)
+    keep = to_keep([t for t, _ in found], daily, weekly, monthly)
+    deleted = []
+    for when, name in found:
+        if when not in keep:
+            bucket.delete(name)
+            bucket.delete(name[:-len(SUFFIX)] + ".manifest.json")
+            deleted.append(name)
+            say(f"Deleted {name} from the bucket (retention)")
+    return deleted
+
+
+def backup_to_bucket(platform, target: str, progress=None) -> Written:
+    """A backup staged in a temporary directory (bounded memory), then uploaded to ``target``
+    (``s3://bucket/prefix``, :mod:`core.s3`) with its manifest; the local copy is removed."""
+    import tempfile
+
+    from .s3 import Bucket
+
+    say = progress or (lambda msg: None)
+    bucket = Bucket.from_env(target)
+    with tempfile.TemporaryDirectory(prefix="smsgw-backup-") as tmp:
+        written = backup(platform, Path(tmp), progress=progress)
+        for path in (written.path, written.path.with_suffix(".manifest.json")):
+            say(f"Uploading {path.name} to {target} ...")
+            bucket.put(path.name, path)
+    return written
+
+
 # -- the command line ----------------------------------------------------------------------------
 
 def add_commands(sub) -> None:
@@ -527,6 +564,9 @@ def add_commands(sub) -> None:
                     "the backups retention does not keep. The key: SMSGW_BACKUP_KEY or secrets/backup-key "
                     "(keep a copy elsewhere: without it no backup can be read).")
     b.add_argument("--dir", metavar="DIR", default=None, help="where backups go (default SMSGW_BACKUP_DIR)")
+    b.add_argument("--to", metavar="s3://BUCKET/PREFIX", default=None,
+                   help="an S3-compatible bucket instead of a directory (SMSGW_BACKUP_S3_ENDPOINT, _ACCESS_KEY, "
+                        "_SECRET_KEY, _REGION); retention applies to the bucket")
     for period, unit, default in (("daily", "days", 7), ("weekly", "weeks", 4), ("monthly", "months", 6)):
         b.add_argument(f"--keep-{period}", type=int, default=None, metavar="N",
                        help=f"keep the newest backup of each of the last N {unit} that have one "
@@ -543,6 +583,21 @@ def add_commands(sub) -> None:
 
 def command(platform, args) -> int:
     s = platform.settings
+    if args.command == "backup" and not args.to and not args.dir and s.backup_dir.startswith("s3://"):
+        args.to = s.backup_dir  # SMSGW_BACKUP_DIR may name a bucket
+    if args.command == "backup" and args.to:
+        from .s3 import Bucket, S3Error
+
+        try:
+            bucket = Bucket.from_env(args.to)  # checked before anything is dumped
+            platform.start_database(progress=print)
+            backup_to_bucket(platform, args.to, progress=print)
+            if not args.no_prune:
+                prune_bucket(bucket, _or(args.keep_daily, s.backup_keep_daily), _or(args.keep_weekly, s.backup_keep_weekly),
+                             _or(args.keep_monthly, s.backup_keep_monthly), progress=print)
+        except S3Error as exc:
+            raise BackupError(str(exc)) from None
+        return 0
     if args.command == "backup":
         directory = args.dir or s.backup_dir
         if not directory:
@@ -570,5 +625,11 @@ def _or(value, default):
 def scheduled(platform) -> None:
     """The worker's nightly backup (``SMSGW_BACKUP_DIR`` set): one backup, then retention."""
     s = platform.settings
+    if s.backup_dir.startswith("s3://"):  # a bucket (core/s3.py)
+        from .s3 import Bucket
+
+        backup_to_bucket(platform, s.backup_dir)
+        prune_bucket(Bucket.from_env(s.backup_dir), s.backup_keep_daily, s.backup_keep_weekly, s.backup_keep_monthly)
+        return
     backup(platform, Path(s.backup_dir))
     prune(Path(s.backup_dir), s.backup_keep_daily, s.backup_keep_weekly, s.backup_keep_monthly)

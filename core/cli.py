@@ -14,6 +14,7 @@ from .config import ConfigError, Settings
 from . import logformat
 from .embedded_pg import EmbeddedPostgresError
 from .migrations import MigrationError
+from .placement import PlacementError
 from .tenancy import TenantError
 
 EPILOG = """\
@@ -54,7 +55,7 @@ def build_parser(registry: AddonRegistry | None = None) -> argparse.ArgumentPars
     m.add_argument("--tenant", action="append", metavar="SLUG", help="only these tenants (repeatable)")
     m.add_argument("--jobs", type=int, default=None, help="tenants migrated in parallel (default 4)")
 
-    t = sub.add_parser("tenant", help="create, list, suspend, resume, delete, export or import tenants")
+    t = sub.add_parser("tenant", help="create, list, suspend, resume, delete, export, import or move tenants")
     tsub = t.add_subparsers(dest="tenant_command", metavar="ACTION", required=True)
     tc = tsub.add_parser("create", help="create a tenant with its schema, role and owner",
                          description="Create a tenant: its PostgreSQL role and schema, all migrations, "
@@ -71,6 +72,9 @@ def build_parser(registry: AddonRegistry | None = None) -> argparse.ArgumentPars
     from .tenant_transfer import add_commands as add_transfer_commands
 
     add_transfer_commands(tsub)
+    from .placement import add_commands as add_placement_commands
+
+    add_placement_commands(tsub)
     d = tsub.add_parser("delete", help="delete a tenant: drops its schema, role and data",
                         description="Delete a tenant for good: its schema with all data and its role.")
     d.add_argument("slug")
@@ -158,7 +162,7 @@ def main(argv=None) -> int:
             logging.getLogger("huey").setLevel(logging.WARNING)
         return dispatch(args, settings, registry)
     except (ConfigError, TenantError, AddonError, MigrationError, AdminError, EmbeddedPostgresError,
-            CommandError, BackupError) as exc:
+            CommandError, BackupError, PlacementError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -299,7 +303,7 @@ def tenant_command(platform, args) -> int:
         if not tenants:
             print("No tenants yet. Create one with: smsgw tenant create SLUG --name ... ")
         for t in tenants:
-            print(f"{t.slug:24} {t.status:10} {t.plan:8} {t.name[:30]:30} addons: "
+            print(f"{t.slug:24} {t.status:10} {t.plan:8} {t.database_alias:10} {t.name[:30]:30} addons: "
                   f"{', '.join(sorted(t.enabled_addons)) or '-'}")
         return 0
     if cmd == "suspend":
@@ -314,6 +318,10 @@ def tenant_command(platform, args) -> int:
         from . import tenant_transfer
 
         return tenant_transfer.command(platform, args)
+    if cmd in ("move", "servers"):
+        from . import placement
+
+        return placement.command(platform, args)
     if cmd == "delete":
         svc.get(args.slug)
         if not args.yes:

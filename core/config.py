@@ -165,6 +165,12 @@ class Settings:
     backup_keep_daily: int = 7
     backup_keep_weekly: int = 4
     backup_keep_monthly: int = 6
+    # Workspaces on several PostgreSQL servers (core/placement.py): alias -> administrative URL of
+    # each server besides the default one (SMSGW_DATABASES="eu1=postgresql://... eu2=..."), how new
+    # workspaces are placed (least-loaded, or region), and each server's regions (default included).
+    databases: tuple = ()
+    placement: str = "least-loaded"
+    database_regions: tuple = ()
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -274,6 +280,12 @@ class Settings:
         if values["billing_invoice_prefix"] == values["billing_credit_note_prefix"]:
             raise ConfigError("SMSGW_BILLING_INVOICE_PREFIX and SMSGW_BILLING_CREDIT_NOTE_PREFIX must differ: "
                               "invoices and credit notes are two series whose numbers must not look alike")
+        from .placement import parse_databases, parse_regions
+
+        values["databases"] = parse_databases(env.get("SMSGW_DATABASES", ""))
+        values["placement"] = _choice(env, "SMSGW_PLACEMENT", "least-loaded", ("least-loaded", "region"))
+        values["database_regions"] = parse_regions(env.get("SMSGW_DATABASE_REGIONS", ""),
+                                                   {"default"} | {alias for alias, _ in values["databases"]})
         if values["backup_hour"] > 23:
             raise ConfigError(f"SMSGW_BACKUP_HOUR is an hour of the day (UTC), 0 to 23, got {values['backup_hour']}")
         if values["metrics_address"]:

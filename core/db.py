@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase
 
-from .outage import database_outage
+from .outage import TenantMoving, database_outage
 
 
 class _Retired(set):
@@ -106,7 +106,43 @@ class FastPool(PooledPostgresqlDatabase):
         return super()._close(conn, close_conn)
 
 
+class _Routed:
+    """An attribute of :class:`RoutingPool` that is the routed pool's own while this thread is
+    routed to another server (:func:`routed`): its connection state, its pooled connections, its
+    DSN. Everything peewee's Database and pool do goes through these, so the one ``app_db`` every
+    model is bound to runs on the server the thread is routed to."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        target = getattr(_route, "pool", None)
+        return (target if target is not None else obj).__dict__[self.name]
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.name] = value
+
+
+class RoutingPool(FastPool):
+    """``app_db``: the pool of the default server (the catalogue's), routed per thread to the pool
+    of another server (``SMSGW_DATABASES``) for a workspace placed there (:func:`tenant_transaction`)."""
+
+    for _name in ("_state", "_connections", "_in_use", "_pool_lock", "_pool_available", "database",
+                  "connect_params", "_returned_at", "_schemas"):
+        locals()[_name] = _Routed(_name)
+    del _name
+
+
+_route = threading.local()
+# A plain FastPool while the platform has one server: the routing descriptors cost an attribute
+# look-up on every access to the connection state, so app_db becomes a RoutingPool only when
+# configure_server() adds a second server.
 app_db = FastPool(None, autoconnect=True)
+# Alias → pool of every other server (SMSGW_DATABASES); empty on a platform with one server.
+pools: dict[str, FastPool] = {}
+DEFAULT = "default"
 
 IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -175,6 +211,83 @@ def configure(app_url: str, pool_size: int, schemas_per_connection: int = 100) -
     app_db.init(app_url, max_connections=pool_size + 8, stale_timeout=300, timeout=30, options="-c timezone=UTC")
 
 
+def configure_server(alias: str, app_url: str, pool_size: int, schemas_per_connection: int = 100) -> None:
+    """Add (or re-point) the pool of another server, ``alias`` in ``SMSGW_DATABASES``."""
+    if not isinstance(app_db, RoutingPool):
+        app_db.__class__ = RoutingPool  # same attributes; from now on they follow the thread's route
+    pool = pools.get(alias)
+    if pool is None:
+        pool = pools[alias] = FastPool(None, autoconnect=True)
+    pool.schemas_per_connection = schemas_per_connection
+    pool.init(app_url, max_connections=pool_size + 8, stale_timeout=300, timeout=30, options="-c timezone=UTC")
+
+
+def close_servers() -> None:
+    for pool in pools.values():
+        pool.close_all()
+    pools.clear()
+    _placed.clear()
+
+
+def current_alias() -> str:
+    """The server this thread's database work goes to now."""
+    return getattr(_route, "alias", DEFAULT)
+
+
+@contextmanager
+def routed(alias: str | None):
+    """Run this thread's database work on server ``alias`` (``None``/"default": the catalogue's)
+    for the block. Connections opened on another server meanwhile stay open and are found again."""
+    alias = alias or DEFAULT
+    if alias != DEFAULT and alias not in pools:
+        raise TenantMoving(f"no database server {alias!r} is configured in this process (SMSGW_DATABASES)")
+    before = (getattr(_route, "pool", None), getattr(_route, "alias", DEFAULT))
+    _route.pool, _route.alias = pools.get(alias), alias
+    try:
+        yield
+    finally:
+        _route.pool, _route.alias = before
+
+
+# -- where each workspace lives ---------------------------------------------------------
+# slug -> (alias, status) from the catalogue, cached; forgotten with the tenant cache (NOTIFY
+# smsgw_tenant_changed reaches every process), so a move reaches every process at once.
+_placed: dict[str, tuple[str, str]] = {}
+
+
+def placement(slug: str) -> tuple[str, str]:
+    """``(alias, status)`` of the workspace ``slug`` (cached; one catalogue read on a miss)."""
+    found = _placed.get(slug)
+    if found is None:
+        with routed(DEFAULT), connection():
+            row = app_db.execute_sql("SELECT database_alias, status FROM public.tenant WHERE slug = %s",
+                                     (slug,)).fetchone()
+        found = (row[0], row[1]) if row else (DEFAULT, "gone")
+        if found[1] != "moving":
+            # Not cached while it moves (a catalogue read per attempt, for a second or two): an answer
+            # read just before the move's end and stored just after its NOTIFY would stay forever. A
+            # stale server is found out by the first statement there (see _moved_is_moving).
+            _placed[slug] = found
+    return found
+
+
+def forget_placement(slug: str | None = None) -> None:
+    if slug is None:
+        _placed.clear()
+    else:
+        _placed.pop(slug, None)
+
+
+def server_of(tenant: TenantRef) -> str:
+    """The server ``tenant``'s transactions run on; :class:`TenantMoving` while it moves."""
+    if not pools:
+        return DEFAULT
+    alias, status = placement(tenant.slug)
+    if status == "moving":
+        raise TenantMoving(f"workspace {tenant.slug} is moving to another database server")
+    return alias
+
+
 @contextmanager
 def connection(db=app_db):
     """Hold one pooled connection for the block, returning it to the pool after."""
@@ -206,6 +319,12 @@ def as_serving_role(db=app_db):
     transaction did) in that same transaction as the serving role, then be the tenant again.
     Only for kernel code that writes ``public`` tables it is granted; never around tenant data."""
     tenant = current_tenant.get()
+    if current_alias() != DEFAULT:
+        # The workspace lives on another server: its catalogue work goes to the catalogue's server
+        # in a transaction of its own, committed at the end of the block (docs/scaling.md).
+        with routed(DEFAULT), connection(db), db.atomic():
+            yield db
+        return
     db.execute_sql("SET LOCAL ROLE NONE; SET LOCAL search_path TO public")
     try:
         yield db
@@ -225,9 +344,11 @@ def tenant_transaction(tenant: TenantRef | None = None, db=app_db):
     if tenant is None:
         raise TenantContextMissing("tenant-scoped work needs a tenant; none was given")
     outer = current_tenant.get()
+    alias = server_of(tenant) if db is app_db else DEFAULT
     token = current_tenant.set(tenant)
     try:
-        with connection(db):
+        with routed(alias) if alias != current_alias() else nullcontext(), connection(db), \
+                _moved_is_moving(tenant, alias) if pools else nullcontext():
             if db.transaction_depth() == 0 and isinstance(db, FastPool):
                 with _ending(), db.atomic(setup_sql=enter_sql(tenant)):  # BEGIN and enter: one round trip
                     db.note_schema(tenant.schema_name)
@@ -247,6 +368,25 @@ def tenant_transaction(tenant: TenantRef | None = None, db=app_db):
                         db.execute_sql("SET LOCAL ROLE NONE; SET LOCAL search_path TO DEFAULT")
     finally:
         current_tenant.reset(token)
+
+
+@contextmanager
+def _moved_is_moving(tenant: TenantRef, alias: str):
+    """A statement that failed because the workspace moved away meanwhile (its copy here was
+    dropped under a transaction that waited on the move's lock) is the move's pause, not a bug."""
+    try:
+        yield
+    except (peewee.DatabaseError, peewee.InterfaceError) as exc:
+        if pools:
+            forget_placement(tenant.slug)
+            try:
+                where, status = placement(tenant.slug)
+                moved = where != alias or status == "moving"
+            except Exception:
+                moved = False
+            if moved:
+                raise TenantMoving(f"workspace {tenant.slug} moved to another database server") from exc
+        raise
 
 
 _ends = threading.local()

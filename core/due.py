@@ -44,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from .db import app_db, connection, current_tenant, enter_tenant
+from .db import DEFAULT, app_db, connection, current_alias, current_tenant, enter_tenant, routed
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,8 @@ def _repair_chunk(jobs, after_id: int, limit: int, counters) -> tuple[int, int, 
             for row in rows:
                 tenant = TenantInfo(id=row[0], slug=row[1], name=row[2], status=row[3], plan=row[4],
                                     schema_name=row[5], role_name=row[6], theme=row[7], default_region=row[8],
-                                    enabled_addons=frozenset(row[9]), verified=row[10], language=row[13])
+                                    enabled_addons=frozenset(row[9]), verified=row[10], language=row[13],
+                                    database_alias=current_alias())
                 last = tenant.id
                 wanted = [j for j in jobs if j.addon is None or j.addon in tenant.enabled_addons]
                 written = None if counters is None else counters.get(tenant.schema_name)
@@ -310,8 +311,13 @@ def active_count() -> int:
 class DueScheduler(threading.Thread):
     """In the worker: runs due jobs for due workspaces, and the slow repair pass."""
 
-    def __init__(self, platform, jobs, threads: int = 4, repair_seconds: float | None = None):
-        super().__init__(name="due-scheduler", daemon=True)
+    def __init__(self, platform, jobs, threads: int = 4, repair_seconds: float | None = None,
+                 alias: str = DEFAULT):
+        super().__init__(name="due-scheduler" if alias == DEFAULT else f"due-scheduler-{alias}", daemon=True)
+        # The database server whose due work this scheduler runs (core/placement.py): each server
+        # holds the rows of the workspaces that live on it.
+        self.alias = alias
+        self.others: list[DueScheduler] = []
         self.platform = platform
         self.jobs = {job.name: job for job in jobs}
         self.repair_seconds = repair_seconds or platform.settings.due_repair_seconds
@@ -333,7 +339,8 @@ class DueScheduler(threading.Thread):
     def run(self):
         while not self._halt.is_set():
             try:
-                wait = self.step()
+                with routed(self.alias):
+                    wait = self.step()
                 if self._failing:
                     log.info("the due-work scheduler works again")
                 self._failing = False
@@ -349,6 +356,8 @@ class DueScheduler(threading.Thread):
     listener = None
 
     def stop(self):
+        for other in self.others:
+            other.stop()
         if self.listener is not None:
             self.listener.stop()
         self._halt.set()
@@ -384,11 +393,13 @@ class DueScheduler(threading.Thread):
     def _run(self, job: DueJob, tenant_id: int, slug: str) -> None:
         outcome = "failed"
         try:
-            outcome = run_due(self.platform, job, tenant_id, slug)
+            with routed(self.alias):
+                outcome = run_due(self.platform, job, tenant_id, slug)
         except Exception:
             log.exception("due job %s failed for %s; trying again in %g s", job.name, slug, RETRY_FAILED)
             try:
-                postpone_failed(tenant_id, job.name)
+                with routed(self.alias):
+                    postpone_failed(tenant_id, job.name)
             except Exception:
                 log.warning("could not postpone due job %s of %s", job.name, slug)
         finally:
@@ -419,15 +430,36 @@ def start_scheduler(platform) -> DueScheduler:
     """Start the scheduler for the jobs addons declared, with a listener of its own: NOTIFY
     ``smsgw_due`` wakes it for an earlier time, ``smsgw_tenant_changed`` keeps the tenant
     cache it shares with the process's tasks fresh."""
-    from .notify import Listener
+    from .notify import Listener, listener_for
     from .tenancy import TENANT_CHANNEL
 
     queue = platform.setup_tasks()
     scheduler = DueScheduler(platform, queue.due_jobs.values())
-    listener = Listener(platform.app_url)
+    listener = listener_for([platform.app_url, *platform.server_app_urls.values()])
     listener.subscribe(TENANT_CHANNEL, lambda slug: platform.tenant_cache.invalidate(slug or None))
-    listener.subscribe(DUE_CHANNEL, scheduler.notify)
     listener.start()
     scheduler.listener = listener
+    # One scheduler per database server (SMSGW_DATABASES), each woken by its server's NOTIFY.
+    for alias, url in [(DEFAULT, platform.app_url), *platform.server_app_urls.items()]:
+        runner = scheduler if alias == DEFAULT else DueScheduler(platform, queue.due_jobs.values(), alias=alias)
+        due_listener = Listener(url)
+        due_listener.subscribe(DUE_CHANNEL, runner.notify)
+        due_listener.start()
+        if runner is scheduler:
+            scheduler.others.append(_ListenerOnly(due_listener))
+        else:
+            runner.listener = due_listener
+            scheduler.others.append(runner)
+            runner.start()
     scheduler.start()
     return scheduler
+
+
+class _ListenerOnly:
+    """Stops the default scheduler's NOTIFY listener for smsgw_due with it."""
+
+    def __init__(self, listener):
+        self.listener = listener
+
+    def stop(self):
+        self.listener.stop()

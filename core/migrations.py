@@ -150,7 +150,7 @@ def public_pending(conn, migrations: list[Migration]) -> list[Migration]:
     return [m for m in migrations if (m.addon, m.version) not in done]
 
 
-def tenant_plan(conn, migrations: list[Migration], only: list[str] | None = None):
+def tenant_plan(conn, migrations: list[Migration], only: list[str] | None = None, alias: str = "default"):
     """One catalogue query: ``[(TenantRef, [pending migrations])]`` for tenants that lag."""
     with conn.cursor() as cur:
         cur.execute("""
@@ -158,8 +158,8 @@ def tenant_plan(conn, migrations: list[Migration], only: list[str] | None = None
                    coalesce(array_agg(m.addon || ':' || m.version) FILTER (WHERE m.addon IS NOT NULL), '{}')
               FROM public.tenant t
               LEFT JOIN public.tenant_migration m ON m.tenant_id = t.id
-             WHERE (%s::text[] IS NULL OR t.slug = ANY(%s::text[]))
-             GROUP BY t.id ORDER BY t.id""", (only, only))
+             WHERE (%s::text[] IS NULL OR t.slug = ANY(%s::text[])) AND t.database_alias = %s
+             GROUP BY t.id ORDER BY t.id""", (only, only, alias))
         rows = cur.fetchall()
     plan = []
     for tid, slug, schema, role, done in rows:
@@ -221,14 +221,20 @@ class TenantRunResult:
     up_to_date: bool
     seconds: float
 
+    def merged(self, other: "TenantRunResult") -> "TenantRunResult":
+        """This run and ``other`` (another server's) as one."""
+        return TenantRunResult(self.migrated + other.migrated, {**self.failed, **other.failed},
+                               self.up_to_date and other.up_to_date, self.seconds + other.seconds)
+
 
 def migrate_tenants(app_url: str, migrations: list[Migration], context: dict, jobs: int = 4,
-                    only: list[str] | None = None, progress=None) -> TenantRunResult:
-    """Apply pending tenant migrations with at most ``jobs`` tenants in flight."""
+                    only: list[str] | None = None, progress=None, alias: str = "default") -> TenantRunResult:
+    """Apply pending tenant migrations with at most ``jobs`` tenants in flight, to the workspaces
+    that live on the server of ``app_url`` (``alias``: core/placement.py)."""
     start = time.perf_counter()
     conn = psycopg2.connect(app_url)
     try:
-        plan = tenant_plan(conn, migrations, only)
+        plan = tenant_plan(conn, migrations, only, alias)
         conn.commit()
     finally:
         conn.close()

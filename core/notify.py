@@ -85,3 +85,31 @@ class Listener:
     def _dispatch_all(self, payload):
         for channel in self.callbacks:
             self._dispatch(channel, payload)
+
+
+class Listeners:
+    """One :class:`Listener` per database server (``SMSGW_DATABASES``), behind the same interface:
+    a workspace's transactions send their NOTIFY (wake-ups, credential changes) on the server it
+    lives on, so every process listens to every server. ``connected``: the default server's."""
+
+    def __init__(self, urls):
+        self.all = [Listener(url) for url in urls]
+        self.url = self.all[0].url
+        self.connected = self.all[0].connected
+
+    def subscribe(self, channel: str, callback) -> None:
+        for listener in self.all:
+            listener.subscribe(channel, callback)
+
+    def start(self) -> None:
+        for listener in self.all:
+            listener.start()
+
+    def stop(self) -> None:
+        for listener in self.all:
+            listener.stop()
+
+
+def listener_for(urls) -> Listener | Listeners:
+    urls = list(urls)
+    return Listener(urls[0]) if len(urls) == 1 else Listeners(urls)

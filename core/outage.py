@@ -26,9 +26,30 @@ RETRY_AFTER = 5  # seconds a client is asked to wait; PostgreSQL restarts in abo
 _UNAVAILABLE_STATES = ("57P01", "57P02", "57P03")
 
 
+class TenantMoving(RuntimeError):
+    """The workspace is being moved to another database server (``smsgw tenant move``): its work
+    waits for the short pause to end. Callers answer 503 with Retry-After, as for an outage."""
+
+
+MOVE_RETRY_AFTER = 2  # seconds: a move's write pause is about that (docs/scaling.md)
+
+
+def is_moving(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it) is a workspace's move (:class:`TenantMoving`)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, TenantMoving):
+            return True
+        seen += 1
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def is_unavailable(exc: BaseException | None) -> bool:
     """Whether ``exc`` (or what it wraps: peewee re-raises psycopg2's errors) says the database
     cannot be reached: refused, lost, shutting down or starting, or no pooled connection free."""
+    if is_moving(exc):
+        return True
     seen = 0
     while exc is not None and seen < 8:
         seen += 1

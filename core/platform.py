@@ -80,6 +80,16 @@ class Platform:
         self.principal_cache: dict[tuple[str, str], tuple[float, object]] = {}
         self.listener = None
         self.redis_wakeups = None
+        # The other database servers (SMSGW_DATABASES; core/placement.py): alias -> admin URL, and
+        # alias -> the serving role's URL there.
+        self.server_admin_urls: dict[str, str] = {}
+        self.server_app_urls: dict[str, str] = {}
+        self.tenant_cache.on_invalidate = dbmod.forget_placement
+
+    @property
+    def servers(self) -> dict[str, str]:
+        """Every database server a workspace may live on: alias -> administrative URL."""
+        return {dbmod.DEFAULT: self.admin_url, **self.server_admin_urls}
 
     # -- secrets ------------------------------------------------------------
     @property
@@ -210,6 +220,14 @@ class Platform:
         self.app_url = s.app_database_url or dbsetup.with_credentials(
             self.admin_url, self.roles.app, app_password)
         dbmod.configure(self.app_url, s.db_pool_size, s.db_schemas_per_connection)
+        for alias, url in s.databases:
+            # Another server for workspaces: bootstrapped like the default one (its own roles and
+            # provisioning functions), with a pool of the serving role there.
+            dbsetup.ensure_database(url, dbsetup.database_name(url))
+            dbsetup.bootstrap(url, s.role_prefix, app_password)
+            self.server_admin_urls[alias] = url
+            self.server_app_urls[alias] = dbsetup.with_credentials(url, self.roles.app, app_password)
+            dbmod.configure_server(alias, self.server_app_urls[alias], s.db_pool_size, s.db_schemas_per_connection)
 
     def migrate(self, tenants: bool = True, only: list[str] | None = None, progress=None, jobs=None):
         """Apply public migrations (needs the admin URL) then tenant migrations."""
@@ -217,12 +235,19 @@ class Platform:
         if self.admin_url:
             applied = migrate_public(self.admin_url, self.public_migrations, self.migration_context,
                                      progress=progress and (lambda i, n, label: progress("public", i, n, label)))
+        for alias, url in self.server_admin_urls.items():  # every server has the public schema too
+            migrate_public(url, self.public_migrations, self.migration_context,
+                           progress=progress and (lambda i, n, label, a=alias: progress(f"public@{a}", i, n, label)))
         result = None
         if tenants:
-            result = migrate_tenants(
-                self.app_url, self.tenant_migrations, self.migration_context,
-                jobs=jobs or self.settings.migrate_jobs, only=only,
-                progress=progress and (lambda i, n, slug: progress("tenants", i, n, slug)))
+            # Each server migrates the workspaces that live on it, from its own copy of their ledger.
+            for alias, url in {dbmod.DEFAULT: self.app_url, **self.server_app_urls}.items():
+                label = "tenants" if alias == dbmod.DEFAULT else f"tenants@{alias}"
+                part = migrate_tenants(
+                    url, self.tenant_migrations, self.migration_context,
+                    jobs=jobs or self.settings.migrate_jobs, only=only, alias=alias,
+                    progress=progress and (lambda i, n, slug, label=label: progress(label, i, n, slug)))
+                result = part if result is None else result.merged(part)
         return applied, result
 
     def migration_status(self) -> dict:
@@ -234,9 +259,11 @@ class Platform:
             pending_public = public_pending(conn, self.public_migrations)
             latest = latest_versions(self.tenant_migrations)
             with conn.cursor() as cur:
+                # Workspaces on other servers (SMSGW_DATABASES) keep their ledger there.
                 cur.execute("""
                     SELECT count(*) FROM public.tenant t
                      WHERE (SELECT count(*) FROM public.tenant_migration m WHERE m.tenant_id = t.id) < %s
+                       AND t.database_alias = 'default'
                 """, (len(self.tenant_migrations),))
                 lagging = cur.fetchone()[0]
             return {"public_pending": [m.label for m in pending_public], "tenants_lagging": lagging,
@@ -257,14 +284,14 @@ class Platform:
 
     def start_runtime(self, loop) -> None:
         """Per web process: bind wake-ups to the IOLoop and listen for cross-process changes."""
-        from .notify import Listener
+        from .notify import listener_for
 
         self.setup_tasks()  # web processes enqueue (e.g. scheduled releases) even without a consumer
         from .tenancy import TENANT_CHANNEL
         from .wakeups import CHANNEL, RedisWakeups
 
         self.wakeups.bind(loop)
-        self.listener = Listener(self.app_url)
+        self.listener = listener_for([self.app_url, *self.server_app_urls.values()])
         self.listener.subscribe(TENANT_CHANNEL, self._tenant_changed)
         from .web.hosts import HOST_CHANNEL
 
@@ -371,5 +398,6 @@ class Platform:
             self.pg_supervisor = None
         if self.app_url:
             dbmod.app_db.close_all()
+        dbmod.close_servers()
         if self.embedded:
             self.embedded.detach()  # stops the cluster only if no other process uses it

@@ -21,7 +21,7 @@ from peewee import fn
 from . import passwords
 from .catalogue import ReservedSlug, Tenant, TenantAddon
 from .clock import utcnow
-from .db import TenantRef, app_db, connection, enter_tenant
+from .db import TenantRef, app_db, connection, enter_tenant, routed
 from .dbsetup import RoleNames
 from .migrations import apply_tenant_in_transaction
 from .i18n import N_
@@ -83,6 +83,9 @@ class TenantInfo:
     deletion_scheduled_at: dt.datetime | None = None
     # The workspace's default language (its pages, mails to its members); "" for the platform's.
     language: str = ""
+    # The PostgreSQL server its schema lives on: "default" (the catalogue's) or an alias of
+    # SMSGW_DATABASES (core/placement.py).
+    database_alias: str = "default"
 
     @property
     def ref(self) -> TenantRef:
@@ -100,7 +103,7 @@ class TenantInfo:
     def from_model(cls, t: Tenant, enabled) -> "TenantInfo":
         return cls(t.id, t.slug, t.name, t.status, t.plan, t.schema_name, t.role_name, t.theme,
                    t.default_region, frozenset(enabled), t.verified_at is not None,
-                   sending_paused_reason(t), t.deletion_scheduled_at, t.language)
+                   sending_paused_reason(t), t.deletion_scheduled_at, t.language, t.database_alias)
 
 
 def sending_paused_reason(t: Tenant) -> str:
@@ -116,8 +119,9 @@ def sending_paused_reason(t: Tenant) -> str:
 
 
 def load_tenant(slug: str) -> TenantInfo | None:
-    """Catalogue lookup of one tenant and its enabled addons (blocking; run off the IOLoop)."""
-    with connection():
+    """Catalogue lookup of one tenant and its enabled addons (blocking; run off the IOLoop). Always
+    on the catalogue's server, also from a thread routed to another one (core/placement.py)."""
+    with routed(None), connection():
         t = Tenant.get_or_none(Tenant.slug == slug)
         if t is None:
             return None
@@ -161,12 +165,16 @@ class TenantCache:
             self._entries[slug] = (time.monotonic() + ttl, value)
         return value
 
+    on_invalidate = None  # called with the slug (None: all) after each invalidation
+
     def invalidate(self, slug: str | None = None) -> None:
         with self._lock:
             if slug is None:
                 self._entries.clear()
             else:
                 self._entries.pop(slug, None)
+        if self.on_invalidate is not None:
+            self.on_invalidate(slug)
 
 
 def _notify_change(slug: str) -> None:
@@ -219,27 +227,45 @@ class TenantService:
                 taken = _slug_unavailable(slug)
                 if taken:
                     raise taken
+                from . import placement
+
+                settings = self.platform.settings
+                alias = placement.choose(settings, placement.load(app_db), default_region) if settings.databases \
+                    else "default"
                 t = Tenant.create(
                     slug=slug, name=name, plan=plan, default_region=default_region,
                     schema_name=self.roles.tenant_schema(slug), role_name=self.roles.tenant_role(slug),
-                    status="pending" if pending else "active", verified_at=utcnow() if verified else None)
-                cur = app_db.cursor()
-                cur.execute(f"SELECT public.{self.roles.prefix}_create_tenant_space(%s)", (slug,))
-                apply_tenant_in_transaction(cur, t.ref, migrations, self.platform.migration_context)
-                if addons:
-                    TenantAddon.insert_many(
-                        [{"tenant": t.id, "addon": a.name, "enabled": a.default_enabled} for a in addons]
-                    ).execute()
-                enter_tenant(app_db, t.ref)
-                from .users import ROLE_CUSTOMER, User
-                User.create(email=owner_email, name="", password_hash=password_hash, role=ROLE_CUSTOMER)
-                app_db.execute_sql("RESET ROLE")
-                app_db.execute_sql("SET LOCAL search_path TO ''")
+                    status="pending" if pending else "active", verified_at=utcnow() if verified else None,
+                    database_alias=alias)
+                enabled = [{"tenant": t.id, "addon": a.name, "enabled": a.default_enabled} for a in addons]
+                if enabled:
+                    TenantAddon.insert_many(enabled).execute()
+                if alias == "default":
+                    self._provision(t, migrations, owner_email, password_hash)
+                else:
+                    # Another server: its own copy of the catalogue rows, role, schema and owner, in a
+                    # transaction there that commits just before this one (docs/scaling.md).
+                    with routed(alias), connection(), app_db.atomic():
+                        Tenant.insert(**t.__data__).execute()
+                        if enabled:
+                            TenantAddon.insert_many(enabled).execute()
+                        self._provision(t, migrations, owner_email, password_hash)
                 _notify_change(slug)
         info = load_tenant(slug)
         self.platform.tenant_cache.invalidate(slug)
         self.platform.registry.hook.smsgw_tenant_created(tenant=info)
         return info
+
+    def _provision(self, t: Tenant, migrations, owner_email: str, password_hash: str) -> None:
+        """Inside a transaction on the workspace's server: its role and schema, migrations, owner."""
+        cur = app_db.cursor()
+        cur.execute(f"SELECT public.{self.roles.prefix}_create_tenant_space(%s)", (t.slug,))
+        apply_tenant_in_transaction(cur, t.ref, migrations, self.platform.migration_context)
+        enter_tenant(app_db, t.ref)
+        from .users import ROLE_CUSTOMER, User
+        User.create(email=owner_email, name="", password_hash=password_hash, role=ROLE_CUSTOMER)
+        app_db.execute_sql("RESET ROLE")
+        app_db.execute_sql("SET LOCAL search_path TO ''")
 
     def slug_unavailable(self, slug: str) -> TenantError | None:
         """Why ``slug`` cannot be taken now (taken, or reserved after a deletion), or ``None``: sign-up
@@ -366,6 +392,10 @@ class TenantService:
                                         & (fn.COALESCE(Tenant.approved_at, Tenant.created_at) < unverified_before))
                 if query.execute() == 0:
                     return None
+                if info.database_alias != "default":  # its server's copy of the rows, role and schema
+                    with routed(info.database_alias), connection(), app_db.atomic():
+                        Tenant.delete().where(Tenant.id == info.id).execute()
+                        app_db.execute_sql(f"SELECT public.{self.roles.prefix}_drop_tenant_space(%s)", (slug,))
                 app_db.execute_sql(f"SELECT public.{self.roles.prefix}_drop_tenant_space(%s)", (slug,))
                 _notify_change(slug)
         self.platform.tenant_cache.invalidate(slug)

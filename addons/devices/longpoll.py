@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from core.clock import utcnow
 from core.db import run_in_tenant
 from core.groupcommit import GroupCommit, with_refusals
-from core.outage import database_outage, is_unavailable
+from core.outage import database_outage, is_moving, is_unavailable
 from core.web.hosts import tenant_by_slug
-from core.web.problem import Problem, database_unavailable
+from core.web.problem import Problem, database_unavailable, tenant_moving
 
 from . import service
 from core.i18n import N_
@@ -258,6 +258,8 @@ class ParkedPoll:
         except Exception as exc:
             if isinstance(exc, Problem):
                 problem = exc
+            elif is_moving(exc):  # the workspace moves to another database server: a short pause
+                problem = tenant_moving(self.tenant.slug)
             elif is_unavailable(exc):  # the phone backs off for Retry-After; one log line per outage
                 database_outage.failed(exc)
                 problem = database_unavailable()

@@ -30,13 +30,13 @@ from ..bodyschema import invalid, request_schemas
 from ..db import current_tenant, run_in_tenant, run_sync
 from ..events import emit_with_work
 from ..i18n import N_, language_name, say
-from ..outage import database_outage, is_unavailable
+from ..outage import database_outage, is_moving, is_unavailable
 from ..permissions import PUBLIC, ROLE_LABELS, Principal, catalogue
 from . import jsonin
 from .jsonout import json_bytes
 from .mediatype import is_json
 from .params import is_digits
-from .problem import PROBLEM_CONTENT_TYPE, Problem, Refusal, database_unavailable, said_in
+from .problem import PROBLEM_CONTENT_TYPE, Problem, Refusal, database_unavailable, said_in, tenant_moving
 from .hosts import is_base_host, slug_for_custom_host, slug_for_host, tenant_by_slug
 from .principals import cached_token_principal, load_token_principal
 from .security_headers import security_headers
@@ -172,6 +172,8 @@ class BaseHandler(tornado.web.RequestHandler):
                               N_("The workspace %(slug)s is waiting for the platform operator's "
                                  "approval. Its owner gets an e-mail as soon as it is approved."), title=N_("Waiting for approval"),
                                  args={"slug": slug})
+            if tenant.status == "moving":
+                raise tenant_moving(slug)
             if not tenant.is_active:
                 raise Problem(403, "tenant-suspended",
                               N_("The workspace %(slug)s is suspended. Its owner can contact support "
@@ -302,6 +304,8 @@ class BaseHandler(tornado.web.RequestHandler):
         if tenant is None:
             raise Problem(401, "invalid-token", N_("The token is unknown or was revoked."),
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if tenant.status == "moving":
+            raise tenant_moving(slug)
         if not tenant.is_active:
             raise Problem(403, "tenant-suspended", N_("The workspace %(slug)s is suspended."), args={"slug": slug})
         self._enter_tenant(tenant)
@@ -478,6 +482,8 @@ class BaseHandler(tornado.web.RequestHandler):
                     400: "bad-request"}.get(status_code, "error")
             detail = exc.log_message if exc.log_message and status_code < 500 else None
             return Problem(status_code, code, detail or self._reason)
+        if is_moving(exc):
+            return tenant_moving(self.tenant_slug or "")
         if is_unavailable(exc):
             return database_unavailable()
         return Problem(500, "internal-error", N_("Something went wrong on our side. It has been "
@@ -511,7 +517,7 @@ class BaseHandler(tornado.web.RequestHandler):
         super().send_error(status_code, **kwargs)
 
     def log_exception(self, typ, value, tb):
-        if isinstance(value, Problem):
+        if isinstance(value, Problem) or is_moving(value):
             return
         if is_unavailable(value):
             database_outage.failed(value)  # one line per outage, not a traceback per request

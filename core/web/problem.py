@@ -121,3 +121,14 @@ def database_unavailable() -> Problem:
                    N_("We cannot reach our database right now. Your request may not have been carried out: try "
                       "again in %(seconds)s seconds (sends with the same Idempotency-Key are stored once)."),
                    args={"seconds": RETRY_AFTER}, headers={"Retry-After": str(RETRY_AFTER)})
+
+
+def tenant_moving(slug: str) -> Problem:
+    """The answer while the workspace moves to another database server (``smsgw tenant move``):
+    its writes pause for a few seconds; nothing was carried out."""
+    from ..outage import MOVE_RETRY_AFTER
+
+    return Problem(503, "tenant-moving",
+                   N_("The workspace %(slug)s is moving to another database server. Nothing was changed: try "
+                      "again in %(seconds)s seconds."),
+                   args={"slug": slug, "seconds": MOVE_RETRY_AFTER}, headers={"Retry-After": str(MOVE_RETRY_AFTER)})
