@@ -210,7 +210,7 @@ def move(platform, slug: str, to: str, progress=None) -> dict:
         # is tried again on the new server) instead of writing to the copy that is going away.
         if source != DEFAULT:
             scur.execute("DELETE FROM public.tenant WHERE id = %s", (tenant_id,))
-        scur.execute(f"SELECT public.{prefix}_drop_tenant_space(%s)", (slug,))
+        _drop_old_copy(scur, prefix, schema, slug)
         src.commit()
     except BaseException:
         src.rollback()
@@ -300,6 +300,32 @@ def add_commands(tenant_sub) -> None:
     m.add_argument("slug")
     m.add_argument("--to", required=True, metavar="ALIAS", help="the server: an alias of SMSGW_DATABASES, or default")
     tenant_sub.add_parser("servers", help="list the database servers and how many workspaces each holds")
+
+
+CANCEL_LOCKERS = """
+    SELECT pg_cancel_backend(l.pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = %s AND l.pid <> pg_backend_pid()"""
+
+
+def _drop_old_copy(scur, prefix: str, schema: str, slug: str, attempts: int = 10) -> None:
+    """Drop the old copy, still under the write pause's locks. A transaction queued on those locks
+    would write into the copy once they are released, or deadlock with the drop (seen in CI: the
+    drop lost, the move failed after the switch): such statements are cancelled first, so their
+    requests fail and are tried again on the new server; a drop that still meets a deadlock is
+    tried again (the pause's locks, taken before the savepoint, stay held)."""
+    import psycopg2.errors
+
+    for attempt in range(attempts):
+        scur.execute("SAVEPOINT drop_old_copy")
+        scur.execute(CANCEL_LOCKERS, (schema,))
+        try:
+            scur.execute(f"SELECT public.{prefix}_drop_tenant_space(%s)", (slug,))
+            return
+        except psycopg2.errors.DeadlockDetected:
+            scur.execute("ROLLBACK TO SAVEPOINT drop_old_copy")
+            time.sleep(0.1 * (attempt + 1))
+    raise PlacementError(f"could not drop the old copy of {slug} (deadlocks); run the move's cleanup again")
 
 
 def command(platform, args) -> int:
