@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import address, chromium, forget_problems, open_page, page_problems, server  # noqa: F401
-from tests.support.browser import submit
+from tests.support.browser import keep_screenshot, submit
 from tests.support.identity import OWNER_PASSWORD, owner_email
 from tests.support.resellers import PARTNER_PASSWORD, partner_email, partners_address, reseller_of
 from tests.support.site import populated_workspace
@@ -178,9 +178,8 @@ def test_the_page_fits_the_screen_and_passes_axe(site, visitor, host, path, view
     assert response.status == EXPECTED_STATUS.get(path, 200), (response.status, page.url)
     if visitor != "anonymous":  # still signed in: not sent to a sign-in page
         assert "/login" not in page.url, page.url
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^a-z0-9]+", "-", f"{visitor}-{re.sub(r'[{}]', '', path)}".lower()).strip("-")
-    page.screenshot(path=str(SCREENSHOTS / f"{viewport}-{name}.png"))
+    keep_screenshot(page, SCREENSHOTS / f"{viewport}-{name}.png")
     assert horizontal_scroll(page) <= 0
     assert run_axe(page) == []
     assert page_problems(page, allow=["404", "400", "422"]) == []

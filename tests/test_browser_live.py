@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import browser_page, chromium, page_problems  # noqa: F401
-from tests.support.browser import address, overflowing, submit  # noqa: F401
+from tests.support.browser import address, keep_screenshot, overflowing, submit  # noqa: F401
 from tests.support.devices import device_client, phone, raw_device
 from tests.support.identity import OWNER_PASSWORD, owner_email
 from tests.support.phones import api_client
@@ -110,8 +110,7 @@ def test_the_overview_at_both_sizes(browser_page, live_server, make_tenant, widt
     assert page.locator("#overview-messages svg").count() == 2
     assert page.locator("#first-steps li.step-done").count() == 3  # a phone, a message, a token
     assert page.get_by_role("link", name="Add a webhook").is_visible()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"overview-{width}.png"), full_page=True)
+    keep_screenshot(page, SHOTS / f"overview-{width}.png", full_page=True)
     assert overflowing(page) == []
     # The charts' words stay readable on a phone (drawn at 10 px or more, not shrunk with the chart).
     sizes = page.evaluate("[...document.querySelectorAll('#overview-messages .chart-tick, #overview-messages "

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.i18n import PSEUDO_RTL
-from tests.support.browser import address, chromium, open_page, server, submit  # noqa: F401
+from tests.support.browser import address, chromium, keep_screenshot, open_page, server, submit  # noqa: F401
 from tests.support.identity import OWNER_PASSWORD, owner_email
 from tests.test_i18n import SHIPPED
 
@@ -71,8 +71,7 @@ def test_the_layout_mirrors_right_to_left(owner, viewport):
     page.goto(address(owner["server"], owner["slug"], "/messages"))
     assert page.get_attribute("html", "dir") == "rtl"
     assert page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth") <= 0
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{viewport}-{PSEUDO_RTL}-messages.png"))
+    keep_screenshot(page, SCREENSHOTS / f"{viewport}-{PSEUDO_RTL}-messages.png")
     width = VIEWPORTS[viewport]["width"]
     if viewport == "desktop":  # the sidebar is on the right, the content on its left
         sidebar = page.locator(".sidebar").bounding_box()
@@ -99,9 +98,8 @@ def test_screenshots_of_the_main_pages_in_each_language(owner, lang):
     page = owner["page"]
     page.set_viewport_size(VIEWPORTS["desktop"])
     choose(owner, lang)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for path in MAIN_PAGES:
         response = page.goto(address(owner["server"], owner["slug"], path))
         assert response.status == 200 and page.get_attribute("html", "lang") == lang
         assert page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth") <= 0, (lang, path)
-        page.screenshot(path=str(SCREENSHOTS / f"{lang}-{path.strip('/') or 'overview'}.png"), full_page=True)
+        keep_screenshot(page, SCREENSHOTS / f"{lang}-{path.strip('/') or 'overview'}.png", full_page=True)

@@ -205,6 +205,29 @@ def submit(page, selector: str = "main form button[type=submit]"):
     return nav.value
 
 
+def keep_screenshot(page, path, full_page: bool = False) -> bool:
+    """Write a screenshot of ``page`` to ``path`` for people to look at; whether it was written.
+
+    A screenshot is a by-product, not a check: Chromium sometimes answers "Unable to capture
+    screenshot" when its compositor is busy (seen on a loaded CI machine), so one failed capture is
+    tried again after a moment and a second failure is reported as a warning, not a failed test.
+    """
+    import warnings
+    from playwright.sync_api import Error as PlaywrightError
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    for attempt in (1, 2):
+        try:
+            page.screenshot(path=str(path), full_page=full_page)
+            return True
+        except PlaywrightError as e:
+            if attempt == 2:
+                warnings.warn(f"no screenshot written to {path}: {e}", stacklevel=2)
+                return False
+            page.wait_for_timeout(500)
+    return False
+
+
 def overflowing(page) -> list[str]:
     """Elements of the page's content that reach past the right edge of the screen. (The top
     navigation is the layout's, shared by every page, and left out; so is what scrolls inside a
