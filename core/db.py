@@ -85,20 +85,53 @@ class FastPool(PooledPostgresqlDatabase):
         return super()._is_closed(conn)
 
     def begin(self, isolation_level=None, setup_sql: str | None = None):
-        """``BEGIN``, and with ``setup_sql`` the statements that set the transaction up, in
-        the same round trip (a tenant transaction starts with one trip, not two)."""
+        """``BEGIN``; with ``setup_sql`` (the statements that set a tenant transaction up) not
+        yet: both go ahead of the transaction's first statement, in its round trip, so a tenant
+        transaction costs no trip of its own to start, and one that ran no statement none at all.
+
+        Every way a statement reaches the connection passes through :meth:`execute_sql` or
+        :meth:`cursor`, and both send what is pending first: no statement can run before the
+        transaction's ``SET LOCAL ROLE``. A setup that fails (the workspace's role is gone) fails
+        that first statement, and the transaction is rolled back as for any failed statement."""
         if setup_sql is None:
             return super().begin(isolation_level)
-        try:
+        if "%" in setup_sql:  # it goes ahead of statements with parameters: keep it plain
+            raise ValueError("a transaction's setup statements must not contain '%'")
+        self._state.pending_begin = "BEGIN; " + setup_sql + "; "
+
+    def _take_pending(self) -> str | None:
+        pending = getattr(self._state, "pending_begin", None)
+        if pending is not None:
+            self._state.pending_begin = None
+        return pending
+
+    def execute_sql(self, sql, params=None):
+        pending = self._take_pending()
+        if pending is not None:
+            sql = pending + sql
+        return self._execute_cursor(sql, params)
+
+    def cursor(self, named_cursor=None):
+        pending = self._take_pending()
+        cursor = super().cursor(named_cursor)
+        if pending is not None:  # a cursor for direct use (COPY, say): the transaction starts first
             with peewee.__exception_wrapper__:
-                self.cursor().execute("BEGIN; " + setup_sql)
-        except Exception:
-            # BEGIN went through and the setup failed: peewee never saw a transaction start, so
-            # end it here, or the connection stays in an aborted transaction.
-            self.rollback()  # a plain ROLLBACK: peewee's connections are in autocommit mode
-            raise
+                cursor.execute(pending)
+        return cursor
+
+    def commit(self):
+        if self._take_pending() is not None:  # the transaction ran nothing: nothing to end
+            return None
+        return super().commit()
+
+    def rollback(self):
+        if self._take_pending() is not None:
+            return None
+        return super().rollback()
 
     def _close(self, conn, close_conn=False):
+        if conn is self._state.conn:  # a transaction that never ran a statement leaves nothing behind
+            self._take_pending()
         self._returned_at[id(conn)] = time.monotonic()
         if close_conn:
             self._returned_at.pop(id(conn), None)

@@ -12,6 +12,9 @@ arrives when nothing is running starts at once, so a lone request waits for noth
 With ``stagger`` (seconds), a further transaction starts beside a running one only once
 the latest has run that long: fewer, larger groups while transactions are quick, and a
 spare one when one is slow (so a slow transaction does not hold up everything behind it).
+With ``overlap_commit`` as well, the further transaction may also start as soon as the latest
+one's work is done and it only waits for its ``COMMIT`` (the WAL flush, with the GIL released):
+the next group's Python work overlaps the last one's flush instead of queueing behind it.
 
 The work function is written for a list: ``work(items)`` runs inside the tenant's
 transaction and returns one outcome per item, in order: a value, or an exception
@@ -60,16 +63,19 @@ def with_refusals(items: list, check, rest) -> list:
 
 
 class GroupCommit:
-    def __init__(self, work, *, concurrency: int = 2, max_size: int = 100, size=None, stagger: float = 0.0):
+    def __init__(self, work, *, concurrency: int = 2, max_size: int = 100, size=None, stagger: float = 0.0,
+                 overlap_commit: bool = False):
         self.work = work
         self.concurrency = concurrency
         self.max_size = max_size
         self.size = size or (lambda item: 1)
         self.stagger = stagger
+        self.overlap_commit = overlap_commit
         self._loop = None
         self._waiting: dict[str, deque] = {}
         self._running: dict[str, int] = {}
         self._started: dict[str, float] = {}  # when the latest group of a tenant started
+        self._latest: dict[str, object] = {}  # the latest group's mark, while its work runs
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task] = set()
 
@@ -78,7 +84,7 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (a server restarted in this process)
             self._loop, self._waiting, self._running, self._tasks = loop, {}, {}, set()
-            self._started, self._timers = {}, {}
+            self._started, self._timers, self._latest = {}, {}, {}
         future = loop.create_future()
         self._waiting.setdefault(tenant.schema_name, deque()).append((item, future))
         self._maybe_start(tenant)
@@ -93,7 +99,7 @@ class GroupCommit:
             self._timers.pop(key).cancel()
         if key not in self._waiting or running >= self.concurrency or key in self._timers:
             return
-        if running and self.stagger:
+        if running and self.stagger and (key in self._latest or not self.overlap_commit):  # still at its work
             due = self._started[key] + self.stagger
             if self._loop.time() < due:
                 self._timers[key] = self._loop.call_at(due, self._timer_due, tenant)
@@ -104,9 +110,19 @@ class GroupCommit:
         self._timers.pop(tenant.schema_name, None)
         self._maybe_start(tenant)
 
+    def _work_done(self, tenant: TenantRef, mark: object) -> None:
+        """In the loop: the group marked ``mark`` did its work and is committing."""
+        key = tenant.schema_name
+        if self._latest.get(key) is mark:
+            del self._latest[key]
+            if key in self._timers:
+                self._timers.pop(key).cancel()
+            self._maybe_start(tenant)
+
     def _start(self, tenant: TenantRef) -> None:
         key = tenant.schema_name
         self._started[key] = self._loop.time()
+        mark = self._latest[key] = object()
         queue = self._waiting[key]
         group, total = [], 0
         while queue:
@@ -121,15 +137,19 @@ class GroupCommit:
             metrics.child(metrics.GROUP_SIZE, getattr(self.work, "__name__", "work")).observe(len(group))
         self._running[key] = self._running.get(key, 0) + 1
         # A fresh context: the group's work is not any one request's.
-        task = self._loop.create_task(self._run(tenant, group), context=contextvars.Context())
+        task = self._loop.create_task(self._run(tenant, group, mark), context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, tenant: TenantRef, group: list) -> None:
+    async def _run(self, tenant: TenantRef, group: list, mark: object) -> None:
         try:
             items = [item for item, _ in group]
+            done = None
+            if self.overlap_commit and self.stagger:
+                loop = self._loop
+                done = lambda: loop.call_soon_threadsafe(self._work_done, tenant, mark)  # noqa: E731
             try:
-                outcomes = await run_sync(_transaction, tenant, self.work, items)
+                outcomes = await run_sync(_transaction, tenant, self.work, items, done)
             except _WorkFailed as failed:
                 if len(group) == 1:
                     outcomes = [failed.__cause__]
@@ -152,6 +172,8 @@ class GroupCommit:
                 raise
         finally:
             key = tenant.schema_name
+            if self._latest.get(key) is mark:
+                del self._latest[key]
             self._running[key] -= 1
             if not self._running[key]:
                 del self._running[key]
@@ -173,7 +195,7 @@ class _WorkFailed(Exception):
     """The work itself raised (its ``__cause__``), so its transaction was rolled back."""
 
 
-def _transaction(tenant: TenantRef, work, items: list) -> list:
+def _transaction(tenant: TenantRef, work, items: list, done=None) -> list:
     with tenant_transaction(tenant):
         try:
             outcomes = work(items)
@@ -182,4 +204,6 @@ def _transaction(tenant: TenantRef, work, items: list) -> list:
         if len(outcomes) != len(items):  # a bug in the work: roll back rather than answer at random
             raise _WorkFailed() from RuntimeError(
                 f"group commit work returned {len(outcomes)} outcomes for {len(items)} items")
+        if done is not None:  # on to COMMIT: the next group may start its work beside it
+            done()
         return outcomes

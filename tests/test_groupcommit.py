@@ -349,3 +349,47 @@ def test_concurrent_sends_reusing_one_idempotency_key_with_different_bodies_stor
             assert status in (409, 422), (status, body)
             assert status == 409 or body["code"] == "idempotency-key-reused"
     assert row_counts(t)["messages"] == 1
+
+
+def test_with_overlap_commit_the_next_group_works_while_the_last_one_commits(platform, make_tenant):
+    """``overlap_commit``: once a group's work is done and only its COMMIT is left, the next group
+    starts at once, not after the stagger, and its work runs beside that COMMIT."""
+    from tests.support.identity import admin_sql
+
+    t = make_tenant("gcover")
+    # A COMMIT that takes 0.6 s: a deferred constraint trigger that sleeps, on a table of the
+    # workspace's schema the test makes as the administrator.
+    admin_sql(platform, f"""
+        CREATE TABLE {t.schema_name}.gc_slow_commit (n int);
+        GRANT INSERT ON {t.schema_name}.gc_slow_commit TO {t.role_name};
+        CREATE FUNCTION {t.schema_name}.gc_sleep() RETURNS trigger LANGUAGE plpgsql
+            AS $$ BEGIN PERFORM pg_sleep(0.6); RETURN NULL; END $$;
+        CREATE CONSTRAINT TRIGGER gc_sleep AFTER INSERT ON {t.schema_name}.gc_slow_commit
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {t.schema_name}.gc_sleep();
+    """)
+    times = {}
+
+    def work(items):
+        times[items[0]] = time.monotonic()
+        if items[0] == "first":
+            app_db.execute_sql("INSERT INTO gc_slow_commit VALUES (1)")
+        return items
+
+    async def scenario(group):
+        first = asyncio.ensure_future(group(t.ref, "first"))
+        await asyncio.sleep(0.05)  # the first is committing now
+        second = await group(t.ref, "second")
+        times["second done"] = time.monotonic()
+        return await first, second, time.monotonic()
+
+    group = GroupCommit(work, concurrency=2, stagger=5.0, overlap_commit=True)
+    first, second, first_done = asyncio.run(scenario(group))
+    assert (first, second) == ("first", "second")
+    assert times["second"] - times["first"] < 0.3  # started during the first's 0.6 s COMMIT ...
+    assert times["second done"] < first_done  # ... and answered before it
+
+    # Without it the stagger holds the second back until the first is done.
+    times.clear()
+    group = GroupCommit(work, concurrency=2, stagger=5.0)
+    asyncio.run(scenario(group))
+    assert times["second"] - times["first"] >= 0.55

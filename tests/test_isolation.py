@@ -130,19 +130,48 @@ def test_tenant_work_without_tenant_fails_closed(platform):
 
 
 def test_a_tenant_transaction_that_cannot_enter_leaves_the_connection_usable(platform):
-    """BEGIN and SET LOCAL ROLE go in one round trip; when the role is gone the transaction that
-    BEGIN opened must be ended, or the thread's connection stays in an aborted transaction."""
+    """BEGIN and SET LOCAL ROLE go ahead of the transaction's first statement, in its round trip;
+    when the role is gone that statement fails, and the transaction that BEGIN opened must be ended,
+    or the thread's connection stays in an aborted transaction."""
     from core.db import TenantRef, app_db, connection, tenant_transaction
 
     ghost = TenantRef(id=0, slug="ghost", schema_name="ghost_schema", role_name="no_such_role_here")
     with connection():
         with pytest.raises(Exception) as exc:
             with tenant_transaction(ghost):
-                pass
+                app_db.execute_sql("SELECT 1")
         assert "no_such_role_here" in str(exc.value)
         assert app_db.execute_sql("SELECT 1").fetchone() == (1,)
         with app_db.atomic():
             assert app_db.execute_sql("SELECT current_user = session_user").fetchone() == (True,)
+
+
+def test_no_statement_runs_in_a_tenant_transaction_before_its_role_is_set(platform, make_tenant):
+    """The transaction's setup is sent with its first statement, whichever way that statement goes:
+    through execute_sql, a model query, or a cursor taken for direct use (COPY); a transaction that
+    ran nothing sent nothing and leaves the connection outside any transaction."""
+    import psycopg2.extensions as ext
+
+    from core.db import app_db, connection
+
+    t = make_tenant("lazyb")
+    who = "SELECT current_user, current_setting('search_path')"
+    with connection():
+        with tenant_transaction(t.ref):
+            assert app_db.execute_sql(who).fetchone() == (t.role_name, t.schema_name)
+        with tenant_transaction(t.ref):
+            cur = app_db.cursor()
+            cur.execute(who)
+            assert cur.fetchone() == (t.role_name, t.schema_name)
+        with tenant_transaction(t.ref):
+            pass
+        assert app_db.connection().get_transaction_status() == ext.TRANSACTION_STATUS_IDLE
+        assert app_db.execute_sql("SELECT current_user = session_user").fetchone() == (True,)
+        with pytest.raises(ZeroDivisionError):
+            with tenant_transaction(t.ref):
+                raise ZeroDivisionError  # before any statement: nothing to roll back, nothing left
+        assert app_db.connection().get_transaction_status() == ext.TRANSACTION_STATUS_IDLE
+        assert app_db.execute_sql("SELECT current_user = session_user").fetchone() == (True,)
 
 
 def test_a_tenant_transaction_inside_another_gives_the_outer_work_its_own_role_back(platform, make_tenant):

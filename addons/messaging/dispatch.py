@@ -159,15 +159,24 @@ def _item(rid, mid, phone, sim, valid_until, text, delivery_report) -> dict:
     return item
 
 
-def devices_to_wake(count: int) -> list[int]:
-    """Whom to wake for ``count`` new recipients: the least-loaded online, enabled devices that
-    can take work now (inside working hours, under their limits)."""
-    rows = app_db.execute_sql("""
-        SELECT d.id, d.settings FROM devices d
+# The online, enabled devices that may be woken for new work, least loaded first, as one JSON
+# value ``[[id, settings], ...]``: a query of its own, or a column of another query
+# (a send asks in the round trip it makes anyway).
+WAKE_CANDIDATES = """(
+    SELECT coalesce(json_agg(json_build_array(c.id, c.settings) ORDER BY c.load, c.id), '[]') FROM (
+        SELECT d.id, d.settings,
+               (SELECT count(*) FROM recipients r WHERE r.device_id = d.id AND r.state = 'processed') AS load
+          FROM devices d
          WHERE d.enabled AND d.online AND d.removed_at IS NULL
-         ORDER BY (SELECT count(*) FROM recipients r WHERE r.device_id = d.id AND r.state = 'processed'), d.id
-         LIMIT 200
-    """).fetchall()
+         ORDER BY load, d.id
+         LIMIT 200) c)"""
+
+
+def devices_to_wake(count: int, candidates: list | None = None) -> list[int]:
+    """Whom to wake for ``count`` new recipients: the least-loaded online, enabled devices that
+    can take work now (inside working hours, under their limits). ``candidates``: what
+    :data:`WAKE_CANDIDATES` gave in this transaction, if asked already."""
+    rows = candidates if candidates is not None else app_db.execute_sql("SELECT " + WAKE_CANDIDATES).fetchone()[0]
     out = []
     for device_id, device_settings in rows:
         if budget_of(device_id, device_settings)[0] > 0:

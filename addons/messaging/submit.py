@@ -202,10 +202,13 @@ def accept_many(tenant, subs: list[Submission]) -> list:
     if not live:
         return outcomes
     all_phones = list({p for i in live for c in subs[i].clean for p in c["phones"]})
-    # The opted-out recipients and the sticky-sender setting: one round trip.
-    sticky_sender, suppressed = app_db.execute_sql(
+    # The opted-out recipients, the sticky-sender setting and (for work not scheduled for later)
+    # the phones that could be woken for it: one round trip, which also starts the transaction.
+    now_work = any(not c["send_at"] for i in live for c in subs[i].clean)
+    sticky_sender, suppressed, candidates = app_db.execute_sql(
         "SELECT coalesce((SELECT sticky_sender FROM messaging_settings LIMIT 1), false), "
-        "ARRAY(SELECT phone FROM suppressions WHERE phone = ANY (%s::text[]))", (array_literal(all_phones),)).fetchone()
+        "ARRAY(SELECT phone FROM suppressions WHERE phone = ANY (%s::text[])), "
+        + (dispatch.WAKE_CANDIDATES if now_work else "NULL"), (array_literal(all_phones),)).fetchone()
     suppressed = set(suppressed)
     sticky = {}
     if sticky_sender and all_phones:
@@ -274,7 +277,7 @@ def accept_many(tenant, subs: list[Submission]) -> list:
                            (array_literal([d["recipient_id"] for _, d in held_events]),))
     emit_many(tenant, events + held_events)
     stored_clean = [c for c, _, _, _ in rows]
-    keys = _wake(tenant, stored_clean, sticky, sum(len(phones) for _, phones, _, _ in rows))
+    keys = _wake(tenant, stored_clean, sticky, sum(len(phones) for _, phones, _, _ in rows), candidates)
     for i in plans:  # every caller wakes them (waking an awake phone costs nothing)
         outcomes[i] = outcomes[i][:2] + (keys,)
     timed = [t for c in stored_clean for t in (c["send_at"], c["valid_until"]) if t]
@@ -440,15 +443,16 @@ def recipient_ids(messages: list[tuple[int, list[str]]], rids: list, rmids: list
     return [[rid_of[(mid, p)] for p in phones] for mid, phones in messages]
 
 
-def _wake(tenant, stored: list[dict], sticky: dict, total_new: int) -> list[str]:
+def _wake(tenant, stored: list[dict], sticky: dict, total_new: int, candidates: list | None) -> list[str]:
     """After storing: the phones to wake once the transaction commits. Work for a chosen (or
-    sticky) phone wakes that phone; the rest wakes the least loaded."""
+    sticky) phone wakes that phone; the rest wakes the least loaded (of ``candidates``, read
+    before storing: the new recipients are pending, not counted in a phone's load)."""
     if not any(not c["send_at"] for c in stored):
         return []
     platform = runtime.platform()
     chosen = {c["device_id"] for c in stored if c["device_id"] and not c["send_at"]} | set(sticky.values())
     keys = []
-    for device_id in sorted(chosen | set(dispatch.devices_to_wake(total_new))):
+    for device_id in sorted(chosen | set(dispatch.devices_to_wake(total_new, candidates))):
         key = wake_key(tenant.slug, device_id)
         platform.wake_on_commit(app_db, key)
         keys.append(key)
