@@ -16,7 +16,7 @@ from core.admins import create_admin
 from core.tenancy import load_tenant
 from tests.support.browser import (address, chromium, new_page, overflowing, page_problems, server,  # noqa: F401
                                    submit)
-from tests.support.identity import OWNER_PASSWORD
+from tests.support.identity import OWNER_PASSWORD, fresh_ip
 from tests.support.resellers import (PARTNER_PASSWORD, customers_without, make_reseller, partner_email,
                                      partners_address)
 from tests.test_branding import png
@@ -79,6 +79,7 @@ def test_logo_sign_up_plan_addon_and_suspension(platform, server, new_page, tmp_
 
     # A customer signs up on the reseller's page.
     visitor = new_page()
+    visitor.set_extra_http_headers({"X-Real-IP": fresh_ip()})  # the sign-up limit per address is this test's
     visitor.set_viewport_size(VIEWPORTS[viewport])
     visitor.goto(partners_address(server, f"/{reseller.slug}/signup"))
     assert "Acme Texts" in visitor.title() and not PLATFORM_NAME.search(visitor.content())

@@ -54,7 +54,7 @@ RELIES_ON = [
     ("_reason", "core/web/base.py", "BaseHandler.problem_for_error"),
     ("_is_closed", "core/db.py", "FastPool._is_closed"),
     ("_close", "core/db.py", "FastPool._close"),
-    ("__exception_wrapper__", "core/db.py", "FastPool.begin"),
+    ("__exception_wrapper__", "core/db.py", "FastPool.cursor"),
     ("_max_connections", "core/db.py", "executor"),
     ("_dirty", "addons/devices/service.py", "_from_row"),
     ("_meta", "addons/devices/service.py", "<module>"),
@@ -345,9 +345,9 @@ def test_max_connections_is_what_init_was_given(pool_url):
 
 
 def test_exception_wrapper_turns_driver_errors_into_peewees(pool_url):
-    """core/db.py:60 (``FastPool.begin``) runs ``BEGIN; <setup>`` on a raw cursor inside
-    ``peewee.__exception_wrapper__``, so that a failure reaches callers as the peewee error they
-    catch, as for any query peewee runs itself."""
+    """core/db.py (``FastPool.cursor``) runs a transaction's pending ``BEGIN; <setup>`` on a raw
+    cursor inside ``peewee.__exception_wrapper__``, so that a failure reaches callers as the peewee
+    error they catch, as for any query peewee runs itself."""
     db = PooledPostgresqlDatabase(pool_url, max_connections=2)
     try:
         db.connect()
