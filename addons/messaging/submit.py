@@ -221,9 +221,12 @@ def accept_many(tenant, subs: list[Submission]) -> list:
     for i in live:
         sub, plan = subs[i], []
         for c, rejected in zip(sub.clean, sub.rejected):
-            rejected = list(rejected) + [{"input": p, "reason": "opted out (the recipient sent STOP)"}
-                                         for p in c["phones"] if p in suppressed]
-            phones = [p for p in c["phones"] if p not in suppressed]
+            if suppressed:  # else two passes over a bulk send's phones for nothing
+                rejected = list(rejected) + [{"input": p, "reason": "opted out (the recipient sent STOP)"}
+                                             for p in c["phones"] if p in suppressed]
+                phones = [p for p in c["phones"] if p not in suppressed]
+            else:
+                rejected, phones = list(rejected), list(c["phones"])
             plan.append((c, phones, rejected))
         if any(phones for _, phones, _ in plan):
             plans[i] = plan
